@@ -1,0 +1,3 @@
+"""EyeScreen Desktop: an offline diabetic-retinopathy screening workstation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,161 @@
+"""Screening protocols: findings of each eye -> queue, code, words and due date.
+
+A protocol is a table, not code scattered through the GUI: the clinic picks
+one by name (``icdr-ada`` by default, ``nhs-dess`` as the second) and every
+decision on a slip can be traced back to a row here. The probability-to-queue
+logic is a pure function so it is tested without any model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .records import (
+    ICDR_GRADE_NAMES,
+    EyeDecision,
+    EyeResult,
+    OperatingPoint,
+    Prediction,
+    Queue,
+    Status,
+)
+
+
+@dataclass(frozen=True)
+class QueueRule:
+    """How soon a queue must be seen and what staff tell the patient."""
+
+    days: int
+    action: str
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named grading protocol with its queue timing."""
+
+    name: str
+    title: str
+    rules: Mapping[Queue, QueueRule]
+
+    def decide_eye(self, prediction: Prediction, op: OperatingPoint) -> EyeDecision:
+        """Queue and code for a gradable eye from the model's probabilities."""
+        flags = _flags(prediction, op)
+        return _DECIDERS[self.name](prediction, flags)
+
+    def decide_unreadable(self, status: Status, reasons: Iterable[str] = ()) -> EyeDecision:
+        """Eyes that could not be graded always go to review, never to annual."""
+        code = "U" if self.name == "nhs-dess" else "ungradable"
+        words = {
+            Status.UNGRADABLE: "could not be graded",
+            Status.NOT_FUNDUS: "not a fundus photograph",
+            Status.ERROR: "file could not be read",
+        }.get(status, "could not be graded")
+        detail = ", ".join(r.replace("_", " ") for r in reasons)
+        return EyeDecision(Queue.REVIEW, code, f"{words} ({detail})" if detail else words)
+
+    def due_date(self, queue: Queue, start: dt.date) -> dt.date:
+        """Date by which the patient must be seen (or rescreened)."""
+        return start + dt.timedelta(days=self.rules[queue].days)
+
+    def action(self, queue: Queue) -> str:
+        return self.rules[queue].action
+
+
+@dataclass(frozen=True)
+class _Flags:
+    urgent: bool
+    referable: bool
+    maculopathy: bool
+
+
+def _flags(p: Prediction, op: OperatingPoint) -> _Flags:
+    macula = p.p_maculopathy is not None and p.p_maculopathy >= op.maculopathy
+    urgent = p.p_urgent >= op.urgent
+    return _Flags(urgent=urgent, referable=urgent or p.p_referable >= op.referable, maculopathy=macula)
+
+
+def _worst_grade(p: Prediction, lo: int, hi: int) -> int:
+    """Most probable grade among lo..hi: the grade shown when a threshold fired."""
+    return max(range(lo, hi + 1), key=lambda g: p.grade_probs[g])
+
+
+def _decide_icdr(p: Prediction, f: _Flags) -> EyeDecision:
+    if f.urgent:
+        grade = _worst_grade(p, 3, 4)
+        queue = Queue.URGENT
+    elif f.referable:
+        grade = 2
+        queue = Queue.ROUTINE
+    else:
+        grade = min(p.grade, 1)
+        queue = Queue.ROUTINE if f.maculopathy else Queue.ANNUAL
+    finding = ICDR_GRADE_NAMES[grade]
+    if f.maculopathy:
+        finding += " with maculopathy"
+    return EyeDecision(queue, f"ICDR {grade}" + (" + M" if f.maculopathy else ""), finding)
+
+
+def _decide_nhs(p: Prediction, f: _Flags) -> EyeDecision:
+    # EyeScreen maps ICDR to NHS DESP: 0 -> R0, 1 -> R1, 2-3 -> R2, 4 -> R3.
+    # Moderate NPDR is mapped to R2 (refer) on purpose: the model cannot tell the
+    # lesions that separate R1 from R2, and a screening aid errs towards referral.
+    if f.urgent:
+        grade = _worst_grade(p, 3, 4)
+        r, queue, words = ("R3", Queue.URGENT, "proliferative retinopathy") if grade == 4 else (
+            "R2", Queue.URGENT, "pre-proliferative retinopathy")
+    elif f.referable:
+        r, queue, words = "R2", Queue.ROUTINE, "pre-proliferative retinopathy"
+    elif p.grade >= 1:
+        r, queue, words = "R1", Queue.ANNUAL, "background retinopathy"
+    else:
+        r, queue, words = "R0", Queue.ANNUAL, "no retinopathy"
+    m = "M1" if f.maculopathy else "M0"
+    if f.maculopathy and queue is Queue.ANNUAL:
+        queue = Queue.ROUTINE
+    return EyeDecision(queue, f"{r} {m}", words + (" with maculopathy" if f.maculopathy else ""))
+
+
+_DECIDERS = {"icdr-ada": _decide_icdr, "nhs-dess": _decide_nhs}
+
+PROTOCOLS: dict[str, Protocol] = {
+    "icdr-ada": Protocol(
+        name="icdr-ada",
+        title="ICDR grading, ADA follow-up timing",
+        rules={
+            Queue.URGENT: QueueRule(14, "See an ophthalmologist within 2 weeks"),
+            Queue.ROUTINE: QueueRule(91, "See an ophthalmologist within 3 months"),
+            Queue.REVIEW: QueueRule(0, "Retake the photograph now, or examine the eye in person"),
+            Queue.ANNUAL: QueueRule(365, "Rescreen in 12 months"),
+        },
+    ),
+    "nhs-dess": Protocol(
+        name="nhs-dess",
+        title="NHS Diabetic Eye Screening (R0-R3, M0/M1, U)",
+        rules={
+            Queue.URGENT: QueueRule(14, "Urgent referral to hospital eye service: seen within 2 weeks"),
+            Queue.ROUTINE: QueueRule(91, "Routine referral to hospital eye service: seen within 13 weeks"),
+            Queue.REVIEW: QueueRule(0, "Ungradable (U): retake now or refer for slit-lamp examination"),
+            Queue.ANNUAL: QueueRule(365, "Recall for screening in 12 months"),
+        },
+    ),
+}
+
+DEFAULT_PROTOCOL = "icdr-ada"
+
+
+def get_protocol(name: str) -> Protocol:
+    """Look a protocol up by name, with a message that lists the valid ones."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ValueError(f"unknown protocol {name!r}; choose one of: {', '.join(PROTOCOLS)}") from None
+
+
+def patient_queue(eyes: Iterable[EyeResult]) -> Queue:
+    """The patient's queue is the most urgent of their eyes (review outranks
+    annual, so an ungradable eye is never hidden by a normal fellow eye). A
+    patient with no usable photo at all goes to review."""
+    queues = [e.queue for e in eyes]
+    return min(queues, key=lambda q: q.priority) if queues else Queue.REVIEW

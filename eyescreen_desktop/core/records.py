@@ -1,0 +1,204 @@
+"""Plain data records passed between the engine, the store, the reports and the GUI.
+
+They are frozen dataclasses with no behaviour beyond small derived properties,
+so every layer can build, compare and serialise them without importing the
+others. The clinic's vocabulary is used on purpose: patient, encounter, eye,
+grade, referable, queue, referral slip, protocol, operating point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """What the engine could make of one file."""
+
+    OK = "ok"                    # graded by the model
+    UNGRADABLE = "ungradable"    # a fundus photograph, but not good enough to grade
+    NOT_FUNDUS = "not_fundus"    # not a fundus photograph at all
+    ERROR = "error"              # unreadable file (corrupt, not an image, too large)
+
+
+class Queue(str, Enum):
+    """The four clinic queues, most urgent first."""
+
+    URGENT = "urgent"
+    ROUTINE = "routine"
+    REVIEW = "review"
+    ANNUAL = "annual"
+
+    @property
+    def priority(self) -> int:
+        """Lower is more urgent. Review outranks annual so a photo that could not
+        be graded is never hidden behind a normal fellow eye."""
+        return _QUEUE_PRIORITY[self]
+
+    @property
+    def label(self) -> str:
+        """Words for staff."""
+        return _QUEUE_LABEL[self]
+
+
+_QUEUE_PRIORITY = {Queue.URGENT: 0, Queue.ROUTINE: 1, Queue.REVIEW: 2, Queue.ANNUAL: 3}
+_QUEUE_LABEL = {
+    Queue.URGENT: "Urgent referral",
+    Queue.ROUTINE: "Routine referral",
+    Queue.REVIEW: "Review (retake or examine in person)",
+    Queue.ANNUAL: "Annual screening",
+}
+
+
+class Eye(str, Enum):
+    """Laterality. UNKNOWN when neither the name nor the patient list says."""
+
+    LEFT = "L"
+    RIGHT = "R"
+    UNKNOWN = "?"
+
+    @property
+    def label(self) -> str:
+        return {"L": "left eye", "R": "right eye", "?": "eye (side unknown)"}[self.value]
+
+
+ICDR_GRADE_NAMES: tuple[str, ...] = (
+    "no diabetic retinopathy",
+    "mild non-proliferative diabetic retinopathy",
+    "moderate non-proliferative diabetic retinopathy",
+    "severe non-proliferative diabetic retinopathy",
+    "proliferative diabetic retinopathy",
+)
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Verdict of the image-quality gate and the "is it a fundus photo" check.
+
+    ``status`` is OK, UNGRADABLE or NOT_FUNDUS; ``reasons`` are short machine
+    codes (``blurred``, ``dark``, ``overexposed``, ``small_field``, ``low_resolution``,
+    ``no_field_of_view`` ...); ``advice`` is one sentence for the nurse;
+    ``metrics`` holds the measured numbers for logs and tuning.
+    """
+
+    status: Status
+    reasons: tuple[str, ...] = ()
+    advice: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def gradable(self) -> bool:
+        return self.status is Status.OK
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Model output for one eye.
+
+    ``grade_probs`` are the ICDR grade 0-4 probabilities (sum to 1).
+    ``p_referable`` (grade >= 2 or maculopathy) and ``p_urgent`` (grade >= 3)
+    come from dedicated heads when the model has them, else are summed from
+    ``grade_probs``. ``p_maculopathy`` is None when the model has no such output.
+    """
+
+    grade_probs: tuple[float, ...]
+    p_referable: float
+    p_urgent: float
+    p_maculopathy: float | None = None
+
+    @property
+    def grade(self) -> int:
+        """Most probable ICDR grade."""
+        return max(range(len(self.grade_probs)), key=self.grade_probs.__getitem__)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Thresholds that turn probabilities into decisions, chosen on validation
+    patients (referable sensitivity >= 0.90, urgent sensitivity >= 0.97) and stored
+    in the model card; a clinic may lock its own after a local evaluation."""
+
+    name: str
+    referable: float
+    urgent: float
+    maculopathy: float = 0.5
+
+
+@dataclass(frozen=True)
+class EyeDecision:
+    """What the protocol makes of one eye: its queue, its grade code in the
+    protocol's own terms (e.g. ``ICDR 2`` or ``R1 M0``) and the finding in words."""
+
+    queue: Queue
+    code: str
+    finding: str
+
+
+@dataclass(frozen=True)
+class EyeResult:
+    """Everything the engine learnt about one photograph."""
+
+    path: str
+    eye: Eye
+    status: Status
+    message: str = ""
+    sha256: str = ""
+    quality: QualityReport | None = None
+    prediction: Prediction | None = None
+    decision: EyeDecision | None = None
+    heatmap: Any = None  # optional float32 HxW array in [0, 1] over the preprocessed image
+    width: int = 0
+    height: int = 0
+
+    @property
+    def queue(self) -> Queue:
+        """Every status other than OK goes to review; never to annual."""
+        if self.status is not Status.OK or self.decision is None:
+            return Queue.REVIEW
+        return self.decision.queue
+
+    @property
+    def grade(self) -> int | None:
+        return self.prediction.grade if (self.prediction and self.status is Status.OK) else None
+
+
+@dataclass(frozen=True)
+class Patient:
+    """A person screened at the clinic. ``patient_id`` is the clinic's own ID."""
+
+    patient_id: str
+    name: str = ""
+    birth_date: dt.date | None = None
+    sex: str = ""
+    diabetes_type: str = ""
+    diabetes_years: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a slip and a database row must say about the model that graded."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class EncounterSummary:
+    """One patient visit with its eyes and the resulting queue: what a referral
+    slip, a FHIR bundle and a queue row are made from."""
+
+    encounter_id: str
+    patient: Patient
+    started_at: dt.datetime
+    eyes: tuple[EyeResult, ...]
+    queue: Queue
+    due_date: dt.date
+    action: str                 # e.g. "See an ophthalmologist within 2 weeks"
+    protocol_name: str
+    operating_point: OperatingPoint | None
+    model: ModelInfo | None
+    state: str = "open"         # open / referred / closed
+    override_reason: str = ""

@@ -1,0 +1,1 @@
+"""Transfer learning, evaluation and model export (TensorFlow is imported here, lazily)."""

@@ -1,0 +1,70 @@
+"""Shared fixtures: isolated data folders, real photographs from ../shared, a tiny real model."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+FUNDUS_DR = SHARED / "fundus-dr"
+EYEPACS = SHARED / "eyepacs-256"
+FULLRES = SHARED / "fundus-dr-fullres"
+
+TINY_SIZE = 64
+
+
+def read_labels(folder: Path) -> list[dict[str, str]]:
+    """Rows of a dataset's labels.csv."""
+    with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data(tmp_path_factory, monkeypatch):
+    """No test ever touches a real user's data folder or settings."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("EYESCREEN_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
+
+
+@pytest.fixture(scope="session")
+def fundus_rows() -> list[dict[str, str]]:
+    if not FUNDUS_DR.is_dir():
+        pytest.fail(f"{FUNDUS_DR} is missing: tests need ../shared beside the checkout")
+    return read_labels(FUNDUS_DR)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny but real Keras model in the shipped model's folder format: a few
+    convolutions, global pooling and a dense softmax over ICDR grades, with a
+    heat-map layer named like the real one. Untrained (random but fixed weights)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((TINY_SIZE, TINY_SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 128.0, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="top_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    grade = keras.layers.Dense(5, activation="softmax", name="grade")(x)
+    model = keras.Model(inputs, {"grade": grade})
+    from eyescreen_desktop.training.export import save_model
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    save_model(model, out, {
+        "name": "tiny-test-model", "version": "0.0.1", "input_size": TINY_SIZE,
+        "preprocessing": "fov-crop-v1", "outputs": ["grade"],
+        "operating_points": {"default": {"referable": 0.5, "urgent": 0.3}},
+        "heatmap": {"feature_layer": "top_conv", "dense_layer": "grade"},
+        "intended_use": "tests only",
+    })
+    return out
