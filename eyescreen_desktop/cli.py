@@ -1,0 +1,78 @@
+"""The ``eyescreen`` command.
+
+Each sub-command lives in the module that owns its work and exposes two
+functions: ``add_arguments(parser)`` and ``run(args) -> int``. They are imported
+only when that sub-command is chosen, so ``eyescreen --help`` is instant and
+never imports TensorFlow or Qt. This module never imports ``gui`` except for
+``eyescreen gui``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from . import __version__
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "screen": ("eyescreen_desktop.core.batch", "screen image files or folders into the clinic queues"),
+    "report": ("eyescreen_desktop.core.export_cli", "export slips, queues (CSV) or FHIR from the clinic database"),
+    "train": ("eyescreen_desktop.training.train", "train a grading model by transfer learning"),
+    "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
+    "bench": ("eyescreen_desktop.bench", "measure screening speed and memory"),
+    "gui": ("eyescreen_desktop.gui.app", "open the desktop window"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; ``command`` pulls in that one command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="eyescreen",
+        description="EyeScreen: offline diabetic-retinopathy screening. A screening aid, not a diagnosis.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``eyescreen`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _chosen_command(argv)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted: what was finished is saved; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+def gui_main() -> int:
+    """Entry point of the ``eyescreen-desktop`` GUI script."""
+    return main(["gui", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
