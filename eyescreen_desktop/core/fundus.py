@@ -1,0 +1,394 @@
+"""Is this a fundus photograph, and is it good enough to grade?
+
+Two steps, both Qt-free and fast (they work on a copy scaled to
+``WORK_SIDE`` pixels):
+
+1. :func:`find_field_of_view` finds the round, lit field of view (FOV) that every
+   fundus camera produces: threshold the blurred brightness at ~10% of its
+   maximum, keep the largest blob, and fit a circle to the blob's edge points
+   that are not on the image border (so a circle cut at the top and bottom, as
+   in 1024x685 camera exports, still gets its true centre and radius). When the
+   blob is not round (a grey or noisy surround merged with the retina, ~6% of
+   eyepacs-256), stricter thresholds on a more blurred image are tried and the
+   roundest result wins.
+2. :func:`assess_quality` first asks whether the picture is a fundus photograph
+   at all (a round lit disc on a dark surround, warm red-orange inside) and
+   answers NOT_FUNDUS for faces, documents, screenshots and blank frames; then
+   checks resolution, field coverage, exposure, illumination and focus, each
+   with a reason code and one sentence of advice for the nurse.
+
+Every number measured goes into ``QualityReport.metrics`` so the thresholds can
+be audited and re-tuned (``scripts/quality_agreement.py``, docs/quality-gate.md).
+The thresholds are deliberately few and loose: the gate must not reject the
+good photographs of a camera it has never seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .records import QualityReport, Status
+
+WORK_SIDE = 256                 # long side of the analysis copy
+
+# --- field of view
+PRIMARY_FRACTION = 0.10         # threshold as a fraction of the bright end of the image
+FALLBACK_FRACTIONS = (0.2, 0.3, 0.45)
+MIN_CIRCULARITY = 0.95          # below this, stricter thresholds are tried too (grey surrounds)
+MIN_BLOB_FRACTION = 0.04        # of the work image
+
+# --- "is it a fundus photograph"
+MIN_FUNDUS_CIRCULARITY = 0.86
+MAX_SURROUND_RATIO = 0.35       # surround brightness / FOV brightness
+MIN_SURROUND_FRACTION = 0.03    # a fundus frame always shows some dark surround
+MIN_RED_DOMINANCE = 0.9         # mean R / mean B inside the FOV (eyepacs-256 is colour-balanced, ~1.0)
+
+# --- gradability
+MIN_FOV_DIAMETER_PX = 150       # in the original photograph
+MIN_IMAGE_SIDE_PX = 200
+MIN_COVERAGE = 0.55             # lit fraction of the fitted circle
+MIN_BRIGHTNESS = 0.18           # mean luminance inside FOV, 0-1
+MAX_SATURATED = 0.20            # fraction of FOV pixels blown out
+MAX_DARK_FRACTION = 0.25        # fraction of FOV much darker than its median
+MIN_SHARPNESS = 0.20            # fine / coarse detail ratio (contrast-invariant)
+
+ADVICE = {
+    "not_fundus": "This is not a fundus photograph: check the file and take a photograph of the retina",
+    "no_field_of_view": "The round retina image was not found: retake the photograph with the camera aligned to the pupil",
+    "low_resolution": "The photograph is too small to grade: retake it, or export it from the camera at full size",
+    "small_field": "Too little of the retina is visible: dilate the pupil and retake, or refer for an in-person examination",
+    "dark": "Too dark: dilate the pupil and retake, or refer for an in-person examination",
+    "overexposed": "Too bright (washed out): lower the flash and retake",
+    "uneven_illumination": "Part of the retina is in shadow: realign the camera with the pupil and retake; dilate if it persists",
+    "blurred": "Out of focus: clean the lens and retake; dilate the pupil if it persists",
+}
+_ADVICE_ORDER = tuple(ADVICE)
+
+
+@dataclass(frozen=True)
+class FieldOfView:
+    """The round lit field of view in original-image pixel coordinates.
+
+    ``radius`` is that of the fitted circle, which may extend beyond the frame;
+    ``coverage`` is the lit fraction of that full circle (cut-off parts count as
+    missing); ``circularity`` is how well the lit blob matches the circle
+    clipped to the frame (intersection over union, 1 = perfect); ``bbox`` is the
+    circle's bounding square ``(x0, y0, x1, y1)``, exclusive, possibly outside
+    the frame. ``mask`` is the lit blob at analysis scale (``scale`` original
+    pixels per mask pixel); use :meth:`full_mask` for the original size.
+    """
+
+    cx: float
+    cy: float
+    radius: float
+    coverage: float
+    circularity: float
+    bbox: tuple[int, int, int, int]
+    width: int
+    height: int
+    threshold: float = 0.0
+    fallback: bool = False
+    scale: float = 1.0
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def diameter(self) -> float:
+        return 2.0 * self.radius
+
+    def circle_mask(self, height: int | None = None, width: int | None = None) -> np.ndarray:
+        """Boolean disc of the fitted circle at the given (default: original) size."""
+        h, w = height or self.height, width or self.width
+        sy, sx = h / self.height, w / self.width
+        yy, xx = np.ogrid[:h, :w]
+        return ((xx + 0.5) / sx - self.cx) ** 2 + ((yy + 0.5) / sy - self.cy) ** 2 <= self.radius ** 2
+
+    def full_mask(self) -> np.ndarray:
+        """The lit blob (bool) at the original image size."""
+        if self.mask is None:
+            return self.circle_mask()
+        return cv2.resize(self.mask.astype(np.uint8), (self.width, self.height),
+                          interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+# --------------------------------------------------------------------------- field of view
+
+
+def work_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
+    """A copy with long side ``side`` (never upscaled) and original-pixels-per-work-pixel."""
+    h, w = rgb.shape[:2]
+    scale = max(h, w) / side
+    if scale <= 1.0:
+        return rgb, 1.0
+    size = (max(1, round(w / scale)), max(1, round(h / scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return small, w / size[0]
+
+
+def find_field_of_view(rgb: np.ndarray) -> FieldOfView | None:
+    """The circular field of view of a fundus photograph, or None when there is
+    no round lit region (blank frame, document, most ordinary photographs)."""
+    small, scale = work_copy(rgb)
+    brightness = small.max(axis=2)
+    best = _fov_at(brightness, cv2.GaussianBlur(brightness, (5, 5), 0), PRIMARY_FRACTION)
+    if best is None or best[2] < MIN_CIRCULARITY:
+        heavy = cv2.medianBlur(cv2.GaussianBlur(brightness, (9, 9), 0), 5)
+        for frac in FALLBACK_FRACTIONS:
+            cand = _fov_at(brightness, heavy, frac, fallback=True)
+            if cand is not None and (best is None or cand[2] > best[2] + 0.02):
+                best = cand
+    if best is None:
+        return None
+    (cx, cy, r), mask, circ, thr, fb = best
+    h, w = rgb.shape[:2]
+    disc_area = np.pi * r * r
+    coverage = float(min(1.0, mask.sum() / disc_area)) if disc_area > 0 else 0.0
+    cx, cy, r = cx * scale, cy * scale, r * scale
+    bbox = (int(np.floor(cx - r)), int(np.floor(cy - r)), int(np.ceil(cx + r)), int(np.ceil(cy + r)))
+    return FieldOfView(cx=float(cx), cy=float(cy), radius=float(r), coverage=coverage,
+                       circularity=float(circ), bbox=bbox, width=w, height=h, threshold=thr,
+                       fallback=fb, scale=scale, mask=mask)
+
+
+def _fov_at(brightness: np.ndarray, blurred: np.ndarray, fraction: float, fallback: bool = False):
+    """Largest blob above ``fraction`` of the bright end, its fitted circle and
+    circularity, or None when there is no usable blob."""
+    top = float(np.percentile(blurred, 99.5))
+    if top < 8:
+        return None
+    thr = max(fraction * top, 4.0)
+    mask = _largest_blob(blurred > thr)
+    if mask is None or mask.mean() < MIN_BLOB_FRACTION:
+        return None
+    circle = _fit_circle(mask)
+    if circle is None:
+        return None
+    circ = _circularity(mask, circle)
+    return circle, mask, circ, thr, fallback
+
+
+def _largest_blob(binary: np.ndarray) -> np.ndarray | None:
+    binary = cv2.morphologyEx(binary.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return None
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    blob = (labels == biggest).astype(np.uint8)
+    # fill holes (dark macula, haemorrhages, vessels) by filling the outer contour
+    contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros_like(blob)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled.astype(bool)
+
+
+def _fit_circle(mask: np.ndarray) -> tuple[float, float, float] | None:
+    """Robust least-squares circle through the blob's curved edge.
+
+    Edge points on the frame's border, and on long straight horizontal or
+    vertical runs (where an export cropped or padded the camera's circle), are
+    not on the circle and are left out; the fit is then repeated without the
+    points that disagree most (eyelash shadows, notches)."""
+    pts = _curved_edge_points(mask)
+    if pts is None:
+        return None
+    circle = _lsq_circle(pts)
+    for _ in range(2):
+        if circle is None:
+            return None
+        resid = np.abs(np.hypot(pts[:, 0] - circle[0], pts[:, 1] - circle[1]) - circle[2])
+        keep = resid <= max(1.5, 2.5 * float(np.median(resid)))
+        if keep.sum() < 20:
+            break
+        pts = pts[keep]
+        circle = _lsq_circle(pts)
+    h, w = mask.shape
+    if circle is None or circle[2] > 2.0 * max(h, w) or circle[2] < 4:
+        return None
+    return circle
+
+
+def _curved_edge_points(mask: np.ndarray) -> np.ndarray | None:
+    h, w = mask.shape
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    pts = np.concatenate([c.reshape(-1, 2) for c in contours])
+    pts = pts[(pts[:, 0] > 0) & (pts[:, 0] < w - 1) & (pts[:, 1] > 0) & (pts[:, 1] < h - 1)]
+    if len(pts) < 20:
+        return None
+    ys, xs = np.nonzero(mask)
+    max_run = 0.25 * min(np.ptp(xs) + 1, np.ptp(ys) + 1)
+    straight = _on_long_run(pts[:, 0], pts[:, 1], max_run) | _on_long_run(pts[:, 1], pts[:, 0], max_run)
+    pts = pts[~straight].astype(np.float64) + 0.5
+    if len(pts) < 20 or _angular_span(pts, xs.mean() + 0.5, ys.mean() + 0.5) < np.pi / 2:
+        return None
+    return pts
+
+
+def _on_long_run(along: np.ndarray, line: np.ndarray, max_run: float) -> np.ndarray:
+    """Points lying on a run of more than ``max_run`` consecutive edge pixels
+    sharing the same ``line`` coordinate (a straight cut)."""
+    out = np.zeros(len(along), bool)
+    order = np.lexsort((along, line))
+    a, l = along[order], line[order]
+    breaks = np.flatnonzero((np.diff(l) != 0) | (np.diff(a) > 1)) + 1
+    for seg in np.split(np.arange(len(a)), breaks):
+        if len(seg) > max_run:
+            out[order[seg]] = True
+    return out
+
+
+def _lsq_circle(pts: np.ndarray) -> tuple[float, float, float] | None:
+    x, y = pts[:, 0], pts[:, 1]
+    a = np.column_stack([x, y, np.ones_like(x)])
+    (c0, c1, c2), *_ = np.linalg.lstsq(a, x * x + y * y, rcond=None)
+    cx, cy = c0 / 2, c1 / 2
+    r2 = c2 + cx * cx + cy * cy
+    return (float(cx), float(cy), float(np.sqrt(r2))) if r2 > 0 else None
+
+
+def _angular_span(points: np.ndarray, cx: float, cy: float) -> float:
+    """How much of the full turn the edge points cover, seen from the blob's centroid."""
+    angles = np.arctan2(points[:, 1] - cy, points[:, 0] - cx)
+    hist, _ = np.histogram(angles, bins=36, range=(-np.pi, np.pi))
+    return float((hist > 0).sum() * 2 * np.pi / 36)
+
+
+def _circularity(mask: np.ndarray, circle: tuple[float, float, float]) -> float:
+    """IoU of the blob with the fitted disc, the disc clipped to the frame and to
+    the blob's bounding box (straight crops are not held against a photograph)."""
+    cx, cy, r = circle
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    disc = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+    blob = mask[y0:y1, x0:x1]
+    union = np.logical_or(disc, blob).sum()
+    return float(np.logical_and(disc, blob).sum() / union) if union else 0.0
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def assess_quality(rgb: np.ndarray, fov: FieldOfView | None) -> QualityReport:
+    """The gate's verdict: NOT_FUNDUS, UNGRADABLE (with reasons and advice) or OK.
+
+    ``fov`` is what :func:`find_field_of_view` returned for the same image
+    (passed in so the caller can reuse it for preprocessing).
+    """
+    small, scale = work_copy(rgb)
+    metrics: dict[str, float] = {"width": float(rgb.shape[1]), "height": float(rgb.shape[0])}
+    if fov is None:
+        return _no_fov_verdict(small, metrics)
+    disc = fov.mask if fov.mask is not None and fov.mask.shape == small.shape[:2] else \
+        fov.circle_mask(*small.shape[:2])
+    metrics.update(_fov_metrics(fov))
+    metrics.update(fundus_likeness(small, disc))
+    if not _looks_like_fundus(metrics):
+        return _report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
+    metrics.update(exposure_metrics(small, disc))
+    metrics["sharpness"] = sharpness(small, disc, fov.diameter / scale)
+    reasons = _gradability_reasons(metrics)
+    return _report(Status.UNGRADABLE if reasons else Status.OK, reasons, metrics)
+
+
+def _no_fov_verdict(small: np.ndarray, metrics: dict[str, float]) -> QualityReport:
+    """No round lit region: a fundus photograph's colours without a circle means a
+    badly aligned camera (ungradable); anything else is not a fundus photograph."""
+    whole = np.ones(small.shape[:2], bool)
+    metrics.update(fundus_likeness(small, whole))
+    metrics.update(exposure_metrics(small, whole))
+    warm = metrics["red_dominance"] >= 1.4 and metrics["green_over_blue"] >= 1.0
+    if warm and metrics["fov_brightness"] > 0.05 and metrics["colour_spread"] > 0.02:
+        return _report(Status.UNGRADABLE, ["no_field_of_view"], metrics)
+    return _report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
+
+
+def _fov_metrics(fov: FieldOfView) -> dict[str, float]:
+    return {"fov_diameter": fov.diameter, "coverage": fov.coverage,
+            "circularity": fov.circularity, "fov_fallback": float(fov.fallback)}
+
+
+def fundus_likeness(small: np.ndarray, disc: np.ndarray) -> dict[str, float]:
+    """Colour statistics that separate a retina (warm, red > green > blue, on a dark
+    surround) from everything else."""
+    pix = small[disc].astype(np.float64)
+    out = small[~disc].astype(np.float64)
+    mean = pix.mean(axis=0) if len(pix) else np.zeros(3)
+    inside = float(pix.max(axis=1).mean()) if len(pix) else 0.0
+    surround = float(out.max(axis=1).mean()) if len(out) else 0.0
+    return {
+        "red_dominance": float((mean[0] + 1) / (mean[2] + 1)),
+        "green_over_blue": float((mean[1] + 1) / (mean[2] + 1)),
+        "surround_ratio": surround / inside if inside > 0 else 1.0,
+        "surround_fraction": float(1.0 - disc.mean()),
+        "colour_spread": float(np.std(pix.mean(axis=1)) / 255.0) if len(pix) else 0.0,
+    }
+
+
+def _looks_like_fundus(m: dict[str, float]) -> bool:
+    return (m["circularity"] >= MIN_FUNDUS_CIRCULARITY
+            and m["surround_fraction"] >= MIN_SURROUND_FRACTION
+            and m["surround_ratio"] <= MAX_SURROUND_RATIO
+            and m["red_dominance"] >= MIN_RED_DOMINANCE)
+
+
+def exposure_metrics(small: np.ndarray, disc: np.ndarray) -> dict[str, float]:
+    """Brightness, blown-out fraction and shadowed fraction inside the field of view."""
+    luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    inner = cv2.erode(disc.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    if inner.sum() < 50:
+        inner = disc
+    vals = luma[inner].astype(np.float64) / 255.0
+    if len(vals) == 0:
+        return {"fov_brightness": 0.0, "saturated": 0.0, "dark_fraction": 1.0}
+    smooth = cv2.blur(luma, (15, 15))[inner].astype(np.float64) / 255.0
+    median = float(np.median(smooth))
+    return {
+        "fov_brightness": float(vals.mean()),
+        "saturated": float((small[inner].min(axis=1) >= 250).mean()),
+        "dark_fraction": float((smooth < 0.4 * median).mean()) if median > 0 else 1.0,
+    }
+
+
+def sharpness(small: np.ndarray, disc: np.ndarray, diameter_px: float) -> float:
+    """Fine-to-coarse detail ratio of the green channel inside the field of view.
+
+    A ratio, so it does not depend on contrast (eyepacs-256 is contrast-enhanced,
+    raw camera exports are not); computed at a fixed field-of-view scale so the
+    photograph's resolution does not change it.
+    """
+    green = small[:, :, 1].astype(np.float32)
+    k = max(diameter_px / 256.0, 0.5)
+    fine = green - cv2.GaussianBlur(green, (0, 0), 1.0 * k)
+    mid = cv2.GaussianBlur(green, (0, 0), 1.0 * k) - cv2.GaussianBlur(green, (0, 0), 4.0 * k)
+    inner = cv2.erode(disc.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    if inner.sum() < 50:
+        return 0.0
+    den = float(np.abs(mid[inner]).mean())
+    return float(np.abs(fine[inner]).mean() / den) if den > 1e-6 else 0.0
+
+
+def _gradability_reasons(m: dict[str, float]) -> list[str]:
+    reasons = []
+    if m["fov_diameter"] < MIN_FOV_DIAMETER_PX or max(m["width"], m["height"]) < MIN_IMAGE_SIDE_PX:
+        reasons.append("low_resolution")
+    if m["coverage"] < MIN_COVERAGE:
+        reasons.append("small_field")
+    if m["fov_brightness"] < MIN_BRIGHTNESS:
+        reasons.append("dark")
+    if m["saturated"] > MAX_SATURATED:
+        reasons.append("overexposed")
+    if m["dark_fraction"] > MAX_DARK_FRACTION:
+        reasons.append("uneven_illumination")
+    if m["sharpness"] < MIN_SHARPNESS:
+        reasons.append("blurred")
+    return reasons
+
+
+def _report(status: Status, reasons: list[str], metrics: dict[str, float]) -> QualityReport:
+    """One advice sentence: that of the most fundamental reason."""
+    ordered = sorted(reasons, key=_ADVICE_ORDER.index)
+    advice = ADVICE[ordered[0]] if ordered else ""
+    return QualityReport(status=status, reasons=tuple(ordered), advice=advice,
+                         metrics={k: round(float(v), 4) for k, v in metrics.items()})
