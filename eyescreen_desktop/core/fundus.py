@@ -51,9 +51,11 @@ MIN_FOV_DIAMETER_PX = 150       # in the original photograph
 MIN_IMAGE_SIDE_PX = 200
 MIN_COVERAGE = 0.55             # lit fraction of the fitted circle
 MIN_BRIGHTNESS = 0.18           # mean luminance inside FOV, 0-1
+MAX_BRIGHTNESS = 0.75           # mean luminance inside FOV, 0-1 (washed out)
 MAX_SATURATED = 0.20            # fraction of FOV pixels blown out
 MAX_DARK_FRACTION = 0.25        # fraction of FOV much darker than its median
-MIN_SHARPNESS = 0.20            # fine / coarse detail ratio (contrast-invariant)
+MIN_SHARPNESS = 0.30            # fine / coarse detail ratio (contrast-invariant)
+SHARPNESS_DIAMETER = 256        # the FOV is rescaled to this diameter before measuring focus
 
 ADVICE = {
     "not_fundus": "This is not a fundus photograph: check the file and take a photograph of the retina",
@@ -287,7 +289,7 @@ def assess_quality(rgb: np.ndarray, fov: FieldOfView | None) -> QualityReport:
     if not _looks_like_fundus(metrics):
         return _report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
     metrics.update(exposure_metrics(small, disc))
-    metrics["sharpness"] = sharpness(small, disc, fov.diameter / scale)
+    metrics["sharpness"] = sharpness(rgb, fov)
     reasons = _gradability_reasons(metrics)
     return _report(Status.UNGRADABLE if reasons else Status.OK, reasons, metrics)
 
@@ -346,27 +348,34 @@ def exposure_metrics(small: np.ndarray, disc: np.ndarray) -> dict[str, float]:
     median = float(np.median(smooth))
     return {
         "fov_brightness": float(vals.mean()),
-        "saturated": float((small[inner].min(axis=1) >= 250).mean()),
+        "saturated": float((luma[inner] >= 250).mean()),
         "dark_fraction": float((smooth < 0.4 * median).mean()) if median > 0 else 1.0,
     }
 
 
-def sharpness(small: np.ndarray, disc: np.ndarray, diameter_px: float) -> float:
+def sharpness(rgb: np.ndarray, fov: FieldOfView) -> float:
     """Fine-to-coarse detail ratio of the green channel inside the field of view.
 
     A ratio, so it does not depend on contrast (eyepacs-256 is contrast-enhanced,
-    raw camera exports are not); computed at a fixed field-of-view scale so the
-    photograph's resolution does not change it.
+    raw camera exports are not); measured after rescaling the photograph so the
+    field of view is ``SHARPNESS_DIAMETER`` pixels across, so neither the
+    camera's resolution nor the field's size changes it.
     """
-    green = small[:, :, 1].astype(np.float32)
-    k = max(diameter_px / 256.0, 0.5)
-    fine = green - cv2.GaussianBlur(green, (0, 0), 1.0 * k)
-    mid = cv2.GaussianBlur(green, (0, 0), 1.0 * k) - cv2.GaussianBlur(green, (0, 0), 4.0 * k)
+    scale = min(1.0, SHARPNESS_DIAMETER / max(fov.diameter, 1.0))
+    green = rgb[:, :, 1]
+    if scale < 1.0:
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        green = cv2.resize(green, size, interpolation=cv2.INTER_AREA)
+    green = green.astype(np.float32)
+    h, w = green.shape
+    disc = fov.circle_mask(h, w) & (green > 0)
     inner = cv2.erode(disc.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
     if inner.sum() < 50:
         return 0.0
-    den = float(np.abs(mid[inner]).mean())
-    return float(np.abs(fine[inner]).mean() / den) if den > 1e-6 else 0.0
+    near = cv2.GaussianBlur(green, (0, 0), 1.0)
+    fine = np.abs(green - near)[inner].mean()
+    mid = np.abs(near - cv2.GaussianBlur(green, (0, 0), 4.0))[inner].mean()
+    return float(fine / mid) if mid > 1e-6 else 0.0
 
 
 def _gradability_reasons(m: dict[str, float]) -> list[str]:
@@ -377,7 +386,7 @@ def _gradability_reasons(m: dict[str, float]) -> list[str]:
         reasons.append("small_field")
     if m["fov_brightness"] < MIN_BRIGHTNESS:
         reasons.append("dark")
-    if m["saturated"] > MAX_SATURATED:
+    if m["saturated"] > MAX_SATURATED or m["fov_brightness"] > MAX_BRIGHTNESS:
         reasons.append("overexposed")
     if m["dark_fraction"] > MAX_DARK_FRACTION:
         reasons.append("uneven_illumination")

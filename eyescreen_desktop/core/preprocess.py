@@ -9,7 +9,8 @@
    bottom) the square is padded with black, so the retina keeps its true scale
    and position. Resize with INTER_AREA to ``size`` x ``size``.
 3. Black out everything outside 97% of the radius (drops the ragged rim and the
-   blue halo of contrast-enhanced exports).
+   blue halo of contrast-enhanced exports), and keep black what was black
+   (padding, cut-off caps) so the colour shift below cannot tint it.
 4. Normalise colour so cameras look alike: inside the mask each RGB channel is
    shifted and scaled to the mean and spread of a typical raw fundus
    photograph (a Reinhard-style colour transfer, gain clamped). This is linear
@@ -39,6 +40,7 @@ MASK_RADIUS = 0.97
 TARGET_MEAN = np.array([140.0, 70.0, 28.0], np.float32)
 TARGET_STD = np.array([28.0, 19.0, 11.0], np.float32)
 MIN_GAIN, MAX_GAIN = 0.25, 4.0
+BLACK_LEVEL = 3   # pixels this dark (padding, cut-off caps, unlit surround) stay black
 
 
 def preprocess(rgb: np.ndarray, size: int, fov: FieldOfView | None = None) -> np.ndarray:
@@ -51,7 +53,7 @@ def preprocess(rgb: np.ndarray, size: int, fov: FieldOfView | None = None) -> np
     square = crop_square(rgb, cx, cy, r, size)
     mask = disc_mask(size, MASK_RADIUS)
     out = normalise_colour(square, mask)
-    out[~mask] = 0
+    out[~mask | (square.max(axis=2) <= BLACK_LEVEL)] = 0
     return out
 
 
