@@ -94,7 +94,7 @@ def _decide_icdr(p: Prediction, f: _Flags) -> EyeDecision:
     finding = ICDR_GRADE_NAMES[grade]
     if f.maculopathy:
         finding += " with maculopathy"
-    return EyeDecision(queue, f"ICDR {grade}" + (" + M" if f.maculopathy else ""), finding)
+    return EyeDecision(queue, f"ICDR {grade}" + (" + M" if f.maculopathy else ""), finding, grade)
 
 
 def _decide_nhs(p: Prediction, f: _Flags) -> EyeDecision:
@@ -106,15 +106,15 @@ def _decide_nhs(p: Prediction, f: _Flags) -> EyeDecision:
         r, queue, words = ("R3", Queue.URGENT, "proliferative retinopathy") if grade == 4 else (
             "R2", Queue.URGENT, "pre-proliferative retinopathy")
     elif f.referable:
-        r, queue, words = "R2", Queue.ROUTINE, "pre-proliferative retinopathy"
+        grade, r, queue, words = 2, "R2", Queue.ROUTINE, "pre-proliferative retinopathy"
     elif p.grade >= 1:
-        r, queue, words = "R1", Queue.ANNUAL, "background retinopathy"
+        grade, r, queue, words = 1, "R1", Queue.ANNUAL, "background retinopathy"
     else:
-        r, queue, words = "R0", Queue.ANNUAL, "no retinopathy"
+        grade, r, queue, words = 0, "R0", Queue.ANNUAL, "no retinopathy"
     m = "M1" if f.maculopathy else "M0"
     if f.maculopathy and queue is Queue.ANNUAL:
         queue = Queue.ROUTINE
-    return EyeDecision(queue, f"{r} {m}", words + (" with maculopathy" if f.maculopathy else ""))
+    return EyeDecision(queue, f"{r} {m}", words + (" with maculopathy" if f.maculopathy else ""), grade)
 
 
 _DECIDERS = {"icdr-ada": _decide_icdr, "nhs-dess": _decide_nhs}

@@ -129,11 +129,16 @@ class OperatingPoint:
 @dataclass(frozen=True)
 class EyeDecision:
     """What the protocol makes of one eye: its queue, its grade code in the
-    protocol's own terms (e.g. ``ICDR 2`` or ``R1 M0``) and the finding in words."""
+    protocol's own terms (e.g. ``ICDR 2`` or ``R1 M0``) and the finding in words.
+
+    ``grade`` is the ICDR grade 0-4 the decision stands for (e.g. 2 when the
+    referable threshold fired although grade 0 was the most probable), so a grade
+    printed next to a queue never contradicts it; None for an eye not graded."""
 
     queue: Queue
     code: str
     finding: str
+    grade: int | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,13 @@ class EyeResult:
 
     @property
     def grade(self) -> int | None:
-        return self.prediction.grade if (self.prediction and self.status is Status.OK) else None
+        """The ICDR grade behind the queue (the protocol's decided grade, which agrees
+        with the queue), else the most probable one; None when not graded."""
+        if self.status is not Status.OK or self.prediction is None:
+            return None
+        if self.decision is not None and self.decision.grade is not None:
+            return self.decision.grade
+        return self.prediction.grade
 
 
 @dataclass(frozen=True)
@@ -202,3 +213,4 @@ class EncounterSummary:
     model: ModelInfo | None
     state: str = "open"         # open / referred / closed
     override_reason: str = ""
+    slip_printed_at: dt.datetime | None = None
