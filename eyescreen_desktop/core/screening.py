@@ -1,0 +1,281 @@
+"""The screening pipeline: read -> quality gate -> preprocess -> predict (batched) -> decide.
+
+The same code serves the batch command, the desktop worker and the tests, so it
+is synchronous and Qt-free. It is split the way MONAI Deploy splits an
+inference operator, so each stage can be tested on its own:
+
+* :func:`prepare` (pre-processing, pure apart from reading the file): decode,
+  find the field of view, run the quality gate and, for a gradable photograph,
+  build the model input. Runs on decode threads: OpenCV releases the GIL.
+* ``Classifier.predict`` (prediction): one call per batch of gradable images.
+* :func:`decide` (post-processing, pure): quality verdict + prediction +
+  protocol + operating point -> :class:`EyeResult` with its queue.
+
+:class:`Screener` runs them as a stream: results come back lazily and in input
+order while the next photographs are decoded during inference; look-ahead is
+bounded (``2 * batch_size`` files in flight), so memory stays flat for folders
+of thousands of files. The caller cancels by closing the generator (or simply
+dropping it): work not yet started is discarded and the decode threads end.
+
+A problem with one file never stops the run: it becomes an ERROR result whose
+message names the file and says what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .classifier import ModelError
+from .fundus import assess_quality, find_field_of_view
+from .imageio import ImageReadError, image_sha256, read_image_with_hash
+from .preprocess import PREPROCESSING_ID, preprocess
+from .protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
+from .records import Eye, EyeResult, OperatingPoint, Prediction, QualityReport, Status
+
+log = logging.getLogger(__name__)
+
+DECODE_MAX_SIDE = 1024   # JPEGs are decoded at reduced scale down to this long side (speed on camera originals)
+
+CacheLookup = Callable[[str], "EyeResult | None"]
+
+
+@dataclass(frozen=True)
+class ScreenItem:
+    """One photograph to screen and the eye it shows (UNKNOWN when nobody said)."""
+
+    path: Path
+    eye: Eye = Eye.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What pre-processing made of one photograph: the quality verdict and, when
+    gradable, the model input; or the error; or a result reused from the cache."""
+
+    item: ScreenItem
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    quality: QualityReport | None = None
+    tensor: np.ndarray | None = None       # (S, S, 3) uint8, only for gradable photographs
+    error: str = ""
+    cached: EyeResult | None = None
+
+
+# ---------------------------------------------------------------------- pre-processing
+
+
+def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
+            max_side: int = DECODE_MAX_SIDE) -> Prepared:
+    """Read, gate and preprocess one file; never raises for a bad file.
+
+    ``cache`` maps a content hash to a result already on record (same model and
+    protocol); on a hit the photograph is not decoded again."""
+    path = Path(item.path)
+    try:
+        if cache is not None:
+            sha = image_sha256(path)
+            hit = _lookup(cache, sha)
+            if hit is not None:
+                return Prepared(item, sha, hit.width, hit.height, hit.quality,
+                                cached=replace(hit, path=str(path), eye=item.eye, heatmap=None))
+        rgb, sha = read_image_with_hash(path, max_side=max(max_side, 2 * input_size))
+    except ImageReadError as exc:
+        return Prepared(item, _hash_if_readable(path), error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+        log.exception("reading %s failed", path)
+        return Prepared(item, error=f"{path.name} could not be read ({exc}): copy it again or report the problem")
+    return prepare_array(rgb, item, input_size, sha)
+
+
+def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
+    """A cache that fails costs a decode, not the file."""
+    try:
+        return cache(sha256)
+    except Exception:  # noqa: BLE001
+        log.exception("result cache lookup failed; screening the photograph again")
+        return None
+
+
+def prepare_array(rgb: np.ndarray, item: ScreenItem, input_size: int, sha256: str = "") -> Prepared:
+    """Quality gate and model input for pixels already in memory (camera captures)."""
+    h, w = rgb.shape[:2]
+    try:
+        fov = find_field_of_view(rgb)
+        quality = assess_quality(rgb, fov)
+        tensor = preprocess(rgb, input_size, fov) if quality.gradable else None
+    except Exception as exc:  # noqa: BLE001
+        log.exception("quality gate failed on %s", item.path)
+        return Prepared(item, sha256, w, h,
+                        error=f"{Path(item.path).name} could not be analysed ({exc}): retake the photograph")
+    return Prepared(item, sha256, w, h, quality, tensor)
+
+
+def _hash_if_readable(path: Path) -> str:
+    """The content hash of a file that is not a usable image (so the same broken
+    file is recognised), or "" when its bytes cannot be read at all."""
+    try:
+        return image_sha256(path)
+    except (ImageReadError, OSError):
+        return ""
+
+
+# ---------------------------------------------------------------------- post-processing
+
+
+def decide(path: str, eye: Eye, quality: QualityReport | None, prediction: Prediction | None,
+           protocol: Protocol, operating_point: OperatingPoint, *, sha256: str = "", width: int = 0,
+           height: int = 0, heatmap: Any = None, message: str = "") -> EyeResult:
+    """The pure post-processing step: what the clinic does about one photograph.
+
+    Gradable with a prediction -> the protocol's decision for the eye. Ungradable
+    or not a fundus photograph -> review with the gate's advice. No quality
+    verdict (unreadable file) or no prediction -> ERROR, review, with ``message``.
+    """
+    common = dict(path=path, eye=eye, sha256=sha256, width=width, height=height)
+    if quality is None or (quality.gradable and prediction is None):
+        msg = message or f"{Path(path).name} could not be graded: screen it again or examine the eye in person"
+        return error_result(path, eye, msg, protocol, sha256=sha256, width=width, height=height)
+    if not quality.gradable:
+        decision = protocol.decide_unreadable(quality.status, quality.reasons)
+        return EyeResult(status=quality.status, message=message or quality.advice, quality=quality,
+                         decision=decision, **common)
+    decision = protocol.decide_eye(prediction, operating_point)
+    return EyeResult(status=Status.OK, message=message, quality=quality, prediction=prediction,
+                     decision=decision, heatmap=heatmap, **common)
+
+
+def error_result(path: str, eye: Eye, message: str, protocol: Protocol, *, sha256: str = "",
+                 width: int = 0, height: int = 0) -> EyeResult:
+    """A file the engine could not use: status ERROR, queue review, the reason."""
+    return EyeResult(path=path, eye=eye, status=Status.ERROR, message=message, sha256=sha256,
+                     decision=protocol.decide_unreadable(Status.ERROR), width=width, height=height)
+
+
+# ---------------------------------------------------------------------- the stream
+
+
+class Screener:
+    """Screens photographs with one classifier, protocol and operating point.
+
+    ``classifier`` is a loaded :class:`~eyescreen_desktop.core.classifier.Classifier`
+    (anything with ``card``, ``input_size``, ``predict`` and
+    ``predict_with_heatmaps``); it is used only from the thread that iterates
+    :meth:`screen`. ``operating_point`` is an OperatingPoint, the name of one in
+    the model card, or None for the card's default. ``cache`` (optional) looks a
+    content hash up among results already on record, e.g.
+    ``lambda sha: store.result_for(sha, model_sha, protocol)``; it is called from
+    the decode threads.
+    """
+
+    def __init__(self, classifier: Any, protocol: Protocol | str = DEFAULT_PROTOCOL,
+                 operating_point: OperatingPoint | str | None = None, decode_workers: int = 2,
+                 batch_size: int = 16, heatmaps: bool = False, cache: CacheLookup | None = None):
+        card = classifier.card
+        if card.preprocessing != PREPROCESSING_ID:
+            raise ModelError(f"model {card.name} {card.version} expects preprocessing {card.preprocessing!r} but "
+                             f"this EyeScreen provides {PREPROCESSING_ID!r}: install a matching model")
+        self.classifier = classifier
+        self.protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+        self.operating_point = _operating_point(card, operating_point)
+        self.decode_workers = max(1, int(decode_workers))
+        self.batch_size = max(1, int(batch_size))
+        self.heatmaps = heatmaps
+        self.cache = cache
+
+    @property
+    def lookahead(self) -> int:
+        """Files decoded ahead of the one being returned (bounds memory)."""
+        return 2 * self.batch_size
+
+    def screen(self, items: Iterable[ScreenItem]) -> Iterator[EyeResult]:
+        """One EyeResult per item, in input order, produced lazily; decoding of the
+        next files overlaps inference. Close the generator to cancel."""
+        source = iter(items)
+        pending: deque[Future[Prepared]] = deque()
+        pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="eyescreen-decode")
+        try:
+            self._fill(pool, source, pending)
+            while pending:
+                batch: list[Prepared] = []
+                while pending and len(batch) < self.batch_size:
+                    batch.append(pending.popleft().result())
+                    self._fill(pool, source, pending)
+                yield from self._finish(batch)
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def screen_array(self, rgb: np.ndarray, eye: Eye = Eye.UNKNOWN, name: str = "camera capture") -> EyeResult:
+        """Screen pixels already in memory (a camera capture). ``sha256`` is that of
+        the pixel buffer, since the capture has no file yet."""
+        rgb = np.ascontiguousarray(rgb)
+        digest = hashlib.sha256(rgb.tobytes() + repr(rgb.shape).encode()).hexdigest()
+        prepared = prepare_array(rgb, ScreenItem(Path(name), Eye(eye)), self.classifier.input_size, digest)
+        return next(iter(self._finish([prepared])))
+
+    def _fill(self, pool: ThreadPoolExecutor, source: Iterator[ScreenItem],
+              pending: deque[Future[Prepared]]) -> None:
+        while len(pending) < self.lookahead:
+            item = next(source, None)
+            if item is None:
+                return
+            pending.append(pool.submit(prepare, item, self.classifier.input_size, self.cache))
+
+    def _finish(self, batch: Sequence[Prepared]) -> Iterator[EyeResult]:
+        """Predict the gradable ones in one call, then decide every one, in order."""
+        gradable = [p for p in batch if p.tensor is not None and p.cached is None]
+        outputs, failure = self._predict(gradable)
+        for p in batch:
+            if p.cached is not None:
+                yield p.cached
+            elif p.error:
+                yield error_result(str(p.item.path), p.item.eye, p.error, self.protocol, sha256=p.sha256,
+                                   width=p.width, height=p.height)
+            else:
+                prediction, heatmap = outputs.get(id(p), (None, None))
+                yield decide(str(p.item.path), p.item.eye, p.quality, prediction, self.protocol,
+                             self.operating_point, sha256=p.sha256, width=p.width, height=p.height,
+                             heatmap=heatmap, message=failure if p.tensor is not None else "")
+
+    def _predict(self, gradable: Sequence[Prepared]) -> tuple[dict[int, tuple[Prediction, Any]], str]:
+        """{id(prepared): (prediction, heatmap)}, or ({}, message) when the model failed."""
+        if not gradable:
+            return {}, ""
+        batch = np.stack([p.tensor for p in gradable])
+        try:
+            if self.heatmaps:
+                preds, maps = self.classifier.predict_with_heatmaps(batch)
+            else:
+                preds, maps = self.classifier.predict(batch), [None] * len(gradable)
+        except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
+            log.exception("grading a batch of %d photographs failed", len(gradable))
+            return {}, f"grading failed ({exc}): screen the photograph again or examine the eye in person"
+        return {id(p): (pred, m) for p, pred, m in zip(gradable, preds, maps)}, ""
+
+
+def _operating_point(card: Any, chosen: OperatingPoint | str | None) -> OperatingPoint:
+    if isinstance(chosen, OperatingPoint):
+        return chosen
+    if chosen is None:
+        return card.operating_point
+    try:
+        return card.operating_points[chosen]
+    except KeyError:
+        raise ModelError(f"model {card.name} has no operating point {chosen!r}; it has: "
+                         f"{', '.join(card.operating_points)}") from None
+
+
+def screen_files(classifier: Any, paths: Iterable[Path], protocol: Protocol | str = DEFAULT_PROTOCOL,
+                 **options: Any) -> Iterator[EyeResult]:
+    """Screen files whose eye is unknown: a shortcut for scripts and benchmarks."""
+    return Screener(classifier, protocol, **options).screen(ScreenItem(Path(p)) for p in paths)
