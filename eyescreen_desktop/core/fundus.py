@@ -37,7 +37,7 @@ WORK_SIDE = 256                 # long side of the analysis copy
 # --- field of view
 PRIMARY_FRACTION = 0.10         # threshold as a fraction of the bright end of the image
 FALLBACK_FRACTIONS = (0.2, 0.3, 0.45)
-MIN_CIRCULARITY = 0.95          # below this, stricter thresholds are tried too (grey surrounds)
+MIN_CIRCULARITY = 0.97          # below this, stricter thresholds are tried too (grey surrounds)
 MIN_BLOB_FRACTION = 0.04        # of the work image
 
 # --- "is it a fundus photograph"
@@ -50,12 +50,13 @@ MIN_RED_DOMINANCE = 0.9         # mean R / mean B inside the FOV (eyepacs-256 is
 MIN_FOV_DIAMETER_PX = 150       # in the original photograph
 MIN_IMAGE_SIDE_PX = 200
 MIN_COVERAGE = 0.55             # lit fraction of the fitted circle
-MIN_BRIGHTNESS = 0.18           # mean luminance inside FOV, 0-1
-MAX_BRIGHTNESS = 0.75           # mean luminance inside FOV, 0-1 (washed out)
+MIN_BRIGHTNESS = 0.12           # mean luminance inside FOV, 0-1
+MAX_BRIGHTNESS = 0.80           # mean luminance inside FOV, 0-1 (washed out)
 MAX_SATURATED = 0.20            # fraction of FOV pixels blown out
-MAX_DARK_FRACTION = 0.25        # fraction of FOV much darker than its median
-MIN_SHARPNESS = 0.30            # fine / coarse detail ratio (contrast-invariant)
-SHARPNESS_DIAMETER = 256        # the FOV is rescaled to this diameter before measuring focus
+MAX_DARK_FRACTION = 0.16        # fraction of FOV below 40% of its median illumination
+MIN_VESSEL_CONTRAST = 0.08      # dark thin structures (vessels) relative to the FOV's contrast
+MIN_FINE_DETAIL = 0.03          # finest-scale detail relative to the FOV's contrast
+ANALYSIS_DIAMETER = 256         # the FOV is rescaled to this diameter before measuring quality
 
 ADVICE = {
     "not_fundus": "This is not a fundus photograph: check the file and take a photograph of the retina",
@@ -77,9 +78,13 @@ class FieldOfView:
     ``radius`` is that of the fitted circle, which may extend beyond the frame;
     ``coverage`` is the lit fraction of that full circle (cut-off parts count as
     missing); ``circularity`` is how well the lit blob matches the circle
-    clipped to the frame (intersection over union, 1 = perfect); ``bbox`` is the
-    circle's bounding square ``(x0, y0, x1, y1)``, exclusive, possibly outside
-    the frame. ``mask`` is the lit blob at analysis scale (``scale`` original
+    clipped to the frame (intersection over union, 1 = perfect; a shadowed
+    crescent scores low); ``edge_fit`` is the share of the circle's in-frame
+    circumference actually traced by the blob's edge (a fundus camera's sharp
+    round aperture scores high even when half the field is in shadow; an oval
+    face or a rounded rectangle does not); ``bbox`` is the circle's bounding
+    square ``(x0, y0, x1, y1)``, exclusive, possibly outside the frame;
+    ``lit_box`` the lit blob's bounding box. ``mask`` is the lit blob at analysis scale (``scale`` original
     pixels per mask pixel); use :meth:`full_mask` for the original size.
     """
 
@@ -91,6 +96,8 @@ class FieldOfView:
     bbox: tuple[int, int, int, int]
     width: int
     height: int
+    edge_fit: float = 1.0
+    lit_box: tuple[int, int, int, int] = (0, 0, 0, 0)
     threshold: float = 0.0
     fallback: bool = False
     scale: float = 1.0
@@ -147,11 +154,15 @@ def find_field_of_view(rgb: np.ndarray) -> FieldOfView | None:
     h, w = rgb.shape[:2]
     disc_area = np.pi * r * r
     coverage = float(min(1.0, mask.sum() / disc_area)) if disc_area > 0 else 0.0
+    edge_fit = _edge_fit(mask, (cx, cy, r))
+    ys, xs = np.nonzero(mask)
+    lit_box = (int(xs.min() * scale), int(ys.min() * scale),
+               min(w, int(np.ceil((xs.max() + 1) * scale))), min(h, int(np.ceil((ys.max() + 1) * scale))))
     cx, cy, r = cx * scale, cy * scale, r * scale
     bbox = (int(np.floor(cx - r)), int(np.floor(cy - r)), int(np.ceil(cx + r)), int(np.ceil(cy + r)))
     return FieldOfView(cx=float(cx), cy=float(cy), radius=float(r), coverage=coverage,
-                       circularity=float(circ), bbox=bbox, width=w, height=h, threshold=thr,
-                       fallback=fb, scale=scale, mask=mask)
+                       circularity=float(circ), bbox=bbox, width=w, height=h, edge_fit=edge_fit,
+                       lit_box=lit_box, threshold=thr, fallback=fb, scale=scale, mask=mask)
 
 
 def _fov_at(brightness: np.ndarray, blurred: np.ndarray, fraction: float, fallback: bool = False):
@@ -164,11 +175,22 @@ def _fov_at(brightness: np.ndarray, blurred: np.ndarray, fraction: float, fallba
     mask = _largest_blob(blurred > thr)
     if mask is None or mask.mean() < MIN_BLOB_FRACTION:
         return None
-    circle = _fit_circle(mask)
+    hull = _convex_hull(mask)
+    circle = _fit_circle(hull)
     if circle is None:
         return None
-    circ = _circularity(mask, circle)
+    circ = _circularity(hull, circle)
     return circle, mask, circ, thr, fallback
+
+
+def _convex_hull(mask: np.ndarray) -> np.ndarray:
+    """The blob's filled convex hull: a field with a dark shadow or crescent inside
+    it is still round, and its circle is still the camera's aperture."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(np.concatenate(contours))
+    out = np.zeros(mask.shape, np.uint8)
+    cv2.fillConvexPoly(out, hull, 1)
+    return out.astype(bool)
 
 
 def _largest_blob(binary: np.ndarray) -> np.ndarray | None:
@@ -256,6 +278,25 @@ def _angular_span(points: np.ndarray, cx: float, cy: float) -> float:
     return float((hist > 0).sum() * 2 * np.pi / 36)
 
 
+def _edge_fit(mask: np.ndarray, circle: tuple[float, float, float], bins: int = 90) -> float:
+    """Share of the circle's in-frame circumference (in angle bins) that has a
+    blob edge point within 2% of the radius on it."""
+    cx, cy, r = circle
+    h, w = mask.shape
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    pts = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64) + 0.5
+    resid = np.abs(np.hypot(pts[:, 0] - cx, pts[:, 1] - cy) - r)
+    on = pts[resid <= max(1.5, 0.02 * r)]
+    edges = np.linspace(-np.pi, np.pi, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    px, py = cx + r * np.cos(centres), cy + r * np.sin(centres)
+    in_frame = (px >= 1) & (px <= w - 1) & (py >= 1) & (py <= h - 1)
+    if not in_frame.any():
+        return 0.0
+    hit, _ = np.histogram(np.arctan2(on[:, 1] - cy, on[:, 0] - cx), bins=edges)
+    return float(((hit > 0) & in_frame).sum() / in_frame.sum())
+
+
 def _circularity(mask: np.ndarray, circle: tuple[float, float, float]) -> float:
     """IoU of the blob with the fitted disc, the disc clipped to the frame and to
     the blob's bounding box (straight crops are not held against a photograph)."""
@@ -288,8 +329,9 @@ def assess_quality(rgb: np.ndarray, fov: FieldOfView | None) -> QualityReport:
     metrics.update(fundus_likeness(small, disc))
     if not _looks_like_fundus(metrics):
         return _report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
-    metrics.update(exposure_metrics(small, disc))
-    metrics["sharpness"] = sharpness(rgb, fov)
+    img, inner = analysis_copy(rgb, fov)
+    metrics.update(exposure_metrics(img, inner))
+    metrics.update(detail_metrics(img, inner))
     reasons = _gradability_reasons(metrics)
     return _report(Status.UNGRADABLE if reasons else Status.OK, reasons, metrics)
 
@@ -299,7 +341,7 @@ def _no_fov_verdict(small: np.ndarray, metrics: dict[str, float]) -> QualityRepo
     badly aligned camera (ungradable); anything else is not a fundus photograph."""
     whole = np.ones(small.shape[:2], bool)
     metrics.update(fundus_likeness(small, whole))
-    metrics.update(exposure_metrics(small, whole))
+    metrics["fov_brightness"] = float(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).mean() / 255.0)
     warm = metrics["red_dominance"] >= 1.4 and metrics["green_over_blue"] >= 1.0
     if warm and metrics["fov_brightness"] > 0.05 and metrics["colour_spread"] > 0.02:
         return _report(Status.UNGRADABLE, ["no_field_of_view"], metrics)
@@ -307,8 +349,8 @@ def _no_fov_verdict(small: np.ndarray, metrics: dict[str, float]) -> QualityRepo
 
 
 def _fov_metrics(fov: FieldOfView) -> dict[str, float]:
-    return {"fov_diameter": fov.diameter, "coverage": fov.coverage,
-            "circularity": fov.circularity, "fov_fallback": float(fov.fallback)}
+    return {"fov_diameter": fov.diameter, "coverage": fov.coverage, "circularity": fov.circularity,
+            "edge_fit": fov.edge_fit, "fov_fallback": float(fov.fallback)}
 
 
 def fundus_likeness(small: np.ndarray, disc: np.ndarray) -> dict[str, float]:
@@ -335,47 +377,67 @@ def _looks_like_fundus(m: dict[str, float]) -> bool:
             and m["red_dominance"] >= MIN_RED_DOMINANCE)
 
 
-def exposure_metrics(small: np.ndarray, disc: np.ndarray) -> dict[str, float]:
-    """Brightness, blown-out fraction and shadowed fraction inside the field of view."""
-    luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    inner = cv2.erode(disc.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+def analysis_copy(rgb: np.ndarray, fov: FieldOfView) -> tuple[np.ndarray, np.ndarray]:
+    """The photograph rescaled so the field of view is ``ANALYSIS_DIAMETER`` px
+    across (never enlarged), and the inside of the field (the circle within the
+    lit region's bounding box, eroded away from its rim): shadows inside the
+    circle count, padding an export added outside it does not. Measuring at a fixed field scale makes the quality numbers the same
+    for a 3872 px camera original, its 1024 px export and a 256 px crop."""
+    scale = min(1.0, ANALYSIS_DIAMETER / max(fov.diameter, 1.0))
+    img = rgb
+    if scale < 1.0:
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        img = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    disc = fov.circle_mask(h, w)
+    x0, y0, x1, y1 = (round(v * w / fov.width) for v in fov.lit_box)
+    box = np.zeros((h, w), bool)
+    box[y0:y1, x0:x1] = True   # leaves out black padding an export added beside the field
+    disc &= box
+    inner = cv2.erode(disc.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
     if inner.sum() < 50:
         inner = disc
-    vals = luma[inner].astype(np.float64) / 255.0
-    if len(vals) == 0:
+    return img, inner
+
+
+def exposure_metrics(img: np.ndarray, inner: np.ndarray) -> dict[str, float]:
+    """Brightness, blown-out fraction and shadowed fraction inside the field of view.
+
+    ``dark_fraction`` is the share of the field whose smoothed illumination is
+    below 40% of the field's median: a shadow, a dark crescent from a small
+    pupil or a misaligned camera, which contrast enhancement does not remove."""
+    if inner.sum() == 0:
         return {"fov_brightness": 0.0, "saturated": 0.0, "dark_fraction": 1.0}
-    smooth = cv2.blur(luma, (15, 15))[inner].astype(np.float64) / 255.0
-    median = float(np.median(smooth))
+    luma = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    vals = luma[inner]
+    illumination = cv2.GaussianBlur(luma.astype(np.float32), (0, 0), 20)[inner]
+    median = float(np.median(illumination))
     return {
-        "fov_brightness": float(vals.mean()),
-        "saturated": float((luma[inner] >= 250).mean()),
-        "dark_fraction": float((smooth < 0.4 * median).mean()) if median > 0 else 1.0,
+        "fov_brightness": float(vals.mean() / 255.0),
+        "saturated": float((vals >= 250).mean()),
+        "dark_fraction": float((illumination < 0.4 * median).mean()) if median > 0 else 1.0,
     }
 
 
-def sharpness(rgb: np.ndarray, fov: FieldOfView) -> float:
-    """Fine-to-coarse detail ratio of the green channel inside the field of view.
+def detail_metrics(img: np.ndarray, inner: np.ndarray) -> dict[str, float]:
+    """How visible the fine structure is, relative to the field's overall contrast.
 
-    A ratio, so it does not depend on contrast (eyepacs-256 is contrast-enhanced,
-    raw camera exports are not); measured after rescaling the photograph so the
-    field of view is ``SHARPNESS_DIAMETER`` pixels across, so neither the
-    camera's resolution nor the field's size changes it.
+    ``vessel_contrast``: mean black-top-hat response of the green channel (thin
+    dark structures: vessels, haemorrhages) divided by the green channel's
+    standard deviation. ``fine_detail``: mean difference between the green
+    channel and its 1-pixel Gaussian blur, divided by the same. Both fall when
+    the photograph is out of focus, hazy (cataract) or smeared, and being ratios
+    they do not depend on how strongly an export was contrast-enhanced.
     """
-    scale = min(1.0, SHARPNESS_DIAMETER / max(fov.diameter, 1.0))
-    green = rgb[:, :, 1]
-    if scale < 1.0:
-        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-        green = cv2.resize(green, size, interpolation=cv2.INTER_AREA)
-    green = green.astype(np.float32)
-    h, w = green.shape
-    disc = fov.circle_mask(h, w) & (green > 0)
-    inner = cv2.erode(disc.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-    if inner.sum() < 50:
-        return 0.0
-    near = cv2.GaussianBlur(green, (0, 0), 1.0)
-    fine = np.abs(green - near)[inner].mean()
-    mid = np.abs(near - cv2.GaussianBlur(green, (0, 0), 4.0))[inner].mean()
-    return float(fine / mid) if mid > 1e-6 else 0.0
+    green = img[:, :, 1].astype(np.float32)
+    spread = float(green[inner].std()) if inner.any() else 0.0
+    if spread < 1e-3:
+        return {"vessel_contrast": 0.0, "fine_detail": 0.0}
+    tophat = cv2.morphologyEx(green, cv2.MORPH_BLACKHAT,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
+    fine = np.abs(green - cv2.GaussianBlur(green, (0, 0), 1.0))
+    return {"vessel_contrast": float(tophat[inner].mean() / spread),
+            "fine_detail": float(fine[inner].mean() / spread)}
 
 
 def _gradability_reasons(m: dict[str, float]) -> list[str]:
@@ -390,7 +452,7 @@ def _gradability_reasons(m: dict[str, float]) -> list[str]:
         reasons.append("overexposed")
     if m["dark_fraction"] > MAX_DARK_FRACTION:
         reasons.append("uneven_illumination")
-    if m["sharpness"] < MIN_SHARPNESS:
+    if m["vessel_contrast"] < MIN_VESSEL_CONTRAST or m["fine_detail"] < MIN_FINE_DETAIL:
         reasons.append("blurred")
     return reasons
 

@@ -109,7 +109,7 @@ def test_ok_report_has_metrics_and_no_advice(fundus_rgb):
     report = _verdict(fundus_rgb)
     assert report.status is Status.OK and report.gradable
     assert report.reasons == () and report.advice == ""
-    for key in ("fov_diameter", "coverage", "circularity", "fov_brightness", "sharpness", "saturated"):
+    for key in ("fov_diameter", "coverage", "circularity", "fov_brightness", "vessel_contrast", "fine_detail", "saturated", "dark_fraction"):
         assert key in report.metrics
 
 
@@ -146,7 +146,7 @@ def test_blurred_photo_is_ungradable_with_focus_advice(fundus_rgb):
     assert report.status is Status.UNGRADABLE
     assert "blurred" in report.reasons
     assert report.advice.startswith("Out of focus: clean the lens and retake")
-    assert report.metrics["sharpness"] < _verdict(fundus_rgb).metrics["sharpness"] / 2
+    assert report.metrics["fine_detail"] < _verdict(fundus_rgb).metrics["fine_detail"] / 2
 
 
 def test_dark_photo_is_ungradable(fundus_rgb):
