@@ -1,0 +1,230 @@
+"""Qt table model of one clinic queue, read from the clinic database.
+
+A screening coordinator works down a queue by due date: who must be seen
+first, what was found, whether the slip went out. The model is a thin, read-only
+view over ``ClinicStore.encounters(queue=..., state=...)`` (already sorted by
+due date); every change goes through the store, which writes the audit log,
+and the model is simply refreshed afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, Protocol
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from ..core.records import EncounterSummary, Eye, EyeResult, Queue, Status
+
+Index = QModelIndex | QPersistentModelIndex
+
+EncounterIdRole = Qt.ItemDataRole.UserRole + 1
+"""Role giving the row's encounter ID (same for every column)."""
+OverdueRole = Qt.ItemDataRole.UserRole + 2
+"""Role giving True when the row is overdue."""
+
+OVERDUE_BACKGROUND = QColor(255, 205, 205)
+OVERDUE_FOREGROUND = QColor(120, 0, 0)
+STATE_WORDS = {"open": "Open", "referred": "Referred", "closed": "Closed"}
+_SHORT_FINDINGS = (  # long clinical words -> the abbreviations clinic staff use
+    ("non-proliferative diabetic retinopathy", "NPDR"),
+    ("proliferative diabetic retinopathy", "PDR"),
+    ("diabetic retinopathy", "DR"),
+)
+
+
+class Column(IntEnum):
+    """The columns, in display order."""
+
+    PATIENT_ID = 0
+    NAME = 1
+    DUE = 2
+    FINDING = 3
+    STATE = 4
+    SLIP = 5
+
+
+HEADERS = {
+    Column.PATIENT_ID: "Patient ID",
+    Column.NAME: "Name",
+    Column.DUE: "Due by",
+    Column.FINDING: "Finding (right eye / left eye)",
+    Column.STATE: "State",
+    Column.SLIP: "Slip printed",
+}
+
+
+class EncounterSource(Protocol):
+    """The part of ``ClinicStore`` this model reads."""
+
+    def encounters(self, queue: Queue | None = None, state: str | None = None,
+                   since: Any = None) -> list[EncounterSummary]: ...
+
+
+def is_overdue(summary: EncounterSummary, today: dt.date) -> bool:
+    """An open encounter past its due date. Referred and closed ones are done
+    as far as the screening clinic is concerned, so they are never flagged."""
+    return summary.state == "open" and summary.due_date < today
+
+
+def slip_text(summary: EncounterSummary) -> str:
+    """When the referral slip was printed, or "No"."""
+    printed = summary.slip_printed_at
+    return f"Yes, {printed:%Y-%m-%d}" if printed else "No"
+
+
+def eye_words(eye: EyeResult, short: bool = True) -> str:
+    """One eye's finding in words: the protocol's finding, or why it was not graded."""
+    if eye.status is Status.OK and eye.decision is not None:
+        words = eye.decision.finding
+        if short:
+            for long, abbreviation in _SHORT_FINDINGS:
+                words = words.replace(long, abbreviation)
+        return words
+    if eye.decision is not None:
+        return eye.decision.finding
+    return {Status.UNGRADABLE: "could not be graded", Status.NOT_FUNDUS: "not a fundus photograph",
+            Status.ERROR: "file could not be read"}.get(eye.status, eye.status.value)
+
+
+def finding_text(summary: EncounterSummary, short: bool = True) -> str:
+    """Both eyes in one line, right eye first as on a clinical form."""
+    order = {Eye.RIGHT: 0, Eye.LEFT: 1, Eye.UNKNOWN: 2}
+    eyes = sorted(summary.eyes, key=lambda e: order[e.eye])
+    tags = {Eye.RIGHT: "R", Eye.LEFT: "L", Eye.UNKNOWN: "?"}
+    if not eyes:
+        return "no photograph"
+    return " · ".join(f"{tags[e.eye]}: {eye_words(e, short)}" for e in eyes)
+
+
+def due_text(summary: EncounterSummary, today: dt.date) -> str:
+    """The due date, with how late or how soon it is."""
+    days = (summary.due_date - today).days
+    date = summary.due_date.isoformat()
+    if is_overdue(summary, today):
+        return f"{date}  OVERDUE by {-days} day{'s' if days != -1 else ''}"
+    if summary.state == "open" and days == 0:
+        return f"{date}  today"
+    return date
+
+
+class QueueTableModel(QAbstractTableModel):
+    """One queue's encounters (optionally of one state), sorted by due date.
+
+    ``state=None`` shows every state. ``today`` is injectable so tests and
+    screenshots decide what "overdue" means."""
+
+    def __init__(self, store: EncounterSource, queue: Queue, state: str | None = "open",
+                 parent: QObject | None = None, today: Callable[[], dt.date] = dt.date.today) -> None:
+        super().__init__(parent)
+        self._store = store
+        self.queue = queue
+        self._state = state
+        self._today = today
+        self._rows: list[EncounterSummary] = []
+        self._bold = QFont()
+        self._bold.setBold(True)
+        self.refresh()
+
+    # ------------------------------------------------------------------ reading
+
+    def refresh(self) -> None:
+        """Read the queue again from the store (after any change)."""
+        rows = self._store.encounters(queue=self.queue, state=self._state)
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    @property
+    def state(self) -> str | None:
+        return self._state
+
+    def set_state(self, state: str | None) -> None:
+        """Show only encounters in ``state`` (None: all), and reload."""
+        self._state = state
+        self.refresh()
+
+    def summary(self, row: int) -> EncounterSummary:
+        """The encounter shown on ``row``."""
+        return self._rows[row]
+
+    def row_of(self, encounter_id: str) -> int:
+        """Row of an encounter, or -1 when it is not in this view."""
+        return next((i for i, s in enumerate(self._rows) if s.encounter_id == encounter_id), -1)
+
+    def overdue_count(self) -> int:
+        """Rows past their due date."""
+        today = self._today()
+        return sum(is_overdue(s, today) for s in self._rows)
+
+    # ------------------------------------------------------------------ Qt model API
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's default
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
+                and 0 <= section < len(Column):
+            return HEADERS[Column(section)]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
+            return None
+        summary = self._rows[index.row()]
+        column = Column(index.column())
+        overdue = is_overdue(summary, self._today())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(summary, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(summary, overdue)
+        if role == Qt.ItemDataRole.BackgroundRole and overdue:
+            return QBrush(OVERDUE_BACKGROUND)
+        if role == Qt.ItemDataRole.ForegroundRole and overdue:
+            return QBrush(OVERDUE_FOREGROUND)
+        if role == Qt.ItemDataRole.FontRole and overdue and column is Column.DUE:
+            return self._bold
+        if role == EncounterIdRole:
+            return summary.encounter_id
+        if role == OverdueRole:
+            return overdue
+        return None
+
+    def _display(self, summary: EncounterSummary, column: Column) -> str:
+        if column is Column.PATIENT_ID:
+            return summary.patient.patient_id
+        if column is Column.NAME:
+            return summary.patient.name
+        if column is Column.DUE:
+            return due_text(summary, self._today())
+        if column is Column.FINDING:
+            return finding_text(summary)
+        if column is Column.STATE:
+            words = STATE_WORDS.get(summary.state, summary.state)
+            return f"{words} (queue changed)" if summary.override_reason else words
+        return slip_text(summary)
+
+    def _tooltip(self, summary: EncounterSummary, overdue: bool) -> str:
+        lines = []
+        if overdue:
+            late = (self._today() - summary.due_date).days
+            lines.append(f"OVERDUE: should have been seen by {summary.due_date.isoformat()} "
+                         f"({late} day{'s' if late != 1 else ''} ago).")
+        lines.append(f"{summary.queue.label}: {summary.action}.")
+        lines.append(finding_text(summary, short=False))
+        if summary.override_reason:
+            lines.append(f"Queue changed by a clinician: {summary.override_reason}")
+        lines.append(f"Screened {summary.started_at:%Y-%m-%d %H:%M}.")
+        return "\n".join(lines)

@@ -1,0 +1,309 @@
+"""The four clinic queues (urgent, routine, annual, review) and what staff do with them.
+
+Each tab is a table of one queue, most pressing first, with overdue patients
+in red. The buttons under the tables are the coordinator's daily work: open
+the encounter, print the referral slip, mark the patient referred or closed,
+and, for a clinician, move a patient to another queue with a reason. Every
+change goes through the store, which writes who did it to the audit log.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, Qt, Signal, Slot
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.records import EncounterSummary, Queue
+from .queue_models import Column, QueueTableModel
+
+log = logging.getLogger(__name__)
+
+TAB_ORDER: tuple[Queue, ...] = (Queue.URGENT, Queue.ROUTINE, Queue.ANNUAL, Queue.REVIEW)
+TAB_NAMES = {Queue.URGENT: "Urgent", Queue.ROUTINE: "Routine", Queue.ANNUAL: "Annual", Queue.REVIEW: "Review"}
+STATE_FILTERS: tuple[tuple[str, str | None], ...] = (
+    ("Open (still to do)", "open"), ("Referred", "referred"), ("Closed", "closed"), ("All", None))
+
+
+def tab_title(queue: Queue, count: int) -> str:
+    """"Urgent (3)": the tab title with the number of open encounters."""
+    return f"{TAB_NAMES[queue]} ({count})"
+
+
+class OverrideDialog(QDialog):
+    """A clinician moves a patient to another queue. The reason is required:
+    OK stays disabled until one is typed, and it goes to the audit log."""
+
+    def __init__(self, summary: EncounterSummary, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = summary
+        self.setWindowTitle("Change queue")
+        self.queue_box = QComboBox()
+        for queue in TAB_ORDER:
+            if queue is not summary.queue:
+                self.queue_box.addItem(queue.label, queue)
+        self.reason_edit = QPlainTextEdit()
+        self.reason_edit.setPlaceholderText("Why? e.g. 'Examined at slit lamp: no retinopathy' (required)")
+        self.reason_edit.setTabChangesFocus(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText("Change queue")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.reason_edit.textChanged.connect(self._update_ok)
+        patient = summary.patient
+        form = QFormLayout(self)
+        form.addRow("Patient:", QLabel(f"{patient.name} ({patient.patient_id})".strip()))
+        form.addRow("Current queue:", QLabel(summary.queue.label))
+        form.addRow("New queue:", self.queue_box)
+        form.addRow("Reason:", self.reason_edit)
+        form.addRow(self.buttons)
+        self._update_ok()
+
+    def _update_ok(self) -> None:
+        self.ok_button.setEnabled(bool(self.reason()))
+
+    def reason(self) -> str:
+        """The typed reason, trimmed."""
+        return self.reason_edit.toPlainText().strip()
+
+    def chosen_queue(self) -> Queue:
+        """The queue the clinician picked."""
+        return self.queue_box.currentData()
+
+
+class QueuesWidget(QWidget):
+    """Tabs of the four queues with counts, and the actions on the selected patient.
+
+    ``store`` is the ``ClinicStore``; ``user`` is who is recorded in the audit log
+    (default: the login name); ``slip_settings`` returns the current slip settings
+    when a slip is opened. ``encounterActivated(encounter_id)`` asks the main
+    window to open that encounter; ``changed()`` fires after any write."""
+
+    encounterActivated = Signal(str)
+    changed = Signal()
+
+    def __init__(self, store: Any, parent: QWidget | None = None, *, user: str | None = None,
+                 slip_settings: Callable[[], Any] | None = None,
+                 today: Callable[[], Any] | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.user = user or getpass.getuser()
+        self._slip_settings = slip_settings or (lambda: None)
+        extra = {"today": today} if today else {}
+        self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
+        self.views: dict[Queue, QTableView] = {}
+        self.tabs = QTabWidget()
+        self.state_box = QComboBox()
+        self.buttons: dict[str, QPushButton] = {}
+        self.dialog: QDialog | None = None  # the override or slip dialog currently open
+        self._build_ui()
+        self.refresh()
+
+    # ------------------------------------------------------------------ UI
+
+    def _build_ui(self) -> None:
+        for label, state in STATE_FILTERS:
+            self.state_box.addItem(label, state)
+        self.state_box.currentIndexChanged.connect(self._state_filter_changed)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Show:"))
+        top.addWidget(self.state_box)
+        top.addStretch(1)
+        top.addWidget(QLabel("Red rows are overdue. Double-click a patient to open the visit."))
+        for queue in TAB_ORDER:
+            self.tabs.addTab(self._make_view(queue), TAB_NAMES[queue])
+        self.tabs.currentChanged.connect(self._update_buttons)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(self._make_buttons())
+
+    def _make_view(self, queue: Queue) -> QTableView:
+        view = QTableView()
+        view.setModel(self.models[queue])
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        view.setAlternatingRowColors(True)
+        view.setWordWrap(False)
+        view.verticalHeader().setVisible(False)
+        header = view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(Column.FINDING, QHeaderView.ResizeMode.Stretch)
+        view.activated.connect(self._activated)
+        view.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.views[queue] = view
+        return view
+
+    def _make_buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        for key, text, slot, tip in (
+            ("open", "&Open visit", self.open_selected, "Open this patient's encounter (Enter)"),
+            ("slip", "Referral &slip…", self.open_slip, "Preview, print or save the referral slip"),
+            ("printed", "Mark slip &printed", self.mark_slip_printed, "Record that the slip was handed out"),
+            ("referred", "Mark &referred", lambda: self.set_state("referred"), "The referral was sent"),
+            ("closed", "Mark &closed", lambda: self.set_state("closed"), "Nothing more to do for this visit"),
+            ("reopen", "Re&open", lambda: self.set_state("open"), "Put the visit back on the to-do list"),
+            ("override", "Change &queue…", self.override_selected, "Clinician: move to another queue (reason required)"),
+        ):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            self.buttons[key] = button
+            row.addWidget(button)
+            if key in ("slip", "reopen"):
+                row.addSpacing(16)
+        row.addStretch(1)
+        return row
+
+    # ------------------------------------------------------------------ reading
+
+    @Slot()
+    def refresh(self) -> None:
+        """Reload every queue and the counts in the tab titles."""
+        selected = self.selected_encounter_id()
+        for model in self.models.values():
+            model.refresh()
+        counts = self.store.queue_counts(state="open")
+        for i, queue in enumerate(TAB_ORDER):
+            self._set_tab(i, queue, counts.get(queue, 0))
+        if selected:
+            self.select(selected)
+        self._update_buttons()
+
+    def _set_tab(self, index: int, queue: Queue, count: int) -> None:
+        self.tabs.setTabText(index, tab_title(queue, count))
+        model = self.models[queue]
+        overdue = model.overdue_count() if model.state in ("open", None) else 0
+        tip = f"{count} open" + (f", {overdue} overdue" if overdue else "") + f": {queue.label}"
+        self.tabs.setTabToolTip(index, tip)
+        self.tabs.tabBar().setTabTextColor(index, QColor(170, 0, 0) if overdue else QColor())
+
+    def current_queue(self) -> Queue:
+        """The queue of the tab on show."""
+        return TAB_ORDER[self.tabs.currentIndex()]
+
+    def show_queue(self, queue: Queue) -> None:
+        """Bring a queue's tab to the front."""
+        self.tabs.setCurrentIndex(TAB_ORDER.index(queue))
+
+    def selected_summary(self) -> EncounterSummary | None:
+        """The encounter selected in the tab on show, as listed."""
+        queue = self.current_queue()
+        rows = self.views[queue].selectionModel().selectedRows()
+        return self.models[queue].summary(rows[0].row()) if rows else None
+
+    def selected_encounter_id(self) -> str | None:
+        """The ID of the encounter selected in the tab on show, if any."""
+        summary = self.selected_summary()
+        return summary.encounter_id if summary else None
+
+    def select(self, encounter_id: str) -> bool:
+        """Select an encounter in whichever queue holds it; False if not on show."""
+        for queue, model in self.models.items():
+            row = model.row_of(encounter_id)
+            if row >= 0:
+                self.show_queue(queue)
+                self.views[queue].selectRow(row)
+                return True
+        return False
+
+    # ------------------------------------------------------------------ actions
+
+    def _activated(self, index: QModelIndex) -> None:
+        self.encounterActivated.emit(self.models[self.current_queue()].summary(index.row()).encounter_id)
+
+    @Slot()
+    def open_selected(self) -> None:
+        """Ask the main window to open the selected encounter."""
+        if encounter_id := self.selected_encounter_id():
+            self.encounterActivated.emit(encounter_id)
+
+    @Slot()
+    def mark_slip_printed(self, encounter_id: str | None = None) -> None:
+        """Record that the referral slip was printed (audited)."""
+        target = encounter_id or self.selected_encounter_id()
+        if target:
+            self._write(lambda: self.store.mark_slip_printed(target, self.user))
+
+    def set_state(self, state: str) -> None:
+        """Mark the selected encounter open / referred / closed (audited)."""
+        if target := self.selected_encounter_id():
+            self._write(lambda: self.store.set_state(target, state, self.user))
+
+    @Slot()
+    def override_selected(self) -> None:
+        """Open the change-queue dialog for the selected encounter (non-blocking)."""
+        target = self.selected_encounter_id()
+        if not target:
+            return
+        dialog = OverrideDialog(self.store.encounter_summary(target), self)
+        dialog.accepted.connect(lambda: self._write(
+            lambda: self.store.override_queue(target, dialog.chosen_queue(), dialog.reason(), self.user)))
+        self._show_dialog(dialog)
+
+    @Slot()
+    def open_slip(self) -> None:
+        """Open the referral slip of the selected encounter; printing it marks it printed."""
+        from .slip_dialog import SlipDialog  # pdfium only when a slip is wanted
+
+        target = self.selected_encounter_id()
+        if not target:
+            return
+        dialog = SlipDialog(self.store.encounter_summary(target), self._slip_settings(), self)
+        dialog.printed.connect(self.mark_slip_printed)
+        self._show_dialog(dialog)
+
+    def _show_dialog(self, dialog: QDialog) -> None:
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(lambda _result: setattr(self, "dialog", None))
+        self.dialog = dialog
+        dialog.open()
+
+    def _write(self, change: Callable[[], Any]) -> None:
+        """Run one store change, then refresh; a failure is logged and shown."""
+        try:
+            change()
+        except Exception as exc:
+            log.exception("queue change failed")
+            box = QMessageBox(QMessageBox.Icon.Warning, "Not saved",
+                              f"The change was not saved: {exc}", parent=self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+            return
+        self.refresh()
+        self.changed.emit()
+
+    def _state_filter_changed(self) -> None:
+        for model in self.models.values():
+            model.set_state(self.state_box.currentData())
+        self.refresh()
+
+    def _update_buttons(self) -> None:
+        summary = self.selected_summary()
+        for button in self.buttons.values():
+            button.setEnabled(summary is not None)
+        if summary is not None:
+            self.buttons["referred"].setEnabled(summary.state != "referred")
+            self.buttons["closed"].setEnabled(summary.state != "closed")
+            self.buttons["reopen"].setEnabled(summary.state != "open")
