@@ -113,6 +113,7 @@ class QueuesWidget(QWidget):
         extra = {"today": today} if today else {}
         self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
         self.views: dict[Queue, QTableView] = {}
+        self.captions: dict[Queue, QLabel] = {}
         self.tabs = QTabWidget()
         self.state_box = QComboBox()
         self.buttons: dict[str, QPushButton] = {}
@@ -132,12 +133,24 @@ class QueuesWidget(QWidget):
         top.addStretch(1)
         top.addWidget(QLabel("Red rows are overdue. Double-click a patient to open the visit."))
         for queue in TAB_ORDER:
-            self.tabs.addTab(self._make_view(queue), TAB_NAMES[queue])
+            self.tabs.addTab(self._make_page(queue), TAB_NAMES[queue])
         self.tabs.currentChanged.connect(self._update_buttons)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
         layout.addLayout(self._make_buttons())
+
+    def _make_page(self, queue: Queue) -> QWidget:
+        """A tab: what the queue means (and how many wait), then its table."""
+        page = QWidget()
+        caption = QLabel()
+        caption.setTextFormat(Qt.TextFormat.PlainText)
+        self.captions[queue] = caption
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(caption)
+        layout.addWidget(self._make_view(queue), 1)
+        return page
 
     def _make_view(self, queue: Queue) -> QTableView:
         view = QTableView()
@@ -197,6 +210,8 @@ class QueuesWidget(QWidget):
         overdue = model.overdue_count() if model.state in ("open", None) else 0
         tip = f"{count} open" + (f", {overdue} overdue" if overdue else "") + f": {queue.label}"
         self.tabs.setTabToolTip(index, tip)
+        shown = "" if model.state == "open" else f" Showing {model.rowCount()} {self.state_box.currentText().lower()}."
+        self.captions[queue].setText(f"{queue.label}. {tip.split(':')[0]}.{shown}")
         self.tabs.tabBar().setTabTextColor(index, QColor(170, 0, 0) if overdue else QColor())
 
     def current_queue(self) -> Queue:
