@@ -52,7 +52,7 @@ class Protocol:
             Status.NOT_FUNDUS: "not a fundus photograph",
             Status.ERROR: "file could not be read",
         }.get(status, "could not be graded")
-        detail = ", ".join(r.replace("_", " ") for r in reasons)
+        detail = ", ".join(r.replace("_", " ") for r in reasons if r != "not_fundus")  # no echo of the words
         return EyeDecision(Queue.REVIEW, code, f"{words} ({detail})" if detail else words)
 
     def due_date(self, queue: Queue, start: dt.date) -> dt.date:

@@ -314,6 +314,13 @@ class ClinicStore:
         copy.close()
 
     @contextmanager
+    def transaction(self) -> Iterator["ClinicStore"]:
+        """Group several calls into one commit (all or nothing), e.g. registering
+        the patients of a batch; the calls inside join it."""
+        with self._tx():
+            yield self
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (re-entrant: nested calls join the outer one)."""
         with self._lock:
@@ -524,10 +531,11 @@ class ClinicStore:
                    operating_point: str | None = None) -> EyeResult | None:
         """The newest result for this photograph by this model and protocol (and
         operating point, when named), so a photograph seen before need not be
-        graded again; None when there is none."""
+        graded again; None when there is none. ERROR results are never reused:
+        their cause (a failed read, a model failure) may have gone away."""
         if not sha256:
             return None
-        sql = (_RESULT_SELECT + " WHERE i.sha256 = ? AND r.model_sha = ? AND r.protocol = ?"
+        sql = (_RESULT_SELECT + " WHERE i.sha256 = ? AND r.model_sha = ? AND r.protocol = ? AND r.status != 'error'"
                + (" AND r.op_name = ?" if operating_point else "") + " ORDER BY r.result_id DESC LIMIT 1")
         params = (sha256, model_sha, protocol) + ((operating_point,) if operating_point else ())
         rows = self._query(sql, params)
@@ -542,6 +550,10 @@ class ClinicStore:
         queue = Queue(queue)
         with self._tx() as db:
             self._encounter_row(encounter_id)
+            old = db.execute("SELECT queue, due_date FROM queue_state WHERE encounter_id = ?",
+                             (encounter_id,)).fetchone()
+            if old is not None and (old["queue"], old["due_date"]) == (queue.value, _iso(due_date)):
+                return  # nothing changed: no write, no audit row
             db.execute("INSERT INTO queue_state (encounter_id, queue, due_date, updated_at) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (encounter_id) DO UPDATE SET queue = excluded.queue, "
                        "due_date = excluded.due_date, updated_at = excluded.updated_at",
@@ -592,7 +604,7 @@ class ClinicStore:
     def encounter_summary(self, encounter_id: str) -> EncounterSummary:
         """Everything a referral slip or queue row needs about one visit."""
         self._encounter_row(encounter_id)
-        return self._summaries([encounter_id])[0]
+        return self.encounter_summaries([encounter_id])[0]
 
     def encounters(self, queue: Queue | None = None, state: str | None = None,
                    since: dt.date | dt.datetime | None = None) -> list[EncounterSummary]:
@@ -612,7 +624,7 @@ class ClinicStore:
             "SELECT e.encounter_id FROM encounters e JOIN queue_state q USING (encounter_id) "
             f"WHERE {' AND '.join(where)} "
             "ORDER BY COALESCE(q.override_due_date, q.due_date), e.started_at, e.encounter_id", params)
-        return self._summaries([r[0] for r in rows])
+        return self.encounter_summaries([r[0] for r in rows])
 
     def queue_counts(self, state: str | None = "open") -> dict[Queue, int]:
         """How many encounters wait in each queue (all four queues present)."""
@@ -623,8 +635,9 @@ class ClinicStore:
         counts.update({Queue(r[0]): int(r[1]) for r in rows})
         return counts
 
-    def _summaries(self, encounter_ids: Sequence[str]) -> list[EncounterSummary]:
-        """Summaries in the given order with three queries, whatever their number."""
+    def encounter_summaries(self, encounter_ids: Sequence[str]) -> list[EncounterSummary]:
+        """Summaries of existing encounters in the given order, with three queries per
+        500 encounters (queue views and batch reports list thousands)."""
         if not encounter_ids:
             return []
         out: list[EncounterSummary] = []

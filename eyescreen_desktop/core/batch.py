@@ -1,0 +1,538 @@
+"""``eyescreen screen``: screen folders of eye photographs into the clinic queues.
+
+``eyescreen screen INPUT... --out DIR [--patients CSV] [--model PATH] [--data-dir DIR]
+[--protocol NAME] [--no-pdf] [--backend auto|keras|onnx]``
+
+What it does, and why it is built this way:
+
+* **Every file is accounted for.** Each image-like file found gets one row in
+  ``DIR/results.csv``, including files that are broken, not photographs or not
+  gradable (those always go to ``review``, never ``annual``).
+* **Who and which eye.** From the ``--patients`` CSV (columns ``file`` relative
+  to the input folder, ``patient_id``, ``name``, ``birth_date``, optional ``sex``,
+  ``eye``), else from names like ``<patient>_<L|R|OD|OS|left|right>.<ext>``,
+  else from a per-patient sub-folder, else each file is its own patient.
+* **Resumable.** The batch is identified by a key (hash of the resolved inputs,
+  the protocol and the model's weights hash). Each file's result is committed
+  in its own transaction, so after a crash or ``kill -9`` running the same
+  command again screens only what is missing, reusing the batch's encounters:
+  nothing lost, nothing counted twice. Running it again after it finished just
+  rewrites the outputs (new files in the folders are screened and added).
+* **Reports.** A referral slip per patient in urgent, routine or review
+  (``DIR/referrals/<patient_id>.pdf``) and ``DIR/summary.pdf``, through
+  ``core.reports``; ``--no-pdf`` skips them.
+
+``run_batch`` is the callable behind the command (used by tests, the benchmark
+and the GUI); ``run`` adds the progress bar and the one-screen summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable, Sequence, TextIO
+
+from .classifier import Classifier, ModelError, read_card, resolve_card_path, verify_file
+from .imageio import discover
+from .paths import data_paths, default_model_dir
+from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, patient_queue
+from .records import EncounterSummary, Eye, EyeResult, ModelInfo, Patient, Queue, Status
+from .screening import ScreenItem, Screener
+from .store import BatchFileRow, ClinicStore, StoreError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]   # (files done, files in the batch, file just done)
+
+CSV_COLUMNS = (
+    "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
+    "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
+)
+REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW)
+
+_EYE_WORDS = {"l": Eye.LEFT, "left": Eye.LEFT, "os": Eye.LEFT,
+              "r": Eye.RIGHT, "right": Eye.RIGHT, "od": Eye.RIGHT}
+_NAME_RULE = re.compile(r"^(?P<patient>.+)_(?P<eye>l|r|od|os|left|right)$", re.IGNORECASE)
+
+
+class BatchUsageError(Exception):
+    """The command cannot start (no such folder, bad patient list, unknown protocol)."""
+
+
+# ---------------------------------------------------------------------- planning: files and patients
+
+
+@dataclass(frozen=True)
+class BatchFile:
+    """One file to account for: where it is, its name in results.csv, whose eye it is."""
+
+    path: Path
+    file: str
+    patient_id: str
+    eye: Eye
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """One row of the ``--patients`` list."""
+
+    patient: Patient
+    eye: Eye
+
+
+def parse_eye(text: str) -> Eye:
+    """L/R/OD/OS/left/right (any case) -> Eye; anything else is UNKNOWN."""
+    return _EYE_WORDS.get(text.strip().lower(), Eye.UNKNOWN)
+
+
+def read_patients_csv(path: Path) -> dict[str, PatientRow]:
+    """The patient list keyed by its ``file`` column (normalised, relative to the
+    input folder). Comma, semicolon or tab separated; UTF-8 with or without BOM."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BatchUsageError(f"cannot read the patient list {path}: {exc}") from None
+    try:
+        dialect: Any = csv.Sniffer().sniff(text.splitlines()[0] if text else "", delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    header = {(h or "").strip().lower() for h in reader.fieldnames or []}
+    missing = [c for c in ("file", "patient_id") if c not in header]
+    if missing:
+        raise BatchUsageError(f"the patient list {path.name} has no column {', '.join(missing)}: "
+                              "it needs file, patient_id, name, birth_date (and optionally sex, eye)")
+    rows: dict[str, PatientRow] = {}
+    for n, raw in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+        if not row.get("file") or not row.get("patient_id"):
+            continue
+        rows[_norm(row["file"])] = PatientRow(_patient_from_row(row, path.name, n), parse_eye(row.get("eye", "")))
+    return rows
+
+
+def _patient_from_row(row: dict[str, str], name: str, line: int) -> Patient:
+    birth = None
+    if row.get("birth_date"):
+        try:
+            birth = dt.date.fromisoformat(row["birth_date"])
+        except ValueError:
+            raise BatchUsageError(f"{name} line {line}: birth_date {row['birth_date']!r} is not a date "
+                                  "like 1956-03-21") from None
+    return Patient(row["patient_id"], row.get("name", ""), birth, row.get("sex", ""))
+
+
+def _norm(file: str) -> str:
+    """``./a\\b.jpg`` -> ``a/b.jpg``: how a list typed on any system names a file."""
+    return PurePosixPath(file.strip().replace("\\", "/")).as_posix()
+
+
+def patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) -> tuple[str, Eye] | None:
+    """Patient and eye for a file from the rules (list, name, sub-folder); None
+    when only "each file is its own patient" is left."""
+    if listed:
+        row = listed.get(rel.as_posix()) or _casefold_lookup(listed, rel)
+        if row is not None:
+            return row.patient.patient_id, row.eye
+    stem = PurePosixPath(rel.name).stem
+    m = _NAME_RULE.match(stem)
+    if m:
+        return m["patient"], parse_eye(m["eye"])
+    if len(rel.parts) >= 2:
+        return rel.parts[-2], parse_eye(stem)
+    return None
+
+
+def _casefold_lookup(listed: dict[str, PatientRow], rel: PurePosixPath) -> PatientRow | None:
+    key = rel.as_posix().casefold()
+    for name, row in listed.items():
+        if name.casefold() == key:
+            return row
+    by_name = [row for name, row in listed.items() if "/" not in name and name.casefold() == rel.name.casefold()]
+    return by_name[0] if len(by_name) == 1 else None
+
+
+def resolve_inputs(inputs: Iterable[Path | str]) -> list[Path]:
+    """Resolved, de-duplicated inputs; a missing one is a usage error."""
+    roots: list[Path] = []
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise BatchUsageError(f"no such file or folder: {raw}")
+        resolved = path.resolve()
+        if resolved not in roots:
+            roots.append(resolved)
+    if not roots:
+        raise BatchUsageError("give at least one folder or photograph to screen")
+    return roots
+
+
+def plan_files(roots: Sequence[Path], listed: dict[str, PatientRow] | None = None) -> list[BatchFile]:
+    """Every image-like file under the inputs with its results.csv name, patient and eye."""
+    base = Path(os.path.commonpath([r if r.is_dir() else r.parent for r in roots])) if len(roots) > 1 else None
+    found: list[tuple[Path, PurePosixPath, str]] = []
+    seen: set[str] = set()
+    for root in roots:
+        folder = root if root.is_dir() else root.parent
+        for path in discover([root]):
+            key = os.path.realpath(path) if not path.is_symlink() else str(path)
+            if key in seen:
+                continue
+            seen.add(key)
+            rel = PurePosixPath(path.relative_to(folder).as_posix())
+            shown = PurePosixPath(path.relative_to(base).as_posix()).as_posix() if base else rel.as_posix()
+            found.append((path, rel, shown))
+    stems = Counter(PurePosixPath(rel.name).stem for _, rel, _ in found if len(rel.parts) == 1)
+    files = []
+    for path, rel, shown in found:
+        who = patient_and_eye(rel, listed)
+        if who is None:
+            stem = PurePosixPath(rel.name).stem
+            who = (stem if stems[stem] == 1 else rel.name), Eye.UNKNOWN
+        files.append(BatchFile(path, shown, who[0], who[1]))
+    return files
+
+
+def batch_key(roots: Sequence[Path], protocol: str, model_sha: str) -> str:
+    """The batch's identity: the same inputs, protocol and model are the same batch."""
+    blob = json.dumps({"inputs": sorted(str(r) for r in roots), "protocol": protocol, "model": model_sha},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+# ---------------------------------------------------------------------- the run
+
+
+@dataclass
+class BatchReport:
+    """What a batch run did: counts for the summary screen and the files written."""
+
+    batch_key: str
+    out_dir: Path
+    results_csv: Path
+    model: ModelInfo
+    protocol: str
+    files: int
+    screened: int                       # files screened in this run (the rest were on record)
+    resumed: bool                       # the batch was on record before this run
+    seconds: float
+    status_counts: dict[Status, int]
+    queue_counts: dict[Queue, int]      # patients per queue
+    encounters: list[EncounterSummary]
+    rejected: list[tuple[str, EyeResult]]   # (file, result) for every file not graded
+    summary_pdf: Path | None = None
+    referral_pdfs: list[Path] = field(default_factory=list)
+    pdf_error: str = ""
+
+    @property
+    def patients(self) -> int:
+        return len(self.encounters)
+
+
+def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: Path | str | None = None,
+              model: Path | str | Classifier | None = None, data_dir: Path | str | None = None,
+              protocol: str = DEFAULT_PROTOCOL, pdf: bool = True, progress: Progress | None = None,
+              backend: str = "auto", user: str | None = None, batch_size: int = 16,
+              decode_workers: int = 2) -> BatchReport:
+    """Screen the inputs into the clinic database and write the outputs.
+
+    ``model`` is a model folder (default: the shipped model) or an already loaded
+    Classifier. Raises BatchUsageError, ModelError or StoreError before any file is
+    screened when the command cannot run; a bad photograph never raises.
+    """
+    started = time.monotonic()
+    proto = _protocol(protocol)
+    roots = resolve_inputs(inputs)
+    listed = read_patients_csv(Path(patients_csv)) if patients_csv else None
+    files = plan_files(roots, listed)
+    model_path = None if _is_classifier(model) else Path(model or default_model_dir())
+    info: ModelInfo = model.info if model_path is None else _checked_model(model_path)
+    key = batch_key(roots, proto.name, info.sha256)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with ClinicStore.open(data_paths(data_dir).ensure()) as store:
+        resumed = not store.begin_batch(key, proto.name, info.sha256, [str(r) for r in roots], user)
+        _register_patients(store, files, listed, user)
+        done = store.batch_done_files(key)
+        todo = [f for f in files if f.file not in done]
+        if todo:  # a finished batch run again only rewrites its outputs: no model loading
+            classifier = model if model_path is None else Classifier.load(model_path, backend)
+            screener = Screener(classifier, proto, batch_size=batch_size, decode_workers=decode_workers)
+            op_name = screener.operating_point.name
+            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op_name)
+            _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user)
+        summaries = _finish_encounters(store, key, proto, user)
+        store.finish_batch(key, user)
+        rows = {r.file: r for r in store.batch_rows(key)}
+    report = _report(key, out, info, proto, files, rows, summaries, len(todo), resumed)
+    write_results_csv(report.results_csv, files, rows, {s.encounter_id: s for s in summaries}, info, proto.name)
+    if pdf:
+        _write_pdfs(report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _protocol(name: str) -> Protocol:
+    try:
+        return get_protocol(name)
+    except ValueError as exc:
+        raise BatchUsageError(str(exc)) from None
+
+
+def _checked_model(path: Path) -> ModelInfo:
+    """Card and weights hash checked up front (cheap), so an unusable model is a usage
+    error before anything is written; TensorFlow is loaded only when there is work."""
+    card = read_card(path)
+    verify_file(resolve_card_path(path).parent / card.weights_file, card.weights_sha256)
+    return card.info
+
+
+def _is_classifier(model: Any) -> bool:
+    return model is not None and hasattr(model, "predict") and hasattr(model, "card")
+
+
+def _register_patients(store: ClinicStore, files: Sequence[BatchFile], listed: dict[str, PatientRow] | None,
+                       user: str | None) -> None:
+    """Patients from the list are created or updated; others are created by ID only
+    (an existing record's name and birth date are never blanked)."""
+    from_list = {row.patient.patient_id: row.patient for row in (listed or {}).values()}
+    with store.transaction():
+        for pid in dict.fromkeys(f.patient_id for f in files):
+            if pid in from_list:
+                store.upsert_patient(from_list[pid], user)
+            else:
+                store.ensure_patient(pid, user)
+
+
+def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: Sequence[BatchFile],
+                       already: int, total: int, progress: Progress | None, user: str | None) -> None:
+    """Screen the files not yet on record, committing each result on its own."""
+    if progress:
+        progress(already, total, "")
+    started = store.batch_started_at(key)
+    encounters: dict[str, str] = {}
+    stream = screener.screen(ScreenItem(f.path, f.eye) for f in todo)
+    with contextlib.closing(stream):
+        for n, (f, result) in enumerate(zip(todo, stream), start=already + 1):
+            if f.patient_id not in encounters:
+                encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
+                                                                 started, user)
+            store.record_batch_file(key, f.file, encounters[f.patient_id], result, screener.classifier.info,
+                                    screener.protocol.name, screener.operating_point, user)
+            if progress:
+                progress(n, total, f.file)
+
+
+def _finish_encounters(store: ClinicStore, key: str, proto: Protocol, user: str | None) -> list[EncounterSummary]:
+    """Queue every encounter of the batch: most urgent eye, due date by protocol."""
+    summaries = store.encounter_summaries(store.batch_encounters(key))
+    for s in summaries:
+        queue = patient_queue(s.eyes)
+        store.finish_encounter(s.encounter_id, queue, proto.due_date(queue, s.started_at.date()), user)
+    return store.encounter_summaries([s.encounter_id for s in summaries])
+
+
+def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequence[BatchFile],
+            rows: dict[str, BatchFileRow], summaries: list[EncounterSummary], screened: int,
+            resumed: bool) -> BatchReport:
+    current = [rows[f.file] for f in files if f.file in rows]
+    return BatchReport(
+        batch_key=key, out_dir=out, results_csv=out / "results.csv", model=info, protocol=proto.name,
+        files=len(files), screened=screened, resumed=resumed, seconds=0.0,
+        status_counts=dict(Counter(r.result.status for r in current)),
+        queue_counts={q: sum(s.queue is q for s in summaries) for q in Queue},
+        encounters=summaries,
+        rejected=[(r.file, r.result) for r in current if r.result.status is not Status.OK],
+    )
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def write_results_csv(path: Path, files: Sequence[BatchFile], rows: dict[str, BatchFileRow],
+                      encounters: dict[str, EncounterSummary], info: ModelInfo, protocol: str) -> Path:
+    """One row per file found, written atomically (a crash never leaves half a CSV)."""
+    first_of: dict[str, str] = {}
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for bf in files:
+            row = rows.get(bf.file)
+            if row is None:  # cannot happen after a completed run; never drop a file silently
+                writer.writerow({"file": bf.file, "patient_id": bf.patient_id, "eye": _eye(bf.eye),
+                                 "status": Status.ERROR.value, "queue": Queue.REVIEW.value,
+                                 "message": "not screened: run the command again"})
+                continue
+            writer.writerow(_csv_row(bf, row, encounters.get(row.encounter_id), info, protocol, first_of))
+    os.replace(tmp, path)
+    return path
+
+
+def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, info: ModelInfo, protocol: str,
+             first_of: dict[str, str]) -> dict[str, Any]:
+    r = row.result
+    message = r.message
+    if r.sha256 and r.status is not Status.ERROR:
+        first = first_of.setdefault(r.sha256, bf.file)
+        if first != bf.file:
+            message = (message + " " if message else "") + f"(identical to {first})"
+    p = r.prediction if r.status is Status.OK else None
+    return {
+        "file": bf.file, "patient_id": row.patient_id, "eye": _eye(r.eye), "status": r.status.value,
+        "queue": r.queue.value, "grade": "" if r.grade is None else r.grade,
+        "p_referable": f"{p.p_referable:.4f}" if p else "", "p_urgent": f"{p.p_urgent:.4f}" if p else "",
+        "message": message, "due_date": enc.due_date.isoformat() if enc else "",
+        "patient_queue": enc.queue.value if enc else "",
+        "finding": r.decision.finding if r.decision else "", "code": r.decision.code if r.decision else "",
+        "quality_reasons": " ".join(r.quality.reasons) if r.quality else "",
+        "model": info.name, "model_version": info.version, "protocol": protocol,
+    }
+
+
+def _eye(eye: Eye) -> str:
+    return "" if eye is Eye.UNKNOWN else eye.value
+
+
+def safe_file_name(text: str) -> str:
+    """A patient ID made safe as a file name on every platform."""
+    cleaned = re.sub(r"[^\w.\-]+", "_", text, flags=re.UNICODE).strip("._")
+    return cleaned or "patient"
+
+
+def _write_pdfs(report: BatchReport) -> None:
+    """Referral slips and the batch summary through core.reports; a failure here is
+    reported but does not undo the screening (the database and CSV are complete)."""
+    try:
+        from . import reports
+    except ImportError as exc:
+        report.pdf_error = f"PDF reports are not available in this installation ({exc}); use --no-pdf"
+        log.error(report.pdf_error)
+        return
+    folder = report.out_dir / "referrals"
+    folder.mkdir(exist_ok=True)
+    failures = []
+    for s in report.encounters:
+        target = folder / f"{safe_file_name(s.patient.patient_id)}.pdf"
+        if s.queue not in REFERRED_QUEUES:
+            target.unlink(missing_ok=True)  # a slip left from an earlier run no longer applies
+            continue
+        try:
+            report.referral_pdfs.append(Path(reports.write_referral_slip(s, target)))
+        except Exception as exc:  # noqa: BLE001 - one slip must not cost the others
+            log.exception("referral slip for %s failed", s.patient.patient_id)
+            failures.append(f"{s.patient.patient_id}: {exc}")
+    try:
+        report.summary_pdf = Path(reports.write_batch_summary(report.encounters, [r for _, r in report.rejected],
+                                                              report.out_dir / "summary.pdf"))
+    except Exception as exc:  # noqa: BLE001
+        log.exception("batch summary PDF failed")
+        failures.append(f"summary.pdf: {exc}")
+    if failures:
+        report.pdf_error = f"{len(failures)} PDF(s) could not be written: " + "; ".join(failures[:3])
+
+
+# ---------------------------------------------------------------------- terminal
+
+
+class ProgressBar:
+    """A plain one-line progress bar for a terminal (no extra dependency), redrawn
+    at most ten times a second."""
+
+    def __init__(self, stream: TextIO, width: int = 30):
+        self.stream, self.width, self._last = stream, width, 0.0
+
+    def __call__(self, done: int, total: int, file: str) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        filled = self.width * done // max(total, 1)
+        name = file if len(file) <= 32 else "..." + file[-29:]
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {name:<32}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
+    """The one-screen summary printed at the end of a run."""
+    s = report.status_counts
+    lines = [
+        f"{report.files} file(s) of {report.patients} patient(s): {report.screened} screened now in "
+        f"{report.seconds:.1f} s" + (f", {report.files - report.screened} already on record"
+                                     if report.files != report.screened else "")
+        + f" (model {report.model.name} {report.model.version}, protocol {report.protocol})",
+        "Patients per queue:   " + "   ".join(f"{q.value} {report.queue_counts.get(q, 0)}" for q in Queue),
+        f"Files: graded {s.get(Status.OK, 0)}, ungradable {s.get(Status.UNGRADABLE, 0)}, "
+        f"not a fundus photo {s.get(Status.NOT_FUNDUS, 0)}, unreadable {s.get(Status.ERROR, 0)}",
+    ]
+    if report.rejected:
+        reasons = Counter(_why(r) for _, r in report.rejected)
+        lines.append(f"Files rejected ({len(report.rejected)}), sent to review: "
+                     + ", ".join(f"{why} {n}" for why, n in reasons.most_common()))
+        for file, r in report.rejected[:max_rejected]:
+            lines.append(f"  {file}: {r.message or r.status.value}")
+        if len(report.rejected) > max_rejected:
+            lines.append(f"  ... and {len(report.rejected) - max_rejected} more (see results.csv)")
+    lines.append(f"Results: {report.results_csv}")
+    if report.summary_pdf or report.referral_pdfs:
+        lines.append(f"Referral slips: {len(report.referral_pdfs)} in {report.out_dir / 'referrals'}; "
+                     f"summary: {report.summary_pdf}")
+    if report.pdf_error:
+        lines.append(f"Warning: {report.pdf_error}")
+    return "\n".join(lines)
+
+
+def _why(r: EyeResult) -> str:
+    if r.status is Status.ERROR:
+        return "unreadable"
+    if r.status is Status.NOT_FUNDUS:
+        return "not a fundus photo"
+    return " ".join(x.replace("_", " ") for x in (r.quality.reasons if r.quality else ())) or "ungradable"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``eyescreen screen``."""
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photographs or folders (recursive)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="folder for results.csv, referrals/ and summary.pdf")
+    parser.add_argument("--patients", type=Path, metavar="CSV",
+                        help="patient list: file, patient_id, name, birth_date[, sex, eye]")
+    parser.add_argument("--model", type=Path, metavar="PATH", help="model folder (default: the shipped model)")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="clinic data folder (database, image store)")
+    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=sorted(PROTOCOLS),
+                        help=f"screening protocol (default {DEFAULT_PROTOCOL})")
+    parser.add_argument("--no-pdf", action="store_true", help="skip referral slips and the summary PDF")
+    parser.add_argument("--backend", default="auto", choices=("auto", "keras", "onnx"),
+                        help="inference runtime (auto: ONNX when the model ships one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; 0 when the batch completed (even with rejected files),
+    2 for a usage error, 3 for an unusable model, 4 for an unusable database."""
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
+                           data_dir=args.data_dir, protocol=args.protocol, pdf=not args.no_pdf,
+                           progress=bar, backend=args.backend)
+    except (BatchUsageError, ModelError, StoreError) as exc:
+        code = 2 if isinstance(exc, BatchUsageError) else 3 if isinstance(exc, ModelError) else 4
+        print(f"eyescreen screen: {' '.join(str(exc).split())}", file=sys.stderr)
+        return code
+    print(format_summary(report))
+    return 0
