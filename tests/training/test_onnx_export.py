@@ -190,7 +190,7 @@ def test_efficientnet_lite0_export_matches_keras(tmp_path):
     effl = pytest.importorskip("eyescreen_desktop.training.efficientnet_lite")
     import keras
 
-    base = _build_lite0(effl)
+    base = effl.build_efficientnet_lite0((224, 224, 3), include_top=False, weights=None)
     x = keras.layers.GlobalAveragePooling2D()(base.output)
     x = keras.layers.Dropout(0.2)(x)
     outputs = {"grade": keras.layers.Dense(5, activation="softmax", name="grade")(x),
@@ -201,15 +201,3 @@ def test_efficientnet_lite0_export_matches_keras(tmp_path):
     save_model(model, folder, _card("lite0-test", 224, ["grade", "referable"], "top_activation"))
     onnx_export.add_onnx_runtime(folder, probe=photographs(224)[:2])
     _assert_export_matches(folder, 224)
-
-
-def _build_lite0(effl):
-    """Build the port without ImageNet weights, whatever its builder is called."""
-    for name in ("EfficientNetLite0", "efficientnet_lite0", "build_efficientnet_lite0", "build"):
-        builder = getattr(effl, name, None)
-        if builder is not None:
-            try:
-                return builder(input_shape=(224, 224, 3), weights=None)
-            except TypeError:
-                return builder(input_shape=(224, 224, 3))
-    pytest.fail("training/efficientnet_lite.py has no builder this test knows; update _build_lite0")
