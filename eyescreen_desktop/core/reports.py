@@ -1,0 +1,1251 @@
+"""Referral slips, batch summaries, the queue CSV and the FHIR R4 export.
+
+A referral slip is what the patient carries to the eye clinic and what the
+receiving ophthalmologist reads first, so it is built for that reader: the
+decision (queue, what to do, by when) in large type, both eyes side by side
+(right eye on the left, as the clinician faces the patient) with photograph,
+heat map, finding, probability and quality notes, then everything needed to
+trace the result (model, weights hash, protocol, operating point) and a QR
+code of the encounter ID.
+
+Decisions worth knowing:
+
+* **Qt-free.** The batch command, the desktop app (preview and print) and the
+  ``eyescreen report`` command all call the same functions, so what a nurse
+  previews is byte for byte what the batch writes.
+* **Nothing typed by a person is trusted as markup.** Every piece of user text
+  (names, IDs, addresses, file names, override reasons, messages) goes through
+  :func:`para_text`, which drops control characters and escapes ``& < >``;
+  ``<b>`` or ``</para>`` in a name prints literally and cannot break the PDF.
+* **One font that covers Latin, Greek and Cyrillic** (DejaVu Sans, shipped in
+  ``resources/fonts``, embedded as a subset) on every machine, registered once
+  per process. A missing font is a packaging fault and raises, because falling
+  back to Helvetica would silently print a Greek name as boxes.
+* **Fast.** Fonts, styles and the logo are loaded once; each photograph is read
+  at reduced resolution (libjpeg's DCT scaling) and cached by path and
+  modification time, so previewing then printing a slip reads it once.
+* **Written atomically.** PDFs are built in memory and then moved into place,
+  so a crash never leaves a half-written slip that looks complete.
+* **The heat map is drawn over what the model saw**: the photograph cropped and
+  normalised by :func:`preprocess.preprocess`, the same geometry the heat map
+  was computed on, so the hot spots line up with the retina.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import io
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import cv2
+import numpy as np
+from reportlab import rl_config
+from reportlab.graphics.barcode.qr import QrCode
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+from reportlab.lib.pagesizes import A4, LETTER
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from .. import __version__
+from . import imageio
+from .paths import resources_dir
+from .protocol import PROTOCOLS
+from .records import ICDR_GRADE_NAMES, EncounterSummary, Eye, EyeResult, Queue, Status
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": A4, "Letter": LETTER}
+FONT, FONT_BOLD = "DejaVuSans", "DejaVuSans-Bold"
+DISCLAIMER = (
+    "The findings come from an automated analysis of "
+    "fundus photographs and must be confirmed by an eye-care professional. A result without referral "
+    "does not rule out eye disease: a patient with new visual symptoms needs an eye examination whatever "
+    "this slip says."
+)
+PHOTO_PX = 360      # long side of the embedded photograph thumbnails
+HEATMAP_PX = 256    # side of the embedded heat-map thumbnails
+
+# Colour of each queue (ink) and its light tint (background). Words always carry
+# the meaning too, so a black-and-white print loses nothing.
+QUEUE_COLOURS: dict[Queue, tuple[str, str]] = {
+    Queue.URGENT: ("#B71C1C", "#FDECEA"),
+    Queue.ROUTINE: ("#C43E00", "#FFF3E0"),
+    Queue.REVIEW: ("#4A148C", "#F3E5F5"),
+    Queue.ANNUAL: ("#1B5E20", "#E8F5E9"),
+}
+GREY, RULE, WARN_INK, WARN_BG = "#555555", "#B0B0B0", "#8A4B00", "#FFF8E1"
+
+REASON_WORDS: dict[str, str] = {
+    "blurred": "out of focus",
+    "dark": "too dark",
+    "overexposed": "too bright (washed out)",
+    "small_field": "too little of the retina visible",
+    "low_resolution": "photograph too small",
+    "uneven_illumination": "part of the retina in shadow",
+    "no_field_of_view": "retina not found in the picture",
+    "not_fundus": "not a fundus photograph",
+}
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def default_logo_path() -> Path:
+    """The logo EyeScreen ships with (resources/report/logo.png)."""
+    return resources_dir() / "report" / "logo.png"
+
+
+@dataclass(frozen=True)
+class SlipSettings:
+    """What a clinic sets once for its slips and reports.
+
+    ``logo_path`` None prints no logo (the default is EyeScreen's eye icon);
+    ``operating_point_label`` replaces the printed operating-point name when a
+    clinic has its own words for it (e.g. "site-locked 2025-01"); an empty
+    ``clinic_name`` prints "Diabetic eye screening".
+    """
+
+    clinic_name: str = "Diabetic eye screening"
+    clinic_address: str = ""
+    clinic_phone: str = ""
+    logo_path: Path | None = field(default_factory=default_logo_path)
+    page_size: str = "A4"
+    operating_point_label: str = ""
+    show_heatmaps: bool = True
+
+    def __post_init__(self) -> None:
+        match = {k.lower(): k for k in PAGE_SIZES}.get(str(self.page_size).strip().lower())
+        if match is None:
+            raise ValueError(f"page size must be one of {', '.join(PAGE_SIZES)}, not {self.page_size!r}")
+        object.__setattr__(self, "page_size", match)
+
+    @property
+    def pagesize(self) -> tuple[float, float]:
+        """Width and height in points."""
+        return PAGE_SIZES[self.page_size]
+
+
+# --------------------------------------------------------------------------- text and fonts
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def clean_text(text: object) -> str:
+    """User text without control characters (which PDF viewers render as junk)."""
+    return _CONTROL.sub("", "" if text is None else str(text))
+
+
+def para_text(text: object) -> str:
+    """User text made safe for a reportlab Paragraph: control characters dropped,
+    ``& < >`` escaped so markup prints literally, line breaks kept."""
+    s = escape(clean_text(text)).replace("\r\n", "\n").replace("\r", "\n")
+    return s.replace("\n", "<br/>")
+
+
+@functools.lru_cache(maxsize=1)
+def register_fonts() -> tuple[str, str]:
+    """Register DejaVu Sans (regular, bold) with reportlab once per process.
+
+    Also turns off ASCII85 encoding of image streams: without reportlab's
+    optional C accelerator it is done in pure Python and cost a third of a
+    slip's time; PDF streams are binary anyway."""
+    rl_config.useA85 = 0
+    folder = resources_dir() / "fonts"
+    for name, file in ((FONT, "DejaVuSans.ttf"), (FONT_BOLD, "DejaVuSans-Bold.ttf")):
+        path = folder / file
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: reinstall EyeScreen (slips need this font "
+                                    "to print names in every script)")
+        pdfmetrics.registerFont(TTFont(name, str(path)))
+    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
+    return FONT, FONT_BOLD
+
+
+@functools.lru_cache(maxsize=1)
+def _styles() -> dict[str, ParagraphStyle]:
+    """The few paragraph styles slips and summaries use."""
+    register_fonts()
+
+    def style(name: str, size: float, bold: bool = False, colour: str = "#000000", **kw: Any) -> ParagraphStyle:
+        return ParagraphStyle(name, fontName=FONT_BOLD if bold else FONT, fontSize=size,
+                              leading=kw.pop("leading", size * 1.22), textColor=colors.HexColor(colour), **kw)
+
+    return {
+        "body": style("body", 9),
+        "small": style("small", 7.5, colour=GREY),
+        "tiny": style("tiny", 6.5, colour=GREY),
+        "label": style("label", 6.5, colour=GREY),
+        "value": style("value", 10.5),
+        "name": style("name", 14, bold=True),
+        "clinic": style("clinic", 14, bold=True),
+        "title": style("title", 11, bold=True, colour="#333333"),
+        "h2": style("h2", 11, bold=True, spaceBefore=8, spaceAfter=3),
+        "eye": style("eye", 10, bold=True),
+        "finding": style("finding", 10, bold=True),
+        "queue": style("queue", 21, bold=True, leading=25),
+        "action": style("action", 13, leading=16),
+        "due_label": style("due_label", 8, bold=True, alignment=TA_CENTER),
+        "due": style("due", 16, bold=True, alignment=TA_CENTER, leading=19),
+        "due_note": style("due_note", 7.5, alignment=TA_CENTER, colour=GREY),
+        "cell": style("cell", 8),
+        "cell_bold": style("cell_bold", 8, bold=True),
+        "head": style("head", 7.5, bold=True, colour="#FFFFFF"),
+        "qr_caption": style("qr_caption", 6, alignment=TA_CENTER, colour=GREY),
+        "right": style("right", 7.5, colour=GREY, alignment=TA_RIGHT),
+    }
+
+
+def P(text: str, style: str = "body") -> Paragraph:
+    """A paragraph from markup that is already safe (see :func:`para_text`)."""
+    return Paragraph(text, _styles()[style])
+
+
+def U(text: object, style: str = "body") -> Paragraph:
+    """A paragraph of untrusted user text, escaped."""
+    return Paragraph(para_text(text), _styles()[style])
+
+
+# --------------------------------------------------------------------------- words
+
+
+def format_date(d: dt.date | None) -> str:
+    """A date no reader can misread: ``12 Mar 2025`` (never 03/12)."""
+    return f"{d.day} {d:%b %Y}" if d else "not recorded"
+
+
+def format_datetime(t: dt.datetime | None) -> str:
+    """``12 Mar 2025, 14:05``."""
+    return f"{format_date(t.date())}, {t:%H:%M}" if t else "not recorded"
+
+
+def format_probability(p: float | None) -> str:
+    """A probability as a percentage, never claiming 0% or 100%."""
+    if p is None:
+        return "n/a"
+    if p < 0.005:
+        return "<1%"
+    if p > 0.995:
+        return ">99%"
+    return f"{p * 100:.0f}%"
+
+
+def age_on(birth: dt.date | None, day: dt.date) -> int | None:
+    """Age in whole years on ``day``."""
+    if birth is None:
+        return None
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def reason_words(reasons: Iterable[str]) -> str:
+    """Quality reason codes in words: ``blurred, dark`` -> ``out of focus, too dark``."""
+    return ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
+
+
+def eye_heading(eye: Eye) -> str:
+    """Column heading for an eye, with the Latin abbreviation clinicians use."""
+    return {Eye.RIGHT: "RIGHT EYE (OD)", Eye.LEFT: "LEFT EYE (OS)"}.get(eye, "EYE, SIDE UNKNOWN")
+
+
+def quality_note(result: EyeResult) -> str:
+    """One line for the reader about why an eye has no grade (empty when graded),
+    e.g. ``Left eye could not be graded: out of focus``."""
+    eye = result.eye.label.capitalize()
+    reasons = reason_words(result.quality.reasons) if result.quality else ""
+    if result.status is Status.OK:
+        return ""
+    if result.status is Status.UNGRADABLE:
+        return f"{eye} could not be graded" + (f": {reasons}" if reasons else "")
+    if result.status is Status.NOT_FUNDUS:
+        return f"{eye}: the picture is not a fundus photograph"
+    return f"{eye}: the photograph file could not be read"
+
+
+def quality_advice(result: EyeResult) -> str:
+    """What to do about an ungraded eye (the gate's advice, else the engine's message)."""
+    if result.status is Status.OK:
+        return ""
+    advice = result.quality.advice if result.quality and result.quality.advice else ""
+    return advice or result.message or "Retake the photograph, or examine the eye in person"
+
+
+def eye_finding_short(result: EyeResult) -> str:
+    """A few words for tables: ``ICDR 3 severe non-proliferative ...`` or ``ungradable (out of focus)``."""
+    if result.status is Status.OK and result.decision is not None:
+        return f"{result.decision.code}: {result.decision.finding}"
+    if result.status is Status.UNGRADABLE:
+        reasons = reason_words(result.quality.reasons) if result.quality else ""
+        return "ungradable" + (f" ({reasons})" if reasons else "")
+    if result.status is Status.NOT_FUNDUS:
+        return "not a fundus photograph"
+    return "file could not be read"
+
+
+def due_note(summary: EncounterSummary) -> str:
+    """How the due date relates to the visit: ``14 days after screening``."""
+    days = (summary.due_date - summary.started_at.date()).days
+    if days <= 0:
+        return "same day as screening"
+    return f"{days} day{'s' if days != 1 else ''} after screening"
+
+
+def due_label(queue: Queue) -> str:
+    """What the due date means for this queue."""
+    return {Queue.URGENT: "SEE BY", Queue.ROUTINE: "SEE BY", Queue.ANNUAL: "RESCREEN BY"}.get(queue, "ACT BY")
+
+
+def operating_point_text(summary: EncounterSummary, settings: SlipSettings) -> str:
+    """The operating point's name and thresholds, or the clinic's own label."""
+    op = summary.operating_point
+    thresholds = (f"referable \u2265 {op.referable:.2f}, urgent \u2265 {op.urgent:.2f}, "
+                  f"maculopathy \u2265 {op.maculopathy:.2f}") if op else ""
+    name = settings.operating_point_label or (op.name if op else "not recorded")
+    return f"{name} ({thresholds})" if thresholds else name
+
+
+def protocol_text(name: str) -> str:
+    """``icdr-ada - ICDR grading, ADA follow-up timing``."""
+    proto = PROTOCOLS.get(name)
+    return f"{name} \u2013 {proto.title}" if proto else name
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def _encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode a thumbnail")
+    return buf.tobytes()
+
+
+@functools.lru_cache(maxsize=32)
+def _thumbnail_cached(path: str, mtime_ns: int, size: int) -> np.ndarray | None:
+    """The photograph at PHOTO_PX long side (read-only array), or None if unreadable."""
+    try:
+        rgb = imageio.read_image(Path(path), max_side=PHOTO_PX)
+    except (imageio.ImageReadError, OSError, ValueError) as exc:
+        log.warning("slip: no thumbnail for %s: %s", path, exc)
+        return None
+    scale = PHOTO_PX / max(rgb.shape[:2])
+    if scale < 1:
+        rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+    rgb = np.ascontiguousarray(rgb)
+    rgb.setflags(write=False)
+    return rgb
+
+
+def photo_thumbnail(path: str | os.PathLike[str]) -> np.ndarray | None:
+    """A small RGB copy of the photograph for a slip, cached by path and mtime;
+    None when the file is gone or unreadable (the slip then says so)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _thumbnail_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+def heatmap_overlay(photo: np.ndarray, heatmap: Any, px: int = HEATMAP_PX) -> np.ndarray | None:
+    """The heat map in colour over the photograph as the model saw it (cropped to
+    the field of view and colour-normalised), ``px`` square; None if it fails."""
+    from .preprocess import MASK_RADIUS, disc_mask, preprocess
+
+    try:
+        heat = np.nan_to_num(np.asarray(heatmap, np.float32)).clip(0.0, 1.0)
+        if heat.ndim != 2 or min(heat.shape) < 1:
+            raise ValueError(f"heat map must be a 2-D array, got shape {heat.shape}")
+        base = preprocess(np.asarray(photo), px).astype(np.float32)
+    except Exception as exc:  # noqa: BLE001 - a slip without heat map beats no slip
+        log.warning("slip: heat map not drawn: %s", exc)
+        return None
+    heat = cv2.resize(heat, (px, px), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    alpha = (0.10 + 0.55 * heat)[..., None]
+    out = base * (1 - alpha) + colour.astype(np.float32) * alpha
+    out[~disc_mask(px, MASK_RADIUS)] = 0
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def _image_flowable(rgb: np.ndarray, box_w: float, box_h: float) -> Image:
+    """An embedded JPEG scaled to fit ``box_w`` x ``box_h`` points, aspect kept."""
+    h, w = rgb.shape[:2]
+    scale = min(box_w / w, box_h / h)
+    return Image(io.BytesIO(_encode_jpeg(rgb)), width=w * scale, height=h * scale)
+
+
+@functools.lru_cache(maxsize=8)
+def _logo_png(path: str, mtime_ns: int) -> tuple[bytes, int, int] | None:
+    try:
+        data = Path(path).read_bytes()
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except OSError:
+        img = None
+    if img is None:
+        log.warning("slip: the logo %s could not be read; printing without it", path)
+        return None
+    return data, img.shape[1], img.shape[0]
+
+
+def _logo(settings: SlipSettings, box_w: float, box_h: float) -> Flowable | None:
+    """The clinic logo, loaded once per file version; None when unset or unreadable."""
+    if not settings.logo_path:
+        return None
+    try:
+        mtime = os.stat(settings.logo_path).st_mtime_ns
+    except OSError:
+        log.warning("slip: the logo %s does not exist; printing without it", settings.logo_path)
+        return None
+    loaded = _logo_png(str(settings.logo_path), mtime)
+    if loaded is None:
+        return None
+    data, w, h = loaded
+    scale = min(box_w / w, box_h / h)
+    return Image(io.BytesIO(data), width=w * scale, height=h * scale, mask="auto")
+
+
+def qr_code(value: str, size: float) -> Flowable:
+    """A QR code of ``value`` (the encounter ID), ``size`` points square, quiet
+    zone included; error-correction level M survives a crease in the paper."""
+    return QrCode(clean_text(value) or "-", width=size, height=size, qrLevel="M", qrBorder=4)
+
+
+# --------------------------------------------------------------------------- page furniture
+
+
+class _FooterCanvas(Canvas):
+    """A canvas that writes "page N of M" and a footer line on every page (pages
+    are held until the end so the total is known)."""
+
+    def __init__(self, *args: Any, footer: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._footer = clean_text(footer)
+        self._pages: list[dict[str, Any]] = []
+
+    def showPage(self) -> None:  # noqa: N802 - reportlab's name
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self) -> None:
+        for state in self._pages:
+            self.__dict__.update(state)
+            self._draw_footer(len(self._pages))
+            super().showPage()
+        super().save()
+
+    def _draw_footer(self, total: int) -> None:
+        width = self._pagesize[0]
+        self.saveState()
+        self.setFont(FONT, 7)
+        self.setFillColor(colors.HexColor(GREY))
+        self.setStrokeColor(colors.HexColor(RULE))
+        self.line(14 * mm, 11 * mm, width - 14 * mm, 11 * mm)
+        page = f"Page {self._pageNumber} of {total}"
+        room = width - 28 * mm - pdfmetrics.stringWidth(page, FONT, 7) - 12
+        self.drawString(14 * mm, 7.5 * mm, fit_text(self._footer, FONT, 7, room))
+        self.drawRightString(width - 14 * mm, 7.5 * mm, page)
+        self.restoreState()
+
+
+def fit_text(text: str, font: str, size: float, width: float) -> str:
+    """``text`` shortened with an ellipsis so it is at most ``width`` points wide."""
+    if pdfmetrics.stringWidth(text, font, size) <= width:
+        return text
+    while text and pdfmetrics.stringWidth(text + "\u2026", font, size) > width:
+        text = text[:-1]
+    return text + "\u2026"
+
+
+def _build_pdf(story: list[Flowable], settings: SlipSettings, title: str, footer: str) -> bytes:
+    """Lay the story out on pages and return the PDF bytes."""
+    register_fonts()
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buf, pagesize=settings.pagesize, leftMargin=14 * mm, rightMargin=14 * mm, topMargin=12 * mm,
+        bottomMargin=16 * mm, title=clean_text(title), author=clean_text(settings.clinic_name),
+        creator=f"EyeScreen {__version__}", subject="Diabetic retinopathy screening",
+    )
+    doc.build(story, canvasmaker=functools.partial(_FooterCanvas, footer=footer))
+    return buf.getvalue()
+
+
+def _write_atomic(data: bytes, path: Path) -> Path:
+    """Write ``data`` to ``path`` via a temporary file, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def _header(settings: SlipSettings, title: str, width: float, right: Flowable | None = None) -> Table:
+    """Clinic header: logo, clinic name and address, document title; ``right``
+    (the QR code on a slip) in the top-right corner."""
+    logo = _logo(settings, 26 * mm, 16 * mm)
+    lines = [U(settings.clinic_name or "Diabetic eye screening", "clinic")]
+    if settings.clinic_address:
+        lines.append(U(settings.clinic_address, "small"))
+    if settings.clinic_phone:
+        lines.append(U(settings.clinic_phone, "small"))
+    lines.append(Spacer(1, 3))
+    lines.append(P(title, "title"))
+    right_w = 30 * mm if right is not None else 0
+    logo_w = 30 * mm if logo is not None else 0
+    table = Table([[logo or "", lines, right or ""]], colWidths=[logo_w, width - logo_w - right_w, right_w])
+    table.setStyle(TableStyle([
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+        ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+        ("LINEBELOW", (0, 0), (-1, 0), 1.2, colors.HexColor("#333333")),
+    ]))
+    return table
+
+
+# --------------------------------------------------------------------------- referral slip
+
+
+def _field(label: str, value: object, style: str = "value") -> list[Paragraph]:
+    """A labelled value: small grey label above the (escaped) value."""
+    return [P(escape(label.upper()), "label"), U(value if value not in (None, "") else "not recorded", style)]
+
+
+def _patient_block(summary: EncounterSummary, width: float) -> Table:
+    """Name, ID, birth date (with age), sex, when screened and the encounter ID."""
+    p = summary.patient
+    age = age_on(p.birth_date, summary.started_at.date())
+    born = format_date(p.birth_date) + (f" (age {age})" if age is not None else "") if p.birth_date else ""
+    diabetes = " ".join(x for x in (clean_text(p.diabetes_type),
+                                    f"for {p.diabetes_years} years" if p.diabetes_years is not None else "") if x)
+    rows = [
+        [_field("Patient", p.name or "(no name recorded)", "name"), "", _field("Patient ID", p.patient_id, "name"), ""],
+        [_field("Birth date", born), _field("Sex", p.sex), _field("Screened", format_datetime(summary.started_at)),
+         _field("Diabetes", diabetes)],
+        [_field("Encounter ID", summary.encounter_id, "cell"), "", "", ""],
+    ]
+    table = Table(rows, colWidths=[width * f for f in (0.27, 0.18, 0.30, 0.25)])
+    table.setStyle(TableStyle([
+        ("SPAN", (0, 0), (1, 0)), ("SPAN", (2, 0), (3, 0)), ("SPAN", (0, 2), (3, 2)),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 3),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]))
+    return table
+
+
+def _decision_block(summary: EncounterSummary, width: float) -> Table:
+    """The decision in large type: queue, what to do, and the due date boxed."""
+    ink, tint = QUEUE_COLOURS[summary.queue]
+    left = [P(f'<font color="{ink}">{escape(summary.queue.label.upper())}</font>', "queue"),
+            U(summary.action, "action")]
+    if summary.override_reason:
+        left += [Spacer(1, 3), U(f"Queue set by a clinician: {summary.override_reason}", "body")]
+    if summary.state != "open":
+        left += [Spacer(1, 2), U(f"State: {summary.state}", "small")]
+    due = [P(due_label(summary.queue), "due_label"), P(escape(format_date(summary.due_date)), "due"),
+           P(escape(due_note(summary)), "due_note")]
+    due_w = 44 * mm
+    table = Table([[left, due]], colWidths=[width - due_w, due_w])
+    table.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(tint)),
+        ("BACKGROUND", (1, 0), (1, 0), colors.white),
+        ("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor(ink)),
+        ("BOX", (1, 0), (1, 0), 1.6, colors.HexColor(ink)),
+        ("LINEBEFORE", (0, 0), (0, 0), 7, colors.HexColor(ink), 0),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LEFTPADDING", (0, 0), (0, 0), 12), ("TOPPADDING", (0, 0), (-1, -1), 8),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 9),
+    ]))
+    return table
+
+
+def trim_black(rgb: np.ndarray, level: int = 20) -> np.ndarray:
+    """The photograph without the camera's black surround (plus a small margin),
+    so the retina fills the thumbnail."""
+    bright = rgb.max(axis=2) > level
+    rows, cols = np.flatnonzero(bright.mean(axis=1) > 0.02), np.flatnonzero(bright.mean(axis=0) > 0.02)
+    if len(rows) < 8 or len(cols) < 8:
+        return rgb
+    m = max(2, round(0.01 * max(rgb.shape[:2])))
+    return rgb[max(0, rows[0] - m):rows[-1] + m + 1, max(0, cols[0] - m):cols[-1] + m + 1]
+
+
+def _eye_pictures(result: EyeResult, width: float, settings: SlipSettings) -> Flowable:
+    """Photograph and (when present) heat map side by side at the same height,
+    with captions."""
+    photo = photo_thumbnail(result.path) if result.path else None
+    if photo is None:
+        return _warning_box([U("No picture: the photograph file is not available "
+                               f"({Path(result.path).name if result.path else 'no file'}).", "small")])
+    heat = heatmap_overlay(photo, result.heatmap) if (settings.show_heatmaps and result.heatmap is not None) else None
+    pictures = [trim_black(photo)] + ([heat] if heat is not None else [])
+    captions = ["Photograph"] + (["Heat map: where the model saw signs of disease"] if heat is not None else [])
+    gap = 8.0 if heat is not None else 0.0
+    aspects = [p.shape[1] / p.shape[0] for p in pictures]
+    height = min(42 * mm, (width - gap - 2 * len(pictures)) / sum(aspects))
+    images: list[Any] = [_image_flowable(p, a * height, height) for p, a in zip(pictures, aspects)]
+    words: list[Any] = [P(escape(c), "tiny") for c in captions]
+    widths = [a * height + 2 for a in aspects]
+    if heat is not None:  # a narrow empty column keeps the two pictures apart
+        images.insert(1, "")
+        words.insert(1, "")
+        widths.insert(1, gap)
+    return Table([images, words], colWidths=widths, style=_PICTURE_STYLE, hAlign="LEFT")
+
+
+_PICTURE_STYLE = TableStyle([
+    ("ALIGN", (0, 0), (-1, 0), "LEFT"), ("VALIGN", (0, 0), (-1, 0), "MIDDLE"),
+    ("LEFTPADDING", (0, 0), (-1, -1), 1), ("RIGHTPADDING", (0, 0), (-1, -1), 1),
+    ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+])
+
+
+def _eye_words(result: EyeResult) -> list[Flowable]:
+    """Finding, probabilities and quality notes of one eye."""
+    out: list[Flowable] = []
+    if result.status is Status.OK and result.decision is not None:
+        d, p = result.decision, result.prediction
+        out.append(U(f"{d.finding[:1].upper()}{d.finding[1:]}", "finding"))
+        grade = f" (ICDR grade {d.grade})" if d.grade is not None and not d.code.startswith("ICDR") else ""
+        out.append(U(f"Protocol code: {d.code}{grade}", "body"))
+        if p is not None:
+            probs = [f"referable DR {format_probability(p.p_referable)}",
+                     f"urgent (severe / proliferative) {format_probability(p.p_urgent)}"]
+            if p.p_maculopathy is not None:
+                probs.append(f"maculopathy {format_probability(p.p_maculopathy)}")
+            out.append(U("Probability: " + " \u00b7 ".join(probs), "small"))
+        out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
+    else:
+        out.append(_warning_box([U(quality_note(result), "finding"), U(quality_advice(result), "body")]))
+    if result.path:
+        out.append(U(f"File: {Path(result.path).name}", "tiny"))
+    return out
+
+
+def _warning_box(content: list[Flowable]) -> Table:
+    """An amber box for what could not be graded."""
+    table = Table([[content]])
+    table.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(WARN_BG)),
+        ("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor(WARN_INK)),
+        ("LEFTPADDING", (0, 0), (-1, -1), 5), ("TOPPADDING", (0, 0), (-1, -1), 3),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+    ]))
+    return table
+
+
+def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipSettings) -> list[Flowable]:
+    """Everything about one eye, for one column of the eyes table."""
+    if result is None:
+        return [P(escape(eye_heading(side)), "eye"), Spacer(1, 4),
+                P("No photograph of this eye in this encounter.", "body")]
+    ink = QUEUE_COLOURS[result.queue][0]
+    heading = (f'{escape(eye_heading(result.eye))}'
+               f'<font color="{ink}" size="8">  \u25cf {escape(result.queue.value)}</font>')
+    return [P(heading, "eye"), Spacer(1, 3), _eye_pictures(result, width, settings), Spacer(1, 3),
+            *_eye_words(result)]
+
+
+def eye_pairs(eyes: Sequence[EyeResult]) -> list[tuple[tuple[EyeResult | None, Eye], tuple[EyeResult | None, Eye]]]:
+    """Eyes in rows of two: right eye on the left, left eye on the right (as the
+    clinician faces the patient); extra photographs and eyes of unknown side
+    follow in further rows."""
+    right = [e for e in eyes if e.eye is Eye.RIGHT]
+    left = [e for e in eyes if e.eye is Eye.LEFT]
+    other = [e for e in eyes if e.eye is Eye.UNKNOWN]
+    rows = []
+    for i in range(max(len(right), len(left), 0 if other else 1)):
+        rows.append(((right[i] if i < len(right) else None, Eye.RIGHT),
+                     (left[i] if i < len(left) else None, Eye.LEFT)))
+    for i in range(0, len(other), 2):
+        second = other[i + 1] if i + 1 < len(other) else None
+        rows.append(((other[i], Eye.UNKNOWN), (second, Eye.UNKNOWN)))
+    return rows
+
+
+def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings) -> list[Flowable]:
+    """The eyes side by side, one table row per pair."""
+    col = (width - 8) / 2
+    out: list[Flowable] = []
+    for (a, side_a), (b, side_b) in eye_pairs(summary.eyes):
+        right_cell = _eye_cell(a, side_a, col - 12, settings)
+        left_cell = _eye_cell(b, side_b, col - 12, settings) if (b is not None or side_b is not Eye.UNKNOWN) else ""
+        table = Table([[right_cell, "", left_cell]], colWidths=[col, 8, col])
+        boxes = [("BOX", (0, 0), (0, 0), 0.6, colors.HexColor(RULE))]
+        if left_cell != "":
+            boxes.append(("BOX", (2, 0), (2, 0), 0.6, colors.HexColor(RULE)))
+        table.setStyle(TableStyle([
+            *boxes, ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("LEFTPADDING", (0, 0), (-1, -1), 6), ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+            ("TOPPADDING", (0, 0), (-1, -1), 5), ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+        ]))
+        out += [table, Spacer(1, 5)]
+    return out
+
+
+def _provenance_block(summary: EncounterSummary, settings: SlipSettings, width: float) -> Table:
+    """Model, weights hash, protocol, operating point: enough to trace the result."""
+    m = summary.model
+    sha = clean_text(m.sha256) if m else ""
+    rows = [
+        ("Model", f"{m.name} {m.version}" if m else "not recorded"),
+        ("Weights SHA-256", f"<b>{escape(sha[:12])}</b>  {escape(sha)}" if sha else "not recorded"),
+        ("Protocol", protocol_text(summary.protocol_name)),
+        ("Operating point", operating_point_text(summary, settings)),
+        ("Slip printed", format_datetime(dt.datetime.now()) + f" by EyeScreen {__version__}"),
+    ]
+    cells = [[P(escape(k), "small"), P(v, "tiny") if k == "Weights SHA-256" else U(v, "small")] for k, v in rows]
+    table = Table(cells, colWidths=[30 * mm, width - 30 * mm])
+    table.setStyle(TableStyle([
+        ("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
+        ("TOPPADDING", (0, 0), (-1, -1), 0.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 0.5),
+    ]))
+    return table
+
+
+def _disclaimer(width: float) -> Table:
+    """The "screening aid, not a diagnosis" statement, boxed so it is read."""
+    table = Table([[P(f"<b>Screening aid, not a diagnosis.</b> {escape(DISCLAIMER)}", "small")]],
+                  colWidths=[width])
+    table.setStyle(TableStyle([
+        ("BOX", (0, 0), (-1, -1), 0.6, colors.HexColor("#333333")),
+        ("LEFTPADDING", (0, 0), (-1, -1), 6), ("TOPPADDING", (0, 0), (-1, -1), 4),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+    ]))
+    return table
+
+
+def _qr_block(encounter_id: str) -> list[Flowable]:
+    """QR code of the encounter ID with its caption."""
+    return [qr_code(encounter_id, 22 * mm), P("Encounter ID", "qr_caption")]
+
+
+def slip_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flowable]:
+    """The flowables of one referral slip (exposed for tests and previews)."""
+    width = settings.pagesize[0] - 28 * mm
+    return [
+        _header(settings, "Diabetic eye screening \u2013 referral slip", width, _qr_block(summary.encounter_id)),
+        Spacer(1, 4), _patient_block(summary, width), Spacer(1, 6),
+        _decision_block(summary, width), Spacer(1, 8),
+        *_eyes_block(summary, width, settings), Spacer(1, 2),
+        KeepTogether([_provenance_block(summary, settings, width), Spacer(1, 6), _disclaimer(width)]),
+    ]
+
+
+def slip_pdf_bytes(summary: EncounterSummary, settings: SlipSettings | None = None) -> bytes:
+    """The referral slip as PDF bytes (for previews that need no file)."""
+    settings = settings or SlipSettings()
+    footer = (f"Referral slip \u00b7 patient {summary.patient.patient_id} \u00b7 encounter "
+              f"{summary.encounter_id} \u00b7 screening aid, not a diagnosis")
+    title = f"EyeScreen referral slip \u2013 patient {summary.patient.patient_id}"
+    return _build_pdf(slip_story(summary, settings), settings, title, footer)
+
+
+def write_referral_slip(summary: EncounterSummary, path: Path, settings: SlipSettings | None = None) -> Path:
+    """Write one patient's referral slip for one encounter to ``path`` (PDF)."""
+    return _write_atomic(slip_pdf_bytes(summary, settings), Path(path))
+
+
+def resolve_images(summary: EncounterSummary, image_file: Callable[[str], Path | None]) -> EncounterSummary:
+    """The summary with each photograph that is no longer at its original path
+    replaced by the managed copy ``image_file(sha256)`` (e.g. ``ClinicStore.image_file``),
+    so a slip printed weeks later still shows the photographs."""
+    eyes = []
+    for e in summary.eyes:
+        if e.sha256 and not (e.path and os.path.isfile(e.path)):
+            stored = image_file(e.sha256)
+            e = replace(e, path=str(stored)) if stored else e
+        eyes.append(e)
+    return replace(summary, eyes=tuple(eyes))
+
+
+# --------------------------------------------------------------------------- batch summary
+
+
+def _sorted(encounters: Iterable[EncounterSummary], queue: Queue) -> list[EncounterSummary]:
+    return sorted((e for e in encounters if e.queue is queue),
+                  key=lambda e: (e.due_date, e.started_at, clean_text(e.patient.patient_id)))
+
+
+def _eyes_text(summary: EncounterSummary) -> str:
+    """``R: ICDR 3 ... / L: ungradable (out of focus)`` for one table cell."""
+    parts = []
+    for e in summary.eyes:
+        side = {Eye.RIGHT: "R", Eye.LEFT: "L"}.get(e.eye, "?")
+        parts.append(f"{side}: {eye_finding_short(e)}")
+    return "\n".join(parts) or "no photographs"
+
+
+def _review_text(summary: EncounterSummary) -> str:
+    """Why each eye of a review patient needs a retake or an examination."""
+    parts = [f"{quality_note(e)}. {quality_advice(e)}" for e in summary.eyes if e.status is not Status.OK]
+    if summary.override_reason:
+        parts.append(f"Queue set by a clinician: {summary.override_reason}")
+    return "\n".join(parts) or "see the encounter"
+
+
+def _table(header: Sequence[str], rows: list[list[Any]], widths: Sequence[float],
+           ink: str = "#37474F") -> Table:
+    """A data table with a coloured header row that repeats on each page."""
+    data = [[P(escape(h), "head") for h in header]] + rows
+    table = Table(data, colWidths=list(widths), repeatRows=1)
+    table.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor(ink)),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F4F6F7")]),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.3, colors.HexColor(RULE)),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 2.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]))
+    return table
+
+
+def _patient_cells(e: EncounterSummary) -> list[Paragraph]:
+    return [U(e.patient.patient_id, "cell_bold"), U(e.patient.name, "cell"), U(format_date(e.patient.birth_date)
+                                                                              if e.patient.birth_date else "", "cell")]
+
+
+def _queue_section(queue: Queue, encounters: list[EncounterSummary], width: float) -> list[Flowable]:
+    """Heading and table of one queue's patients (due date first)."""
+    ink = QUEUE_COLOURS[queue][0]
+    title = P(f'<font color="{ink}">{escape(queue.label)}</font> ({len(encounters)})', "h2")
+    if not encounters:
+        return [title, P("None.", "small")]
+    if queue is Queue.REVIEW:
+        header = ["Act by", "Patient ID", "Name", "Born", "Why: what could not be graded and what to do"]
+        rows = [[P(escape(format_date(e.due_date)), "cell_bold"), *_patient_cells(e), U(_review_text(e), "cell")]
+                for e in encounters]
+    else:
+        header = ["Due by", "Patient ID", "Name", "Born", "Findings", "Screened"]
+        rows = [[P(escape(format_date(e.due_date)), "cell_bold"), *_patient_cells(e), U(_eyes_text(e), "cell"),
+                 P(escape(format_datetime(e.started_at)), "cell")] for e in encounters]
+    fr = (0.11, 0.15, 0.19, 0.11, 0.44) if queue is Queue.REVIEW else (0.10, 0.15, 0.19, 0.11, 0.33, 0.12)
+    return [CondPageBreak(30 * mm), title, _table(header, rows, [width * f for f in fr], ink)]
+
+
+def _rejected_section(rejected: Sequence[EyeResult], width: float) -> list[Flowable]:
+    """Files that gave no usable photograph, with the reason and what to do."""
+    title = P(f"Files rejected ({len(rejected)})", "h2")
+    if not rejected:
+        return [title, P("None.", "small")]
+    rows = [[U(r.path, "cell"), U(r.status.value.replace("_", " "), "cell"),
+             U(_rejected_why(r), "cell")] for r in rejected]
+    return [CondPageBreak(30 * mm), title,
+            _table(["File", "Status", "Why, and what to do"], rows, [width * f for f in (0.40, 0.12, 0.48)])]
+
+
+def _rejected_why(r: EyeResult) -> str:
+    """Reason words, the engine's message and the advice, each said once."""
+    parts: list[str] = []
+    for text in (reason_words(r.quality.reasons) if r.quality else "", r.message, quality_advice(r)):
+        if not text or any(text.lower() in p.lower() for p in parts):
+            continue
+        parts = [p for p in parts if p.lower() not in text.lower()] + [text]
+    return "; ".join(parts) or r.status.value
+
+
+def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: float) -> Table:
+    """Patients per queue with what the queue means, plus the rejected files."""
+    rows = []
+    for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW, Queue.ANNUAL):
+        n = sum(1 for e in encounters if e.queue is q)
+        action = PROTOCOLS[_protocol_of(encounters)].action(q)
+        rows.append([P(f'<font color="{QUEUE_COLOURS[q][0]}"><b>{escape(q.label)}</b></font>', "body"),
+                     P(f"<b>{n}</b>", "body"), P(escape(action), "cell")])
+    rows.append([P("<b>Patients in total</b>", "body"), P(f"<b>{len(encounters)}</b>", "body"), ""])
+    rows.append([P("Files rejected", "body"), P(str(rejected), "body"), P("listed at the end", "cell")])
+    table = Table(rows, colWidths=[width * 0.45, width * 0.08, width * 0.47])
+    table.setStyle(TableStyle([
+        ("LINEBELOW", (0, 0), (-1, -1), 0.3, colors.HexColor(RULE)),
+        ("LINEABOVE", (0, 4), (-1, 4), 1.0, colors.HexColor("#333333")),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("ALIGN", (1, 0), (1, -1), "RIGHT"),
+        ("RIGHTPADDING", (1, 0), (1, -1), 12),
+        ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]))
+    return table
+
+
+def _protocol_of(encounters: Sequence[EncounterSummary]) -> str:
+    names = {e.protocol_name for e in encounters if e.protocol_name in PROTOCOLS}
+    return names.pop() if len(names) == 1 else "icdr-ada"
+
+
+def _batch_intro(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult]) -> str:
+    """One line: when, how many patients and photographs, which model and protocol."""
+    photos = sum(len(e.eyes) for e in encounters)
+    parts = []
+    if encounters:
+        first = min(e.started_at for e in encounters).date()
+        last = max(e.started_at for e in encounters).date()
+        parts.append(f"Screened {format_date(first)}" + (f" \u2013 {format_date(last)}" if last != first else ""))
+    parts.append(f"{len(encounters)} patients, {photos} photographs, {len(rejected)} files rejected")
+    models = sorted({f"{e.model.name} {e.model.version}" for e in encounters if e.model})
+    protocols = sorted({e.protocol_name for e in encounters})
+    if models:
+        parts.append("model " + ", ".join(models))
+    if protocols:
+        parts.append("protocol " + ", ".join(protocols))
+    parts.append(f"printed {format_datetime(dt.datetime.now())}")
+    return " \u00b7 ".join(parts)
+
+
+def summary_story(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult],
+                  settings: SlipSettings) -> list[Flowable]:
+    """The flowables of a batch summary (exposed for tests and previews)."""
+    width = settings.pagesize[0] - 28 * mm
+    story: list[Flowable] = [_header(settings, "Diabetic eye screening \u2013 batch summary", width),
+                             Spacer(1, 4), U(_batch_intro(encounters, rejected), "small"), Spacer(1, 6),
+                             _counts_table(encounters, len(rejected), width)]
+    for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW):
+        story += _queue_section(q, _sorted(encounters, q), width)
+    story += _rejected_section(rejected, width)
+    story += _queue_section(Queue.ANNUAL, _sorted(encounters, Queue.ANNUAL), width)
+    story += [Spacer(1, 10), _disclaimer(width)]
+    return story
+
+
+def write_batch_summary(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult], path: Path,
+                        settings: SlipSettings | None = None) -> Path:
+    """Write ``summary.pdf``: counts per queue, urgent patients first with due
+    dates, then routine, then review with the reasons, then the rejected files
+    and why, then the annual recalls."""
+    settings = settings or SlipSettings()
+    story = summary_story(encounters, rejected, settings)
+    footer = "EyeScreen batch summary \u00b7 screening aid, not a diagnosis"
+    return _write_atomic(_build_pdf(story, settings, "EyeScreen batch summary", footer), Path(path))
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "queue", "queue_label", "due_date", "patient_id", "name", "birth_date", "sex", "encounter_id",
+    "screened_at", "state", "action",
+    "right_status", "right_grade", "right_finding", "right_p_referable", "right_p_urgent",
+    "left_status", "left_grade", "left_finding", "left_p_referable", "left_p_urgent",
+    "other_eyes", "override_reason", "slip_printed_at", "protocol", "model", "model_version",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(text: object) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection):
+    user text starting with ``= + - @`` gets a leading apostrophe."""
+    s = clean_text(text)
+    return "'" + s if s.startswith(_FORMULA_START) else s
+
+
+def _worst(eyes: Iterable[EyeResult]) -> EyeResult | None:
+    """The most urgent result among several photographs of one eye."""
+    return min(eyes, key=lambda e: e.queue.priority, default=None)
+
+
+def _eye_columns(prefix: str, e: EyeResult | None) -> dict[str, Any]:
+    if e is None:
+        return {f"{prefix}_{k}": "" for k in ("status", "grade", "finding", "p_referable", "p_urgent")}
+    p = e.prediction
+    return {f"{prefix}_status": e.status.value, f"{prefix}_grade": "" if e.grade is None else e.grade,
+            f"{prefix}_finding": csv_safe(eye_finding_short(e)),
+            f"{prefix}_p_referable": f"{p.p_referable:.4f}" if p else "",
+            f"{prefix}_p_urgent": f"{p.p_urgent:.4f}" if p else ""}
+
+
+def queue_row(e: EncounterSummary) -> dict[str, Any]:
+    """One CSV row for one encounter."""
+    p = e.patient
+    row: dict[str, Any] = {
+        "queue": e.queue.value, "queue_label": e.queue.label, "due_date": e.due_date.isoformat(),
+        "patient_id": csv_safe(p.patient_id), "name": csv_safe(p.name),
+        "birth_date": p.birth_date.isoformat() if p.birth_date else "", "sex": csv_safe(p.sex),
+        "encounter_id": csv_safe(e.encounter_id), "screened_at": e.started_at.isoformat(timespec="minutes"),
+        "state": e.state, "action": e.action,
+        "other_eyes": csv_safe("; ".join(eye_finding_short(x) for x in e.eyes if x.eye is Eye.UNKNOWN)),
+        "override_reason": csv_safe(e.override_reason),
+        "slip_printed_at": e.slip_printed_at.isoformat(timespec="minutes") if e.slip_printed_at else "",
+        "protocol": e.protocol_name, "model": csv_safe(e.model.name) if e.model else "",
+        "model_version": csv_safe(e.model.version) if e.model else "",
+    }
+    row.update(_eye_columns("right", _worst(x for x in e.eyes if x.eye is Eye.RIGHT)))
+    row.update(_eye_columns("left", _worst(x for x in e.eyes if x.eye is Eye.LEFT)))
+    return row
+
+
+def queues_csv(encounters: Sequence[EncounterSummary], path: Path) -> Path:
+    """Write the queues as CSV for a coordinator's spreadsheet: one row per
+    encounter, most urgent queue first, then by due date. UTF-8 with a BOM so
+    spreadsheet programs show accented, Greek and Cyrillic names correctly."""
+    order = sorted(encounters, key=lambda e: (e.queue.priority, e.due_date, clean_text(e.patient.patient_id)))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(queue_row(e) for e in order)
+    return _write_atomic(("\ufeff" + buf.getvalue()).encode("utf-8"), Path(path))
+
+
+# --------------------------------------------------------------------------- FHIR R4
+
+
+SYSTEM = "urn:eyescreen"
+PATIENT_ID_SYSTEM = f"{SYSTEM}:patient-id"
+ENCOUNTER_ID_SYSTEM = f"{SYSTEM}:encounter-id"
+OBSERVATION_SYSTEM = f"{SYSTEM}:observation"
+ICDR_SYSTEM = f"{SYSTEM}:icdr-grade"
+QUALITY_SYSTEM = f"{SYSTEM}:image-quality"
+QUALITY_REASON_SYSTEM = f"{SYSTEM}:image-quality-reason"
+QUEUE_SYSTEM = f"{SYSTEM}:queue"
+MODEL_SHA_SYSTEM = f"{SYSTEM}:model-sha256"
+SNOMED = "http://snomed.info/sct"
+BODY_SITE = {Eye.RIGHT: ("18944008", "Right eye structure"), Eye.LEFT: ("8966001", "Left eye structure")}
+_FHIR_NS = uuid.UUID("6f1d2a0e-5f55-4a8e-9d3c-2b7e6c1f9a10")
+
+
+def _fhir_time(t: dt.datetime) -> str:
+    """A FHIR dateTime with an offset (naive times are the machine's local time)."""
+    return t.replace(microsecond=0).astimezone().isoformat()
+
+
+def _coding(system: str, code: str, display: str = "") -> dict[str, str]:
+    c = {"system": system, "code": code}
+    if display:
+        c["display"] = display
+    return c
+
+
+def _concept(system: str, code: str, display: str = "", text: str = "") -> dict[str, Any]:
+    concept: dict[str, Any] = {"coding": [_coding(system, code, display)]}
+    if text or display:
+        concept["text"] = text or display
+    return concept
+
+
+def _probability(value: float) -> dict[str, Any]:
+    return {"value": round(float(value), 4), "unit": "probability", "system": "http://unitsofmeasure.org",
+            "code": "1"}
+
+
+class _Bundler:
+    """Builds one encounter's resources with stable ``urn:uuid`` IDs (UUIDv5 of
+    the encounter ID and the resource's role), so exporting twice gives the
+    same references."""
+
+    def __init__(self, summary: EncounterSummary):
+        self.summary = summary
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, role: str, resource: dict[str, Any]) -> str:
+        rid = str(uuid.uuid5(_FHIR_NS, f"{self.summary.encounter_id}/{role}"))
+        resource = {"resourceType": resource.pop("resourceType"), "id": rid, **resource}
+        self.entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": resource})
+        return f"urn:uuid:{rid}"
+
+
+def _fhir_patient(s: EncounterSummary) -> dict[str, Any]:
+    p = s.patient
+    gender = {"f": "female", "female": "female", "m": "male", "male": "male", "o": "other",
+              "other": "other"}.get(clean_text(p.sex).strip().lower(), "unknown")
+    res: dict[str, Any] = {"resourceType": "Patient",
+                           "identifier": [{"system": PATIENT_ID_SYSTEM, "value": clean_text(p.patient_id) or "-"}],
+                           "gender": gender}
+    if clean_text(p.name).strip():
+        res["name"] = [{"text": clean_text(p.name).strip()}]
+    if p.birth_date:
+        res["birthDate"] = p.birth_date.isoformat()
+    return res
+
+
+def _fhir_encounter(s: EncounterSummary, patient: str) -> dict[str, Any]:
+    return {"resourceType": "Encounter",
+            "identifier": [{"system": ENCOUNTER_ID_SYSTEM, "value": clean_text(s.encounter_id) or "-"}],
+            "status": "finished",
+            "class": _coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB", "ambulatory"),
+            "serviceType": {"text": "Diabetic eye screening"},
+            "subject": {"reference": patient}, "period": {"start": _fhir_time(s.started_at)}}
+
+
+def _fhir_device(s: EncounterSummary) -> dict[str, Any] | None:
+    m = s.model
+    if m is None:
+        return None
+    dev: dict[str, Any] = {"resourceType": "Device", "status": "active",
+                           "deviceName": [{"name": clean_text(m.name) or "model", "type": "model-name"}],
+                           "type": {"text": "EyeScreen diabetic-retinopathy grading model (software)"},
+                           "version": [{"value": clean_text(m.version) or "-"}]}
+    if m.sha256:
+        dev["identifier"] = [{"system": MODEL_SHA_SYSTEM, "value": clean_text(m.sha256)}]
+    return dev
+
+
+def _observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str], code: str, display: str,
+                 value: dict[str, Any]) -> dict[str, Any]:
+    """An Observation about one eye with the common fields filled in."""
+    obs: dict[str, Any] = {
+        "resourceType": "Observation", "status": "final",
+        "category": [_concept("http://terminology.hl7.org/CodeSystem/observation-category", "imaging", "Imaging")],
+        "code": _concept(OBSERVATION_SYSTEM, code, display),
+        "subject": {"reference": refs["patient"]}, "encounter": {"reference": refs["encounter"]},
+        "effectiveDateTime": _fhir_time(s.started_at), **value,
+    }
+    if e.eye in BODY_SITE:
+        obs["bodySite"] = _concept(SNOMED, *BODY_SITE[e.eye])
+    if "device" in refs:
+        obs["device"] = {"reference": refs["device"]}
+    return obs
+
+
+def _grade_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str]) -> dict[str, Any]:
+    d, p, grade = e.decision, e.prediction, e.grade
+    assert d is not None and p is not None and grade is not None
+    concept = {"coding": [_coding(ICDR_SYSTEM, str(grade), ICDR_GRADE_NAMES[grade]),
+                          _coding(f"{SYSTEM}:protocol:{s.protocol_name}", clean_text(d.code).strip() or "-")],
+               "text": clean_text(d.finding)}
+    components = [{"code": _concept(OBSERVATION_SYSTEM, f"p-icdr-{g}", f"Probability of ICDR grade {g}"),
+                   "valueQuantity": _probability(v)} for g, v in enumerate(p.grade_probs)]
+    components.append({"code": _concept(OBSERVATION_SYSTEM, "p-urgent", "Probability of urgent (grade 3-4) DR"),
+                       "valueQuantity": _probability(p.p_urgent)})
+    if p.p_maculopathy is not None:
+        components.append({"code": _concept(OBSERVATION_SYSTEM, "p-maculopathy", "Probability of maculopathy"),
+                           "valueQuantity": _probability(p.p_maculopathy)})
+    obs = _observation(s, e, refs, "dr-grade", "Diabetic retinopathy grade (ICDR)",
+                       {"valueCodeableConcept": concept, "component": components})
+    obs["method"] = {"text": f"Automated grading of a fundus photograph, protocol {s.protocol_name}"}
+    return obs
+
+
+def _referable_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str]) -> dict[str, Any]:
+    p = e.prediction
+    assert p is not None
+    obs = _observation(s, e, refs, "dr-referable", "Referable diabetic retinopathy",
+                       {"valueBoolean": e.queue in (Queue.URGENT, Queue.ROUTINE)})
+    obs["component"] = [{"code": _concept(OBSERVATION_SYSTEM, "p-referable", "Probability of referable DR"),
+                         "valueQuantity": _probability(p.p_referable)}]
+    if s.operating_point is not None:
+        obs["note"] = [{"text": f"Operating point {clean_text(s.operating_point.name)}: referable when "
+                                f"p >= {s.operating_point.referable:.2f}"}]
+    return obs
+
+
+def _quality_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str]) -> dict[str, Any]:
+    gradable = e.status is Status.OK
+    display = {Status.OK: "gradable", Status.UNGRADABLE: "ungradable", Status.NOT_FUNDUS: "not a fundus photograph",
+               Status.ERROR: "file could not be read"}[e.status]
+    obs = _observation(s, e, refs, "image-quality", "Fundus photograph quality",
+                       {"valueCodeableConcept": _concept(QUALITY_SYSTEM, e.status.value, display)})
+    reasons = e.quality.reasons if e.quality else ()
+    if reasons:
+        obs["component"] = [{"code": _concept(OBSERVATION_SYSTEM, "quality-reason", "Reason not gradable"),
+                             "valueCodeableConcept": _concept(QUALITY_REASON_SYSTEM, r, reason_words([r]))}
+                            for r in reasons]
+    if not gradable:
+        obs["note"] = [{"text": f"{quality_note(e)}. {quality_advice(e)}"}]
+    return obs
+
+
+def _eye_observations(b: _Bundler, e: EyeResult, index: int, refs: dict[str, str]) -> list[str]:
+    """Quality, and for a graded eye grade and referable; returns their references."""
+    s = b.summary
+    role = f"eye{index}-{e.eye.value}"
+    out = [b.add(f"{role}/quality", _quality_observation(s, e, refs))]
+    if e.status is Status.OK and e.decision is not None and e.prediction is not None and e.grade is not None:
+        out.append(b.add(f"{role}/grade", _grade_observation(s, e, refs)))
+        out.append(b.add(f"{role}/referable", _referable_observation(s, e, refs)))
+    return out
+
+
+def _conclusion(s: EncounterSummary) -> str:
+    eyes = "; ".join(f"{e.eye.label}: {eye_finding_short(e)}" for e in s.eyes) or "no photographs"
+    return (f"{s.queue.label}: {s.action} (due {s.due_date.isoformat()}). {eyes}. "
+            "Screening aid, not a diagnosis.")
+
+
+def _fhir_report(s: EncounterSummary, refs: dict[str, str], results: list[str]) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "resourceType": "DiagnosticReport", "status": "final",
+        "category": [{"text": "Diabetic eye screening"}],
+        "code": _concept(OBSERVATION_SYSTEM, "dr-screening", "Diabetic retinopathy screening report"),
+        "subject": {"reference": refs["patient"]}, "encounter": {"reference": refs["encounter"]},
+        "effectiveDateTime": _fhir_time(s.started_at),
+        "issued": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "result": [{"reference": r} for r in results],
+        "conclusion": clean_text(_conclusion(s)),
+        "conclusionCode": [_concept(QUEUE_SYSTEM, s.queue.value, s.queue.label)],
+    }
+    if "organization" in refs:
+        report["performer"] = [{"reference": refs["organization"]}]
+    return report
+
+
+def _fhir_follow_up(s: EncounterSummary, refs: dict[str, str]) -> dict[str, Any]:
+    """The recommended follow-up as a ServiceRequest proposal with its due date."""
+    status = {"closed": "completed"}.get(s.state, "active")
+    req: dict[str, Any] = {
+        "resourceType": "ServiceRequest", "status": status, "intent": "proposal",
+        "priority": "urgent" if s.queue is Queue.URGENT else "routine",
+        "code": _concept(QUEUE_SYSTEM, s.queue.value, s.queue.label, clean_text(s.action)),
+        "subject": {"reference": refs["patient"]}, "encounter": {"reference": refs["encounter"]},
+        "occurrencePeriod": {"start": s.started_at.date().isoformat(), "end": s.due_date.isoformat()},
+        "authoredOn": _fhir_time(s.started_at),
+        "reasonReference": [{"reference": refs["report"]}],
+        "note": [{"text": "Recommended by an automated screening aid, not a diagnosis."}],
+    }
+    if s.override_reason:
+        req["note"].append({"text": f"Queue set by a clinician: {clean_text(s.override_reason)}"})
+    return req
+
+
+def fhir_bundle(summary: EncounterSummary, settings: SlipSettings | None = None) -> dict[str, Any]:
+    """One encounter as a FHIR R4 ``collection`` Bundle (JSON-ready dict):
+    Patient, Encounter, the model as a Device, per-eye Observations (quality;
+    for graded eyes the ICDR grade and referable), a DiagnosticReport with the
+    queue as conclusion, and the follow-up as a ServiceRequest with its due
+    date; an Organization for the clinic when ``settings`` names one."""
+    b = _Bundler(summary)
+    refs = {"patient": b.add("patient", _fhir_patient(summary))}
+    refs["encounter"] = b.add("encounter", _fhir_encounter(summary, refs["patient"]))
+    device = _fhir_device(summary)
+    if device is not None:
+        refs["device"] = b.add("device", device)
+    if settings is not None and clean_text(settings.clinic_name).strip():
+        org: dict[str, Any] = {"resourceType": "Organization", "name": clean_text(settings.clinic_name).strip()}
+        if clean_text(settings.clinic_address).strip():
+            org["address"] = [{"text": clean_text(settings.clinic_address).strip()}]
+        refs["organization"] = b.add("organization", org)
+    results = [ref for i, e in enumerate(summary.eyes) for ref in _eye_observations(b, e, i, refs)]
+    refs["report"] = f"urn:uuid:{uuid.uuid5(_FHIR_NS, f'{summary.encounter_id}/report')}"
+    b.add("report", _fhir_report(summary, refs, results))
+    b.add("follow-up", _fhir_follow_up(summary, refs))
+    return {"resourceType": "Bundle", "id": str(uuid.uuid5(_FHIR_NS, f"{summary.encounter_id}/bundle")),
+            "identifier": {"system": ENCOUNTER_ID_SYSTEM, "value": clean_text(summary.encounter_id) or "-"},
+            "type": "collection", "timestamp": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "entry": b.entries}
+
+
+def write_fhir(summary: EncounterSummary, path: Path, settings: SlipSettings | None = None) -> Path:
+    """Write the encounter's FHIR R4 Bundle as UTF-8 JSON to ``path``."""
+    text = json.dumps(fhir_bundle(summary, settings), ensure_ascii=False, indent=2)
+    return _write_atomic(text.encode("utf-8"), Path(path))
