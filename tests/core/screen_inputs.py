@@ -66,3 +66,18 @@ def make_bad_inputs(folder: Path) -> dict[str, str]:
     _write(folder / "blurred.jpg", cv2.GaussianBlur(fundus, (0, 0), 12))
     _write(folder / "tiny.jpg", cv2.resize(fundus, (90, 60), interpolation=cv2.INTER_AREA))
     return dict(BAD_EXPECTED)
+
+
+def model_with_thresholds(source: Path, dest: Path, referable: float, urgent: float) -> Path:
+    """A copy of a model folder whose card's default operating point is changed
+    (the card's hash covers the weights, not the card). With thresholds above
+    what the untrained tiny model outputs, every graded eye lands in annual, so
+    a test can tell an annual patient from a review one."""
+    import json
+
+    shutil.copytree(source, dest)
+    card_path = dest / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["operating_points"]["default"].update(referable=referable, urgent=urgent)
+    card_path.write_text(json.dumps(card, indent=2))
+    return dest

@@ -1,0 +1,261 @@
+"""The batch behind ``eyescreen screen``, in-process: patient/eye mapping, results.csv,
+the database it fills, resuming an interrupted batch, result reuse, PDFs."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from eyescreen_desktop.core import batch as batch_mod
+from eyescreen_desktop.core.batch import (
+    BatchUsageError,
+    batch_key,
+    plan_files,
+    read_patients_csv,
+    run_batch,
+    safe_file_name,
+)
+from eyescreen_desktop.core.classifier import Classifier, ModelError
+from eyescreen_desktop.core.records import Eye, Queue, Status
+from tests.core.screen_inputs import IMAGES, make_bad_inputs, model_with_thresholds
+
+REQUIRED = ["file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
+            "due_date", "finding", "quality_reasons", "model_version"]
+
+
+@pytest.fixture(scope="module")
+def annual_model(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with thresholds it never reaches: graded eyes go to annual."""
+    return model_with_thresholds(tiny_model_dir, tmp_path_factory.mktemp("m") / "annual", 0.99, 0.99)
+
+
+@pytest.fixture(scope="module")
+def annual_classifier(annual_model) -> Classifier:
+    return Classifier.load(annual_model, backend="keras")
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def db_count(data: Path, sql: str) -> int:
+    con = sqlite3.connect(data / "clinic.sqlite3")
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def photo_folder(root: Path, names: dict[str, str]) -> Path:
+    """``names``: target name -> source photograph name in fundus-dr."""
+    root.mkdir(parents=True, exist_ok=True)
+    for target, source in names.items():
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(IMAGES / source, root / target)
+    return root
+
+
+TWO_PATIENTS = {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg",
+                "P003_L.jpg": "P003_L.jpg", "P003_R.jpg": "P003_R.jpg"}
+
+
+# ---------------------------------------------------------------------- planning
+
+
+def test_patient_and_eye_come_from_names_then_folders_then_the_file(tmp_path):
+    touch(tmp_path, "P1_L.jpg", "p2_od.JPG", "P3_Left.png", "ab_cd_os.tif", "P5/a.jpg", "P5/right.jpg",
+          "P6/P6_R.jpg", "scan.jpg", "x.jpg", "x.png", "notes.txt", ".hidden.jpg")
+    planned = {f.file: (f.patient_id, f.eye) for f in plan_files([tmp_path])}
+    assert planned == {
+        "P1_L.jpg": ("P1", Eye.LEFT), "p2_od.JPG": ("p2", Eye.RIGHT), "P3_Left.png": ("P3", Eye.LEFT),
+        "ab_cd_os.tif": ("ab_cd", Eye.LEFT), "P5/a.jpg": ("P5", Eye.UNKNOWN), "P5/right.jpg": ("P5", Eye.RIGHT),
+        "P6/P6_R.jpg": ("P6", Eye.RIGHT), "scan.jpg": ("scan", Eye.UNKNOWN),
+        "x.jpg": ("x.jpg", Eye.UNKNOWN), "x.png": ("x.png", Eye.UNKNOWN),
+    }
+
+
+def test_patient_list_wins_and_is_read_the_way_spreadsheets_save_it(tmp_path):
+    touch(tmp_path, "visit/img1.jpg", "img2.jpg", "P9_R.jpg")
+    listing = tmp_path / "patients.csv"
+    listing.write_text("\ufefffile;patient_id;name;birth_date;sex;eye\n"
+                       "visit/img1.jpg;A-17;Zoë Åberg;1956-03-21;F;OS\n"
+                       ".\\img2.jpg;A-17;Zoë Åberg;1956-03-21;F;right\n", encoding="utf-8")
+    listed = read_patients_csv(listing)
+    assert listed["img2.jpg"].patient.name == "Zoë Åberg" and listed["img2.jpg"].eye is Eye.RIGHT
+    planned = {f.file: (f.patient_id, f.eye) for f in plan_files([tmp_path], listed)}
+    assert planned == {"visit/img1.jpg": ("A-17", Eye.LEFT), "img2.jpg": ("A-17", Eye.RIGHT),
+                       "P9_R.jpg": ("P9", Eye.RIGHT)}
+
+
+def test_a_bad_patient_list_is_a_usage_error_naming_the_problem(tmp_path):
+    bad = tmp_path / "p.csv"
+    bad.write_text("filename,id\nx.jpg,1\n")
+    with pytest.raises(BatchUsageError, match="no column file, patient_id"):
+        read_patients_csv(bad)
+    bad.write_text("file,patient_id,name,birth_date\nx.jpg,1,Ann,21/03/1956\n")
+    with pytest.raises(BatchUsageError, match="line 2: birth_date '21/03/1956'"):
+        read_patients_csv(bad)
+    with pytest.raises(BatchUsageError, match="cannot read"):
+        read_patients_csv(tmp_path / "missing.csv")
+
+
+def test_batch_key_names_inputs_protocol_and_model(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert batch_key([a, b], "icdr-ada", "m1") == batch_key([b, a], "icdr-ada", "m1")
+    assert len({batch_key([a], "icdr-ada", "m1"), batch_key([a], "nhs-dess", "m1"),
+                batch_key([a], "icdr-ada", "m2"), batch_key([b], "icdr-ada", "m1")}) == 4
+    assert safe_file_name("A/17 Zoë") == "A_17_Zoë" and safe_file_name("..") == "patient"
+
+
+# ---------------------------------------------------------------------- running
+
+
+def test_a_batch_fills_the_csv_and_the_clinic_database(tmp_path, annual_classifier):
+    folder = photo_folder(tmp_path / "in", TWO_PATIENTS)
+    expected_bad = make_bad_inputs(tmp_path / "bad")
+    for name in ("zero.jpg", "letter.jpg", "blurred.jpg"):
+        shutil.move(tmp_path / "bad" / name, folder / name)
+    data = tmp_path / "data"
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=data, pdf=False)
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    assert list(rows[0])[:9] == REQUIRED[:9] and set(REQUIRED) <= set(rows[0])
+    assert sorted(r["file"] for r in rows) == sorted([*TWO_PATIENTS, "zero.jpg", "letter.jpg", "blurred.jpg"])
+    by_file = {r["file"]: r for r in rows}
+    for name in ("zero.jpg", "letter.jpg", "blurred.jpg"):
+        r = by_file[name]
+        assert (r["status"], r["queue"], r["grade"], r["p_referable"]) == (expected_bad[name], "review", "", "")
+        assert r["patient_id"] == name[:-4] and r["message"]
+    for name in TWO_PATIENTS:
+        r = by_file[name]
+        assert (r["status"], r["queue"], r["eye"], r["model_version"]) == ("ok", "annual", name[5], "0.0.1")
+        assert r["grade"] in {"0", "1"} and 0 <= float(r["p_referable"]) <= 1
+    assert report.queue_counts == {Queue.URGENT: 0, Queue.ROUTINE: 0, Queue.REVIEW: 3, Queue.ANNUAL: 2}
+    assert report.status_counts == {Status.OK: 4, Status.ERROR: 1, Status.NOT_FUNDUS: 1, Status.UNGRADABLE: 1}
+    assert {f for f, _ in report.rejected} == {"zero.jpg", "letter.jpg", "blurred.jpg"}
+    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 5
+    assert db_count(data, "SELECT COUNT(*) FROM queue_state WHERE state = 'open'") == 5
+    stored = [p for p in (data / "images").rglob("*") if p.is_file()]
+    assert len(stored) == 6   # every readable file is kept; the zero-byte one cannot be
+
+
+def test_an_interrupted_batch_resumes_without_losing_or_repeating(tmp_path, annual_classifier):
+    folder = photo_folder(tmp_path / "in", {**TWO_PATIENTS, "P004_L.jpg": "P004_L.jpg",
+                                            "P004_R.jpg": "P004_R.jpg"})
+    data, out = tmp_path / "data", tmp_path / "out"
+
+    def crash_after_three(done, total, file):
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch([folder], out, model=annual_classifier, data_dir=data, pdf=False, progress=crash_after_three,
+                  batch_size=2)
+    assert db_count(data, "SELECT COUNT(*) FROM batch_files") == 3
+    report = run_batch([folder], out, model=annual_classifier, data_dir=data, pdf=False, batch_size=2)
+    assert report.resumed and report.screened == 3 and report.files == 6
+    assert db_count(data, "SELECT COUNT(*) FROM batch_files") == 6
+    assert db_count(data, "SELECT COUNT(*) FROM results") == 6
+    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 3
+    assert db_count(data, "SELECT COUNT(*) FROM images") == 6
+    assert len(read_csv(out / "results.csv")) == 6
+    assert db_count(data, "SELECT COUNT(*) FROM audit_log WHERE action = 'batch resumed'") == 1
+
+
+def test_a_finished_batch_run_again_only_rewrites_outputs_and_adds_new_files(tmp_path, annual_model,
+                                                                             monkeypatch):
+    folder = photo_folder(tmp_path / "in", TWO_PATIENTS)
+    data, out = tmp_path / "data", tmp_path / "out"
+    first = run_batch([folder], out, model=annual_model, data_dir=data, pdf=False)
+    assert first.screened == 4 and not first.resumed
+    (out / "results.csv").unlink()
+
+    def no_loading(*a, **k):
+        raise AssertionError("the model was loaded although nothing was left to screen")
+
+    with monkeypatch.context() as m:
+        m.setattr(Classifier, "load", no_loading)
+        again = run_batch([folder], out, model=annual_model, data_dir=data, pdf=False)
+    assert again.screened == 0 and len(read_csv(out / "results.csv")) == 4
+    shutil.copy(IMAGES / "P004_R.jpg", folder / "P001_OD.jpg")   # a late photograph of a known patient
+    third = run_batch([folder], out, model=annual_model, data_dir=data, pdf=False)
+    assert third.screened == 1 and len(read_csv(out / "results.csv")) == 5
+    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 2
+    p001 = next(s for s in third.encounters if s.patient.patient_id == "P001")
+    assert sorted(e.eye.value for e in p001.eyes) == ["L", "R", "R"]
+
+
+def test_the_same_photo_is_recognised_in_a_batch_and_across_batches(tmp_path, annual_classifier, monkeypatch):
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_L copy.jpg": "P001_L.jpg"})
+    data = tmp_path / "data"
+    run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=data, pdf=False)
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    assert len(rows) == 2 and rows[1]["message"] == "(identical to P001_L copy.jpg)"
+    assert db_count(data, "SELECT COUNT(*) FROM images") == 1
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded a photograph whose result was on record")
+
+    monkeypatch.setattr("eyescreen_desktop.core.screening.read_image_with_hash", no_decoding)
+    other = photo_folder(tmp_path / "in2", {"P001_L.jpg": "P001_L.jpg"})
+    report = run_batch([other], tmp_path / "out2", model=annual_classifier, data_dir=data, pdf=False)
+    assert report.status_counts == {Status.OK: 1}
+    assert db_count(data, "SELECT COUNT(*) FROM images") == 1
+    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 3   # two batches are two visits
+
+
+def test_usage_errors_are_raised_before_anything_is_written(tmp_path, tiny_model_dir):
+    data = tmp_path / "data"
+    with pytest.raises(BatchUsageError, match="no such file or folder"):
+        run_batch([tmp_path / "nope"], tmp_path / "out", model=tiny_model_dir, data_dir=data)
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg"})
+    with pytest.raises(BatchUsageError, match="unknown protocol"):
+        run_batch([folder], tmp_path / "out", model=tiny_model_dir, data_dir=data, protocol="etdrs")
+    with pytest.raises(ModelError, match="no model card"):
+        run_batch([folder], tmp_path / "out", model=tmp_path, data_dir=data)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = broken / "model.keras"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="do not match"):
+        run_batch([folder], tmp_path / "out", model=broken, data_dir=data)
+    assert not (data / "clinic.sqlite3").exists() and not (tmp_path / "out").exists()
+
+
+def test_slips_are_written_for_referred_and_review_patients_only(tmp_path, annual_classifier):
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
+    make_bad_inputs(tmp_path / "bad")
+    shutil.move(tmp_path / "bad" / "letter.jpg", folder / "Q7_L.jpg")
+    listing = tmp_path / "patients.csv"
+    listing.write_text("file,patient_id,name,birth_date\nQ7_L.jpg,Q7,Ann Example,1950-01-02\n")
+    report = run_batch([folder], tmp_path / "out", patients_csv=listing, model=annual_classifier,
+                       data_dir=tmp_path / "data", pdf=True)
+    referrals = tmp_path / "out" / "referrals"
+    assert sorted(p.name for p in referrals.iterdir()) == ["Q7.pdf"]
+    assert report.pdf_error == "" and report.referral_pdfs == [referrals / "Q7.pdf"]
+    slip = " ".join(page.extract_text() for page in PdfReader(referrals / "Q7.pdf").pages)
+    assert "Ann Example" in slip and "Q7" in slip
+    summary = " ".join(page.extract_text() for page in PdfReader(tmp_path / "out" / "summary.pdf").pages)
+    assert "Q7" in summary and "P001" in summary
+
+
+def test_the_one_screen_summary_counts_queues_and_rejections(tmp_path, annual_classifier):
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg"})
+    make_bad_inputs(folder / "bad")
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=False)
+    text = batch_mod.format_summary(report, max_rejected=3)
+    assert "11 file(s) of 2 patient(s)" in text
+    assert "annual 1" in text and "review 1" in text
+    assert "Files rejected (10)" in text and "unreadable 5" in text and "... and 7 more" in text
+    assert len(text.splitlines()) <= 24
