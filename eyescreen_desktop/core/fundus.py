@@ -43,7 +43,7 @@ MIN_BLOB_FRACTION = 0.04        # of the work image
 # --- "is it a fundus photograph"
 MIN_FUNDUS_CIRCULARITY = 0.86
 MAX_SURROUND_RATIO = 0.35       # surround brightness / FOV brightness
-MIN_SURROUND_FRACTION = 0.03    # a fundus frame always shows some dark surround
+MIN_SURROUND_FRACTION = 0.01    # a fundus frame shows some dark surround (eyepacs crops leave only corners)
 MIN_RED_DOMINANCE = 0.9         # mean R / mean B inside the FOV (eyepacs-256 is colour-balanced, ~1.0)
 
 # --- gradability
@@ -410,13 +410,22 @@ def exposure_metrics(img: np.ndarray, inner: np.ndarray) -> dict[str, float]:
         return {"fov_brightness": 0.0, "saturated": 0.0, "dark_fraction": 1.0}
     luma = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     vals = luma[inner]
-    illumination = cv2.GaussianBlur(luma.astype(np.float32), (0, 0), 20)[inner]
+    illumination = _illumination(luma)[inner]
     median = float(np.median(illumination))
     return {
         "fov_brightness": float(vals.mean() / 255.0),
         "saturated": float((vals >= 250).mean()),
         "dark_fraction": float((illumination < 0.4 * median).mean()) if median > 0 else 1.0,
     }
+
+
+def _illumination(luma: np.ndarray) -> np.ndarray:
+    """Slowly varying brightness (Gaussian, sigma 20 px at analysis scale),
+    computed at a quarter of the size because it is smooth anyway."""
+    h, w = luma.shape
+    quarter = cv2.resize(luma, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    smooth = cv2.GaussianBlur(quarter.astype(np.float32), (0, 0), 5)
+    return cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def detail_metrics(img: np.ndarray, inner: np.ndarray) -> dict[str, float]:

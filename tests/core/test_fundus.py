@@ -203,3 +203,50 @@ def test_advice_follows_most_fundamental_reason():
     report = fundus._report(Status.UNGRADABLE, ["blurred", "low_resolution"], {})
     assert report.reasons == ("low_resolution", "blurred")
     assert report.advice == fundus.ADVICE["low_resolution"]
+
+
+def test_black_shadow_inside_the_field_is_ungradable_not_foreign(fundus_rgb):
+    """A dark wedge (eyelid, small pupil) eating into the field: the camera's circle
+    is still found and the photo is a retake, not 'not a fundus photograph'."""
+    clean = find_field_of_view(fundus_rgb)
+    shade = np.ones(fundus_rgb.shape[:2], np.float32)
+    cv2.ellipse(shade, (int(clean.cx - 0.4 * clean.radius), int(clean.cy)),
+                (int(0.45 * clean.radius), int(0.6 * clean.radius)), 0, 0, 360, 0.05, -1)
+    shade = cv2.GaussianBlur(shade, (0, 0), 8)
+    shadowed = (fundus_rgb * shade[..., None]).astype(np.uint8)
+    fov = find_field_of_view(shadowed)
+    assert abs(fov.radius - clean.radius) < 0.03 * clean.radius
+    assert abs(fov.cx - clean.cx) < 0.03 * clean.radius
+    report = assess_quality(shadowed, fov)
+    assert report.status is Status.UNGRADABLE
+    assert {"uneven_illumination", "small_field"} & set(report.reasons)
+
+
+def test_gate_agrees_with_human_quality_labels_on_a_sample():
+    """A small regression guard for the figures in docs/quality-gate.md: most
+    photographs graded 'good' pass and a fair share of 'reject' ones are caught."""
+    rows = list(csv.DictReader(open(EYEPACS / "labels.csv", encoding="utf-8")))
+    good = [r for r in rows if r["quality"] == "good"][::40]
+    reject = [r for r in rows if r["quality"] == "reject"][::10]
+    passed = [_verdict(_rgb(EYEPACS / "images" / r["file"])).status is Status.OK for r in good]
+    caught = [_verdict(_rgb(EYEPACS / "images" / r["file"])).status is not Status.OK for r in reject]
+    assert len(good) >= 40 and len(reject) >= 40
+    assert np.mean(passed) >= 0.95
+    assert np.mean(caught) >= 0.30
+
+
+def test_quality_numbers_do_not_depend_on_decode_size():
+    """The camera original decoded at 1/2 and 1/4 scale gives the same verdict and
+    nearly the same focus numbers: the gate measures at a fixed field scale."""
+    from eyescreen_desktop.core import imageio
+
+    from .conftest import FULLRES_PHOTO
+
+    a = imageio.read_image(FULLRES_PHOTO, max_side=1024)
+    b = imageio.read_image(FULLRES_PHOTO, max_side=512)
+    assert a.shape[0] == 2 * b.shape[0]
+    ra, rb = _verdict(a), _verdict(b)
+    assert ra.status is rb.status is Status.OK
+    for key in ("vessel_contrast", "fine_detail", "fov_brightness"):
+        assert abs(ra.metrics[key] - rb.metrics[key]) <= 0.05 * ra.metrics[key]
+    assert abs(ra.metrics["fov_diameter"] - 2 * rb.metrics["fov_diameter"]) < 0.02 * ra.metrics["fov_diameter"]
