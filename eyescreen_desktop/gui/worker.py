@@ -1,0 +1,456 @@
+"""The one worker thread that owns the grading model.
+
+Why a single worker: the model is big, slow to load and not thread-safe, so
+exactly one thread loads it (in the background at start-up, importing
+TensorFlow there and nowhere else in the GUI) and runs every request on it, one
+after the other. The window talks to it only through queued signals:
+
+* in: :class:`ScreeningEngine` methods (``screen_files``, ``screen_frame``,
+  ``run_batch``) post requests; ``cancel(request_id)`` sets the request's
+  cancel flag, which the worker checks between photographs;
+* out: ``modelReady`` / ``modelFailed``, ``eyeScreened`` (one per photograph),
+  ``encounterSaved``, ``progress``, ``failed`` and ``requestDone``.
+
+The worker catches every exception and turns it into ``failed`` with a message
+for staff; it never touches a widget (Picard's ``util/thread.py``, superqt's
+thread workers). Results of desk screening are written to the clinic database
+here too, so no database write or fsync ever blocks the window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.classifier import Classifier, ModelCard, ModelError
+from ..core.protocol import get_protocol, patient_queue
+from ..core.records import EncounterSummary, Eye, EyeResult, Patient, Status
+from ..core.screening import Screener, ScreenItem
+
+log = logging.getLogger(__name__)
+
+PHOTO_SIDE = 384          # the display crop sent with each result (heat map framing)
+STOP_WAIT_MS = 60_000     # longest wait for the worker at shutdown (a model still loading)
+
+
+@dataclass(frozen=True)
+class ScreenRequest:
+    """Screen photographs for a patient's encounter.
+
+    ``patient`` set: the patient is saved and the results go to the encounter of
+    ``visit`` (a key the window makes per visit; the worker starts the encounter on
+    the visit's first photograph and reuses it after, even for requests already
+    queued), or to ``encounter_id`` when reopening one from the queues.
+    ``patient`` None: screened only, nothing saved."""
+
+    request_id: int
+    items: tuple[ScreenItem, ...]
+    patient: Patient | None = None
+    visit: str = ""
+    encounter_id: str | None = None
+    protocol: str = "icdr-ada"
+    operating_point: str | None = None
+    heatmaps: bool = True
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """A camera frame (RGB uint8) to keep as a file and screen like any photograph."""
+
+    request_id: int
+    rgb: np.ndarray = field(repr=False)
+    eye: Eye
+    patient: Patient | None = None
+    visit: str = ""
+    encounter_id: str | None = None
+    protocol: str = "icdr-ada"
+    operating_point: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+
+@dataclass
+class BatchContext:
+    """What a batch job gets on the worker thread: the loaded model, the store,
+    and the two callbacks that talk back to the window."""
+
+    classifier: Classifier
+    store: Any
+    cancelled: Callable[[], bool]
+    progress: Callable[[int, int, str], None]
+    result: Callable[[EyeResult], None]
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """A batch job: ``job(context)`` runs on the worker thread (typically
+    ``core.batch.run_batch`` with the context's classifier, store, progress and
+    cancel flag); its return value comes back in ``batchDone``."""
+
+    request_id: int
+    job: Callable[[BatchContext], Any]
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ScreenedEye:
+    """One photograph's result as the window shows it: the engine's result, a
+    crop of the field of view framed like the heat map, and its encounter."""
+
+    result: EyeResult
+    photo: np.ndarray | None = field(default=None, repr=False)
+    encounter_id: str | None = None
+
+
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """Run a request; any exception becomes ``failed`` + ``requestDone``."""
+
+    @functools.wraps(method)
+    def wrapper(self: "ScreeningWorker", request: Any) -> None:
+        rid = getattr(request, "request_id", -1)
+        try:
+            method(self, request)
+        except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+            log.exception("request %s failed", rid)
+            self.failed.emit(rid, _staff_message(exc))
+            self.requestDone.emit(rid, False)
+
+    return wrapper
+
+
+def _staff_message(exc: Exception) -> str:
+    """Our own errors already say what to do; others get a generic next step."""
+    if isinstance(exc, (ModelError, ValueError, KeyError, OSError)):
+        return str(exc).strip("'\"")
+    return f"{type(exc).__name__}: {exc}. Try again; if it happens again, restart EyeScreen."
+
+
+class ScreeningWorker(QObject):
+    """Lives on the worker thread; owns the classifier. Never touches widgets."""
+
+    modelReady = Signal(object)          # ModelCard
+    modelFailed = Signal(str)            # what went wrong and what to do
+    eyeScreened = Signal(int, object)    # request_id, ScreenedEye
+    encounterSaved = Signal(int, object)  # request_id, EncounterSummary
+    progress = Signal(int, int, int, str)  # request_id, done, total (0 = unknown), what
+    failed = Signal(int, str)            # request_id (-1: none), message for staff
+    requestDone = Signal(int, bool)      # request_id, cancelled
+    batchDone = Signal(int, object)      # request_id, the batch job's return value
+
+    def __init__(self, store: Any, captures_dir: Path, backend: str = "auto"):
+        super().__init__()
+        self.store = store
+        self.captures_dir = Path(captures_dir)
+        self.backend = backend
+        self.classifier: Classifier | None = None
+        self._visits: dict[str, str] = {}   # the window's visit key -> encounter ID
+        self.load_error = "the model is still loading"
+
+    # ------------------------------------------------------------------ model
+
+    @Slot(str)
+    def loadModel(self, path: str) -> None:
+        """Load and warm up the model (TensorFlow is imported here, on this thread)."""
+        try:
+            classifier = Classifier.load(Path(path), backend=self.backend)
+            size = classifier.input_size
+            classifier.predict_with_heatmaps(np.zeros((1, size, size, 3), np.float32))  # trace once now
+        except Exception as exc:  # noqa: BLE001
+            log.exception("model %s could not be loaded", path)
+            self.load_error = _staff_message(exc) if isinstance(exc, ModelError) else \
+                f"the model in {path} could not be loaded ({exc}): reinstall it or choose another in Settings"
+            self.modelFailed.emit(self.load_error)
+            return
+        self.classifier = classifier
+        self.modelReady.emit(classifier.card)
+
+    def _model(self) -> Classifier:
+        if self.classifier is None:
+            raise ModelError(f"No photograph can be graded: {self.load_error}")
+        return self.classifier
+
+    # ------------------------------------------------------------------ desk screening
+
+    @Slot(object)
+    @_guarded
+    def screenFiles(self, request: ScreenRequest) -> None:
+        """Screen files (opened or dropped) for one patient's encounter."""
+        self._screen(request, request.items, request.heatmaps)
+
+    @Slot(object)
+    @_guarded
+    def screenFrame(self, request: FrameRequest) -> None:
+        """Keep a camera frame as a JPEG in the captures folder, then screen it."""
+        path = save_capture(request.rgb, request.eye, self.captures_dir)
+        self._screen(request, (ScreenItem(path, request.eye),), True)
+
+    def _screen(self, request: ScreenRequest | FrameRequest, items: Sequence[ScreenItem], heatmaps: bool) -> None:
+        screener = Screener(self._model(), request.protocol, request.operating_point or None, decode_workers=1,
+                            batch_size=4, heatmaps=heatmaps)
+        encounter_id = None
+        if request.patient is not None:
+            encounter_id = self._encounter(request, screener.protocol.name)
+        cancelled = self._run(request, screener, items, encounter_id)
+        if encounter_id is not None:
+            self.encounterSaved.emit(request.request_id, self._queue_encounter(encounter_id))
+        self.requestDone.emit(request.request_id, cancelled)
+
+    def _run(self, request: Any, screener: Screener, items: Sequence[ScreenItem],
+             encounter_id: str | None) -> bool:
+        """Screen and save each photograph; True when cancelled part-way."""
+        results = screener.screen(items)
+        try:
+            for done, result in enumerate(results, 1):
+                if encounter_id is not None:
+                    self.store.save_result(encounter_id, result, screener.classifier.info,
+                                           screener.protocol.name, screener.operating_point)
+                self.eyeScreened.emit(request.request_id, ScreenedEye(result, display_photo(result), encounter_id))
+                self.progress.emit(request.request_id, done, len(items), Path(result.path).name)
+                if request.cancel.is_set() and done < len(items):
+                    return True
+        finally:
+            results.close()
+        return False
+
+    def _encounter(self, request: ScreenRequest | FrameRequest, protocol: str) -> str:
+        """Save the patient's details; the visit's encounter, started on its first photograph."""
+        patient = request.patient
+        assert patient is not None
+        self.store.upsert_patient(patient)
+        encounter_id = request.encounter_id or self._visits.get(request.visit)
+        if encounter_id is None:
+            encounter_id = self.store.start_encounter(patient.patient_id, protocol=protocol, source="desk")
+        if request.visit:
+            self._visits[request.visit] = encounter_id
+        return encounter_id
+
+    def _queue_encounter(self, encounter_id: str) -> EncounterSummary:
+        """Queue the visit by its newest photograph of each eye (a retake replaces
+        the photograph it retakes), with the protocol's due date."""
+        summary = self.store.encounter_summary(encounter_id)
+        queue = patient_queue(newest_per_eye(summary.eyes))
+        due = get_protocol(summary.protocol_name).due_date(queue, summary.started_at.date())
+        self.store.finish_encounter(encounter_id, queue, due)
+        return self.store.encounter_summary(encounter_id)
+
+    # ------------------------------------------------------------------ batch
+
+    @Slot(object)
+    @_guarded
+    def runBatch(self, request: BatchRequest) -> None:
+        """Run a batch job with the loaded model; cancelling keeps what was done."""
+        rid = request.request_id
+        context = BatchContext(
+            classifier=self._model(), store=self.store, cancelled=request.cancel.is_set,
+            progress=lambda done, total, what="": self.progress.emit(rid, int(done), int(total), str(what)),
+            result=lambda result: self.eyeScreened.emit(rid, ScreenedEye(result)),
+        )
+        outcome = request.job(context)
+        self.batchDone.emit(rid, outcome)
+        self.requestDone.emit(rid, request.cancel.is_set())
+
+
+def newest_per_eye(eyes: Iterable[EyeResult]) -> list[EyeResult]:
+    """The last result of each side (eyes come oldest first); every eye whose side
+    is unknown counts, since nobody can say which photograph it replaces."""
+    latest: dict[Eye, EyeResult] = {}
+    unknown: list[EyeResult] = []
+    for eye in eyes:
+        if eye.eye is Eye.UNKNOWN:
+            unknown.append(eye)
+        else:
+            latest[eye.eye] = eye
+    return [*latest.values(), *unknown]
+
+
+def save_capture(rgb: np.ndarray, eye: Eye, folder: Path) -> Path:
+    """Write a camera frame as a high-quality JPEG (what fundus cameras save), so
+    the capture is on record like any other photograph."""
+    import cv2
+
+    if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError("the camera gave no picture: check the camera and capture again")
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    path = folder / f"capture-{stamp}-{Eye(eye).value.replace('?', 'U')}.jpg"
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise OSError(f"the capture could not be encoded as {path.name}: capture again")
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def display_photo(result: EyeResult, side: int = PHOTO_SIDE) -> np.ndarray | None:
+    """The photograph as the result view shows it: for a fundus photograph the
+    square around its field of view (the heat map's framing), else the whole
+    picture scaled down; None when the file cannot be read."""
+    if result.status is Status.ERROR:
+        return None
+    from ..core.fundus import find_field_of_view
+    from ..core.imageio import read_image
+    from ..core.preprocess import crop_square
+
+    try:
+        rgb = read_image(Path(result.path), max_side=1024)
+        fov = find_field_of_view(rgb) if result.status is not Status.NOT_FUNDUS else None
+        if fov is None or fov.radius <= 0:
+            return _fit(rgb, side)
+        h, w = rgb.shape[:2]
+        sx, sy = w / fov.width, h / fov.height   # the FOV may be measured on a smaller copy
+        return crop_square(rgb, fov.cx * sx, fov.cy * sy, fov.radius * (sx + sy) / 2.0, side)
+    except Exception:  # noqa: BLE001 - a missing thumbnail must not lose the result
+        log.warning("no thumbnail for %s", result.path, exc_info=True)
+        return None
+
+
+def _fit(rgb: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, side / max(h, w))
+    if scale >= 1.0:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+class ScreeningEngine(QObject):
+    """The window's handle on the worker: starts the thread, posts requests,
+    cancels them, and re-emits the worker's signals on the GUI thread.
+
+    Pass the ``store`` (``ClinicStore``) and the folder for camera captures.
+    Every request method returns the request's ID, which comes back with its
+    results. Used by the main window and the batch panel alike."""
+
+    modelReady = Signal(object)
+    modelFailed = Signal(str)
+    eyeScreened = Signal(int, object)
+    encounterSaved = Signal(int, object)
+    progress = Signal(int, int, int, str)
+    failed = Signal(int, str)
+    requestDone = Signal(int, bool)
+    batchDone = Signal(int, object)
+
+    _loadRequested = Signal(str)
+    _filesRequested = Signal(object)
+    _frameRequested = Signal(object)
+    _batchRequested = Signal(object)
+
+    def __init__(self, store: Any, captures_dir: Path, parent: QObject | None = None, backend: str = "auto"):
+        super().__init__(parent)
+        self.card: ModelCard | None = None
+        self.model_error = ""
+        self._ids = itertools.count(1)
+        self._pending: dict[int, threading.Event] = {}
+        self.thread = QThread()
+        self.thread.setObjectName("eyescreen-worker")
+        self.worker = ScreeningWorker(store, captures_dir, backend)
+        self.worker.moveToThread(self.thread)
+        self._connect()
+
+    def _connect(self) -> None:
+        w = self.worker
+        self._loadRequested.connect(w.loadModel)
+        self._filesRequested.connect(w.screenFiles)
+        self._frameRequested.connect(w.screenFrame)
+        self._batchRequested.connect(w.runBatch)
+        w.modelReady.connect(self._on_ready)
+        w.modelFailed.connect(self._on_failed)
+        for name in ("eyeScreened", "encounterSaved", "progress", "failed", "batchDone"):
+            getattr(w, name).connect(getattr(self, name))
+        w.requestDone.connect(self._on_done)
+        self.thread.finished.connect(w.deleteLater)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self, model_path: Path | str) -> None:
+        """Start the worker thread and load the model there (returns at once)."""
+        self.thread.start()
+        self._loadRequested.emit(str(model_path))
+
+    @property
+    def ready(self) -> bool:
+        """True once the model is loaded."""
+        return self.card is not None
+
+    @property
+    def busy(self) -> bool:
+        """True while any request is waiting or running."""
+        return bool(self._pending)
+
+    def stop(self, timeout_ms: int = STOP_WAIT_MS) -> bool:
+        """Cancel everything, end the thread and wait for it; True when it ended."""
+        self.cancel_all()
+        if not self.thread.isRunning():
+            return True
+        self.thread.quit()
+        ended = self.thread.wait(timeout_ms)
+        if not ended:
+            log.error("the screening worker did not stop within %d ms", timeout_ms)
+        return ended
+
+    @Slot(object)
+    def _on_ready(self, card: ModelCard) -> None:
+        self.card = card
+        self.model_error = ""
+        self.modelReady.emit(card)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.model_error = message
+        self.modelFailed.emit(message)
+
+    @Slot(int, bool)
+    def _on_done(self, request_id: int, cancelled: bool) -> None:
+        self._pending.pop(request_id, None)
+        self.requestDone.emit(request_id, cancelled)
+
+    # ------------------------------------------------------------------ requests
+
+    def _new_id(self) -> tuple[int, threading.Event]:
+        rid, flag = next(self._ids), threading.Event()
+        self._pending[rid] = flag
+        return rid, flag
+
+    def screen_files(self, items: Sequence[ScreenItem], patient: Patient | None = None, visit: str = "",
+                     encounter_id: str | None = None, protocol: str = "icdr-ada",
+                     operating_point: str | None = None, heatmaps: bool = True) -> int:
+        """Screen files (saved to ``patient``'s visit when given); returns the request ID."""
+        rid, flag = self._new_id()
+        self._filesRequested.emit(ScreenRequest(rid, tuple(items), patient, visit, encounter_id, protocol,
+                                                operating_point, heatmaps, flag))
+        return rid
+
+    def screen_frame(self, rgb: np.ndarray, eye: Eye, patient: Patient | None = None, visit: str = "",
+                     encounter_id: str | None = None, protocol: str = "icdr-ada",
+                     operating_point: str | None = None) -> int:
+        """Keep and screen a camera frame; returns the request ID."""
+        rid, flag = self._new_id()
+        self._frameRequested.emit(FrameRequest(rid, np.array(rgb, copy=True), Eye(eye), patient, visit,
+                                               encounter_id, protocol, operating_point, flag))
+        return rid
+
+    def run_batch(self, job: Callable[[BatchContext], Any]) -> int:
+        """Run ``job(context)`` on the worker thread; returns the request ID."""
+        rid, flag = self._new_id()
+        self._batchRequested.emit(BatchRequest(rid, job, flag))
+        return rid
+
+    def cancel(self, request_id: int) -> None:
+        """Ask a request to stop after the photograph in hand (what is done is kept)."""
+        if flag := self._pending.get(request_id):
+            flag.set()
+
+    def cancel_all(self) -> None:
+        """Cancel every waiting or running request."""
+        for flag in self._pending.values():
+            flag.set()

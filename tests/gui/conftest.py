@@ -1,0 +1,88 @@
+"""Fixtures for the desktop window: a model whose verdict is fixed by
+construction, real and spoiled photographs, and an isolated data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import FUNDUS_DR, TINY_SIZE
+
+GOOD_PHOTO = FUNDUS_DR / "images" / "P001_L.jpg"   # a real, gradable 1024x685 fundus photograph
+
+
+def build_fixed_model(out: Path, urgent: bool) -> Path:
+    """A tiny real Keras model whose grade is fixed by construction.
+
+    The last convolution is ReLU, so the pooled features are >= 0. The grade
+    layer's kernel is 0.5 for grades 2-4 and 0 for grades 0-1, and its bias is 8
+    for grade 4 (``urgent``) or grade 0: the favoured grade's logit exceeds every
+    other by >= 8 whatever the photograph (p >= 0.998), so a gradable photo must
+    land in urgent (or annual). The positive kernel makes the heat map non-zero."""
+    import keras
+
+    from eyescreen_desktop.training.export import save_model
+
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((TINY_SIZE, TINY_SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 128.0, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="top_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(5, activation="softmax", name="grade")
+    model = keras.Model(inputs, {"grade": dense(x)})
+    kernel = np.zeros((8, 5), np.float32)
+    if urgent:
+        kernel[:, 2:] = 0.5
+    bias = np.zeros(5, np.float32)
+    bias[4 if urgent else 0] = 8.0
+    dense.set_weights([kernel, bias])
+    save_model(model, out, {
+        "name": "fixed-urgent" if urgent else "fixed-annual", "version": "1.0.0", "input_size": TINY_SIZE,
+        "preprocessing": "fov-crop-v1", "outputs": ["grade"],
+        "operating_points": {"default": {"referable": 0.5, "urgent": 0.3}},
+        "heatmap": {"feature_layer": "top_conv", "dense_layer": "grade"},
+        "intended_use": "tests only",
+    })
+    return out
+
+
+@pytest.fixture(scope="session")
+def urgent_model_dir(tmp_path_factory) -> Path:
+    """Grades every gradable photograph ICDR 4 (urgent)."""
+    return build_fixed_model(tmp_path_factory.mktemp("urgent_model"), urgent=True)
+
+
+@pytest.fixture(scope="session")
+def annual_model_dir(tmp_path_factory) -> Path:
+    """Grades every gradable photograph ICDR 0 (annual)."""
+    return build_fixed_model(tmp_path_factory.mktemp("annual_model"), urgent=False)
+
+
+@pytest.fixture(scope="session")
+def good_photo() -> Path:
+    if not GOOD_PHOTO.is_file():
+        pytest.fail(f"{GOOD_PHOTO} is missing: tests need ../shared/datasets beside the checkout")
+    return GOOD_PHOTO
+
+
+@pytest.fixture(scope="session")
+def good_rgb(good_photo) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(good_photo)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def blurred_photo(tmp_path_factory, good_rgb) -> Path:
+    """The good photograph blurred out of focus: ungradable."""
+    path = tmp_path_factory.mktemp("blurred") / "P900_R.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(cv2.GaussianBlur(good_rgb, (0, 0), 8), cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    """A fresh --data-dir for one test."""
+    return tmp_path / "data"
