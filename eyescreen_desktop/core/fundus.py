@@ -1,21 +1,25 @@
 """Is this a fundus photograph, and is it good enough to grade?
 
-Two steps, both Qt-free and fast (they work on a copy scaled to
-``WORK_SIDE`` pixels):
+Two steps, both Qt-free and fast (a few milliseconds: the field of view is
+found on a copy scaled to ``WORK_SIDE`` pixels, quality is measured with the
+field rescaled to ``ANALYSIS_DIAMETER`` pixels):
 
 1. :func:`find_field_of_view` finds the round, lit field of view (FOV) that every
    fundus camera produces: threshold the blurred brightness at ~10% of its
-   maximum, keep the largest blob, and fit a circle to the blob's edge points
-   that are not on the image border (so a circle cut at the top and bottom, as
-   in 1024x685 camera exports, still gets its true centre and radius). When the
-   blob is not round (a grey or noisy surround merged with the retina, ~6% of
-   eyepacs-256), stricter thresholds on a more blurred image are tried and the
-   roundest result wins.
+   maximum, keep the largest blob, and fit a circle to its convex hull's curved
+   edge, leaving out points on the frame border and on straight cuts (so a
+   circle cut at the top and bottom, as in 1024x685 camera exports, or padded
+   with black bars, as in eyepacs-256, still gets its true centre and radius).
+   When the blob is not round (a grey or noisy surround merged with the
+   retina, ~7% of eyepacs-256), stricter thresholds on a more blurred image are
+   tried and the roundest result wins.
 2. :func:`assess_quality` first asks whether the picture is a fundus photograph
-   at all (a round lit disc on a dark surround, warm red-orange inside) and
+   at all (a round lit field on a dark surround, not blue/green inside) and
    answers NOT_FUNDUS for faces, documents, screenshots and blank frames; then
-   checks resolution, field coverage, exposure, illumination and focus, each
-   with a reason code and one sentence of advice for the nurse.
+   checks resolution, field coverage, exposure, shadows and focus, each with a
+   reason code and one sentence of advice for the nurse. Focus and shadow
+   measures are ratios, so they mean the same on raw camera photographs and on
+   contrast-enhanced exports.
 
 Every number measured goes into ``QualityReport.metrics`` so the thresholds can
 be audited and re-tuned (``scripts/quality_agreement.py``, docs/quality-gate.md).
@@ -319,7 +323,7 @@ def assess_quality(rgb: np.ndarray, fov: FieldOfView | None) -> QualityReport:
     ``fov`` is what :func:`find_field_of_view` returned for the same image
     (passed in so the caller can reuse it for preprocessing).
     """
-    small, scale = work_copy(rgb)
+    small, _ = work_copy(rgb)
     metrics: dict[str, float] = {"width": float(rgb.shape[1]), "height": float(rgb.shape[0])}
     if fov is None:
         return _no_fov_verdict(small, metrics)
