@@ -43,7 +43,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -86,7 +86,7 @@ DISCLAIMER = (
     "The findings come from an automated analysis of "
     "fundus photographs and must be confirmed by an eye-care professional. A result without referral "
     "does not rule out eye disease: a patient with new visual symptoms needs an eye examination whatever "
-    "this slip says."
+    "the screening result."
 )
 PHOTO_PX = 360      # long side of the embedded photograph thumbnails
 HEATMAP_PX = 256    # side of the embedded heat-map thumbnails
@@ -125,16 +125,18 @@ def default_logo_path() -> Path:
 class SlipSettings:
     """What a clinic sets once for its slips and reports.
 
-    ``logo_path`` None prints no logo (the default is EyeScreen's eye icon);
+    ``logo_path`` None prints EyeScreen's default logo and ``show_logo=False``
+    prints none; an empty ``clinic_name`` prints "Diabetic eye screening";
     ``operating_point_label`` replaces the printed operating-point name when a
-    clinic has its own words for it (e.g. "site-locked 2025-01"); an empty
-    ``clinic_name`` prints "Diabetic eye screening".
+    clinic has its own words for it (e.g. "site-locked 2025-01"). ``page_size``
+    is "A4" or "Letter" (any case).
     """
 
     clinic_name: str = "Diabetic eye screening"
     clinic_address: str = ""
     clinic_phone: str = ""
-    logo_path: Path | None = field(default_factory=default_logo_path)
+    logo_path: Path | None = None
+    show_logo: bool = True
     page_size: str = "A4"
     operating_point_label: str = ""
     show_heatmaps: bool = True
@@ -400,29 +402,44 @@ def _image_flowable(rgb: np.ndarray, box_w: float, box_h: float) -> Image:
     return Image(io.BytesIO(_encode_jpeg(rgb)), width=w * scale, height=h * scale)
 
 
+LOGO_MAX_PX = 400
+
+
 @functools.lru_cache(maxsize=8)
 def _logo_png(path: str, mtime_ns: int) -> tuple[bytes, int, int] | None:
+    """The logo as a small PNG (transparency kept), so a 20-megapixel logo file
+    does not make every slip 20 MB; None when unreadable."""
     try:
-        data = Path(path).read_bytes()
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        img = cv2.imdecode(np.frombuffer(Path(path).read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
     except OSError:
         img = None
-    if img is None:
+    if img is None or img.ndim not in (2, 3) or min(img.shape[:2]) < 1:
         log.warning("slip: the logo %s could not be read; printing without it", path)
         return None
-    return data, img.shape[1], img.shape[0]
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    scale = LOGO_MAX_PX / max(img.shape[:2])
+    if scale < 1:
+        img = cv2.resize(img, (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", img)
+    return (buf.tobytes(), img.shape[1], img.shape[0]) if ok else None
 
 
 def _logo(settings: SlipSettings, box_w: float, box_h: float) -> Flowable | None:
-    """The clinic logo, loaded once per file version; None when unset or unreadable."""
-    if not settings.logo_path:
+    """The clinic logo, loaded once per file version; None when switched off or
+    unreadable (a slip without logo beats no slip)."""
+    if not settings.show_logo:
         return None
+    path = settings.logo_path or default_logo_path()
     try:
-        mtime = os.stat(settings.logo_path).st_mtime_ns
+        mtime = os.stat(path).st_mtime_ns
     except OSError:
-        log.warning("slip: the logo %s does not exist; printing without it", settings.logo_path)
+        log.warning("slip: the logo %s does not exist; printing without it", path)
         return None
-    loaded = _logo_png(str(settings.logo_path), mtime)
+    loaded = _logo_png(str(path), mtime)
     if loaded is None:
         return None
     data, w, h = loaded
@@ -761,7 +778,8 @@ def slip_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flowab
 def slip_pdf_bytes(summary: EncounterSummary, settings: SlipSettings | None = None) -> bytes:
     """The referral slip as PDF bytes (for previews that need no file)."""
     settings = settings or SlipSettings()
-    footer = (f"Referral slip \u00b7 patient {summary.patient.patient_id} \u00b7 encounter "
+    name = f"{summary.patient.name} \u00b7 " if summary.patient.name else ""
+    footer = (f"Referral slip \u00b7 {name}patient {summary.patient.patient_id} \u00b7 encounter "
               f"{summary.encounter_id} \u00b7 screening aid, not a diagnosis")
     title = f"EyeScreen referral slip \u2013 patient {summary.patient.patient_id}"
     return _build_pdf(slip_story(summary, settings), settings, title, footer)
