@@ -33,6 +33,7 @@ def _isolated_data(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EYESCREEN_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
 
 
 @pytest.fixture(scope="session")

@@ -398,10 +398,19 @@ def build_efficientnet_lite0(input_shape: tuple[int | None, int | None, int] = (
     """
     model = _lite0_graph(tuple(input_shape), include_top, pooling)
     if weights == "imagenet":
-        model.load_weights(imagenet_weights_path(include_top=include_top))
+        _load_cached(model, imagenet_weights_path(include_top=include_top))
     elif weights is not None:
         model.load_weights(weights)
     return model
+
+
+def _load_cached(model: Any, path: Path) -> None:
+    """Load converted weights; a damaged cache file gets a message saying how to redo it."""
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # h5py and Keras raise many kinds for a damaged file
+        raise WeightFileError(f"{path}: the converted ImageNet weights cannot be loaded ({exc}). "
+                              "Delete the file: EyeScreen converts them again.") from exc
 
 
 # --------------------------------------------------------------------------

@@ -165,6 +165,13 @@ def test_conversion_happens_once_and_is_reused(tmp_path, monkeypatch):
     assert first.stat().st_mtime_ns == stamp
 
 
+def test_a_damaged_cache_file_says_to_delete_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(effl.CACHE_ENV_VAR, str(tmp_path))
+    (tmp_path / effl.NOTOP_WEIGHTS_FILE).write_bytes(b"half a file")
+    with pytest.raises(WeightFileError, match=f"{effl.NOTOP_WEIGHTS_FILE}.*Delete the file"):
+        effl.build_efficientnet_lite0((64, 64, 3))
+
+
 def test_cache_folder_follows_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(effl.CACHE_ENV_VAR, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
