@@ -546,6 +546,7 @@ def convert_imagenet_weights(source: Path, folder: Path, sha256: str | None = SO
         os.close(fd)
         try:
             model.save_weights(tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a shared cache must be readable
             os.replace(tmp, folder / name)
         finally:
             Path(tmp).unlink(missing_ok=True)

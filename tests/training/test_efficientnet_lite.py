@@ -155,6 +155,7 @@ def test_conversion_happens_once_and_is_reused(tmp_path, monkeypatch):
     assert (cache / effl.NOTOP_WEIGHTS_FILE).is_file()
     assert sorted(p.name for p in cache.iterdir()) == sorted([effl.WEIGHTS_FILE, effl.NOTOP_WEIGHTS_FILE])
     stamp = first.stat().st_mtime_ns
+    assert first.stat().st_mode & 0o444 == 0o444  # readable by every user of a shared cache
 
     def no_second_conversion(*args):
         raise AssertionError("converted again although the cache was there")
