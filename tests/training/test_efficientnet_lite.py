@@ -43,6 +43,7 @@ def classifier():
 
 
 def top5(model, rgb: np.ndarray) -> list[tuple[int, float]]:
+    """The five most probable ImageNet classes of a photograph, with their probabilities."""
     probs = np.asarray(model(imagenet_crop(rgb)[None], training=False))[0]
     return [(int(i), float(probs[i])) for i in np.argsort(probs)[::-1][:5]]
 
