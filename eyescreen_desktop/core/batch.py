@@ -481,6 +481,8 @@ def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
         f"Files: graded {s.get(Status.OK, 0)}, ungradable {s.get(Status.UNGRADABLE, 0)}, "
         f"not a fundus photo {s.get(Status.NOT_FUNDUS, 0)}, unreadable {s.get(Status.ERROR, 0)}",
     ]
+    if report.files == 0:
+        lines.append("No photographs were found in the inputs (looked for JPEG, PNG, TIFF, BMP, WebP, DICOM).")
     if report.rejected:
         reasons = Counter(_why(r) for _, r in report.rejected)
         lines.append(f"Files rejected ({len(report.rejected)}), sent to review: "
@@ -524,13 +526,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; 0 when the batch completed (even with rejected files),
-    2 for a usage error, 3 for an unusable model, 4 for an unusable database."""
+    2 for a usage error, 3 for an unusable model, 4 when the database or the
+    output folder cannot be used (what was committed stays; run it again)."""
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
                            data_dir=args.data_dir, protocol=args.protocol, pdf=not args.no_pdf,
                            progress=bar, backend=args.backend)
-    except (BatchUsageError, ModelError, StoreError) as exc:
+    except (BatchUsageError, ModelError, StoreError, OSError) as exc:
         code = 2 if isinstance(exc, BatchUsageError) else 3 if isinstance(exc, ModelError) else 4
         print(f"eyescreen screen: {' '.join(str(exc).split())}", file=sys.stderr)
         return code
