@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, verify_file
 from .imageio import discover
@@ -247,12 +247,15 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
               model: Path | str | Classifier | None = None, data_dir: Path | str | None = None,
               protocol: str = DEFAULT_PROTOCOL, pdf: bool = True, progress: Progress | None = None,
               backend: str = "auto", user: str | None = None, batch_size: int = 16,
-              decode_workers: int = 2) -> BatchReport:
+              decode_workers: int = 2, store: ClinicStore | None = None) -> BatchReport:
     """Screen the inputs into the clinic database and write the outputs.
 
     ``model`` is a model folder (default: the shipped model) or an already loaded
-    Classifier. Raises BatchUsageError, ModelError or StoreError before any file is
-    screened when the command cannot run; a bad photograph never raises.
+    Classifier. ``store`` is an open ClinicStore to use (the GUI's; left open),
+    else the one under ``data_dir`` is opened and closed. Raises BatchUsageError,
+    ModelError or StoreError before any file is screened when the command cannot
+    run; a bad photograph never raises. An exception from ``progress`` (e.g. a
+    cancel button) stops the run; what was committed stays and a rerun resumes.
     """
     started = time.monotonic()
     proto = _protocol(protocol)
@@ -264,7 +267,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
     key = batch_key(roots, proto.name, info.sha256)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with ClinicStore.open(data_paths(data_dir).ensure()) as store:
+    with _store(store, data_dir) as store:
         resumed = not store.begin_batch(key, proto.name, info.sha256, [str(r) for r in roots], user)
         _register_patients(store, files, listed, user)
         done = store.batch_done_files(key)
@@ -284,6 +287,16 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
         _write_pdfs(report)
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextlib.contextmanager
+def _store(given: ClinicStore | None, data_dir: Path | str | None) -> Iterator[ClinicStore]:
+    """The caller's store (left open) or the one under the data folder (closed after)."""
+    if given is not None:
+        yield given
+        return
+    with ClinicStore.open(data_paths(data_dir)) as opened:
+        yield opened
 
 
 def _protocol(name: str) -> Protocol:

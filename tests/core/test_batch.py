@@ -259,3 +259,14 @@ def test_the_one_screen_summary_counts_queues_and_rejections(tmp_path, annual_cl
     assert "annual 1" in text and "review 1" in text
     assert "Files rejected (10)" in text and "unreadable 5" in text and "... and 7 more" in text
     assert len(text.splitlines()) <= 24
+
+
+def test_the_gui_can_pass_its_open_store(tmp_path, annual_classifier):
+    from eyescreen_desktop.core.store import ClinicStore
+
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg"})
+    with ClinicStore(tmp_path / "gui.sqlite3") as store:
+        report = run_batch([folder], tmp_path / "out", model=annual_classifier, store=store, pdf=False)
+        assert [s.queue for s in store.encounters()] == [Queue.ANNUAL]   # still open, holds the batch
+        assert store.encounter_summary(report.encounters[0].encounter_id).patient.patient_id == "P001"
+    assert not (tmp_path / "data").exists()
