@@ -99,6 +99,9 @@ QUEUE_COLOURS: dict[Queue, tuple[str, str]] = {
     Queue.REVIEW: ("#4A148C", "#F3E5F5"),
     Queue.ANNUAL: ("#1B5E20", "#E8F5E9"),
 }
+# The decision's headline on a slip; the action line under it says what to do.
+HEADLINES: dict[Queue, str] = {Queue.URGENT: "URGENT REFERRAL", Queue.ROUTINE: "ROUTINE REFERRAL",
+                               Queue.REVIEW: "REVIEW NEEDED", Queue.ANNUAL: "ANNUAL SCREENING"}
 GREY, RULE, WARN_INK, WARN_BG = "#555555", "#B0B0B0", "#8A4B00", "#FFF8E1"
 
 REASON_WORDS: dict[str, str] = {
@@ -579,7 +582,7 @@ def _patient_block(summary: EncounterSummary, width: float) -> Table:
 def _decision_block(summary: EncounterSummary, width: float) -> Table:
     """The decision in large type: queue, what to do, and the due date boxed."""
     ink, tint = QUEUE_COLOURS[summary.queue]
-    left = [P(f'<font color="{ink}">{escape(summary.queue.label.upper())}</font>', "queue"),
+    left = [P(f'<font color="{ink}">{escape(HEADLINES[summary.queue])}</font>', "queue"),
             U(summary.action, "action")]
     if summary.override_reason:
         left += [Spacer(1, 3), U(f"Queue set by a clinician: {summary.override_reason}", "body")]
@@ -652,11 +655,12 @@ def _eye_words(result: EyeResult) -> list[Flowable]:
         grade = f" (ICDR grade {d.grade})" if d.grade is not None and not d.code.startswith("ICDR") else ""
         out.append(U(f"Protocol code: {d.code}{grade}", "body"))
         if p is not None:
-            probs = [f"referable DR {format_probability(p.p_referable)}",
-                     f"urgent (severe / proliferative) {format_probability(p.p_urgent)}"]
+            out.append(P(escape(f"Probability of referable DR: {format_probability(p.p_referable)}"), "small"))
+            out.append(P(escape(f"Probability of severe or proliferative DR: {format_probability(p.p_urgent)}"),
+                         "small"))
             if p.p_maculopathy is not None:
-                probs.append(f"maculopathy {format_probability(p.p_maculopathy)}")
-            out.append(U("Probability: " + " \u00b7 ".join(probs), "small"))
+                out.append(P(escape(f"Probability of maculopathy: {format_probability(p.p_maculopathy)}"),
+                             "small"))
         out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
     else:
         out.append(_warning_box([U(quality_note(result), "finding"), U(quality_advice(result), "body")]))
@@ -685,8 +689,9 @@ def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipS
     ink = QUEUE_COLOURS[result.queue][0]
     heading = (f'{escape(eye_heading(result.eye))}'
                f'<font color="{ink}" size="8">  \u25cf {escape(result.queue.value)}</font>')
-    return [P(heading, "eye"), Spacer(1, 3), _eye_pictures(result, width, settings), Spacer(1, 3),
-            *_eye_words(result)]
+    pictures: list[Flowable] = [] if result.status is Status.ERROR else [_eye_pictures(result, width, settings),
+                                                                         Spacer(1, 3)]
+    return [P(heading, "eye"), Spacer(1, 3), *pictures, *_eye_words(result)]
 
 
 def eye_pairs(eyes: Sequence[EyeResult]) -> list[tuple[tuple[EyeResult | None, Eye], tuple[EyeResult | None, Eye]]]:
