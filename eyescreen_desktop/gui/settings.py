@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZES = ("A4", "Letter")
-CAMERA_INDICES = (0, 1, 2, 3)
 
 
 class Setting(Generic[T]):
@@ -58,7 +57,8 @@ class Setting(Generic[T]):
 class Settings:
     """The clinic's preferences. Pass one instance to whoever needs it."""
 
-    camera_source = Setting("capture/source", "0", "camera index 0-3, or a video file or stream URL")
+    camera_source = Setting("capture/source", "",
+                            "camera index 0-3, a video file or a stream URL ('' = none chosen yet)")
     protocol = Setting("screening/protocol", DEFAULT_PROTOCOL, "screening protocol for new encounters",
                        tuple(PROTOCOLS))
     operating_point = Setting("screening/operating_point", "",

@@ -78,16 +78,28 @@ class FrameRequest:
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
+class BatchCancelled(Exception):
+    """Raised inside a batch job (by :meth:`BatchContext.progress_or_stop`) to stop
+    it at the next file; what was committed stays committed."""
+
+
 @dataclass
 class BatchContext:
     """What a batch job gets on the worker thread: the loaded model, the store,
-    and the two callbacks that talk back to the window."""
+    and the callbacks that talk back to the window."""
 
     classifier: Classifier
     store: Any
     cancelled: Callable[[], bool]
     progress: Callable[[int, int, str], None]
     result: Callable[[EyeResult], None]
+
+    def progress_or_stop(self, done: int, total: int, what: str = "") -> None:
+        """Report progress, then raise BatchCancelled if Cancel was pressed: pass
+        this as ``run_batch(progress=...)``, which has no cancel flag of its own."""
+        self.progress(done, total, what)
+        if self.cancelled():
+            raise BatchCancelled()
 
 
 @dataclass(frozen=True)
@@ -254,7 +266,10 @@ class ScreeningWorker(QObject):
             progress=lambda done, total, what="": self.progress.emit(rid, int(done), int(total), str(what)),
             result=lambda result: self.eyeScreened.emit(rid, ScreenedEye(result)),
         )
-        outcome = request.job(context)
+        try:
+            outcome = request.job(context)
+        except BatchCancelled:
+            outcome = None
         self.batchDone.emit(rid, outcome)
         self.requestDone.emit(rid, request.cancel.is_set())
 

@@ -1,0 +1,189 @@
+"""``eyescreen gui`` / ``eyescreen-desktop``: start the desktop window.
+
+Start-up is ordered so the window is on screen within about a second: Qt,
+the stylesheet and the clinic database first; the window is shown; only then
+does the worker thread start loading the model (TensorFlow is imported there,
+never on the GUI thread). Until the model is ready the status bar says so and
+everything except grading works.
+
+Nothing fails silently: an exception nobody caught is logged and shown in a
+crash dialog (the app keeps running), and Qt's own warnings go to the Python
+log (qutebrowser's ``misc/crashsignal.py`` and ``utils/qtlog.py``). The log file
+is ``<data folder>/logs/eyescreen.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable
+
+from PySide6.QtCore import QMessageLogContext, Qt, QtMsgType, QTimer, qInstallMessageHandler
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from ..core.paths import APP_NAME, DataPaths, data_paths, default_model_dir
+from ..core.store import ClinicStore, StoreError
+from .main_window import MainWindow
+from .messages import Messages
+from .resources import icon, stylesheet
+from .settings import Settings, WindowState, open_settings
+
+log = logging.getLogger(__name__)
+
+LOG_FILE = "eyescreen.log"
+_QT_LEVELS = {
+    QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+    QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+    QtMsgType.QtFatalMsg: logging.CRITICAL,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``eyescreen gui``."""
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the clinic database, images, logs and settings in DIR "
+                             "(default: the user's data folder; use a new folder for demos)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model folder (default: the one chosen in Settings, else models/eyescreen-dr)")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # print start-up times, then quit
+
+
+# ---------------------------------------------------------------------- logging and crashes
+
+
+def qt_message_handler(mode: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Qt's warnings and errors go to the ``qt`` logger instead of stderr."""
+    where = f" ({context.file}:{context.line})" if context.file else ""
+    logging.getLogger("qt").log(_QT_LEVELS.get(mode, logging.WARNING), "%s%s", message, where)
+
+
+def setup_logging(paths: DataPaths, verbose: bool = False) -> Path:
+    """A rotating log file in the data folder (INFO and up); the console keeps
+    showing warnings only unless ``-v``. Returns the log file path."""
+    log_file = paths.logs / LOG_FILE
+    handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in root.handlers:
+        if isinstance(existing, logging.StreamHandler) and existing.level == logging.NOTSET:
+            existing.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    return log_file
+
+
+def install_crash_handler(messages: Messages, log_file: Path | None = None) -> Callable[..., None]:
+    """Route uncaught exceptions (GUI thread, Qt slots, other threads) to the log
+    and the crash dialog; returns the hook. KeyboardInterrupt still quits."""
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(exc_type, KeyboardInterrupt):
+            QApplication.quit()
+            return
+        messages.crash(exc_type, exc, tb, str(log_file or ""))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            # never build widgets off the GUI thread: log here, show through the event loop
+            log.critical("unexpected error in thread %s", getattr(args.thread, "name", "?"),
+                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+            QTimer.singleShot(0, messages, lambda: hook(args.exc_type, args.exc_value, args.exc_traceback))
+
+    sys.excepthook = hook
+    threading.excepthook = thread_hook
+    return hook
+
+
+# ---------------------------------------------------------------------- building the app
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with EyeScreen's name, icon and stylesheet (reused if one exists)."""
+    existing = QApplication.instance()
+    if existing is None:
+        # fractional scale factors (125 %, 150 %) as they are: SVG icons stay sharp
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        existing = QApplication(argv or [APP_NAME])
+    app: QApplication = existing  # type: ignore[assignment]
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationDisplayName("EyeScreen")
+    app.setWindowIcon(icon("app"))
+    app.setStyleSheet(stylesheet())
+    return app
+
+
+def resolve_paths(data_dir: Path | None, settings: Settings) -> DataPaths:
+    """``--data-dir``, else the folder chosen in Settings, else the platform's."""
+    return data_paths(data_dir or (settings.data_folder or None)).ensure()
+
+
+def resolve_model(model: Path | None, settings: Settings) -> Path:
+    """``--model``, else the folder chosen in Settings, else the shipped model."""
+    return Path(model or settings.model_folder or default_model_dir())
+
+
+def build_window(data_dir: Path | None, dialogs: bool = True) -> tuple[MainWindow, Any]:
+    """The main window over the clinic database of ``data_dir`` (not shown, no model
+    loading yet); returns (window, store). Tests and the screenshot script use it."""
+    settings, window_state = open_settings(data_dir)
+    paths = resolve_paths(data_dir, settings)
+    store = ClinicStore.open(paths)
+    return MainWindow(settings, window_state, store, paths, dialogs=dialogs), store
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the window and run until it is closed; returns the exit status."""
+    launched = time.time()
+    app = make_application(sys.argv[:1])
+    qInstallMessageHandler(qt_message_handler)
+    try:
+        settings, window_state = open_settings(args.data_dir)
+        paths = resolve_paths(args.data_dir, settings)
+        log_file = setup_logging(paths, getattr(args, "verbose", False))
+        store = ClinicStore.open(paths)
+    except (OSError, StoreError) as exc:
+        log.error("EyeScreen cannot start: %s", exc)
+        QMessageBox.critical(None, "EyeScreen cannot start", f"{exc}")
+        return 1
+    try:
+        window = MainWindow(settings, window_state, store, paths)
+        install_crash_handler(window.messages, log_file)
+        return _show_and_run(app, window, resolve_model(args.model, settings), settings, args.smoke, launched)
+    finally:
+        store.close()
+
+
+def _show_and_run(app: QApplication, window: MainWindow, model: Path, settings: Settings, smoke: bool,
+                  launched: float) -> int:
+    window.show()
+    log.info("window shown %.2f s after launch", time.time() - launched)
+    # the first paint happens before the worker starts importing TensorFlow
+    QTimer.singleShot(0, window, lambda: window.start(model))
+    if settings.camera_source:
+        QTimer.singleShot(0, window, lambda: window.capture_panel.open_source(settings.camera_source))
+    if smoke:
+        _smoke(window)
+    return app.exec()
+
+
+def _smoke(window: MainWindow) -> None:
+    """--smoke: print when the window was painted and the model ready, then quit."""
+    def shown() -> None:
+        print(f"window_shown_at={time.time():.3f} tensorflow_loaded={'tensorflow' in sys.modules}", flush=True)
+
+    def done(*_args: object) -> None:
+        print(f"model_done_at={time.time():.3f} status={window.model_status.text()!r}", flush=True)
+        window.close()
+
+    QTimer.singleShot(0, window, shown)
+    window.engine.modelReady.connect(done)
+    window.engine.modelFailed.connect(done)
+    window.messages.dialogs = False

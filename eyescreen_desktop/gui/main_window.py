@@ -1,0 +1,390 @@
+"""The EyeScreen window: composes the small widgets and routes work to the worker.
+
+No god window: the patient form, the camera, the result view, the queues and
+the batch panel are their own widgets; this module only wires them together,
+owns the menus and keyboard shortcuts, and hands every photograph to the
+:class:`~.worker.ScreeningEngine`. A "visit" is the window's word for the
+encounter being screened at the desk: it starts with the first photograph of
+a patient and ends with Next patient (Ctrl+N).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.classifier import ModelCard
+from ..core.imageio import SUPPORTED_SUFFIXES
+from ..core.paths import DataPaths
+from ..core.records import EncounterSummary, Eye
+from ..core.screening import ScreenItem
+from .capture_panel import CapturePanel
+from .messages import Messages
+from .patient_panel import PatientPanel
+from .queues import QueuesWidget
+from .resources import icon
+from .result_view import ResultView
+from .settings import Settings, WindowState
+from .worker import ScreenedEye, ScreeningEngine, display_photo
+
+log = logging.getLogger(__name__)
+
+TITLE = "EyeScreen: diabetic eye screening"
+IMAGE_FILTER = "Eye photographs (" + " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES)) + ");;All files (*)"
+_RIGHT_TAGS = ("r", "od", "right")
+_LEFT_TAGS = ("l", "os", "left")
+
+
+def eye_from_name(path: Path) -> Eye:
+    """The eye a file name states (``P001_R.jpg``, ``x-OS.png``, ``left.jpg``), else UNKNOWN."""
+    words = path.stem.lower().replace("-", "_").replace(" ", "_").split("_")
+    last = words[-1] if words else ""
+    if last in _RIGHT_TAGS:
+        return Eye.RIGHT
+    if last in _LEFT_TAGS:
+        return Eye.LEFT
+    return Eye.UNKNOWN
+
+
+class MainWindow(QMainWindow):
+    """The main window. Services come in explicitly: ``settings`` and
+    ``window_state`` (gui.settings), the clinic ``store`` and its ``paths``."""
+
+    def __init__(self, settings: Settings, window_state: WindowState, store: Any, paths: DataPaths,
+                 parent: QWidget | None = None, dialogs: bool = True):
+        super().__init__(parent)
+        self.settings, self.window_state, self.store, self.paths = settings, window_state, store, paths
+        self.messages = Messages(self, dialogs=dialogs)
+        self.engine = ScreeningEngine(store, paths.root / "captures", self)
+        self.visit = uuid.uuid4().hex
+        self.encounter_id: str | None = None       # the visit's encounter once saved
+        self._requests: set[int] = set()          # desk requests of this window
+        self.setWindowTitle(TITLE)
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self.patient_panel = PatientPanel(store)
+        self.capture_panel = CapturePanel()
+        self.result_view = ResultView()
+        self.result_view.protocol_name = settings.protocol
+        self.queues = QueuesWidget(store, user=None, slip_settings=settings.slip_settings)
+        self.tabs = QTabWidget()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.model_status = QLabel("Loading model…")
+        self.actions: dict[str, QAction] = {}
+        self._build()
+        self._connect()
+        self._restore()
+
+    # ------------------------------------------------------------------ building
+
+    def _build(self) -> None:
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.patient_panel)
+        column.addWidget(self.capture_panel, 1)
+        self.tabs.addTab(self.result_view, icon("eye-right"), "Screening")
+        self.tabs.addTab(self.queues, icon("patient"), "Queues")
+        batch = self._batch_panel()
+        if batch is not None:
+            self.tabs.addTab(batch, icon("folder"), "Batch")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([380, 900])
+        self.setCentralWidget(self.splitter)
+        self.model_status.setObjectName("modelStatus")
+        self.statusBar().addPermanentWidget(self.model_status)
+        self._make_actions()
+        self._make_menus()
+
+    def _batch_panel(self) -> QWidget | None:
+        """The batch / hot-folder panel, given the services its constructor names."""
+        try:
+            from .batch_panel import BatchPanel
+        except ImportError:
+            return None
+        offered = {"engine": self.engine, "store": self.store, "settings": self.settings, "paths": self.paths,
+                   "data_paths": self.paths, "messages": self.messages}
+        wanted = inspect.signature(BatchPanel).parameters
+        return BatchPanel(**{k: v for k, v in offered.items() if k in wanted})
+
+    def _action(self, key: str, text: str, slot: Any, shortcut: str | QKeySequence.StandardKey = "",
+                icon_name: str = "", tip: str = "") -> QAction:
+        action = QAction(icon(icon_name) if icon_name else QIcon(), text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip or text.replace("&", "").rstrip("…"))
+        action.triggered.connect(slot)
+        self.addAction(action)
+        self.actions[key] = action
+        return action
+
+    def _make_actions(self) -> None:
+        self._action("open", "&Open photographs…", self.open_files, QKeySequence.StandardKey.Open, "folder",
+                     "Open photographs of this patient's eyes (Ctrl+O)")
+        self._action("right", "Capture &right eye", lambda: self.capture_panel.capture(Eye.RIGHT), "F5",
+                     "eye-right", "Capture the right eye from the camera (F5)")
+        self._action("left", "Capture &left eye", lambda: self.capture_panel.capture(Eye.LEFT), "F6",
+                     "eye-left", "Capture the left eye from the camera (F6)")
+        self._action("next", "&Next patient", self.next_patient, "Ctrl+N", "patient",
+                     "Finish this patient and start the next one (Ctrl+N)")
+        self._action("slip", "Referral &slip…", self.open_slip, "Ctrl+P", "print",
+                     "Preview, print or save this patient's referral slip (Ctrl+P)")
+        self._action("heatmap", "Show &heat map", self.result_view.set_heatmap, "H", "heatmap")
+        self.actions["heatmap"].setCheckable(True)
+        self.result_view.heatmap_box.toggled.connect(self.actions["heatmap"].setChecked)
+        self._action("find", "&Find patient", self._find_patient, "Ctrl+F")
+        self._action("screening", "&Screening", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
+        self._action("queues", "&Queues", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
+        self._action("settings", "S&ettings…", self.open_settings, QKeySequence.StandardKey.Preferences)
+        self._action("quit", "&Quit", self.close, "Ctrl+Q")
+        self._action("about", "&About EyeScreen", self.about)
+
+    def _make_menus(self) -> None:
+        menus = (("&File", ("open", "slip", None, "settings", None, "quit")),
+                 ("&Patient", ("next", "find")),
+                 ("&Capture", ("right", "left")),
+                 ("&View", ("screening", "queues", None, "heatmap")),
+                 ("&Help", ("about",)))
+        for title, keys in menus:
+            menu = self.menuBar().addMenu(title)
+            for key in keys:
+                menu.addAction(self.actions[key]) if key else menu.addSeparator()
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.setMovable(False)
+        for key in ("open", "right", "left", "next", "slip"):
+            toolbar.addAction(self.actions[key])
+        self.addToolBar(toolbar)
+
+    def _connect(self) -> None:
+        e = self.engine
+        e.modelReady.connect(self._model_ready)
+        e.modelFailed.connect(self._model_failed)
+        e.eyeScreened.connect(self._eye_screened)
+        e.encounterSaved.connect(self._encounter_saved)
+        e.failed.connect(self._request_failed)
+        e.requestDone.connect(self._request_done)
+        self.capture_panel.captured.connect(self.screen_frame)
+        self.capture_panel.sourceChanged.connect(self._remember_camera)
+        self.capture_panel.problem.connect(lambda text: self.messages.warning("Camera", text))
+        self.queues.encounterActivated.connect(self.open_encounter)
+        self.result_view.slipRequested.connect(self.open_slip)
+        self.messages.shown.connect(lambda _level, _title, text: self.statusBar().showMessage(text, 8000))
+
+    def _restore(self) -> None:
+        geometry = self.window_state.geometry()
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1360, 860)
+        if (splitter := self.window_state.splitter()) is not None:
+            self.splitter.restoreState(splitter)
+
+    # ------------------------------------------------------------------ model
+
+    def start(self, model_path: Path) -> None:
+        """Load the model in the background; the window is usable meanwhile."""
+        self.model_status.setText(f"Loading model… ({model_path.name})")
+        self.engine.start(model_path)
+
+    @Slot(object)
+    def _model_ready(self, card: ModelCard) -> None:
+        self.model_status.setText(f"Model: {card.name} {card.version}")
+        self.model_status.setToolTip(f"{card.name} {card.version}, weights SHA-256 {card.weights_sha256[:12]}…")
+        self.messages.info("Model ready", f"{card.name} {card.version} is ready: photographs can be graded")
+
+    @Slot(str)
+    def _model_failed(self, message: str) -> None:
+        self.model_status.setText("Model not loaded: photographs cannot be graded")
+        self.messages.error("Model not loaded", f"{message}\n\nYou can still look up patients and queues.")
+
+    # ------------------------------------------------------------------ screening
+
+    def _patient_or_ask(self) -> Any:
+        patient = self.patient_panel.patient()
+        if patient is None:
+            self.messages.warning("Who is this?", "Enter the patient ID (or find the patient) first, "
+                                                  "then add the photographs.")
+            self.patient_panel.id_edit.setFocus()
+        return patient
+
+    def _options(self) -> dict[str, Any]:
+        return {"visit": self.visit, "encounter_id": self.encounter_id, "protocol": self.settings.protocol,
+                "operating_point": self.settings.operating_point or None}
+
+    def screen_paths(self, paths: Iterable[Path]) -> int | None:
+        """Screen photograph files for the patient in the form; returns the request ID."""
+        files = [Path(p) for p in paths]
+        folders = [p for p in files if p.is_dir()]
+        if folders:
+            self.messages.warning("Folders are screened in a batch",
+                                  f"{folders[0]} is a folder: use the Batch tab to screen a whole folder.")
+            files = [p for p in files if not p.is_dir()]
+        if not files or (patient := self._patient_or_ask()) is None:
+            return None
+        items = [ScreenItem(p, eye_from_name(p)) for p in files]
+        for item in items:
+            self.result_view.set_pending(item.eye)
+        self.tabs.setCurrentWidget(self.result_view)
+        rid = self.engine.screen_files(items, patient, **self._options())
+        self._requests.add(rid)
+        return rid
+
+    @Slot(object, object)
+    def screen_frame(self, rgb: Any, eye: Eye) -> int | None:
+        """Keep and screen a camera capture for the patient in the form."""
+        if (patient := self._patient_or_ask()) is None:
+            return None
+        self.result_view.set_pending(eye)
+        self.tabs.setCurrentWidget(self.result_view)
+        rid = self.engine.screen_frame(rgb, eye, patient, **self._options())
+        self._requests.add(rid)
+        return rid
+
+    @Slot(int, object)
+    def _eye_screened(self, rid: int, screened: ScreenedEye) -> None:
+        if rid in self._requests:
+            self.result_view.show_eye(screened)
+            self.patient_panel.set_locked(True)
+
+    @Slot(int, object)
+    def _encounter_saved(self, rid: int, summary: EncounterSummary) -> None:
+        if rid not in self._requests:
+            return
+        self.encounter_id = summary.encounter_id
+        self.result_view.show_summary(summary)
+        self.queues.refresh()
+        self.messages.info("Saved", f"{summary.patient.patient_id}: {summary.queue.label}, "
+                                    f"due {summary.due_date.isoformat()}")
+
+    @Slot(int, str)
+    def _request_failed(self, rid: int, message: str) -> None:
+        if rid in self._requests:
+            self.messages.error("Photograph not screened", message)
+
+    @Slot(int, bool)
+    def _request_done(self, rid: int, _cancelled: bool) -> None:
+        if rid in self._requests:
+            self._requests.discard(rid)
+            for card in self.result_view.cards.values():
+                if card.shown is None and card.photo.text() == "Grading…":
+                    card.clear()
+
+    # ------------------------------------------------------------------ user actions
+
+    @Slot()
+    def open_files(self) -> None:
+        """Choose photographs in a file dialog and screen them."""
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", "", IMAGE_FILTER)
+        if paths:
+            self.screen_paths(Path(p) for p in paths)
+
+    @Slot()
+    def next_patient(self) -> None:
+        """Finish this visit (it is already saved) and clear the form for the next patient."""
+        self.visit = uuid.uuid4().hex
+        self.encounter_id = None
+        self._requests.clear()
+        self.patient_panel.clear()
+        self.result_view.clear()
+        self.tabs.setCurrentWidget(self.result_view)
+        self.patient_panel.id_edit.setFocus()
+
+    @Slot(str)
+    def open_encounter(self, encounter_id: str) -> None:
+        """Show a saved encounter (from the queues); new photographs are added to it."""
+        summary = self.store.encounter_summary(encounter_id)
+        self.next_patient()
+        self.encounter_id = encounter_id
+        self.patient_panel.set_patient(summary.patient)
+        self.patient_panel.set_locked(True)
+        for result in summary.eyes:
+            stored = self.store.image_file(result.sha256) if result.sha256 else None
+            shown = result if stored is None else dataclasses.replace(result, path=str(stored))
+            self.result_view.show_eye(ScreenedEye(result, display_photo(shown), encounter_id))
+        self.result_view.show_summary(summary)
+
+    @Slot()
+    def open_slip(self, encounter_id: str | None = None) -> None:
+        """Preview, print or save the referral slip of the visit on show."""
+        target = encounter_id or self.encounter_id
+        if not target:
+            self.messages.warning("No referral slip yet", "Screen this patient's photographs first.")
+            return
+        from .slip_dialog import SlipDialog  # pdfium only when a slip is wanted
+
+        dialog = SlipDialog(self.store.encounter_summary(target), self.settings.slip_settings(), self)
+        dialog.printed.connect(self.queues.mark_slip_printed)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    @Slot()
+    def open_settings(self) -> None:
+        """The Settings dialog (window-modal)."""
+        from .settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.settings, self.engine.card, self)
+        dialog.accepted.connect(lambda: setattr(self.result_view, "protocol_name", self.settings.protocol))
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def _find_patient(self) -> None:
+        self.patient_panel.search_edit.setFocus()
+        self.patient_panel.search_edit.selectAll()
+
+    def _remember_camera(self, source: str) -> None:
+        self.settings.camera_source = source
+
+    @Slot()
+    def about(self) -> None:
+        from .. import __version__
+
+        card = self.engine.card
+        model = f"{card.name} {card.version}" if card else "not loaded"
+        box = QMessageBox(QMessageBox.Icon.Information, "About EyeScreen",
+                          f"EyeScreen {__version__}\nModel: {model}\nData folder: {self.paths.root}\n\n"
+                          "A screening aid for research and evaluation, not a diagnosis.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    # ------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.screen_paths(paths)
+
+    # ------------------------------------------------------------------ closing
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Remember the geometry, stop the camera and the worker, close the database."""
+        self.window_state.save_geometry(self.saveGeometry())
+        self.window_state.save_splitter(self.splitter.saveState())
+        self.capture_panel.stop()
+        self.engine.stop()
+        super().closeEvent(event)

@@ -1,0 +1,184 @@
+"""Who is being screened: find a patient already on record, or enter a new one.
+
+The clinic's own patient ID is the only required field; everything else
+(name, birth date, sex, diabetes type and duration) is optional because the
+slip is still useful without it. Searching reads the clinic database as you
+type (a few milliseconds, debounced); saving happens on the worker with the
+first photograph, so an abandoned form never creates a patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from PySide6.QtCore import QDate, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.records import Patient
+
+SEXES = ("", "female", "male", "other")
+DIABETES_TYPES = ("", "type 1", "type 2", "gestational", "other")
+NO_DATE = QDate(1900, 1, 1)   # shown as "not given"
+SEARCH_DELAY_MS = 250
+MAX_MATCHES = 20
+
+
+def patient_label(patient: Patient) -> str:
+    """"P001 · Ada Lovelace · born 1950-02-03": one line for the match list."""
+    parts = [patient.patient_id, patient.name]
+    if patient.birth_date:
+        parts.append(f"born {patient.birth_date.isoformat()}")
+    return " · ".join(p for p in parts if p)
+
+
+class PatientPanel(QGroupBox):
+    """The patient form with a search box above it.
+
+    ``patientChanged()`` fires whenever the form changes; :meth:`patient`
+    returns the form as a :class:`Patient`, or None while no ID is entered."""
+
+    patientChanged = Signal()
+
+    def __init__(self, store: Any, parent: QWidget | None = None):
+        super().__init__("Patient", parent)
+        self.store = store
+        self._timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
+        self._timer.timeout.connect(self.search)
+        self.search_edit = QLineEdit(placeholderText="Find by patient ID or name…", clearButtonEnabled=True)
+        self.matches = QListWidget()
+        self.id_edit = QLineEdit(placeholderText="required, e.g. clinic number")
+        self.name_edit = QLineEdit()
+        self.birth_edit = QDateEdit()
+        self.sex_box = QComboBox()
+        self.type_box = QComboBox()
+        self.years_box = QSpinBox()
+        self.hint = QLabel()
+        self._build()
+
+    # ------------------------------------------------------------------ UI
+
+    def _build(self) -> None:
+        self.search_edit.textEdited.connect(lambda _text: self._timer.start())
+        self.search_edit.returnPressed.connect(self.search)
+        self.matches.setMaximumHeight(110)
+        self.matches.setVisible(False)
+        self.matches.itemActivated.connect(self._choose)
+        self.matches.itemClicked.connect(self._choose)
+        self.birth_edit.setCalendarPopup(True)
+        self.birth_edit.setDisplayFormat("yyyy-MM-dd")
+        self.birth_edit.setMinimumDate(NO_DATE)
+        self.birth_edit.setMaximumDate(QDate.currentDate())
+        self.birth_edit.setSpecialValueText("not given")
+        self.birth_edit.setDate(NO_DATE)
+        self.sex_box.addItems([s or "not given" for s in SEXES])
+        self.type_box.addItems([t or "not given" for t in DIABETES_TYPES])
+        self.years_box.setRange(-1, 90)
+        self.years_box.setSpecialValueText("not given")
+        self.years_box.setSuffix(" years")
+        self.years_box.setValue(-1)
+        self.hint.setObjectName("hint")
+        self.hint.setWordWrap(True)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Patient &ID:", self.id_edit)
+        form.addRow("&Name:", self.name_edit)
+        form.addRow("&Birth date:", self.birth_edit)
+        form.addRow("&Sex:", self.sex_box)
+        form.addRow("&Diabetes:", self.type_box)
+        form.addRow("Diabetic for:", self.years_box)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.search_edit)
+        layout.addWidget(self.matches)
+        layout.addLayout(form)
+        layout.addWidget(self.hint)
+        for edit in (self.id_edit, self.name_edit):
+            edit.textChanged.connect(self._changed)
+        self.birth_edit.dateChanged.connect(self._changed)
+        for box in (self.sex_box, self.type_box):
+            box.currentIndexChanged.connect(self._changed)
+        self.years_box.valueChanged.connect(self._changed)
+        self._changed()
+
+    # ------------------------------------------------------------------ search
+
+    @Slot()
+    def search(self) -> None:
+        """List the patients on record whose ID or name contains the search text."""
+        self._timer.stop()
+        text = self.search_edit.text().strip()
+        self.matches.clear()
+        found = self.store.find_patients(text, limit=MAX_MATCHES) if text else []
+        for patient in found:
+            item = QListWidgetItem(patient_label(patient))
+            item.setData(Qt.ItemDataRole.UserRole, patient)
+            self.matches.addItem(item)
+        if text and not found:
+            self.matches.addItem(QListWidgetItem("No patient found: fill in the form below for a new one"))
+        self.matches.setVisible(bool(text))
+
+    def _choose(self, item: QListWidgetItem) -> None:
+        patient = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(patient, Patient):
+            self.set_patient(patient)
+            self.matches.setVisible(False)
+            self.search_edit.clear()
+
+    # ------------------------------------------------------------------ the form
+
+    def patient(self) -> Patient | None:
+        """The form as a Patient, or None while the ID is empty."""
+        patient_id = self.id_edit.text().strip()
+        if not patient_id:
+            return None
+        birth = self.birth_edit.date()
+        years = self.years_box.value()
+        return Patient(
+            patient_id=patient_id, name=self.name_edit.text().strip(),
+            birth_date=None if birth == NO_DATE else dt.date(birth.year(), birth.month(), birth.day()),
+            sex=SEXES[self.sex_box.currentIndex()], diabetes_type=DIABETES_TYPES[self.type_box.currentIndex()],
+            diabetes_years=None if years < 0 else years,
+        )
+
+    def set_patient(self, patient: Patient) -> None:
+        """Fill the form with a patient (from the search or a reopened encounter)."""
+        self.id_edit.setText(patient.patient_id)
+        self.name_edit.setText(patient.name)
+        b = patient.birth_date
+        self.birth_edit.setDate(QDate(b.year, b.month, b.day) if b else NO_DATE)
+        self.sex_box.setCurrentIndex(SEXES.index(patient.sex) if patient.sex in SEXES else 0)
+        t = patient.diabetes_type
+        self.type_box.setCurrentIndex(DIABETES_TYPES.index(t) if t in DIABETES_TYPES else 0)
+        self.years_box.setValue(-1 if patient.diabetes_years is None else patient.diabetes_years)
+
+    def clear(self) -> None:
+        """An empty form for the next patient."""
+        self.set_locked(False)
+        self.set_patient(Patient(""))
+        self.search_edit.clear()
+        self.matches.clear()
+        self.matches.setVisible(False)
+
+    def set_locked(self, locked: bool) -> None:
+        """Once photographs are on record for this visit the ID cannot change
+        (start the next patient instead)."""
+        self.id_edit.setReadOnly(locked)
+        self.id_edit.setToolTip("Fixed for this visit: press Ctrl+N for the next patient" if locked else "")
+
+    def _changed(self, *_args: object) -> None:
+        self.hint.setText("" if self.id_edit.text().strip() else
+                          "Enter the patient ID (or find the patient above) before adding photographs.")
+        self.hint.setVisible(not self.id_edit.text().strip())
+        self.patientChanged.emit()

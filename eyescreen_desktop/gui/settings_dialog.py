@@ -1,0 +1,123 @@
+"""The Settings dialog: one form over :class:`~.settings.Settings`.
+
+Every field maps to one declared setting; OK writes them all, Cancel none. The
+operating points offered are the ones the loaded model card declares, so a
+clinic can only choose thresholds that were validated for that model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QWidget,
+)
+
+from ..core.protocol import PROTOCOLS
+from .settings import PAGE_SIZES, Settings
+
+
+class PathField(QWidget):
+    """A line edit with a Browse… button (a folder or an image file)."""
+
+    def __init__(self, text: str, folder: bool, placeholder: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.folder = folder
+        self.edit = QLineEdit(text, placeholderText=placeholder, clearButtonEnabled=True)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(browse)
+
+    def _browse(self) -> None:
+        if self.folder:
+            path = QFileDialog.getExistingDirectory(self, "Choose a folder", self.edit.text())
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose an image", self.edit.text(),
+                                                  "Images (*.png *.jpg *.jpeg)")
+        if path:
+            self.edit.setText(path)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+
+class SettingsDialog(QDialog):
+    """Edit the clinic's preferences; ``card`` (the loaded ModelCard, or None)
+    supplies the operating points to choose from."""
+
+    def __init__(self, settings: Settings, card: Any = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("EyeScreen settings")
+        self.setMinimumWidth(560)
+        self.protocol = QComboBox()
+        for name, protocol in PROTOCOLS.items():
+            self.protocol.addItem(protocol.title, name)
+        self.protocol.setCurrentIndex(max(0, self.protocol.findData(settings.protocol)))
+        self.operating_point = QComboBox()
+        self.operating_point.addItem("the model's default", "")
+        for name in (card.operating_points if card is not None else {}):
+            self.operating_point.addItem(name, name)
+        if settings.operating_point and self.operating_point.findData(settings.operating_point) < 0:
+            self.operating_point.addItem(f"{settings.operating_point} (not in this model)", settings.operating_point)
+        self.operating_point.setCurrentIndex(max(0, self.operating_point.findData(settings.operating_point)))
+        self.clinic_name = QLineEdit(settings.clinic_name, placeholderText="printed at the top of each slip")
+        self.clinic_address = QPlainTextEdit(settings.clinic_address)
+        self.clinic_address.setFixedHeight(70)
+        self.clinic_address.setTabChangesFocus(True)
+        self.logo = PathField(settings.clinic_logo, False, "EyeScreen's logo when empty")
+        self.page_size = QComboBox()
+        self.page_size.addItems(list(PAGE_SIZES))
+        self.page_size.setCurrentText(settings.page_size)
+        self.camera = QLineEdit(settings.camera_source, placeholderText="0-3, a video file or a stream URL")
+        self.data_folder = PathField(settings.data_folder, True, "the platform's user data folder when empty")
+        self.model_folder = PathField(settings.model_folder, True, "the model shipped with EyeScreen when empty")
+        self._layout()
+
+    def _layout(self) -> None:
+        form = QFormLayout(self)
+        form.addRow("Protocol:", self.protocol)
+        form.addRow("Operating point:", self.operating_point)
+        form.addRow("Clinic name:", self.clinic_name)
+        form.addRow("Clinic address:", self.clinic_address)
+        form.addRow("Logo on slips:", self.logo)
+        form.addRow("Paper size:", self.page_size)
+        form.addRow("Camera:", self.camera)
+        form.addRow("Data folder:", self.data_folder)
+        form.addRow("Model folder:", self.model_folder)
+        note = QLabel("A new data folder or model is used the next time EyeScreen starts.")
+        note.setObjectName("hint")
+        form.addRow(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def accept(self) -> None:
+        """Write every field to the settings, then close."""
+        s = self.settings
+        s.protocol = self.protocol.currentData()
+        s.operating_point = self.operating_point.currentData()
+        s.clinic_name = self.clinic_name.text().strip()
+        s.clinic_address = self.clinic_address.toPlainText().strip()
+        s.clinic_logo = self.logo.text()
+        s.page_size = self.page_size.currentText()
+        s.camera_source = self.camera.text().strip()
+        s.data_folder = str(Path(self.data_folder.text())) if self.data_folder.text() else ""
+        s.model_folder = str(Path(self.model_folder.text())) if self.model_folder.text() else ""
+        s.sync()
+        super().accept()
