@@ -1,0 +1,240 @@
+"""The main window: shown before the model is loaded, a photograph screened
+through the window lands the patient in the right queue, drag and drop,
+keyboard shortcuts, reopening a visit from the queues, clear messages, the
+crash hook, settings, and the real launch (window on screen fast, no
+TensorFlow on the GUI thread)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QApplication
+
+from eyescreen_desktop.core.records import Eye, Queue, Status
+from eyescreen_desktop.gui.app import build_window, install_crash_handler, qt_message_handler
+from eyescreen_desktop.gui.main_window import eye_from_name
+from eyescreen_desktop.gui.settings import Settings
+
+WAIT_MS = 60_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def window(qtbot, data_dir):
+    win, store = build_window(data_dir, dialogs=False)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    store.close()
+
+
+def _start(qtbot, win, model_dir):
+    with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
+        win.start(model_dir)
+
+
+def _enter_patient(qtbot, win, patient_id, name=""):
+    qtbot.keyClicks(win.patient_panel.id_edit, patient_id)
+    if name:
+        qtbot.keyClicks(win.patient_panel.name_edit, name)
+
+
+def _screen(qtbot, win, paths):
+    with qtbot.waitSignal(win.engine.encounterSaved, timeout=WAIT_MS) as saved:
+        assert win.screen_paths(paths) is not None
+    return saved.args[1]
+
+
+def test_window_is_usable_while_the_model_loads(qtbot, window, urgent_model_dir):
+    assert "EyeScreen" in window.windowTitle()
+    window.start(urgent_model_dir)
+    assert window.model_status.text().startswith("Loading model")
+    assert window.isVisible() and window.patient_panel.isEnabled()
+    qtbot.waitUntil(lambda: window.engine.ready, timeout=WAIT_MS)
+    assert window.model_status.text() == "Model: fixed-urgent 1.0.0"
+
+
+def test_gradable_photo_puts_the_patient_in_urgent(qtbot, window, urgent_model_dir, good_photo):
+    _start(qtbot, window, urgent_model_dir)
+    _enter_patient(qtbot, window, "P100", "Ada Lovelace")
+    summary = _screen(qtbot, window, [good_photo])
+    assert summary.queue is Queue.URGENT and summary.patient.name == "Ada Lovelace"
+    view = window.result_view
+    assert view.banner.text().startswith("URGENT REFERRAL") and view.banner.property("queue") == "urgent"
+    assert summary.due_date.strftime("%d %B %Y") in view.detail.text()
+    left = view.cards[Eye.LEFT]                       # P001_L.jpg: the eye comes from the name
+    assert left.shown.result.status is Status.OK and "proliferative" in left.verdict.text().lower()
+    assert "probability" in left.detail.text() and not left.photo.pixmap().isNull()
+    assert window.queues.select(summary.encounter_id) and window.queues.current_queue() is Queue.URGENT
+    assert window.queues.tabs.tabText(0).startswith("Urgent (1)")
+    assert window.patient_panel.id_edit.isReadOnly()   # fixed for this visit
+
+
+def test_ungradable_photo_puts_the_patient_in_review_with_retake_advice(qtbot, window, urgent_model_dir,
+                                                                        blurred_photo):
+    _start(qtbot, window, urgent_model_dir)
+    _enter_patient(qtbot, window, "P900")
+    summary = _screen(qtbot, window, [blurred_photo])
+    assert summary.queue is Queue.REVIEW
+    card = window.result_view.cards[Eye.RIGHT]
+    assert card.verdict.text() == "Cannot be graded" and "out of focus" in card.detail.text()
+    assert "retake" in card.advice.text().lower()
+    assert window.result_view.banner.text().startswith("REVIEW NEEDED")
+    assert [s.patient.patient_id for s in window.store.encounters(queue=Queue.REVIEW)] == ["P900"]
+    assert window.store.encounters(queue=Queue.ANNUAL) == []
+
+
+def test_heat_map_toggle_changes_the_picture(qtbot, window, urgent_model_dir, good_photo):
+    _start(qtbot, window, urgent_model_dir)
+    _enter_patient(qtbot, window, "P101")
+    _screen(qtbot, window, [good_photo])
+    card = window.result_view.cards[Eye.LEFT]
+    plain = card.photo.pixmap().toImage()
+    assert window.result_view.heatmap_box.isEnabled()
+    window.actions["heatmap"].trigger()
+    assert window.result_view.heatmap_box.isChecked()
+    assert card.photo.pixmap().toImage() != plain
+    window.result_view.set_heatmap(False)
+    assert card.photo.pixmap().toImage() == plain
+
+
+def test_dropped_files_are_screened(qtbot, window, urgent_model_dir, good_photo):
+    _start(qtbot, window, urgent_model_dir)
+    _enter_patient(qtbot, window, "P102")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(good_photo))])
+    enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
+        QApplication.sendEvent(window, drop)
+    assert saved.args[1].patient.patient_id == "P102"
+
+
+def test_photo_without_a_patient_asks_who_it_is(qtbot, window, good_photo):
+    assert window.screen_paths([good_photo]) is None
+    assert window.messages.history[-1].title == "Who is this?"
+    assert "patient ID" in window.messages.history[-1].text
+    assert not window.engine.busy
+
+
+def test_keyboard_shortcuts(qtbot, window, urgent_model_dir, good_photo):
+    shortcuts = {k: window.actions[k].shortcut() for k in ("open", "right", "left", "next")}
+    assert shortcuts["open"] == QKeySequence(QKeySequence.StandardKey.Open)
+    assert shortcuts["right"] == QKeySequence("F5") and shortcuts["left"] == QKeySequence("F6")
+    assert shortcuts["next"] == QKeySequence("Ctrl+N")
+    _start(qtbot, window, urgent_model_dir)
+    _enter_patient(qtbot, window, "P103")
+    _screen(qtbot, window, [good_photo])
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    qtbot.keyClick(window.result_view, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.patient_panel.patient() is None and window.encounter_id is None
+    assert window.result_view.results() == [] and not window.patient_panel.id_edit.isReadOnly()
+
+
+def test_visit_reopened_from_the_queues_takes_more_photos(qtbot, window, urgent_model_dir, good_photo,
+                                                          blurred_photo):
+    _start(qtbot, window, urgent_model_dir)
+    _enter_patient(qtbot, window, "P104", "Grace Hopper")
+    first = _screen(qtbot, window, [blurred_photo])
+    window.next_patient()
+    window.queues.encounterActivated.emit(first.encounter_id)
+    assert window.patient_panel.patient().name == "Grace Hopper" and window.patient_panel.id_edit.isReadOnly()
+    assert window.result_view.cards[Eye.RIGHT].verdict.text() == "Cannot be graded"
+    second = _screen(qtbot, window, [good_photo])
+    assert second.encounter_id == first.encounter_id and second.queue is Queue.URGENT
+    assert len(window.store.encounters()) == 1
+
+
+def test_missing_model_is_said_and_the_window_stays_usable(qtbot, window, tmp_path):
+    with qtbot.waitSignal(window.engine.modelFailed, timeout=WAIT_MS):
+        window.start(tmp_path / "no-model")
+    assert window.model_status.text().startswith("Model not loaded")
+    message = window.messages.history[-1]
+    assert message.level == "error" and "no-model" in message.text and "--model" in message.text
+    assert window.patient_panel.isEnabled()
+
+
+def test_uncaught_exception_is_logged_and_shown(window, caplog, monkeypatch):
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    hook = install_crash_handler(window.messages, Path("/tmp/eyescreen.log"))
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        with caplog.at_level(logging.CRITICAL):
+            hook(*sys.exc_info())
+    assert "boom" in caplog.text
+    shown = window.messages.history[-1]
+    assert shown.title == "Unexpected problem" and "/tmp/eyescreen.log" in shown.text
+
+
+def test_qt_messages_go_to_the_python_log(caplog):
+    from PySide6.QtCore import QtMsgType
+
+    with caplog.at_level(logging.WARNING, logger="qt"):
+        qt_message_handler(QtMsgType.QtWarningMsg, SimpleNamespace(file="x.cpp", line=3), "a qt warning")
+    assert caplog.records[-1].name == "qt" and "a qt warning" in caplog.text
+
+
+def test_settings_are_typed_with_defaults_and_geometry_is_kept_apart(qtbot, tmp_path, data_dir):
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    assert settings.protocol == "icdr-ada" and settings.page_size == "A4" and settings.show_heatmap is False
+    settings.page_size = "Letter"
+    settings.show_heatmap = True
+    again = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    assert again.page_size == "Letter" and again.show_heatmap is True
+    with pytest.raises(ValueError):
+        again.page_size = "A3"
+    win, store = build_window(data_dir, dialogs=False)
+    qtbot.addWidget(win)
+    win.show()
+    win.resize(700, 500)
+    saved = win.saveGeometry()
+    win.close()
+    store.close()
+    prefs = data_dir / "settings.ini"
+    assert (data_dir / "window.ini").is_file()
+    assert not prefs.exists() or "geometry" not in prefs.read_text()
+    win2, store2 = build_window(data_dir, dialogs=False)
+    qtbot.addWidget(win2)
+    assert win2.window_state.geometry() == saved   # restored from window.ini on the next start
+    win2.close()
+    store2.close()
+
+
+def test_eye_from_name():
+    assert eye_from_name(Path("P001_R.jpg")) is Eye.RIGHT and eye_from_name(Path("x-OS.png")) is Eye.LEFT
+    assert eye_from_name(Path("left.jpg")) is Eye.LEFT and eye_from_name(Path("fundus.jpg")) is Eye.UNKNOWN
+
+
+def test_launch_shows_the_window_fast_without_tensorflow(tmp_path, urgent_model_dir):
+    """The real ``eyescreen gui`` process: window painted, then the model loaded."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    started = time.time()
+    out = subprocess.run([sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(tmp_path / "d"),
+                          "--model", str(urgent_model_dir), "--smoke"],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    fields = dict(part.split("=", 1) for line in out.stdout.split("\n") for part in line.split(" ", 1)[:1] if "=" in part)
+    shown_after = float(fields["window_shown_at"]) - started
+    print(f"window_shown {shown_after:.2f} s after launch")
+    assert "tensorflow_loaded=False" in out.stdout
+    assert "Model: fixed-urgent 1.0.0" in out.stdout
+    assert shown_after < 4.0   # ~0.8 s measured; generous for a busy 2-core test machine
+    assert (tmp_path / "d" / "logs" / "eyescreen.log").is_file()
+    assert np.isfinite(shown_after)
