@@ -191,6 +191,8 @@ class MainWindow(QMainWindow):
         self.queues.encounterActivated.connect(self.open_encounter)
         self.result_view.slipRequested.connect(self.open_slip)
         self.messages.shown.connect(lambda _level, _title, text: self.statusBar().showMessage(text, 8000))
+        self.result_view.heatmap_box.setChecked(self.settings.show_heatmap)
+        self.result_view.heatmap_box.toggled.connect(self._remember_heatmap)
 
     def _restore(self) -> None:
         geometry = self.window_state.geometry()
@@ -353,6 +355,9 @@ class MainWindow(QMainWindow):
 
     def _remember_camera(self, source: str) -> None:
         self.settings.camera_source = source
+
+    def _remember_heatmap(self, on: bool) -> None:
+        self.settings.show_heatmap = on
 
     @Slot()
     def about(self) -> None:

@@ -282,9 +282,13 @@ class ResultView(QWidget):
         self.banner.setText(f"{HEADLINES[queue]}: {action}")
         _set_queue_property(self.banner, queue)
         when = "today" if due <= dt.date.today() else f"by {due:%A %d %B %Y}"
-        missing = [f"{e.label}" for e, c in self.cards.items() if c.shown is None]
+        missing = [e.label for e, c in self.cards.items() if c.shown is None]
+        retake = [c.shown.result.eye.label for c in self.cards.values()
+                  if c.shown is not None and c.shown.result.status is not Status.OK]
         text = f"{who}: " if who else ""
         text += f"see {when}." if queue is not Queue.ANNUAL else f"next screening {when}."
+        if retake:
+            text += f"  Retake the photograph of the {' and '.join(retake)}."
         if missing:
             text += f"  Still to photograph: {' and '.join(missing)}."
         self.detail.setText(text)
