@@ -47,10 +47,10 @@ _QT_LEVELS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``eyescreen gui``."""
-    parser.add_argument("--data-dir", type=Path, default=None,
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                         help="keep the clinic database, images, logs and settings in DIR "
                              "(default: the user's data folder; use a new folder for demos)")
-    parser.add_argument("--model", type=Path, default=None,
+    parser.add_argument("--model", type=Path, default=None, metavar="FOLDER",
                         help="model folder (default: the one chosen in Settings, else models/eyescreen-dr)")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # print start-up times, then quit
 
@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _show_and_run(app: QApplication, window: MainWindow, model: Path, settings: Settings, smoke: bool,
                   launched: float) -> int:
+    app.aboutToQuit.connect(window.shutdown)
     window.show()
     log.info("window shown %.2f s after launch", time.time() - launched)
     # the first paint happens before the worker starts importing TensorFlow

@@ -217,7 +217,8 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _model_failed(self, message: str) -> None:
         self.model_status.setText("Model not loaded: photographs cannot be graded")
-        self.messages.error("Model not loaded", f"{message}\n\nYou can still look up patients and queues.")
+        self.messages.error("Model not loaded", f"{message}\n\nChoose the model folder in File > Settings, then "
+                                                "restart EyeScreen. Patients and queues can still be used.")
 
     # ------------------------------------------------------------------ screening
 
@@ -387,9 +388,15 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Remember the geometry, stop the camera and the worker, close the database."""
+        """Remember the geometry, then stop the camera and the worker."""
         self.window_state.save_geometry(self.saveGeometry())
         self.window_state.save_splitter(self.splitter.saveState())
+        self.shutdown()
+        super().closeEvent(event)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop the camera and the worker thread (idempotent; also run when the
+        application quits without the window being closed)."""
         self.capture_panel.stop()
         self.engine.stop()
-        super().closeEvent(event)

@@ -177,7 +177,10 @@ class ScreeningWorker(QObject):
             size = classifier.input_size
             classifier.predict_with_heatmaps(np.zeros((1, size, size, 3), np.float32))  # trace once now
         except Exception as exc:  # noqa: BLE001
-            log.exception("model %s could not be loaded", path)
+            if isinstance(exc, ModelError):
+                log.error("model %s could not be loaded: %s", path, exc)
+            else:
+                log.exception("model %s could not be loaded", path)
             self.load_error = _staff_message(exc) if isinstance(exc, ModelError) else \
                 f"the model in {path} could not be loaded ({exc}): reinstall it or choose another in Settings"
             self.modelFailed.emit(self.load_error)

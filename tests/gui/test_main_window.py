@@ -238,3 +238,37 @@ def test_launch_shows_the_window_fast_without_tensorflow(tmp_path, urgent_model_
     assert shown_after < 4.0   # ~0.8 s measured; generous for a busy 2-core test machine
     assert (tmp_path / "d" / "logs" / "eyescreen.log").is_file()
     assert np.isfinite(shown_after)
+
+
+def test_patient_on_record_is_found_and_filled_in(qtbot, window):
+    import datetime as dt
+
+    from eyescreen_desktop.core.records import Patient
+
+    window.store.upsert_patient(Patient("P777", "Katherine Johnson", dt.date(1951, 8, 26), "female", "type 2", 7))
+    panel = window.patient_panel
+    qtbot.keyClicks(panel.search_edit, "johnson")
+    qtbot.waitUntil(lambda: panel.matches.count() == 1 and panel.matches.isVisible())
+    assert "P777" in panel.matches.item(0).text()
+    panel.matches.itemClicked.emit(panel.matches.item(0))
+    patient = panel.patient()
+    assert patient == Patient("P777", "Katherine Johnson", dt.date(1951, 8, 26), "female", "type 2", 7)
+    qtbot.keyClicks(panel.search_edit, "nobody")
+    panel.search()
+    assert "No patient found" in panel.matches.item(0).text()
+
+
+def test_settings_dialog_writes_the_slip_header(qtbot, window, urgent_model_dir):
+    from eyescreen_desktop.gui.settings_dialog import SettingsDialog
+
+    _start(qtbot, window, urgent_model_dir)
+    dialog = SettingsDialog(window.settings, window.engine.card, window)
+    qtbot.addWidget(dialog)
+    assert [dialog.operating_point.itemData(i) for i in range(dialog.operating_point.count())] == ["", "default"]
+    dialog.clinic_name.setText("Riverside Diabetes Clinic")
+    dialog.page_size.setCurrentText("Letter")
+    dialog.protocol.setCurrentIndex(dialog.protocol.findData("nhs-dess"))
+    dialog.accept()
+    assert window.settings.protocol == "nhs-dess"
+    slip = window.settings.slip_settings()
+    assert slip.clinic_name == "Riverside Diabetes Clinic" and slip.page_size == "Letter"
