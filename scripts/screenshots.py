@@ -39,7 +39,7 @@ from eyescreen_desktop.core.screening import decide  # noqa: E402
 from eyescreen_desktop.gui.app import build_window, make_application  # noqa: E402
 
 PHOTOS = shared_datasets_dir() / "fundus-dr" / "images"
-SIZE = (1440, 900)
+SIZE = tuple(int(v) for v in os.environ.get("EYESCREEN_SHOT_SIZE", "1440x900").split("x"))
 WAIT_MS = 120_000
 
 

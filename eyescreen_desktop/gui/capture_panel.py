@@ -166,8 +166,8 @@ class CapturePanel(QGroupBox):
         self.frames_shown = 0
         self.chooser = QComboBox()
         self.preview = QLabel("No camera chosen.\nChoose one above, or open photographs (Ctrl+O).")
-        self.capture_right = QPushButton(icon("eye-right"), "Capture right eye")
-        self.capture_left = QPushButton(icon("eye-left"), "Capture left eye")
+        self.capture_right = QPushButton(icon("eye-right"), "Capture\nright eye")
+        self.capture_left = QPushButton(icon("eye-left"), "Capture\nleft eye")
         self._build()
 
     def _build(self) -> None:
@@ -178,7 +178,7 @@ class CapturePanel(QGroupBox):
         self.chooser.activated.connect(self._chosen)
         self.preview.setObjectName("preview")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(QSize(320, 220))
+        self.preview.setMinimumSize(QSize(300, 200))
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.preview.setWordWrap(True)
         buttons = QHBoxLayout()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,7 +34,8 @@ from ..core.records import ICDR_GRADE_NAMES, EncounterSummary, Eye, EyeResult, Q
 from .resources import icon
 from .worker import ScreenedEye
 
-PHOTO_SIZE = 360
+PHOTO_SIZE = 360        # preferred side of an eye's photograph; it shrinks to PHOTO_MIN on small screens
+PHOTO_MIN = 200
 HEAT_ALPHA = 0.55
 HEADLINES = {Queue.URGENT: "URGENT REFERRAL", Queue.ROUTINE: "ROUTINE REFERRAL", Queue.REVIEW: "REVIEW NEEDED",
              Queue.ANNUAL: "NO REFERRAL: ANNUAL SCREENING"}
@@ -94,6 +96,42 @@ def eye_words(result: EyeResult) -> tuple[str, str, str]:
     return verdict, f"Photo: {why}" if why else "", advice
 
 
+class PhotoLabel(QLabel):
+    """A photograph that fits the space it is given (small laptop screens
+    included), redrawn sharp at every size; text when there is no picture."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.rgb: np.ndarray | None = None
+        self.setObjectName("photo")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setMinimumSize(PHOTO_MIN, PHOTO_MIN)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(PHOTO_SIZE, PHOTO_SIZE)
+
+    def set_rgb(self, rgb: np.ndarray) -> None:
+        self.rgb = rgb
+        self._render()
+
+    def set_message(self, text: str) -> None:
+        self.rgb = None
+        self.clear()
+        self.setText(text)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if self.rgb is not None:
+            self._render()
+
+    def _render(self) -> None:
+        if self.rgb is not None:
+            side = max(1, min(self.width(), self.height()))
+            self.setPixmap(to_pixmap(self.rgb, side, self.devicePixelRatioF()))
+
+
 class EyeCard(QFrame):
     """One eye: photograph, verdict, detail and advice."""
 
@@ -104,11 +142,7 @@ class EyeCard(QFrame):
         self.setObjectName("eyeCard")
         self.title = QLabel("Right eye (OD)" if eye is Eye.RIGHT else "Left eye (OS)")
         self.title.setObjectName("eyeTitle")
-        self.photo = QLabel()
-        self.photo.setObjectName("photo")
-        self.photo.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.photo.setFixedSize(PHOTO_SIZE, PHOTO_SIZE)
-        self.photo.setWordWrap(True)
+        self.photo = PhotoLabel()
         self.verdict = QLabel()
         self.verdict.setObjectName("eyeVerdict")
         self.detail = QLabel()
@@ -121,25 +155,23 @@ class EyeCard(QFrame):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
-        layout.addWidget(self.photo, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.photo, 1)
         for label in (self.verdict, self.detail, self.advice, self.file):
             layout.addWidget(label)
-        layout.addStretch(1)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         self.clear()
 
     def clear(self) -> None:
         key = "F5" if self.eye is Eye.RIGHT else "F6"
         self.shown = None
-        self.photo.clear()
-        self.photo.setText(f"No photograph yet.\n\nPress {key} to capture,\nor open or drop a file.")
+        self.photo.set_message(f"No photograph yet.\n\nPress {key} to capture,\nor open or drop a file.")
         for label in (self.verdict, self.detail, self.advice, self.file):
             label.clear()
             label.setVisible(False)
 
     def set_pending(self) -> None:
         self.clear()
-        self.photo.setText("Grading…")
+        self.photo.set_message("Grading…")
 
     def show_eye(self, screened: ScreenedEye, heatmap: bool) -> None:
         """Show one screened photograph (``heatmap``: overlay it when there is one)."""
@@ -164,12 +196,11 @@ class EyeCard(QFrame):
             return
         photo, heat = self.shown.photo, self.shown.result.heatmap
         if photo is None:
-            self.photo.clear()
-            self.photo.setText("No picture to show")
+            self.photo.set_message("No picture to show")
             return
         if on and heat is not None and self.shown.result.status is Status.OK:
             photo = overlay_heatmap(photo, heat)
-        self.photo.setPixmap(to_pixmap(photo, PHOTO_SIZE, self.devicePixelRatioF()))
+        self.photo.set_rgb(photo)
 
     @property
     def has_heatmap(self) -> bool:
@@ -288,9 +319,9 @@ class ResultView(QWidget):
         text = f"{who}: " if who else ""
         text += f"see {when}." if queue is not Queue.ANNUAL else f"next screening {when}."
         if retake:
-            text += f"  Retake the photograph of the {' and '.join(retake)}."
+            text += f"\nRetake the photograph of the {' and '.join(retake)}."
         if missing:
-            text += f"  Still to photograph: {' and '.join(missing)}."
+            text += f"\nStill to photograph: {' and '.join(missing)}."
         self.detail.setText(text)
 
     def _slip(self) -> None:

@@ -38,7 +38,7 @@ from ..core.screening import Screener, ScreenItem
 
 log = logging.getLogger(__name__)
 
-PHOTO_SIDE = 384          # the display crop sent with each result (heat map framing)
+PHOTO_SIDE = 512          # the display crop sent with each result (heat map framing)
 STOP_WAIT_MS = 60_000     # longest wait for the worker at shutdown (a model still loading)
 
 

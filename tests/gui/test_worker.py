@@ -64,7 +64,7 @@ def test_requests_posted_while_loading_are_answered_once_ready(qtbot, urgent_eng
     rid_seen, eye = screened.args
     assert rid_seen == rid
     assert eye.result.status is Status.OK and eye.result.queue is Queue.URGENT
-    assert eye.photo is not None and eye.photo.shape == (384, 384, 3)
+    assert eye.photo is not None and eye.photo.shape == (512, 512, 3)
     assert eye.result.heatmap is not None and float(eye.result.heatmap.max()) > 0
     summary = saved.args[1]
     assert summary.patient.patient_id == patient.patient_id and summary.queue is Queue.URGENT
