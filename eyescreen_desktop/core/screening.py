@@ -42,7 +42,11 @@ from .records import Eye, EyeResult, OperatingPoint, Prediction, QualityReport, 
 
 log = logging.getLogger(__name__)
 
-DECODE_MAX_SIDE = 1024   # JPEGs are decoded at reduced scale down to this long side (speed on camera originals)
+# JPEGs are decoded at 1/2, 1/4 or 1/8 scale down to max(this, 2 x input size) on the long side.
+# At 224 px that is 448: 1024-px exports decode at 512 px, exactly as training.data decodes
+# them (identical model inputs; 1024 gave a train/serve skew of ~0.8 grey levels), and
+# 3872-px camera originals at 484 px, 2.5x faster than at 1936 (docs/performance.md).
+DECODE_MAX_SIDE = 448
 
 CacheLookup = Callable[[str], "EyeResult | None"]
 
