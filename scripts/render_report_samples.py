@@ -134,6 +134,7 @@ def render(pdf: Path, png: Path, dpi: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the sample PDFs to a temporary folder and render their first pages."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     parser.add_argument("--page-size", default="A4")

@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -53,7 +54,7 @@ import numpy as np
 from reportlab import rl_config
 from reportlab.graphics.barcode.qr import QrCode
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -199,6 +200,7 @@ def _styles() -> dict[str, ParagraphStyle]:
     register_fonts()
 
     def style(name: str, size: float, bold: bool = False, colour: str = "#000000", **kw: Any) -> ParagraphStyle:
+        """DejaVu Sans at ``size`` with a 1.22 leading unless told otherwise."""
         return ParagraphStyle(name, fontName=FONT_BOLD if bold else FONT, fontSize=size,
                               leading=kw.pop("leading", size * 1.22), textColor=colors.HexColor(colour), **kw)
 
@@ -223,7 +225,6 @@ def _styles() -> dict[str, ParagraphStyle]:
         "cell_bold": style("cell_bold", 8, bold=True),
         "head": style("head", 7.5, bold=True, colour="#FFFFFF"),
         "qr_caption": style("qr_caption", 6, alignment=TA_CENTER, colour=GREY),
-        "right": style("right", 7.5, colour=GREY, alignment=TA_RIGHT),
     }
 
 
@@ -469,10 +470,12 @@ class _FooterCanvas(Canvas):
         self._pages: list[dict[str, Any]] = []
 
     def showPage(self) -> None:  # noqa: N802 - reportlab's name
+        """Hold the finished page until the page count is known."""
         self._pages.append(dict(self.__dict__))
         self._startPage()
 
     def save(self) -> None:
+        """Draw every held page with its footer, then write the file."""
         for state in self._pages:
             self.__dict__.update(state)
             self._draw_footer(len(self._pages))
@@ -519,7 +522,7 @@ def _write_atomic(data: bytes, path: Path) -> Path:
     """Write ``data`` to ``path`` via a temporary file, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
@@ -1082,6 +1085,7 @@ class _Bundler:
         self.entries: list[dict[str, Any]] = []
 
     def add(self, role: str, resource: dict[str, Any]) -> str:
+        """Add ``resource`` as an entry; returns the reference to it."""
         rid = str(uuid.uuid5(_FHIR_NS, f"{self.summary.encounter_id}/{role}"))
         resource = {"resourceType": resource.pop("resourceType"), "id": rid, **resource}
         self.entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": resource})
