@@ -280,12 +280,14 @@ class QueuesWidget(QWidget):
     @Slot()
     def open_slip(self) -> None:
         """Open the referral slip of the selected encounter; printing it marks it printed."""
-        from .slip_dialog import SlipDialog  # pdfium only when a slip is wanted
+        from ..core.reports import resolve_images  # reportlab and pdfium only when a slip is wanted
+        from .slip_dialog import SlipDialog
 
         target = self.selected_encounter_id()
         if not target:
             return
-        dialog = SlipDialog(self.store.encounter_summary(target), self._slip_settings(), self)
+        summary = resolve_images(self.store.encounter_summary(target), self.store.image_file)
+        dialog = SlipDialog(summary, self._slip_settings(), self)
         dialog.printed.connect(self.mark_slip_printed)
         self._show_dialog(dialog)
 

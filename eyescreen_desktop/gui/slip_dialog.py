@@ -1,0 +1,252 @@
+"""Preview, print and save one patient's referral slip.
+
+The slip itself is drawn by the Qt-free reports module (the same PDF the batch
+command writes), so what the nurse previews, prints and saves is exactly what
+the receiving eye clinic gets. Pages are rasterised with pdfium: once at screen
+resolution for the preview and again at the printer's own resolution for
+printing, so a printed slip stays sharp and its QR code stays readable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pypdfium2 as pdfium
+from PySide6.QtCore import QRect, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QImage, QPainter, QPalette, QPixmap
+from PySide6.QtPrintSupport import QPrintDialog, QPrinter
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.records import EncounterSummary
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ..core.reports import SlipSettings
+
+log = logging.getLogger(__name__)
+
+PREVIEW_DPI = 96.0
+MAX_PRINT_DPI = 300.0  # sharper than a slip needs; higher only costs memory
+
+
+def build_slip_pdf(summary: EncounterSummary, settings: "SlipSettings | None") -> bytes:
+    """The referral slip as PDF bytes, drawn by the reports module: the very
+    slip the batch command writes, kept in memory so nothing is left in /tmp."""
+    from ..core.reports import slip_pdf_bytes
+
+    return slip_pdf_bytes(summary, settings)
+
+
+def render_pages(pdf: bytes, dpi: float) -> Iterator[QImage]:
+    """Each page of ``pdf`` as a QImage at ``dpi`` (white background)."""
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        for index in range(len(doc)):
+            page = doc[index]
+            bitmap = page.render(scale=dpi / 72.0, rev_byteorder=True, prefer_bgrx=True)
+            yield _to_qimage(bitmap)
+            page.close()
+    finally:
+        doc.close()
+
+
+def page_count(pdf: bytes) -> int:
+    """How many pages ``pdf`` has."""
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        return len(doc)
+    finally:
+        doc.close()
+
+
+def _to_qimage(bitmap: Any) -> QImage:
+    """Copy a pdfium RGBx bitmap into a QImage that owns its pixels."""
+    array = bitmap.to_numpy()
+    height, width = array.shape[:2]
+    image = QImage(array.data, width, height, array.strides[0], QImage.Format.Format_RGBX8888)
+    return image.copy()  # detach from the numpy buffer before it is freed
+
+
+def paint_pages(printer: QPrinter, pdf: bytes) -> int:
+    """Paint every page of ``pdf`` onto ``printer`` at its resolution; returns
+    the number of pages painted. Each page is scaled to fit the printable area
+    with its proportions kept, so nothing of the slip is cut off."""
+    dpi = float(min(printer.resolution(), MAX_PRINT_DPI))
+    painter = QPainter()
+    if not painter.begin(printer):
+        raise OSError("the printer could not be started: check that it is switched on and try again")
+    painted = 0
+    try:
+        for image in render_pages(pdf, dpi):
+            if painted:
+                printer.newPage()
+            painter.drawImage(_fit(image.size(), painter.viewport()), image)
+            painted += 1
+    finally:
+        painter.end()
+    return painted
+
+
+def _fit(size: QSize, area: QRect) -> QRect:
+    """The largest rectangle of ``size``'s proportions centred in ``area``."""
+    scaled = size.scaled(area.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    left = area.x() + (area.width() - scaled.width()) // 2
+    top = area.y() + (area.height() - scaled.height()) // 2
+    return QRect(left, top, scaled.width(), scaled.height())
+
+
+class SlipDialog(QDialog):
+    """The referral slip of one encounter, with Print and Save as PDF.
+
+    ``printed(encounter_id)`` fires after the slip went to a printer, so the
+    queue can record "slip printed"; ``saved(path)`` after it was saved."""
+
+    printed = Signal(str)
+    saved = Signal(str)
+
+    def __init__(self, summary: EncounterSummary, settings: "SlipSettings | None" = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = summary
+        self.pdf: bytes = b""
+        self.setWindowTitle(f"Referral slip: {summary.patient.name or summary.patient.patient_id}")
+        self._pages = QVBoxLayout()
+        self._build_ui()
+        self._load(settings)
+        self._fit_to_screen()
+
+    # ------------------------------------------------------------------ UI
+
+    def _build_ui(self) -> None:
+        heading = QLabel(self._heading())
+        heading.setTextFormat(Qt.TextFormat.PlainText)
+        heading.setWordWrap(True)
+        pages = QWidget()
+        pages.setLayout(self._pages)
+        self._pages.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        self._pages.setSpacing(12)
+        scroll = QScrollArea()
+        scroll.setWidget(pages)
+        scroll.setWidgetResizable(True)
+        scroll.setBackgroundRole(QPalette.ColorRole.Dark)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.print_button = QPushButton("&Print…")
+        self.save_button = QPushButton("&Save as PDF…")
+        buttons.addButton(self.print_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.save_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.reject)
+        self.print_button.clicked.connect(self.print_slip)
+        self.save_button.clicked.connect(self.save_slip)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(buttons)
+
+    def _heading(self) -> str:
+        s = self.summary
+        who = f"{s.patient.name} ({s.patient.patient_id})" if s.patient.name else s.patient.patient_id
+        return f"{who}: {s.queue.label}, by {s.due_date.isoformat()}. {s.action}"
+
+    def _load(self, settings: "SlipSettings | None") -> None:
+        try:
+            self.pdf = build_slip_pdf(self.summary, settings)
+        except Exception as exc:  # any failure is shown, never a silent empty dialog
+            log.exception("referral slip for encounter %s could not be made", self.summary.encounter_id)
+            self._show_problem(f"The referral slip could not be made: {exc}")
+            return
+        for image in render_pages(self.pdf, PREVIEW_DPI * self.devicePixelRatioF()):
+            image.setDevicePixelRatio(self.devicePixelRatioF())
+            page = QLabel()
+            page.setPixmap(QPixmap.fromImage(image))
+            page.setFrameShape(QLabel.Shape.Box)
+            self._pages.addWidget(page)
+
+    def _fit_to_screen(self) -> None:
+        """Wide enough for a whole page width at preview size, as tall as the screen allows."""
+        width, height = 880, 1000
+        if screen := self.screen():
+            available = screen.availableGeometry()
+            width, height = min(width, available.width()), min(height, int(available.height() * 0.9))
+        self.resize(width, height)
+
+    def _show_problem(self, text: str) -> None:
+        label = QLabel(text)
+        label.setWordWrap(True)
+        self._pages.addWidget(label)
+        self.print_button.setEnabled(False)
+        self.save_button.setEnabled(False)
+
+    @property
+    def preview_count(self) -> int:
+        """Pages shown in the preview (0 when the slip could not be made)."""
+        return sum(1 for i in range(self._pages.count())
+                   if isinstance(w := self._pages.itemAt(i).widget(), QLabel) and w.pixmap() is not None
+                   and not w.pixmap().isNull())
+
+    # ------------------------------------------------------------------ actions
+
+    @Slot()
+    def print_slip(self) -> None:
+        """Ask for a printer (Qt print dialog) and print the slip on it."""
+        printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+        printer.setDocName(f"Referral slip {self.summary.patient.patient_id}")
+        dialog = QPrintDialog(printer, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.print_to(printer)
+
+    def print_to(self, printer: QPrinter) -> bool:
+        """Print on an already chosen printer; True when it worked."""
+        try:
+            paint_pages(printer, self.pdf)
+        except Exception as exc:
+            log.exception("printing the slip of encounter %s failed", self.summary.encounter_id)
+            self._warn("Printing failed", f"The slip was not printed: {exc}")
+            return False
+        self.printed.emit(self.summary.encounter_id)
+        return True
+
+    @Slot()
+    def save_slip(self) -> None:
+        """Ask where to save the slip and write it there."""
+        suggested = f"referral-{_safe(self.summary.patient.patient_id)}.pdf"
+        path, _ = QFileDialog.getSaveFileName(self, "Save referral slip", suggested, "PDF files (*.pdf)")
+        if path:
+            self.save_to(Path(path))
+
+    def save_to(self, path: Path) -> bool:
+        """Write the slip PDF to ``path``; True when it worked."""
+        if path.suffix.lower() != ".pdf":
+            path = path.with_name(path.name + ".pdf")
+        try:
+            path.write_bytes(self.pdf)
+        except OSError as exc:
+            log.exception("saving the slip to %s failed", path)
+            self._warn("Saving failed", f"The slip could not be saved to {path}: {exc.strerror or exc}. "
+                       "Choose another folder and try again.")
+            return False
+        self.saved.emit(str(path))
+        return True
+
+    def _warn(self, title: str, text: str) -> None:
+        """Tell the nurse what went wrong without blocking the window (already logged)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+
+def _safe(text: str) -> str:
+    """A patient ID made safe for a file name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text) or "patient"

@@ -1,0 +1,151 @@
+"""The referral slip dialog: preview, print (to a PDF printer) and save, read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pypdf
+import pypdfium2 as pdfium
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtPrintSupport import QPrinter
+from PySide6.QtWidgets import QDialog
+
+from eyescreen_desktop.core.records import Eye, Queue
+from eyescreen_desktop.core.reports import SlipSettings
+from eyescreen_desktop.gui import slip_dialog
+from eyescreen_desktop.gui.queues import QueuesWidget
+from eyescreen_desktop.gui.slip_dialog import SlipDialog, page_count
+from tests.conftest import FUNDUS_DR
+
+from .clinic_fixtures import TODAY, add_encounter, filled_store, graded_eye, store  # noqa: F401 - fixtures
+
+A4_RATIO = 210 / 297
+LETTER_RATIO = 8.5 / 11
+
+
+@pytest.fixture
+def photo_summary(store, tmp_path):
+    """An urgent encounter whose eyes are real photographs (copied into tmp_path)."""
+    eyes = []
+    for eye, grade in ((Eye.RIGHT, 3), (Eye.LEFT, 1)):
+        src = FUNDUS_DR / "images" / f"P001_{eye.value}.jpg"
+        path = shutil.copy(src, tmp_path / src.name)
+        eyes.append(dataclasses.replace(graded_eye(eye, grade), path=str(path)))
+    started = dt.datetime.combine(TODAY, dt.time(10, 15))
+    encounter_id = add_encounter(store, "P001", "Zoë Ñúñez", tuple(eyes), started)
+    return store.encounter_summary(encounter_id)
+
+
+def _dialog(qtbot, summary, settings=None) -> SlipDialog:
+    dialog = SlipDialog(summary, settings or SlipSettings(clinic_name="Riverside Eye Clinic"))
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def _pdf_printer(path: Path) -> QPrinter:
+    printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+    printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
+    printer.setOutputFileName(str(path))
+    return printer
+
+
+def _ink(pdf_path: Path) -> float:
+    """Share of clearly non-white pixels on page 1 (0: a blank page)."""
+    doc = pdfium.PdfDocument(str(pdf_path))
+    grey = doc[0].render(scale=0.5, grayscale=True).to_numpy()
+    doc.close()
+    return float((grey < 200).mean())
+
+
+def test_preview_shows_every_page_at_the_slip_page_size(qtbot, photo_summary):
+    dialog = _dialog(qtbot, photo_summary)
+    pages = page_count(dialog.pdf)
+    assert pages >= 1 and dialog.preview_count == pages
+    assert dialog.print_button.isEnabled() and dialog.save_button.isEnabled()
+    first = dialog.findChildren(slip_dialog.QLabel)
+    pixmaps = [w.pixmap() for w in first if not w.pixmap().isNull()]
+    assert pixmaps[0].width() / pixmaps[0].height() == pytest.approx(A4_RATIO, abs=0.01)
+    letter = _dialog(qtbot, photo_summary, SlipSettings(page_size="Letter"))
+    size = next(w.pixmap() for w in letter.findChildren(slip_dialog.QLabel) if not w.pixmap().isNull())
+    assert size.width() / size.height() == pytest.approx(LETTER_RATIO, abs=0.01)
+
+
+def test_save_writes_the_slip_with_the_patient_on_it(qtbot, photo_summary, tmp_path, monkeypatch):
+    dialog = _dialog(qtbot, photo_summary)
+    target = tmp_path / "out" / "slip"
+    target.parent.mkdir()
+    monkeypatch.setattr(slip_dialog.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(target), "PDF files (*.pdf)")))
+    with qtbot.waitSignal(dialog.saved) as signal:
+        qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    saved = Path(signal.args[0])
+    assert saved == target.with_name("slip.pdf")
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(saved).pages)
+    assert "Zoë Ñúñez" in text and "P001" in text and "Riverside Eye Clinic" in text
+    assert any(page.images for page in pypdf.PdfReader(saved).pages)  # the photographs are on it
+
+
+def test_save_to_an_unwritable_place_says_so(qtbot, photo_summary, tmp_path):
+    dialog = _dialog(qtbot, photo_summary)
+    with qtbot.assertNotEmitted(dialog.saved):
+        assert not dialog.save_to(tmp_path / "no such folder" / "slip.pdf")
+    box = dialog.findChild(slip_dialog.QMessageBox)
+    assert box is not None and "no such folder" in box.text()
+
+
+def test_print_paints_every_page_at_printer_resolution(qtbot, photo_summary, tmp_path, monkeypatch):
+    dialog = _dialog(qtbot, photo_summary)
+    out = tmp_path / "printed.pdf"
+
+    class AcceptingPrintDialog:
+        """Stands in for the modal Qt print dialog: the nurse picks a PDF printer and OK."""
+
+        def __init__(self, printer: QPrinter, parent=None) -> None:
+            printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
+            printer.setOutputFileName(str(out))
+
+        def exec(self) -> QDialog.DialogCode:
+            return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(slip_dialog, "QPrintDialog", AcceptingPrintDialog)
+    with qtbot.waitSignal(dialog.printed) as signal:
+        qtbot.mouseClick(dialog.print_button, Qt.MouseButton.LeftButton)
+    assert signal.args == [photo_summary.encounter_id]
+    printed = pypdf.PdfReader(out)
+    assert len(printed.pages) == page_count(dialog.pdf)
+    image = printed.pages[0].images[0]
+    assert image.image.width >= 1500  # rendered for the printer, not the 96 dpi preview
+    assert _ink(out) > 0.02
+
+
+def test_printing_from_the_queue_marks_the_slip_printed(qtbot, filled_store, tmp_path):
+    clinic, ids = filled_store
+    widget = QueuesWidget(clinic, user="coordinator", today=lambda: TODAY)
+    qtbot.addWidget(widget)
+    assert widget.select(ids["P002"])
+    qtbot.mouseClick(widget.buttons["slip"], Qt.MouseButton.LeftButton)
+    dialog = widget.dialog
+    assert isinstance(dialog, SlipDialog) and dialog.preview_count >= 1
+    with qtbot.waitSignal(widget.changed):
+        assert dialog.print_to(_pdf_printer(tmp_path / "p.pdf"))
+    assert clinic.encounter_summary(ids["P002"]).slip_printed_at is not None
+    entry = clinic.audit(f"encounter:{ids['P002']}")[-1]
+    assert (entry.action, entry.user) == ("slip printed", "coordinator")
+    assert widget.tabs.tabText(0) == "Urgent (3)"  # printing a slip does not take a patient off the list
+    assert clinic.encounter_summary(ids["P002"]).queue is Queue.URGENT
+
+
+def test_a_slip_that_cannot_be_made_is_explained(qtbot, photo_summary, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise OSError("font file missing")
+
+    monkeypatch.setattr(slip_dialog, "build_slip_pdf", broken)
+    dialog = _dialog(qtbot, photo_summary)
+    assert dialog.preview_count == 0
+    assert not dialog.print_button.isEnabled() and not dialog.save_button.isEnabled()
+    texts = [w.text() for w in dialog.findChildren(slip_dialog.QLabel)]
+    assert any("could not be made: font file missing" in t for t in texts)
