@@ -42,6 +42,7 @@ BATCH_SIZE = 32
 MEASURE_TIMEOUT_S = 900
 WINDOW_TIMEOUT_S = 120
 HEARTBEAT_MS = 10
+UNTRAINED = "untrained-lite0"
 
 # every key of the JSON report, in table order: (key, label, unit, target text)
 ROWS: tuple[tuple[str, str, str, str], ...] = (
@@ -81,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of full-resolution camera photographs (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     parser.add_argument("--model", type=Path, default=default_model_dir(),
-                        help="model folder (default: %(default)s)")
+                        help=f"model folder (default: %(default)s); '{UNTRAINED}' builds EfficientNet-Lite0 "
+                             "with our head and random weights (speed does not depend on the weights)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each throughput measure N times and report the median")
     parser.add_argument("--rss-images", type=int, default=1000,
@@ -104,6 +106,7 @@ class BenchConfig:
     fullres: list[str]
     model: str
     workdir: str
+    images_dir: str = ""
     repeat: int = 1
     rss_images: int = 1000
     stall_images: int = 200
@@ -121,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
     if not images:
         print(f"no photographs in {args.images}: pass --images DIR", file=sys.stderr)
         return 2
+    if str(args.model) == UNTRAINED:
+        args.model = untrained_lite0()
     if not (Path(args.model) / "model_card.json").is_file():
-        print(f"no model at {args.model}: train one (make model) or pass --model DIR", file=sys.stderr)
+        print(f"no model at {args.model}: train one (make model), pass --model DIR, or --model {UNTRAINED} "
+              "to time the EfficientNet-Lite0 network with random weights", file=sys.stderr)
         return 2
     only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = set(only) - set(MEASURES)
@@ -131,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     workdir = tempfile.mkdtemp(prefix="eyescreen-bench-")
     try:
-        cfg = BenchConfig(images, fullres, str(Path(args.model).resolve()), workdir, max(1, args.repeat),
-                          args.rss_images, args.stall_images, args.fullres_images, args.baseline_images, only)
+        cfg = BenchConfig(images, fullres, str(Path(args.model).resolve()), workdir, str(args.images),
+                          max(1, args.repeat), args.rss_images, args.stall_images, args.fullres_images,
+                          args.baseline_images, only)
         report = run_bench(cfg)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -141,6 +148,43 @@ def run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+# --------------------------------------------------------------------------- a model to time before one is trained
+
+
+def untrained_lite0() -> Path:
+    """A model folder with the shipped architecture (EfficientNet-Lite0 at 224 px,
+    ``train.build_model``'s head) and random weights, exported to ONNX; built
+    once in a separate process and cached under ``~/.cache/eyescreen``."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eyescreen" / "bench-lite0-untrained"
+    if not (folder / "model_card.json").is_file():
+        print(f"building {folder} (once) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "eyescreen_desktop.bench", "--build-untrained", str(folder)],
+                       check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return folder
+
+
+def build_untrained_lite0(folder: Path) -> None:
+    """Write the untrained EfficientNet-Lite0 model folder with its ONNX runtime."""
+    from .core.preprocess import PREPROCESSING_ID
+    from .training import efficientnet_lite, train
+    from .training.export import save_model
+    from .training.onnx_export import add_onnx_runtime
+
+    net = efficientnet_lite.build_efficientnet_lite0((224, 224, 3), weights=None)
+    base = train.Base("efficientnet-lite0", net, (), "top_activation")
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(train.build_model(base, 0.2), tmp, {
+        "name": UNTRAINED, "version": "0", "input_size": 224, "preprocessing": PREPROCESSING_ID,
+        "outputs": ["grade", "referable", "urgent"],
+        "operating_points": {"default": {"referable": 0.5, "urgent": 0.3}},
+        "heatmap": {"feature_layer": "top_activation", "dense_layer": "grade"},
+        "intended_use": "speed benchmark only: random weights, grades mean nothing"})
+    add_onnx_runtime(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
 
 
 # --------------------------------------------------------------------------- coordination
@@ -163,6 +207,9 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             runs[name].append(_measure(name, cfg, report["notes"]))
     for name, results in runs.items():
         report.update(_median_of(results))
+        if len(results) > 1:
+            report.setdefault("runs", {}).update(
+                {k: [r.get(k) for r in results] for k in results[0] if k.endswith("_per_s")})
     derive_ratios(report)
     return report
 
@@ -333,8 +380,10 @@ def _rate(n: int, seconds: float) -> float:
 
 def distinct_copies(sources: list[str], n: int, dest: Path) -> list[Path]:
     """``n`` files cycling through ``sources``, each with unique bytes (a JPEG
-    comment segment after the start marker) and a unique patient name, so the
-    clinic database's content-hash dedup does not skip the repeats."""
+    comment segment after the start marker) so the clinic database's
+    content-hash dedup does not skip the repeats. Pass ``r`` of ``P001_L.jpg``
+    is named ``R000r_P001_L.jpg``: a patient's two eyes stay one patient (one
+    encounter), as in the original folder."""
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(n):
@@ -345,7 +394,7 @@ def distinct_copies(sources: list[str], n: int, dest: Path) -> list[Path]:
             data = data[:2] + b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag + data[2:]
         else:
             data = data + tag
-        target = dest / f"B{i:05d}{src.name}"
+        target = dest / f"R{i // len(sources):04d}_{src.name}"
         target.write_bytes(data)
         out.append(target)
     return out
@@ -468,11 +517,9 @@ def _csv_rows(csv_path: Path) -> int:
 
 
 def measure_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
-    """End to end: a folder in, results.csv and database rows out, no PDFs."""
+    """End to end: the --images folder in, results.csv and database rows out, no PDFs."""
     work = Path(tempfile.mkdtemp(dir=spec["workdir"]))
-    folder = work / "in"
-    distinct_copies(spec["images"], len(spec["images"]), folder)
-    seconds, rows = _timed_batch(folder, spec, work / "out")
+    seconds, rows = _timed_batch(Path(spec["images_dir"]), spec, work / "out")
     return {"pipeline_images_per_s": _rate(rows, seconds), "pipeline_rows": rows}
 
 
@@ -662,6 +709,9 @@ REPEATED = ("decode", "model", "pipeline", "baseline", "fullres")
 def child_main(argv: list[str]) -> int:
     """Entry point of one measure's process: ``python -m eyescreen_desktop.bench NAME SPEC``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv[0] == "--build-untrained":
+        build_untrained_lite0(Path(argv[1]))
+        return 0
     name, spec = argv[0], json.loads(argv[1])
     try:
         _result(MEASURES[name](spec))

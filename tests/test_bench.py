@@ -78,7 +78,7 @@ def test_copies_are_distinct_files_with_the_same_pixels(tmp_path):
     hashes = {hashlib.sha256(p.read_bytes()).hexdigest() for p in copies}
     assert len(hashes) == 5 and len({p.name for p in copies}) == 5
     np.testing.assert_array_equal(imageio.read_image(copies[2]), imageio.read_image(Path(sources[0])))
-    assert copies[3].name.endswith("P001_R.jpg")
+    assert [p.name for p in copies[:3]] == ["R0000_P001_L.jpg", "R0000_P001_R.jpg", "R0001_P001_L.jpg"]
 
 
 def test_ratios_are_derived_from_the_same_run():

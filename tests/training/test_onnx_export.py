@@ -201,3 +201,11 @@ def test_efficientnet_lite0_export_matches_keras(tmp_path):
     save_model(model, folder, _card("lite0-test", 224, ["grade", "referable"], "top_activation"))
     onnx_export.add_onnx_runtime(folder, probe=photographs(224)[:2])
     _assert_export_matches(folder, 224)
+
+
+def test_command_line_adds_the_runtime_to_a_model_folder(tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    assert onnx_export.main([str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["runtime_file"] == "model.onnx"
+    assert Classifier.load(folder).backend_name == "onnx"
