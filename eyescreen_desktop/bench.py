@@ -207,11 +207,31 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             runs[name].append(_measure(name, cfg, report["notes"]))
     for name, results in runs.items():
         report.update(_median_of(results))
-        if len(results) > 1:
-            report.setdefault("runs", {}).update(
-                {k: [r.get(k) for r in results] for k in results[0] if k.endswith("_per_s")})
     derive_ratios(report)
+    if cfg.repeat > 1:
+        _ratios_per_round(report, [runs[m] for m in throughput])
     return report
+
+
+RATIOS = ("ideal_images_per_s", "pipeline_vs_ideal", "pipeline_vs_baseline", "fullres_vs_pipeline")
+
+
+def _ratios_per_round(report: dict[str, Any], per_measure: list[list[dict[str, Any]]]) -> None:
+    """With --repeat, each ratio is the median of the ratios of each round (its
+    measures ran back to back, under the same load), not a ratio of medians
+    taken at different times; every round's figures are kept under ``runs``."""
+    rounds: list[dict[str, Any]] = []
+    for i in range(len(per_measure[0]) if per_measure else 0):
+        one: dict[str, Any] = {}
+        for results in per_measure:
+            one.update({k: v for k, v in results[i].items() if k.endswith("_per_s")})
+        derive_ratios(one)
+        rounds.append(one)
+    report["runs"] = {k: [r.get(k) for r in rounds] for k in rounds[0]} if rounds else {}
+    for key in RATIOS:
+        values = [r[key] for r in rounds if r.get(key) is not None]
+        if values:
+            report[key] = round(statistics.median(values), 3)
 
 
 def _measure(name: str, cfg: BenchConfig, notes: list[str]) -> dict[str, Any]:
