@@ -290,7 +290,8 @@ class ImageCache:
 
     def __init__(self, size: int, root: Path | None = None):
         self.size = size
-        self.root = Path(root or cache_dir()) / "images" / f"{front_end_version()}-{size}"
+        self.version = f"{front_end_version()}-{size}"
+        self.root = Path(root or cache_dir()) / "images" / self.version
         self.root.mkdir(parents=True, exist_ok=True)
         self.hits = 0
         self.misses = 0
@@ -332,23 +333,39 @@ class ImageCache:
 
 
 def front_end_version() -> str:
-    """``PREPROCESSING_ID`` plus a digest of the gate's and preprocessing's source.
+    """``PREPROCESSING_ID`` plus a digest of the gate's and preprocessing's code.
 
     The ID is what the model card promises; the digest makes sure a cached array
     or gate verdict is never reused after someone retuned ``core/fundus.py`` or
-    ``core/preprocess.py`` without bumping the ID (the cache is then rebuilt)."""
+    ``core/preprocess.py`` without bumping the ID (the cache is then rebuilt).
+    The digest is taken over the parsed code without docstrings and comments,
+    so editing documentation does not throw away an hour of preprocessing."""
     from ..core import fundus, preprocess
 
     h = hashlib.sha256()
     for module in (fundus, preprocess):
-        h.update(Path(module.__file__).read_bytes())
+        h.update(_code_digest(Path(module.__file__).read_text(encoding="utf-8")))
     return f"{preprocess.PREPROCESSING_ID}-{h.hexdigest()[:10]}"
 
 
+def _code_digest(source: str) -> bytes:
+    """The code of a module as the parser sees it, docstrings removed."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
+
+
 def decode_side(size: int) -> int:
-    """Decode size hint for :func:`core.imageio.read_image`: enough pixels that the
-    field of view is still larger than the model input after cropping."""
-    return max(512, int(size * 1.6))
+    """Decode size hint for :func:`core.imageio.read_image`, the rule screening uses
+    (``core.screening.prepare``: at least twice the input), so a photograph gives
+    the model the same pixels in training and at the clinic."""
+    return max(448, 2 * size)
 
 
 def prepare_bytes(data: bytes, name: str, size: int) -> Prepared:

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 HEADS: tuple[str, ...] = ("grade", "referable", "urgent")
 REFERABLE_SENSITIVITY = 0.90
 URGENT_SENSITIVITY = 0.97
+SAFETY_BUDGET = 0.10        # referable specificity given up, at most, to keep urgent eyes out of annual
 INTENDED_USE = ("Research and evaluation; not for clinical use. A screening aid that sorts eyes into "
                 "referral queues; it does not diagnose and is not a medical device.")
 
@@ -278,6 +279,7 @@ class TrainingData:
     train_weights: dict[str, np.ndarray]
     dropped: dict[str, int]
     gated: dict[str, int]
+    version: str = ""           # the image cache's front-end version: features are keyed by it
 
 
 def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
@@ -300,7 +302,7 @@ def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
     train_s, val_s = parts["train"][0], parts["val"][0]
     return TrainingData(split, train_s, val_s, parts["train"][1], parts["val"][1], D.targets(train_s),
                         D.targets(val_s), sample_weights(train_s, config.recipe.collection_balance),
-                        dropped, gated)
+                        dropped, gated, cache.version)
 
 
 def sample_weights(samples: Sequence[D.Sample], collection_balance: float = 0.0) -> dict[str, np.ndarray]:
@@ -374,7 +376,7 @@ def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Rec
 
     t0 = time.time()
     extractor = keras.Model(model.inputs, model.get_layer("pool").output)
-    fcache = FeatureCache(base.name, recipe.input_size)
+    fcache = FeatureCache(base.name, data.version)
     train_f = fcache.features(extractor, data.train_samples, data.train_images, recipe.flip_variants, progress)
     val_f = fcache.features(extractor, data.val_samples, data.val_images, 1, progress)[:, 0]
     progress.say(f"features ready in {time.time() - t0:.0f} s ({fcache.misses} computed, {fcache.hits} cached)")
@@ -402,11 +404,12 @@ def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Rec
 class FeatureCache:
     """Pooled frozen-base features per photograph and mirror variant, on disk.
 
-    Keyed by base, input size, preprocessing and the photograph's file hash, so
-    the ``finetune`` and ``final`` recipes and every rerun reuse them."""
+    Keyed by base, the image cache's version (preprocessing code and input size:
+    the arrays the features were computed from) and the photograph's file hash,
+    so the ``finetune`` and ``final`` recipes and every rerun reuse them."""
 
-    def __init__(self, base_name: str, size: int):
-        self.root = D.cache_dir() / "features" / f"{base_name}-{D.front_end_version()}-{size}"
+    def __init__(self, base_name: str, image_version: str):
+        self.root = D.cache_dir() / "features" / f"{base_name}-{image_version}"
         self.root.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
@@ -678,27 +681,43 @@ def export_view(model: Any, outputs: dict[str, str]) -> Any:
     return keras.Model(model.inputs, keep, name="eyescreen")
 
 
+def choose_thresholds(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p_urg: np.ndarray,
+                      safety_budget: float = SAFETY_BUDGET) -> dict[str, float]:
+    """Screening operating point from validation labels and probabilities.
+
+    Urgent: the highest threshold with sensitivity >= 0.97. Referable: the
+    highest with sensitivity >= 0.90 (counting an eye as referred when either
+    threshold fires, as the protocol does). Then, for the urgent eyes both
+    thresholds miss (they would wait a year), the referable threshold is
+    lowered to catch them one by one, most probable first, for as long as
+    referable specificity falls by no more than ``safety_budget``: safety
+    first, but a few single-grader labels must not make every eye a referral."""
+    y_ref, y_urg = np.asarray(y_ref).astype(bool), np.asarray(y_urg).astype(bool)
+    t_urg = M.threshold_for_sensitivity(y_urg, p_urg, URGENT_SENSITIVITY)
+    t_ref = M.threshold_for_sensitivity(y_ref, np.where(p_urg >= t_urg, 1.0, p_ref), REFERABLE_SENSITIVITY)
+    spec = lambda t: M.sens_spec(y_ref, np.where((p_urg >= t_urg) | (p_ref >= t), 1.0, 0.0), 0.5)[1]  # noqa: E731
+    floor = spec(t_ref) - safety_budget
+    for t in sorted(p_ref[y_urg & (p_urg < t_urg) & (p_ref < t_ref)], reverse=True):
+        if spec(t) < floor:
+            break
+        t_ref = float(t)
+    return {"referable": round(float(t_ref), 6), "urgent": round(float(t_urg), 6)}
+
+
 def operating_point(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
                     ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Thresholds on validation patients: urgent at sensitivity >= 0.97, referable at
-    sensitivity >= 0.90, then lowered if needed so that no validation urgent eye
-    would land in annual. Returns the thresholds and the validation metrics."""
+    """Thresholds chosen on the validation patients (:func:`choose_thresholds`) from the
+    probabilities the classifier will compute, and the validation metrics there."""
     from ..core.classifier import predictions_from_outputs
+    from .evaluate import screening_summary
 
     preds = predictions_from_outputs(outputs)
     p_ref = np.array([p.p_referable for p in preds])
     p_urg = np.array([p.p_urgent for p in preds])
     y_ref = np.array([s.referable for s in samples])
     y_urg = np.array([s.urgent for s in samples])
-    t_urg = M.threshold_for_sensitivity(y_urg, p_urg, URGENT_SENSITIVITY)
-    t_ref = M.threshold_for_sensitivity(y_ref, p_ref, REFERABLE_SENSITIVITY)
-    missed_urgent = (y_urg == 1) & (p_urg < t_urg)
-    if missed_urgent.any():
-        t_ref = min(t_ref, float(p_ref[missed_urgent].min()))
-    op = {"referable": round(t_ref, 6), "urgent": round(t_urg, 6)}
+    op = choose_thresholds(y_ref, p_ref, y_urg, p_urg)
     groups = [s.patient for s in samples]
-    from .evaluate import screening_summary
-
     summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
     flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"])
     metrics = {"photographs": len(samples), "patients": len(set(groups)),
