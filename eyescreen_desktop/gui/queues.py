@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, Qt, Signal, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -203,6 +203,12 @@ class QueuesWidget(QWidget):
         if selected:
             self.select(selected)
         self._update_buttons()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+        """Re-read the queues whenever they come into view: another screen (batch,
+        hot folder, a CLI run on the same database) may have changed them."""
+        super().showEvent(event)
+        self.refresh()
 
     def _set_tab(self, index: int, queue: Queue, count: int) -> None:
         self.tabs.setTabText(index, tab_title(queue, count))

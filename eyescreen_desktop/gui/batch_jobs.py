@@ -1,0 +1,117 @@
+"""The work the batch panel hands to the screening worker thread.
+
+Both jobs take the worker's :class:`~eyescreen_desktop.gui.worker.BatchContext`
+(the loaded model, the clinic store, progress and the cancel flag) and use only
+the Qt-free engine, so they never touch a widget:
+
+* :func:`folder_job` screens a chosen folder with ``core.batch.run_batch``, the
+  very code behind ``eyescreen screen`` (results.csv, slips, summary, resumable).
+  Cancelling stops after the photograph in hand; the encounters screened so far
+  are queued at once, so what was done shows in the queues, and screening the
+  same folder again resumes where it stopped.
+* :func:`hot_folder_job` screens the files a fundus camera just wrote into a
+  watched folder. All files of one folder, protocol and model on one day form
+  one batch, so a patient's right and left eye photographed a minute apart land
+  in the same encounter, while the same patient next year gets a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Sequence
+
+from ..core.batch import batch_key, patient_and_eye, resolve_inputs, run_batch
+from ..core.protocol import Protocol, get_protocol, patient_queue
+from ..core.records import Eye, EyeResult, ModelInfo
+from ..core.screening import Screener, ScreenItem
+from .worker import BatchCancelled, BatchContext, newest_per_eye
+
+Job = Callable[[BatchContext], Any]
+
+
+@dataclass(frozen=True)
+class HotFolderOutcome:
+    """What one hot-folder job screened: per file, its patient and result."""
+
+    files: tuple[tuple[str, str, EyeResult], ...]   # (file relative to the folder, patient ID, result)
+    encounter_ids: tuple[str, ...]
+
+
+def queue_encounters(store: Any, encounter_ids: Sequence[str], protocol: Protocol,
+                     user: str | None = None) -> None:
+    """Put encounters in their queue (most urgent eye, newest photograph per eye)
+    with the protocol's due date, so they show in the queue views."""
+    for summary in store.encounter_summaries(list(encounter_ids)):
+        queue = patient_queue(newest_per_eye(summary.eyes))
+        store.finish_encounter(summary.encounter_id, queue, protocol.due_date(queue, summary.started_at.date()),
+                               user)
+
+
+def folder_job(folder: Path, out_dir: Path, protocol: str = "icdr-ada", pdf: bool = True,
+               user: str | None = None) -> Job:
+    """A job screening ``folder`` into the store and ``out_dir`` (a BatchReport back)."""
+
+    def job(ctx: BatchContext) -> Any:
+        try:
+            return run_batch([folder], out_dir, model=ctx.classifier, protocol=protocol, pdf=pdf,
+                             progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1)
+        except BatchCancelled:
+            key = batch_key(resolve_inputs([folder]), protocol, ctx.classifier.info.sha256)
+            queue_encounters(ctx.store, ctx.store.batch_encounters(key), get_protocol(protocol), user)
+            raise
+
+    return job
+
+
+def hot_batch_key(folder: Path, protocol: str, model: ModelInfo, day: dt.date) -> str:
+    """One batch per watched folder, protocol, model and day."""
+    blob = json.dumps({"hot_folder": str(Path(folder).resolve()), "protocol": protocol,
+                       "model": model.sha256, "day": day.isoformat()}, sort_keys=True)
+    return "hot-" + hashlib.sha256(blob.encode()).hexdigest()[:28]
+
+
+def file_patient(folder: Path, path: Path) -> tuple[str, str, Eye]:
+    """(name relative to the folder, patient ID, eye) by the batch command's rules:
+    ``<patient>_<L|R|OD|OS>.jpg``, else a per-patient sub-folder, else the file's own name."""
+    rel = PurePosixPath(Path(path).relative_to(folder).as_posix())
+    who = patient_and_eye(rel, None) or (PurePosixPath(rel.name).stem, Eye.UNKNOWN)
+    return rel.as_posix(), who[0], who[1]
+
+
+def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ada",
+                   operating_point: str | None = None, user: str | None = None,
+                   today: Callable[[], dt.date] = dt.date.today) -> Job:
+    """A job screening new ``files`` of the watched ``folder`` (a HotFolderOutcome back)."""
+
+    def job(ctx: BatchContext) -> HotFolderOutcome:
+        store, proto = ctx.store, get_protocol(protocol)
+        screener = Screener(ctx.classifier, proto, operating_point or None, decode_workers=1, batch_size=4)
+        info = ctx.classifier.info
+        key = hot_batch_key(folder, proto.name, info, today())
+        if store.batch_started_at(key) is None:
+            store.begin_batch(key, proto.name, info.sha256, [str(folder)], user)
+        done = store.batch_done_files(key)
+        planned = [(p, *file_patient(folder, p)) for p in files]
+        planned = [p for p in planned if p[1] not in done]
+        screened: list[tuple[str, str, EyeResult]] = []
+        encounters: dict[str, str] = {}
+        stream = screener.screen(ScreenItem(path, eye) for path, _rel, _pid, eye in planned)
+        try:
+            for n, ((_path, rel, pid, _eye), result) in enumerate(zip(planned, stream), 1):
+                store.ensure_patient(pid, user)
+                eid = encounters.get(pid) or store.batch_encounter(key, pid, proto.name, None, user)
+                encounters[pid] = eid
+                store.record_batch_file(key, rel, eid, result, info, proto.name, screener.operating_point, user)
+                queue_encounters(store, [eid], proto, user)
+                screened.append((rel, pid, result))
+                ctx.result(result)
+                ctx.progress_or_stop(n, len(planned), rel)
+        finally:
+            stream.close()
+        return HotFolderOutcome(tuple(screened), tuple(dict.fromkeys(encounters.values())))
+
+    return job

@@ -1,0 +1,373 @@
+"""Screen a whole folder, or watch the folder a fundus camera saves into.
+
+The work runs on the one screening worker thread (``ScreeningEngine.run_batch``),
+which owns the model, so the window never freezes however big the folder; the
+panel only posts jobs (see ``batch_jobs``), shows progress and passes Cancel on.
+Cancel stops after the photograph in hand and keeps everything screened so far.
+
+The hot folder is polled (a timer, which also works on network shares where
+file-system notifications are unreliable). A new file is screened only once it
+is complete: its size and modification time unchanged across two checks, so a
+photograph still being written by the camera is never graded half-copied.
+Files already in the folder when watching starts are left alone (use "Screen
+folder" for those).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.imageio import discover
+from ..core.paths import data_paths
+from ..core.protocol import DEFAULT_PROTOCOL
+from .batch_jobs import HotFolderOutcome, folder_job, hot_folder_job
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 1000
+MAX_LOG_LINES = 500
+
+
+class HotFolderWatcher(QObject):
+    """Polls a folder and reports new image files once they are completely written."""
+
+    filesReady = Signal(list)   # list[Path], each reported once
+    problem = Signal(str)       # the folder cannot be read (unplugged share...)
+
+    def __init__(self, interval_ms: int = POLL_MS, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.folder: Path | None = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.check)
+        self.seen: set[Path] = set()                     # reported, or there before watching began
+        self.pending: dict[Path, tuple[int, int]] = {}   # new files: (size, mtime) at the last check
+        self._failing = False
+
+    @property
+    def active(self) -> bool:
+        return self.timer.isActive()
+
+    def start(self, folder: Path) -> None:
+        """Watch ``folder``; what is already there is not reported."""
+        self.folder = Path(folder)
+        self.seen = set(self._scan())
+        self.pending = {}
+        self._failing = False
+        self.timer.start()
+
+    def stop(self) -> None:
+        """Stop watching (files half-seen are forgotten)."""
+        self.timer.stop()
+        self.pending = {}
+
+    @Slot()
+    def check(self) -> None:
+        """One poll: report the new files whose size and time did not change since the last poll."""
+        current = self._scan()
+        ready = []
+        for path, stamp in current.items():
+            if path in self.seen:
+                continue
+            if stamp[0] > 0 and self.pending.get(path) == stamp:
+                ready.append(path)
+                self.seen.add(path)
+                del self.pending[path]
+            else:
+                self.pending[path] = stamp
+        self.pending = {p: s for p, s in self.pending.items() if p in current}
+        if ready:
+            self.filesReady.emit(sorted(ready))
+
+    def _scan(self) -> dict[Path, tuple[int, int]]:
+        if self.folder is None:
+            return {}
+        try:
+            found = {}
+            for path in discover([self.folder]):
+                if path.is_file():
+                    st = path.stat()
+                    found[path] = (st.st_size, st.st_mtime_ns)
+        except OSError as exc:
+            if not self._failing:
+                self._failing = True
+                self.problem.emit(f"The watched folder {self.folder} cannot be read ({exc.strerror or exc}): "
+                                  "check that the camera or network drive is connected. Still watching.")
+            return {}
+        self._failing = False
+        return found
+
+
+class BatchPanel(QWidget):
+    """Folder batch with progress and Cancel, and the camera hot folder.
+
+    ``engine`` is the window's ``ScreeningEngine``; ``store`` the ``ClinicStore``;
+    ``settings`` (optional) gives the protocol and operating point; ``paths``
+    (optional ``DataPaths``) where batch outputs go; ``messages`` (optional) the
+    window's message path. ``storeChanged()`` fires when results were written
+    (connect it to the queues' ``refresh``)."""
+
+    storeChanged = Signal()
+    batchFinished = Signal(object)        # core.batch.BatchReport, or None when cancelled or failed
+    hotFolderScreened = Signal(object)    # batch_jobs.HotFolderOutcome
+
+    def __init__(self, engine: Any, store: Any, settings: Any = None, paths: Any = None,
+                 messages: Any = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engine, self.store, self.settings, self.messages = engine, store, settings, messages
+        self.paths = paths or data_paths()
+        self.watcher = HotFolderWatcher(parent=self)
+        self._folder_rid: int | None = None
+        self._hot_rid: int | None = None
+        self._hot_pending: list[Path] = []
+        self._done = self._total = 0
+        self._build_ui()
+        self._connect()
+
+    # ------------------------------------------------------------------ UI
+
+    def _build_ui(self) -> None:
+        self.folder_edit = QLineEdit(placeholderText="Folder of eye photographs")
+        self.choose_button = QPushButton("Choose folder…")
+        self.pdf_box = QCheckBox("Write referral slips and a summary PDF")
+        self.pdf_box.setChecked(True)
+        self.start_button = QPushButton("Screen folder")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v of %m photographs")
+        self.status = QLabel("Choose a folder to screen every photograph in it (sub-folders too).")
+        self.status.setWordWrap(True)
+        batch = QGroupBox("Screen a folder")
+        grid = QGridLayout(batch)
+        grid.addWidget(self.folder_edit, 0, 0, 1, 3)
+        grid.addWidget(self.choose_button, 0, 3)
+        grid.addWidget(self.pdf_box, 1, 0, 1, 4)
+        grid.addWidget(self.start_button, 2, 0)
+        grid.addWidget(self.cancel_button, 2, 1)
+        grid.addWidget(self.progress, 2, 2, 1, 2)
+        grid.addWidget(self.status, 3, 0, 1, 4)
+        self.watch_edit = QLineEdit(placeholderText="Folder where the fundus camera saves its photographs")
+        self.watch_choose = QPushButton("Choose folder…")
+        self.watch_button = QPushButton("Start watching")
+        self.watch_button.setCheckable(True)
+        self.watch_status = QLabel("Not watching.")
+        self.watch_status.setWordWrap(True)
+        hot = QGroupBox("Watch a camera folder")
+        row = QHBoxLayout()
+        row.addWidget(self.watch_edit, 1)
+        row.addWidget(self.watch_choose)
+        row.addWidget(self.watch_button)
+        column = QVBoxLayout(hot)
+        column.addLayout(row)
+        column.addWidget(self.watch_status)
+        self.log_list = QListWidget()
+        self.log_list.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(batch)
+        layout.addWidget(hot)
+        layout.addWidget(QLabel("Screened here (newest first):"))
+        layout.addWidget(self.log_list, 1)
+
+    def _connect(self) -> None:
+        self.choose_button.clicked.connect(lambda: self._choose(self.folder_edit, "Folder to screen"))
+        self.watch_choose.clicked.connect(lambda: self._choose(self.watch_edit, "Camera folder to watch"))
+        self.start_button.clicked.connect(lambda: self.screen_folder(Path(self.folder_edit.text().strip())))
+        self.cancel_button.clicked.connect(self.cancel)
+        self.watch_button.toggled.connect(self._watch_toggled)
+        self.watcher.filesReady.connect(self._files_ready)
+        self.watcher.problem.connect(lambda text: self._say("warning", "Camera folder", text))
+        self.engine.progress.connect(self._progress)
+        self.engine.batchDone.connect(self._batch_done)
+        self.engine.failed.connect(self._failed)
+        self.engine.requestDone.connect(self._request_done)
+
+    def _choose(self, edit: QLineEdit, title: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, title, edit.text())
+        if folder:
+            edit.setText(folder)
+
+    def _protocol(self) -> str:
+        return getattr(self.settings, "protocol", "") or DEFAULT_PROTOCOL
+
+    def _say(self, level: str, title: str, text: str) -> None:
+        """Log first, then show: through the window's messages when given."""
+        if self.messages is not None:
+            getattr(self.messages, level)(title, text)
+        else:
+            log.warning("%s: %s", title, text)
+        self._log(text)
+
+    def _log(self, line: str) -> None:
+        self.log_list.insertItem(0, f"{dt.datetime.now():%H:%M:%S}  {line}")
+        while self.log_list.count() > MAX_LOG_LINES:
+            self.log_list.takeItem(self.log_list.count() - 1)
+
+    # ------------------------------------------------------------------ folder batch
+
+    @property
+    def running(self) -> bool:
+        """True while a folder batch is being screened."""
+        return self._folder_rid is not None
+
+    def screen_folder(self, folder: Path) -> int | None:
+        """Screen every photograph under ``folder``; returns the request ID (None: not started)."""
+        if self.running:
+            return None
+        if not str(folder) or not folder.is_dir():
+            self._say("warning", "No folder", f"{folder} is not a folder: choose the folder of photographs.")
+            return None
+        self.folder_edit.setText(str(folder))
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path(self.paths.reports) / "batches" / f"{folder.name or 'batch'}-{stamp}"
+        job = folder_job(folder, out, self._protocol(), self.pdf_box.isChecked())
+        self._folder_rid = self.engine.run_batch(job)
+        self._done, self._total = 0, 0
+        self.progress.setRange(0, 0)  # busy until the first progress report
+        self.status.setText(f"Looking for photographs in {folder}…" if self.engine.ready else
+                            "Waiting for the model to finish loading…")
+        self._set_running(True)
+        return self._folder_rid
+
+    @Slot()
+    def cancel(self) -> None:
+        """Stop the folder batch after the photograph in hand; what is done is kept."""
+        if self._folder_rid is not None:
+            self.engine.cancel(self._folder_rid)
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling after the photograph in hand…")
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (self.start_button, self.choose_button, self.folder_edit, self.pdf_box):
+            widget.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    @Slot(int, int, int, str)
+    def _progress(self, rid: int, done: int, total: int, what: str) -> None:
+        if rid == self._folder_rid:
+            self._done, self._total = done, total
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(done)
+            if what:
+                self.status.setText(f"Screened {what} ({done} of {total}).")
+        elif rid == self._hot_rid and what:
+            self.watch_status.setText(f"Screening new photographs: {what} ({done} of {total}).")
+
+    @Slot(int, object)
+    def _batch_done(self, rid: int, outcome: Any) -> None:
+        if rid == self._folder_rid and outcome is not None:
+            self._report_batch(outcome)
+            self.batchFinished.emit(outcome)
+        elif rid == self._hot_rid and isinstance(outcome, HotFolderOutcome):
+            for rel, pid, result in outcome.files:
+                self._log(f"{rel}: patient {pid}, {result.queue.label.lower()}"
+                          + (f" ({result.message})" if result.message else ""))
+            self.watch_status.setText(f"Watching {self.watcher.folder}: {len(outcome.files)} new "
+                                      f"photograph(s) screened at {dt.datetime.now():%H:%M}.")
+            self.hotFolderScreened.emit(outcome)
+
+    def _report_batch(self, report: Any) -> None:
+        counts = ", ".join(f"{q.value} {n}" for q, n in report.queue_counts.items() if n)
+        rejected = f"; {len(report.rejected)} photograph(s) could not be graded" if report.rejected else ""
+        earlier = report.files - report.screened
+        if earlier:
+            rejected += f"; {earlier} had been screened before and were kept"
+        text = (f"Done: {report.files} photographs of {report.patients} patients ({counts}){rejected}. "
+                f"Results are in the queues and in {report.out_dir}.")
+        if report.pdf_error:
+            text += f" {report.pdf_error}"
+        self.status.setText(text)
+        self._log(text)
+
+    @Slot(int, str)
+    def _failed(self, rid: int, message: str) -> None:
+        if rid == self._folder_rid:
+            self.status.setText(f"Stopped: {message}")
+            self._say("error", "Batch stopped", message)
+        elif rid == self._hot_rid:
+            self._say("error", "Camera folder", f"New photographs were not screened: {message}")
+
+    @Slot(int, bool)
+    def _request_done(self, rid: int, cancelled: bool) -> None:
+        if rid == self._folder_rid:
+            self._folder_rid = None
+            self._set_running(False)
+            if cancelled:
+                text = (f"Cancelled after {self._done} of {self._total} photographs. Those are saved and in "
+                        "the queues; screen the same folder again to finish the rest.")
+                self.status.setText(text)
+                self._log(text)
+                self.batchFinished.emit(None)
+            self.storeChanged.emit()
+        elif rid == self._hot_rid:
+            self._hot_rid = None
+            self.storeChanged.emit()
+            self._start_hot_job()
+
+    # ------------------------------------------------------------------ hot folder
+
+    @property
+    def watching(self) -> bool:
+        return self.watcher.active
+
+    def watch(self, folder: Path) -> bool:
+        """Start watching ``folder``; False (and a message) when it is not a folder."""
+        if not folder.is_dir():
+            self._say("warning", "Camera folder", f"{folder} is not a folder: choose where the camera saves.")
+            self.watch_button.setChecked(False)
+            return False
+        self.watch_edit.setText(str(folder))
+        self.watcher.start(folder)
+        self.watch_button.setChecked(True)
+        self.watch_status.setText(f"Watching {folder}: each new photograph is screened as soon as the camera "
+                                  "has finished saving it.")
+        return True
+
+    def stop_watching(self) -> None:
+        """Stop watching; photographs already handed to the worker are still screened."""
+        self.watcher.stop()
+        self._hot_pending.clear()
+        self.watch_button.setChecked(False)
+        self.watch_status.setText("Not watching.")
+
+    def _watch_toggled(self, on: bool) -> None:
+        self.watch_button.setText("Stop watching" if on else "Start watching")
+        self.watch_edit.setEnabled(not on)
+        self.watch_choose.setEnabled(not on)
+        if on and not self.watching:
+            self.watch(Path(self.watch_edit.text().strip()))
+        elif not on and self.watching:
+            self.stop_watching()
+
+    @Slot(list)
+    def _files_ready(self, files: list[Path]) -> None:
+        self._hot_pending.extend(files)
+        self._start_hot_job()
+
+    def _start_hot_job(self) -> None:
+        if self._hot_rid is not None or not self._hot_pending or self.watcher.folder is None:
+            return
+        files, self._hot_pending = self._hot_pending, []
+        operating_point = getattr(self.settings, "operating_point", "") or None
+        self._hot_rid = self.engine.run_batch(
+            hot_folder_job(self.watcher.folder, files, self._protocol(), operating_point))
+        self.watch_status.setText(f"Screening {len(files)} new photograph(s)…")
