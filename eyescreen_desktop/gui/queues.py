@@ -9,7 +9,6 @@ change goes through the store, which writes who did it to the audit log.
 
 from __future__ import annotations
 
-import getpass
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.records import EncounterSummary, Queue
+from ..core.store import default_user
 from .queue_models import Column, QueueTableModel
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class QueuesWidget(QWidget):
                  today: Callable[[], Any] | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.user = user or getpass.getuser()
+        self.user = user or default_user()
         self._slip_settings = slip_settings or (lambda: None)
         extra = {"today": today} if today else {}
         self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
