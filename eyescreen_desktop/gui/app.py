@@ -166,12 +166,12 @@ def _show_and_run(app: QApplication, window: MainWindow, model: Path, settings: 
     app.aboutToQuit.connect(window.shutdown)
     window.show()
     log.info("window shown %.2f s after launch", time.time() - launched)
+    if smoke:
+        _smoke(window)   # its "shown" mark is queued first: it sees what the GUI thread alone imported
     # the first paint happens before the worker starts importing TensorFlow
     QTimer.singleShot(0, window, lambda: window.start(model))
     if settings.camera_source:
         QTimer.singleShot(0, window, lambda: window.capture_panel.open_source(settings.camera_source))
-    if smoke:
-        _smoke(window)
     return app.exec()
 
 

@@ -175,7 +175,11 @@ class ScreeningWorker(QObject):
         try:
             classifier = Classifier.load(Path(path), backend=self.backend)
             size = classifier.input_size
-            classifier.predict_with_heatmaps(np.zeros((1, size, size, 3), np.float32))  # trace once now
+            # trace both compiled functions now, on this thread: a first trace later (a batch's
+            # plain predict) crashed the process when TensorFlow was imported on this thread
+            warm = np.zeros((1, size, size, 3), np.float32)
+            classifier.predict_with_heatmaps(warm)
+            classifier.predict(warm)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, ModelError):
                 log.error("model %s could not be loaded: %s", path, exc)
