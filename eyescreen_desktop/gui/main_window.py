@@ -103,9 +103,11 @@ class MainWindow(QMainWindow):
         column.addWidget(self.capture_panel, 1)
         self.tabs.addTab(self.result_view, icon("eye-right"), "Screening")
         self.tabs.addTab(self.queues, icon("patient"), "Queues")
-        batch = self._batch_panel()
-        if batch is not None:
-            self.tabs.addTab(batch, icon("folder"), "Batch")
+        self.batch_panel = self._batch_panel()
+        if self.batch_panel is not None:
+            self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
+            if hasattr(self.batch_panel, "storeChanged"):
+                self.batch_panel.storeChanged.connect(self.queues.refresh)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
@@ -155,6 +157,8 @@ class MainWindow(QMainWindow):
         self._action("find", "&Find patient", self._find_patient, "Ctrl+F")
         self._action("screening", "&Screening", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
         self._action("queues", "&Queues", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
+        self._action("batch", "&Batch and hot folder", lambda: self.tabs.setCurrentIndex(2), "Ctrl+3", "folder",
+                     "Screen a whole folder, or watch the camera's folder (Ctrl+3)")
         self._action("settings", "S&ettings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         self._action("quit", "&Quit", self.close, "Ctrl+Q")
         self._action("about", "&About EyeScreen", self.about)
@@ -163,7 +167,7 @@ class MainWindow(QMainWindow):
         menus = (("&File", ("open", "slip", None, "settings", None, "quit")),
                  ("&Patient", ("next", "find")),
                  ("&Capture", ("right", "left")),
-                 ("&View", ("screening", "queues", None, "heatmap")),
+                 ("&View", ("screening", "queues", "batch", None, "heatmap")),
                  ("&Help", ("about",)))
         for title, keys in menus:
             menu = self.menuBar().addMenu(title)
@@ -239,8 +243,7 @@ class MainWindow(QMainWindow):
         files = [Path(p) for p in paths]
         folders = [p for p in files if p.is_dir()]
         if folders:
-            self.messages.warning("Folders are screened in a batch",
-                                  f"{folders[0]} is a folder: use the Batch tab to screen a whole folder.")
+            self._offer_batch(folders[0])
             files = [p for p in files if not p.is_dir()]
         if not files or (patient := self._patient_or_ask()) is None:
             return None
@@ -300,6 +303,16 @@ class MainWindow(QMainWindow):
         paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", "", IMAGE_FILTER)
         if paths:
             self.screen_paths(Path(p) for p in paths)
+
+    def _offer_batch(self, folder: Path) -> None:
+        """A folder is many patients: put it in the batch panel for the nurse to start."""
+        if self.batch_panel is None:
+            self.messages.warning("Folders are screened in a batch",
+                                  f"{folder} is a folder: screen it with 'eyescreen screen'.")
+            return
+        self.batch_panel.folder_edit.setText(str(folder))
+        self.tabs.setCurrentWidget(self.batch_panel)
+        self.messages.info("Folder ready", f"{folder}: press 'Screen folder' to screen every photograph in it")
 
     @Slot()
     def next_patient(self) -> None:

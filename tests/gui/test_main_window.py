@@ -272,3 +272,12 @@ def test_settings_dialog_writes_the_slip_header(qtbot, window, urgent_model_dir)
     assert window.settings.protocol == "nhs-dess"
     slip = window.settings.slip_settings()
     assert slip.clinic_name == "Riverside Diabetes Clinic" and slip.page_size == "Letter"
+
+
+def test_dropped_folder_goes_to_the_batch_panel(qtbot, window, good_photo):
+    assert window.batch_panel is not None and window.tabs.indexOf(window.batch_panel) == 2
+    _enter_patient(qtbot, window, "P105")
+    assert window.screen_paths([good_photo.parent]) is None          # a folder is not one patient's eyes
+    assert window.tabs.currentWidget() is window.batch_panel
+    assert window.batch_panel.folder_edit.text() == str(good_photo.parent)
+    assert not window.engine.busy                                    # nothing started by itself
