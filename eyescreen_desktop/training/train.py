@@ -104,6 +104,7 @@ class TrainConfig:
     threads: int = 2
     name: str = ""
     version: str = "1.0.0"
+    threshold_collections: tuple[str, ...] = ()     # choose the default operating point on these (all if empty)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -126,6 +127,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-quality", action="store_true",
                         help="also train on photographs the collection graded quality=reject")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for TensorFlow")
+    parser.add_argument("--thresholds-on", action="append", default=[], metavar="COLLECTION",
+                        help="choose the default operating point on the validation photographs of this "
+                             "collection (repeatable; default: all)")
     parser.add_argument("--name", default="", help="model name in the card (default: the folder's name)")
     parser.add_argument("--version", default="1.0.0", help="model version in the card")
 
@@ -143,7 +147,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(data=list(args.data), out=args.out, base=args.base, recipe=replace(recipe, **overrides),
                        seed=args.seed, val_fraction=args.val_fraction,
                        drop_quality=() if args.keep_quality else D.DEFAULT_DROP_QUALITY,
-                       threads=args.threads, name=args.name or Path(args.out).name, version=args.version)
+                       threads=args.threads, name=args.name or Path(args.out).name, version=args.version,
+                       threshold_collections=tuple(args.thresholds_on))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -238,17 +243,30 @@ def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[
     outputs = choose_outputs(val_pred, data.val_targets)
     exported = export_view(model, outputs)
     final_pred = predict_outputs(exported, data.val_images)
-    op, val_metrics = operating_point(final_pred, data.val_samples)
+    ops, val_metrics = operating_points(final_pred, data.val_samples, config.threshold_collections)
     minutes = progress.elapsed / 60
-    card = model_card(config, base, data, outputs, op, val_metrics, minutes, progress)
+    card = model_card(config, base, data, outputs, ops, val_metrics, minutes, progress)
     from .export import save_model
 
     save_model(exported, out, card)
     D.write_split(out / "split.csv", data.split)
-    write_run_json(out, config, data, outputs, op, val_metrics, minutes, progress)
+    write_run_json(out, config, data, outputs, ops, val_metrics, minutes, progress)
+    validation_report(out, data)
     progress.say(f"saved {out}")
-    return {"out": str(out), "minutes": minutes, "validation": val_metrics, "operating_point": op,
+    return {"out": str(out), "minutes": minutes, "validation": val_metrics, "operating_point": ops["default"],
             "outputs": outputs}
+
+
+def validation_report(out: Path, data: "TrainingData") -> Path:
+    """Reload the saved folder through the clinic's Classifier (hash check included)
+    and write the evaluation report of the validation patients into ``validation/``."""
+    from ..core.classifier import Classifier
+    from .evaluate import evaluate, write_report
+
+    classifier = Classifier.load(out, backend="keras")
+    result = evaluate(classifier, data.val_samples, cache=D.ImageCache(classifier.input_size))
+    return write_report(result, out / "validation", title=f"{classifier.card.name} {classifier.card.version} "
+                        "on its validation patients")
 
 
 def _tensorflow(threads: int) -> tuple[Any, Any]:
@@ -701,13 +719,24 @@ def choose_thresholds(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p
         if spec(t) < floor:
             break
         t_ref = float(t)
-    return {"referable": round(float(t_ref), 6), "urgent": round(float(t_urg), 6)}
+    return {"referable": _floor6(t_ref), "urgent": _floor6(t_urg)}
 
 
-def operating_point(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
-                    ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Thresholds chosen on the validation patients (:func:`choose_thresholds`) from the
-    probabilities the classifier will compute, and the validation metrics there."""
+def _floor6(t: float) -> float:
+    """Round a threshold down (never up: that would drop the eye that set it)."""
+    return float(np.floor(float(t) * 1e6) / 1e6)
+
+
+def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample],
+                     threshold_collections: Sequence[str] = ()) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Operating points chosen on validation patients (:func:`choose_thresholds`), from the
+    probabilities the classifier will compute.
+
+    ``default`` is chosen on the validation photographs of ``threshold_collections``
+    (all collections when empty); ``all-validation`` and one point per collection are
+    stored beside it, so a site can switch to the one closest to its camera. Returns
+    the points and the validation metrics of the default point on every validation
+    photograph (with a per-collection breakdown)."""
     from ..core.classifier import predictions_from_outputs
     from .evaluate import screening_summary
 
@@ -716,14 +745,23 @@ def operating_point(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
     p_urg = np.array([p.p_urgent for p in preds])
     y_ref = np.array([s.referable for s in samples])
     y_urg = np.array([s.urgent for s in samples])
-    op = choose_thresholds(y_ref, p_ref, y_urg, p_urg)
+    colls = np.array([s.collection for s in samples])
+    pick = lambda m: choose_thresholds(y_ref[m], p_ref[m], y_urg[m], p_urg[m])  # noqa: E731
+    chosen = np.isin(colls, list(threshold_collections)) if threshold_collections else np.ones(len(colls), bool)
+    if not chosen.any():
+        raise D.DataError(f"no validation photographs from {', '.join(threshold_collections)} to choose "
+                          "operating points on; check --thresholds-on")
+    ops = {"default": pick(chosen), "all-validation": pick(np.ones(len(colls), bool)),
+           **{c: pick(colls == c) for c in sorted(set(colls))}}
+    op = ops["default"]
     groups = [s.patient for s in samples]
     summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
     flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"])
     metrics = {"photographs": len(samples), "patients": len(set(groups)),
+               "default_chosen_on": sorted(threshold_collections) or "all validation photographs",
                "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
                **_jsonable(summary), "per_collection": _per_collection(samples, p_ref, p_urg, op)}
-    return op, metrics
+    return ops, metrics
 
 
 def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.ndarray,
@@ -739,6 +777,7 @@ def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.nd
                      "referable_sensitivity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[0],
                      "referable_specificity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[1],
                      "urgent_sensitivity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[0],
+                     "urgent_specificity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[1],
                      "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum())}
     return out
 
@@ -773,7 +812,7 @@ BASE_SOURCES = {
 
 
 def model_card(config: TrainConfig, base: Base, data: TrainingData, outputs: dict[str, str],
-               op: dict[str, float], val: dict[str, Any], minutes: float, progress: Progress) -> dict[str, Any]:
+               ops: dict[str, dict[str, float]], val: dict[str, Any], minutes: float, progress: Progress) -> dict[str, Any]:
     """The model card (see models/README.md for every field)."""
     from ..core.preprocess import PREPROCESSING_ID
 
@@ -789,7 +828,7 @@ def model_card(config: TrainConfig, base: Base, data: TrainingData, outputs: dic
         "output_sources": {"grade": "softmax over ICDR 0-4",
                            **{k: ("sigmoid head" if v == "head" else "sum of grade probabilities")
                               for k, v in outputs.items()}},
-        "operating_points": {"default": op},
+        "operating_points": ops,
         "default_operating_point": "default",
         "heatmap": {"feature_layer": base.feature_layer, "dense_layer": "grade"},
         "base": {"name": base.name, "source": base.attribution or BASE_SOURCES.get(base.name, base.name)},
@@ -826,10 +865,10 @@ def machine_description(threads: int) -> str:
 
 
 def write_run_json(out: Path, config: TrainConfig, data: TrainingData, outputs: dict[str, str],
-                   op: dict[str, float], val: dict[str, Any], minutes: float, progress: Progress) -> None:
+                   ops: dict[str, dict[str, float]], val: dict[str, Any], minutes: float, progress: Progress) -> None:
     """``training.json``: everything about the run, epoch by epoch."""
     record = {"config": {**asdict(config), "data": [str(p) for p in config.data], "out": str(config.out),
                          "recipe": _recipe_dict(config.recipe)},
-              "minutes": minutes, "outputs": outputs, "operating_point": op, "validation": val,
+              "minutes": minutes, "outputs": outputs, "operating_points": ops, "validation": val,
               "machine": machine_description(config.threads), "events": progress.events}
     (out / "training.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")

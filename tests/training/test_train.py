@@ -134,6 +134,9 @@ def test_tiny_run_writes_a_model_folder_with_card_log_and_split(trained):
         sides.setdefault(row["patient"], set()).add(row["part"])
     assert all(len(s) == 1 for s in sides.values())  # no patient on both sides
     assert {r["part"] for r in rows} == {"train", "val"}
+    assert set(card["operating_points"]) == {"default", "all-validation", "fundus-dr", "eyepacs-256"}
+    report = (out / "validation" / "report.md").read_text()  # written through the Classifier
+    assert "on its validation patients" in report and (out / "validation" / "roc.png").exists()
 
 
 def test_saved_model_reloads_through_the_classifier_with_hash_check(trained, fundus_rows):
@@ -153,7 +156,8 @@ def test_saved_model_reloads_through_the_classifier_with_hash_check(trained, fun
     tampered = out.parent / "tampered"
     tampered.mkdir()
     for f in out.iterdir():
-        (tampered / f.name).write_bytes(f.read_bytes())
+        if f.is_file():
+            (tampered / f.name).write_bytes(f.read_bytes())
     data = bytearray((tampered / "model.keras").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (tampered / "model.keras").write_bytes(bytes(data))
