@@ -37,7 +37,7 @@ test: $(STAMP)
 
 model: $(STAMP)
 	$(BIN)/eyescreen train --data ../shared/datasets/fundus-dr/labels.csv \
-	  --data ../shared/datasets/eyepacs-256/labels.csv --out models/eyescreen-dr
+	  --data ../shared/datasets/eyepacs-256/labels.csv --out models/eyescreen-dr --thresholds-on fundus-dr
 	$(BIN)/python -m eyescreen_desktop.training.onnx_export models/eyescreen-dr
 
 bench: $(STAMP)

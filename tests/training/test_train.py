@@ -204,8 +204,8 @@ def test_thresholds_meet_the_screening_targets_and_buy_safety_within_budget():
         y_ref = np.r_[np.ones(100), np.zeros(100)]
         return choose_thresholds(y_ref, p_ref, y_urg, p_urg, safety_budget=budget)
 
-    # urgent: 97% of 40 = 39 eyes -> 0.60. Referable: 90% of 100 = 39 urgent-flagged + 51 of the
-    # 60 others -> the 51st highest, 0.49, where specificity is 98/100
+    # urgent: 97% of 40 = 39 eyes -> 0.60. Referable: 90% of 100 = the 39 urgent eyes at 0.9 + 51 of
+    # the 60 others -> the 51st highest, 0.49, where specificity is 98/100
     op = case(r=0.2, budget=0.10)
     assert op["urgent"] == pytest.approx(0.60) and op["referable"] == pytest.approx(0.49)
     # the missed urgent eye at 0.443: catching it flags 11 healthy eyes (specificity 0.89),
