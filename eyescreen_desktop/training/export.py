@@ -54,7 +54,66 @@ def card_markdown(card: dict[str, Any]) -> str:
         if key in ("intended_use",):
             continue
         if isinstance(value, (dict, list)):
-            lines += [f"## {key.replace('_', ' ').capitalize()}", "", "```json", json.dumps(value, indent=2), "```", ""]
+            title = key.replace("_", " ").capitalize()
+            render = _SECTIONS.get(key, _json_section)
+            lines += [*([""] if lines[-1] else []), f"## {title}", "", *render(value), ""]
         else:
             lines.append(f"- **{key.replace('_', ' ')}**: {value}")
     return "\n".join(lines) + "\n"
+
+
+def _json_section(value: Any) -> list[str]:
+    return ["```json", json.dumps(value, indent=2), "```"]
+
+
+def _text_items(value: Any) -> list[str]:
+    """A dict of sentences (data sources, base) as a bullet list."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        return _json_section(value)
+    return [f"- **{k}**: {v}" for k, v in value.items()]
+
+
+def _operating_points(value: Any) -> list[str]:
+    """Thresholds as a table: one row per named operating point."""
+    try:
+        rows = [f"| {name} | {op['referable']:.4f} | {op['urgent']:.4f} |" for name, op in value.items()]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return _json_section(value)
+    return ["| operating point | referable >= | urgent >= |", "|---|---|---|", *rows]
+
+
+def _validation(value: Any) -> list[str]:
+    """Headline validation metrics as a table (written by ``training.train``), then the rest as JSON."""
+    def rate(key: str) -> str:
+        r = value[key]
+        return f"{r['value']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) [{r['n'][0]}/{r['n'][1]}]"
+
+    try:
+        lines = ["| decision | AUC (95% CI) | sensitivity | specificity |", "|---|---|---|---|"]
+        for name in ("referable", "urgent"):
+            lo, hi = value[f"{name}_auc_ci"]
+            lines.append(f"| {name} | {value[f'{name}_auc']:.3f} ({lo:.3f}-{hi:.3f}) | {rate(f'{name}_sensitivity')} "
+                         f"| {rate(f'{name}_specificity')} |")
+    except (KeyError, TypeError, ValueError, IndexError):
+        return _json_section(value)
+    lines += ["", f"Urgent eyes that would wait in annual: {value.get('urgent_in_annual')}; "
+              f"{value.get('photographs')} photographs of {value.get('patients')} patients.", ""]
+    per = value.get("per_collection", {})
+    if per:
+        lines += ["| collection | photos | referable AUC | urgent AUC | referable sens / spec | urgent sens / spec "
+                  "| urgent in annual |", "|---|---|---|---|---|---|---|"]
+        for coll, m in per.items():
+            lines.append(f"| {coll} | {m.get('photographs')} | {m.get('referable_auc', float('nan')):.3f} "
+                         f"| {m.get('urgent_auc', float('nan')):.3f} | {m.get('referable_sensitivity', float('nan')):.3f}"
+                         f" / {m.get('referable_specificity', float('nan')):.3f} "
+                         f"| {m.get('urgent_sensitivity', float('nan')):.3f} / {m.get('urgent_specificity', float('nan')):.3f}"
+                         f" | {m.get('urgent_in_annual')} |")
+    return lines
+
+
+_SECTIONS = {
+    "operating_points": _operating_points,
+    "validation": _validation,
+    "data_sources": _text_items,
+    "base": _text_items,
+}

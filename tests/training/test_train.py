@@ -123,7 +123,9 @@ def test_tiny_run_writes_a_model_folder_with_card_log_and_split(trained):
     assert set(card["data_sources"]) == {"fundus-dr", "eyepacs-256"}
     assert "Rahim" in card["data_sources"]["fundus-dr"]
     assert card["outputs"][0] == "grade" and card["training_time_minutes"] >= 0
-    assert (out / "model_card.md").read_text().startswith("# Model card: tiny-dr")
+    md = (out / "model_card.md").read_text()
+    assert md.startswith("# Model card: tiny-dr")
+    assert "| operating point | referable >= | urgent >= |" in md and "| referable | " in md  # tables, not JSON
     with open(out / "training_log.csv") as f:
         phases = Counter(row["phase"] for row in csv.DictReader(f))
     assert phases["head"] > 0 and phases["fine-tune"] > 0
