@@ -1,7 +1,9 @@
 """Compare training runs on their (shared) validation patients as a Markdown table.
 
 ``python -m eyescreen_desktop.training.compare RUN_FOLDER [RUN_FOLDER ...]``
-reads each run's ``training.json`` and prints one row per run; runs made with
+reads each run's ``training.json`` and prints one row per run (all validation
+photographs) and one per run and collection, at each run's default operating
+point; runs made with
 the same data, validation fraction and seed have the same validation patients
 (checked: the table refuses runs whose ``split.csv`` validation sides differ).
 This is how the recipe table in docs/training.md is made.
@@ -17,21 +19,31 @@ from typing import Any, Sequence
 from .data import read_split
 
 HEADER = ("| run | recipe | input | referable AUC (95% CI) | urgent AUC (95% CI) | referable sens / spec "
-          "| urgent sens / spec | urgent eyes in annual | fundus-dr referable AUC | fundus-dr urgent AUC "
-          "| training time |")
+          "| urgent sens / spec | urgent eyes in annual | training time |")
+COLLECTION_HEADER = ("| run | collection | photos | referable AUC | urgent AUC | referable sens / spec "
+                     "| urgent sens / spec | urgent eyes in annual |")
 
 
 def row(name: str, run: dict[str, Any]) -> str:
-    """One table row from a run's training.json."""
+    """One table row from a run's training.json: every validation photograph."""
     v = run["validation"]
     recipe = run["config"]["recipe"]
-    fd = v.get("per_collection", {}).get("fundus-dr", {})
     return (f"| {name} | {recipe['name']}{' (fine-tuned)' if recipe['fine_tune'] else ' (frozen base)'} "
             f"| {recipe['input_size']} px | {_ci(v, 'referable_auc')} | {_ci(v, 'urgent_auc')} "
             f"| {_rate(v['referable_sensitivity'])} / {_rate(v['referable_specificity'])} "
             f"| {_rate(v['urgent_sensitivity'])} / {_rate(v['urgent_specificity'])} | {v['urgent_in_annual']} "
-            f"| {fd.get('referable_auc', float('nan')):.3f} | {fd.get('urgent_auc', float('nan')):.3f} "
             f"| {run['minutes']:.0f} min |")
+
+
+def collection_rows(name: str, run: dict[str, Any]) -> list[str]:
+    """One row per collection at the run's default operating point."""
+    rows = []
+    for coll, m in run["validation"].get("per_collection", {}).items():
+        rows.append(f"| {name} | {coll} | {m['photographs']} | {m['referable_auc']:.3f} | {m['urgent_auc']:.3f} "
+                    f"| {m['referable_sensitivity']:.2f} / {m['referable_specificity']:.2f} "
+                    f"| {m['urgent_sensitivity']:.2f} / {m.get('urgent_specificity', float('nan')):.2f} "
+                    f"| {m['urgent_in_annual']} |")
+    return rows
 
 
 def _ci(v: dict[str, Any], key: str) -> str:
@@ -52,14 +64,14 @@ def table(folders: Sequence[Path]) -> str:
     if len(set(sides)) > 1:
         raise SystemExit("these runs were validated on different patients; compare runs with the same "
                          "--data, --val-fraction and --seed")
-    lines = [HEADER, _rule()]
-    for f in folders:
-        lines.append(row(Path(f).name, json.loads((Path(f) / "training.json").read_text())))
+    runs = [(Path(f).name, json.loads((Path(f) / "training.json").read_text())) for f in folders]
+    lines = [HEADER, _rule(HEADER), *(row(n, r) for n, r in runs), "",
+             COLLECTION_HEADER, _rule(COLLECTION_HEADER), *(x for n, r in runs for x in collection_rows(n, r))]
     return "\n".join(lines)
 
 
-def _rule() -> str:
-    return "|" + "---|" * (HEADER.count("|") - 1)
+def _rule(header: str) -> str:
+    return "|" + "---|" * (header.count("|") - 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
