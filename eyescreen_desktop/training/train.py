@@ -190,9 +190,8 @@ def load_base(name: str, input_size: int) -> Base:
     from . import bases
 
     spec = bases.get_base(name, input_size)
-    return Base(name=getattr(spec, "name", name), model=spec.model,
-                fine_tune_prefixes=tuple(spec.fine_tune_prefixes), feature_layer=spec.feature_layer,
-                attribution=str(getattr(spec, "attribution", "") or getattr(spec, "licence", "")))
+    return Base(name=spec.name, model=spec.model, fine_tune_prefixes=tuple(spec.fine_tune_prefixes),
+                feature_layer=spec.feature_layer, attribution=spec.attribution)
 
 
 # --------------------------------------------------------------------------- training
@@ -229,7 +228,7 @@ def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[
 
     ``base_factory(input_size) -> Base`` replaces the named base (tests pass a
     tiny one so a run takes seconds)."""
-    tf, keras = _tensorflow(config.threads)
+    _, keras = _tensorflow(config.threads)
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
     progress = Progress(out)
@@ -238,8 +237,7 @@ def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[
     base = base_factory(recipe.input_size) if base_factory else load_base(config.base, recipe.input_size)
     progress.say(f"base {base.name} at {recipe.input_size} px, recipe {recipe.name}")
     model = build_model(base, recipe.dropout)
-    head_val = fit_head_on_features(model, base, data, recipe, progress, seed=config.seed)
-    val_pred = head_val
+    val_pred = fit_head_on_features(model, base, data, recipe, progress, seed=config.seed)
     if recipe.fine_tune:
         val_pred = fine_tune(model, base, data, recipe, progress, seed=config.seed)
     outputs = choose_outputs(val_pred, data.val_targets)
@@ -247,12 +245,12 @@ def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[
     final_pred = predict_outputs(exported, data.val_images)
     ops, val_metrics = operating_points(final_pred, data.val_samples, config.threshold_collections)
     minutes = progress.elapsed / 60
-    card = model_card(config, base, data, outputs, ops, val_metrics, minutes, progress)
+    card = model_card(config, base, data, outputs, ops, val_metrics, minutes)
     from .export import save_model
 
     save_model(exported, out, card)
     D.write_split(out / "split.csv", data.split)
-    write_run_json(out, config, data, outputs, ops, val_metrics, minutes, progress)
+    write_run_json(out, config, outputs, ops, val_metrics, minutes, progress)
     validation_report(out, data)
     progress.say(f"saved {out}")
     return {"out": str(out), "minutes": minutes, "validation": val_metrics, "operating_point": ops["default"],
@@ -304,12 +302,13 @@ class TrainingData:
 
 def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
     """Read manifests, split by patient, preprocess (cached), keep what the gate passes."""
-    samples, dropped = D.load_samples(config.data, drop_quality=())
+    samples, _ = D.load_samples(config.data, drop_quality=())  # dropped after the split, per side
     split = D.patient_split(samples, config.val_fraction, config.seed)
     progress.say("photographs:\n" + D.describe(samples))
     cache = D.ImageCache(config.recipe.input_size)
     parts: dict[str, tuple[list[D.Sample], np.ndarray]] = {}
     gated: dict[str, int] = {}
+    dropped: dict[str, int] = {}
     for part in ("train", "val"):
         images, verdicts = cache.load(split[part], progress=lambda i, n: progress.say(f"  preprocessed {i}/{n}"))
         keep = [i for i, (s, v) in enumerate(zip(split[part], verdicts))
@@ -326,8 +325,8 @@ def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
 
 
 def sample_weights(samples: Sequence[D.Sample], collection_balance: float = 0.0) -> dict[str, np.ndarray]:
-    """Per-output sample weights: square-root inverse class frequency (mean 1), times an
-    optional collection factor, and zero where the label is missing (maculopathy -1)."""
+    """Per-output sample weights (grade, referable, urgent): square-root inverse class
+    frequency, times an optional collection factor, normalised to mean 1."""
     coll = np.array([s.collection for s in samples])
     factor = np.ones(len(samples))
     for c in np.unique(coll):
@@ -817,7 +816,7 @@ BASE_SOURCES = {
 
 
 def model_card(config: TrainConfig, base: Base, data: TrainingData, outputs: dict[str, str],
-               ops: dict[str, dict[str, float]], val: dict[str, Any], minutes: float, progress: Progress) -> dict[str, Any]:
+               ops: dict[str, dict[str, float]], val: dict[str, Any], minutes: float) -> dict[str, Any]:
     """The model card (see models/README.md for every field)."""
     from ..core.preprocess import PREPROCESSING_ID
 
@@ -846,17 +845,13 @@ def model_card(config: TrainConfig, base: Base, data: TrainingData, outputs: dic
                      f"{config.val_fraction:.0%} of patients for validation",
             "left_out": {"quality_reject": data.dropped, "quality_gate": data.gated},
         },
-        "recipe": _recipe_dict(config.recipe),
+        "recipe": asdict(config.recipe),
         "validation": val,
         "training_time_minutes": round(minutes, 1),
         "training_machine": machine_description(config.threads),
         "licence": "Model weights: research and evaluation only, following the most restrictive data "
                    "licence (CC BY-NC-SA 4.0, non-commercial). Code: Apache-2.0.",
     }
-
-
-def _recipe_dict(recipe: Recipe) -> dict[str, Any]:
-    return asdict(recipe)
 
 
 def machine_description(threads: int) -> str:
@@ -869,11 +864,10 @@ def machine_description(threads: int) -> str:
             f"{threads} threads; load average at the end {load}")
 
 
-def write_run_json(out: Path, config: TrainConfig, data: TrainingData, outputs: dict[str, str],
-                   ops: dict[str, dict[str, float]], val: dict[str, Any], minutes: float, progress: Progress) -> None:
+def write_run_json(out: Path, config: TrainConfig, outputs: dict[str, str], ops: dict[str, dict[str, float]],
+                   val: dict[str, Any], minutes: float, progress: Progress) -> None:
     """``training.json``: everything about the run, epoch by epoch."""
-    record = {"config": {**asdict(config), "data": [str(p) for p in config.data], "out": str(config.out),
-                         "recipe": _recipe_dict(config.recipe)},
+    record = {"config": {**asdict(config), "data": [str(p) for p in config.data], "out": str(config.out)},
               "minutes": minutes, "outputs": outputs, "operating_points": ops, "validation": val,
               "machine": machine_description(config.threads), "events": progress.events}
     (out / "training.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
