@@ -205,11 +205,6 @@ print("patients", reports[0].patients if reports and reports[0] else None, flush
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gui/worker.py loadModel warms up only predict_with_heatmaps; the batch's first plain predict "
-    "then traces a new tf.function in a later slot of the worker QThread and, with TensorFlow imported "
-    "on that thread (the real app), the process segfaults. Fix: also call classifier.predict(zeros) in "
-    "loadModel. Remove this marker once that lands."))
 def test_folder_batch_in_a_fresh_process_like_the_real_app(tiny_model_dir, tmp_path):
     """In-process tests import Keras on the main thread (the model fixture), which hides
     crashes of the real app, where TensorFlow is imported on the worker thread only."""
