@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from ..core.classifier import ModelCard
 from ..core.imageio import SUPPORTED_SUFFIXES
 from ..core.paths import DataPaths
-from ..core.records import EncounterSummary, Eye
+from ..core.records import EncounterSummary, Eye, EyeResult
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
 from .messages import Messages
@@ -106,8 +106,7 @@ class MainWindow(QMainWindow):
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
             self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
-            if hasattr(self.batch_panel, "storeChanged"):
-                self.batch_panel.storeChanged.connect(self.queues.refresh)
+            self.batch_panel.storeChanged.connect(self.queues.refresh)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
@@ -346,9 +345,13 @@ class MainWindow(QMainWindow):
         if not target:
             self.messages.warning("No referral slip yet", "Screen this patient's photographs first.")
             return
-        from .slip_dialog import SlipDialog  # pdfium only when a slip is wanted
+        from ..core.reports import resolve_images  # reportlab and pdfium only when a slip is wanted
+        from .slip_dialog import SlipDialog
 
-        dialog = SlipDialog(self.store.encounter_summary(target), self.settings.slip_settings(), self)
+        summary = resolve_images(self.store.encounter_summary(target), self.store.image_file)
+        if target == self.encounter_id:
+            summary = with_heatmaps(summary, self.result_view.results())
+        dialog = SlipDialog(summary, self.settings.slip_settings(), self)
         dialog.printed.connect(self.queues.mark_slip_printed)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
@@ -413,3 +416,13 @@ class MainWindow(QMainWindow):
         application quits without the window being closed)."""
         self.capture_panel.stop()
         self.engine.stop()
+
+
+def with_heatmaps(summary: EncounterSummary, shown: list[EyeResult]) -> EncounterSummary:
+    """The stored summary with the heat maps of the same photographs on show
+    (the database keeps results, not heat maps), so the slip of the visit just
+    screened carries its heat-map thumbnails."""
+    maps = {r.sha256: r.heatmap for r in shown if r.sha256 and r.heatmap is not None}
+    eyes = tuple(dataclasses.replace(e, heatmap=maps[e.sha256]) if e.heatmap is None and e.sha256 in maps else e
+                 for e in summary.eyes)
+    return dataclasses.replace(summary, eyes=eyes)
