@@ -153,7 +153,9 @@ class EyeResult:
     quality: QualityReport | None = None
     prediction: Prediction | None = None
     decision: EyeDecision | None = None
-    heatmap: Any = None  # optional float32 HxW array in [0, 1] over the preprocessed image
+    # optional float32 HxW array in [0, 1] over the preprocessed image; an array has no
+    # plain ==, so results compare (and print) without it
+    heatmap: Any = field(default=None, compare=False, repr=False)
     width: int = 0
     height: int = 0
 

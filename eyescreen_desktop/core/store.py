@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
+
 from .paths import DataPaths
 from .protocol import DEFAULT_PROTOCOL, get_protocol, patient_queue
 from .records import (
@@ -176,8 +178,15 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_entity ON audit_log(entity, audit_id);
 """
 
+# Version 2: the heat map of a graded photograph (a small 8-bit PNG), so a slip
+# printed from the queues days later shows where the network looked.
+_SCHEMA_V2 = """
+ALTER TABLE results ADD COLUMN heatmap BLOB;
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA_V1]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
+HEATMAP_SIDE = 96  # stored heat maps are this many pixels square (they are smooth: 12x12 features at 384 px)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -778,7 +787,32 @@ def _result_values(result: EyeResult, model: ModelInfo, protocol: str,
         "quality_advice": q.advice if q else None,
         "quality_metrics": json.dumps(q.metrics) if q else None,
         "width": result.width, "height": result.height,
+        "heatmap": encode_heatmap(result.heatmap) if result.status is Status.OK else None,
     }
+
+
+def encode_heatmap(heatmap: Any) -> bytes | None:
+    """A heat map in [0, 1] as a small grey PNG (about 2 KB), or None."""
+    if heatmap is None:
+        return None
+    import cv2
+
+    heat = np.nan_to_num(np.asarray(heatmap, np.float32)).clip(0.0, 1.0)
+    if heat.ndim != 2 or min(heat.shape) < 1:
+        return None
+    small = cv2.resize(heat, (HEATMAP_SIDE, HEATMAP_SIDE), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", np.round(small * 255).astype(np.uint8))
+    return png.tobytes() if ok else None
+
+
+def decode_heatmap(blob: bytes | None) -> np.ndarray | None:
+    """The stored heat map as float32 in [0, 1], or None (none stored, or unreadable)."""
+    if not blob:
+        return None
+    import cv2
+
+    grey = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_GRAYSCALE)
+    return None if grey is None else grey.astype(np.float32) / 255.0
 
 
 def _eye_result(r: sqlite3.Row) -> EyeResult:
@@ -793,7 +827,7 @@ def _eye_result(r: sqlite3.Row) -> EyeResult:
         path=r["link_path"], eye=Eye(r["link_eye"]), status=status, message=r["message"],
         sha256=r["image_sha"] or "", quality=quality, prediction=prediction,
         decision=EyeDecision(Queue(r["queue"]), r["code"], r["finding"], r["grade"]),
-        width=r["width"] or 0, height=r["height"] or 0,
+        width=r["width"] or 0, height=r["height"] or 0, heatmap=decode_heatmap(r["heatmap"]),
     )
 
 

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from ..core.classifier import ModelCard
 from ..core.imageio import SUPPORTED_SUFFIXES
 from ..core.paths import DataPaths
-from ..core.records import EncounterSummary, Eye, EyeResult
+from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
 from .messages import Messages
@@ -349,8 +349,6 @@ class MainWindow(QMainWindow):
         from .slip_dialog import SlipDialog
 
         summary = resolve_images(self.store.encounter_summary(target), self.store.image_file)
-        if target == self.encounter_id:
-            summary = with_heatmaps(summary, self.result_view.results())
         dialog = SlipDialog(summary, self.settings.slip_settings(), self)
         dialog.printed.connect(self.queues.mark_slip_printed)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -417,12 +415,3 @@ class MainWindow(QMainWindow):
         self.capture_panel.stop()
         self.engine.stop()
 
-
-def with_heatmaps(summary: EncounterSummary, shown: list[EyeResult]) -> EncounterSummary:
-    """The stored summary with the heat maps of the same photographs on show
-    (the database keeps results, not heat maps), so the slip of the visit just
-    screened carries its heat-map thumbnails."""
-    maps = {r.sha256: r.heatmap for r in shown if r.sha256 and r.heatmap is not None}
-    eyes = tuple(dataclasses.replace(e, heatmap=maps[e.sha256]) if e.heatmap is None and e.sha256 in maps else e
-                 for e in summary.eyes)
-    return dataclasses.replace(summary, eyes=eyes)

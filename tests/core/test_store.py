@@ -3,6 +3,7 @@ images recognised by content hash, results, queues, audit log, threads."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import sqlite3
@@ -334,3 +335,43 @@ def test_batch_encounters_and_files_are_recorded_once(store, tmp_path):
     assert [(r.file, r.patient_id, r.result.sha256) for r in rows] == [("P1_L.jpg", "P1", sha)]
     assert store.batch_encounters("k1") == [enc]
     assert store._db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 1
+
+
+def test_heat_maps_are_kept_small_and_come_back_with_the_result(store, tmp_path):
+    import numpy as np
+
+    path, sha = photo(tmp_path, "P1_R.jpg", b"right eye")
+    yy, xx = np.mgrid[0:384, 0:384]
+    heat = np.exp(-((yy - 100) ** 2 + (xx - 250) ** 2) / 2000.0).astype(np.float32)  # one hot spot
+    enc = encounter_with(store, "P1", dataclasses.replace(graded(path, sha, Eye.RIGHT), heatmap=heat))
+    blob = sqlite3.connect(store.path).execute("SELECT heatmap FROM results").fetchone()[0]
+    assert len(blob) < 8000  # a small PNG, not 384 x 384 floats
+
+    back = store.encounter_summary(enc).eyes[0].heatmap
+    assert back.shape == (store_mod.HEATMAP_SIDE, store_mod.HEATMAP_SIDE) and back.dtype == np.float32
+    peak = np.unravel_index(np.argmax(back), back.shape)
+    assert abs(peak[0] * 4 - 100) <= 4 and abs(peak[1] * 4 - 250) <= 4
+    assert back.max() == pytest.approx(1.0, abs=0.02) and back.min() == pytest.approx(0.0, abs=0.02)
+    assert store.result_for(sha, MODEL.sha256, "icdr-ada").heatmap is not None
+
+
+def test_no_heat_map_is_stored_for_an_ungradable_photograph(store, tmp_path):
+    import numpy as np
+
+    path, sha = photo(tmp_path, "P2_L.jpg", b"blurred")
+    result = dataclasses.replace(ungradable(path, sha, Eye.LEFT), heatmap=np.ones((8, 8), np.float32))
+    enc = encounter_with(store, "P2", result)
+    assert store.encounter_summary(enc).eyes[0].heatmap is None
+
+
+def test_a_version_1_database_gains_the_heat_map_column(tmp_path):
+    data = DataPaths(tmp_path / "data")
+    data.database.parent.mkdir(parents=True, exist_ok=True)
+    raw = sqlite3.connect(data.database)
+    raw.executescript(store_mod.MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+    raw.close()
+    with ClinicStore.open(data) as s:
+        assert s.schema_version == store_mod.SCHEMA_VERSION >= 2
+        columns = {r[1] for r in sqlite3.connect(s.path).execute("PRAGMA table_info(results)")}
+        assert "heatmap" in columns
+    assert (data.database.with_name(f"{data.database.name}.schema1.bak")).is_file()
