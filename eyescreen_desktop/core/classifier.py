@@ -183,6 +183,11 @@ class Classifier:
     def backend_name(self) -> str:
         return self._backend.name
 
+    @property
+    def preferred_batch(self) -> int:
+        """Photographs per call that grade fastest on a CPU with this backend."""
+        return self._backend.preferred_batch
+
     @classmethod
     def load(cls, path: Path, backend: str = "auto", threads: int | None = None) -> "Classifier":
         """Read the card, verify the hash and load the weights.
@@ -241,6 +246,7 @@ class _KerasBackend:
     """Reference backend: the Keras model behind one compiled tf.function."""
 
     name = "keras"
+    preferred_batch = 16  # a tf.function call costs ~10 ms before any work
 
     def __init__(self, weights: Path, card: ModelCard, threads: int | None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -299,6 +305,9 @@ class _OnnxBackend:
     starts in a fraction of a second and runs faster on a CPU."""
 
     name = "onnx"
+    # ONNX Runtime gains nothing from batching at 384 px on a CPU (activations
+    # outgrow the caches); one photograph per call ran fastest (docs/performance.md).
+    preferred_batch = 1
 
     def __init__(self, path: Path, card: ModelCard, threads: int | None):
         import onnxruntime as ort

@@ -29,7 +29,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .fundus import FieldOfView, find_field_of_view
+from .fundus import FieldOfView, channel_max, find_field_of_view
 
 PREPROCESSING_ID = "fov-crop-v1"
 
@@ -53,7 +53,7 @@ def preprocess(rgb: np.ndarray, size: int, fov: FieldOfView | None = None) -> np
     square = crop_square(rgb, cx, cy, r, size)
     mask = disc_mask(size, MASK_RADIUS)
     out = normalise_colour(square, mask)
-    out[~mask | (square.max(axis=2) <= BLACK_LEVEL)] = 0
+    out[~mask | (channel_max(square) <= BLACK_LEVEL)] = 0
     return out
 
 
@@ -109,7 +109,7 @@ def normalise_colour(square: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     Pixels that are black in the crop (outside the camera's circle, padding)
     are left out of the statistics so a cut-off circle does not darken the rest."""
-    lit = mask & (square.max(axis=2) > 10)
+    lit = mask & (channel_max(square) > 10)
     if lit.sum() < 16:
         return square.copy()
     mean, std = cv2.meanStdDev(square, mask=lit.astype(np.uint8))

@@ -198,7 +198,7 @@ class Screener:
     @property
     def lookahead(self) -> int:
         """Files decoded ahead of the one being returned (bounds memory)."""
-        return 2 * self.batch_size
+        return max(2 * self.batch_size, 2 * self.decode_workers, 4)
 
     def screen(self, items: Iterable[ScreenItem]) -> Iterator[EyeResult]:
         """One EyeResult per item, in input order, produced lazily; decoding of the

@@ -270,3 +270,50 @@ def test_the_gui_can_pass_its_open_store(tmp_path, annual_classifier):
         assert [s.queue for s in store.encounters()] == [Queue.ANNUAL]   # still open, holds the batch
         assert store.encounter_summary(report.encounters[0].encounter_id).patient.patient_id == "P001"
     assert not (tmp_path / "data").exists()
+
+
+def test_slips_of_a_batch_show_heat_maps_kept_in_the_database(tmp_path, tiny_model_dir):
+    """With PDFs the batch computes heat maps, stores them with the results (so a
+    slip printed later from the queues has them too) and puts them on the slip."""
+    import dataclasses
+    import io
+
+    from eyescreen_desktop.core.paths import DataPaths
+    from eyescreen_desktop.core.reports import slip_pdf_bytes
+    from eyescreen_desktop.core.store import ClinicStore
+
+    referring = Classifier.load(model_with_thresholds(tiny_model_dir, tmp_path / "m", 0.0, 0.0), backend="keras")
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
+    run_batch([folder], tmp_path / "out", model=referring, data_dir=tmp_path / "data", pdf=True)
+    assert db_count(tmp_path / "data", "SELECT COUNT(*) FROM results WHERE heatmap IS NOT NULL") == 2
+
+    with ClinicStore.open(DataPaths(tmp_path / "data")) as store:
+        summary = store.encounters()[0]
+    assert all(e.heatmap is not None for e in summary.eyes)
+    plain = dataclasses.replace(summary, eyes=tuple(dataclasses.replace(e, heatmap=None) for e in summary.eyes))
+    images = lambda pdf: sum(len(p.images) for p in PdfReader(pdf).pages)  # noqa: E731
+    assert images(tmp_path / "out" / "referrals" / "P001.pdf") == images(io.BytesIO(slip_pdf_bytes(plain))) + 2
+
+    run_batch([folder], tmp_path / "out2", model=referring, data_dir=tmp_path / "nopdf", pdf=False)
+    assert db_count(tmp_path / "nopdf", "SELECT COUNT(*) FROM results WHERE heatmap IS NOT NULL") == 0
+
+
+def test_a_failure_to_save_a_result_stops_the_batch_with_that_error(tmp_path, annual_classifier, monkeypatch):
+    """Results are committed on a writer thread; its failure must reach the caller."""
+    from eyescreen_desktop.core.store import ClinicStore
+
+    folder = photo_folder(tmp_path / "in", {**TWO_PATIENTS, "P004_L.jpg": "P004_L.jpg"})
+    original, calls = ClinicStore.record_batch_file, []
+
+    def disk_full_on_the_second(self, *args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClinicStore, "record_batch_file", disk_full_on_the_second)
+    with pytest.raises(OSError, match="No space left"):
+        run_batch([tmp_path / "in"], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "data",
+                  pdf=False, batch_size=1)
+    assert len(calls) == 2  # nothing saved after the failure
+    assert db_count(tmp_path / "data", "SELECT COUNT(*) FROM batch_files") == 1
