@@ -38,7 +38,6 @@ test: $(STAMP)
 model: $(STAMP)
 	$(BIN)/eyescreen train --data ../shared/datasets/fundus-dr/labels.csv \
 	  --data ../shared/datasets/eyepacs-256/labels.csv --out models/eyescreen-dr --thresholds-on fundus-dr
-	$(BIN)/python -m eyescreen_desktop.training.onnx_export models/eyescreen-dr
 
 bench: $(STAMP)
 	$(BIN)/eyescreen bench --json docs/bench.json

@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 # 3872-px camera originals at 484 px, 2.5x faster than at 1936 (docs/performance.md).
 DECODE_MAX_SIDE = 448
 
+
+def decode_side(input_size: int, max_side: int = DECODE_MAX_SIDE) -> int:
+    """Long side JPEGs are decoded down to for a model of ``input_size``; training
+    (``training.data``) uses this same rule, so both see the same pixels."""
+    return max(max_side, 2 * input_size)
+
 CacheLookup = Callable[[str], "EyeResult | None"]
 
 
@@ -90,8 +96,8 @@ def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
             hit = _lookup(cache, sha)
             if hit is not None:
                 return Prepared(item, sha, hit.width, hit.height, hit.quality,
-                                cached=replace(hit, path=str(path), eye=item.eye, heatmap=None))
-        rgb, sha = read_image_with_hash(path, max_side=max(max_side, 2 * input_size))
+                                cached=replace(hit, path=str(path), eye=item.eye))
+        rgb, sha = read_image_with_hash(path, max_side=decode_side(input_size, max_side))
     except ImageReadError as exc:
         return Prepared(item, _hash_if_readable(path), error=str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run

@@ -361,13 +361,6 @@ def _code_digest(source: str) -> bytes:
     return ast.dump(tree, include_attributes=False).encode()
 
 
-def decode_side(size: int) -> int:
-    """Decode size hint for :func:`core.imageio.read_image`, the rule screening uses
-    (``core.screening.prepare``: at least twice the input), so a photograph gives
-    the model the same pixels in training and at the clinic."""
-    return max(448, 2 * size)
-
-
 def prepare_bytes(data: bytes, name: str, size: int) -> Prepared:
     """Decode, gate and preprocess one photograph exactly as screening does.
 
@@ -376,6 +369,7 @@ def prepare_bytes(data: bytes, name: str, size: int) -> Prepared:
     with status ``error``."""
     from ..core import fundus, imageio
     from ..core.preprocess import preprocess
+    from ..core.screening import decode_side
 
     try:
         rgb = imageio.decode_image(data, name, max_side=decode_side(size))

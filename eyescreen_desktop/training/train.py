@@ -134,6 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "collection (repeatable; default: all)")
     parser.add_argument("--name", default="", help="model name in the card (default: the folder's name)")
     parser.add_argument("--version", default="1.0.0", help="model version in the card")
+    parser.add_argument("--no-onnx", action="store_true",
+                        help="skip the ONNX Runtime twin the clinic grades with (it then falls back to Keras)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -160,6 +162,12 @@ def run(args: argparse.Namespace) -> int:
     except D.DataError as exc:
         print(f"error: {exc}")
         return 2
+    if not args.no_onnx:
+        from .onnx_export import add_onnx_runtime
+
+        card = add_onnx_runtime(Path(result["out"]))
+        print(f"ONNX runtime {card.runtime_file} added (max |ONNX - Keras| "
+              f"{card.raw['runtime_check']['max_abs_diff_vs_keras']:.1e})")
     v = result["validation"]
     print(f"saved {result['out']} in {result['minutes']:.1f} min: validation referable AUC "
           f"{v['referable_auc']:.3f}, urgent AUC {v['urgent_auc']:.3f}")
