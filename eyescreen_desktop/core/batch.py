@@ -423,7 +423,7 @@ def _finish_encounters(store: ClinicStore, key: str, proto: Protocol, user: str 
     for s in summaries:
         queue = patient_queue(s.eyes)
         store.finish_encounter(s.encounter_id, queue, proto.due_date(queue, s.started_at.date()), user)
-    return store.encounter_summaries([s.encounter_id for s in summaries])
+    return store.encounter_summaries([s.encounter_id for s in summaries], heatmaps=True)  # for the slips
 
 
 def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequence[BatchFile],

@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     queue = Queue(args.queue) if args.queue else None
     try:
         with ClinicStore(paths.database, paths.image_store) as store:
-            found = store.encounters(queue=queue, state=args.state, since=args.since)
+            found = store.encounters(queue=queue, state=args.state, since=args.since,
+                                     heatmaps=args.format in ("pdf", "all"))
             encounters = [reports.resolve_images(s, store.image_file) for s in found]
             result = export(store, encounters, args.out, args.format, _settings(args), queue, args.mark_printed)
     except StoreError as exc:

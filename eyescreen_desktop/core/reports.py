@@ -75,6 +75,7 @@ from reportlab.platypus import (
 
 from .. import __version__
 from . import imageio
+from .fundus import channel_max
 from .paths import resources_dir
 from .protocol import PROTOCOLS
 from .records import ICDR_GRADE_NAMES, EncounterSummary, Eye, EyeResult, Queue, Status
@@ -611,7 +612,7 @@ def _decision_block(summary: EncounterSummary, width: float) -> Table:
 def trim_black(rgb: np.ndarray, level: int = 20) -> np.ndarray:
     """The photograph without the camera's black surround (plus a small margin),
     so the retina fills the thumbnail."""
-    bright = rgb.max(axis=2) > level
+    bright = channel_max(rgb) > level
     rows, cols = np.flatnonzero(bright.mean(axis=1) > 0.02), np.flatnonzero(bright.mean(axis=0) > 0.02)
     if len(rows) < 8 or len(cols) < 8:
         return rgb

@@ -54,6 +54,7 @@ def decode_side(input_size: int, max_side: int = DECODE_MAX_SIDE) -> int:
     (``training.data``) uses this same rule, so both see the same pixels."""
     return max(max_side, 2 * input_size)
 
+
 CacheLookup = Callable[[str], "EyeResult | None"]
 
 

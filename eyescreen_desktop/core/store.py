@@ -548,7 +548,7 @@ class ClinicStore:
                + (" AND r.op_name = ?" if operating_point else "") + " ORDER BY r.result_id DESC LIMIT 1")
         params = (sha256, model_sha, protocol) + ((operating_point,) if operating_point else ())
         rows = self._query(sql, params)
-        return _eye_result(rows[0]) if rows else None
+        return _eye_result(rows[0], heatmap=True) if rows else None
 
     # ------------------------------------------------------------------ queues
 
@@ -611,14 +611,15 @@ class ClinicStore:
         return rows[0]
 
     def encounter_summary(self, encounter_id: str) -> EncounterSummary:
-        """Everything a referral slip or queue row needs about one visit."""
+        """Everything a referral slip or queue row needs about one visit, heat maps included."""
         self._encounter_row(encounter_id)
-        return self.encounter_summaries([encounter_id])[0]
+        return self.encounter_summaries([encounter_id], heatmaps=True)[0]
 
     def encounters(self, queue: Queue | None = None, state: str | None = None,
-                   since: dt.date | dt.datetime | None = None) -> list[EncounterSummary]:
+                   since: dt.date | dt.datetime | None = None, heatmaps: bool = False) -> list[EncounterSummary]:
         """Queued encounters, most pressing due date first, optionally filtered by
-        (effective) queue, state and start date."""
+        (effective) queue, state and start date; ``heatmaps`` as for
+        :meth:`encounter_summaries`."""
         where, params = ["1 = 1"], []
         if queue is not None:
             where.append("COALESCE(q.override_queue, q.queue) = ?")
@@ -633,7 +634,7 @@ class ClinicStore:
             "SELECT e.encounter_id FROM encounters e JOIN queue_state q USING (encounter_id) "
             f"WHERE {' AND '.join(where)} "
             "ORDER BY COALESCE(q.override_due_date, q.due_date), e.started_at, e.encounter_id", params)
-        return self.encounter_summaries([r[0] for r in rows])
+        return self.encounter_summaries([r[0] for r in rows], heatmaps)
 
     def queue_counts(self, state: str | None = "open") -> dict[Queue, int]:
         """How many encounters wait in each queue (all four queues present)."""
@@ -644,9 +645,11 @@ class ClinicStore:
         counts.update({Queue(r[0]): int(r[1]) for r in rows})
         return counts
 
-    def encounter_summaries(self, encounter_ids: Sequence[str]) -> list[EncounterSummary]:
+    def encounter_summaries(self, encounter_ids: Sequence[str], heatmaps: bool = False) -> list[EncounterSummary]:
         """Summaries of existing encounters in the given order, with three queries per
-        500 encounters (queue views and batch reports list thousands)."""
+        500 encounters (queue views and batch reports list thousands). Stored heat
+        maps are decoded only with ``heatmaps`` (slips want them; a queue view of
+        thousands of eyes would spend ~40 us per eye on them)."""
         if not encounter_ids:
             return []
         out: list[EncounterSummary] = []
@@ -665,7 +668,8 @@ class ClinicStore:
                                  "(SELECT MAX(result_id) FROM results x WHERE x.encounter_image_id = "
                                  "r.encounter_image_id) ORDER BY r.result_id", chunk):
                 results.setdefault(r["encounter_id"], []).append(r)
-            out += [_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, [])) for e in chunk]
+            out += [_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, []), heatmaps)
+                    for e in chunk]
         return out
 
     # ------------------------------------------------------------------ batches (resumable CLI runs)
@@ -815,7 +819,8 @@ def decode_heatmap(blob: bytes | None) -> np.ndarray | None:
     return None if grey is None else grey.astype(np.float32) / 255.0
 
 
-def _eye_result(r: sqlite3.Row) -> EyeResult:
+def _eye_result(r: sqlite3.Row, heatmap: bool = False) -> EyeResult:
+    """The result of one row; its stored heat map decoded only when asked for."""
     status = Status(r["status"])
     probs = json.loads(r["probabilities"]) if r["probabilities"] else None
     prediction = Prediction(tuple(probs), r["p_referable"], r["p_urgent"], r["p_maculopathy"]) if probs else None
@@ -827,7 +832,7 @@ def _eye_result(r: sqlite3.Row) -> EyeResult:
         path=r["link_path"], eye=Eye(r["link_eye"]), status=status, message=r["message"],
         sha256=r["image_sha"] or "", quality=quality, prediction=prediction,
         decision=EyeDecision(Queue(r["queue"]), r["code"], r["finding"], r["grade"]),
-        width=r["width"] or 0, height=r["height"] or 0, heatmap=decode_heatmap(r["heatmap"]),
+        width=r["width"] or 0, height=r["height"] or 0, heatmap=decode_heatmap(r["heatmap"]) if heatmap else None,
     )
 
 
@@ -843,8 +848,8 @@ def _operating_point(r: sqlite3.Row) -> OperatingPoint | None:
     return OperatingPoint(r["op_name"] or "default", v["referable"], v["urgent"], v.get("maculopathy", 0.5))
 
 
-def _summary(enc: sqlite3.Row, patient: Patient, rows: list[sqlite3.Row]) -> EncounterSummary:
-    eyes = tuple(sorted((_eye_result(r) for r in rows), key=lambda e: _EYE_ORDER[e.eye]))
+def _summary(enc: sqlite3.Row, patient: Patient, rows: list[sqlite3.Row], heatmaps: bool) -> EncounterSummary:
+    eyes = tuple(sorted((_eye_result(r, heatmaps) for r in rows), key=lambda e: _EYE_ORDER[e.eye]))
     protocol = get_protocol(enc["protocol"])
     started = _datetime(enc["started_at"]) or dt.datetime.now()
     queue = Queue(enc["override_queue"] or enc["queue"] or patient_queue(eyes).value)

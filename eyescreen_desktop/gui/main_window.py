@@ -414,4 +414,3 @@ class MainWindow(QMainWindow):
         application quits without the window being closed)."""
         self.capture_panel.stop()
         self.engine.stop()
-

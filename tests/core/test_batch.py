@@ -288,8 +288,10 @@ def test_slips_of_a_batch_show_heat_maps_kept_in_the_database(tmp_path, tiny_mod
     assert db_count(tmp_path / "data", "SELECT COUNT(*) FROM results WHERE heatmap IS NOT NULL") == 2
 
     with ClinicStore.open(DataPaths(tmp_path / "data")) as store:
-        summary = store.encounters()[0]
+        summary = store.encounters(heatmaps=True)[0]
+        listed = store.encounters()[0]  # queue views: heat maps stay in the database
     assert all(e.heatmap is not None for e in summary.eyes)
+    assert all(e.heatmap is None for e in listed.eyes)
     plain = dataclasses.replace(summary, eyes=tuple(dataclasses.replace(e, heatmap=None) for e in summary.eyes))
     images = lambda pdf: sum(len(p.images) for p in PdfReader(pdf).pages)  # noqa: E731
     assert images(tmp_path / "out" / "referrals" / "P001.pdf") == images(io.BytesIO(slip_pdf_bytes(plain))) + 2
