@@ -1,0 +1,186 @@
+"""The shipped model's default operating point, chosen on the worst camera.
+
+``python -m eyescreen_desktop.training.worst_camera [--model models/eyescreen-dr]``
+
+Four collections, never a training patient:
+
+* fundus-dr and eyepacs-256: the model's validation patients (``split.csv``);
+* odir-384 and idrid, never seen in training: split by patient (seed 42) into a
+  *calibration* half and a *report* half.
+
+The thresholds come from site calibration's own rule (:mod:`core.calibration`,
+worst collection wins) on the calibration photographs of all four (the
+validation patients of fundus-dr and eyepacs-256, the calibration halves of the
+other two); the table reports every collection's held-out photographs (the
+report halves; for fundus-dr and eyepacs-256 the same validation patients,
+which therefore also chose the point, as for the previous default).
+
+Every photograph goes through the product's path once (quality gate,
+preprocessing, the ONNX model); its probabilities are cached in
+``.cache/worst-camera/`` keyed by the runtime file's SHA-256, so reruns are
+instant and an interrupted run continues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..core import calibration as C
+from ..core.paths import default_model_dir, project_root, shared_datasets_dir
+
+log = logging.getLogger(__name__)
+
+TRAINED_ON = ("fundus-dr", "eyepacs-256")
+UNSEEN = ("odir-384", "idrid")
+SEED = 42
+
+
+def cache_file(runtime_sha256: str) -> Path:
+    """Where the probabilities of one model file are kept (gitignored)."""
+    return project_root() / ".cache" / "worst-camera" / f"predictions-{runtime_sha256[:16]}.csv"
+
+
+def collections(datasets: Path, split_csv: Path) -> dict[str, dict[str, list[C.LabelledEye]]]:
+    """{collection: {"calibrate": eyes, "report": eyes}}, with no training patient anywhere."""
+    with open(split_csv, newline="", encoding="utf-8") as f:
+        part = {row["key"]: row["part"] for row in csv.DictReader(f)}
+    out: dict[str, dict[str, list[C.LabelledEye]]] = {}
+    for name in TRAINED_ON:
+        val = [e for e in C.read_labels(datasets / name / "labels.csv") if part.get(e.key) == "val"]
+        out[name] = {"calibrate": val, "report": val}
+    for name in UNSEEN:
+        eyes = C.read_labels(datasets / name / "labels.csv")
+        if any(e.key in part for e in eyes):
+            raise SystemExit(f"{name} appears in the model's split file: it is not unseen")
+        cal, rep = halves(eyes, SEED)
+        out[name] = {"calibrate": cal, "report": rep}
+    return out
+
+
+def halves(eyes: Sequence[C.LabelledEye], seed: int) -> tuple[list[C.LabelledEye], list[C.LabelledEye]]:
+    """Split by patient into two halves, stratified by the patient's worst label (urgent /
+    referable / neither) so both halves hold their share of the rare urgent eyes."""
+    by_patient: dict[str, list[C.LabelledEye]] = {}
+    for e in eyes:
+        by_patient.setdefault(e.patient, []).append(e)
+    strata: dict[int, list[str]] = {}
+    for patient, its in sorted(by_patient.items()):
+        level = 2 if any(e.urgent for e in its) else 1 if any(e.referable for e in its) else 0
+        strata.setdefault(level, []).append(patient)
+    rng = random.Random(seed)
+    first: set[str] = set()
+    offset = 0
+    for level in sorted(strata):
+        patients = strata[level]
+        rng.shuffle(patients)
+        first.update(p for i, p in enumerate(patients) if (i + offset) % 2 == 0)
+        offset += len(patients)
+    return ([e for e in eyes if e.patient in first], [e for e in eyes if e.patient not in first])
+
+
+def load_cache(path: Path) -> dict[str, tuple[str, float, float]]:
+    """{key: (status, p_referable, p_urgent)} already computed with this model file."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["key"]: (r["status"], _num(r["p_referable"]), _num(r["p_urgent"])) for r in csv.DictReader(f)}
+
+
+def _num(text: str) -> float:
+    return float(text) if text else math.nan
+
+
+def predict_all(model_dir: Path, eyes: Sequence[C.LabelledEye], threads: int = 2) -> list[C.ScreenedEye]:
+    """Every eye screened once through the product path; cached rows are reused."""
+    from ..core.classifier import Classifier
+    from ..core.screening import Screener
+
+    classifier = Classifier.load(model_dir, backend="onnx", threads=threads)
+    path = cache_file(classifier.card.runtime_sha256)
+    cached = load_cache(path)
+    todo = list({e.key: e for e in eyes if e.key not in cached}.values())
+    if todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.is_file()
+        screener = Screener(classifier, decode_workers=1, batch_size=classifier.preferred_batch)
+        t0 = time.time()
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["key", "status", "p_referable", "p_urgent"])
+
+            def progress(done: int, total: int) -> None:
+                if done % 100 == 0 or done == total:
+                    f.flush()
+                    print(f"  screened {done}/{total} ({done / max(time.time() - t0, 1e-9):.1f}/s)", flush=True)
+
+            for s in C.screen_labelled(screener, todo, progress=progress):
+                w.writerow([s.eye.key, s.status, _fmt(s.p_referable), _fmt(s.p_urgent)])
+                cached[s.eye.key] = (s.status, s.p_referable, s.p_urgent)
+    return [C.ScreenedEye(e, *cached[e.key]) for e in eyes]
+
+
+def _fmt(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:.7f}"
+
+
+def worst_camera_point(model_dir: Path, parts: dict[str, dict[str, list[C.LabelledEye]]],
+                       screened: dict[str, C.ScreenedEye], rule: C.Rule = C.Rule(),
+                       n_boot: int = 1000) -> dict[str, object]:
+    """Choose on the calibration photographs of every collection; report on the held-out ones,
+    beside the previous default point and the strict variant (every urgent eye above the
+    urgent threshold)."""
+    from ..core.classifier import read_card
+
+    card = read_card(model_dir)
+    calib = [screened[e.key] for p in parts.values() for e in p["calibrate"]]
+    chosen = C.choose_thresholds(calib, rule)
+    strict = C.choose_thresholds(calib, C.Rule(rule.referable_sensitivity, 1.0, "strict"))
+    old = C.Thresholds(card.operating_point.referable, card.operating_point.urgent)
+    table = {}
+    for name, p in parts.items():
+        held = [screened[e.key] for e in p["report"]]
+        table[name] = {"held_out": "validation patients" if name in TRAINED_ON else "report half",
+                       **{label: C._figures_dict(C.figures(held, t, rule, n_boot, name))
+                          for label, t in (("new", chosen), ("old", old), ("strict", strict))}}
+    return {"rule": rule.text(), "model": C.model_identity(card),
+            "calibration_photographs": {n: len(p["calibrate"]) for n, p in parts.items()},
+            "thresholds": {"new": vars(chosen), "old": vars(old), "strict": vars(strict)},
+            "per_collection": table}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Screen (cached), choose the default on the calibration photographs, print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, default=default_model_dir())
+    ap.add_argument("--datasets", type=Path, default=shared_datasets_dir())
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--predict-only", action="store_true", help="fill the prediction cache and stop")
+    ap.add_argument("--json", type=Path, default=None, help="write the chosen point and the table here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    parts = collections(args.datasets, args.model / "split.csv")
+    every = [e for p in parts.values() for side in ("calibrate", "report") for e in p[side]]
+    for name, p in parts.items():
+        print(f"{name}: calibrate {len(p['calibrate'])} photographs, report {len(p['report'])}")
+    screened = {s.eye.key: s for s in predict_all(args.model, every, args.threads)}
+    if args.predict_only:
+        return 0
+    result = worst_camera_point(args.model, parts, screened)
+    print(json.dumps(result, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
