@@ -1,0 +1,167 @@
+"""The calibration report PDF: what a clinic's operating point rests on, on one or two pages.
+
+A clinic lead signs off thresholds on this page, so it says in words which
+photographs chose them, by which rule, for which model, and what each
+collection gets at that point (sensitivity and specificity with 95% intervals
+from a bootstrap over patients, urgent eyes left in annual, and the specificity
+the worst collection costs each one), with the sensitivity/specificity curves
+as pictures. Built from the reports' shared layout (fonts, header, footer,
+tables, disclaimer) so it looks like every other EyeScreen document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.units import mm
+from reportlab.platypus import Flowable, Image, Spacer, Table, TableStyle
+
+from .calibration import Calibration, Curve, Figures
+from .reports.layout import (
+    P,
+    WARN_BG,
+    WARN_INK,
+    SlipSettings,
+    U,
+    _build_pdf,
+    _disclaimer,
+    _header,
+    _write_atomic,
+    format_datetime,
+)
+from .reports.summary import _table
+
+TITLE = "Site calibration \u2013 operating point"
+
+
+def curve_png(curves: Sequence[Curve], thresholds: dict[str, float], dpi: int = 150) -> bytes:
+    """Sensitivity and specificity against each threshold, with their 95% bands and the
+    chosen threshold marked: one PNG, one panel per decision. Uses matplotlib's object
+    API (no pyplot), so it is safe off the main thread."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.6, 3.1), dpi=dpi)
+    FigureCanvasAgg(fig)
+    for i, c in enumerate(curves):
+        ax = fig.add_subplot(1, len(curves), i + 1)
+        for values, band, colour, label in ((c.sensitivity, c.sensitivity_band, "#B71C1C", "sensitivity"),
+                                            (c.specificity, c.specificity_band, "#1565C0", "specificity")):
+            ax.fill_between(c.thresholds, band[0], band[1], color=colour, alpha=0.18, lw=0)
+            ax.plot(c.thresholds, values, color=colour, lw=1.6, label=label)
+        t = thresholds[c.decision]
+        ax.axvline(t, color="#333333", ls="--", lw=1)
+        ax.annotate(f"chosen {t:.4f}", (t, 0.03), xytext=(4, 0), textcoords="offset points", fontsize=7)
+        ax.set_xscale("log")
+        ax.set(xlabel=f"{c.decision} threshold (p \u2265 threshold flags the eye)", ylim=(0, 1.02),
+               title=f"{c.decision}: eyes flagged at each threshold")
+        ax.title.set_fontsize(9)
+        ax.xaxis.label.set_fontsize(8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, lw=0.5)
+        ax.legend(loc="center left", fontsize=7, frameon=False)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _rate(r: object) -> str:
+    v, lo, hi, hits, total = (getattr(r, k) for k in ("value", "low", "high", "hits", "total"))
+    if total == 0:
+        return "\u2013"
+    return f"<b>{v:.2f}</b> ({lo:.2f}\u2013{hi:.2f})<br/>{hits}/{total}"
+
+
+def _auc(a: tuple[float, float, float]) -> str:
+    return "\u2013" if a[0] != a[0] else f"<b>{a[0]:.3f}</b><br/>({a[1]:.3f}\u2013{a[2]:.3f})"
+
+
+def _figures_rows(rows: Sequence[Figures]) -> list[list[Flowable]]:
+    out = []
+    for f in rows:
+        annual = f'<font color="#B71C1C"><b>{f.urgent_in_annual}</b></font>' if f.urgent_in_annual else "0"
+        out.append([U(f.collection, "cell_bold"), P(f"{f.photographs - f.gated} ({f.gated})", "cell"),
+                    P(_auc(f.referable_auc), "cell"), P(_rate(f.referable_sensitivity), "cell"),
+                    P(_rate(f.referable_specificity), "cell"), P(_rate(f.urgent_sensitivity), "cell"),
+                    P(_rate(f.urgent_specificity), "cell"), P(annual, "cell"),
+                    P(f"{f.specificity_cost:+.2f}".replace("+", "\u2212") if f.specificity_cost > 0.0005
+                      else "none", "cell")])
+    return out
+
+
+def _thresholds_box(c: Calibration, width: float) -> Table:
+    text = (f"<b>Referable threshold: {c.thresholds.referable:.4f}</b> \u00b7 "
+            f"<b>Urgent threshold: {c.thresholds.urgent:.4f}</b><br/>"
+            f"Rule: {escape(c.rule.text())}.")
+    box = Table([[P(text, "body")]], colWidths=[width])
+    box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor("#333333")),
+                             ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#F4F6F7")),
+                             ("LEFTPADDING", (0, 0), (-1, -1), 6), ("TOPPADDING", (0, 0), (-1, -1), 5),
+                             ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
+    return box
+
+
+def _warnings_box(warnings: Sequence[str], width: float) -> list[Flowable]:
+    if not warnings:
+        return []
+    text = "<b>Caution.</b> " + " ".join(escape(w) + "." for w in warnings)
+    box = Table([[P(f'<font color="{WARN_INK}">{text}</font>', "cell")]], colWidths=[width])
+    box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(WARN_BG)),
+                             ("BOX", (0, 0), (-1, -1), 0.6, colors.HexColor(WARN_INK)),
+                             ("LEFTPADDING", (0, 0), (-1, -1), 6)]))
+    return [Spacer(1, 5), box]
+
+
+def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
+    """The report's flowables (exposed for tests and previews)."""
+    width = settings.pagesize[0] - 28 * mm
+    m = c.model
+    intro = (f"Operating point <b>{escape(c.name)}</b>, made {escape(c.created.replace('T', ' ')[:16])} UTC "
+             f"for model <b>{escape(m.get('name', ''))} {escape(m.get('version', ''))}</b> "
+             f"(weights SHA-256 {escape(m.get('weights_sha256', '')[:16])}\u2026), from "
+             f"{sum(s.photographs for s in c.sources)} graded photographs of "
+             f"{sum(s.patients for s in c.sources)} patients screened through EyeScreen's own path "
+             "(quality gate first: photographs it refuses go to review and are not counted below).")
+    src_rows = [[U(s.collection, "cell_bold"), U(Path(s.labels).name, "cell"), P(str(s.photographs), "cell"),
+                 P(str(s.gradable), "cell"), P(str(s.patients), "cell"), P(str(s.referable), "cell"),
+                 P(str(s.urgent), "cell")] for s in c.sources]
+    header = ["Collection", "Gradable (gated)", "Referable AUC (95% CI)", "Referable sensitivity",
+              "Referable specificity", "Urgent sensitivity", "Urgent specificity", "Urgent eyes in annual",
+              "Specificity the worst collection costs"]
+    fr = (0.12, 0.09, 0.12, 0.12, 0.12, 0.11, 0.11, 0.09, 0.12)
+    thresholds = {"referable": c.thresholds.referable, "urgent": c.thresholds.urgent}
+    png = curve_png(c.curves, thresholds)
+    story: list[Flowable] = [
+        _header(settings, TITLE, width), Spacer(1, 4), P(intro, "body"), Spacer(1, 6), _thresholds_box(c, width),
+        *_warnings_box(c.warnings, width),
+        P("What each collection gets at this point", "h2"),
+        _table(header, _figures_rows([*c.per_collection, c.overall] if len(c.per_collection) > 1
+                                     else list(c.per_collection)), [width * f for f in fr]),
+        P("Sensitivity and specificity in brackets: 95% interval from a bootstrap over patients (both eyes of a "
+          "person drawn together), then eyes found / eyes. An eye counts as referred when either threshold fires. "
+          "The last column is the referable specificity lost against the same rule applied to that collection "
+          "alone.", "small"),
+        P("Curves", "h2"),
+        Image(io.BytesIO(png), width=width, height=width * 3.1 / 7.6),
+        P("Shaded: 95% band from a bootstrap over patients. Dashed: the chosen threshold. For the referable "
+          "curve the urgent threshold stays at its chosen value (an urgent eye is always referred).", "small"),
+        P("Photographs used", "h2"),
+        _table(["Collection", "Labels file", "Photographs", "Gradable", "Patients", "Referable eyes",
+                "Urgent eyes"], src_rows, [width * f for f in (0.16, 0.32, 0.11, 0.1, 0.1, 0.11, 0.1)]),
+        Spacer(1, 10), _disclaimer(width),
+    ]
+    return story
+
+
+def write_calibration_report(c: Calibration, path: Path, settings: SlipSettings | None = None) -> Path:
+    """Write the calibration report PDF to ``path`` (atomically)."""
+    settings = settings or SlipSettings()
+    footer = f"EyeScreen site calibration \u00b7 {c.name} \u00b7 printed {format_datetime(dt.datetime.now())}"
+    return _write_atomic(_build_pdf(calibration_story(c, settings), settings, TITLE, footer), Path(path))
+
