@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("eyescreen_desktop.core.export_cli", "export slips, queues (CSV) or FHIR from the clinic database"),
     "train": ("eyescreen_desktop.training.train", "train a grading model by transfer learning"),
     "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
+    "calibrate": ("eyescreen_desktop.core.calibrate_cli",
+                  "choose this clinic's operating point on its own graded photographs"),
     "bench": ("eyescreen_desktop.bench", "measure screening speed and memory"),
     "gui": ("eyescreen_desktop.gui.app", "open the desktop window"),
 }

@@ -47,11 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
+from .calibration import CalibrationError, load_operating_point
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, verify_file
 from .imageio import discover
 from .paths import data_paths, default_model_dir
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, patient_queue
-from .records import EncounterSummary, Eye, EyeResult, ModelInfo, Patient, Queue, Status
+from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
 from .screening import ScreenItem, Screener
 from .store import BatchFileRow, ClinicStore, StoreError
 
@@ -209,10 +210,13 @@ def plan_files(roots: Sequence[Path], listed: dict[str, PatientRow] | None = Non
     return files
 
 
-def batch_key(roots: Sequence[Path], protocol: str, model_sha: str) -> str:
-    """The batch's identity: the same inputs, protocol and model are the same batch."""
-    blob = json.dumps({"inputs": sorted(str(r) for r in roots), "protocol": protocol, "model": model_sha},
-                      sort_keys=True)
+def batch_key(roots: Sequence[Path], protocol: str, model_sha: str, op: OperatingPoint | None = None) -> str:
+    """The batch's identity: the same inputs, protocol, model (and a clinic's own
+    thresholds, when chosen) are the same batch."""
+    ident = {"inputs": sorted(str(r) for r in roots), "protocol": protocol, "model": model_sha}
+    if op is not None:  # only then, so batches at the model's own points keep their keys
+        ident["thresholds"] = [op.referable, op.urgent]
+    blob = json.dumps(ident, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -249,14 +253,16 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
               model: Path | str | Classifier | None = None, data_dir: Path | str | None = None,
               protocol: str = DEFAULT_PROTOCOL, pdf: bool = True, progress: Progress | None = None,
               backend: str = "auto", user: str | None = None, batch_size: int | None = None,
-              decode_workers: int | None = None, store: ClinicStore | None = None) -> BatchReport:
+              decode_workers: int | None = None, store: ClinicStore | None = None,
+              operating_point: OperatingPoint | str | None = None) -> BatchReport:
     """Screen the inputs into the clinic database and write the outputs.
 
     ``model`` is a model folder (default: the shipped model) or an already loaded
     Classifier. ``store`` is an open ClinicStore to use (the GUI's; left open),
     else the one under ``data_dir`` is opened and closed. ``batch_size`` and
     ``decode_workers`` default to the classifier's preferred batch and
-    :func:`pipeline_threads`. Raises BatchUsageError,
+    :func:`pipeline_threads`. ``operating_point``: a clinic's own (from
+    ``eyescreen calibrate``), a name in the model card, or None for its default. Raises BatchUsageError,
     ModelError or StoreError before any file is screened when the command cannot
     run; a bad photograph never raises. An exception from ``progress`` (e.g. a
     cancel button) stops the run; what was committed stays and a rerun resumes.
@@ -268,7 +274,8 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
     files = plan_files(roots, listed)
     model_path = None if _is_classifier(model) else Path(model or default_model_dir())
     info: ModelInfo = model.info if model_path is None else _checked_model(model_path)
-    key = batch_key(roots, proto.name, info.sha256)
+    key = batch_key(roots, proto.name, info.sha256, operating_point if isinstance(operating_point, OperatingPoint)
+                    else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _store(store, data_dir) as store:
@@ -278,11 +285,11 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
         todo = [f for f in files if f.file not in done]
         if todo:  # a finished batch run again only rewrites its outputs: no model loading
             classifier = model if model_path is None else load_for_batch(model_path, backend)
-            screener = Screener(classifier, proto, batch_size=batch_size or classifier.preferred_batch,
+            screener = Screener(classifier, proto, operating_point, batch_size=batch_size or classifier.preferred_batch,
                                 decode_workers=decode_workers or pipeline_threads()[0],
                                 heatmaps=pdf)  # the slips show where the network looked
-            op_name = screener.operating_point.name
-            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op_name)
+            op = screener.operating_point  # the cache keys on its thresholds, not its name
+            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op)
             _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user)
         summaries = _finish_encounters(store, key, proto, user)
         store.finish_batch(key, user)
@@ -602,6 +609,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pdf", action="store_true", help="skip referral slips and the summary PDF")
     parser.add_argument("--backend", default="auto", choices=("auto", "keras", "onnx"),
                         help="inference runtime (auto: ONNX when the model ships one)")
+    parser.add_argument("--operating-point", type=Path, metavar="OP.json",
+                        help="this clinic's operating point from `eyescreen calibrate` (default: the model's)")
+
+
+def site_operating_point(path: Path, model: Path | None = None) -> OperatingPoint:
+    """A clinic's operating point file, refused when it was calibrated for other weights."""
+    op = load_operating_point(path)
+    op.check_model(read_card(Path(model or default_model_dir())))
+    return op.operating_point
 
 
 def run(args: argparse.Namespace) -> int:
@@ -610,9 +626,13 @@ def run(args: argparse.Namespace) -> int:
     output folder cannot be used (what was committed stays; run it again)."""
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
+        op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
         report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
                            data_dir=args.data_dir, protocol=args.protocol, pdf=not args.no_pdf,
-                           progress=bar, backend=args.backend)
+                           progress=bar, backend=args.backend, operating_point=op)
+    except CalibrationError as exc:
+        print(f"eyescreen screen: {exc}", file=sys.stderr)
+        return 2
     except (BatchUsageError, ModelError, StoreError, OSError) as exc:
         code = 2 if isinstance(exc, BatchUsageError) else 3 if isinstance(exc, ModelError) else 4
         print(f"eyescreen screen: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -35,6 +35,7 @@ import numpy as np
 
 from .classifier import ModelError
 from .fundus import assess_quality, find_field_of_view
+from .heatmap import heatmap_to_show
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
 from .preprocess import PREPROCESSING_ID, preprocess
 from .protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
@@ -254,9 +255,11 @@ class Screener:
                                    width=p.width, height=p.height)
             else:
                 prediction, heatmap = outputs.get(id(p), (None, None))
-                yield decide(str(p.item.path), p.item.eye, p.quality, prediction, self.protocol,
-                             self.operating_point, sha256=p.sha256, width=p.width, height=p.height,
-                             heatmap=heatmap, message=failure if p.tensor is not None else "")
+                result = decide(str(p.item.path), p.item.eye, p.quality, prediction, self.protocol,
+                                self.operating_point, sha256=p.sha256, width=p.width, height=p.height,
+                                message=failure if p.tensor is not None else "")
+                # heat maps only on the retina, and only for an eye found referable
+                yield replace(result, heatmap=heatmap_to_show(heatmap, p.tensor, result.queue))
 
     def _predict(self, gradable: Sequence[Prepared]) -> tuple[dict[int, tuple[Prediction, Any]], str]:
         """{id(prepared): (prediction, heatmap)}, or ({}, message) when the model failed."""

@@ -38,6 +38,7 @@ from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Sp
 from ... import __version__
 from .. import imageio
 from ..fundus import channel_max
+from ..heatmap import NO_AREA_TEXT
 from ..paths import resources_dir
 from ..protocol import PROTOCOLS
 from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
@@ -592,6 +593,8 @@ def _eye_pictures(result: EyeResult, width: float, settings: SlipSettings) -> Fl
     heat = heatmap_overlay(photo, result.heatmap) if (settings.show_heatmaps and result.heatmap is not None) else None
     pictures = [trim_black(photo)] + ([heat] if heat is not None else [])
     captions = ["Photograph"] + (["Heat map: where the model saw signs of disease"] if heat is not None else [])
+    if heat is None and settings.show_heatmaps and result.status is Status.OK:
+        captions[0] = f"Photograph. {NO_AREA_TEXT}"  # maps are kept only for referred eyes
     gap = 8.0 if heat is not None else 0.0
     aspects = [p.shape[1] / p.shape[0] for p in pictures]
     height = min(42 * mm, (width - gap - 2 * len(pictures)) / sum(aspects))

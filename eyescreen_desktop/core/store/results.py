@@ -54,17 +54,26 @@ class ResultStore(PatientStore, ImageStore):
             return result_id
 
     def result_for(self, sha256: str, model_sha: str, protocol: str,
-                   operating_point: str | None = None) -> EyeResult | None:
+                   operating_point: OperatingPoint | str | None = None) -> EyeResult | None:
         """The newest result for this photograph by this model and protocol (and
-        operating point, when named), so a photograph seen before need not be
-        graded again; None when there is none. ERROR results are never reused:
+        operating point, when given), so a photograph seen before need not be
+        graded again; None when there is none. An OperatingPoint matches on its
+        thresholds, not its name: a clinic's recalibrated point keeps its name but
+        must not reuse queues decided at the old thresholds (a str still matches
+        the name, for callers that only have one). ERROR results are never reused:
         their cause (a failed read, a model failure) may have gone away."""
         if not sha256:
             return None
+        where, extra = "", ()
+        if isinstance(operating_point, OperatingPoint):
+            where = (" AND json_extract(r.operating_point, '$.referable') = ?"
+                     " AND json_extract(r.operating_point, '$.urgent') = ?")
+            extra = (float(operating_point.referable), float(operating_point.urgent))
+        elif operating_point:
+            where, extra = " AND r.op_name = ?", (operating_point,)
         sql = (_RESULT_SELECT + " WHERE i.sha256 = ? AND r.model_sha = ? AND r.protocol = ? AND r.status != 'error'"
-               + (" AND r.op_name = ?" if operating_point else "") + " ORDER BY r.result_id DESC LIMIT 1")
-        params = (sha256, model_sha, protocol) + ((operating_point,) if operating_point else ())
-        rows = self._query(sql, params)
+               + where + " ORDER BY r.result_id DESC LIMIT 1")
+        rows = self._query(sql, (sha256, model_sha, protocol) + extra)
         return _eye_result(rows[0], heatmap=True) if rows else None
 
     def finish_encounter(self, encounter_id: str, queue: Queue, due_date: dt.date,

@@ -1,0 +1,104 @@
+"""``eyescreen calibrate``: choose this clinic's operating point on its own graded photographs.
+
+``eyescreen calibrate --data LABELS.csv [--data ...] --out OP.json [--report REPORT.pdf]
+[--model PATH] [--name NAME] [--min-eyes N] [--urgent-sensitivity S]``
+
+Screens every listed photograph through the product's path (quality gate,
+preprocessing, the ONNX model), chooses the thresholds by the rule in
+:class:`core.calibration.Rule` (every labels file counts as a collection; the
+worst one wins), writes the operating point file and the calibration report
+PDF beside it, and prints the per-collection table. Use the result with
+``eyescreen screen --operating-point OP.json`` or the window's Settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import calibration as C
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``eyescreen calibrate``."""
+    parser.add_argument("--data", type=Path, action="append", required=True, metavar="LABELS.csv",
+                        help="the clinic's graded photographs: a CSV with file and icdr_grade (or referable and "
+                             "urgent) columns; repeat for each camera or site")
+    parser.add_argument("--out", type=Path, required=True, metavar="OP.json", help="operating point file to write")
+    parser.add_argument("--report", type=Path, default=None, metavar="PDF",
+                        help="calibration report (default: beside --out, same name with .pdf)")
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--name", default=None, help="name of the operating point (default: the file's name)")
+    parser.add_argument("--min-eyes", type=int, default=C.MIN_EYES,
+                        help=f"refuse fewer gradable eyes than this (default {C.MIN_EYES})")
+    parser.add_argument("--referable-sensitivity", type=float, default=C.Rule.referable_sensitivity)
+    parser.add_argument("--urgent-sensitivity", type=float, default=C.Rule.urgent_sensitivity,
+                        help="urgent queue target per collection; 1.0 = no urgent eye below the urgent threshold")
+    parser.add_argument("--backend", default="auto", choices=("auto", "keras", "onnx"))
+
+
+def run_calibration(labels: Sequence[Path], model_dir: Path | None = None, name: str = "clinic",
+                    rule: C.Rule = C.Rule(), min_eyes: int = C.MIN_EYES, backend: str = "auto",
+                    classifier: object | None = None,
+                    progress: C.Progress | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> C.Calibration:
+    """Read, screen and calibrate: the work behind the command and the window's Settings.
+    Pass a loaded ``classifier`` to reuse it (the window's worker owns one)."""
+    from .classifier import Classifier
+    from .paths import default_model_dir
+    from .screening import Screener
+
+    eyes = [e for path in labels for e in C.read_labels(Path(path))]
+    if len(eyes) < min_eyes:
+        raise C.CalibrationError(f"the labels list {len(eyes)} photographs: a calibration needs at least "
+                                 f"{min_eyes} graded eyes (a few hundred is better)")
+    model = classifier or Classifier.load(model_dir or default_model_dir(), backend=backend)
+    screener = Screener(model, decode_workers=2, batch_size=getattr(model, "preferred_batch", 8))
+    screened = C.screen_labelled(screener, eyes, progress, cancelled)
+    if len(screened) < len(eyes):
+        raise C.CalibrationError("calibration cancelled: nothing was written")
+    return C.calibrate(screened, C.model_identity(model.card), C.describe_sources(labels, screened), rule,
+                       name, min_eyes)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Calibrate, write OP.json and the report, print the table."""
+    from .calibration_report import write_calibration_report
+
+    out: Path = args.out
+    report = args.report or out.with_suffix(".pdf")
+    rule = C.Rule(args.referable_sensitivity, args.urgent_sensitivity)
+    t0 = time.time()
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"\r  screened {done}/{total}", end="" if done < total else "\n", flush=True)
+
+    try:
+        c = run_calibration(args.data, args.model, args.name or out.stem, rule, args.min_eyes, args.backend,
+                            progress=progress)
+    except C.CalibrationError as exc:
+        print(f"eyescreen calibrate: {exc}", file=sys.stderr)
+        return 2
+    C.write_operating_point(c, out)
+    write_calibration_report(c, report)
+    print(summary_text(c))
+    print(f"wrote {out} and {report} in {time.time() - t0:.0f} s; use it with "
+          f"`eyescreen screen --operating-point {out}` or the window's Settings")
+    return 0
+
+
+def summary_text(c: C.Calibration) -> str:
+    """The thresholds, the warnings and one line per collection, for the terminal."""
+    lines = [f"referable threshold {c.thresholds.referable:.6f}, urgent threshold {c.thresholds.urgent:.6f}",
+             f"rule: {c.rule.text()}", *[f"caution: {w}" for w in c.warnings],
+             f"{'collection':<16} {'gradable':>8} {'ref AUC':>8} {'ref sens':>9} {'ref spec':>9} "
+             f"{'urg sens':>9} {'urgent in annual':>17} {'spec cost':>10}"]
+    for f in (*c.per_collection, c.overall):
+        lines.append(f"{f.collection:<16} {f.photographs - f.gated:>8} {f.referable_auc[0]:>8.3f} "
+                     f"{f.referable_sensitivity.value:>9.3f} {f.referable_specificity.value:>9.3f} "
+                     f"{f.urgent_sensitivity.value:>9.3f} {f.urgent_in_annual:>17} {f.specificity_cost:>10.3f}")
+    return "\n".join(lines)
