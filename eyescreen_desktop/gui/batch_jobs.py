@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from ..core.batch import batch_key, patient_and_eye, resolve_inputs, run_batch
 from ..core.protocol import Protocol, get_protocol, patient_queue
-from ..core.records import Eye, EyeResult, ModelInfo
+from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
 from ..core.screening import Screener, ScreenItem
 from .worker import BatchCancelled, BatchContext, newest_per_eye
 
@@ -52,15 +52,18 @@ def queue_encounters(store: Any, encounter_ids: Sequence[str], protocol: Protoco
 
 
 def folder_job(folder: Path, out_dir: Path, protocol: str = "icdr-ada", pdf: bool = True,
-               user: str | None = None) -> Job:
-    """A job screening ``folder`` into the store and ``out_dir`` (a BatchReport back)."""
+               user: str | None = None, operating_point: OperatingPoint | str | None = None) -> Job:
+    """A job screening ``folder`` into the store and ``out_dir`` (a BatchReport back), at the
+    clinic's chosen ``operating_point`` (None: the model card's default)."""
 
     def job(ctx: BatchContext) -> Any:
         try:
             return run_batch([folder], out_dir, model=ctx.classifier, protocol=protocol, pdf=pdf,
-                             progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1)
+                             progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1,
+                             operating_point=operating_point)
         except BatchCancelled:
-            key = batch_key(resolve_inputs([folder]), protocol, ctx.classifier.info.sha256)
+            key = batch_key(resolve_inputs([folder]), protocol, ctx.classifier.info.sha256,
+                            operating_point if isinstance(operating_point, OperatingPoint) else None)
             queue_encounters(ctx.store, ctx.store.batch_encounters(key), get_protocol(protocol), user)
             raise
 
@@ -83,7 +86,7 @@ def file_patient(folder: Path, path: Path) -> tuple[str, str, Eye]:
 
 
 def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ada",
-                   operating_point: str | None = None, user: str | None = None,
+                   operating_point: OperatingPoint | str | None = None, user: str | None = None,
                    today: Callable[[], dt.date] = dt.date.today) -> Job:
     """A job screening new ``files`` of the watched ``folder`` (a HotFolderOutcome back)."""
 

@@ -206,6 +206,18 @@ class BatchPanel(QWidget):
         if folder:
             edit.setText(folder)
 
+    def _operating_point(self) -> Any:
+        """The clinic's chosen operating point, or False (said why) when it is refused
+        for this model: then nothing is screened."""
+        from ..core.calibration import CalibrationError
+
+        chosen = getattr(self.settings, "chosen_operating_point", None)
+        try:
+            return chosen(self.engine.card) if chosen else (getattr(self.settings, "operating_point", "") or None)
+        except CalibrationError as exc:
+            self._say("error", "Operating point refused", f"{exc}. Nothing was screened.")
+            return False
+
     def _protocol(self) -> str:
         return getattr(self.settings, "protocol", "") or DEFAULT_PROTOCOL
 
@@ -239,7 +251,9 @@ class BatchPanel(QWidget):
         self.folder_edit.setText(str(folder))
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path(self.paths.reports) / "batches" / f"{folder.name or 'batch'}-{stamp}"
-        job = folder_job(folder, out, self._protocol(), self.pdf_box.isChecked())
+        if (op := self._operating_point()) is False:
+            return None
+        job = folder_job(folder, out, self._protocol(), self.pdf_box.isChecked(), operating_point=op)
         self._folder_rid = self.engine.run_batch(job)
         self._done, self._total = 0, 0
         self.progress.setRange(0, 0)  # busy until the first progress report
@@ -366,8 +380,10 @@ class BatchPanel(QWidget):
     def _start_hot_job(self) -> None:
         if self._hot_rid is not None or not self._hot_pending or self.watcher.folder is None:
             return
+        if (operating_point := self._operating_point()) is False:
+            self.stop_watching()
+            return
         files, self._hot_pending = self._hot_pending, []
-        operating_point = getattr(self.settings, "operating_point", "") or None
         self._hot_rid = self.engine.run_batch(
             hot_folder_job(self.watcher.folder, files, self._protocol(), operating_point))
         self.watch_status.setText(f"Screening {len(files)} new photograph(s)…")

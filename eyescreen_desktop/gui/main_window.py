@@ -233,9 +233,19 @@ class MainWindow(QMainWindow):
             self.patient_panel.id_edit.setFocus()
         return patient
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self) -> dict[str, Any] | None:
+        """Where the results go and how they are decided; None (said why) when the clinic's
+        operating point cannot be used with this model."""
+        from ..core.calibration import CalibrationError
+
+        try:
+            op = self.settings.chosen_operating_point(self.engine.card)
+        except CalibrationError as exc:
+            self.messages.error("Operating point refused", f"{exc}\n\nNothing was screened. Calibrate again "
+                                "in File > Settings, or clear the clinic's operating point there.")
+            return None
         return {"visit": self.visit, "encounter_id": self.encounter_id, "protocol": self.settings.protocol,
-                "operating_point": self.settings.operating_point or None}
+                "operating_point": op}
 
     def screen_paths(self, paths: Iterable[Path]) -> int | None:
         """Screen photograph files for the patient in the form; returns the request ID."""
@@ -244,24 +254,24 @@ class MainWindow(QMainWindow):
         if folders:
             self._offer_batch(folders[0])
             files = [p for p in files if not p.is_dir()]
-        if not files or (patient := self._patient_or_ask()) is None:
+        if not files or (patient := self._patient_or_ask()) is None or (options := self._options()) is None:
             return None
         items = [ScreenItem(p, eye_from_name(p)) for p in files]
         for item in items:
             self.result_view.set_pending(item.eye)
         self.tabs.setCurrentWidget(self.result_view)
-        rid = self.engine.screen_files(items, patient, **self._options())
+        rid = self.engine.screen_files(items, patient, **options)
         self._requests.add(rid)
         return rid
 
     @Slot(object, object)
     def screen_frame(self, rgb: Any, eye: Eye) -> int | None:
         """Keep and screen a camera capture for the patient in the form."""
-        if (patient := self._patient_or_ask()) is None:
+        if (patient := self._patient_or_ask()) is None or (options := self._options()) is None:
             return None
         self.result_view.set_pending(eye)
         self.tabs.setCurrentWidget(self.result_view)
-        rid = self.engine.screen_frame(rgb, eye, patient, **self._options())
+        rid = self.engine.screen_frame(rgb, eye, patient, **options)
         self._requests.add(rid)
         return rid
 

@@ -63,6 +63,9 @@ class Settings:
                        tuple(PROTOCOLS))
     operating_point = Setting("screening/operating_point", "",
                               "operating point name from the model card ('' = the card's default)")
+    site_operating_point = Setting("screening/site_operating_point", "",
+                                   "this clinic's operating point file from a calibration on its own graded "
+                                   "photographs ('' = use the model card's operating point above)")
     model_folder = Setting("screening/model_folder", "", "model folder ('' = the model shipped with EyeScreen)")
     clinic_name = Setting("slip/clinic_name", "", "clinic name printed at the top of referral slips")
     clinic_address = Setting("slip/clinic_address", "", "clinic address printed under the name")
@@ -111,6 +114,21 @@ class Settings:
     def sync(self) -> None:
         """Write pending changes to disk now."""
         self.qsettings.sync()
+
+    def chosen_operating_point(self, card: Any = None) -> Any:
+        """What desk screening, folder batches and the hot folder screen with: the clinic's
+        calibrated point when one is set (an OperatingPoint; raises CalibrationError when it
+        was calibrated for other weights than ``card``'s, or the file is unusable), else the
+        model card's point by name (None = the card's default). Without ``card`` (model not
+        loaded yet) the card of the configured model folder is read for the check."""
+        if not self.site_operating_point:
+            return self.operating_point or None
+        from ..core.calibration import load_operating_point
+        from ..core.classifier import read_card
+        from ..core.paths import default_model_dir
+
+        card = card or read_card(Path(self.model_folder) if self.model_folder else default_model_dir())
+        return load_operating_point(Path(self.site_operating_point), card).operating_point
 
     def slip_settings(self) -> Any:
         """The reports module's ``SlipSettings`` built from these preferences (only

@@ -33,7 +33,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..core.classifier import Classifier, ModelCard, ModelError
 from ..core.protocol import get_protocol, patient_queue
-from ..core.records import EncounterSummary, Eye, EyeResult, Patient, Status
+from ..core.records import EncounterSummary, Eye, EyeResult, OperatingPoint, Patient, Status
 from ..core.screening import Screener, ScreenItem
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class ScreenRequest:
     visit: str = ""
     encounter_id: str | None = None
     protocol: str = "icdr-ada"
-    operating_point: str | None = None
+    operating_point: OperatingPoint | str | None = None
     heatmaps: bool = True
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
@@ -74,7 +74,7 @@ class FrameRequest:
     visit: str = ""
     encounter_id: str | None = None
     protocol: str = "icdr-ada"
-    operating_point: str | None = None
+    operating_point: OperatingPoint | str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
@@ -445,7 +445,7 @@ class ScreeningEngine(QObject):
 
     def screen_files(self, items: Sequence[ScreenItem], patient: Patient | None = None, visit: str = "",
                      encounter_id: str | None = None, protocol: str = "icdr-ada",
-                     operating_point: str | None = None, heatmaps: bool = True) -> int:
+                     operating_point: OperatingPoint | str | None = None, heatmaps: bool = True) -> int:
         """Screen files (saved to ``patient``'s visit when given); returns the request ID."""
         rid, flag = self._new_id()
         self._filesRequested.emit(ScreenRequest(rid, tuple(items), patient, visit, encounter_id, protocol,
@@ -454,7 +454,7 @@ class ScreeningEngine(QObject):
 
     def screen_frame(self, rgb: np.ndarray, eye: Eye, patient: Patient | None = None, visit: str = "",
                      encounter_id: str | None = None, protocol: str = "icdr-ada",
-                     operating_point: str | None = None) -> int:
+                     operating_point: OperatingPoint | str | None = None) -> int:
         """Keep and screen a camera frame; returns the request ID."""
         rid, flag = self._new_id()
         self._frameRequested.emit(FrameRequest(rid, np.array(rgb, copy=True), Eye(eye), patient, visit,
