@@ -48,7 +48,7 @@ _EYE_WORDS = {"l": Eye.LEFT, "left": Eye.LEFT, "os": Eye.LEFT, "r": Eye.RIGHT, "
 Progress = Callable[[int, int], None]      # (photographs done, photographs in all)
 
 
-class CalibrationError(Exception):
+class CalibrationError(ValueError):
     """A calibration that cannot be made or an operating point file that cannot be used;
     the message names the file and says what to do."""
 

@@ -369,7 +369,8 @@ class MainWindow(QMainWindow):
         """The Settings dialog (window-modal)."""
         from .settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.settings, self.engine.card, self)
+        dialog = SettingsDialog(self.settings, self.engine.card, self, engine=self.engine,
+                                calibration_folder=self.paths.root / "calibration")
         dialog.accepted.connect(lambda: setattr(self.result_view, "protocol_name", self.settings.protocol))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()

@@ -2,7 +2,10 @@
 
 Every field maps to one declared setting; OK writes them all, Cancel none. The
 operating points offered are the ones the loaded model card declares, so a
-clinic can only choose thresholds that were validated for that model.
+clinic can only choose thresholds that were validated for that model, or the
+clinic's own, calibrated on its graded photographs ("Calibrate on this clinic's
+graded photographs", :mod:`.calibration_dialog`); a calibrated point made for
+other weights is shown as refused.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -55,15 +59,77 @@ class PathField(QWidget):
         return self.edit.text().strip()
 
 
+class SiteOperatingPointField(QWidget):
+    """The clinic's calibrated operating point: what it is, and buttons to calibrate,
+    choose a saved file or go back to the model card's point."""
+
+    def __init__(self, path: str, card: Any, engine: Any, folder: Path | None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.card, self.engine, self.folder = card, engine, folder
+        self.path = path
+        self.summary = QLabel(wordWrap=True)
+        self.calibrate = QPushButton("Calibrate on this clinic's graded photographs…")
+        self.calibrate.setEnabled(engine is not None and folder is not None)
+        self.calibrate.setToolTip("Screen photographs your graders have graded and choose thresholds that hold "
+                                  "on each of your cameras (needs about 100 graded eyes or more)")
+        choose, clear = QPushButton("Use a saved file…"), QPushButton("Clear")
+        self.calibrate.clicked.connect(self.open_calibration)
+        choose.clicked.connect(self._choose)
+        clear.clicked.connect(lambda: self.set_path(""))
+        buttons = QHBoxLayout()
+        for b in (self.calibrate, choose, clear):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.summary)
+        box.addLayout(buttons)
+        self.set_path(path)
+
+    def set_path(self, path: str) -> None:
+        """Show what ``path`` holds (or why it cannot be used with this model)."""
+        from ..core.calibration import CalibrationError, load_operating_point
+
+        self.path = path
+        if not path:
+            self.summary.setText("None: the model card's operating point above is used.")
+            return
+        try:
+            op = load_operating_point(Path(path), self.card)
+        except CalibrationError as exc:
+            self.summary.setText(f"<b>Refused:</b> {exc}")
+            return
+        self.summary.setText(f"<b>{op.name}</b>: referable ≥ {op.referable:.4f}, urgent ≥ {op.urgent:.4f} "
+                             f"(calibrated {op.created[:10]}). Used for desk screening, folder batches and the "
+                             "hot folder.")
+
+    def open_calibration(self) -> Any:
+        """Open the calibration dialog (returned, so tests can drive it)."""
+        from .calibration_dialog import CalibrationDialog
+
+        dialog = CalibrationDialog(self.engine, self.folder, self)
+        dialog.chosen.connect(self.set_path)
+        dialog.open()
+        return dialog
+
+    def _choose(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose an operating point file", str(self.folder or ""),
+                                              "Operating point (*.json)")
+        if path:
+            self.set_path(path)
+
+
 class SettingsDialog(QDialog):
     """Edit the clinic's preferences; ``card`` (the loaded ModelCard, or None)
-    supplies the operating points to choose from."""
+    supplies the operating points to choose from; ``engine`` (the screening engine)
+    and ``calibration_folder`` let the clinic calibrate its own."""
 
-    def __init__(self, settings: Settings, card: Any = None, parent: QWidget | None = None):
+    def __init__(self, settings: Settings, card: Any = None, parent: QWidget | None = None,
+                 engine: Any = None, calibration_folder: Path | None = None):
         super().__init__(parent)
         self.settings = settings
         self.setWindowTitle("EyeScreen settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(640)
         self.protocol = QComboBox()
         for name, protocol in PROTOCOLS.items():
             self.protocol.addItem(protocol.title, name)
@@ -75,6 +141,8 @@ class SettingsDialog(QDialog):
         if settings.operating_point and self.operating_point.findData(settings.operating_point) < 0:
             self.operating_point.addItem(f"{settings.operating_point} (not in this model)", settings.operating_point)
         self.operating_point.setCurrentIndex(max(0, self.operating_point.findData(settings.operating_point)))
+        self.site_operating_point = SiteOperatingPointField(settings.site_operating_point, card, engine,
+                                                            calibration_folder)
         self.clinic_name = QLineEdit(settings.clinic_name, placeholderText="printed at the top of each slip")
         self.clinic_address = QPlainTextEdit(settings.clinic_address)
         self.clinic_address.setFixedHeight(70)
@@ -92,6 +160,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         form.addRow("Protocol:", self.protocol)
         form.addRow("Operating point:", self.operating_point)
+        form.addRow("Clinic's own point:", self.site_operating_point)
         form.addRow("Clinic name:", self.clinic_name)
         form.addRow("Clinic address:", self.clinic_address)
         form.addRow("Logo on slips:", self.logo)
@@ -112,6 +181,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         s.protocol = self.protocol.currentData()
         s.operating_point = self.operating_point.currentData()
+        s.site_operating_point = self.site_operating_point.path
         s.clinic_name = self.clinic_name.text().strip()
         s.clinic_address = self.clinic_address.toPlainText().strip()
         s.clinic_logo = self.logo.text()

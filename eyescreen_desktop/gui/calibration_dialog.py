@@ -1,0 +1,208 @@
+""""Calibrate on this clinic's graded photographs": the window's face of ``eyescreen calibrate``.
+
+The nurse or clinic lead picks one or more labels CSVs (one per camera or
+site), presses Calibrate, and watches the photographs go through the one
+screening worker (the model is never touched from the GUI thread). The result
+shows the thresholds, how each collection fares and any caution; the operating
+point file and its report PDF are saved in the data folder, and "Use this
+operating point" makes desk screening, folder batches and the hot folder use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import calibration as C
+from ..core.calibrate_cli import run_calibration, summary_text
+
+log = logging.getLogger(__name__)
+
+
+def calibration_job(labels: list[Path], out: Path, min_eyes: int) -> Any:
+    """A worker job: screen, calibrate, write OP.json and its report; returns (Calibration, OP path)."""
+
+    def job(ctx: Any) -> tuple[C.Calibration, Path]:
+        from ..core.calibration_report import write_calibration_report
+
+        c = run_calibration(labels, name=out.stem, min_eyes=min_eyes, classifier=ctx.classifier,
+                            progress=lambda done, total: ctx.progress(done, total, "photographs"),
+                            cancelled=ctx.cancelled)
+        C.write_operating_point(c, out)
+        write_calibration_report(c, out.with_suffix(".pdf"))
+        return c, out
+
+    return job
+
+
+class CalibrationDialog(QDialog):
+    """Choose labels CSVs, calibrate on the worker, show and keep the result.
+    ``chosen(path)`` is emitted when the clinic decides to use the new point."""
+
+    chosen = Signal(str)
+
+    def __init__(self, engine: Any, folder: Path, parent: QWidget | None = None, min_eyes: int = C.MIN_EYES):
+        super().__init__(parent)
+        self.engine, self.folder = engine, Path(folder)
+        self.rid: int | None = None
+        self.result_path: Path | None = None
+        self.setWindowTitle("Calibrate on this clinic's graded photographs")
+        self.setMinimumSize(720, 520)
+        self.labels = QListWidget()
+        self.min_eyes = QSpinBox(minimum=10, maximum=100000, value=min_eyes)
+        self.progress = QProgressBar(visible=False)
+        self.status = QLabel("Add the labels file(s) of photographs your graders have graded (columns: file and "
+                             "icdr_grade, or referable and urgent). One file per camera or site: the thresholds "
+                             "must hold on each.", wordWrap=True)
+        self.result = QPlainTextEdit(readOnly=True)
+        self.result.setFont(QFont("monospace", 9))
+        self.add_button, self.remove_button = QPushButton("Add labels file…"), QPushButton("Remove")
+        self.run_button, self.use_button = QPushButton("Calibrate"), QPushButton("Use this operating point")
+        self.close_button = QPushButton("Close")
+        self.use_button.setEnabled(False)
+        self._wire()
+        self._layout()
+
+    def _wire(self) -> None:
+        self.add_button.clicked.connect(self._add)
+        self.remove_button.clicked.connect(lambda: [self.labels.takeItem(self.labels.row(i))
+                                                    for i in self.labels.selectedItems()])
+        self.run_button.clicked.connect(self.start)
+        self.use_button.clicked.connect(self._use)
+        self.close_button.clicked.connect(self.reject)
+        self.engine.progress.connect(self._progress)
+        self.engine.batchDone.connect(self._done)
+        self.engine.failed.connect(self._failed)
+
+    def _layout(self) -> None:
+        box = QVBoxLayout(self)
+        box.addWidget(self.status)
+        row = QHBoxLayout()
+        row.addWidget(self.labels, 1)
+        side = QVBoxLayout()
+        for w in (self.add_button, self.remove_button):
+            side.addWidget(w)
+        side.addWidget(QLabel("Fewest eyes:"))
+        side.addWidget(self.min_eyes)
+        side.addStretch(1)
+        row.addLayout(side)
+        box.addLayout(row)
+        box.addWidget(self.progress)
+        box.addWidget(self.result, 2)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_button)
+        buttons.addWidget(self.close_button)
+        box.addLayout(buttons)
+
+    def _add(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Choose labels files", "", "Labels (*.csv)")
+        self.add_labels([Path(p) for p in paths])
+
+    def add_labels(self, paths: list[Path]) -> None:
+        """Add labels files (the Add button's work; tests call it directly)."""
+        present = {self.labels.item(i).text() for i in range(self.labels.count())}
+        for p in paths:
+            if str(p) not in present:
+                self.labels.addItem(str(p))
+
+    def label_files(self) -> list[Path]:
+        return [Path(self.labels.item(i).text()) for i in range(self.labels.count())]
+
+    def start(self) -> int | None:
+        """Send the calibration to the worker; returns its request ID (None: nothing to do)."""
+        files = self.label_files()
+        if not files or self.rid is not None:
+            return None
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = self.folder / f"clinic-{stamp}.json"
+        self.rid = self.engine.run_batch(calibration_job(files, out, self.min_eyes.value()))
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("Screening the graded photographs…" if self.engine.ready else
+                            "Waiting for the model to finish loading…")
+        self.result.clear()
+        self.use_button.setEnabled(False)
+        self._busy(True)
+        return self.rid
+
+    def _busy(self, on: bool) -> None:
+        for w in (self.run_button, self.add_button, self.remove_button, self.min_eyes):
+            w.setEnabled(not on)
+        self.close_button.setText("Cancel" if on else "Close")
+
+    @Slot(int, int, int, str)
+    def _progress(self, rid: int, done: int, total: int, _what: str) -> None:
+        if rid == self.rid and total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.status.setText(f"Screened {done} of {total} graded photographs…")
+
+    @Slot(int, object)
+    def _done(self, rid: int, outcome: Any) -> None:
+        if rid != self.rid:
+            return
+        self.rid = None
+        self._busy(False)
+        self.progress.setVisible(False)
+        if outcome is None:
+            self.status.setText("Calibration cancelled: nothing was saved.")
+            return
+        calibration, path = outcome
+        self.result_path = Path(path)
+        self.result.setPlainText(summary_text(calibration))
+        self.status.setText(f"Saved {path.name} and its report {path.with_suffix('.pdf').name} in {path.parent}. "
+                            "Read the report, then press \u201cUse this operating point\u201d to screen with it.")
+        self.use_button.setEnabled(True)
+
+    @Slot(int, str)
+    def _failed(self, rid: int, message: str) -> None:
+        if rid != self.rid:
+            return
+        self.rid = None
+        self._busy(False)
+        self.progress.setVisible(False)
+        self.status.setText(f"Calibration not made: {message}")
+
+    def _use(self) -> None:
+        if self.result_path is not None:
+            self.chosen.emit(str(self.result_path))
+            self.accept()
+
+    def reject(self) -> None:
+        """Close, or cancel a calibration in progress (nothing is saved then)."""
+        if self.rid is not None:
+            self.engine.cancel(self.rid)
+            self.status.setText("Cancelling…")
+            return
+        super().reject()
+
+    def done(self, result: int) -> None:  # noqa: D401 - Qt's name
+        """Disconnect from the engine when the dialog closes."""
+        for signal, slot in ((self.engine.progress, self._progress), (self.engine.batchDone, self._done),
+                             (self.engine.failed, self._failed)):
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass
+        super().done(result)
+
