@@ -73,9 +73,13 @@ def run(args: argparse.Namespace) -> int:
     rule = C.Rule(args.referable_sensitivity, args.urgent_sensitivity)
     t0 = time.time()
 
+    tty = sys.stdout.isatty()
+
     def progress(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
+        if tty and (done % 10 == 0 or done == total):
             print(f"\r  screened {done}/{total}", end="" if done < total else "\n", flush=True)
+        elif not tty and (done % 200 == 0 or done == total):
+            print(f"  screened {done}/{total}", flush=True)
 
     try:
         c = run_calibration(args.data, args.model, args.name or out.stem, rule, args.min_eyes, args.backend,

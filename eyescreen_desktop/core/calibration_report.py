@@ -75,11 +75,17 @@ def _rate(r: object) -> str:
     v, lo, hi, hits, total = (getattr(r, k) for k in ("value", "low", "high", "hits", "total"))
     if total == 0:
         return "\u2013"
-    return f"<b>{v:.2f}</b> ({lo:.2f}\u2013{hi:.2f})<br/>{hits}/{total}"
+    return f"<b>{v:.2f}</b> {hits}/{total}<br/>{lo:.2f}\u2013{hi:.2f}"
 
 
 def _auc(a: tuple[float, float, float]) -> str:
-    return "\u2013" if a[0] != a[0] else f"<b>{a[0]:.3f}</b><br/>({a[1]:.3f}\u2013{a[2]:.3f})"
+    return "\u2013" if a[0] != a[0] else f"<b>{a[0]:.3f}</b><br/>{a[1]:.3f}\u2013{a[2]:.3f}"
+
+
+def _cost(f: Figures) -> str:
+    if f.collection == "all":
+        return "\u2013"
+    return f"\u2212{f.specificity_cost:.2f}" if f.specificity_cost > 0.0005 else "none"
 
 
 def _figures_rows(rows: Sequence[Figures]) -> list[list[Flowable]]:
@@ -89,9 +95,7 @@ def _figures_rows(rows: Sequence[Figures]) -> list[list[Flowable]]:
         out.append([U(f.collection, "cell_bold"), P(f"{f.photographs - f.gated} ({f.gated})", "cell"),
                     P(_auc(f.referable_auc), "cell"), P(_rate(f.referable_sensitivity), "cell"),
                     P(_rate(f.referable_specificity), "cell"), P(_rate(f.urgent_sensitivity), "cell"),
-                    P(_rate(f.urgent_specificity), "cell"), P(annual, "cell"),
-                    P(f"{f.specificity_cost:+.2f}".replace("+", "\u2212") if f.specificity_cost > 0.0005
-                      else "none", "cell")])
+                    P(_rate(f.urgent_specificity), "cell"), P(annual, "cell"), P(_cost(f), "cell")])
     return out
 
 
@@ -118,6 +122,12 @@ def _warnings_box(warnings: Sequence[str], width: float) -> list[Flowable]:
     return [Spacer(1, 5), box]
 
 
+def _short(path: str) -> str:
+    """``.../site-a/labels.csv``: enough of the path to tell the files apart."""
+    p = Path(path)
+    return f"\u2026/{p.parent.name}/{p.name}" if p.parent.name else p.name
+
+
 def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
     """The report's flowables (exposed for tests and previews)."""
     width = settings.pagesize[0] - 28 * mm
@@ -128,13 +138,13 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
              f"{sum(s.photographs for s in c.sources)} graded photographs of "
              f"{sum(s.patients for s in c.sources)} patients screened through EyeScreen's own path "
              "(quality gate first: photographs it refuses go to review and are not counted below).")
-    src_rows = [[U(s.collection, "cell_bold"), U(Path(s.labels).name, "cell"), P(str(s.photographs), "cell"),
+    src_rows = [[U(s.collection, "cell_bold"), U(_short(s.labels), "cell"), P(str(s.photographs), "cell"),
                  P(str(s.gradable), "cell"), P(str(s.patients), "cell"), P(str(s.referable), "cell"),
                  P(str(s.urgent), "cell")] for s in c.sources]
     header = ["Collection", "Gradable (gated)", "Referable AUC (95% CI)", "Referable sensitivity",
               "Referable specificity", "Urgent sensitivity", "Urgent specificity", "Urgent eyes in annual",
               "Specificity the worst collection costs"]
-    fr = (0.12, 0.09, 0.12, 0.12, 0.12, 0.11, 0.11, 0.09, 0.12)
+    fr = (0.12, 0.09, 0.12, 0.12, 0.12, 0.11, 0.11, 0.09, 0.12)  # collection names wrap, numbers do not
     thresholds = {"referable": c.thresholds.referable, "urgent": c.thresholds.urgent}
     png = curve_png(c.curves, thresholds)
     story: list[Flowable] = [
@@ -143,8 +153,8 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
         P("What each collection gets at this point", "h2"),
         _table(header, _figures_rows([*c.per_collection, c.overall] if len(c.per_collection) > 1
                                      else list(c.per_collection)), [width * f for f in fr]),
-        P("Sensitivity and specificity in brackets: 95% interval from a bootstrap over patients (both eyes of a "
-          "person drawn together), then eyes found / eyes. An eye counts as referred when either threshold fires. "
+        P("Sensitivity and specificity: value, eyes found / eyes, and under it the 95% interval from a bootstrap "
+          "over patients (both eyes of a person drawn together); the same interval under each AUC. An eye counts as referred when either threshold fires. "
           "The last column is the referable specificity lost against the same rule applied to that collection "
           "alone.", "small"),
         P("Curves", "h2"),
@@ -152,8 +162,8 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
         P("Shaded: 95% band from a bootstrap over patients. Dashed: the chosen threshold. For the referable "
           "curve the urgent threshold stays at its chosen value (an urgent eye is always referred).", "small"),
         P("Photographs used", "h2"),
-        _table(["Collection", "Labels file", "Photographs", "Gradable", "Patients", "Referable eyes",
-                "Urgent eyes"], src_rows, [width * f for f in (0.16, 0.32, 0.11, 0.1, 0.1, 0.11, 0.1)]),
+        _table(["Collection", "Labels file", "Photos", "Gradable", "Patients", "Referable eyes",
+                "Urgent eyes"], src_rows, [width * f for f in (0.16, 0.34, 0.1, 0.1, 0.1, 0.1, 0.1)]),
         Spacer(1, 10), _disclaimer(width),
     ]
     return story

@@ -1,0 +1,94 @@
+"""Settings > "Calibrate on this clinic's graded photographs", end to end in the window:
+labels CSV chosen, calibrated on the worker thread with the shipped model on real
+photographs, result shown, saved, used for desk screening; a point calibrated for
+other weights is refused and nothing is screened."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from eyescreen_desktop.core.paths import default_model_dir
+from eyescreen_desktop.gui.app import build_window
+from tests.conftest import FUNDUS_DR, read_labels
+
+WAIT_MS = 120_000
+MODEL = default_model_dir()
+pytestmark = pytest.mark.skipif(not (MODEL / "model_card.json").is_file(), reason="no shipped model")
+
+
+@pytest.fixture
+def window(qtbot, data_dir):
+    win, store = build_window(data_dir, dialogs=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
+        win.start(MODEL)
+    yield win
+    win.close()
+    store.close()
+
+
+def _labels(folder: Path) -> Path:
+    rows = read_labels(FUNDUS_DR)
+    picked = [r for g in "01234" for r in [r for r in rows if r["icdr_grade"] == g][:5]]
+    path = folder / "clinic-camera" / "labels.csv"
+    path.parent.mkdir(parents=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "patient", "eye", "icdr_grade"])
+        w.writerows([FUNDUS_DR / "images" / r["file"], r["patient"], r["eye"], r["icdr_grade"]] for r in picked)
+    return path
+
+
+def test_calibrate_in_settings_then_screen_with_the_clinics_point(qtbot, window, tmp_path):
+    from eyescreen_desktop.gui.settings_dialog import SettingsDialog
+
+    settings_dialog = SettingsDialog(window.settings, window.engine.card, window, engine=window.engine,
+                                     calibration_folder=tmp_path / "calibration")
+    qtbot.addWidget(settings_dialog)
+    field = settings_dialog.site_operating_point
+    assert "model card's operating point" in field.summary.text() and field.calibrate.isEnabled()
+    dialog = field.open_calibration()
+    dialog.add_labels([_labels(tmp_path)])
+    dialog.min_eyes.setValue(20)
+    with qtbot.waitSignal(window.engine.batchDone, timeout=WAIT_MS):
+        assert dialog.start() is not None
+    assert dialog.use_button.isEnabled(), dialog.status.text()
+    assert "referable threshold" in dialog.result.toPlainText() and "clinic-camera" in dialog.result.toPlainText()
+    op_path = dialog.result_path
+    assert op_path.is_file() and op_path.with_suffix(".pdf").is_file()
+    dialog.use_button.click()
+    assert field.path == str(op_path) and "Used for desk screening" in field.summary.text()
+    settings_dialog.accept()
+    assert window.settings.site_operating_point == str(op_path)
+    thresholds = json.loads(op_path.read_text())["thresholds"]
+
+    qtbot.keyClicks(window.patient_panel.id_edit, "P300")
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
+        assert window.screen_paths([FUNDUS_DR / "images" / "P001_L.jpg"]) is not None
+    op = saved.args[1].operating_point
+    assert (op.referable, op.urgent) == (thresholds["referable"], thresholds["urgent"])
+
+
+def test_a_point_calibrated_for_other_weights_is_refused(qtbot, window, tmp_path):
+    from eyescreen_desktop.core.calibration import OP_FORMAT
+    from eyescreen_desktop.gui.settings_dialog import SettingsDialog
+
+    other = tmp_path / "other-model.json"
+    other.write_text(json.dumps({"format": OP_FORMAT, "name": "other", "thresholds": {"referable": 0.1, "urgent": 0.05},
+                                 "model": {"name": "x", "version": "9", "weights_sha256": "0" * 64}}))
+    dialog = SettingsDialog(window.settings, window.engine.card, window, engine=window.engine)
+    qtbot.addWidget(dialog)
+    dialog.site_operating_point.set_path(str(other))
+    assert "Refused" in dialog.site_operating_point.summary.text()
+    dialog.accept()
+    qtbot.keyClicks(window.patient_panel.id_edit, "P301")
+    with qtbot.waitSignal(window.messages.shown, timeout=5000) as said:
+        assert window.screen_paths([FUNDUS_DR / "images" / "P001_L.jpg"]) is None
+    level, title, text = said.args
+    assert title == "Operating point refused" and "calibrate again with this model" in text
+    assert not window.engine.busy
