@@ -104,5 +104,6 @@ def summary_text(c: C.Calibration) -> str:
     for f in (*c.per_collection, c.overall):
         lines.append(f"{f.collection:<16} {f.photographs - f.gated:>8} {f.referable_auc[0]:>8.3f} "
                      f"{f.referable_sensitivity.value:>9.3f} {f.referable_specificity.value:>9.3f} "
-                     f"{f.urgent_sensitivity.value:>9.3f} {f.urgent_in_annual:>17} {f.specificity_cost:>10.3f}")
+                     f"{f.urgent_sensitivity.value:>9.3f} {f.urgent_in_annual:>17} "
+                     + (f"{f.specificity_cost:>10.3f}" if f.collection != "all" else f"{'-':>10}"))
     return "\n".join(lines)

@@ -67,7 +67,9 @@ class CalibrationDialog(QDialog):
         self.setWindowTitle("Calibrate on this clinic's graded photographs")
         self.setMinimumSize(720, 520)
         self.labels = QListWidget()
-        self.min_eyes = QSpinBox(minimum=10, maximum=100000, value=min_eyes)
+        self.min_eyes = QSpinBox()
+        self.min_eyes.setRange(10, 100_000)
+        self.min_eyes.setValue(min_eyes)
         self.progress = QProgressBar(visible=False)
         self.status = QLabel("Add the labels file(s) of photographs your graders have graded (columns: file and "
                              "icdr_grade, or referable and urgent). One file per camera or site: the thresholds "
@@ -77,7 +79,9 @@ class CalibrationDialog(QDialog):
         self.add_button, self.remove_button = QPushButton("Add labels file…"), QPushButton("Remove")
         self.run_button, self.use_button = QPushButton("Calibrate"), QPushButton("Use this operating point")
         self.close_button = QPushButton("Close")
+        self.report_button = QPushButton("Open the report")
         self.use_button.setEnabled(False)
+        self.report_button.setEnabled(False)
         self._wire()
         self._layout()
 
@@ -87,6 +91,7 @@ class CalibrationDialog(QDialog):
                                                     for i in self.labels.selectedItems()])
         self.run_button.clicked.connect(self.start)
         self.use_button.clicked.connect(self._use)
+        self.report_button.clicked.connect(self._open_report)
         self.close_button.clicked.connect(self.reject)
         self.engine.progress.connect(self._progress)
         self.engine.batchDone.connect(self._done)
@@ -110,6 +115,7 @@ class CalibrationDialog(QDialog):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.report_button)
         buttons.addWidget(self.use_button)
         buttons.addWidget(self.close_button)
         box.addLayout(buttons)
@@ -173,6 +179,7 @@ class CalibrationDialog(QDialog):
         self.status.setText(f"Saved {path.name} and its report {path.with_suffix('.pdf').name} in {path.parent}. "
                             "Read the report, then press \u201cUse this operating point\u201d to screen with it.")
         self.use_button.setEnabled(True)
+        self.report_button.setEnabled(True)
 
     @Slot(int, str)
     def _failed(self, rid: int, message: str) -> None:
@@ -182,6 +189,13 @@ class CalibrationDialog(QDialog):
         self._busy(False)
         self.progress.setVisible(False)
         self.status.setText(f"Calibration not made: {message}")
+
+    def _open_report(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        if self.result_path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.result_path.with_suffix(".pdf"))))
 
     def _use(self) -> None:
         if self.result_path is not None:

@@ -67,7 +67,7 @@ class SiteOperatingPointField(QWidget):
         super().__init__(parent)
         self.card, self.engine, self.folder = card, engine, folder
         self.path = path
-        self.summary = QLabel(wordWrap=True)
+        self.summary = QLabel()  # one line (a wrapped label overlaps the buttons in a form); details in the tooltip
         self.calibrate = QPushButton("Calibrate on this clinic's graded photographs…")
         self.calibrate.setEnabled(engine is not None and folder is not None)
         self.calibrate.setToolTip("Screen photographs your graders have graded and choose thresholds that hold "
@@ -91,17 +91,20 @@ class SiteOperatingPointField(QWidget):
         from ..core.calibration import CalibrationError, load_operating_point
 
         self.path = path
+        self.summary.setToolTip(path)
         if not path:
             self.summary.setText("None: the model card's operating point above is used.")
             return
         try:
             op = load_operating_point(Path(path), self.card)
         except CalibrationError as exc:
-            self.summary.setText(f"<b>Refused:</b> {exc}")
+            self.summary.setText('<b style="color:#B71C1C">Refused</b>: not made for this model; calibrate again '
+                                 "(hover for why)")
+            self.summary.setToolTip(str(exc))
             return
-        self.summary.setText(f"<b>{op.name}</b>: referable ≥ {op.referable:.4f}, urgent ≥ {op.urgent:.4f} "
-                             f"(calibrated {op.created[:10]}). Used for desk screening, folder batches and the "
-                             "hot folder.")
+        self.summary.setText(f"<b>{op.name}</b>: referable \u2265 {op.referable:.4f}, urgent \u2265 {op.urgent:.4f}, "
+                             f"calibrated {op.created[:10]}")
+        self.summary.setToolTip(f"{path}\nUsed for desk screening, folder batches and the hot folder.")
 
     def open_calibration(self) -> Any:
         """Open the calibration dialog (returned, so tests can drive it)."""
@@ -129,7 +132,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.settings = settings
         self.setWindowTitle("EyeScreen settings")
-        self.setMinimumWidth(640)
+        self.setMinimumWidth(720)
         self.protocol = QComboBox()
         for name, protocol in PROTOCOLS.items():
             self.protocol.addItem(protocol.title, name)
@@ -160,7 +163,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         form.addRow("Protocol:", self.protocol)
         form.addRow("Operating point:", self.operating_point)
-        form.addRow("Clinic's own point:", self.site_operating_point)
+        form.addRow("Clinic's point:", self.site_operating_point)
         form.addRow("Clinic name:", self.clinic_name)
         form.addRow("Clinic address:", self.clinic_address)
         form.addRow("Logo on slips:", self.logo)

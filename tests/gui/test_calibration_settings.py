@@ -62,10 +62,10 @@ def test_calibrate_in_settings_then_screen_with_the_clinics_point(qtbot, window,
     op_path = dialog.result_path
     assert op_path.is_file() and op_path.with_suffix(".pdf").is_file()
     dialog.use_button.click()
-    assert field.path == str(op_path) and "Used for desk screening" in field.summary.text()
+    thresholds = json.loads(op_path.read_text())["thresholds"]
+    assert field.path == str(op_path) and f"referable \u2265 {thresholds['referable']:.4f}" in field.summary.text()
     settings_dialog.accept()
     assert window.settings.site_operating_point == str(op_path)
-    thresholds = json.loads(op_path.read_text())["thresholds"]
 
     qtbot.keyClicks(window.patient_panel.id_edit, "P300")
     with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
@@ -85,6 +85,7 @@ def test_a_point_calibrated_for_other_weights_is_refused(qtbot, window, tmp_path
     qtbot.addWidget(dialog)
     dialog.site_operating_point.set_path(str(other))
     assert "Refused" in dialog.site_operating_point.summary.text()
+    assert "calibrate again with this model" in dialog.site_operating_point.summary.toolTip()
     dialog.accept()
     qtbot.keyClicks(window.patient_panel.id_edit, "P301")
     with qtbot.waitSignal(window.messages.shown, timeout=5000) as said:
