@@ -75,7 +75,7 @@ def _rate(r: object) -> str:
     v, lo, hi, hits, total = (getattr(r, k) for k in ("value", "low", "high", "hits", "total"))
     if total == 0:
         return "\u2013"
-    return f"<b>{v:.2f}</b> {hits}/{total}<br/>{lo:.2f}\u2013{hi:.2f}"
+    return f"<b>{v:.2f}</b><br/>{hits}/{total}<br/>{lo:.2f}\u2013{hi:.2f}"
 
 
 def _auc(a: tuple[float, float, float]) -> str:
@@ -153,7 +153,7 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
         P("What each collection gets at this point", "h2"),
         _table(header, _figures_rows([*c.per_collection, c.overall] if len(c.per_collection) > 1
                                      else list(c.per_collection)), [width * f for f in fr]),
-        P("Sensitivity and specificity: value, eyes found / eyes, and under it the 95% interval from a bootstrap "
+        P("Sensitivity and specificity: value, eyes found / eyes, then the 95% interval from a bootstrap "
           "over patients (both eyes of a person drawn together); the same interval under each AUC. An eye counts as referred when either threshold fires. "
           "The last column is the referable specificity lost against the same rule applied to that collection "
           "alone.", "small"),

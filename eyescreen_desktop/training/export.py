@@ -111,7 +111,32 @@ def _validation(value: Any) -> list[str]:
     return lines
 
 
+def _worst_camera(value: Any) -> list[str]:
+    """How the default operating point was chosen on every collection, and what each one gets."""
+    def rate(r: dict[str, Any]) -> str:
+        return f"{r['value']:.2f} ({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f})"
+
+    try:
+        t = value["thresholds"]
+        lines = [f"Default chosen by: {value['rule']}; referable >= {t['referable']:.4f}, urgent >= "
+                 f"{t['urgent']:.4f}. Chosen on: " + ", ".join(f"{k} {v}" for k, v in value["chosen_on"].items())
+                 + f". {value['split']}.", "",
+                 "| collection (held out) | graded (gated) | referable AUC (95% CI) | referable sens | referable spec "
+                 "| urgent sens | urgent in annual (previous default) | specificity cost |", "|---" * 8 + "|"]
+        for name, m in value["per_collection"].items():
+            auc = m["referable_auc"]
+            lines.append(f"| {name} ({m['held_out']}) | {m['photographs'] - m['gated']} ({m['gated']}) | "
+                         f"{auc[0]:.3f} ({auc[1]:.3f}-{auc[2]:.3f}) | {rate(m['referable_sensitivity'])} | "
+                         f"{rate(m['referable_specificity'])} | {rate(m['urgent_sensitivity'])} | "
+                         f"{m['urgent_in_annual']} ({m['previous_default']['urgent_in_annual']}) | "
+                         f"-{m['specificity_cost']:.2f} |")
+    except (KeyError, TypeError, ValueError, IndexError):
+        return _json_section(value)
+    return lines
+
+
 _SECTIONS = {
+    "worst_camera": _worst_camera,
     "operating_points": _operating_points,
     "validation": _validation,
     "data_sources": _text_items,

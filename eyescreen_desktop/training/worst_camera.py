@@ -158,6 +158,67 @@ def worst_camera_point(model_dir: Path, parts: dict[str, dict[str, list[C.Labell
             "per_collection": table}
 
 
+def markdown_table(result: dict[str, object]) -> str:
+    """The per-collection table for docs/training.md."""
+    def rate(r: dict) -> str:  # type: ignore[type-arg]
+        return f"{r['value']:.2f} ({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f}) [{r['n'][0]}/{r['n'][1]}]"
+
+    lines = ["| collection (held-out photographs) | graded (gated) | patients | referable AUC (95% CI) | referable "
+             "sensitivity | referable specificity | urgent sensitivity | urgent specificity | urgent eyes in annual "
+             "(previous default) | referable specificity at the previous default: cost |", "|---" * 10 + "|"]
+    for name, v in result["per_collection"].items():  # type: ignore[union-attr]
+        n, o = v["new"], v["old"]
+        auc = n["referable_auc"]
+        lines.append(
+            f"| {name} ({v['held_out']}) | {n['photographs'] - n['gated']} ({n['gated']}) | {n['patients']} | "
+            f"{auc[0]:.3f} ({auc[1]:.3f}-{auc[2]:.3f}) | {rate(n['referable_sensitivity'])} | "
+            f"{rate(n['referable_specificity'])} | {rate(n['urgent_sensitivity'])} | {rate(n['urgent_specificity'])} | "
+            f"**{n['urgent_in_annual']}** ({o['urgent_in_annual']}) | {o['referable_specificity']['value']:.2f}: "
+            f"-{o['referable_specificity']['value'] - n['referable_specificity']['value']:.2f} |")
+    return "\n".join(lines)
+
+
+def card_section(result: dict[str, object]) -> dict[str, object]:
+    """The model card's ``worst_camera`` section: how the default was chosen and what it gives."""
+    keep = ("photographs", "patients", "gated", "referable_eyes", "urgent_eyes", "referable_auc",
+            "referable_sensitivity", "referable_specificity", "urgent_sensitivity", "urgent_specificity",
+            "urgent_in_annual")
+    per = {}
+    for name, v in result["per_collection"].items():  # type: ignore[union-attr]
+        new, old = v["new"], v["old"]
+        per[name] = {"held_out": v["held_out"], **{k: new[k] for k in keep},
+                     "previous_default": {k: old[k] for k in ("referable_sensitivity", "referable_specificity",
+                                                              "urgent_sensitivity", "urgent_in_annual")},
+                     "specificity_cost": old["referable_specificity"]["value"] - new["referable_specificity"]["value"]}
+    return {"rule": result["rule"], "thresholds": result["thresholds"]["new"],  # type: ignore[index]
+            "chosen_on": {n: f"{c} photographs ({'validation patients' if n in TRAINED_ON else 'calibration half'})"
+                          for n, c in result["calibration_photographs"].items()},  # type: ignore[union-attr]
+            "split": f"odir-384 and idrid split by patient into halves, stratified by worst label, seed {SEED}",
+            "command": "python -m eyescreen_desktop.training.worst_camera --write-card",
+            "per_collection": per,
+            "strict_variant": {"rule": "urgent sensitivity 1.00 on every collection (no urgent eye below the "
+                                       "urgent threshold)", "thresholds": result["thresholds"]["strict"]}}  # type: ignore[index]
+
+
+def update_card(model_dir: Path, result: dict[str, object]) -> Path:
+    """Make the worst-camera point the card's default; the previous default stays as a named
+    alternative. The weights and their hashes are untouched."""
+    from .export import write_card
+
+    path = model_dir / "model_card.json"
+    card = json.loads(path.read_text(encoding="utf-8"))
+    points = card["operating_points"]
+    if "previous-default" not in points:
+        points = {"default": points["default"], "previous-default": dict(points["default"]),
+                  **{k: v for k, v in points.items() if k != "default"}}
+    points["default"] = {k: float(v) for k, v in result["thresholds"]["new"].items()}  # type: ignore[index]
+    card["operating_points"] = points
+    card["default_operating_point"] = "default"
+    card["validation"]["operating_point"] = "previous-default (fundus-dr validation patients)"
+    card["worst_camera"] = card_section(result)
+    return write_card(model_dir, card)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Screen (cached), choose the default on the calibration photographs, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -166,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--predict-only", action="store_true", help="fill the prediction cache and stop")
     ap.add_argument("--json", type=Path, default=None, help="write the chosen point and the table here")
+    ap.add_argument("--write-card", action="store_true", help="make the chosen point the model card's default")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     parts = collections(args.datasets, args.model / "split.csv")
@@ -176,9 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.predict_only:
         return 0
     result = worst_camera_point(args.model, parts, screened)
-    print(json.dumps(result, indent=1))
+    print(markdown_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if args.write_card:
+        print(f"updated {update_card(args.model, result)}")
     return 0
 
 
