@@ -43,7 +43,7 @@ from .queues import QueuesWidget
 from .resources import icon
 from .result_view import ResultView
 from .settings import Settings, WindowState
-from .worker import ScreenedEye, ScreeningEngine, display_photo
+from .worker import ScreenedEye, ScreeningEngine, display_photo, run_in_background, wait_for_background
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,8 @@ class MainWindow(QMainWindow):
                      "eye-right", "Capture the right eye from the camera (F5)")
         self._action("left", "Capture &left eye", lambda: self.capture_panel.capture(Eye.LEFT), "F6",
                      "eye-left", "Capture the left eye from the camera (F6)")
+        for key in ("right", "left"):   # enabled exactly like the big buttons: only with a live camera
+            self.actions[key].setEnabled(self.capture_panel.live)
         self._action("next", "&Next patient", self.next_patient, "Ctrl+N", "patient",
                      "Finish this patient and start the next one (Ctrl+N)")
         self._action("slip", "Referral &slip…", self.open_slip, "Ctrl+P", "print",
@@ -191,6 +193,10 @@ class MainWindow(QMainWindow):
         self.capture_panel.captured.connect(self.screen_frame)
         self.capture_panel.sourceChanged.connect(self._remember_camera)
         self.capture_panel.problem.connect(lambda text: self.messages.warning("Camera", text))
+        self.capture_panel.cameraFailed.connect(self._camera_failed)
+        self.capture_panel.liveChanged.connect(self._camera_live)
+        self.capture_panel.before_capture = self._before_capture
+        self.patient_panel.patientChanged.connect(self._patient_edited)
         self.queues.encounterActivated.connect(self.open_encounter)
         self.result_view.slipRequested.connect(self.open_slip)
         self.messages.shown.connect(lambda _level, _title, text: self.statusBar().showMessage(text, 8000))
@@ -246,6 +252,7 @@ class MainWindow(QMainWindow):
             files = [p for p in files if not p.is_dir()]
         if not files or (patient := self._patient_or_ask()) is None:
             return None
+        self.patient_panel.set_locked(True)   # from the first photograph on, the visit is this patient's
         items = [ScreenItem(p, eye_from_name(p)) for p in files]
         for item in items:
             self.result_view.set_pending(item.eye)
@@ -254,11 +261,19 @@ class MainWindow(QMainWindow):
         self._requests.add(rid)
         return rid
 
+    def _before_capture(self, _eye: Eye) -> bool:
+        """A capture is asked for: only with a patient, who is then fixed for the visit."""
+        if self._patient_or_ask() is None:
+            return False
+        self.patient_panel.set_locked(True)
+        return True
+
     @Slot(object, object)
     def screen_frame(self, rgb: Any, eye: Eye) -> int | None:
         """Keep and screen a camera capture for the patient in the form."""
         if (patient := self._patient_or_ask()) is None:
             return None
+        self.patient_panel.set_locked(True)
         self.result_view.set_pending(eye)
         self.tabs.setCurrentWidget(self.result_view)
         rid = self.engine.screen_frame(rgb, eye, patient, **self._options())
@@ -269,7 +284,6 @@ class MainWindow(QMainWindow):
     def _eye_screened(self, rid: int, screened: ScreenedEye) -> None:
         if rid in self._requests:
             self.result_view.show_eye(screened)
-            self.patient_panel.set_locked(True)
 
     @Slot(int, object)
     def _encounter_saved(self, rid: int, summary: EncounterSummary) -> None:
@@ -319,6 +333,7 @@ class MainWindow(QMainWindow):
         self.visit = uuid.uuid4().hex
         self.encounter_id = None
         self._requests.clear()
+        self.capture_panel.clear_frames()
         self.patient_panel.clear()
         self.result_view.clear()
         self.tabs.setCurrentWidget(self.result_view)
@@ -371,6 +386,19 @@ class MainWindow(QMainWindow):
     def _remember_camera(self, source: str) -> None:
         self.settings.camera_source = source
 
+    def _camera_failed(self, _message: str) -> None:
+        """A camera that failed is not reopened by itself at the next start."""
+        self.settings.camera_source = ""
+
+    def _camera_live(self, live: bool) -> None:
+        for key in ("right", "left"):
+            self.actions[key].setEnabled(live)
+
+    def _patient_edited(self) -> None:
+        """Another patient in the form: no picture taken before may be captured for them."""
+        if not self.patient_panel.id_edit.isReadOnly():
+            self.capture_panel.clear_frames()
+
     def _remember_heatmap(self, on: bool) -> None:
         self.settings.show_heatmap = on
 
@@ -414,3 +442,4 @@ class MainWindow(QMainWindow):
         application quits without the window being closed)."""
         self.capture_panel.stop()
         self.engine.stop()
+        wait_for_background()

@@ -216,7 +216,7 @@ class QueuesWidget(QWidget):
         overdue = model.overdue_count() if model.state in ("open", None) else 0
         tip = f"{count} open" + (f", {overdue} overdue" if overdue else "") + f": {queue.label}"
         self.tabs.setTabToolTip(index, tip)
-        shown = "" if model.state == "open" else f" Showing {model.rowCount()} {self.state_box.currentText().lower()}."
+        shown = "" if model.state == "open" else f" Showing {model.total} {self.state_box.currentText().lower()}."
         self.captions[queue].setText(f"{queue.label}. {tip.split(':')[0]}.{shown}")
         self.tabs.tabBar().setTabTextColor(index, QColor(170, 0, 0) if overdue else QColor())
 
