@@ -37,16 +37,36 @@ def _where(queue: Queue | None, state: str | None) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
+VIEW_INDEX = ("CREATE INDEX IF NOT EXISTS queue_state_view ON queue_state("
+              "COALESCE(override_queue, queue), state, COALESCE(override_due_date, due_date))")
+"""The index the queue views are read by: effective queue, state, effective due date.
+(Belongs in the store's migrations; created here, idempotently, until it is there.)"""
+
+
+def ensure_view_index(store: Any) -> None:
+    """Create the queue views' index if the database lacks it (about 0.1 s once
+    for 100,000 encounters; nothing after): counts and first pages then read
+    the index instead of the whole table."""
+    with store._tx() as db:
+        db.execute(VIEW_INDEX)
+
+
 def count(store: Any, queue: Queue | None, state: str | None) -> int:
-    """How many encounters the view holds."""
+    """How many encounters the view holds (from the index alone: every queued
+    encounter exists, the foreign key sees to it)."""
     where, params = _where(queue, state)
-    return int(store._query(f"SELECT COUNT(*) {_FROM} WHERE {where}", params)[0][0])
+    return int(store._query(f"SELECT COUNT(*) FROM queue_state q WHERE {where}", params)[0][0])
+
+
+def queue_counts(store: Any, state: str | None = "open") -> dict[Queue, int]:
+    """Encounters in each of the four queues, one index count each."""
+    return {q: count(store, q, state) for q in Queue}
 
 
 def overdue_count(store: Any, queue: Queue | None, state: str | None, today: dt.date) -> int:
     """Open encounters of the view past their due date (referred and closed ones are done)."""
     where, params = _where(queue, state)
-    sql = f"SELECT COUNT(*) {_FROM} WHERE {where} AND q.state = 'open' AND {_DUE} < ?"
+    sql = f"SELECT COUNT(*) FROM queue_state q WHERE {where} AND q.state = 'open' AND {_DUE} < ?"
     return int(store._query(sql, [*params, today.isoformat()])[0][0])
 
 
@@ -73,10 +93,10 @@ def position(store: Any, queue: Queue | None, state: str | None, encounter_id: s
     if not key:
         return -1
     due, started = key[0]["due"], key[0]["started"]
-    before = (f"({_DUE} < ? OR ({_DUE} = ? AND (e.started_at < ? OR "
-              "(e.started_at = ? AND e.encounter_id < ?))))")
-    sql = f"SELECT COUNT(*) {_FROM} WHERE {where} AND {before}"
-    return int(store._query(sql, [*params, due, due, started, started, encounter_id])[0][0])
+    earlier = store._query(f"SELECT COUNT(*) FROM queue_state q WHERE {where} AND {_DUE} < ?", [*params, due])
+    ties = store._query(f"SELECT COUNT(*) {_FROM} WHERE {where} AND {_DUE} = ? AND (e.started_at < ? OR "
+                        "(e.started_at = ? AND e.encounter_id < ?))", [*params, due, started, started, encounter_id])
+    return int(earlier[0][0]) + int(ties[0][0])
 
 
 def encounter_patient_id(store: Any, encounter_id: str) -> str:

@@ -40,6 +40,10 @@ _SHORT_FINDINGS = (  # long clinical words -> the abbreviations clinic staff use
 )
 
 
+_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.BackgroundRole,
+                    Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole, EncounterIdRole, OverdueRole})
+
+
 class Column(IntEnum):
     """The columns, in display order."""
 
@@ -132,6 +136,7 @@ class QueueTableModel(QAbstractTableModel):
         self._page_rows = max(1, page_rows)
         self._rows: list[EncounterSummary] = []
         self._total = 0
+        self._changing = False
         self._bold = QFont()
         self._bold.setBold(True)
         self.refresh()
@@ -144,7 +149,11 @@ class QueueTableModel(QAbstractTableModel):
         first = queue_pages.page(self._store, self.queue, self._state, 0, self._page_rows) if total else []
         self.beginResetModel()
         self._rows, self._total = list(first), max(total, len(first))
-        self.endResetModel()
+        self._changing = True   # views asked from within modelReset must not insert rows mid-reset
+        try:
+            self.endResetModel()
+        finally:
+            self._changing = False
 
     @property
     def state(self) -> str | None:
@@ -161,19 +170,23 @@ class QueueTableModel(QAbstractTableModel):
         self.refresh()
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008, N802 - Qt's API
-        return not parent.isValid() and len(self._rows) < self._total
+        return not parent.isValid() and not self._changing and len(self._rows) < self._total
 
     def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008, N802
         """Read the next page (the view asks when it scrolls near the end)."""
-        if parent.isValid() or len(self._rows) >= self._total:
+        if not self.canFetchMore(parent):
             return
         more = queue_pages.page(self._store, self.queue, self._state, len(self._rows), self._page_rows)
         if not more:
             self._total = len(self._rows)   # rows left the queue since it was counted
             return
-        self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(more) - 1)
-        self._rows.extend(more)
-        self.endInsertRows()
+        self._changing = True   # a view asking again from within the insertion must wait for it
+        try:
+            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(more) - 1)
+            self._rows.extend(more)
+            self.endInsertRows()
+        finally:
+            self._changing = False
 
     def summary(self, row: int) -> EncounterSummary:
         """The encounter shown on ``row``."""
@@ -215,13 +228,15 @@ class QueueTableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
-            return None
+        if role not in _ROLES or not index.isValid() or not (0 <= index.row() < len(self._rows)):
+            return None   # views ask for many roles per cell: answer the unused ones at once
         summary = self._rows[index.row()]
         column = Column(index.column())
-        overdue = is_overdue(summary, self._today())
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(summary, column)
+        if role == EncounterIdRole:
+            return summary.encounter_id
+        overdue = is_overdue(summary, self._today())
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(summary, overdue)
         if role == Qt.ItemDataRole.BackgroundRole and overdue:
@@ -230,8 +245,6 @@ class QueueTableModel(QAbstractTableModel):
             return QBrush(OVERDUE_FOREGROUND)
         if role == Qt.ItemDataRole.FontRole and overdue and column is Column.DUE:
             return self._bold
-        if role == EncounterIdRole:
-            return summary.encounter_id
         if role == OverdueRole:
             return overdue
         return None
