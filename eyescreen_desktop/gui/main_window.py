@@ -77,6 +77,9 @@ class MainWindow(QMainWindow):
         self.visit = uuid.uuid4().hex
         self.encounter_id: str | None = None       # the visit's encounter once saved
         self._requests: set[int] = set()          # desk requests of this window
+        self._finishing = False                   # quitting: waiting for the photograph in hand
+        self._quitting = False                    # closing for real
+        self.quit_box: QMessageBox | None = None  # "Screening is still running", while asked
         self.setWindowTitle(TITLE)
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
@@ -430,11 +433,55 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Remember the geometry, then stop the camera and the worker."""
+        """Ask before quitting while screening runs; then finish the photograph in
+        hand, remember the geometry and stop the camera and the worker."""
+        if self.engine.busy and not self._quitting:
+            event.ignore()
+            if not self._finishing:
+                self._ask_to_quit()
+            return
         self.window_state.save_geometry(self.saveGeometry())
         self.window_state.save_splitter(self.splitter.saveState())
         self.shutdown()
         super().closeEvent(event)
+
+    def _ask_to_quit(self) -> None:
+        """Screening is running: quitting stops it after the photograph in hand (window-modal, non-blocking)."""
+        batch = self.batch_panel is not None and getattr(self.batch_panel, "running", False)
+        text = ("A folder batch is being screened. Quit now? EyeScreen stops after the photograph in hand; "
+                "everything screened so far is saved and in the queues, and screening the same folder again "
+                "finishes the rest." if batch else
+                "Photographs are still being screened. Quit now? EyeScreen stops after the photograph in hand; "
+                "everything screened so far is saved.")
+        box = QMessageBox(QMessageBox.Icon.Question, "Screening is still running", text,
+                          QMessageBox.StandardButton.NoButton, self)
+        self.quit_button = box.addButton("Quit", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Keep screening", QMessageBox.ButtonRole.RejectRole))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda button: self._finish_then_quit() if button is self.quit_button else None)
+        box.finished.connect(lambda _result: setattr(self, "quit_box", None))
+        self.quit_box = box
+        box.open()
+
+    def _finish_then_quit(self) -> None:
+        """Say "Finishing…", cancel every request and close once the worker is idle
+        (the event loop keeps running: no frozen window)."""
+        self._finishing = True
+        self.setWindowTitle(f"{TITLE}: finishing…")
+        self.model_status.setText("Finishing… EyeScreen closes after the photograph in hand")
+        self.statusBar().showMessage("Finishing: stopping after the photograph in hand…")
+        self.centralWidget().setEnabled(False)
+        if self.batch_panel is not None and hasattr(self.batch_panel, "finish"):
+            self.batch_panel.finish()
+        self.engine.cancel_all()
+        self.engine.requestDone.connect(self._close_when_idle)
+        self._close_when_idle()
+
+    @Slot()
+    def _close_when_idle(self, *_args: object) -> None:
+        if self._finishing and not self.engine.busy and not self._quitting:
+            self._quitting = True
+            self.close()
 
     @Slot()
     def shutdown(self) -> None:

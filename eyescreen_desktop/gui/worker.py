@@ -449,7 +449,7 @@ class ScreeningEngine(QObject):
         self.model_error = ""
         self._ids = itertools.count(1)
         self._pending: dict[int, threading.Event] = {}
-        self.thread = QThread()
+        self.thread = QThread(self)   # a parent: Qt never destroys it before the engine
         self.thread.setObjectName("eyescreen-worker")
         self.worker = ScreeningWorker(store, captures_dir, backend)
         self.worker.moveToThread(self.thread)
