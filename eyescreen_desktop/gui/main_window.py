@@ -165,6 +165,8 @@ class MainWindow(QMainWindow):
                      "Screen a whole folder, or watch the camera's folder (Ctrl+3)")
         self._action("settings", "S&ettings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         self._action("quit", "&Quit", self.close, "Ctrl+Q")
+        self._action("guide", "Quick &guide", self.show_guide, "F1", tip="How a screening day goes (F1)")
+        self._action("shortcuts", "&Keyboard shortcuts", self.show_shortcuts)
         self._action("about", "&About EyeScreen", self.about)
 
     def _make_menus(self) -> None:
@@ -172,7 +174,7 @@ class MainWindow(QMainWindow):
                  ("&Patient", ("next", "find")),
                  ("&Capture", ("right", "left")),
                  ("&View", ("screening", "queues", "batch", None, "heatmap")),
-                 ("&Help", ("about",)))
+                 ("&Help", ("guide", "shortcuts", None, "about")))
         for title, keys in menus:
             menu = self.menuBar().addMenu(title)
             for key in keys:
@@ -315,7 +317,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_files(self) -> None:
-        """Choose photographs in a file dialog and screen them."""
+        """Choose photographs in a file dialog and screen them; the patient is asked for first."""
+        if self._patient_or_ask() is None:
+            return
         paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", "", IMAGE_FILTER)
         if paths:
             self.screen_paths(Path(p) for p in paths)
@@ -404,6 +408,28 @@ class MainWindow(QMainWindow):
 
     def _remember_heatmap(self, on: bool) -> None:
         self.settings.show_heatmap = on
+
+    @Slot()
+    def show_guide(self) -> None:
+        """Help > Quick guide: a screening day, step by step."""
+        from .help import GUIDE
+
+        self._help("EyeScreen quick guide", GUIDE)
+
+    @Slot()
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard shortcuts, listed from the window's own actions."""
+        from .help import shortcuts_html
+
+        self._help("Keyboard shortcuts", shortcuts_html(self.actions))
+
+    def _help(self, title: str, html: str) -> None:
+        from .help import HelpDialog
+
+        dialog = HelpDialog(title, html, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.help_dialog = dialog
+        dialog.show()
 
     @Slot()
     def about(self) -> None:
