@@ -95,12 +95,12 @@ def test_migration_upgrades_an_older_file_after_a_backup(tmp_path, monkeypatch):
     with ClinicStore(tmp_path / "c.sqlite3") as s:
         s.upsert_patient(Patient("P1", "Ann"))
     extra = "ALTER TABLE patients ADD COLUMN phone TEXT NOT NULL DEFAULT '';"
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, extra])
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", len(store_mod.MIGRATIONS))
+    monkeypatch.setattr(store_mod.schema, "MIGRATIONS", [*store_mod.schema.MIGRATIONS, extra])
+    monkeypatch.setattr(store_mod.schema, "SCHEMA_VERSION", len(store_mod.schema.MIGRATIONS))
     with ClinicStore(tmp_path / "c.sqlite3") as s:
-        assert s.schema_version == store_mod.SCHEMA_VERSION
+        assert s.schema_version == store_mod.schema.SCHEMA_VERSION
         assert s._db.execute("SELECT phone FROM patients WHERE patient_id = 'P1'").fetchone()[0] == ""
-    backup = tmp_path / f"c.sqlite3.schema{store_mod.SCHEMA_VERSION - 1}.bak"
+    backup = tmp_path / f"c.sqlite3.schema{store_mod.schema.SCHEMA_VERSION - 1}.bak"
     assert sqlite3.connect(backup).execute("SELECT name FROM patients").fetchone()[0] == "Ann"
 
 
