@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -64,9 +64,19 @@ def eye_from_name(path: Path) -> Eye:
     return Eye.UNKNOWN
 
 
+def _stored(store: Any, result: Any) -> Any:
+    """The result with its path pointing at the image store's copy, when there is one."""
+    stored = store.image_file(result.sha256) if result.sha256 else None
+    return result if stored is None else dataclasses.replace(result, path=str(stored))
+
+
 class MainWindow(QMainWindow):
     """The main window. Services come in explicitly: ``settings`` and
-    ``window_state`` (gui.settings), the clinic ``store`` and its ``paths``."""
+    ``window_state`` (gui.settings), the clinic ``store`` and its ``paths``.
+    ``encounterOpened(encounter_id)`` fires once a visit reopened from the
+    queues is on show."""
+
+    encounterOpened = Signal(str)
 
     def __init__(self, settings: Settings, window_state: WindowState, store: Any, paths: DataPaths,
                  parent: QWidget | None = None, dialogs: bool = True):
@@ -77,6 +87,7 @@ class MainWindow(QMainWindow):
         self.visit = uuid.uuid4().hex
         self.encounter_id: str | None = None       # the visit's encounter once saved
         self._requests: set[int] = set()          # desk requests of this window
+        self._opening = 0                         # the latest visit being opened in the background
         self._finishing = False                   # quitting: waiting for the photograph in hand
         self._quitting = False                    # closing for real
         self.quit_box: QMessageBox | None = None  # "Screening is still running", while asked
@@ -348,17 +359,33 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def open_encounter(self, encounter_id: str) -> None:
-        """Show a saved encounter (from the queues); new photographs are added to it."""
-        summary = self.store.encounter_summary(encounter_id)
+        """Show a saved encounter (from the queues); new photographs are added to it.
+        The visit is read and its photographs decoded on a background thread."""
         self.next_patient()
         self.encounter_id = encounter_id
+        self.patient_panel.set_locked(True)        # the visit's patient comes with it
+        self.result_view.set_loading()
+        self._opening += 1
+        store, ticket = self.store, self._opening
+
+        def load() -> tuple[int, EncounterSummary, list[Any]]:
+            summary = store.encounter_summary(encounter_id)
+            return ticket, summary, [display_photo(_stored(store, r)) for r in summary.eyes]
+
+        run_in_background(load, self._encounter_loaded,
+                          lambda message: self.messages.error("Visit not opened", message))
+
+    @Slot(object)
+    def _encounter_loaded(self, loaded: tuple[int, EncounterSummary, list[Any]]) -> None:
+        ticket, summary, photos = loaded
+        if ticket != self._opening or self.encounter_id != summary.encounter_id:
+            return   # another visit was opened, or the next patient started, meanwhile
         self.patient_panel.set_patient(summary.patient)
         self.patient_panel.set_locked(True)
-        for result in summary.eyes:
-            stored = self.store.image_file(result.sha256) if result.sha256 else None
-            shown = result if stored is None else dataclasses.replace(result, path=str(stored))
-            self.result_view.show_eye(ScreenedEye(result, display_photo(shown), encounter_id))
+        for result, photo in zip(summary.eyes, photos):
+            self.result_view.show_eye(ScreenedEye(result, photo, summary.encounter_id))
         self.result_view.show_summary(summary)
+        self.encounterOpened.emit(summary.encounter_id)
 
     @Slot()
     def open_slip(self, encounter_id: str | None = None) -> None:
