@@ -86,6 +86,7 @@ from .layout import (
     format_datetime,
     format_probability,
     heatmap_overlay,
+    missing_words,
     operating_point_text,
     para_text,
     photo_thumbnail,
@@ -97,5 +98,18 @@ from .layout import (
     register_fonts,
     trim_black,
 )
+from .documents import (
+    DOCUMENT_KINDS,
+    LETTER,
+    REFERRAL,
+    REVIEW,
+    PatientDocument,
+    document_kind,
+    document_path,
+    patient_document,
+    write_patient_document,
+)
+from .letter import letter_pdf_bytes, letter_story, write_result_letter
 from .referral import resolve_images, slip_pdf_bytes, slip_story, write_referral_slip
+from .review import review_pdf_bytes, review_reasons, review_story, write_review_slip
 from .summary import summary_story, write_batch_summary

@@ -551,8 +551,12 @@ def _decision_block(summary: EncounterSummary, width: float) -> Table:
     ink, tint = QUEUE_COLOURS[summary.queue]
     left = [P(f'<font color="{ink}">{escape(HEADLINES[summary.queue])}</font>', "queue"),
             U(summary.action, "action")]
+    if summary.queue_note and not summary.overridden:
+        left += [Spacer(1, 3), U(summary.queue_note[:1].upper() + summary.queue_note[1:] + ".", "finding")]
     if summary.override_reason:
-        left += [Spacer(1, 3), U(f"Queue set by a clinician: {summary.override_reason}", "body")]
+        was = (f" (the screening gave {summary.computed_queue.label.lower()})"
+               if summary.computed_queue and summary.computed_queue is not summary.queue else "")
+        left += [Spacer(1, 3), U(f"Queue set by a clinician{was}: {summary.override_reason}", "body")]
     if summary.state != "open":
         left += [Spacer(1, 2), U(f"State: {summary.state}", "small")]
     due = [P(due_label(summary.queue), "due_label"), P(escape(format_date(summary.due_date)), "due"),
@@ -650,11 +654,17 @@ def _warning_box(content: list[Flowable]) -> Table:
     return table
 
 
-def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipSettings) -> list[Flowable]:
+def missing_words(summary: EncounterSummary, side: Eye) -> str:
+    """Why this eye has no photograph, when staff recorded it; else ''."""
+    return next((m.words for m in summary.missing_eyes if m.eye is side), "")
+
+
+def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipSettings,
+              missing: str = "") -> list[Flowable]:
     """Everything about one eye, for one column of the eyes table."""
     if result is None:
-        return [P(escape(eye_heading(side)), "eye"), Spacer(1, 4),
-                P("No photograph of this eye in this encounter.", "body")]
+        words = f"Not photographed: {missing}." if missing else "No photograph of this eye in this encounter."
+        return [P(escape(eye_heading(side)), "eye"), Spacer(1, 4), U(words, "body")]
     ink = QUEUE_COLOURS[result.queue][0]
     heading = (f'{escape(eye_heading(result.eye))}'
                f'<font color="{ink}" size="8">  \u25cf {escape(result.queue.value)}</font>')
@@ -685,8 +695,9 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
     col = (width - 8) / 2
     out: list[Flowable] = []
     for (a, side_a), (b, side_b) in eye_pairs(summary.eyes):
-        right_cell = _eye_cell(a, side_a, col - 12, settings)
-        left_cell = _eye_cell(b, side_b, col - 12, settings) if (b is not None or side_b is not Eye.UNKNOWN) else ""
+        right_cell = _eye_cell(a, side_a, col - 12, settings, missing_words(summary, side_a))
+        left_cell = _eye_cell(b, side_b, col - 12, settings, missing_words(summary, side_b)) \
+            if (b is not None or side_b is not Eye.UNKNOWN) else ""
         table = Table([[right_cell, "", left_cell]], colWidths=[col, 8, col])
         boxes = [("BOX", (0, 0), (0, 0), 0.6, colors.HexColor(RULE))]
         if left_cell != "":

@@ -34,8 +34,10 @@ The package, one module per responsibility, composed by :class:`ClinicStore`:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .audit import AuditEntry, AuditLog
-from .base import BUSY_TIMEOUT_MS, StoreBase, StoreError, default_user
+from .base import BUSY_TIMEOUT_MS, StoreBase, StoreError, default_user, fold_text, search_text
 from .batches import BatchFileRow, BatchLedger
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
@@ -46,9 +48,17 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 __all__ = [
     "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "HEATMAP_SIDE", "MIGRATIONS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
+    "fold_text", "search_text",
 ]
 
 
 class ClinicStore(BatchLedger, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: Path | str, image_store: Path | str | None = None, repair: bool = True):
+        """Open (creating or upgrading) the database at ``path``; ``repair`` queues
+        encounters left with results and no queue entry (:meth:`repair_queues`)."""
+        super().__init__(path, image_store)
+        if repair:
+            self.repair_queues()

@@ -8,6 +8,7 @@ import json
 import logging
 import sqlite3
 import threading
+import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Self, Sequence
@@ -22,6 +23,28 @@ BUSY_TIMEOUT_MS = 10_000
 
 class StoreError(Exception):
     """The database cannot be used; the message says which file and what to do."""
+
+
+def fold_text(text: str | None) -> str:
+    """Text as patient search compares it: Unicode NFKD with the accents dropped, then
+    case-folded ("Zoë Ñúñez" -> "zoe nunez"), so staff typing on any keyboard find
+    the patient instead of registering a duplicate."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def search_text(patient_id: str | None, name: str | None, birth_date: str | None) -> str:
+    """The folded text a patient is found by: ID, name and birth date (ISO, and as
+    day/month/year with / . or -, the ways staff type it)."""
+    parts = [patient_id or "", name or ""]
+    if birth_date:
+        parts.append(birth_date)
+        try:
+            day = dt.date.fromisoformat(birth_date)
+            parts += [day.strftime(f"%d{sep}%m{sep}%Y") for sep in "/.-"]
+        except ValueError:
+            pass
+    return fold_text(" | ".join(parts))
 
 
 def default_user() -> str:
@@ -99,6 +122,7 @@ class StoreBase():
             log.warning("database %s is not in WAL mode (%s)", self.path, mode)
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.create_function("eyescreen_search_text", 3, search_text, deterministic=True)
 
     @property
     def schema_version(self) -> int:

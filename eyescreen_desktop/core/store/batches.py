@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..protocol import get_protocol
 from ..records import EyeResult, ModelInfo, OperatingPoint
 from .base import _datetime, _now
 from .results import ResultStore
@@ -62,9 +63,14 @@ class BatchLedger(ResultStore):
     def record_batch_file(self, batch_key: str, file: str, encounter_id: str, result: EyeResult,
                           model: ModelInfo, protocol_name: str, operating_point: OperatingPoint | None = None,
                           user: str | None = None) -> int:
-        """Save one file's result and mark it done in the batch, atomically."""
+        """Save one file's result, queue its encounter and mark the file done in the
+        batch, atomically; the photograph is copied into the image store first,
+        outside the write lock, so the window's reads never wait on a file copy."""
+        get_protocol(protocol_name)
+        stored = self._stored_copy(result, None)
         with self._tx() as db:
-            result_id = self.save_result(encounter_id, result, model, protocol_name, operating_point, user)
+            result_id = self._save_result_locked(encounter_id, result, model, protocol_name, operating_point, user,
+                                                 stored)
             db.execute("INSERT OR REPLACE INTO batch_files (batch_key, file, encounter_id, result_id) "
                        "VALUES (?, ?, ?, ?)", (batch_key, file, encounter_id, result_id))
             return result_id
@@ -90,3 +96,32 @@ class BatchLedger(ResultStore):
         with self._tx() as db:
             db.execute("UPDATE batches SET finished_at = ? WHERE batch_key = ?", (_now(), batch_key))
             self._audit(db, user, "batch finished", f"batch:{batch_key}")
+
+    # ------------------------------------------------------------------ watched camera folders
+
+    def watch_folder_since(self, folder: str) -> dt.datetime:
+        """Since when ``folder`` (a resolved path) is watched as a camera folder,
+        recorded on the first call: photographs older than this were there before
+        and are left to "Screen folder"; newer ones, even those that arrived while
+        EyeScreen was closed, are screened."""
+        with self._tx() as db:
+            row = db.execute("SELECT since FROM watched_folders WHERE folder = ?", (folder,)).fetchone()
+            if row is not None:
+                return dt.datetime.fromisoformat(row[0])
+            now = dt.datetime.now().replace(microsecond=0)
+            db.execute("INSERT INTO watched_folders (folder, since) VALUES (?, ?)", (folder, now.isoformat()))
+            self._audit(db, None, "camera folder watched", f"folder:{folder}", {"since": now.isoformat()})
+            return now
+
+    def hot_folder_done(self, folder: str, files: Sequence[str]) -> set[str]:
+        """Which of ``files`` (names relative to the watched ``folder``) have a result
+        on record in any of the folder's camera batches: the database, not memory,
+        says what is still to do, so a failed or interrupted job is retried."""
+        inputs = json.dumps([folder])
+        done: set[str] = set()
+        for start in range(0, len(files), 500):
+            chunk = list(files[start:start + 500])
+            done.update(r[0] for r in self._query(
+                "SELECT f.file FROM batches b JOIN batch_files f USING (batch_key) WHERE b.inputs = ? "
+                f"AND b.batch_key LIKE 'hot-%' AND f.file IN ({', '.join('?' * len(chunk))})", (inputs, *chunk)))
+        return done

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..protocol import get_protocol
-from ..records import EncounterSummary, EyeResult, ModelInfo, OperatingPoint, Queue, Status
+from ..protocol import encounter_queue, get_protocol
+from ..records import (
+    MISSING_EYE_REASONS,
+    EncounterSummary,
+    Eye,
+    EyeResult,
+    MissingEye,
+    ModelInfo,
+    OperatingPoint,
+    Queue,
+    Status,
+)
 from .base import _datetime, _iso, _now, default_user
 from .images import ImageStore
 from .patients import PatientStore
 from .rows import _RESULT_SELECT, _eye_result, _patient, _result_values, _summary
+
+log = logging.getLogger(__name__)
 
 STATES = ("open", "referred", "closed")
 
@@ -23,17 +36,32 @@ class ResultStore(PatientStore, ImageStore):
     def save_result(self, encounter_id: str, result: EyeResult, model: ModelInfo, protocol_name: str,
                     operating_point: OperatingPoint | None = None, user: str | None = None,
                     copy: bool | None = None) -> int:
-        """Record what the engine found for one photograph of an encounter, in one
-        transaction (image row, link, result, audit); returns the result ID.
+        """Record what the engine found for one photograph of an encounter and put the
+        encounter in its queue by the rule (:func:`protocol.encounter_decision`), all
+        in ONE transaction (image row, link, result, queue, audit): a crash or a
+        database-busy error can never leave a result that no queue shows. Returns
+        the result ID.
 
         Saving again for the same photograph, model and protocol replaces the
         earlier result instead of adding a second one. ``copy`` defaults to
-        copying every file that could be read into the image store.
+        copying every file that could be read into the image store; the copy is
+        made before the write lock is taken, so readers never wait on file copies.
         """
         get_protocol(protocol_name)
+        stored = self._stored_copy(result, copy)
+        with self._tx():
+            return self._save_result_locked(encounter_id, result, model, protocol_name, operating_point, user,
+                                            stored)
+
+    def _stored_copy(self, result: EyeResult, copy: bool | None) -> str | None:
+        """The photograph copied into the image store (outside any lock); its stored name."""
         copy = (result.status is not Status.ERROR) if copy is None else copy
-        stored = self._copy_into_store(Path(result.path), result.sha256) if (copy and result.sha256) else None
-        with self._tx() as db:  # the file copy above happens outside the lock
+        return self._copy_into_store(Path(result.path), result.sha256) if (copy and result.sha256) else None
+
+    def _save_result_locked(self, encounter_id: str, result: EyeResult, model: ModelInfo, protocol_name: str,
+                            operating_point: OperatingPoint | None, user: str | None, stored: str | None) -> int:
+        """The database half of :meth:`save_result`, inside the caller's transaction."""
+        with self._tx() as db:
             image_id, link_id = self._link_image(encounter_id, result.path, result.sha256, result.eye,
                                                  user, stored)
             values = _result_values(result, model, protocol_name, operating_point)
@@ -51,6 +79,7 @@ class ResultStore(PatientStore, ImageStore):
                         {"encounter_id": encounter_id, "status": result.status.value,
                          "queue": result.queue.value, "model": f"{model.name} {model.version}",
                          "protocol": protocol_name})
+            self._queue_by_rule(encounter_id, user)
             return result_id
 
     def result_for(self, sha256: str, model_sha: str, protocol: str,
@@ -78,11 +107,67 @@ class ResultStore(PatientStore, ImageStore):
 
     def finish_encounter(self, encounter_id: str, queue: Queue, due_date: dt.date,
                          user: str | None = None) -> None:
-        """Put the encounter in its queue with its due date. Calling it again (new
-        results) updates queue and date but keeps state, slip and override."""
+        """Put the encounter in a queue with its due date. Calling it again (new
+        results) updates queue and date but keeps state, slip and override.
+
+        The rule still holds: when the encounter's own results call for a more
+        urgent queue (e.g. review for a visit with one eye photographed, where
+        ``annual`` was asked for), that queue and its due date are used instead.
+        Prefer :meth:`requeue_encounter`, which asks the rule directly."""
         queue = Queue(queue)
+        with self._tx():
+            decided = self._rule_queue(encounter_id)
+            if decided is not None and decided[0].priority < queue.priority:
+                queue, due_date = decided
+            self._write_queue(encounter_id, queue, due_date, user)
+
+    def requeue_encounter(self, encounter_id: str, user: str | None = None) -> Queue | None:
+        """Queue the encounter by the rule (current photograph per eye, both eyes or a
+        recorded reason, see :func:`protocol.encounter_decision`) with the protocol's
+        due date; returns the queue, or None when it has no result yet. Saving a
+        result does this already; call it after anything else that changes the rule's
+        inputs outside the store."""
+        with self._tx():
+            return self._queue_by_rule(encounter_id, user)
+
+    def repair_queues(self, user: str | None = None) -> list[str]:
+        """Queue every encounter that has results but no queue entry (left by a crash
+        of an EyeScreen before results and queue were written together); audited as
+        "encounter queued (repaired)". Returns their IDs. Runs when the store opens."""
+        with self._tx():
+            orphans = [r[0] for r in self._query(
+                "SELECT DISTINCT r.encounter_id FROM results r WHERE NOT EXISTS "
+                "(SELECT 1 FROM queue_state q WHERE q.encounter_id = r.encounter_id)")]
+            for encounter_id in orphans:
+                self._queue_by_rule(encounter_id, user, action="encounter queued (repaired)")
+        if orphans:
+            log.warning("%d encounter(s) had results but no queue entry; queued them now", len(orphans))
+        return orphans
+
+    def _rule_queue(self, encounter_id: str) -> tuple[Queue, dt.date] | None:
+        """The queue and due date the rule gives the encounter now; None without results."""
+        enc = self._encounter_row(encounter_id)
+        rows = self._query(_RESULT_SELECT + " WHERE r.encounter_id = ? AND r.result_id = (SELECT MAX(result_id) "
+                           "FROM results x WHERE x.encounter_image_id = r.encounter_image_id) "
+                           "ORDER BY r.encounter_image_id", (encounter_id,))
+        if not rows:
+            return None
+        missing = [Eye(r[0]) for r in self._query("SELECT eye FROM missing_eyes WHERE encounter_id = ?",
+                                                  (encounter_id,))]
+        queue = encounter_queue([_eye_result(r) for r in rows], missing)
+        started = _datetime(enc["started_at"]) or dt.datetime.now()
+        return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
+
+    def _queue_by_rule(self, encounter_id: str, user: str | None, action: str = "encounter queued") -> Queue | None:
+        decided = self._rule_queue(encounter_id)
+        if decided is None:
+            return None
+        self._write_queue(encounter_id, decided[0], decided[1], user, action)
+        return decided[0]
+
+    def _write_queue(self, encounter_id: str, queue: Queue, due_date: dt.date, user: str | None,
+                     action: str = "encounter queued") -> None:
         with self._tx() as db:
-            self._encounter_row(encounter_id)
             old = db.execute("SELECT queue, due_date FROM queue_state WHERE encounter_id = ?",
                              (encounter_id,)).fetchone()
             if old is not None and (old["queue"], old["due_date"]) == (queue.value, _iso(due_date)):
@@ -91,18 +176,98 @@ class ResultStore(PatientStore, ImageStore):
                        "ON CONFLICT (encounter_id) DO UPDATE SET queue = excluded.queue, "
                        "due_date = excluded.due_date, updated_at = excluded.updated_at",
                        (encounter_id, queue.value, _iso(due_date), _now()))
-            self._audit(db, user, "encounter queued", f"encounter:{encounter_id}",
+            self._audit(db, user, action, f"encounter:{encounter_id}",
                         {"queue": queue.value, "due_date": _iso(due_date)})
+
+    # ------------------------------------------------------------------ eyes not photographed
+
+    def record_missing_eye(self, encounter_id: str, eye: Eye, reason: str, note: str = "",
+                           user: str | None = None) -> Queue | None:
+        """Record why an eye was not photographed (a key of ``MISSING_EYE_REASONS``;
+        ``other`` needs a ``note``), which makes a one-eyed visit complete; audited,
+        and the encounter re-queued in the same transaction. Returns the new queue
+        (None while it has no result)."""
+        eye = Eye(eye)
+        if eye is Eye.UNKNOWN:
+            raise ValueError("say which eye was not photographed: right or left")
+        if reason not in MISSING_EYE_REASONS:
+            raise ValueError(f"reason must be one of {', '.join(MISSING_EYE_REASONS)}, not {reason!r}")
+        if reason == "other" and not note.strip():
+            raise ValueError("write down the reason when it is 'other'")
+        with self._tx() as db:
+            self._encounter_row(encounter_id)
+            db.execute("INSERT INTO missing_eyes (encounter_id, eye, reason, note, recorded_at, recorded_by) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (encounter_id, eye) DO UPDATE SET "
+                       "reason = excluded.reason, note = excluded.note, recorded_at = excluded.recorded_at, "
+                       "recorded_by = excluded.recorded_by",
+                       (encounter_id, eye.value, reason, note.strip(), _now(), user or default_user()))
+            self._audit(db, user, "missing eye recorded", f"encounter:{encounter_id}",
+                        {"eye": eye.value, "reason": reason, "note": note.strip()})
+            return self._queue_by_rule(encounter_id, user)
+
+    def clear_missing_eye(self, encounter_id: str, eye: Eye, user: str | None = None) -> Queue | None:
+        """Withdraw a recorded reason (e.g. the eye was photographed after all);
+        audited, the encounter re-queued. Returns the new queue (None without result)."""
+        eye = Eye(eye)
+        with self._tx() as db:
+            self._encounter_row(encounter_id)
+            gone = db.execute("DELETE FROM missing_eyes WHERE encounter_id = ? AND eye = ?",
+                              (encounter_id, eye.value)).rowcount
+            if gone:
+                self._audit(db, user, "missing eye cleared", f"encounter:{encounter_id}", {"eye": eye.value})
+            return self._queue_by_rule(encounter_id, user)
+
+    def set_photo_eye(self, encounter_id: str, sha256: str, eye: Eye, user: str | None = None) -> Queue | None:
+        """Say which eye a photograph of the encounter shows (staff correcting or
+        setting the side); audited, the encounter re-queued. Returns the new queue."""
+        eye = Eye(eye)
+        with self._tx() as db:
+            rows = db.execute("SELECT ei.encounter_image_id, ei.eye FROM encounter_images ei JOIN images i "
+                              "USING (image_id) WHERE ei.encounter_id = ? AND i.sha256 = ?",
+                              (encounter_id, sha256)).fetchall()
+            if not rows:
+                raise KeyError(f"encounter {encounter_id} has no photograph {sha256[:12]}")
+            if rows[0]["eye"] != eye.value:
+                db.execute("UPDATE encounter_images SET eye = ? WHERE encounter_image_id = ?",
+                           (eye.value, rows[0]["encounter_image_id"]))
+                self._audit(db, user, "eye side set", f"encounter:{encounter_id}",
+                            {"sha256": sha256, "from": rows[0]["eye"], "to": eye.value})
+            return self._queue_by_rule(encounter_id, user)
+
+    # ------------------------------------------------------------------ queue state
 
     def set_state(self, encounter_id: str, state: str, user: str | None = None) -> None:
         """Move a queued encounter to open, referred or closed."""
         if state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
-        self._update_queue_state(encounter_id, user, "state changed", state=state)
+        with self._tx() as db:
+            self._update_queue_state(encounter_id, user, "state changed", state=state)
+            issued = db.execute("SELECT slip_printed_at IS NOT NULL OR slip_saved_at IS NOT NULL "
+                                "FROM queue_state WHERE encounter_id = ?", (encounter_id,)).fetchone()[0]
+            if state == "referred" and not issued:
+                self._update_queue_state(encounter_id, user, "referred without a slip", referred_without_slip=1)
 
     def mark_slip_printed(self, encounter_id: str, user: str | None = None) -> None:
-        """Note that the referral slip was printed (shown in the queue views)."""
+        """Note that the patient's slip (or letter) was printed (shown in the queue views)."""
         self._update_queue_state(encounter_id, user, "slip printed", slip_printed_at=_now())
+
+    def mark_slip_saved(self, encounter_id: str, path: str = "", user: str | None = None) -> None:
+        """Note that the patient's slip (or letter) was saved as PDF: handing the file
+        on counts as issuing the slip, as printing does (``slip_issued_at``)."""
+        with self._tx() as db:
+            self._update_queue_state(encounter_id, user, "slip saved", slip_saved_at=_now())
+            if path:
+                self._audit(db, user, "slip saved to", f"encounter:{encounter_id}", {"path": str(path)})
+
+    def mark_referred(self, encounter_id: str, user: str | None = None) -> bool:
+        """Mark the encounter referred. Allowed without a slip, but then recorded as
+        "referred without a slip" (audited, and ``referred_without_slip`` in the
+        summary) so the queue can show it. Returns True when a slip had been issued."""
+        self.set_state(encounter_id, "referred", user)
+        with self._tx() as db:
+            row = db.execute("SELECT referred_without_slip FROM queue_state WHERE encounter_id = ?",
+                             (encounter_id,)).fetchone()
+            return not row[0]
 
     def override_queue(self, encounter_id: str, queue: Queue, reason: str, user: str | None = None) -> None:
         """A clinician moves the encounter to another queue; the reason is required
@@ -176,7 +341,8 @@ class ResultStore(PatientStore, ImageStore):
             marks = ", ".join("?" * len(chunk))
             encs = {r["encounter_id"]: r for r in self._query(
                 "SELECT e.*, q.queue, q.due_date, q.state, q.slip_printed_at, q.override_queue, "
-                "q.override_reason, q.override_due_date FROM encounters e "
+                "q.override_reason, q.override_due_date, q.slip_saved_at, q.referred_without_slip "
+                "FROM encounters e "
                 f"LEFT JOIN queue_state q USING (encounter_id) WHERE e.encounter_id IN ({marks})", chunk)}
             patients = {r["patient_id"]: _patient(r) for r in self._query(
                 f"SELECT * FROM patients WHERE patient_id IN ({', '.join('?' * len(encs))})",
@@ -184,8 +350,12 @@ class ResultStore(PatientStore, ImageStore):
             results: dict[str, list[sqlite3.Row]] = {}
             for r in self._query(_RESULT_SELECT + f" WHERE r.encounter_id IN ({marks}) AND r.result_id = "
                                  "(SELECT MAX(result_id) FROM results x WHERE x.encounter_image_id = "
-                                 "r.encounter_image_id) ORDER BY r.result_id", chunk):
+                                 "r.encounter_image_id) ORDER BY r.encounter_image_id", chunk):
                 results.setdefault(r["encounter_id"], []).append(r)
-            out += [_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, []), heatmaps)
-                    for e in chunk]
+            missing: dict[str, list[MissingEye]] = {}
+            for r in self._query(f"SELECT * FROM missing_eyes WHERE encounter_id IN ({marks}) ORDER BY eye DESC",
+                                 chunk):
+                missing.setdefault(r["encounter_id"], []).append(MissingEye(Eye(r["eye"]), r["reason"], r["note"]))
+            out += [_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, []), heatmaps,
+                             missing.get(e, [])) for e in chunk]
         return out

@@ -6,16 +6,17 @@ import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..protocol import get_protocol, patient_queue
+from ..protocol import current_eyes, encounter_decision, get_protocol
 from ..records import (
     EncounterSummary,
     Eye,
     EyeDecision,
     EyeResult,
+    MissingEye,
     ModelInfo,
     OperatingPoint,
     Patient,
@@ -116,18 +117,31 @@ def _operating_point(r: sqlite3.Row) -> OperatingPoint | None:
     return OperatingPoint(r["op_name"] or "default", v["referable"], v["urgent"], v.get("maculopathy", 0.5))
 
 
-def _summary(enc: sqlite3.Row, patient: Patient, rows: list[sqlite3.Row], heatmaps: bool) -> EncounterSummary:
-    eyes = tuple(sorted((_eye_result(r, heatmaps) for r in rows), key=lambda e: _EYE_ORDER[e.eye]))
+def _summary(enc: sqlite3.Row, patient: Patient, rows: list[sqlite3.Row], heatmaps: bool,
+             missing: Sequence[MissingEye] = ()) -> EncounterSummary:
+    """One visit from its rows: ``rows`` oldest photograph first, so the rule's
+    current photograph of each eye is the last of its side."""
+    photos = [_eye_result(r, heatmaps) for r in rows]
+    decision = encounter_decision(photos, [m.eye for m in missing])
+    current = current_eyes(photos)
+    kept = {id(e) for e in current}
+    eyes = tuple(sorted(current, key=lambda e: _EYE_ORDER[e.eye]))
+    retaken = tuple(sorted((e for e in photos if id(e) not in kept), key=lambda e: _EYE_ORDER[e.eye]))
     protocol = get_protocol(enc["protocol"])
     started = _datetime(enc["started_at"]) or dt.datetime.now()
-    queue = Queue(enc["override_queue"] or enc["queue"] or patient_queue(eyes).value)
+    computed = Queue(enc["queue"]) if enc["queue"] else decision.queue
+    override = Queue(enc["override_queue"]) if enc["override_queue"] else None
+    queue = override or computed
     due = _date(enc["override_due_date"] or enc["due_date"]) or protocol.due_date(queue, started.date())
-    last = rows[-1] if rows else None
+    last = max(rows, key=lambda r: r["result_id"]) if rows else None
     return EncounterSummary(
         encounter_id=enc["encounter_id"], patient=patient, started_at=started, eyes=eyes, queue=queue,
         due_date=due, action=protocol.action(queue), protocol_name=protocol.name,
         operating_point=_operating_point(last) if last else None,
         model=ModelInfo(last["model_name"], last["model_version"], last["model_sha"]) if last else None,
         state=enc["state"] or "open", override_reason=enc["override_reason"] or "",
-        slip_printed_at=_datetime(enc["slip_printed_at"]),
+        slip_printed_at=_datetime(enc["slip_printed_at"]), retaken=retaken, computed_queue=computed,
+        override_queue=override, complete=decision.complete, queue_note=decision.note,
+        missing_eyes=tuple(missing), slip_saved_at=_datetime(enc["slip_saved_at"]),
+        referred_without_slip=bool(enc["referred_without_slip"]),
     )

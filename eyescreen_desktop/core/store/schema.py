@@ -113,8 +113,42 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_entity ON audit_log(entity, audit_id);
 """
+
+# Version 2: the heat map of a graded photograph (a small 8-bit PNG), so a slip
+# printed from the queues days later shows where the network looked.
 _SCHEMA_V2 = """
 ALTER TABLE results ADD COLUMN heatmap BLOB;
 """
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
+
+# Version 3 (a screening day made safe, issue 12):
+# * patients.search_text: ID, name and birth date folded (NFKD, accents dropped,
+#   case-folded) by the connection's eyescreen_search_text() function, so "nunez"
+#   finds "Zoë Ñúñez" in SQL instead of a Python scan of every patient;
+# * missing_eyes: why an eye was not photographed, which makes a one-eyed visit complete;
+# * queue_state.slip_saved_at (the document saved as PDF counts as issued) and
+#   referred_without_slip (marked referred before any slip was printed or saved);
+# * watched_folders: since when a camera folder is watched, so photographs that
+#   arrived while the app was closed are screened at the next start.
+_SCHEMA_V3 = """
+ALTER TABLE patients ADD COLUMN search_text TEXT NOT NULL DEFAULT '';
+UPDATE patients SET search_text = eyescreen_search_text(patient_id, name, birth_date);
+CREATE TABLE missing_eyes (
+    encounter_id    TEXT NOT NULL REFERENCES encounters(encounter_id) ON DELETE CASCADE,
+    eye             TEXT NOT NULL CHECK (eye IN ('L', 'R')),
+    reason          TEXT NOT NULL,
+    note            TEXT NOT NULL DEFAULT '',
+    recorded_at     TEXT NOT NULL,
+    recorded_by     TEXT NOT NULL,
+    PRIMARY KEY (encounter_id, eye)
+);
+ALTER TABLE queue_state ADD COLUMN slip_saved_at TEXT;
+ALTER TABLE queue_state ADD COLUMN referred_without_slip INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE watched_folders (
+    folder          TEXT PRIMARY KEY,
+    since           TEXT NOT NULL
+);
+"""
+
+# Each entry brings the schema from version i to i + 1. Append, never edit.
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
 SCHEMA_VERSION = len(MIGRATIONS)
