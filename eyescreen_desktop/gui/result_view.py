@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.heatmap import NO_AREA_TEXT
 from ..core.protocol import get_protocol, patient_queue
 from ..core.records import ICDR_GRADE_NAMES, EncounterSummary, Eye, EyeResult, Queue, Status
 from .resources import icon
@@ -201,6 +202,9 @@ class EyeCard(QFrame):
         if on and heat is not None and self.shown.result.status is Status.OK:
             photo = overlay_heatmap(photo, heat)
         self.photo.set_rgb(photo)
+        name = f"File: {Path(self.shown.result.path).name}"  # a graded eye without a map: nothing stood out
+        quiet = on and heat is None and self.shown.result.status is Status.OK
+        self.file.setText(f"{name} \u00b7 {NO_AREA_TEXT}" if quiet else name)
 
     @property
     def has_heatmap(self) -> bool:

@@ -93,3 +93,23 @@ def test_a_point_calibrated_for_other_weights_is_refused(qtbot, window, tmp_path
     level, title, text = said.args
     assert title == "Operating point refused" and "calibrate again with this model" in text
     assert not window.engine.busy
+
+
+def test_heat_map_shown_only_for_the_referred_eye_and_only_on_the_retina(qtbot, window, tmp_path):
+    from eyescreen_desktop.core.heatmap import NO_AREA_TEXT
+    from eyescreen_desktop.core.records import Eye, Queue
+
+    right, left = tmp_path / "P400_R.jpg", tmp_path / "P400_L.jpg"
+    right.symlink_to(FUNDUS_DR.parent / "idrid" / "images" / "IDRiD_001.jpg")   # ICDR 3
+    left.symlink_to(FUNDUS_DR / "images" / "P001_L.jpg")                         # ICDR 0
+    qtbot.keyClicks(window.patient_panel.id_edit, "P400")
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS):
+        assert window.screen_paths([right, left]) is not None
+    view = window.result_view
+    qtbot.waitUntil(lambda: all(view.cards[e].shown is not None for e in (Eye.RIGHT, Eye.LEFT)), timeout=WAIT_MS)
+    sick, healthy = view.cards[Eye.RIGHT], view.cards[Eye.LEFT]
+    assert sick.shown.result.queue is not Queue.ANNUAL and sick.shown.result.heatmap is not None
+    assert healthy.shown.result.queue is Queue.ANNUAL and healthy.shown.result.heatmap is None
+    view.set_heatmap(True)
+    assert NO_AREA_TEXT in healthy.file.text() and NO_AREA_TEXT not in sick.file.text()
+    window.grab().save(str(tmp_path / "window.png"))
