@@ -291,7 +291,8 @@ def figures(eyes: Sequence[ScreenedEye], t: Thresholds, rule: Rule = Rule(), n_b
     own_flag = (a["p_urg"] >= own.urgent) | (a["p_ref"] >= own.referable)
     return Figures(
         collection=collection, photographs=len(eyes), patients=len({e.eye.patient for e in eyes}),
-        gated=sum(not e.gradable for e in eyes), referable_eyes=int(a["y_ref"].sum()), urgent_eyes=int(a["y_urg"].sum()),
+        gated=sum(not e.gradable for e in eyes), referable_eyes=int(a["y_ref"].sum()),
+        urgent_eyes=int(a["y_urg"].sum()),
         referable_auc=M.auc_ci(a["y_ref"], a["p_ref"], groups, n_boot),
         urgent_auc=M.auc_ci(a["y_urg"], a["p_urg"], groups, n_boot),
         referable_sensitivity=ref_sens, referable_specificity=ref_spec,

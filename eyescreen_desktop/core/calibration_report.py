@@ -154,7 +154,8 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
         _table(header, _figures_rows([*c.per_collection, c.overall] if len(c.per_collection) > 1
                                      else list(c.per_collection)), [width * f for f in fr]),
         P("Sensitivity and specificity: value, eyes found / eyes, then the 95% interval from a bootstrap "
-          "over patients (both eyes of a person drawn together); the same interval under each AUC. An eye counts as referred when either threshold fires. "
+          "over patients (both eyes of a person drawn together); the same interval under each AUC. An eye "
+          "counts as referred when either threshold fires. "
           "The last column is the referable specificity lost against the same rule applied to that collection "
           "alone.", "small"),
         P("Curves", "h2"),

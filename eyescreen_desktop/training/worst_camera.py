@@ -197,7 +197,8 @@ def card_section(result: dict[str, object]) -> dict[str, object]:
             "command": "python -m eyescreen_desktop.training.worst_camera --write-card",
             "per_collection": per,
             "strict_variant": {"rule": "urgent sensitivity 1.00 on every collection (no urgent eye below the "
-                                       "urgent threshold)", "thresholds": result["thresholds"]["strict"]}}  # type: ignore[index]
+                                       "urgent threshold)",
+                               "thresholds": result["thresholds"]["strict"]}}  # type: ignore[index]
 
 
 def update_card(model_dir: Path, result: dict[str, object]) -> Path:
