@@ -163,13 +163,19 @@ class CalibrationDialog(QDialog):
             self.progress.setValue(done)
             self.status.setText(f"Screened {done} of {total} graded photographs…")
 
-    @Slot(int, object)
-    def _done(self, rid: int, outcome: Any) -> None:
+    def _ended(self, rid: int) -> bool:
+        """True (and the dialog idle again) when ``rid`` is this dialog's calibration."""
         if rid != self.rid:
-            return
+            return False
         self.rid = None
         self._busy(False)
         self.progress.setVisible(False)
+        return True
+
+    @Slot(int, object)
+    def _done(self, rid: int, outcome: Any) -> None:
+        if not self._ended(rid):
+            return
         if outcome is None:
             self.status.setText("Calibration cancelled: nothing was saved.")
             return
@@ -183,12 +189,8 @@ class CalibrationDialog(QDialog):
 
     @Slot(int, str)
     def _failed(self, rid: int, message: str) -> None:
-        if rid != self.rid:
-            return
-        self.rid = None
-        self._busy(False)
-        self.progress.setVisible(False)
-        self.status.setText(f"Calibration not made: {message}")
+        if self._ended(rid):
+            self.status.setText(f"Calibration not made: {message}")
 
     def _open_report(self) -> None:
         from PySide6.QtCore import QUrl

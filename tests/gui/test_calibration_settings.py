@@ -113,3 +113,16 @@ def test_heat_map_shown_only_for_the_referred_eye_and_only_on_the_retina(qtbot, 
     view.set_heatmap(True)
     assert NO_AREA_TEXT in healthy.file.text() and NO_AREA_TEXT not in sick.file.text()
     window.grab().save(str(tmp_path / "window.png"))
+
+
+def test_calibrating_on_too_few_eyes_says_so_and_saves_nothing(qtbot, window, tmp_path):
+    from eyescreen_desktop.gui.calibration_dialog import CalibrationDialog
+
+    dialog = CalibrationDialog(window.engine, tmp_path / "calibration", window)
+    qtbot.addWidget(dialog)
+    dialog.add_labels([_labels(tmp_path)])                        # 25 photographs, 100 required
+    with qtbot.waitSignal(window.engine.failed, timeout=WAIT_MS):
+        dialog.start()
+    assert "at least 100 graded eyes" in dialog.status.text()
+    assert not dialog.use_button.isEnabled() and dialog.run_button.isEnabled()
+    assert not (tmp_path / "calibration").exists() or not any((tmp_path / "calibration").iterdir())
