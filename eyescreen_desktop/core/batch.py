@@ -307,7 +307,8 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
         todo = [f for f in files if f.file not in done]
         if todo:  # a finished batch run again only rewrites its outputs: no model loading
             classifier = model if model_path is None else load_for_batch(model_path, backend)
-            screener = Screener(classifier, proto, operating_point, batch_size=batch_size or classifier.preferred_batch,
+            screener = Screener(classifier, proto, operating_point,
+                                batch_size=batch_size or classifier.preferred_batch,
                                 decode_workers=decode_workers or pipeline_threads()[0],
                                 heatmaps=pdf)  # the slips show where the network looked
             op = screener.operating_point  # the cache keys on its thresholds, not its name
