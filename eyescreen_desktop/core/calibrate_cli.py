@@ -51,6 +51,12 @@ def run_calibration(labels: Sequence[Path], model_dir: Path | None = None, name:
     from .paths import default_model_dir
     from .screening import Screener
 
+    names = [C.collection_name(Path(p)) for p in labels]
+    if len(set(names)) < len(names):
+        raise C.CalibrationError(f"two labels files share a collection name ({', '.join(names)}): each camera or "
+                                 "site needs its own folder (site-a/labels.csv) or file name (site-a.csv)")
+    if not (0.0 < rule.referable_sensitivity <= 1.0 and 0.0 <= rule.urgent_sensitivity <= 1.0):
+        raise C.CalibrationError("sensitivity targets must lie between 0 and 1")
     eyes = [e for path in labels for e in C.read_labels(Path(path))]
     if len(eyes) < min_eyes:
         raise C.CalibrationError(f"the labels list {len(eyes)} photographs: a calibration needs at least "

@@ -121,8 +121,8 @@ def _labelled_eye(row: dict[str, str], labels_csv: Path, collection: str, line: 
         raise CalibrationError(f"{labels_csv} line {line}: ICDR grade {grade}, expected 0-4")
     patient, eye_word = _patient_and_eye(Path(row["file"]).stem)
     eye = _EYE_WORDS.get((row.get("eye") or eye_word).strip().lower(), Eye.UNKNOWN)
-    return LabelledEye(image, f"{collection}:{row.get('patient') or patient}", eye, referable,
-                       urgent or False, collection, grade)
+    return LabelledEye(image, f"{collection}:{row.get('patient') or patient}", eye, referable, urgent,
+                       collection, grade)
 
 
 def _flag(row: dict[str, str], column: str, fallback: bool) -> bool:

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.units import mm
-from reportlab.platypus import Flowable, Image, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, Image, KeepTogether, Spacer, Table, TableStyle
 
 from .calibration import Calibration, Curve, Figures
 from .reports.layout import (
@@ -37,6 +37,7 @@ from .reports.layout import (
 from .reports.summary import _table
 
 TITLE = "Site calibration \u2013 operating point"
+CURVE_HEIGHT = 2.7   # inches, for 7.6 wide: one page holds the table, the curves and the photographs used
 
 
 def curve_png(curves: Sequence[Curve], thresholds: dict[str, float], dpi: int = 150) -> bytes:
@@ -46,7 +47,7 @@ def curve_png(curves: Sequence[Curve], thresholds: dict[str, float], dpi: int = 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.6, 3.1), dpi=dpi)
+    fig = Figure(figsize=(7.6, CURVE_HEIGHT), dpi=dpi)
     FigureCanvasAgg(fig)
     for i, c in enumerate(curves):
         ax = fig.add_subplot(1, len(curves), i + 1)
@@ -159,13 +160,14 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
           "The last column is the referable specificity lost against the same rule applied to that collection "
           "alone.", "small"),
         P("Curves", "h2"),
-        Image(io.BytesIO(png), width=width, height=width * 3.1 / 7.6),
+        Image(io.BytesIO(png), width=width, height=width * CURVE_HEIGHT / 7.6),
         P("Shaded: 95% band from a bootstrap over patients. Dashed: the chosen threshold. For the referable "
           "curve the urgent threshold stays at its chosen value (an urgent eye is always referred).", "small"),
-        P("Photographs used", "h2"),
-        _table(["Collection", "Labels file", "Photos", "Gradable", "Patients", "Referable eyes",
-                "Urgent eyes"], src_rows, [width * f for f in (0.16, 0.34, 0.1, 0.1, 0.1, 0.1, 0.1)]),
-        Spacer(1, 10), _disclaimer(width),
+        KeepTogether([  # the disclaimer never stands alone on a page
+            P("Photographs used", "h2"),
+            _table(["Collection", "Labels file", "Photos", "Gradable", "Patients", "Referable eyes",
+                    "Urgent eyes"], src_rows, [width * f for f in (0.16, 0.34, 0.1, 0.1, 0.1, 0.1, 0.1)]),
+            Spacer(1, 10), _disclaimer(width)]),
     ]
     return story
 

@@ -260,7 +260,8 @@ class Screener:
                                 self.operating_point, sha256=p.sha256, width=p.width, height=p.height,
                                 message=failure if p.tensor is not None else "")
                 # heat maps only on the retina, and only for an eye found referable
-                yield replace(result, heatmap=heatmap_to_show(heatmap, p.tensor, result.queue))
+                yield result if heatmap is None else replace(
+                    result, heatmap=heatmap_to_show(heatmap, p.tensor, result.queue))
 
     def _predict(self, gradable: Sequence[Prepared]) -> tuple[dict[int, tuple[Prediction, Any]], str]:
         """{id(prepared): (prediction, heatmap)}, or ({}, message) when the model failed."""

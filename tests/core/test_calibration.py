@@ -228,3 +228,10 @@ def test_result_cache_keys_on_thresholds_not_the_name(tmp_path):
         assert lookup(OperatingPoint("renamed", 0.2, 0.05)) is not None      # same thresholds, new name
         assert lookup(OperatingPoint("clinic", 0.1, 0.05)) is None           # recalibrated: screen again
         assert lookup("clinic") is not None                                  # by name, as before
+
+
+def test_two_labels_files_of_one_name_are_refused(tmp_path, capsys):
+    first = _labels_csv(tmp_path / "a", n_per_grade=1)
+    second = _labels_csv(tmp_path / "b", n_per_grade=1)             # both .../site-a/labels.csv
+    assert cli.main(["calibrate", "--data", str(first), "--data", str(second), "--out", str(tmp_path / "o.json")]) == 2
+    assert "share a collection name" in capsys.readouterr().err
