@@ -108,6 +108,9 @@ def finding_text(summary: EncounterSummary, short: bool = True) -> str:
     eyes = sorted(summary.eyes, key=lambda e: order[e.eye])
     tags = {Eye.RIGHT: "R", Eye.LEFT: "L", Eye.UNKNOWN: "?"}
     missing = [f"{tags[m.eye]}: not photographed ({m.words})" for m in summary.missing_eyes]
+    if not summary.complete:   # say what keeps the visit open: the eye with no photograph and no reason
+        present = {e.eye for e in eyes} | {m.eye for m in summary.missing_eyes}
+        missing += [f"{tags[side]}: no photograph" for side in (Eye.RIGHT, Eye.LEFT) if side not in present]
     if not eyes and not missing:
         return "no photograph"
     return " · ".join([f"{tags[e.eye]}: {eye_words(e, short)}" for e in eyes] + missing)

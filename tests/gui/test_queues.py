@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush
 
-from eyescreen_desktop.core.records import Queue
+from eyescreen_desktop.core.records import Eye, Queue
 from eyescreen_desktop.gui.queue_models import (
     OVERDUE_BACKGROUND,
     Column,
@@ -16,6 +18,9 @@ from eyescreen_desktop.gui.queue_models import (
 from eyescreen_desktop.gui.queues import OverrideDialog, QueuesWidget
 
 from .clinic_fixtures import EXPECTED_OPEN, TODAY, filled_store, store  # noqa: F401 - fixtures
+
+
+TODAY_START = dt.datetime.combine(TODAY, dt.time(9, 0))
 
 
 def _cell(model: QueueTableModel, row: int, column: Column, role=Qt.ItemDataRole.DisplayRole):
@@ -246,3 +251,13 @@ def test_start_up_reads_one_page_per_queue_not_the_database(qtbot, store):
     widget.show()
     view.scrollToBottom()
     qtbot.waitUntil(lambda: urgent.rowCount() > PAGE_ROWS)   # the view fetched the next page itself
+
+
+def test_an_unfinished_visit_says_which_eye_has_no_photograph(store):
+    from .clinic_fixtures import add_encounter, graded_eye
+
+    eid = add_encounter(store, "P900", "One Eye", (graded_eye(Eye.RIGHT, 0),), TODAY_START)
+    model = QueueTableModel(store, Queue.REVIEW, today=lambda: TODAY)
+    row = model.row_of(eid)
+    assert row >= 0                                            # one eye is review, never annual
+    assert _cell(model, row, Column.FINDING) == "R: no DR · L: no photograph"
