@@ -232,11 +232,11 @@ class ResultStore(PatientStore, ImageStore):
         if state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
         with self._tx() as db:
-            self._update_queue_state(encounter_id, user, "state changed", state=state)
             issued = db.execute("SELECT slip_printed_at IS NOT NULL OR slip_saved_at IS NOT NULL "
-                                "FROM queue_state WHERE encounter_id = ?", (encounter_id,)).fetchone()[0]
-            if state == "referred" and not issued:
+                                "FROM queue_state WHERE encounter_id = ?", (encounter_id,)).fetchone()
+            if state == "referred" and issued is not None and not issued[0]:
                 self._update_queue_state(encounter_id, user, "referred without a slip", referred_without_slip=1)
+            self._update_queue_state(encounter_id, user, "state changed", state=state)
 
     def mark_slip_printed(self, encounter_id: str, user: str | None = None) -> None:
         """Note that the patient's slip (or letter) was printed (shown in the queue views)."""
