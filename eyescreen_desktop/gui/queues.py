@@ -52,6 +52,20 @@ def tab_title(queue: Queue, count: int) -> str:
     return f"{TAB_NAMES[queue]} ({count})"
 
 
+def open_document(store: Any, encounter_id: str, settings: Any, parent: QWidget,
+                  printed: Callable[[str], None], saved: Callable[[str, str], None]) -> QDialog:
+    """The patient's document dialog for an encounter, read and built off the GUI
+    thread, with printing and saving recorded through ``printed`` / ``saved``."""
+    from ..core.reports import resolve_images  # reportlab and pdfium only when a document is wanted
+    from .slip_dialog import SlipDialog
+
+    dialog = SlipDialog(lambda: resolve_images(store.encounter_summary(encounter_id), store.image_file),
+                        settings, parent)
+    dialog.printed.connect(printed)
+    dialog.saved.connect(saved)
+    return dialog
+
+
 class OverrideDialog(QDialog):
     """A clinician moves a patient to another queue. The reason is required:
     OK stays disabled until one is typed, and it goes to the audit log."""
@@ -176,9 +190,10 @@ class QueuesWidget(QWidget):
         row = QHBoxLayout()
         for key, text, slot, tip in (
             ("open", "&Open visit", self.open_selected, "Open this patient's encounter (Enter)"),
-            ("slip", "Referral &slip…", self.open_slip, "Preview, print or save the referral slip"),
+            ("slip", "Patient's &document…", self.open_slip,
+             "Referral slip, review slip or result letter: preview, print or save"),
             ("printed", "Mark slip &printed", self.mark_slip_printed, "Record that the slip was handed out"),
-            ("referred", "Mark &referred", lambda: self.set_state("referred"), "The referral was sent"),
+            ("referred", "Mark &referred", self.mark_referred, "The referral was sent (asks when no slip was issued)"),
             ("closed", "Mark &closed", lambda: self.set_state("closed"), "Nothing more to do for this visit"),
             ("reopen", "Re&open", lambda: self.set_state("open"), "Put the visit back on the to-do list"),
             ("override", "Change &queue…", self.override_selected, "Clinician: move to another queue (reason required)"),
@@ -274,10 +289,10 @@ class QueuesWidget(QWidget):
         if encounter_id := self.selected_encounter_id():
             self.encounterActivated.emit(encounter_id)
 
-    @Slot()
-    def mark_slip_printed(self, encounter_id: str | None = None) -> None:
-        """Record that the referral slip was printed (audited)."""
-        target = encounter_id or self.selected_encounter_id()
+    def mark_slip_printed(self, encounter_id: str | bool | None = None) -> None:
+        """Record that the patient's document was printed (audited); the selected
+        encounter's when no ID is given (a button's ``clicked(bool)`` gives none)."""
+        target = encounter_id if isinstance(encounter_id, str) and encounter_id else self.selected_encounter_id()
         if target:
             self._write(lambda: self.store.mark_slip_printed(target, self.user))
 
@@ -299,17 +314,38 @@ class QueuesWidget(QWidget):
 
     @Slot()
     def open_slip(self) -> None:
-        """Open the referral slip of the selected encounter; printing it marks it printed."""
-        from ..core.reports import resolve_images  # reportlab and pdfium only when a slip is wanted
-        from .slip_dialog import SlipDialog
-
+        """Open the selected patient's document (referral slip, review slip or result
+        letter); printing or saving it as PDF records it."""
         target = self.selected_encounter_id()
-        if not target:
+        if target:
+            self._show_dialog(open_document(self.store, target, self._slip_settings(), self,
+                                            self.mark_slip_printed, self.mark_slip_saved))
+
+    @Slot(str, str)
+    def mark_slip_saved(self, encounter_id: str, path: str = "") -> None:
+        """Record that the patient's document was saved as PDF (audited): it counts as issued."""
+        self._write(lambda: self.store.mark_slip_saved(encounter_id, path, self.user))
+
+    @Slot()
+    def mark_referred(self) -> None:
+        """Mark the selected patient referred; without a printed or saved slip, ask
+        first, and the store records "referred without a slip"."""
+        summary = self.selected_summary()
+        if summary is None:
             return
-        summary = resolve_images(self.store.encounter_summary(target), self.store.image_file)
-        dialog = SlipDialog(summary, self._slip_settings(), self)
-        dialog.printed.connect(self.mark_slip_printed)
-        self._show_dialog(dialog)
+        if summary.slip_issued_at is not None:
+            self._write(lambda: self.store.mark_referred(summary.encounter_id, self.user))
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "No slip yet",
+                          f"No slip was printed or saved for {summary.patient.patient_id}. Mark the patient "
+                          "referred anyway? It will show as 'referred without a slip'.",
+                          QMessageBox.StandardButton.NoButton, self)
+        self.referred_anyway = box.addButton("Mark referred without a slip", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole))
+        box.buttonClicked.connect(lambda button: self._write(
+            lambda: self.store.mark_referred(summary.encounter_id, self.user)) if button is self.referred_anyway
+            else None)
+        self._show_dialog(box)
 
     def _show_dialog(self, dialog: QDialog) -> None:
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

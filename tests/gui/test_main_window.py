@@ -143,6 +143,8 @@ def test_keyboard_shortcuts(qtbot, window, urgent_model_dir, good_photo):
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
     qtbot.keyClick(window.result_view, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.next_box is not None            # one eye only: warned first (issue 12 item 3)
+    window.next_anyway_button.click()
     assert window.patient_panel.patient() is None and window.encounter_id is None
     assert window.result_view.results() == [] and not window.patient_panel.id_edit.isReadOnly()
 
