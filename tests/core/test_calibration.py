@@ -235,3 +235,23 @@ def test_two_labels_files_of_one_name_are_refused(tmp_path, capsys):
     second = _labels_csv(tmp_path / "b", n_per_grade=1)             # both .../site-a/labels.csv
     assert cli.main(["calibrate", "--data", str(first), "--data", str(second), "--out", str(tmp_path / "o.json")]) == 2
     assert "share a collection name" in capsys.readouterr().err
+
+
+@needs_model
+def test_a_folder_batch_follows_the_thresholds_not_the_points_name(tmp_path):
+    from eyescreen_desktop.core.batch import run_batch
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("P001_L.jpg", "P001_R.jpg"):
+        (photos / name).symlink_to(FUNDUS_DR / "images" / name)
+    common = dict(model=MODEL, data_dir=tmp_path / "data", pdf=False)
+    strict = OperatingPoint("clinic", referable=0.0, urgent=0.0)         # everything referred, urgently
+    first = run_batch([photos], tmp_path / "a", operating_point=strict, **common)
+    assert first.screened == 2 and {e.queue.value for e in first.encounters} == {"urgent"}
+    renamed = run_batch([photos], tmp_path / "b", operating_point=OperatingPoint("renamed", 0.0, 0.0), **common)
+    assert renamed.screened == 0                                       # same thresholds: on record already
+    lax = run_batch([photos], tmp_path / "c", operating_point=OperatingPoint("clinic", 1.0, 1.0), **common)
+    assert lax.screened == 2 and {e.queue.value for e in lax.encounters} == {"annual"}
+    stored = lax.encounters[0].operating_point
+    assert (stored.referable, stored.urgent) == (1.0, 1.0)
