@@ -34,9 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="name of the operating point (default: the file's name)")
     parser.add_argument("--min-eyes", type=int, default=C.MIN_EYES,
                         help=f"refuse fewer gradable eyes than this (default {C.MIN_EYES})")
-    parser.add_argument("--referable-sensitivity", type=float, default=C.Rule.referable_sensitivity)
+    parser.add_argument("--referable-sensitivity", type=float, default=C.Rule.referable_sensitivity,
+                        help="referable sensitivity every collection must keep (default 0.90)")
     parser.add_argument("--urgent-sensitivity", type=float, default=C.Rule.urgent_sensitivity,
-                        help="urgent queue target per collection; 1.0 = no urgent eye below the urgent threshold")
+                        help="urgent queue target per collection (default 0.97); 1.0 = no urgent eye below "
+                             "the urgent threshold. No urgent eye is ever left in annual, whatever this is")
     parser.add_argument("--backend", default="auto", choices=("auto", "keras", "onnx"))
 
 
