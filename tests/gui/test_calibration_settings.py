@@ -126,3 +126,35 @@ def test_calibrating_on_too_few_eyes_says_so_and_saves_nothing(qtbot, window, tm
     assert "at least 100 graded eyes" in dialog.status.text()
     assert not dialog.use_button.isEnabled() and dialog.run_button.isEnabled()
     assert not (tmp_path / "calibration").exists() or not any((tmp_path / "calibration").iterdir())
+
+
+def _op_file(path: Path, card, referable: float, urgent: float, weights_sha256: str | None = None) -> Path:
+    from eyescreen_desktop.core.calibration import OP_FORMAT
+
+    path.write_text(json.dumps({"format": OP_FORMAT, "name": path.stem,
+                                "thresholds": {"referable": referable, "urgent": urgent},
+                                "model": {"name": card.name, "version": card.version,
+                                          "weights_sha256": weights_sha256 or card.weights_sha256}}))
+    return path
+
+
+def test_folder_batches_use_the_clinics_point_and_refuse_another_models(qtbot, window, tmp_path):
+    from eyescreen_desktop.core.records import Queue
+
+    folder = tmp_path / "day"
+    folder.mkdir()
+    for name in ("P001_L.jpg", "P001_R.jpg"):
+        (folder / name).symlink_to(FUNDUS_DR / "images" / name)
+    card = window.engine.card
+    window.settings.site_operating_point = str(_op_file(tmp_path / "refer-all.json", card, 0.0, 0.0))
+    panel = window.batch_panel
+    with qtbot.waitSignal(window.engine.batchDone, timeout=WAIT_MS) as done:
+        assert panel.screen_folder(folder) is not None
+    report = done.args[1]
+    assert {e.queue for e in report.encounters} == {Queue.URGENT}      # thresholds 0: every eye referred
+    assert report.encounters[0].operating_point.name == "refer-all"
+    qtbot.waitUntil(lambda: not panel.running, timeout=WAIT_MS)
+    window.settings.site_operating_point = str(_op_file(tmp_path / "other.json", card, 0.1, 0.05, "0" * 64))
+    with qtbot.waitSignal(window.messages.shown, timeout=5000) as said:
+        assert panel.screen_folder(folder) is None
+    assert said.args[1] == "Operating point refused" and not window.engine.busy
