@@ -600,5 +600,8 @@ class MainWindow(QMainWindow):
         """Stop the camera and the worker thread (idempotent; also run when the
         application quits without the window being closed)."""
         self.capture_panel.stop()
+        watcher = getattr(self.batch_panel, "watcher", None)
+        if watcher is not None:
+            watcher.stop()            # joins the camera folder's scan thread
         self.engine.stop()
         wait_for_background()
