@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
             self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
-            self.batch_panel.storeChanged.connect(self.queues.refresh)
+            self.batch_panel.storeChanged.connect(self.queues.refresh_later)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
@@ -310,7 +310,7 @@ class MainWindow(QMainWindow):
             return
         self.encounter_id = summary.encounter_id
         self.result_view.show_summary(summary)
-        self.queues.refresh()
+        self.queues.refresh_later()
         self.messages.info("Saved", f"{summary.patient.patient_id}: {summary.queue.label}, "
                                     f"due {summary.due_date.isoformat()}")
 
