@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
             self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
-            self.batch_panel.storeChanged.connect(self.queues.refresh)
+            self.batch_panel.storeChanged.connect(self.queues.refresh_later)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
@@ -320,7 +320,7 @@ class MainWindow(QMainWindow):
             return
         self.encounter_id = summary.encounter_id
         self.result_view.show_summary(summary)
-        self.queues.refresh()
+        self.queues.refresh_later()
         self.messages.info("Saved", f"{summary.patient.patient_id}: {summary.queue.label}, "
                                     f"due {summary.due_date.isoformat()}")
 
@@ -611,5 +611,8 @@ class MainWindow(QMainWindow):
         """Stop the camera and the worker thread (idempotent; also run when the
         application quits without the window being closed)."""
         self.capture_panel.stop()
+        watcher = getattr(self.batch_panel, "watcher", None)
+        if watcher is not None:
+            watcher.stop()            # joins the camera folder's scan thread
         self.engine.stop()
         wait_for_background()

@@ -164,6 +164,20 @@ class QueueTableModel(QAbstractTableModel):
         finally:
             self._changing = False
 
+    def set_rows(self, total: int, first: list[EncounterSummary]) -> None:
+        """Show a count and first page read elsewhere (a background refresh)."""
+        self.beginResetModel()
+        self._rows, self._total = list(first), max(total, len(first))
+        self._changing = True
+        try:
+            self.endResetModel()
+        finally:
+            self._changing = False
+
+    @property
+    def page_rows(self) -> int:
+        return self._page_rows
+
     @property
     def state(self) -> str | None:
         return self._state

@@ -9,6 +9,7 @@ change goes through the store, which writes who did it to the audit log.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -118,6 +119,7 @@ class QueuesWidget(QWidget):
 
     encounterActivated = Signal(str)
     changed = Signal()
+    refreshed = Signal()   # a background refresh is on show
 
     def __init__(self, store: Any, parent: QWidget | None = None, *, user: str | None = None,
                  slip_settings: Callable[[], Any] | None = None,
@@ -135,6 +137,8 @@ class QueuesWidget(QWidget):
         self.state_box = QComboBox()
         self.buttons: dict[str, QPushButton] = {}
         self.dialog: QDialog | None = None  # the override or slip dialog currently open
+        self._ticket = 0                    # the latest background refresh
+        self._today_value = today or dt.date.today
         self._build_ui()
         self.refresh(reload=False)   # the models read their first page as they were made
 
@@ -221,10 +225,48 @@ class QueuesWidget(QWidget):
             self._fit_columns(self.views[queue])
         counts = queue_pages.queue_counts(self.store, state="open")
         for i, queue in enumerate(TAB_ORDER):
-            self._set_tab(i, queue, counts.get(queue, 0))
+            self._set_tab(i, queue, counts.get(queue, 0), self._overdue(queue))
         if selected:
             self.select(selected)
         self._update_buttons()
+
+    def _overdue(self, queue: Queue) -> int:
+        model = self.models[queue]
+        return model.overdue_count() if model.state in ("open", None) else 0
+
+    @Slot()
+    def refresh_later(self) -> None:
+        """Re-read every queue on the background helper, then show it: what the
+        window does after a batch, a hot-folder job or a desk result, so the GUI
+        thread never waits for the database while the worker holds it."""
+        self._ticket += 1
+        ticket, store, today = self._ticket, self.store, self._today_value()
+        views = {q: (m.state, m.page_rows) for q, m in self.models.items()}
+
+        def load() -> tuple[int, dict[Queue, tuple[int, list[Any], int]], dict[Queue, int]]:
+            pages = {q: (queue_pages.count(store, q, state), queue_pages.page(store, q, state, 0, rows),
+                         queue_pages.overdue_count(store, q, state, today) if state in ("open", None) else 0)
+                     for q, (state, rows) in views.items()}
+            return ticket, pages, queue_pages.queue_counts(store, state="open")
+
+        from .worker import run_in_background
+        run_in_background(load, self._refreshed)
+
+    @Slot(object)
+    def _refreshed(self, loaded: tuple[int, dict[Queue, tuple[int, list[Any], int]], dict[Queue, int]]) -> None:
+        ticket, pages, counts = loaded
+        if ticket != self._ticket:
+            return   # a newer refresh is on its way
+        selected = self.selected_encounter_id()
+        for queue, (total, first, _overdue) in pages.items():
+            self.models[queue].set_rows(total, first)
+            self._fit_columns(self.views[queue])
+        for i, queue in enumerate(TAB_ORDER):
+            self._set_tab(i, queue, counts.get(queue, 0), pages[queue][2])
+        if selected:
+            self.select(selected)
+        self._update_buttons()
+        self.refreshed.emit()
 
     @staticmethod
     def _fit_columns(view: QTableView) -> None:
@@ -237,12 +279,11 @@ class QueuesWidget(QWidget):
         """Re-read the queues whenever they come into view: another screen (batch,
         hot folder, a CLI run on the same database) may have changed them."""
         super().showEvent(event)
-        self.refresh()
+        self.refresh_later()
 
-    def _set_tab(self, index: int, queue: Queue, count: int) -> None:
+    def _set_tab(self, index: int, queue: Queue, count: int, overdue: int) -> None:
         self.tabs.setTabText(index, tab_title(queue, count))
         model = self.models[queue]
-        overdue = model.overdue_count() if model.state in ("open", None) else 0
         tip = f"{count} open" + (f", {overdue} overdue" if overdue else "") + f": {queue.label}"
         self.tabs.setTabToolTip(index, tip)
         shown = "" if model.state == "open" else f" Showing {model.total} {self.state_box.currentText().lower()}."
