@@ -184,8 +184,7 @@ class Screener:
     :meth:`screen`. ``operating_point`` is an OperatingPoint, the name of one in
     the model card, or None for the card's default. ``cache`` (optional) looks a
     content hash up among results already on record, e.g.
-    ``lambda sha: store.result_for(sha, model_sha, protocol, operating_point)`` (keyed on the
-    point's thresholds, so a recalibrated point is not served old queues); it is called from
+    ``lambda sha: store.result_for(sha, model_sha, protocol)``; it is called from
     the decode threads.
     """
 
