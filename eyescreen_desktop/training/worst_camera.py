@@ -158,6 +158,26 @@ def worst_camera_point(model_dir: Path, parts: dict[str, dict[str, list[C.Labell
             "per_collection": table}
 
 
+def variants_table(parts: dict[str, dict[str, list[C.LabelledEye]]], screened: dict[str, C.ScreenedEye]) -> str:
+    """Other rules on the same held-out photographs: what each would cost (point estimates)."""
+    names = list(parts)
+    rows = ["| chosen on | referable / urgent threshold | " + " | ".join(names) + " |", "|---" * (2 + len(names)) + "|"]
+    for label, chosen_on, rule in (
+            ("all four, urgent sensitivity 1.00 (strict)", names, C.Rule(0.90, 1.0)),
+            ("all four, urgent sensitivity 0.97 (shipped)", names, C.Rule(0.90, 0.97)),
+            ("all four, urgent sensitivity 0.90", names, C.Rule(0.90, 0.90)),
+            ("without eyepacs-256, urgent sensitivity 0.97", [n for n in names if n != "eyepacs-256"],
+             C.Rule(0.90, 0.97))):
+        t = C.choose_thresholds([screened[e.key] for n in chosen_on for e in parts[n]["calibrate"]], rule)
+        cells = []
+        for n in names:
+            f = C.figures([screened[e.key] for e in parts[n]["report"]], t, rule, n_boot=1, collection=n)
+            cells.append(f"{f.referable_specificity.value:.2f} / {f.urgent_specificity.value:.2f} / "
+                         f"{f.urgent_in_annual}")
+        rows.append(f"| {label} | {t.referable:.4f} / {t.urgent:.4f} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def markdown_table(result: dict[str, object]) -> str:
     """The per-collection table for docs/training.md."""
     def rate(r: dict) -> str:  # type: ignore[type-arg]
@@ -229,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--predict-only", action="store_true", help="fill the prediction cache and stop")
     ap.add_argument("--json", type=Path, default=None, help="write the chosen point and the table here")
     ap.add_argument("--write-card", action="store_true", help="make the chosen point the model card's default")
+    ap.add_argument("--variants", action="store_true", help="also print what other rules would cost")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     parts = collections(args.datasets, args.model / "split.csv")
@@ -240,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     result = worst_camera_point(args.model, parts, screened)
     print(markdown_table(result))
+    if args.variants:
+        print(variants_table(parts, screened))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if args.write_card:
