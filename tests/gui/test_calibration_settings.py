@@ -6,10 +6,12 @@ other weights is refused and nothing is screened."""
 from __future__ import annotations
 
 import csv
+import gc
 import json
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QCoreApplication, QEvent
 
 from eyescreen_desktop.core.paths import default_model_dir
 from eyescreen_desktop.gui.app import build_window
@@ -23,12 +25,18 @@ pytestmark = pytest.mark.skipif(not (MODEL / "model_card.json").is_file(), reaso
 @pytest.fixture
 def window(qtbot, data_dir):
     win, store = build_window(data_dir, dialogs=False)
-    qtbot.addWidget(win)
-    win.show()
+    win.show()  # not qtbot.addWidget: pytest-qt would close it before this teardown, while still busy
     with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
         win.start(MODEL)
     yield win
+    qtbot.waitUntil(lambda: not win.engine.busy, timeout=WAIT_MS)  # a busy window refuses to close
     win.close()
+    assert win.engine.stop()
+    win.deleteLater()
+    # Delete the window and collect its Python cycles here, on the GUI thread: left to a garbage
+    # collection that happens to run on the next window's worker thread, they crash the process.
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
     store.close()
 
 
