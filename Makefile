@@ -33,8 +33,10 @@ system-deps:
 run: $(STAMP)
 	$(BIN)/eyescreen-desktop $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
+# the suite, then the frozen smoke test of the desktop bundle (built in about a minute)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	$(MAKE) bundle-test
 
 model: $(STAMP)
 	$(BIN)/eyescreen train --data ../shared/datasets/fundus-dr/labels.csv \
@@ -46,11 +48,11 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py docs/
 
-# ---- the desktop bundle a clinic installs (packaging/README.md); not part of `make test`
+# ---- the desktop bundle a clinic installs (packaging/README.md); `make test` runs bundle-test
 BUNDLE := dist/EyeScreen
 BUNDLE_STAMP := $(VENV)/.bundle-installed
 BUNDLE_INPUTS := pyproject.toml $(shell find eyescreen_desktop resources models packaging -type f \
-  -not -name '*.pyc' -not -name 'smoke_test.py' 2>/dev/null)
+  -not -name '*.pyc' -not -path 'packaging/README.md' -not -name 'smoke_test.py' -not -name 'make_icons.py' 2>/dev/null)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 $(BUNDLE_STAMP): $(STAMP)
