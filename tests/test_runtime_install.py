@@ -134,6 +134,8 @@ found = {"package": eyescreen_desktop.__file__, "resources": str(paths.resources
          "logo": default_logo_path().is_file(), "fonts": list(register_fonts()),
          "style": paths.resource_file("style.qss").is_file(),
          "requires": importlib.metadata.requires("eyescreen-desktop")}
+found["models"] = {d.name: sorted(p.name for p in d.iterdir()) for d in paths.models_dir().iterdir() if d.is_dir()
+                   and d.name != "__pycache__"}
 found["backend"] = Classifier.load(model).backend_name
 tampered = Path(tempfile.mkdtemp()) / "m"
 shutil.copytree(model, tampered)
@@ -175,6 +177,14 @@ def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed
     for key in ("package", "resources", "model"):
         assert Path(found[key]).is_relative_to(venv), (key, found[key])
     assert found["model_files"] == ["heatmap_dense.npy", "model.onnx", "model_card.json", "model_card.md"]
+    # every model folder of the checkout ships what screening reads, and nothing that needs TensorFlow
+    for card_file in sorted((ROOT / "models").glob("*/model_card.json")):
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+        shipped = found["models"].get(card_file.parent.name, [])
+        needed = {"model_card.json", card.get("runtime_file") or "(no ONNX runtime file in the card)"}
+        needed |= {card.get("heatmap", {}).get("dense_weights_file")} - {None}
+        assert needed <= set(shipped), (card_file.parent.name, shipped)
+        assert card["weights_file"] == card.get("runtime_file") or card["weights_file"] not in shipped
     assert {"app.svg", "camera.svg", "print.svg"} <= set(found["icons"])
     assert found["logo"] and found["style"] and len(found["fonts"]) == 2
     assert found["backend"] == "onnx"
