@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh Debian/Ubuntu machine:
 #   make run    - install everything and start the desktop app
 #   make test   - install everything and run the test suite
+# A clinic's desktop bundle: make bundle (dist/EyeScreen/), make bundle-test.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?=
 
-.PHONY: run test system-deps venv model bench screenshots clean
+.PHONY: run test system-deps venv model bench screenshots clean bundle bundle-test bundle-tarball
 
 $(STAMP): pyproject.toml
 	$(MAKE) system-deps
@@ -26,14 +27,16 @@ system-deps:
 	    libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 \
 	    libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	    libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 \
-	    libxi6 >/dev/null; \
+	    libxi6 xvfb binutils >/dev/null; \
 	else echo "system-deps: not root or no apt-get; skipping system libraries"; fi
 
 run: $(STAMP)
 	$(BIN)/eyescreen-desktop $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
+# the suite, then the frozen smoke test of the desktop bundle (built in about a minute)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	$(MAKE) bundle-test
 
 model: $(STAMP)
 	$(BIN)/eyescreen train --data ../shared/datasets/fundus-dr/labels.csv \
@@ -45,5 +48,36 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py docs/
 
+# ---- the desktop bundle a clinic installs (packaging/README.md); `make test` runs bundle-test
+BUNDLE := dist/EyeScreen
+BUNDLE_STAMP := $(VENV)/.bundle-installed
+BUNDLE_INPUTS := pyproject.toml $(shell find eyescreen_desktop resources models packaging -type f \
+  -not -name '*.pyc' -not -path 'packaging/README.md' -not -name 'smoke_test.py' -not -name 'make_icons.py' 2>/dev/null)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+$(BUNDLE_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,bundle]'
+	touch $@
+
+$(BUNDLE)/eyescreen: $(BUNDLE_STAMP) $(BUNDLE_INPUTS)
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+	  packaging/eyescreen.spec
+	@# the interpreter's own libraries ship with debug symbols (17 MB of libpython alone);
+	@# wheels' libraries are left alone (stripping patchelf-edited files can break them)
+	strip --strip-unneeded $(BUNDLE)/_internal/libpython3*.so.* $(BUNDLE)/_internal/python3*/lib-dynload/*.so
+	cp packaging/linux/eyescreen.desktop packaging/linux/install-desktop-entry.sh resources/icons/app.svg $(BUNDLE)/
+	touch $@
+
+bundle: $(BUNDLE)/eyescreen
+
+# the bundled programs screen real and broken photographs and open the window
+# (Xvfb) with nothing but the bundle: env -i PATH=/usr/bin:/bin
+bundle-test: bundle
+	$(BIN)/python packaging/smoke_test.py $(BUNDLE)
+
+bundle-tarball: bundle
+	tar -C dist -czf dist/EyeScreen-$(VERSION)-linux-$$(uname -m).tar.gz EyeScreen
+	@ls -l dist/EyeScreen-$(VERSION)-linux-*.tar.gz
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -162,8 +162,10 @@ def run(args: argparse.Namespace) -> int:
 def untrained_lite0() -> Path:
     """A model folder with the shipped architecture (EfficientNet-Lite0 at 224 px,
     ``train.build_model``'s head) and random weights, exported to ONNX; built
-    once in a separate process and cached under ``~/.cache/eyescreen``."""
-    folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "eyescreen" / "bench-lite0-untrained"
+    once in a separate process and cached in the platform's cache folder."""
+    from .core.paths import default_cache_dir
+
+    folder = default_cache_dir() / "bench-lite0-untrained"
     if not (folder / "model_card.json").is_file():
         print(f"building {folder} (once) ...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "eyescreen_desktop.bench", "--build-untrained", str(folder)],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from typing import Sequence
@@ -28,6 +29,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("eyescreen_desktop.bench", "measure screening speed and memory"),
     "gui": ("eyescreen_desktop.gui.app", "open the desktop window"),
 }
+# Commands that need the `train` extra: a clinic's install and the desktop bundle
+# screen with ONNX Runtime and carry no TensorFlow.
+NEEDS_TRAIN_EXTRA: dict[str, tuple[str, ...]] = {
+    "train": ("tensorflow", "keras"),
+    "evaluate": ("tensorflow", "keras", "matplotlib"),
+}
+TRAIN_EXTRA = "pip install 'eyescreen-desktop[train]'"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -63,12 +71,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if missing := missing_modules(NEEDS_TRAIN_EXTRA.get(args.command, ())):
+        print(f"eyescreen {args.command} needs {', '.join(missing)}, which this installation does not have: "
+              f"training is an extra, install it with  {TRAIN_EXTRA}  (the desktop bundle only screens; "
+              "train from a source checkout)", file=sys.stderr)
+        return 2
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted: what was finished is saved; run the same command again to continue", file=sys.stderr)
         return 130
+
+
+def missing_modules(names: Sequence[str]) -> list[str]:
+    """Those of ``names`` that cannot be imported, found without importing them
+    (TensorFlow costs seconds)."""
+    missing = []
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def gui_main() -> int:

@@ -53,9 +53,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 from .calibration import CalibrationError, load_operating_point
-from .classifier import Classifier, ModelError, read_card, resolve_card_path, verify_file
+from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
 from .imageio import discover
-from .paths import data_paths, default_model_dir
+from .paths import common_folder, data_paths, default_model_dir
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
 from .report_names import ReportNames, safe_name
@@ -203,7 +203,7 @@ def resolve_inputs(inputs: Iterable[Path | str]) -> list[Path]:
 
 def plan_files(roots: Sequence[Path], listed: dict[str, PatientRow] | None = None) -> list[BatchFile]:
     """Every image-like file under the inputs with its results.csv name, patient and eye."""
-    base = Path(os.path.commonpath([r if r.is_dir() else r.parent for r in roots])) if len(roots) > 1 else None
+    base = common_folder([r if r.is_dir() else r.parent for r in roots]) if len(roots) > 1 else None
     found: list[tuple[Path, PurePosixPath, str]] = []
     seen: set[str] = set()
     for root in roots:
@@ -295,7 +295,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
     listed = read_patients_csv(Path(patients_csv)) if patients_csv else None
     files = plan_files(roots, listed)
     model_path = None if _is_classifier(model) else Path(model or default_model_dir())
-    info: ModelInfo = model.info if model_path is None else _checked_model(model_path)
+    info: ModelInfo = model.info if model_path is None else _checked_model(model_path, backend)
     key = batch_key(roots, proto.name, info.sha256, operating_point if isinstance(operating_point, OperatingPoint)
                     else None)
     out = Path(out_dir)
@@ -360,11 +360,12 @@ def _protocol(name: str) -> Protocol:
         raise BatchUsageError(str(exc)) from None
 
 
-def _checked_model(path: Path) -> ModelInfo:
+def _checked_model(path: Path, backend: str = "auto") -> ModelInfo:
     """Card and weights hash checked up front (cheap), so an unusable model is a usage
     error before anything is written; TensorFlow is loaded only when there is work."""
     card = read_card(path)
-    verify_file(resolve_card_path(path).parent / card.weights_file, card.weights_sha256)
+    served, sha256 = served_weights(card, backend)
+    verify_file(resolve_card_path(path).parent / served, sha256)
     return card.info
 
 

@@ -127,6 +127,18 @@ def verify_file(path: Path, expected: str) -> None:
         )
 
 
+def served_weights(card: ModelCard, backend: str = "auto") -> tuple[str, str]:
+    """The weights file a backend loads and the SHA-256 its card promises. The
+    hash check covers exactly what grades: the ONNX twin when it serves (the
+    desktop bundle carries no model.keras, which needs TensorFlow), else the
+    Keras model."""
+    if backend == "onnx" or (backend == "auto" and card.runtime_file):
+        if not card.runtime_file:
+            raise ModelError(f"model {card.name} ships no ONNX runtime file; use --backend keras")
+        return card.runtime_file, card.runtime_sha256
+    return card.weights_file, card.weights_sha256
+
+
 def predictions_from_outputs(outputs: dict[str, np.ndarray]) -> list[Prediction]:
     """Post-processing, a pure function: raw model outputs -> per-eye predictions.
 
@@ -197,15 +209,12 @@ class Classifier:
         """
         card = read_card(path)
         folder = resolve_card_path(path).parent
-        verify_file(folder / card.weights_file, card.weights_sha256)
-        use_onnx = backend == "onnx" or (backend == "auto" and card.runtime_file)
-        if use_onnx:
-            if not card.runtime_file:
-                raise ModelError(f"model {card.name} ships no ONNX runtime file; use --backend keras")
-            verify_file(folder / card.runtime_file, card.runtime_sha256)
-            impl: Any = _OnnxBackend(folder / card.runtime_file, card, threads)
+        served, sha256 = served_weights(card, backend)
+        verify_file(folder / served, sha256)
+        if served == card.runtime_file:
+            impl: Any = _OnnxBackend(folder / served, card, threads)
         else:
-            impl = _KerasBackend(folder / card.weights_file, card, threads)
+            impl = _KerasBackend(folder / served, card, threads)
         log.info("loaded model %s %s (%s backend)", card.name, card.version, impl.name)
         return cls(card, folder, impl)
 

@@ -144,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
     launched = time.time()
     app = make_application(sys.argv[:1])
     qInstallMessageHandler(qt_message_handler)
+    # before anything else can fail: under a desktop launcher there is no console,
+    # so an error while the window is built must reach the log and a dialog
+    startup = Messages(None)
+    install_crash_handler(startup)
     try:
         settings, window_state = open_settings(args.data_dir)
         paths = resolve_paths(args.data_dir, settings)
@@ -153,9 +157,16 @@ def run(args: argparse.Namespace) -> int:
         log.error("EyeScreen cannot start: %s", exc)
         QMessageBox.critical(None, "EyeScreen cannot start", f"{exc}")
         return 1
+    install_crash_handler(startup, log_file)
     window = None
     try:
-        window = MainWindow(settings, window_state, store, paths)
+        try:
+            window = MainWindow(settings, window_state, store, paths)
+        except Exception as exc:  # noqa: BLE001 - said to the user, in full in the log
+            log.critical("EyeScreen could not open its window", exc_info=True)
+            QMessageBox.critical(None, "EyeScreen cannot start",
+                                 f"The window could not be opened: {exc}\n\nThe details are in {log_file}.")
+            return 1
         install_crash_handler(window.messages, log_file)
         return _show_and_run(app, window, resolve_model(args.model, settings), settings, args.smoke, launched)
     finally:

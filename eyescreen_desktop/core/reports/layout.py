@@ -39,7 +39,7 @@ from ... import __version__
 from .. import imageio
 from ..fundus import channel_max
 from ..heatmap import NO_AREA_TEXT
-from ..paths import resources_dir
+from ..paths import resource_file
 from ..protocol import PROTOCOLS
 from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
 
@@ -86,7 +86,7 @@ REASON_WORDS: dict[str, str] = {
 
 def default_logo_path() -> Path:
     """The logo EyeScreen ships with (resources/report/logo.png)."""
-    return resources_dir() / "report" / "logo.png"
+    return resource_file("report", "logo.png")
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,8 @@ def register_fonts() -> tuple[str, str]:
     optional C accelerator it is done in pure Python and cost a third of a
     slip's time; PDF streams are binary anyway."""
     rl_config.useA85 = 0
-    folder = resources_dir() / "fonts"
     for name, file in ((FONT, "DejaVuSans.ttf"), (FONT_BOLD, "DejaVuSans-Bold.ttf")):
-        path = folder / file
+        path = resource_file("fonts", file)
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: reinstall EyeScreen (slips need this font "
                                     "to print names in every script)")

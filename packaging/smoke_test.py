@@ -1,0 +1,174 @@
+"""Frozen smoke test of the desktop bundle (``make bundle-test``), as qutebrowser
+does for its builds: what a clinic unpacks must work with nothing else.
+
+1. ``eyescreen screen`` screens real photographs from ../shared/datasets mixed
+   with broken files into results.csv and referral slips, in a clean
+   environment (``env -i PATH=/usr/bin:/bin``: no virtual environment, no
+   PYTHONPATH, no HOME);
+2. ``eyescreen train`` says which extra to install (the bundle has no TensorFlow);
+3. ``eyescreen-desktop --smoke`` opens the window under Xvfb, loads the shipped
+   model and closes cleanly; the times are measured and printed;
+4. nothing of TensorFlow, Keras or matplotlib is inside.
+
+Standard library only, so any Python can run it:
+``python packaging/smoke_test.py dist/EyeScreen [--json timings.json]``.
+Exits non-zero when something does not work; prints the measured times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ROOT.parent / "shared" / "datasets"
+# referred (ICDR 4) and graded 0, both eyes, by the dataset's labels; one EyePACS photograph
+REAL = [DATASETS / "fundus-dr" / "images" / n for n in ("P031_L.jpg", "P031_R.jpg", "P001_L.jpg", "P001_R.jpg")]
+CLEAN_ENV = {"PATH": "/usr/bin:/bin"}
+TRAINING_ONLY = ("tensorflow", "keras", "matplotlib", "tf2onnx")
+
+
+class SmokeFailure(AssertionError):
+    """The bundle does not do what a clinic needs."""
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise SmokeFailure(what)
+
+
+def photo_folder(folder: Path) -> tuple[list[str], list[str]]:
+    """Real photographs and broken files (empty, cut short, text, not an image at all)."""
+    folder.mkdir(parents=True)
+    real = [shutil.copy(p, folder / p.name) and p.name for p in REAL]
+    eyepacs = sorted((DATASETS / "eyepacs-256" / "images").glob("*.jpeg"))[:1] or \
+        sorted((DATASETS / "eyepacs-256").rglob("*.jp*g"))[:1]
+    for p in eyepacs:
+        shutil.copy(p, folder / f"E900_L{p.suffix}")
+        real.append(f"E900_L{p.suffix}")
+    data = REAL[0].read_bytes()
+    broken = {"B901_L.jpg": b"", "B901_R.jpg": data[: len(data) // 3],
+              "B902_L.jpg": b"Patient notes, not a photograph.\n" * 40, "B902_R.png": os.urandom(4000)}
+    for name, content in broken.items():
+        (folder / name).write_bytes(content)
+    return real, list(broken)
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    return done, time.perf_counter() - start
+
+
+def screen(bundle: Path, work: Path) -> dict[str, float]:
+    real, broken = photo_folder(work / "clinic day")
+    out = work / "out"
+    done, seconds = run([str(bundle / "eyescreen"), "screen", str(work / "clinic day"), "--out", str(out),
+                         "--data-dir", str(work / "data")], CLEAN_ENV)
+    check(done.returncode == 0, f"eyescreen screen failed ({done.returncode}):\n{done.stderr}")
+    with open(out / "results.csv", newline="", encoding="utf-8") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    check(sorted(rows) == sorted(real + broken), f"results.csv lists {sorted(rows)}")
+    check(all(rows[n]["status"] == "ok" and rows[n]["grade"] != "" for n in real), "a real photograph was not graded")
+    check(all(rows[n]["status"] != "ok" and rows[n]["queue"] == "review" for n in broken),
+          "a broken file was not sent to review")
+    slips = sorted((out / "referrals").glob("*.pdf"))
+    check(any("P031" in p.name for p in slips), f"no referral slip for P031 (slips: {[p.name for p in slips]})")
+    check(all(p.read_bytes().startswith(b"%PDF") and b"%%EOF" in p.read_bytes()[-64:] for p in slips),
+          "a slip is not a complete PDF")
+    print(f"screen: {len(rows)} files ({len(real)} real, {len(broken)} broken), {len(slips)} slips in {seconds:.1f} s")
+    return {"screen_s": round(seconds, 2), "screen_files": len(rows), "slips": len(slips)}
+
+
+def training_says_which_extra(bundle: Path, work: Path) -> None:
+    done, _ = run([str(bundle / "eyescreen"), "train", "--data", str(work / "none.csv"), "--out",
+                   str(work / "model")], CLEAN_ENV)
+    check(done.returncode == 2 and "eyescreen-desktop[train]" in done.stderr,
+          f"eyescreen train in the bundle: {done.returncode} {done.stderr}")
+
+
+def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
+    """A private X server on a free display number."""
+    xvfb = shutil.which("Xvfb")
+    check(xvfb is not None, "Xvfb is missing: apt-get install xvfb (make system-deps)")
+    for number in range(99, 160):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    proc = subprocess.Popen([xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not Path(f"/tmp/.X11-unix/X{number}").exists():
+        check(proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start")
+        time.sleep(0.05)
+    return proc, f":{number}"
+
+
+def window(bundle: Path, work: Path, display: str) -> dict[str, float]:
+    env = {**CLEAN_ENV, "DISPLAY": display}
+    launched = time.time()
+    done, seconds = run([str(bundle / "eyescreen-desktop"), "--smoke", "--data-dir", str(work / "gui")], env, 120)
+    check(done.returncode == 0, f"the window did not close cleanly ({done.returncode}):\n{done.stderr}")
+    marks: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        key, _, rest = line.partition("=")
+        if key in ("window_shown_at", "model_done_at"):
+            marks[key] = rest.split()[0]
+    check("window_shown_at" in marks and "model_done_at" in marks, f"no --smoke marks in:\n{done.stdout}")
+    check("tensorflow_loaded=False" in done.stdout, "the window imported TensorFlow")
+    check("eyescreen-dr" in done.stdout.split("status=", 1)[1], f"the model did not load: {done.stdout}")
+    shown, ready = float(marks["window_shown_at"]) - launched, float(marks["model_done_at"]) - launched
+    print(f"window: shown {shown:.2f} s after launch, model ready {ready:.2f} s, closed (exit 0) {seconds:.2f} s")
+    if seconds > 2.0:
+        print("window: WARNING - more than 2 s from launch to a clean exit on this machine")
+    return {"window_shown_s": round(shown, 2), "window_model_ready_s": round(ready, 2), "window_exit_s": round(seconds, 2)}
+
+
+def no_training_inside(bundle: Path) -> dict[str, float]:
+    inside = [p for p in bundle.rglob("*") if any(t in p.name.lower() for t in TRAINING_ONLY)]
+    check(not inside, f"training packages inside the bundle: {inside[:5]}")
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
+    print(f"bundle: {size / 1e6:.0f} MB unpacked, no TensorFlow, Keras or matplotlib")
+    return {"bundle_mb": round(size / 1e6, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundle", type=Path, help="the bundle folder (dist/EyeScreen)")
+    parser.add_argument("--json", type=Path, help="also write the measured figures here")
+    args = parser.parse_args(argv)
+    bundle = args.bundle.resolve()
+    if not (bundle / "eyescreen").exists() and not (bundle / "eyescreen.exe").exists():
+        print(f"no bundle at {bundle}: run make bundle first", file=sys.stderr)
+        return 2
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="eyescreen-bundle-test-") as tmp:
+        work = Path(tmp)
+        try:
+            figures |= no_training_inside(bundle)
+            figures |= screen(bundle, work)
+            training_says_which_extra(bundle, work)
+            xvfb, display = start_xvfb()
+            try:
+                figures |= window(bundle, work, display)
+            finally:
+                xvfb.terminate()
+                xvfb.wait(10)
+        except SmokeFailure as exc:
+            print(f"bundle-test FAILED: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print("bundle-test passed:", json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

