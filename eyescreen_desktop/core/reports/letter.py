@@ -108,7 +108,7 @@ def letter_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flow
     """The flowables of one result letter (exposed for tests and previews)."""
     width = settings.pagesize[0] - 28 * mm
     return [
-        _header(settings, "Diabetic eye screening \u2013 your result", width, _qr_block(summary.encounter_id)),
+        _header(settings, "Your diabetic eye screening result", width, _qr_block(summary.encounter_id)),
         Spacer(1, 4), _patient_block(summary, width), Spacer(1, 8),
         _result_box(summary, width), Spacer(1, 8),
         *_eyes_lines(summary), Spacer(1, 8),
