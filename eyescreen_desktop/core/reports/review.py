@@ -18,7 +18,6 @@ from ..records import EncounterSummary, Eye, Status
 from .layout import (
     SlipSettings,
     U,
-    _build_pdf,
     _decision_block,
     _disclaimer,
     _eyes_block,
@@ -28,6 +27,7 @@ from .layout import (
     _qr_block,
     _warning_box,
     _write_atomic,
+    patient_pdf,
     quality_advice,
     quality_note,
 )
@@ -72,11 +72,7 @@ def review_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flow
 
 def review_pdf_bytes(summary: EncounterSummary, settings: SlipSettings | None = None) -> bytes:
     """The review slip as PDF bytes."""
-    settings = settings or SlipSettings()
-    footer = (f"Review slip \u00b7 patient {summary.patient.patient_id} \u00b7 encounter "
-              f"{summary.encounter_id} \u00b7 screening aid, not a diagnosis")
-    title = f"EyeScreen review slip \u2013 patient {summary.patient.patient_id}"
-    return _build_pdf(review_story(summary, settings), settings, title, footer)
+    return patient_pdf(summary, review_story, settings, "Review slip")
 
 
 def write_review_slip(summary: EncounterSummary, path: Path, settings: SlipSettings | None = None) -> Path:
