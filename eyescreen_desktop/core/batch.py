@@ -68,6 +68,7 @@ Progress = Callable[[int, int, str], None]   # (files done, files in the batch, 
 CSV_COLUMNS = (
     "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
     "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
+    "modality", "gate",
 )
 REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
 
@@ -304,7 +305,8 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
                                 decode_workers=decode_workers or pipeline_threads()[0],
                                 heatmaps=pdf)  # the slips show where the network looked
             op_name = screener.operating_point.name
-            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op_name)
+            gate = screener.gate.version if screener.gate else ""
+            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op_name, gate)
             _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user,
                                cancelled)
         summaries = _finish_encounters(store, key, user, cancelled)
@@ -518,6 +520,7 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         "finding": r.decision.finding if r.decision else "", "code": r.decision.code if r.decision else "",
         "quality_reasons": " ".join(r.quality.reasons) if r.quality else "",
         "model": info.name, "model_version": info.version, "protocol": protocol,
+        "modality": r.modality, "gate": r.gate,
     }
 
 

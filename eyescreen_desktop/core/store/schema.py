@@ -149,6 +149,15 @@ CREATE TABLE watched_folders (
 );
 """
 
+# Version 4 (issue 9, the learned gate): what kind of picture the gate saw
+# (fundus / external_eye / other; results before the gate were all taken for
+# fundus) and the gate's "name version" ('' = the hand-made rules only), so a
+# result row says which gate let the photograph through.
+_SCHEMA_V4 = """
+ALTER TABLE results ADD COLUMN modality TEXT NOT NULL DEFAULT 'fundus';
+ALTER TABLE results ADD COLUMN gate TEXT NOT NULL DEFAULT '';
+"""
+
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4]
 SCHEMA_VERSION = len(MIGRATIONS)
