@@ -57,7 +57,7 @@ class PatientPanel(QGroupBox):
         self.store = store
         self._timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._timer.timeout.connect(self.search)
-        self.search_edit = QLineEdit(placeholderText="Find by patient ID or name…", clearButtonEnabled=True)
+        self.search_edit = QLineEdit(placeholderText="Find by patient ID, name or birth date…", clearButtonEnabled=True)
         self.matches = QListWidget()
         self.id_edit = QLineEdit(placeholderText="required, e.g. clinic number")
         self.name_edit = QLineEdit()
@@ -129,8 +129,18 @@ class PatientPanel(QGroupBox):
             self.matches.addItem(QListWidgetItem("No patient found: fill in the form below for a new one"))
         self.matches.setVisible(bool(text))
 
+    @property
+    def locked(self) -> bool:
+        """True once a photograph of this visit was submitted: the patient is fixed."""
+        return self.id_edit.isReadOnly()
+
     def _choose(self, item: QListWidgetItem) -> None:
         patient = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(patient, Patient) and self.locked and patient.patient_id != self.id_edit.text().strip():
+            self.hint.setText(f"This visit is {self.id_edit.text().strip()}'s: press Ctrl+N for the next patient "
+                              f"before choosing {patient.patient_id}.")
+            self.hint.setVisible(True)
+            return
         if isinstance(patient, Patient):
             self.set_patient(patient)
             self.matches.setVisible(False)

@@ -29,15 +29,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 from ..core.classifier import Classifier, ModelCard, ModelError
-from ..core.protocol import get_protocol, patient_queue
+from ..core.protocol import current_eyes
+from ..core.queue_pages import encounter_patient_id
 from ..core.records import EncounterSummary, Eye, EyeResult, Patient, Status
 from ..core.screening import Screener, ScreenItem
 
 log = logging.getLogger(__name__)
 
+BACKGROUND_THREADS = 2    # the small pool for GUI chores (photo decoding, slip previews, database reads)
 PHOTO_SIDE = 512          # the display crop sent with each result (heat map framing)
 STOP_WAIT_MS = 60_000     # longest wait for the worker at shutdown (a model still loading)
 
@@ -114,6 +116,18 @@ class BatchRequest:
 
 
 @dataclass(frozen=True)
+class UpdateRequest:
+    """``change(store)`` on a saved encounter of ``patient_id`` (e.g. ``store.set_photo_eye``);
+    the encounter's new summary comes back in ``encounterSaved``."""
+
+    request_id: int
+    encounter_id: str
+    change: Callable[[Any], Any]
+    patient_id: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class ScreenedEye:
     """One photograph's result as the window shows it: the engine's result, a
     crop of the field of view framed like the heat map, and its encounter."""
@@ -164,7 +178,7 @@ class ScreeningWorker(QObject):
         self.captures_dir = Path(captures_dir)
         self.backend = backend
         self.classifier: Classifier | None = None
-        self._visits: dict[str, str] = {}   # the window's visit key -> encounter ID
+        self._visits: dict[str, tuple[str, str]] = {}   # the window's visit key -> (encounter ID, patient ID)
         self.load_error = "the model is still loading"
 
     # ------------------------------------------------------------------ model
@@ -241,25 +255,45 @@ class ScreeningWorker(QObject):
         return False
 
     def _encounter(self, request: ScreenRequest | FrameRequest, protocol: str) -> str:
-        """Save the patient's details; the visit's encounter, started on its first photograph."""
+        """The encounter of the request's patient: the one named, else the visit's,
+        else a new one started on the visit's first photograph. A request whose
+        patient is not the encounter's is refused before anything is saved, so a
+        photograph can never land under another patient."""
         patient = request.patient
         assert patient is not None
+        encounter_id = request.encounter_id
+        if encounter_id is None and request.visit in self._visits:
+            encounter_id, owner = self._visits[request.visit]
+        elif encounter_id is not None:
+            owner = encounter_patient_id(self.store, encounter_id)
+        if encounter_id is not None and owner != patient.patient_id:
+            raise ValueError(f"Refused: this visit is patient {owner}'s, so the photograph was not saved "
+                             f"under {patient.patient_id}. Press Ctrl+N for the next patient, then add it again.")
         self.store.upsert_patient(patient)
-        encounter_id = request.encounter_id or self._visits.get(request.visit)
         if encounter_id is None:
             encounter_id = self.store.start_encounter(patient.patient_id, protocol=protocol, source="desk")
         if request.visit:
-            self._visits[request.visit] = encounter_id
+            self._visits[request.visit] = (encounter_id, patient.patient_id)
         return encounter_id
 
     def _queue_encounter(self, encounter_id: str) -> EncounterSummary:
-        """Queue the visit by its newest photograph of each eye (a retake replaces
-        the photograph it retakes), with the protocol's due date."""
-        summary = self.store.encounter_summary(encounter_id)
-        queue = patient_queue(newest_per_eye(summary.eyes))
-        due = get_protocol(summary.protocol_name).due_date(queue, summary.started_at.date())
-        self.store.finish_encounter(encounter_id, queue, due)
+        """The visit as saved: each result was queued by the one rule
+        (``protocol.encounter_decision``) in its own transaction; queued again here
+        so a visit whose rule inputs changed meanwhile is current too."""
+        self.store.requeue_encounter(encounter_id)
         return self.store.encounter_summary(encounter_id)
+
+    @Slot(object)
+    @_guarded
+    def updateEncounter(self, request: "UpdateRequest") -> None:
+        """A change staff made to a saved visit (side of a photograph, why an eye was
+        not photographed), written here after any photograph still being saved."""
+        owner = encounter_patient_id(self.store, request.encounter_id)
+        if request.patient_id and owner != request.patient_id:
+            raise ValueError(f"Refused: this visit is patient {owner}'s, not {request.patient_id}'s.")
+        request.change(self.store)
+        self.encounterSaved.emit(request.request_id, self._queue_encounter(request.encounter_id))
+        self.requestDone.emit(request.request_id, False)
 
     # ------------------------------------------------------------------ batch
 
@@ -282,16 +316,9 @@ class ScreeningWorker(QObject):
 
 
 def newest_per_eye(eyes: Iterable[EyeResult]) -> list[EyeResult]:
-    """The last result of each side (eyes come oldest first); every eye whose side
-    is unknown counts, since nobody can say which photograph it replaces."""
-    latest: dict[Eye, EyeResult] = {}
-    unknown: list[EyeResult] = []
-    for eye in eyes:
-        if eye.eye is Eye.UNKNOWN:
-            unknown.append(eye)
-        else:
-            latest[eye.eye] = eye
-    return [*latest.values(), *unknown]
+    """The current photograph of each eye: ``protocol.current_eyes``, the one rule
+    (kept under this name for the batch jobs that import it)."""
+    return current_eyes(eyes)
 
 
 def save_capture(rgb: np.ndarray, eye: Eye, folder: Path) -> Path:
@@ -345,6 +372,70 @@ def _fit(rgb: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+class _TaskSignals(QObject):
+    """Carries one background task's outcome back to the GUI thread (it lives there)."""
+
+    done = Signal(object)
+    failed = Signal(str)
+
+
+class _Task(QRunnable):
+    def __init__(self, function: Callable[[], Any], signals: _TaskSignals):
+        super().__init__()
+        self.function, self.signals = function, signals
+
+    def run(self) -> None:
+        try:
+            value = self.function()
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, never lost
+            log.exception("background task failed")
+            self.signals.failed.emit(_staff_message(exc))
+            return
+        self.signals.done.emit(value)
+
+
+_pool: QThreadPool | None = None
+_in_flight: set[_TaskSignals] = set()
+
+
+def background_pool() -> QThreadPool:
+    """The GUI's small thread pool (child of the application, so Qt owns it)."""
+    global _pool
+    if _pool is None:
+        _pool = QThreadPool(QCoreApplication.instance())
+        _pool.setMaxThreadCount(BACKGROUND_THREADS)
+        _pool.destroyed.connect(_forget_pool)
+    return _pool
+
+
+def _forget_pool(*_args: object) -> None:
+    global _pool
+    _pool = None
+
+
+def run_in_background(function: Callable[[], Any], done: Callable[[Any], None],
+                      failed: Callable[[str], None] | None = None) -> None:
+    """Run ``function()`` off the GUI thread; ``done(value)`` (or ``failed(message)``)
+    then runs on the GUI thread. The one helper for GUI chores that would stall
+    the window: decoding photographs, building slip previews, reading the
+    database while a batch holds its lock. ``function`` must not touch widgets.
+    Pass bound methods of widgets as callbacks: Qt drops the call when the
+    widget is gone."""
+    signals = _TaskSignals()
+    _in_flight.add(signals)
+    signals.done.connect(done)
+    if failed is not None:
+        signals.failed.connect(failed)
+    for signal in (signals.done, signals.failed):
+        signal.connect(lambda *_args, s=signals: _in_flight.discard(s))
+    background_pool().start(_Task(function, signals))
+
+
+def wait_for_background(timeout_ms: int = STOP_WAIT_MS) -> bool:
+    """Wait for every background chore (at shutdown, before Qt objects go)."""
+    return _pool.waitForDone(timeout_ms) if _pool is not None else True
+
+
 class ScreeningEngine(QObject):
     """The window's handle on the worker: starts the thread, posts requests,
     cancels them, and re-emits the worker's signals on the GUI thread.
@@ -366,6 +457,7 @@ class ScreeningEngine(QObject):
     _filesRequested = Signal(object)
     _frameRequested = Signal(object)
     _batchRequested = Signal(object)
+    _updateRequested = Signal(object)
 
     def __init__(self, store: Any, captures_dir: Path, parent: QObject | None = None, backend: str = "auto"):
         super().__init__(parent)
@@ -373,7 +465,7 @@ class ScreeningEngine(QObject):
         self.model_error = ""
         self._ids = itertools.count(1)
         self._pending: dict[int, threading.Event] = {}
-        self.thread = QThread()
+        self.thread = QThread(self)   # a parent: Qt never destroys it before the engine
         self.thread.setObjectName("eyescreen-worker")
         self.worker = ScreeningWorker(store, captures_dir, backend)
         self.worker.moveToThread(self.thread)
@@ -385,6 +477,7 @@ class ScreeningEngine(QObject):
         self._filesRequested.connect(w.screenFiles)
         self._frameRequested.connect(w.screenFrame)
         self._batchRequested.connect(w.runBatch)
+        self._updateRequested.connect(w.updateEncounter)
         w.modelReady.connect(self._on_ready)
         w.modelFailed.connect(self._on_failed)
         for name in ("eyeScreened", "encounterSaved", "progress", "failed", "batchDone"):
@@ -465,6 +558,13 @@ class ScreeningEngine(QObject):
         """Run ``job(context)`` on the worker thread; returns the request ID."""
         rid, flag = self._new_id()
         self._batchRequested.emit(BatchRequest(rid, job, flag))
+        return rid
+
+    def update_encounter(self, encounter_id: str, change: Callable[[Any], Any], patient_id: str = "") -> int:
+        """Run ``change(store)`` for a saved encounter on the worker (after the
+        photographs already posted); returns the request ID."""
+        rid, flag = self._new_id()
+        self._updateRequested.emit(UpdateRequest(rid, encounter_id, change, patient_id, flag))
         return rid
 
     def cancel(self, request_id: int) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush
 
-from eyescreen_desktop.core.records import Queue
+from eyescreen_desktop.core.records import Eye, Queue
 from eyescreen_desktop.gui.queue_models import (
     OVERDUE_BACKGROUND,
     Column,
@@ -16,6 +18,9 @@ from eyescreen_desktop.gui.queue_models import (
 from eyescreen_desktop.gui.queues import OverrideDialog, QueuesWidget
 
 from .clinic_fixtures import EXPECTED_OPEN, TODAY, filled_store, store  # noqa: F401 - fixtures
+
+
+TODAY_START = dt.datetime.combine(TODAY, dt.time(9, 0))
 
 
 def _cell(model: QueueTableModel, row: int, column: Column, role=Qt.ItemDataRole.DisplayRole):
@@ -83,7 +88,7 @@ def test_referred_and_closed_are_never_overdue(filled_store):
     clinic.set_state(ids["P001"], "referred", "test")
     model = QueueTableModel(clinic, Queue.URGENT, state=None, today=lambda: TODAY)
     row = model.row_of(ids["P001"])
-    assert _cell(model, row, Column.STATE) == "Referred"
+    assert _cell(model, row, Column.STATE) == "Referred without a slip"   # no slip was printed or saved
     assert _cell(model, row, Column.DUE) == "2026-03-10"
     assert model.overdue_count() == 0
 
@@ -124,6 +129,8 @@ def test_mark_referred_leaves_the_open_list_and_is_audited(qtbot, filled_store):
     clinic, ids = filled_store
     widget = _widget(qtbot, clinic)
     _select(widget, ids["P001"])
+    clinic.mark_slip_printed(ids["P001"], user="nurse.ada")      # the slip went out: no question asked
+    widget.refresh()
     with qtbot.waitSignal(widget.changed):
         qtbot.mouseClick(widget.buttons["referred"], Qt.MouseButton.LeftButton)
     assert widget.tabs.tabText(0) == "Urgent (2)"
@@ -191,4 +198,66 @@ def test_override_dialog_offers_only_other_queues_and_cancel_changes_nothing(qtb
     with qtbot.waitSignal(dialog.finished):
         dialog.reject()
     assert clinic.encounter_summary(ids["P001"]).queue is Queue.URGENT
-    assert [e.action for e in clinic.audit(f"encounter:{ids['P001']}")][-1] == "encounter queued"
+    assert "queue overridden" not in [e.action for e in clinic.audit(f"encounter:{ids['P001']}")]
+
+
+# --------------------------------------------------------------------------- lazy reading (issue 12, item 12)
+
+
+def test_queue_is_read_page_by_page_as_it_scrolls(qtmodeltester, filled_store):
+    clinic, ids = filled_store
+    model = QueueTableModel(clinic, Queue.URGENT, today=lambda: TODAY, page_rows=2)
+    assert model.rowCount() == 2 and model.total == 3 and model.canFetchMore()
+    assert model.overdue_count() == 1                       # counted by query, rows read or not
+    qtmodeltester.check(model)
+    model.refresh()
+    assert model.row_of(ids["P007"]) == 2                   # on the second page: read up to it
+    assert model.rowCount() == 3 and not model.canFetchMore()
+    assert model.row_of(ids["P004"]) == -1                  # annual, not in this view
+
+
+class _CountingStore:
+    """The real store, counting the encounter summaries the window reads."""
+
+    def __init__(self, store):
+        self._store, self.summaries, self.full_reads = store, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def encounter_summaries(self, ids, *args, **kwargs):
+        self.summaries += len(ids)
+        return self._store.encounter_summaries(ids, *args, **kwargs)
+
+    def encounters(self, *args, **kwargs):
+        self.full_reads += 1
+        return self._store.encounters(*args, **kwargs)
+
+
+def test_start_up_reads_one_page_per_queue_not_the_database(qtbot, store):
+    from eyescreen_desktop import bench
+    from eyescreen_desktop.core.queue_pages import PAGE_ROWS
+
+    bench.fill_clinic(store, 8 * PAGE_ROWS, today=TODAY)
+    counting = _CountingStore(store)
+    widget = _widget(qtbot, counting)
+    assert counting.full_reads == 0
+    assert counting.summaries <= len(Queue) * PAGE_ROWS
+    urgent = widget.models[Queue.URGENT]
+    assert urgent.rowCount() <= PAGE_ROWS < urgent.total
+    assert widget.tabs.tabText(0) == f"Urgent ({urgent.total})"
+    view = widget.views[Queue.URGENT]
+    view.resize(600, 300)
+    widget.show()
+    view.scrollToBottom()
+    qtbot.waitUntil(lambda: urgent.rowCount() > PAGE_ROWS)   # the view fetched the next page itself
+
+
+def test_an_unfinished_visit_says_which_eye_has_no_photograph(store):
+    from .clinic_fixtures import add_encounter, graded_eye
+
+    eid = add_encounter(store, "P900", "One Eye", (graded_eye(Eye.RIGHT, 0),), TODAY_START)
+    model = QueueTableModel(store, Queue.REVIEW, today=lambda: TODAY)
+    row = model.row_of(eid)
+    assert row >= 0                                            # one eye is review, never annual
+    assert _cell(model, row, Column.FINDING) == "R: no DR · L: no photograph"
