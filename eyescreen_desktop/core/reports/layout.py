@@ -77,6 +77,9 @@ REASON_WORDS: dict[str, str] = {
     "uneven_illumination": "part of the retina in shadow",
     "no_field_of_view": "retina not found in the picture",
     "not_fundus": "not a fundus photograph",
+    "external_eye": "photograph of the front of the eye, not of the retina",
+    "unfamiliar": "unfamiliar photograph: check it by eye",
+    "poor_quality": "not clear enough to grade",
 }
 
 
