@@ -38,6 +38,10 @@ class Protocol:
     name: str
     title: str
     rules: Mapping[Queue, QueueRule]
+    # True for a non-diabetic eye-check setting (pharmacy, school, eye camp): an external-eye
+    # photograph that looks healthy is then a complete result; otherwise it never counts as
+    # a diabetic-retinopathy screen and the patient waits in review for a fundus photograph
+    eye_check_alone: bool = False
 
     def decide_eye(self, prediction: Prediction, op: OperatingPoint) -> EyeDecision:
         """Queue and code for a gradable eye from the model's probabilities."""
@@ -54,6 +58,21 @@ class Protocol:
         }.get(status, "could not be graded")
         detail = ", ".join(r.replace("_", " ") for r in reasons if r != "not_fundus")  # no echo of the words
         return EyeDecision(Queue.REVIEW, code, f"{words} ({detail})" if detail else words)
+
+    def decide_external_eye(self, checkup: bool | None, finding: str = "", message: str = "") -> EyeDecision:
+        """Queue for a photograph of the front of the eye (never an ICDR grade).
+
+        "Go for an eye check-up" is at least a routine referral, with the finding in
+        words; an eye that could not be checked goes to review with the reason; "looks
+        healthy" is annual only where the protocol lets the eye check stand alone,
+        otherwise review: a fundus photograph is needed for diabetic-retinopathy screening."""
+        if checkup is None:
+            return EyeDecision(Queue.REVIEW, CODE_EYE_NOT_CHECKED, message or "eye could not be checked")
+        if checkup:
+            return EyeDecision(Queue.ROUTINE, CODE_EYE_CHECKUP, finding or "go for an eye check-up")
+        if self.eye_check_alone:
+            return EyeDecision(Queue.ANNUAL, CODE_EYE_HEALTHY, "eye looks healthy")
+        return EyeDecision(Queue.REVIEW, CODE_NEEDS_FUNDUS, f"eye looks healthy; {NEEDS_FUNDUS}")
 
     def due_date(self, queue: Queue, start: dt.date) -> dt.date:
         """Date by which the patient must be seen (or rescreened)."""
@@ -117,7 +136,14 @@ def _decide_nhs(p: Prediction, f: _Flags) -> EyeDecision:
     return EyeDecision(queue, f"{r} {m}", words + (" with maculopathy" if f.maculopathy else ""), grade)
 
 
-_DECIDERS = {"icdr-ada": _decide_icdr, "nhs-dess": _decide_nhs}
+_DECIDERS = {"icdr-ada": _decide_icdr, "nhs-dess": _decide_nhs, "eye-check": _decide_icdr}
+
+# decision codes of external-eye photographs (modality external_eye)
+CODE_EYE_CHECKUP = "eye check-up"
+CODE_EYE_HEALTHY = "eye looks healthy"
+CODE_NEEDS_FUNDUS = "fundus needed"
+CODE_EYE_NOT_CHECKED = "eye not checked"
+NEEDS_FUNDUS = "a fundus photograph is needed for diabetic-retinopathy screening"
 
 PROTOCOLS: dict[str, Protocol] = {
     "icdr-ada": Protocol(
@@ -140,6 +166,18 @@ PROTOCOLS: dict[str, Protocol] = {
             Queue.ANNUAL: QueueRule(365, "Recall for screening in 12 months"),
         },
     ),
+    "eye-check": Protocol(
+        name="eye-check",
+        title="Eye check for non-diabetic settings (pharmacy, school, eye camp); fundus photos graded ICDR",
+        rules={
+            Queue.URGENT: QueueRule(14, "See an ophthalmologist within 2 weeks"),
+            Queue.ROUTINE: QueueRule(91, "Go for an eye check-up with an optometrist or ophthalmologist"),
+            Queue.REVIEW: QueueRule(0, "Retake the photograph now, or examine the eye in person"),
+            Queue.ANNUAL: QueueRule(365, "No check-up needed now; come back if the eye hurts, is red or sight "
+                                         "changes"),
+        },
+        eye_check_alone=True,
+    ),
 }
 
 DEFAULT_PROTOCOL = "icdr-ada"
@@ -157,5 +195,9 @@ def patient_queue(eyes: Iterable[EyeResult]) -> Queue:
     """The patient's queue is the most urgent of their eyes (review outranks
     annual, so an ungradable eye is never hidden by a normal fellow eye). A
     patient with no usable photo at all goes to review."""
+    eyes = list(eyes)
+    if any(getattr(e, "modality", "fundus") == "fundus" for e in eyes):
+        # a fundus photograph was taken: a healthy-looking external eye no longer holds the patient in review
+        eyes = [e for e in eyes if e.decision is None or e.decision.code != CODE_NEEDS_FUNDUS]
     queues = [e.queue for e in eyes]
     return min(queues, key=lambda q: q.priority) if queues else Queue.REVIEW
