@@ -1,0 +1,352 @@
+"""The "Eye check" mode: a photograph of the front of the eye, or a selfie.
+
+Live camera preview with a framing guide (an oval for a face, an almond for
+one eye), a capture button and "Open photograph…", then the verdict in the
+course's own words ("Your eye looks healthy" / "Go for an eye check-up") with
+the finding in words, the probability and the heat map on each eye crop, and
+"Print slip" for the eye-check result slip.
+
+The camera code is the capture panel's (:class:`EyeCameraPanel` subclasses
+:class:`CapturePanel`: same chooser, thread and preview, one capture button,
+the guide painted on each frame). The external-eye model lives in one worker
+thread (:class:`EyeCheckEngine`), like the grading model: the window posts a
+picture and receives a ``PhotoCheck`` through queued signals, never blocking.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThread, Signal, Slot
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.external_eye import ExternalEyeModel, EyeCheck, PhotoCheck, check_photo
+from ..core.imageio import ImageReadError, read_image
+from ..core.records import Eye, Queue
+from .capture_panel import CapturePanel
+from .resources import icon
+from .result_view import _set_queue_property, overlay_heatmap, to_pixmap
+
+log = logging.getLogger(__name__)
+
+GUIDES = ("face", "eye")
+CROP_SIDE = 240
+PHOTO_FILTER = "Photographs (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
+
+
+def draw_guide(image: QImage, guide: str) -> QImage:
+    """A copy of ``image`` with the framing guide: an oval where a face should sit,
+    or an almond for one eye filling most of the picture."""
+    out = image.copy()
+    w, h = out.width(), out.height()
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(QColor(255, 255, 255, 220), max(2, w // 200), Qt.PenStyle.DashLine))
+    if guide == "face":
+        painter.drawEllipse(QRectF(w * 0.32, h * 0.12, w * 0.36, h * 0.76))
+        for x in (0.43, 0.57):                       # where the eyes go
+            painter.drawLine(int(w * (x - 0.04)), int(h * 0.42), int(w * (x + 0.04)), int(h * 0.42))
+    else:
+        path = QPainterPath()
+        path.moveTo(w * 0.15, h * 0.5)
+        path.quadTo(w * 0.5, h * 0.05, w * 0.85, h * 0.5)
+        path.quadTo(w * 0.5, h * 0.95, w * 0.15, h * 0.5)
+        painter.drawPath(path)
+        painter.drawEllipse(QRectF(w * 0.42, h * 0.5 - w * 0.08, w * 0.16, w * 0.16))
+    painter.end()
+    return out
+
+
+class EyeCameraPanel(CapturePanel):
+    """The capture panel's camera with one "Capture and check" button and a framing guide."""
+
+    checkRequested = Signal(object)     # np.ndarray RGB
+
+    def __init__(self, parent: QWidget | None = None):
+        self.guide = "face"
+        self.capture_check = QPushButton(icon("camera"), "Capture and check (F7)")
+        super().__init__(parent)
+        self.setTitle("Eye check camera")
+        for button in (self.capture_right, self.capture_left):
+            button.hide()
+        self.capture_check.setObjectName("captureButton")
+        self.capture_check.setToolTip("Take the picture now and check the eye (F7)")
+        self.capture_check.clicked.connect(self.capture_and_check)
+        self.layout().addWidget(self.capture_check)
+        self._update_buttons()
+
+    def set_guide(self, guide: str) -> None:
+        """``face`` or ``eye``: which framing guide the preview shows."""
+        self.guide = guide if guide in GUIDES else "face"
+
+    @Slot(QImage)
+    def _show_frame(self, image: QImage) -> None:
+        super()._show_frame(draw_guide(image, self.guide))
+
+    def capture_and_check(self) -> bool:
+        """Send the newest frame to be checked (the raw frame: the guide is only painted on the preview)."""
+        frame = self.latest_frame()
+        if frame is None:
+            self.problem.emit("There is no camera picture to capture: choose a camera first, "
+                              "or open a photograph")
+            return False
+        self.checkRequested.emit(frame)
+        return True
+
+    def _update_buttons(self) -> None:
+        super()._update_buttons()
+        if hasattr(self, "capture_check"):
+            self.capture_check.setEnabled(self.thread is not None and self.frames_shown > 0)
+
+
+class _EyeCheckWorker(QObject):
+    """Owns the external-eye model on its thread; catches every exception."""
+
+    ready = Signal(object)              # ModelInfo
+    loadFailed = Signal(str)
+    checked = Signal(int, object, object)   # request id, PhotoCheck, RGB
+    failed = Signal(int, str)
+
+    def __init__(self, modality_of: Callable[[np.ndarray], str | None] | None = None):
+        super().__init__()
+        self.model: ExternalEyeModel | None = None
+        self.modality_of = modality_of
+
+    @Slot(str)
+    def load(self, path: str) -> None:
+        try:
+            self.model = ExternalEyeModel.load(Path(path))
+            self.ready.emit(self.model.info)
+        except Exception as exc:  # noqa: BLE001 - shown to staff, logged
+            log.exception("external-eye model %s failed to load", path)
+            self.loadFailed.emit(f"The eye-check model could not be loaded: {exc}")
+
+    @Slot(int, object)
+    def check(self, request_id: int, rgb: np.ndarray) -> None:
+        try:
+            if self.model is None:
+                raise RuntimeError("the eye-check model is not loaded yet: wait a moment and retry")
+            modality = self.modality_of(rgb) if self.modality_of else None
+            self.checked.emit(request_id, check_photo(rgb, self.model, modality), rgb)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("eye check %d failed", request_id)
+            self.failed.emit(request_id, f"The eye check failed: {exc}")
+
+
+class EyeCheckEngine(QObject):
+    """The window's handle on the eye-check worker thread."""
+
+    ready = Signal(object)
+    loadFailed = Signal(str)
+    checked = Signal(int, object, object)
+    failed = Signal(int, str)
+    _load = Signal(str)
+    _check = Signal(int, object)
+
+    def __init__(self, parent: QObject | None = None,
+                 modality_of: Callable[[np.ndarray], str | None] | None = None):
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self.thread = QThread()
+        self.thread.setObjectName("eyescreen-eye-check")
+        self.worker = _EyeCheckWorker(modality_of)
+        self.worker.moveToThread(self.thread)
+        self._load.connect(self.worker.load)
+        self._check.connect(self.worker.check)
+        for name in ("ready", "loadFailed", "checked", "failed"):
+            getattr(self.worker, name).connect(getattr(self, name))
+        self.thread.finished.connect(self.worker.deleteLater)
+
+    def start(self, model_path: Path | str) -> None:
+        """Start the thread and load the model there (returns at once)."""
+        self.thread.start()
+        self._load.emit(str(model_path))
+
+    def check(self, rgb: np.ndarray) -> int:
+        """Check a picture; returns the request ID that comes back with ``checked``."""
+        rid = next(self._ids)
+        self._check.emit(rid, np.array(rgb, copy=True))
+        return rid
+
+    def stop(self, timeout_ms: int = 30_000) -> bool:
+        self.thread.quit()
+        return self.thread.wait(timeout_ms)
+
+
+class EyeResultCard(QFrame):
+    """One eye: the crop with its heat map, the verdict, finding and probability, or the message."""
+
+    def __init__(self, check: EyeCheck, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("eyeCard")
+        self.check = check
+        title = QLabel(f"<b>{check.box.label.capitalize()}</b>")
+        self.picture = QLabel()
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        title.setObjectName("eyeTitle")
+        self.verdict = QLabel(check.verdict or "No verdict")
+        self.verdict.setObjectName("eyeVerdict")
+        _set_queue_property(self.verdict, None if check.checkup is None else
+                            Queue.ROUTINE if check.checkup else Queue.ANNUAL)
+        self.detail = QLabel(self._detail())
+        self.detail.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        for widget in (title, self.picture, self.verdict, self.detail):
+            layout.addWidget(widget)
+        layout.addStretch(1)
+        if check.crop is not None:
+            shown = overlay_heatmap(check.crop, check.heatmap) if check.heatmap is not None else check.crop
+            self.picture.setPixmap(to_pixmap(shown, CROP_SIDE, self.devicePixelRatioF()))
+
+    def _detail(self) -> str:
+        c = self.check
+        if not c.checked:
+            return c.message
+        return (f"{c.finding.capitalize()}. Probability that a check-up is needed: {c.p_checkup:.0%}. "
+                "Heat map: where the network saw signs of a finding.")
+
+
+class EyeCheckPanel(QWidget):
+    """The eye-check mode: camera with guide, the verdict per eye, print the slip.
+
+    ``slipRequested(PhotoCheck, rgb)`` asks the window to print the eye-check slip."""
+
+    slipRequested = Signal(object, object)
+    problem = Signal(str)
+
+    def __init__(self, engine: EyeCheckEngine, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.engine = engine
+        self.last: tuple[PhotoCheck, np.ndarray] | None = None
+        self.pending: int | None = None
+        self.camera = EyeCameraPanel()
+        self.headline = QLabel("Frame a face or one eye, then capture; or open a photograph.")
+        self.headline.setObjectName("decisionBanner")
+        self.headline.setWordWrap(True)
+        self.eyes = QHBoxLayout()
+        self.open_button = QPushButton(icon("folder"), "Open photograph…")
+        self.print_button = QPushButton(icon("print"), "Print slip")
+        self._build()
+        engine.checked.connect(self._on_checked)
+        engine.failed.connect(self._on_failed)
+        self.camera.checkRequested.connect(self.check_image)
+        self.camera.problem.connect(self._show_problem)
+
+    def _build(self) -> None:
+        self.eyes.setAlignment(Qt.AlignmentFlag.AlignTop)
+        guides = QHBoxLayout()
+        group = QButtonGroup(self)
+        for name, text in (("face", "Guide: face (selfie)"), ("eye", "Guide: one eye (close-up)")):
+            radio = QRadioButton(text)
+            radio.setChecked(name == "face")
+            radio.toggled.connect(lambda on, n=name: on and self.camera.set_guide(n))
+            group.addButton(radio)
+            guides.addWidget(radio)
+        left = QVBoxLayout()
+        left.addLayout(guides)
+        left.addWidget(self.camera, 1)
+        self.open_button.clicked.connect(self._open)
+        self.print_button.clicked.connect(self._print)
+        self.print_button.setEnabled(False)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.print_button)
+        right = QVBoxLayout()
+        right.addWidget(self.headline)
+        right.addLayout(self.eyes, 1)
+        note = QLabel("Research and demonstration only: the model learnt from web pictures. "
+                      "\"Looks healthy\" is not a diabetic-retinopathy screen.")
+        note.setWordWrap(True)
+        note.setObjectName("note")
+        right.addWidget(note)
+        right.addLayout(buttons)
+        grid = QGridLayout(self)
+        grid.addLayout(left, 0, 0)
+        grid.addLayout(right, 0, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+
+    # ------------------------------------------------------------------ requests
+
+    @Slot(object)
+    def check_image(self, rgb: np.ndarray) -> int:
+        """Check a picture (camera frame or file) on the worker."""
+        self.headline.setText("Checking…")
+        self.pending = self.engine.check(rgb)
+        return self.pending
+
+    def open_file(self, path: Path) -> int | None:
+        """Read a photograph and check it; a clear message when it cannot be read."""
+        try:
+            return self.check_image(read_image(Path(path)))
+        except ImageReadError as exc:
+            self._show_problem(str(exc))
+            return None
+
+    def _open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a photograph of the eye or a selfie", "", PHOTO_FILTER)
+        if path:
+            self.open_file(Path(path))
+
+    def _print(self) -> None:
+        if self.last is not None:
+            self.slipRequested.emit(*self.last)
+
+    # ------------------------------------------------------------------ results
+
+    @Slot(int, object, object)
+    def _on_checked(self, request_id: int, check: PhotoCheck, rgb: np.ndarray) -> None:
+        if request_id != self.pending:
+            return
+        self.show_check(check, rgb)
+
+    def show_check(self, check: PhotoCheck, rgb: Any = None) -> None:
+        """Show a finished check: headline, one card per eye."""
+        while self.eyes.count():
+            item = self.eyes.takeAt(0)
+            if item.widget():
+                item.widget().deleteLater()
+        verdict = check.checkup
+        self.headline.setText(check.message if verdict is None and check.message else
+                              "No verdict: see the message below" if verdict is None else
+                              "Go for an eye check-up" if verdict else "Your eye looks healthy")
+        _set_queue_property(self.headline, None if verdict is None else Queue.ROUTINE if verdict else Queue.ANNUAL)
+        for eye in check.eyes:
+            self.eyes.addWidget(EyeResultCard(eye))
+        self.last = (check, rgb) if verdict is not None else None
+        self.print_button.setEnabled(verdict is not None)
+
+    @Slot(int, str)
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if request_id == self.pending:
+            self._show_problem(message)
+
+    def _show_problem(self, message: str) -> None:
+        self.headline.setText(message)
+        _set_queue_property(self.headline, Queue.REVIEW)
+        self.problem.emit(message)
+
+    def stop(self) -> None:
+        """Stop the camera (the window stops the engine)."""
+        self.camera.stop()
+
+
+def eye_of(box_side: str) -> Eye:
+    """The record's laterality for an eye box ("R", "L", "?")."""
+    return {"R": Eye.RIGHT, "L": Eye.LEFT}.get(box_side, Eye.UNKNOWN)
