@@ -301,7 +301,8 @@ class _KerasBackend:
             return self.run(batch)
         feats, out = self._cam_fn(batch)
         out = out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
-        return {**self._named(out), "features": np.asarray(feats)}
+        named = self._named(out) if isinstance(out, (dict, list, tuple)) else {self.output_names[0]: np.asarray(out)}
+        return {**named, "features": np.asarray(feats)}
 
     def run_with_cam(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if self._cam_fn is None:
