@@ -18,9 +18,14 @@ What it does, and why it is built this way:
   command again screens only what is missing, reusing the batch's encounters:
   nothing lost, nothing counted twice. Running it again after it finished just
   rewrites the outputs (new files in the folders are screened and added).
-* **Reports.** A referral slip per patient in urgent, routine or review
-  (``DIR/referrals/<patient_id>.pdf``) and ``DIR/summary.pdf``, through
-  ``core.reports``; ``--no-pdf`` skips them.
+* **Every patient leaves with a document.** A referral slip for urgent and
+  routine (``DIR/referrals/``), a review slip for review (``DIR/review/``), a
+  result letter for annual (``DIR/letters/``), each named
+  ``<patient>_<encounter>.pdf`` (``core.report_names``), and ``DIR/summary.pdf``,
+  through ``core.reports``; ``--no-pdf`` skips them.
+* **One rule.** Each result is saved and its encounter queued in one
+  transaction by ``protocol.encounter_decision`` (current photograph per eye;
+  never annual without both eyes or a recorded reason), as in the window.
 
 ``run_batch`` is the callable behind the command (used by tests, the benchmark
 and the GUI); ``run`` adds the progress bar and the one-screen summary.
@@ -50,8 +55,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, verify_file
 from .imageio import discover
 from .paths import data_paths, default_model_dir
-from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, patient_queue
+from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, Patient, Queue, Status
+from .report_names import ReportNames, safe_name
 from .screening import ScreenItem, Screener
 from .store import BatchFileRow, ClinicStore, StoreError
 
@@ -63,7 +69,7 @@ CSV_COLUMNS = (
     "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
     "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
 )
-REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW)
+REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
 
 _EYE_WORDS = {"l": Eye.LEFT, "left": Eye.LEFT, "os": Eye.LEFT,
               "r": Eye.RIGHT, "right": Eye.RIGHT, "od": Eye.RIGHT}
@@ -72,6 +78,17 @@ _NAME_RULE = re.compile(r"^(?P<patient>.+)_(?P<eye>l|r|od|os|left|right)$", re.I
 
 class BatchUsageError(Exception):
     """The command cannot start (no such folder, bad patient list, unknown protocol)."""
+
+
+class BatchCancelled(Exception):
+    """The batch was cancelled (``cancelled()`` said so): what was screened stays saved
+    and queued; a rerun of the same batch finishes the rest."""
+
+
+def _check(cancelled: Callable[[], bool] | None) -> None:
+    """Raise BatchCancelled when asked to stop: called between steps of every phase."""
+    if cancelled is not None and cancelled():
+        raise BatchCancelled("batch cancelled: what was screened is saved and queued")
 
 
 # ---------------------------------------------------------------------- planning: files and patients
@@ -237,7 +254,8 @@ class BatchReport:
     encounters: list[EncounterSummary]
     rejected: list[tuple[str, EyeResult]]   # (file, result) for every file not graded
     summary_pdf: Path | None = None
-    referral_pdfs: list[Path] = field(default_factory=list)
+    referral_pdfs: list[Path] = field(default_factory=list)    # referral slips (urgent, routine)
+    documents: list[Path] = field(default_factory=list)        # every patient's document, slips included
     pdf_error: str = ""
 
     @property
@@ -249,7 +267,8 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
               model: Path | str | Classifier | None = None, data_dir: Path | str | None = None,
               protocol: str = DEFAULT_PROTOCOL, pdf: bool = True, progress: Progress | None = None,
               backend: str = "auto", user: str | None = None, batch_size: int | None = None,
-              decode_workers: int | None = None, store: ClinicStore | None = None) -> BatchReport:
+              decode_workers: int | None = None, store: ClinicStore | None = None,
+              cancelled: Callable[[], bool] | None = None) -> BatchReport:
     """Screen the inputs into the clinic database and write the outputs.
 
     ``model`` is a model folder (default: the shipped model) or an already loaded
@@ -258,8 +277,11 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
     ``decode_workers`` default to the classifier's preferred batch and
     :func:`pipeline_threads`. Raises BatchUsageError,
     ModelError or StoreError before any file is screened when the command cannot
-    run; a bad photograph never raises. An exception from ``progress`` (e.g. a
-    cancel button) stops the run; what was committed stays and a rerun resumes.
+    run; a bad photograph never raises. ``cancelled()`` is asked between the steps
+    of every phase (screening, queueing, results.csv, each PDF) and True stops the
+    run with BatchCancelled; an exception from ``progress`` stops it too. Either
+    way every result screened is saved and queued (each in the transaction that
+    saved it) and a rerun resumes.
     """
     started = time.monotonic()
     proto = _protocol(protocol)
@@ -283,14 +305,16 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
                                 heatmaps=pdf)  # the slips show where the network looked
             op_name = screener.operating_point.name
             screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op_name)
-            _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user)
-        summaries = _finish_encounters(store, key, proto, user)
+            _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user,
+                               cancelled)
+        summaries = _finish_encounters(store, key, user, cancelled)
         store.finish_batch(key, user)
         rows = {r.file: r for r in store.batch_rows(key)}
     report = _report(key, out, info, proto, files, rows, summaries, len(todo), resumed)
+    _check(cancelled)
     write_results_csv(report.results_csv, files, rows, {s.encounter_id: s for s in summaries}, info, proto.name)
     if pdf:
-        _write_pdfs(report)
+        _write_pdfs(report, cancelled)
     report.seconds = time.monotonic() - started
     return report
 
@@ -354,7 +378,8 @@ def _register_patients(store: ClinicStore, files: Sequence[BatchFile], listed: d
 
 
 def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: Sequence[BatchFile],
-                       already: int, total: int, progress: Progress | None, user: str | None) -> None:
+                       already: int, total: int, progress: Progress | None, user: str | None,
+                       cancelled: Callable[[], bool] | None = None) -> None:
     """Screen the files not yet on record, committing each result on its own.
 
     Commits (a copy into the image store, a transaction with fsync) run on a writer
@@ -376,6 +401,8 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
                        screener.classifier.info, screener.protocol.name, screener.operating_point, user)
             if progress:
                 progress(n, total, f.file)
+            if n < total:
+                _check(cancelled)
 
 
 class _Writer:
@@ -417,13 +444,23 @@ class _Writer:
             raise self._error
 
 
-def _finish_encounters(store: ClinicStore, key: str, proto: Protocol, user: str | None) -> list[EncounterSummary]:
-    """Queue every encounter of the batch: most urgent eye, due date by protocol."""
-    summaries = store.encounter_summaries(store.batch_encounters(key))
-    for s in summaries:
-        queue = patient_queue(s.eyes)
-        store.finish_encounter(s.encounter_id, queue, proto.due_date(queue, s.started_at.date()), user)
-    return store.encounter_summaries([s.encounter_id for s in summaries], heatmaps=True)  # for the slips
+def queue_batch_encounters(store: ClinicStore, encounter_ids: Sequence[str], user: str | None = None,
+                           cancelled: Callable[[], bool] | None = None) -> None:
+    """Queue encounters by the one rule (``protocol.encounter_decision`` through
+    ``ClinicStore.requeue_encounter``): a finished batch, a cancelled one and the
+    camera folder all call this. Each result was already queued as it was saved;
+    this catches encounters whose inputs changed since (e.g. a recorded missing eye)."""
+    for encounter_id in encounter_ids:
+        _check(cancelled)
+        store.requeue_encounter(encounter_id, user)
+
+
+def _finish_encounters(store: ClinicStore, key: str, user: str | None,
+                       cancelled: Callable[[], bool] | None = None) -> list[EncounterSummary]:
+    """Queue every encounter of the batch by the rule; their summaries for the outputs."""
+    encounter_ids = store.batch_encounters(key)
+    queue_batch_encounters(store, encounter_ids, user, cancelled)
+    return store.encounter_summaries(encounter_ids, heatmaps=True)  # heat maps for the slips
 
 
 def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequence[BatchFile],
@@ -436,7 +473,7 @@ def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequen
         status_counts=dict(Counter(r.result.status for r in current)),
         queue_counts={q: sum(s.queue is q for s in summaries) for q in Queue},
         encounters=summaries,
-        rejected=[(r.file, r.result) for r in current if r.result.status is not Status.OK],
+        rejected=[(r.file, r.result) for r in current if rejected(r.result)],
     )
 
 
@@ -489,33 +526,35 @@ def _eye(eye: Eye) -> str:
 
 
 def safe_file_name(text: str) -> str:
-    """A patient ID made safe as a file name on every platform."""
-    cleaned = re.sub(r"[^\w.\-]+", "_", text, flags=re.UNICODE).strip("._")
-    return cleaned or "patient"
+    """A patient ID made safe as a file name on every platform (``report_names.safe_name``)."""
+    return safe_name(text)
 
 
-def _write_pdfs(report: BatchReport) -> None:
-    """Referral slips and the batch summary through core.reports; a failure here is
-    reported but does not undo the screening (the database and CSV are complete)."""
+def _write_pdfs(report: BatchReport, cancelled: Callable[[], bool] | None = None) -> None:
+    """Every patient's document (referral slip, review slip or result letter) and the
+    batch summary through core.reports; a failure here is reported but does not
+    undo the screening (the database and CSV are complete). Cancelling stops
+    between documents; those written stay."""
     try:
         from . import reports
     except ImportError as exc:
         report.pdf_error = f"PDF reports are not available in this installation ({exc}); use --no-pdf"
         log.error(report.pdf_error)
         return
-    folder = report.out_dir / "referrals"
-    folder.mkdir(exist_ok=True)
+    names = ReportNames()
     failures = []
     for s in report.encounters:
-        target = folder / f"{safe_file_name(s.patient.patient_id)}.pdf"
-        if s.queue not in REFERRED_QUEUES:
-            target.unlink(missing_ok=True)  # a slip left from an earlier run no longer applies
-            continue
+        _check(cancelled)
         try:
-            report.referral_pdfs.append(Path(reports.write_referral_slip(s, target)))
-        except Exception as exc:  # noqa: BLE001 - one slip must not cost the others
-            log.exception("referral slip for %s failed", s.patient.patient_id)
+            path = Path(reports.write_patient_document(s, report.out_dir, names=names))
+        except Exception as exc:  # noqa: BLE001 - one document must not cost the others
+            log.exception("document for %s failed", s.patient.patient_id)
             failures.append(f"{s.patient.patient_id}: {exc}")
+            continue
+        report.documents.append(path)
+        if reports.document_kind(s) == reports.REFERRAL:
+            report.referral_pdfs.append(path)
+    _check(cancelled)
     try:
         report.summary_pdf = Path(reports.write_batch_summary(report.encounters, [r for _, r in report.rejected],
                                                               report.out_dir / "summary.pdf"))
@@ -572,8 +611,9 @@ def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
         if len(report.rejected) > max_rejected:
             lines.append(f"  ... and {len(report.rejected) - max_rejected} more (see results.csv)")
     lines.append(f"Results: {report.results_csv}")
-    if report.summary_pdf or report.referral_pdfs:
-        lines.append(f"Referral slips: {len(report.referral_pdfs)} in {report.out_dir / 'referrals'}; "
+    if report.summary_pdf or report.documents:
+        lines.append(f"Patient documents: {len(report.documents)} ({len(report.referral_pdfs)} referral slips in "
+                     f"referrals/, review slips in review/, result letters in letters/) under {report.out_dir}; "
                      f"summary: {report.summary_pdf}")
     if report.pdf_error:
         lines.append(f"Warning: {report.pdf_error}")
@@ -592,14 +632,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``eyescreen screen``."""
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photographs or folders (recursive)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="folder for results.csv, referrals/ and summary.pdf")
+                        help="folder for results.csv, the patients' documents (referrals/, review/, letters/) and summary.pdf")
     parser.add_argument("--patients", type=Path, metavar="CSV",
                         help="patient list: file, patient_id, name, birth_date[, sex, eye]")
     parser.add_argument("--model", type=Path, metavar="PATH", help="model folder (default: the shipped model)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="clinic data folder (database, image store)")
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=sorted(PROTOCOLS),
                         help=f"screening protocol (default {DEFAULT_PROTOCOL})")
-    parser.add_argument("--no-pdf", action="store_true", help="skip referral slips and the summary PDF")
+    parser.add_argument("--no-pdf", action="store_true", help="skip the patients' documents and the summary PDF")
     parser.add_argument("--backend", default="auto", choices=("auto", "keras", "onnx"),
                         help="inference runtime (auto: ONNX when the model ships one)")
 

@@ -5,9 +5,10 @@ everything screened since Monday, the urgent queue as a spreadsheet, or FHIR
 bundles for the hospital's record system. It only reads the database (apart
 from ``--mark-printed``) and writes into ``--out``:
 
-* ``--format pdf``: ``referrals/<patient>_<encounter>.pdf`` for each selected
-  encounter that needs action (urgent, routine, review; annual too when
-  ``--queue annual`` asks for it) and ``summary.pdf`` over the whole selection;
+* ``--format pdf``: every selected patient's document, named
+  ``<patient>_<encounter>.pdf``: the referral slip (urgent, routine) in
+  ``referrals/``, the review slip in ``review/``, the result letter (annual) in
+  ``letters/``, and ``summary.pdf`` over the whole selection;
 * ``--format csv``: ``queues.csv``;
 * ``--format fhir``: ``fhir/<patient>_<encounter>.json``, one Bundle per encounter;
 * ``--format all``: all three.
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .paths import data_paths
-from .records import EncounterSummary, EyeResult, Queue, Status
+from . import report_names
+from .protocol import rejected
+from .records import EncounterSummary, EyeResult, Queue
 from .store import STATES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; both are imported when the command runs
@@ -82,29 +84,27 @@ class ExportResult:
 
 
 def safe_name(text: str, limit: int = 60) -> str:
-    """Text usable as a file name on every platform (letters of any script kept)."""
-    cleaned = re.sub(r"[^\w.\-]+", "_", text, flags=re.UNICODE).strip("._")
-    return cleaned[:limit] or "patient"
+    """Text usable as a file name on every platform (``report_names.safe_name``)."""
+    return report_names.safe_name(text, limit)
 
 
-def export_name(summary: EncounterSummary, taken: set[str]) -> str:
-    """``<patient>_<encounter>`` (encounter shortened), unique within one run."""
-    base = f"{safe_name(summary.patient.patient_id)}_{safe_name(summary.encounter_id, 12)}"
-    name, n = base, 2
-    while name.lower() in taken:
-        name, n = f"{base}-{n}", n + 1
-    taken.add(name.lower())
-    return name
+def export_name(summary: EncounterSummary, names: report_names.ReportNames) -> str:
+    """``<patient>_<encounter>`` (encounter shortened), unique within one run,
+    case-insensitively (``report_names``)."""
+    return names.stem(summary.patient.patient_id, summary.encounter_id)
 
 
-def wants_slip(summary: EncounterSummary, queue_filter: Queue | None) -> bool:
-    """Slips for the patients who need action; annual ones only when asked for."""
-    return summary.queue is not Queue.ANNUAL or queue_filter is Queue.ANNUAL
+def wants_slip(summary: EncounterSummary, queue_filter: Queue | None = None) -> bool:
+    """Every screened patient leaves with a document: a referral slip, a review slip
+    or a result letter (``reports.patient_document``). Kept for callers of old."""
+    return True
 
 
 def rejected_files(encounters: Sequence[EncounterSummary]) -> list[EyeResult]:
-    """Files that gave no usable photograph (unreadable or not a fundus photo)."""
-    return [e for s in encounters for e in s.eyes if e.status in (Status.ERROR, Status.NOT_FUNDUS)]
+    """Every photograph of the encounters that was not graded (``protocol.rejected``:
+    unreadable, not a fundus photograph or ungradable), retaken ones included, as
+    the batch summary counts them."""
+    return [e for s in encounters for e in s.all_photos if rejected(e)]
 
 
 def export(store: "ClinicStore", encounters: Sequence[EncounterSummary], out: Path, fmt: str,
@@ -115,17 +115,15 @@ def export(store: "ClinicStore", encounters: Sequence[EncounterSummary], out: Pa
 
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(encounters=len(encounters))
-    names: set[str] = set()
+    names = report_names.ReportNames()
     file_names = {s.encounter_id: export_name(s, names) for s in encounters}
     if fmt in ("pdf", "all"):
-        for s in encounters:
-            if wants_slip(s, queue_filter):
-                path = _attempt(result, s, lambda s=s: reports.write_referral_slip(
-                    s, out / "referrals" / f"{file_names[s.encounter_id]}.pdf", settings))
-                if path is not None:
-                    result.slips.append(path)
-                    if mark_printed:
-                        store.mark_slip_printed(s.encounter_id)
+        for s in encounters:  # every patient's document: referral slip, review slip or result letter
+            path = _attempt(result, s, lambda s=s: reports.write_patient_document(s, out, settings, names))
+            if path is not None:
+                result.slips.append(path)
+                if mark_printed:
+                    store.mark_slip_printed(s.encounter_id)
         result.summary_pdf = _attempt(result, None, lambda: reports.write_batch_summary(
             encounters, rejected_files(encounters), out / "summary.pdf", settings))
     if fmt in ("csv", "all"):
@@ -194,7 +192,7 @@ def _closing_message(result: ExportResult, out: Path) -> str:
     """One screen saying what was written where, and what failed."""
     lines = [f"{result.encounters} encounter(s) selected; written to {out}:"]
     if result.slips or result.summary_pdf:
-        lines.append(f"  {len(result.slips)} referral slip(s) in referrals/, summary.pdf")
+        lines.append(f"  {len(result.slips)} patient document(s) (referrals/, review/, letters/), summary.pdf")
     if result.csv:
         lines.append(f"  {result.csv.name}")
     if result.fhir:

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 from .records import (
     ICDR_GRADE_NAMES,
+    Eye,
     EyeDecision,
     EyeResult,
     OperatingPoint,
@@ -201,3 +202,76 @@ def patient_queue(eyes: Iterable[EyeResult]) -> Queue:
         eyes = [e for e in eyes if e.decision is None or e.decision.code != CODE_NEEDS_FUNDUS]
     queues = [e.queue for e in eyes]
     return min(queues, key=lambda q: q.priority) if queues else Queue.REVIEW
+
+
+# ---------------------------------------------------------------------- the encounter's queue: one rule, one place
+#
+# Every path that queues a patient (the desk through the store, a finished or a
+# cancelled batch, the camera folder, ``eyescreen report``) goes through
+# encounter_decision, so a patient never gets one queue in the window and
+# another in a batch.
+
+OTHER_EYE_NOT_PHOTOGRAPHED = "other eye not photographed"
+SIDE_NOT_KNOWN = "side of a photograph not known: set right or left"
+NO_PHOTOGRAPH = "no photograph"
+
+
+@dataclass(frozen=True)
+class EncounterDecision:
+    """The queue of a visit by the rule, and why when it is not obvious."""
+
+    queue: Queue
+    complete: bool      # both eyes graded, or the missing one has a recorded reason
+    note: str = ""      # e.g. "other eye not photographed"
+
+
+def current_eyes(eyes: Iterable[EyeResult]) -> list[EyeResult]:
+    """The current photograph of each eye: the last of each side (eyes come oldest
+    first, so a retake replaces the photograph it retakes); every photograph whose
+    side is unknown counts, since nobody can say which one it replaces."""
+    latest: dict[Eye, EyeResult] = {}
+    unknown: list[EyeResult] = []
+    for eye in eyes:
+        if eye.eye is Eye.UNKNOWN:
+            unknown.append(eye)
+        else:
+            latest.pop(eye.eye, None)
+            latest[eye.eye] = eye
+    return [*(latest[e] for e in (Eye.RIGHT, Eye.LEFT) if e in latest), *unknown]
+
+
+def encounter_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> EncounterDecision:
+    """The visit's queue from its photographs (oldest first) and the eyes recorded as
+    not photographable: the most urgent current eye (review outranks annual), and
+    never annual unless the visit is complete, i.e. the right and the left eye are
+    each graded or have a recorded reason for no photograph. An incomplete visit
+    goes to review ("other eye not photographed"); a referable eye still refers."""
+    current = current_eyes(eyes)
+    missing = {Eye(e) for e in missing_eyes} - {Eye.UNKNOWN}
+    queue = patient_queue(current)
+    graded = {e.eye for e in current if e.status is Status.OK}
+    lacking = {Eye.RIGHT, Eye.LEFT} - graded - missing
+    if not current:
+        return EncounterDecision(Queue.REVIEW, not lacking, NO_PHOTOGRAPH)
+    if not lacking:
+        return EncounterDecision(queue, True)
+    photographed = {e.eye for e in current} - {Eye.UNKNOWN}
+    note = ""  # an eye photographed but not graded: its own result already says review
+    if lacking - photographed:
+        unknown = any(e.eye is Eye.UNKNOWN for e in current)
+        note = SIDE_NOT_KNOWN if unknown else OTHER_EYE_NOT_PHOTOGRAPHED
+    if queue is Queue.ANNUAL:
+        return EncounterDecision(Queue.REVIEW, False, note)
+    return EncounterDecision(queue, False, note)
+
+
+def encounter_queue(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> Queue:
+    """The visit's queue by :func:`encounter_decision`."""
+    return encounter_decision(eyes, missing_eyes).queue
+
+
+def rejected(result: EyeResult) -> bool:
+    """A photograph the engine could not grade: unreadable, not a fundus photograph
+    or ungradable. The batch summary, results, the window and ``eyescreen report``
+    all count and list "rejected" by this one test."""
+    return result.status is not Status.OK

@@ -198,6 +198,33 @@ class ModelInfo:
     sha256: str
 
 
+# Why an eye was not photographed: recorded by staff so that a visit with one
+# eye can still be complete (and the patient recalled in a year, not asked back).
+MISSING_EYE_REASONS: dict[str, str] = {
+    "prosthesis": "prosthetic eye",
+    "enucleated": "eye removed",
+    "declined": "patient declined the photograph",
+    "not_photographable": "eye could not be photographed (e.g. small pupil, cataract)",
+    "under_eye_clinic": "eye already under the care of an eye clinic",
+    "other": "other reason (see note)",
+}
+
+
+@dataclass(frozen=True)
+class MissingEye:
+    """An eye with no photograph and the recorded reason (a key of MISSING_EYE_REASONS)."""
+
+    eye: Eye
+    reason: str
+    note: str = ""
+
+    @property
+    def words(self) -> str:
+        """The reason in words, with the note when there is one."""
+        words = MISSING_EYE_REASONS.get(self.reason, self.reason.replace("_", " "))
+        return f"{words}: {self.note}" if self.note else words
+
+
 @dataclass(frozen=True)
 class EncounterSummary:
     """One patient visit with its eyes and the resulting queue: what a referral
@@ -216,3 +243,30 @@ class EncounterSummary:
     state: str = "open"         # open / referred / closed
     override_reason: str = ""
     slip_printed_at: dt.datetime | None = None
+    # Since schema 3. ``eyes`` holds the CURRENT photograph of each eye (the newest of
+    # each side: a retake replaces; every photograph of unknown side counts); the
+    # photographs a retake replaced are kept in ``retaken`` for the record.
+    retaken: tuple[EyeResult, ...] = ()
+    computed_queue: Queue | None = None      # the queue by the protocol's rule, before any override
+    override_queue: Queue | None = None      # the queue a clinician chose (with ``override_reason``)
+    complete: bool = True                    # both eyes graded, or the missing one has a recorded reason
+    queue_note: str = ""                     # why the rule chose this queue when it is not obvious
+    missing_eyes: tuple[MissingEye, ...] = ()
+    slip_saved_at: dt.datetime | None = None  # the patient's document saved as PDF (counts as issued)
+    referred_without_slip: bool = False       # marked referred before any slip was printed or saved
+
+    @property
+    def overridden(self) -> bool:
+        """A clinician moved the encounter to another queue (the reason is in ``override_reason``)."""
+        return self.override_queue is not None
+
+    @property
+    def slip_issued_at(self) -> dt.datetime | None:
+        """When the patient's document was first printed or saved as PDF; None when neither."""
+        times = [t for t in (self.slip_printed_at, self.slip_saved_at) if t is not None]
+        return min(times) if times else None
+
+    @property
+    def all_photos(self) -> tuple[EyeResult, ...]:
+        """Every photograph of the visit: the current ones, then those a retake replaced."""
+        return self.eyes + self.retaken

@@ -5,14 +5,17 @@ Both jobs take the worker's :class:`~eyescreen_desktop.gui.worker.BatchContext`
 the Qt-free engine, so they never touch a widget:
 
 * :func:`folder_job` screens a chosen folder with ``core.batch.run_batch``, the
-  very code behind ``eyescreen screen`` (results.csv, slips, summary, resumable).
-  Cancelling stops after the photograph in hand; the encounters screened so far
-  are queued at once, so what was done shows in the queues, and screening the
-  same folder again resumes where it stopped.
-* :func:`hot_folder_job` screens the files a fundus camera just wrote into a
-  watched folder. All files of one folder, protocol and model on one day form
-  one batch, so a patient's right and left eye photographed a minute apart land
-  in the same encounter, while the same patient next year gets a new one.
+  very code behind ``eyescreen screen`` (results.csv, documents, summary,
+  resumable). Cancelling is checked in every phase (screening, queueing, CSV,
+  each PDF); every result screened was saved and queued in one transaction, so
+  what was done shows in the queues, and screening the same folder again
+  resumes where it stopped.
+* :func:`hot_folder_job` screens the files a fundus camera wrote into a watched
+  folder. All files of one folder, protocol and model on one day form one
+  batch, so a patient's right and left eye photographed a minute apart land in
+  the same encounter, while the same patient next year gets a new one. What is
+  still to do comes from the database (:func:`pending_hot_files`), never from
+  memory: a file is done only once its result is committed.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
-from ..core.batch import batch_key, patient_and_eye, resolve_inputs, run_batch
-from ..core.protocol import Protocol, get_protocol, patient_queue
+from ..core.batch import BatchCancelled as CoreBatchCancelled
+from ..core.batch import batch_key, patient_and_eye, queue_batch_encounters, resolve_inputs, run_batch
+from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo
 from ..core.screening import Screener, ScreenItem
-from .worker import BatchCancelled, BatchContext, newest_per_eye
+from .worker import BatchCancelled, BatchContext
 
 Job = Callable[[BatchContext], Any]
 
@@ -41,14 +45,12 @@ class HotFolderOutcome:
     encounter_ids: tuple[str, ...]
 
 
-def queue_encounters(store: Any, encounter_ids: Sequence[str], protocol: Protocol,
+def queue_encounters(store: Any, encounter_ids: Sequence[str], protocol: Protocol | None = None,
                      user: str | None = None) -> None:
-    """Put encounters in their queue (most urgent eye, newest photograph per eye)
-    with the protocol's due date, so they show in the queue views."""
-    for summary in store.encounter_summaries(list(encounter_ids)):
-        queue = patient_queue(newest_per_eye(summary.eyes))
-        store.finish_encounter(summary.encounter_id, queue, protocol.due_date(queue, summary.started_at.date()),
-                               user)
+    """Queue encounters by the one rule (``core.batch.queue_batch_encounters``:
+    current photograph per eye, never annual without both eyes or a recorded
+    reason). ``protocol`` is ignored: each encounter keeps its own."""
+    queue_batch_encounters(store, encounter_ids, user)
 
 
 def folder_job(folder: Path, out_dir: Path, protocol: str = "icdr-ada", pdf: bool = True,
@@ -58,11 +60,12 @@ def folder_job(folder: Path, out_dir: Path, protocol: str = "icdr-ada", pdf: boo
     def job(ctx: BatchContext) -> Any:
         try:
             return run_batch([folder], out_dir, model=ctx.classifier, protocol=protocol, pdf=pdf,
-                             progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1)
-        except BatchCancelled:
+                             progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1,
+                             cancelled=ctx.cancelled)
+        except (BatchCancelled, CoreBatchCancelled):
             key = batch_key(resolve_inputs([folder]), protocol, ctx.classifier.info.sha256)
-            queue_encounters(ctx.store, ctx.store.batch_encounters(key), get_protocol(protocol), user)
-            raise
+            queue_encounters(ctx.store, ctx.store.batch_encounters(key), None, user)
+            raise BatchCancelled() from None
 
     return job
 
@@ -82,10 +85,27 @@ def file_patient(folder: Path, path: Path) -> tuple[str, str, Eye]:
     return rel.as_posix(), who[0], who[1]
 
 
+def folder_identity(folder: Path) -> str:
+    """How the store names a watched folder (its resolved path)."""
+    return str(Path(folder).resolve())
+
+
+def pending_hot_files(store: Any, folder: Path, candidates: Sequence[Path]) -> list[Path]:
+    """Those of ``candidates`` (complete files in the watched ``folder``) that have no
+    result on record in any of the folder's camera batches: asked of the database,
+    so a failed job is retried, a stop loses nothing, and a photograph that arrived
+    while EyeScreen was closed is screened at the next start."""
+    names = {file_patient(folder, p)[0]: p for p in candidates}
+    done = store.hot_folder_done(folder_identity(folder), list(names))
+    return sorted(p for name, p in names.items() if name not in done)
+
+
 def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ada",
                    operating_point: str | None = None, user: str | None = None,
                    today: Callable[[], dt.date] = dt.date.today) -> Job:
-    """A job screening new ``files`` of the watched ``folder`` (a HotFolderOutcome back)."""
+    """A job screening new ``files`` of the watched ``folder`` (a HotFolderOutcome back).
+    Files already on record (screened by an earlier job) are skipped; each result is
+    saved, queued and marked done in one transaction."""
 
     def job(ctx: BatchContext) -> HotFolderOutcome:
         store, proto = ctx.store, get_protocol(protocol)
@@ -93,10 +113,9 @@ def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ad
         info = ctx.classifier.info
         key = hot_batch_key(folder, proto.name, info, today())
         if store.batch_started_at(key) is None:
-            store.begin_batch(key, proto.name, info.sha256, [str(folder)], user)
-        done = store.batch_done_files(key)
-        planned = [(p, *file_patient(folder, p)) for p in files]
-        planned = [p for p in planned if p[1] not in done]
+            store.begin_batch(key, proto.name, info.sha256, [folder_identity(folder)], user)
+        todo = pending_hot_files(store, folder, files)
+        planned = [(p, *file_patient(folder, p)) for p in todo]
         screened: list[tuple[str, str, EyeResult]] = []
         encounters: dict[str, str] = {}
         stream = screener.screen(ScreenItem(path, eye) for path, _rel, _pid, eye in planned)
@@ -106,7 +125,6 @@ def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ad
                 eid = encounters.get(pid) or store.batch_encounter(key, pid, proto.name, None, user)
                 encounters[pid] = eid
                 store.record_batch_file(key, rel, eid, result, info, proto.name, screener.operating_point, user)
-                queue_encounters(store, [eid], proto, user)
                 screened.append((rel, pid, result))
                 ctx.result(result)
                 ctx.progress_or_stop(n, len(planned), rel)

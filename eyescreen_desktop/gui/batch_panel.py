@@ -6,19 +6,27 @@ panel only posts jobs (see ``batch_jobs``), shows progress and passes Cancel on.
 Cancel stops after the photograph in hand and keeps everything screened so far.
 
 The hot folder is polled (a timer, which also works on network shares where
-file-system notifications are unreliable). A new file is screened only once it
-is complete: its size and modification time unchanged across two checks, so a
-photograph still being written by the camera is never graded half-copied.
-Files already in the folder when watching starts are left alone (use "Screen
-folder" for those).
+file-system notifications are unreliable), but the listing, the ``stat`` of
+every file and the database look-up run on a small scan thread, never on the
+GUI thread. A new file is screened only once it is complete: its size and
+modification time unchanged across two checks, so a photograph still being
+written by the camera is never graded half-copied. What is still to do comes
+from the DATABASE (``batch_jobs.pending_hot_files``): a file counts as done only
+once its result is committed, so a failed job is retried at the next poll, a
+stop loses nothing, and a photograph that arrived while EyeScreen was closed is
+screened at the next start. Photographs older than the first time the folder
+was watched are left alone (use "Screen folder" for those).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
@@ -39,82 +47,159 @@ from PySide6.QtWidgets import (
 from ..core.imageio import discover
 from ..core.paths import data_paths
 from ..core.protocol import DEFAULT_PROTOCOL
-from .batch_jobs import HotFolderOutcome, folder_job, hot_folder_job
+from .batch_jobs import HotFolderOutcome, folder_identity, folder_job, hot_folder_job, pending_hot_files
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 1000
 MAX_LOG_LINES = 500
+MAX_ATTEMPTS = 3   # a camera file whose job failed this often is left until watching restarts
+
+
+Stamp = tuple[int, int]                          # (size in bytes, modification time in ns)
+PendingFn = Callable[[Path, list[Path]], list[Path]]
+SINCE_SLACK_S = 2.0   # files modified this long before watching began still count as new
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """What one poll of the watched folder found (built on the scan thread)."""
+
+    stamps: dict[Path, Stamp]        # every photograph-like file in the folder, new enough to matter
+    ready: list[Path]                # complete and not yet on record: to screen
+    done: dict[Path, Stamp]          # complete and on record (with the stamp they had)
+    error: str = ""                  # the folder cannot be read
+
+
+def scan_folder(folder: Path, previous: dict[Path, Stamp], done: dict[Path, Stamp], handed: set[Path],
+                since: float, pending: PendingFn) -> FolderScan:
+    """One poll (no Qt, runs on the scan thread): list and stat the photographs,
+    keep those complete (stamp unchanged since ``previous``, not empty), not handed
+    to a job yet and not known done, then ask ``pending`` (the database) which of
+    them still need screening."""
+    try:
+        stamps: dict[Path, Stamp] = {}
+        for path in discover([folder]):
+            st = path.stat()
+            if st.st_mtime >= since - SINCE_SLACK_S:
+                stamps[path] = (st.st_size, st.st_mtime_ns)
+    except OSError as exc:
+        return FolderScan({}, [], {}, f"The watched folder {folder} cannot be read ({exc.strerror or exc}): "
+                                      "check that the camera or network drive is connected. Still watching.")
+    complete = [p for p, s in stamps.items()
+                if s[0] > 0 and previous.get(p) == s and p not in handed and done.get(p) != s]
+    ready = pending(folder, complete) if complete else []
+    todo = set(ready)
+    return FolderScan(stamps, sorted(ready), {p: stamps[p] for p in complete if p not in todo})
 
 
 class HotFolderWatcher(QObject):
-    """Polls a folder and reports new image files once they are completely written."""
+    """Polls a folder on a scan thread and reports the complete photographs that
+    the database does not have yet.
 
-    filesReady = Signal(list)   # list[Path], each reported once
+    ``pending(folder, files)`` says which complete files still need screening
+    (default: all); ``since(folder)`` the time (epoch seconds) before which files
+    are left alone (default: when watching starts). A reported file is not
+    reported again until :meth:`release` (its job finished, well or not): then the
+    next poll asks the database again, so a failed file is retried."""
+
+    filesReady = Signal(list)   # list[Path]: complete photographs to screen
     problem = Signal(str)       # the folder cannot be read (unplugged share...)
+    scanned = Signal()          # a poll finished (tests and status lines wait for it)
+    _scanFinished = Signal(object, int)   # (FolderScan, generation) from the scan thread
 
-    def __init__(self, interval_ms: int = POLL_MS, parent: QObject | None = None) -> None:
+    def __init__(self, interval_ms: int = POLL_MS, parent: QObject | None = None,
+                 pending: PendingFn | None = None, since: Callable[[Path], float] | None = None) -> None:
         super().__init__(parent)
         self.folder: Path | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.check)
-        self.seen: set[Path] = set()                     # reported, or there before watching began
-        self.pending: dict[Path, tuple[int, int]] = {}   # new files: (size, mtime) at the last check
+        self.pending: dict[Path, Stamp] = {}     # seen but not yet complete (still being written)
+        self.handed: set[Path] = set()           # reported, their job not finished
+        self._pending_fn = pending or (lambda folder, files: list(files))
+        self._since_fn = since
+        self._since: float | None = None
+        self._stamps: dict[Path, Stamp] = {}
+        self._done: dict[Path, Stamp] = {}       # confirmed on record by the database
         self._failing = False
+        self._generation = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._polling = False
+        self._scanFinished.connect(self._scan_finished)
 
     @property
     def active(self) -> bool:
         return self.timer.isActive()
 
     def start(self, folder: Path) -> None:
-        """Watch ``folder``; what is already there is not reported."""
+        """Watch ``folder``: every photograph newer than ``since(folder)`` and not on record is reported."""
+        self.stop()
         self.folder = Path(folder)
-        self.seen = set(self._scan())
-        self.pending = {}
+        self._generation += 1
+        self.pending, self.handed, self._stamps, self._done = {}, set(), {}, {}
+        self._since = None
         self._failing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eyescreen-hot-folder")
         self.timer.start()
+        self.check()
 
     def stop(self) -> None:
-        """Stop watching (files half-seen are forgotten)."""
+        """Stop watching and wait for a poll in progress (the scan thread is joined).
+        Nothing is forgotten: the next start asks the database again."""
         self.timer.stop()
-        self.pending = {}
+        self._generation += 1
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._polling = False
+
+    def release(self, files: Sequence[Path]) -> None:
+        """The job for ``files`` is over (screened or failed): check them again."""
+        self.handed.difference_update(files)
 
     @Slot()
     def check(self) -> None:
-        """One poll: report the new files whose size and time did not change since the last poll."""
-        current = self._scan()
-        ready = []
-        for path, stamp in current.items():
-            if path in self.seen:
-                continue
-            if stamp[0] > 0 and self.pending.get(path) == stamp:
-                ready.append(path)
-                self.seen.add(path)
-                del self.pending[path]
-            else:
-                self.pending[path] = stamp
-        self.pending = {p: s for p, s in self.pending.items() if p in current}
-        if ready:
-            self.filesReady.emit(sorted(ready))
+        """Start one poll on the scan thread (none when one is still running)."""
+        if self.folder is None or self._executor is None or self._polling:
+            return
+        self._polling = True  # cleared when its result reaches the GUI thread
+        self._executor.submit(self._scan, self.folder, dict(self._stamps), dict(self._done),
+                                             set(self.handed), self._generation)
 
-    def _scan(self) -> dict[Path, tuple[int, int]]:
-        if self.folder is None:
-            return {}
+    def _scan(self, folder: Path, previous: dict[Path, Stamp], done: dict[Path, Stamp], handed: set[Path],
+              generation: int) -> None:
+        """On the scan thread: poll, then hand the result to the GUI thread by a queued signal."""
         try:
-            found = {}
-            for path in discover([self.folder]):
-                if path.is_file():
-                    st = path.stat()
-                    found[path] = (st.st_size, st.st_mtime_ns)
-        except OSError as exc:
+            if self._since is None:
+                self._since = self._since_fn(folder) if self._since_fn else time.time()
+            result = scan_folder(folder, previous, done, handed, self._since, self._pending_fn)
+        except Exception as exc:  # noqa: BLE001 - a database error must not kill the scan thread
+            log.exception("polling %s failed", folder)
+            result = FolderScan(previous, [], {}, f"New photographs in {folder} could not be checked ({exc}). "
+                                                  "Still watching.")
+        self._scanFinished.emit(result, generation)
+
+    @Slot(object, int)
+    def _scan_finished(self, result: FolderScan, generation: int) -> None:
+        if generation != self._generation:
+            return  # a poll of a folder no longer watched
+        self._polling = False
+        if result.error:
             if not self._failing:
                 self._failing = True
-                self.problem.emit(f"The watched folder {self.folder} cannot be read ({exc.strerror or exc}): "
-                                  "check that the camera or network drive is connected. Still watching.")
-            return {}
-        self._failing = False
-        return found
+                self.problem.emit(result.error)
+        else:
+            self._failing = False
+            self._stamps = result.stamps
+            self._done.update(result.done)
+            self.pending = {p: s for p, s in result.stamps.items()
+                            if p not in self._done and p not in self.handed and p not in result.ready}
+            fresh = [p for p in result.ready if p not in self.handed]
+            self.handed.update(fresh)
+            if fresh:
+                self.filesReady.emit(fresh)
+        self.scanned.emit()
 
 
 class BatchPanel(QWidget):
@@ -135,10 +220,14 @@ class BatchPanel(QWidget):
         super().__init__(parent)
         self.engine, self.store, self.settings, self.messages = engine, store, settings, messages
         self.paths = paths or data_paths()
-        self.watcher = HotFolderWatcher(parent=self)
+        self.watcher = HotFolderWatcher(
+            parent=self, pending=lambda folder, files: pending_hot_files(self.store, folder, files),
+            since=lambda folder: self.store.watch_folder_since(folder_identity(folder)).timestamp())
         self._folder_rid: int | None = None
         self._hot_rid: int | None = None
-        self._hot_pending: list[Path] = []
+        self._hot_pending: list[Path] = []      # reported by the watcher, waiting for the worker
+        self._hot_files: list[Path] = []        # in the hot-folder job now running
+        self._hot_failures: dict[Path, int] = {}
         self._done = self._total = 0
         self._build_ui()
         self._connect()
@@ -304,7 +393,12 @@ class BatchPanel(QWidget):
             self.status.setText(f"Stopped: {message}")
             self._say("error", "Batch stopped", message)
         elif rid == self._hot_rid:
-            self._say("error", "Camera folder", f"New photographs were not screened: {message}")
+            given_up = self._count_failures(self._hot_files)
+            retry = " They will be tried again." if len(given_up) < len(self._hot_files) else ""
+            if given_up:
+                retry += (f" Gave up on {', '.join(p.name for p in given_up[:5])} after {MAX_ATTEMPTS} attempts: "
+                          "stop and start watching to try again.")
+            self._say("error", "Camera folder", f"New photographs were not screened: {message}.{retry}")
 
     @Slot(int, bool)
     def _request_done(self, rid: int, cancelled: bool) -> None:
@@ -320,6 +414,9 @@ class BatchPanel(QWidget):
             self.storeChanged.emit()
         elif rid == self._hot_rid:
             self._hot_rid = None
+            done, self._hot_files = self._hot_files, []
+            # what was screened is on record now; what failed is checked (and retried) at the next poll
+            self.watcher.release([p for p in done if self._hot_failures.get(p, 0) < MAX_ATTEMPTS])
             self.storeChanged.emit()
             self._start_hot_job()
 
@@ -343,9 +440,10 @@ class BatchPanel(QWidget):
         return True
 
     def stop_watching(self) -> None:
-        """Stop watching; photographs already handed to the worker are still screened."""
+        """Stop watching; photographs already reported are still screened, and any
+        not screened yet are found again (from the database) when watching restarts."""
         self.watcher.stop()
-        self._hot_pending.clear()
+        self._hot_failures.clear()
         self.watch_button.setChecked(False)
         self.watch_status.setText("Not watching.")
 
@@ -360,13 +458,21 @@ class BatchPanel(QWidget):
 
     @Slot(list)
     def _files_ready(self, files: list[Path]) -> None:
-        self._hot_pending.extend(files)
+        waiting = {*self._hot_pending, *self._hot_files}
+        self._hot_pending.extend(p for p in files if p not in waiting)
         self._start_hot_job()
+
+    def _count_failures(self, files: Sequence[Path]) -> list[Path]:
+        """Count a failed attempt for each file; those that reached MAX_ATTEMPTS."""
+        for path in files:
+            self._hot_failures[path] = self._hot_failures.get(path, 0) + 1
+        return [p for p in files if self._hot_failures[p] >= MAX_ATTEMPTS]
 
     def _start_hot_job(self) -> None:
         if self._hot_rid is not None or not self._hot_pending or self.watcher.folder is None:
             return
         files, self._hot_pending = self._hot_pending, []
+        self._hot_files = files
         operating_point = getattr(self.settings, "operating_point", "") or None
         self._hot_rid = self.engine.run_batch(
             hot_folder_job(self.watcher.folder, files, self._protocol(), operating_point))

@@ -193,7 +193,8 @@ def test_a_finished_batch_run_again_only_rewrites_outputs_and_adds_new_files(tmp
     assert third.screened == 1 and len(read_csv(out / "results.csv")) == 5
     assert db_count(data, "SELECT COUNT(*) FROM encounters") == 2
     p001 = next(s for s in third.encounters if s.patient.patient_id == "P001")
-    assert sorted(e.eye.value for e in p001.eyes) == ["L", "R", "R"]
+    assert sorted(e.eye.value for e in p001.all_photos) == ["L", "R", "R"]
+    assert sorted(e.eye.value for e in p001.eyes) == ["L", "R"]  # the later right photograph is current
 
 
 def test_the_same_photo_is_recognised_in_a_batch_and_across_batches(tmp_path, annual_classifier, monkeypatch):
@@ -233,7 +234,7 @@ def test_usage_errors_are_raised_before_anything_is_written(tmp_path, tiny_model
     assert not (data / "clinic.sqlite3").exists() and not (tmp_path / "out").exists()
 
 
-def test_slips_are_written_for_referred_and_review_patients_only(tmp_path, annual_classifier):
+def test_every_patient_gets_a_document_named_by_patient_and_encounter(tmp_path, annual_classifier):
     folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
     make_bad_inputs(tmp_path / "bad")
     shutil.move(tmp_path / "bad" / "letter.jpg", folder / "Q7_L.jpg")
@@ -241,21 +242,27 @@ def test_slips_are_written_for_referred_and_review_patients_only(tmp_path, annua
     listing.write_text("file,patient_id,name,birth_date\nQ7_L.jpg,Q7,Ann Example,1950-01-02\n")
     report = run_batch([folder], tmp_path / "out", patients_csv=listing, model=annual_classifier,
                        data_dir=tmp_path / "data", pdf=True)
-    referrals = tmp_path / "out" / "referrals"
-    assert sorted(p.name for p in referrals.iterdir()) == ["Q7.pdf"]
-    assert report.pdf_error == "" and report.referral_pdfs == [referrals / "Q7.pdf"]
-    slip = " ".join(page.extract_text() for page in PdfReader(referrals / "Q7.pdf").pages)
-    assert "Ann Example" in slip and "Q7" in slip
-    summary = " ".join(page.extract_text() for page in PdfReader(tmp_path / "out" / "summary.pdf").pages)
+    ids = {s.patient.patient_id: s.encounter_id for s in report.encounters}
+    out = tmp_path / "out"
+    review_slip = out / "review" / f"Q7_{ids['Q7'][:12]}.pdf"
+    letter = out / "letters" / f"P001_{ids['P001'][:12]}.pdf"
+    assert sorted(report.documents) == sorted([review_slip, letter]) and report.referral_pdfs == []
+    assert report.pdf_error == "" and not list(out.glob("referrals/*.pdf"))
+    slip = " ".join(page.extract_text() for page in PdfReader(review_slip).pages)
+    slip = " ".join(slip.split())
+    assert "Ann Example" in slip and "Q7" in slip and "examine in person" in slip and "What to do" in slip
+    words = " ".join(page.extract_text() for page in PdfReader(letter).pages)
+    assert "NO REFERRAL NEEDED" in words and "not a diagnosis" in words and "eyesight changes" in words
+    summary = " ".join(page.extract_text() for page in PdfReader(out / "summary.pdf").pages)
     assert "Q7" in summary and "P001" in summary
 
 
 def test_the_one_screen_summary_counts_queues_and_rejections(tmp_path, annual_classifier):
-    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg"})
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
     make_bad_inputs(folder / "bad")
     report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=False)
     text = batch_mod.format_summary(report, max_rejected=3)
-    assert "11 file(s) of 2 patient(s)" in text
+    assert "12 file(s) of 2 patient(s)" in text
     assert "annual 1" in text and "review 1" in text
     assert "Files rejected (10)" in text and "unreadable 5" in text and "... and 7 more" in text
     assert len(text.splitlines()) <= 24
@@ -264,7 +271,7 @@ def test_the_one_screen_summary_counts_queues_and_rejections(tmp_path, annual_cl
 def test_the_gui_can_pass_its_open_store(tmp_path, annual_classifier):
     from eyescreen_desktop.core.store import ClinicStore
 
-    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg"})
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
     with ClinicStore(tmp_path / "gui.sqlite3") as store:
         report = run_batch([folder], tmp_path / "out", model=annual_classifier, store=store, pdf=False)
         assert [s.queue for s in store.encounters()] == [Queue.ANNUAL]   # still open, holds the batch
@@ -294,7 +301,8 @@ def test_slips_of_a_batch_show_heat_maps_kept_in_the_database(tmp_path, tiny_mod
     assert all(e.heatmap is None for e in listed.eyes)
     plain = dataclasses.replace(summary, eyes=tuple(dataclasses.replace(e, heatmap=None) for e in summary.eyes))
     images = lambda pdf: sum(len(p.images) for p in PdfReader(pdf).pages)  # noqa: E731
-    assert images(tmp_path / "out" / "referrals" / "P001.pdf") == images(io.BytesIO(slip_pdf_bytes(plain))) + 2
+    (slip,) = (tmp_path / "out" / "referrals").glob("P001_*.pdf")
+    assert images(slip) == images(io.BytesIO(slip_pdf_bytes(plain))) + 2
 
     run_batch([folder], tmp_path / "out2", model=referring, data_dir=tmp_path / "nopdf", pdf=False)
     assert db_count(tmp_path / "nopdf", "SELECT COUNT(*) FROM results WHERE heatmap IS NOT NULL") == 0

@@ -58,8 +58,11 @@ def test_screen_accounts_for_every_file_and_never_puts_a_bad_one_in_annual(tmp_p
             assert (r["status"], r["queue"]) == ("ok", "annual"), r
             assert r["eye"] == r["file"][5] and r["patient_id"] == r["file"][:4]
         assert r["status"] == "ok" or r["queue"] != "annual"
-    slips = sorted(p.stem for p in (out / "referrals").glob("*.pdf"))
-    assert slips == sorted(Path(name).stem for name in expected_bad)   # review patients only, not annual
+    review = sorted(p.stem.rsplit("_", 1)[0] for p in (out / "review").glob("*.pdf"))
+    assert review == sorted(Path(name).stem for name in expected_bad)   # a review slip per review patient
+    letters = sorted(p.stem.rsplit("_", 1)[0] for p in (out / "letters").glob("*.pdf"))
+    assert letters == sorted({r["patient_id"] for r in rows if r["patient_queue"] == "annual"}) and len(letters) == 4
+    assert not list(out.glob("referrals/*.pdf"))  # nobody referred
     assert (out / "summary.pdf").stat().st_size > 1000
     assert "Patients per queue:" in printed.out and "annual 4" in printed.out and "review 10" in printed.out
     assert "Files rejected (10)" in printed.out and "Traceback" not in printed.err

@@ -15,7 +15,6 @@ import pytest
 
 from eyescreen_desktop import cli
 from eyescreen_desktop.core.paths import data_paths
-from eyescreen_desktop.core.protocol import patient_queue
 from eyescreen_desktop.core.records import Eye, EyeResult, Patient, Status
 from eyescreen_desktop.core.store import ClinicStore
 from tests.core.report_fixtures import (
@@ -44,9 +43,7 @@ def _screen(store: ClinicStore, patient: Patient, eyes: tuple[EyeResult, ...], s
     store.upsert_patient(patient)
     eid = store.start_encounter(patient.patient_id, started)
     for e in eyes:
-        store.save_result(eid, e, MODEL, PROTOCOL.name, OP)
-    queue = patient_queue(eyes)
-    store.finish_encounter(eid, queue, PROTOCOL.due_date(queue, started.date()))
+        store.save_result(eid, e, MODEL, PROTOCOL.name, OP)  # queued by the rule as it is saved
     return eid
 
 
@@ -72,7 +69,8 @@ def clinic(tmp_path) -> dict:
             not_graded(Path("/gone/broken.jpg"), Eye.RIGHT, Status.ERROR, (), "", message="broken.jpg: not an image"),
             _with_hash(graded("P007_L.jpg", Eye.LEFT, HEALTHY), photo("P007_L.jpg"))), day)
         ids["annual"] = _screen(store, Patient("ANN-1", NAMES[1]), (
-            _with_hash(graded("P001_R.jpg", Eye.RIGHT, HEALTHY), photo("P001_R.jpg")),), day)
+            _with_hash(graded("P001_R.jpg", Eye.RIGHT, HEALTHY), photo("P001_R.jpg")),
+            _with_hash(graded("P001_L.jpg", Eye.LEFT, HEALTHY), photo("P001_L.jpg"))), day)
         ids["old"] = _screen(store, Patient("OLD-1", "Earlier Visit"), (
             _with_hash(graded("P003_R.jpg", Eye.RIGHT, SEVERE), photo("P003_R.jpg")),), day - dt.timedelta(days=40))
     shutil.rmtree(card)  # the card was wiped: slips must use the managed copies
@@ -92,8 +90,10 @@ def test_all_formats_from_the_database(clinic, tmp_path, capsys):
     out = tmp_path / "out"
     assert _report(clinic, out, "--format", "all", "--clinic-name", "Riverside <Eye>") == 0
     slips = sorted((out / "referrals").glob("*.pdf"))
-    assert len(slips) == 4  # urgent, routine, review and the old urgent one; annual gets none
+    assert len(slips) == 3  # urgent, routine and the old urgent one
     assert all(p.parent == out / "referrals" for p in slips)  # "URG/../1" cannot escape the folder
+    assert [p.name.split("_")[0] for p in (out / "review").glob("*.pdf")] == ["REV-1"]  # review slip
+    assert [p.name.split("_")[0] for p in (out / "letters").glob("*.pdf")] == ["ANN-1"]  # result letter
     urgent = next(p for p in slips if p.name.startswith("URG"))
     text = pdf_text(urgent)
     assert NAMES[2] in text and "URGENT REFERRAL" in text and "26 Mar 2025" in text and "Riverside <Eye>" in text
@@ -123,11 +123,14 @@ def test_queue_and_since_filters(clinic, tmp_path):
     assert len(list((out / "fhir").glob("*.json"))) == 4
 
 
-def test_annual_slips_only_when_asked_for(clinic, tmp_path):
+def test_annual_patients_get_a_result_letter(clinic, tmp_path):
     out = tmp_path / "annual"
     assert _report(clinic, out, "--queue", "annual", "--page-size", "Letter") == 0
-    (slip,) = (out / "referrals").glob("*.pdf")
-    assert "ANNUAL SCREENING" in pdf_text(slip) and "Łukasz Żółć" in pdf_text(slip)
+    assert not (out / "referrals").exists()
+    (letter,) = (out / "letters").glob("*.pdf")
+    text = " ".join(pdf_text(letter).split())
+    assert "NO REFERRAL NEEDED" in text and "Łukasz Żółć" in text and "12 Mar 2026" in text
+    assert "not a diagnosis" in text and "If your eyesight changes" in text
 
 
 def test_mark_printed_records_the_slips(clinic, tmp_path):

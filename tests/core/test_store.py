@@ -95,12 +95,12 @@ def test_migration_upgrades_an_older_file_after_a_backup(tmp_path, monkeypatch):
     with ClinicStore(tmp_path / "c.sqlite3") as s:
         s.upsert_patient(Patient("P1", "Ann"))
     extra = "ALTER TABLE patients ADD COLUMN phone TEXT NOT NULL DEFAULT '';"
-    monkeypatch.setattr(store_mod, "MIGRATIONS", [*store_mod.MIGRATIONS, extra])
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", len(store_mod.MIGRATIONS))
+    monkeypatch.setattr(store_mod.schema, "MIGRATIONS", [*store_mod.schema.MIGRATIONS, extra])
+    monkeypatch.setattr(store_mod.schema, "SCHEMA_VERSION", len(store_mod.schema.MIGRATIONS))
     with ClinicStore(tmp_path / "c.sqlite3") as s:
-        assert s.schema_version == store_mod.SCHEMA_VERSION
+        assert s.schema_version == store_mod.schema.SCHEMA_VERSION
         assert s._db.execute("SELECT phone FROM patients WHERE patient_id = 'P1'").fetchone()[0] == ""
-    backup = tmp_path / f"c.sqlite3.schema{store_mod.SCHEMA_VERSION - 1}.bak"
+    backup = tmp_path / f"c.sqlite3.schema{store_mod.schema.SCHEMA_VERSION - 1}.bak"
     assert sqlite3.connect(backup).execute("SELECT name FROM patients").fetchone()[0] == "Ann"
 
 
@@ -235,6 +235,7 @@ def _queued(store: ClinicStore, tmp_path: Path, pid: str, queue: Queue, due: dt.
     result = graded(path, sha, Eye.LEFT, queue, grade) if queue is not Queue.REVIEW else \
         ungradable(path, sha, Eye.LEFT)
     enc = encounter_with(store, pid, result)
+    store.record_missing_eye(enc, Eye.RIGHT, "prosthesis", user="nurse")  # a complete one-eyed visit
     store.finish_encounter(enc, queue, due, user="batch")
     return enc
 
@@ -272,9 +273,9 @@ def test_override_needs_a_reason_moves_the_due_date_and_is_audited(store, tmp_pa
 
 def test_state_and_slip_printing_are_checked_and_audited(store, tmp_path):
     path, sha = photo(tmp_path, "P1_L.jpg", b"left")
+    with pytest.raises(ValueError, match="not been queued"):  # no result yet, so in no queue
+        store.set_state(encounter_with(store, "P0"), "referred")
     enc = encounter_with(store, "P1", graded(path, sha, Eye.LEFT))
-    with pytest.raises(ValueError, match="not been queued"):
-        store.set_state(enc, "referred")
     with pytest.raises(KeyError):
         store.set_state("no-such-encounter", "closed")
     store.finish_encounter(enc, Queue.ROUTINE, dt.date(2024, 8, 1))
@@ -318,7 +319,7 @@ def test_a_worker_thread_writes_while_the_gui_thread_reads(store, tmp_path):
         store.queue_counts()
     t.join()
     assert errors == []
-    assert len(store.encounter_summary(enc).eyes) == 40
+    assert len(store.encounter_summary(enc).all_photos) == 40
 
 
 def test_batch_encounters_and_files_are_recorded_once(store, tmp_path):

@@ -4,7 +4,10 @@ cancelled part-way, resumed, and a camera hot folder fed file by file."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -111,7 +114,8 @@ def test_folder_batch_cancel_keeps_what_was_done_then_resumes(qtbot, panel, clin
 def test_hot_folder_screens_a_new_photo_once_the_camera_finished_writing(qtbot, panel, clinic, tmp_path):
     camera = tmp_path / "camera"
     patients = _patient_ids(PATIENTS + 3)[PATIENTS:]
-    _photos(camera, patients[:1])                            # already there: left alone
+    for old in _photos(camera, patients[:1]):                # there long before watching: left alone
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
     panel.watcher.timer.setInterval(20)
     assert panel.watch(camera) and panel.watching
     newcomer = patients[1]
@@ -132,41 +136,104 @@ def test_hot_folder_screens_a_new_photo_once_the_camera_finished_writing(qtbot, 
         shutil.copy(FUNDUS_DR / "images" / f"{newcomer}_L.jpg", camera)
     assert signal.args[0].encounter_ids == outcome.encounter_ids   # the fellow eye joins the same visit
     summary = clinic.encounter_summary(outcome.encounter_ids[0])
-    assert sorted(e.eye.value for e in summary.eyes) == ["L", "R"]
+    assert sorted(e.eye.value for e in summary.eyes) == ["L", "R"] and summary.complete
     assert summary in clinic.encounters(queue=summary.queue)
     assert panel.log_list.count() >= 2 and newcomer in panel.log_list.item(0).text()
 
 
-def test_watcher_reports_complete_files_once(qtbot, tmp_path):
-    watcher = HotFolderWatcher()
+def _poll(qtbot, watcher: HotFolderWatcher) -> None:
+    """One poll, waited for (it runs on the watcher's scan thread)."""
+    with qtbot.waitSignal(watcher.scanned, timeout=WAIT_MS):
+        watcher.check()
+
+
+def test_watcher_reports_complete_files_until_released(qtbot, tmp_path):
     (tmp_path / "old.jpg").write_bytes(b"there before")
-    watcher.start(tmp_path)
-    watcher.timer.stop()                                      # checks driven by hand below
+    os.utime(tmp_path / "old.jpg", (time.time() - 3600, time.time() - 3600))
+    watcher = HotFolderWatcher(interval_ms=3_600_000)         # polls driven by hand below
     reported: list[list[Path]] = []
     watcher.filesReady.connect(reported.append)
+    with qtbot.waitSignal(watcher.scanned, timeout=WAIT_MS):
+        watcher.start(tmp_path)
     (tmp_path / "new.jpg").write_bytes(b"12345")
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("not a photograph")
-    watcher.check()
+    _poll(qtbot, watcher)
     assert reported == []                                     # seen once: not yet known to be complete
-    watcher.check()
+    _poll(qtbot, watcher)
     assert reported == [[tmp_path / "new.jpg"]]
-    watcher.check()
-    assert reported == [[tmp_path / "new.jpg"]]               # never twice; the empty file never
+    _poll(qtbot, watcher)
+    assert reported == [[tmp_path / "new.jpg"]]               # not twice while its job runs; the empty file never
+    watcher.release([tmp_path / "new.jpg"])                   # the job failed: nothing on record
+    _poll(qtbot, watcher)
+    assert reported == [[tmp_path / "new.jpg"]] * 2           # so it is tried again
+    watcher.stop()
+
+
+def test_the_poll_lists_the_folder_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    from eyescreen_desktop.gui import batch_panel
+
+    threads = []
+    real = batch_panel.discover
+    monkeypatch.setattr(batch_panel, "discover", lambda roots: threads.append(threading.current_thread()) or
+                        real(roots))
+    watcher = HotFolderWatcher(interval_ms=3_600_000)
+    with qtbot.waitSignal(watcher.scanned, timeout=WAIT_MS):
+        watcher.start(tmp_path)
+    _poll(qtbot, watcher)
+    watcher.stop()
+    assert threads and threading.main_thread() not in threads
 
 
 def test_watcher_says_when_the_folder_disappears(qtbot, tmp_path):
     folder = tmp_path / "share"
     folder.mkdir()
-    watcher = HotFolderWatcher()
-    watcher.start(folder)
-    watcher.timer.stop()
+    watcher = HotFolderWatcher(interval_ms=3_600_000)
+    with qtbot.waitSignal(watcher.scanned, timeout=WAIT_MS):
+        watcher.start(folder)
     folder.rmdir()
-    with qtbot.waitSignal(watcher.problem) as signal:
+    with qtbot.waitSignal(watcher.problem, timeout=WAIT_MS) as signal:
         watcher.check()
     assert str(folder) in signal.args[0] and "connected" in signal.args[0]
     with qtbot.assertNotEmitted(watcher.problem):
-        watcher.check()                                       # said once, not every second
+        _poll(qtbot, watcher)                                 # said once, not every second
+    watcher.stop()
+
+
+def test_camera_folder_work_comes_from_the_database(qtbot, panel, clinic, tmp_path, monkeypatch):
+    """A photograph that arrived while the app was closed is screened at the next
+    start; a failed job is retried; stopping loses nothing."""
+    from eyescreen_desktop.gui import batch_jobs
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    panel.watcher.timer.setInterval(20)
+    assert panel.watch(camera)                                # first watch: the folder's start is recorded
+    panel.stop_watching()                                     # ... the app is closed
+    patient = _patient_ids(PATIENTS + 6)[PATIENTS + 4]
+    (arrived,) = _photos(camera, [patient])[:1]               # a photograph lands meanwhile
+    real_job = batch_jobs.hot_folder_job
+    attempts = []
+
+    def failing_once(*args, **kwargs):
+        job = real_job(*args, **kwargs)
+
+        def run(ctx):
+            attempts.append(list(args[1]))
+            if len(attempts) == 1:
+                raise OSError("database is locked")           # the first job fails before saving anything
+            return job(ctx)
+        return run
+
+    monkeypatch.setattr("eyescreen_desktop.gui.batch_panel.hot_folder_job", failing_once)
+    with qtbot.waitSignal(panel.hotFolderScreened, timeout=WAIT_MS) as signal:
+        assert panel.watch(camera)                            # next start: found from the database
+    assert len(attempts) == 2 and arrived in attempts[0]      # failed once, retried
+    assert arrived.name in {rel for rel, _pid, _r in signal.args[0].files}
+    assert clinic.get_patient(patient) is not None
+    assert clinic.hot_folder_done(str(camera.resolve()), [arrived.name]) == {arrived.name}
+    assert "tried again" in panel.messages.history[-1].text or any(
+        "tried again" in m.text for m in panel.messages.history)
 
 
 def test_a_folder_that_does_not_exist_is_explained(qtbot, panel, tmp_path):

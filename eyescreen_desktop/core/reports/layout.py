@@ -1,50 +1,22 @@
-"""Referral slips, batch summaries, the queue CSV and the FHIR R4 export.
+"""Shared layout of every EyeScreen PDF: fonts and styles, words for findings and
+quality, photograph and heat-map boxes, the page header and footer, the patient,
+decision, eyes and provenance blocks and the disclaimer.
 
-A referral slip is what the patient carries to the eye clinic and what the
-receiving ophthalmologist reads first, so it is built for that reader: the
-decision (queue, what to do, by when) in large type, both eyes side by side
-(right eye on the left, as the clinician faces the patient) with photograph,
-heat map, finding, probability and quality notes, then everything needed to
-trace the result (model, weights hash, protocol, operating point) and a QR
-code of the encounter ID.
-
-Decisions worth knowing:
-
-* **Qt-free.** The batch command, the desktop app (preview and print) and the
-  ``eyescreen report`` command all call the same functions, so what a nurse
-  previews is byte for byte what the batch writes.
-* **Nothing typed by a person is trusted as markup.** Every piece of user text
-  (names, IDs, addresses, file names, override reasons, messages) goes through
-  :func:`para_text`, which drops control characters and escapes ``& < >``;
-  ``<b>`` or ``</para>`` in a name prints literally and cannot break the PDF.
-* **One font that covers Latin, Greek and Cyrillic** (DejaVu Sans, shipped in
-  ``resources/fonts``, embedded as a subset) on every machine, registered once
-  per process. A missing font is a packaging fault and raises, because falling
-  back to Helvetica would silently print a Greek name as boxes.
-* **Fast.** Fonts, styles and the logo are loaded once; each photograph is read
-  at reduced resolution (libjpeg's DCT scaling) and cached by path and
-  modification time, so previewing then printing a slip reads it once.
-* **Written atomically.** PDFs are built in memory and then moved into place,
-  so a crash never leaves a half-written slip that looks complete.
-* **The heat map is drawn over what the model saw**: the photograph cropped and
-  normalised by :func:`preprocess.preprocess`, the same geometry the heat map
-  was computed on, so the hot spots line up with the retina.
-"""
+The referral slip, the result letter, the review slip and the batch summary are
+all built from these, so a change of wording or of the header shows on every
+document at once."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import io
-import json
 import logging
 import os
 import re
 import threading
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -61,24 +33,14 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import (
-    CondPageBreak,
-    Flowable,
-    Image,
-    KeepTogether,
-    Paragraph,
-    SimpleDocTemplate,
-    Spacer,
-    Table,
-    TableStyle,
-)
+from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from .. import __version__
-from . import imageio
-from .fundus import channel_max
-from .paths import resources_dir
-from .protocol import PROTOCOLS
-from .records import ICDR_GRADE_NAMES, EncounterSummary, Eye, EyeResult, Queue, Status
+from ... import __version__
+from .. import imageio
+from ..fundus import channel_max
+from ..paths import resources_dir
+from ..protocol import PROTOCOLS
+from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
 
 log = logging.getLogger(__name__)
 
@@ -382,7 +344,7 @@ def photo_thumbnail(path: str | os.PathLike[str]) -> np.ndarray | None:
 def heatmap_overlay(photo: np.ndarray, heatmap: Any, px: int = HEATMAP_PX) -> np.ndarray | None:
     """The heat map in colour over the photograph as the model saw it (cropped to
     the field of view and colour-normalised), ``px`` square; None if it fails."""
-    from .preprocess import MASK_RADIUS, disc_mask, preprocess
+    from ..preprocess import MASK_RADIUS, disc_mask, preprocess
 
     try:
         heat = np.nan_to_num(np.asarray(heatmap, np.float32)).clip(0.0, 1.0)
@@ -588,8 +550,12 @@ def _decision_block(summary: EncounterSummary, width: float) -> Table:
     ink, tint = QUEUE_COLOURS[summary.queue]
     left = [P(f'<font color="{ink}">{escape(HEADLINES[summary.queue])}</font>', "queue"),
             U(summary.action, "action")]
+    if summary.queue_note and not summary.overridden:
+        left += [Spacer(1, 3), U(summary.queue_note[:1].upper() + summary.queue_note[1:] + ".", "finding")]
     if summary.override_reason:
-        left += [Spacer(1, 3), U(f"Queue set by a clinician: {summary.override_reason}", "body")]
+        was = (f" (the screening gave {summary.computed_queue.label.lower()})"
+               if summary.computed_queue and summary.computed_queue is not summary.queue else "")
+        left += [Spacer(1, 3), U(f"Queue set by a clinician{was}: {summary.override_reason}", "body")]
     if summary.state != "open":
         left += [Spacer(1, 2), U(f"State: {summary.state}", "small")]
     due = [P(due_label(summary.queue), "due_label"), P(escape(format_date(summary.due_date)), "due"),
@@ -685,11 +651,17 @@ def _warning_box(content: list[Flowable]) -> Table:
     return table
 
 
-def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipSettings) -> list[Flowable]:
+def missing_words(summary: EncounterSummary, side: Eye) -> str:
+    """Why this eye has no photograph, when staff recorded it; else ''."""
+    return next((m.words for m in summary.missing_eyes if m.eye is side), "")
+
+
+def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipSettings,
+              missing: str = "") -> list[Flowable]:
     """Everything about one eye, for one column of the eyes table."""
     if result is None:
-        return [P(escape(eye_heading(side)), "eye"), Spacer(1, 4),
-                P("No photograph of this eye in this encounter.", "body")]
+        words = f"Not photographed: {missing}." if missing else "No photograph of this eye in this encounter."
+        return [P(escape(eye_heading(side)), "eye"), Spacer(1, 4), U(words, "body")]
     ink = QUEUE_COLOURS[result.queue][0]
     heading = (f'{escape(eye_heading(result.eye))}'
                f'<font color="{ink}" size="8">  \u25cf {escape(result.queue.value)}</font>')
@@ -720,8 +692,9 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
     col = (width - 8) / 2
     out: list[Flowable] = []
     for (a, side_a), (b, side_b) in eye_pairs(summary.eyes):
-        right_cell = _eye_cell(a, side_a, col - 12, settings)
-        left_cell = _eye_cell(b, side_b, col - 12, settings) if (b is not None or side_b is not Eye.UNKNOWN) else ""
+        right_cell = _eye_cell(a, side_a, col - 12, settings, missing_words(summary, side_a))
+        left_cell = _eye_cell(b, side_b, col - 12, settings, missing_words(summary, side_b)) \
+            if (b is not None or side_b is not Eye.UNKNOWN) else ""
         table = Table([[right_cell, "", left_cell]], colWidths=[col, 8, col])
         boxes = [("BOX", (0, 0), (0, 0), 0.6, colors.HexColor(RULE))]
         if left_cell != "":
@@ -772,508 +745,3 @@ def _qr_block(encounter_id: str) -> list[Flowable]:
     return [qr_code(encounter_id, 22 * mm), P("Encounter ID", "qr_caption")]
 
 
-def slip_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flowable]:
-    """The flowables of one referral slip (exposed for tests and previews)."""
-    width = settings.pagesize[0] - 28 * mm
-    return [
-        _header(settings, "Diabetic eye screening \u2013 referral slip", width, _qr_block(summary.encounter_id)),
-        Spacer(1, 4), _patient_block(summary, width), Spacer(1, 6),
-        _decision_block(summary, width), Spacer(1, 8),
-        *_eyes_block(summary, width, settings), Spacer(1, 2),
-        KeepTogether([_provenance_block(summary, settings, width), Spacer(1, 6), _disclaimer(width)]),
-    ]
-
-
-def slip_pdf_bytes(summary: EncounterSummary, settings: SlipSettings | None = None) -> bytes:
-    """The referral slip as PDF bytes (for previews that need no file)."""
-    settings = settings or SlipSettings()
-    name = f"{summary.patient.name} \u00b7 " if summary.patient.name else ""
-    footer = (f"Referral slip \u00b7 {name}patient {summary.patient.patient_id} \u00b7 encounter "
-              f"{summary.encounter_id} \u00b7 screening aid, not a diagnosis")
-    title = f"EyeScreen referral slip \u2013 patient {summary.patient.patient_id}"
-    return _build_pdf(slip_story(summary, settings), settings, title, footer)
-
-
-def write_referral_slip(summary: EncounterSummary, path: Path, settings: SlipSettings | None = None) -> Path:
-    """Write one patient's referral slip for one encounter to ``path`` (PDF)."""
-    return _write_atomic(slip_pdf_bytes(summary, settings), Path(path))
-
-
-def resolve_images(summary: EncounterSummary, image_file: Callable[[str], Path | None]) -> EncounterSummary:
-    """The summary with each photograph that is no longer at its original path
-    replaced by the managed copy ``image_file(sha256)`` (e.g. ``ClinicStore.image_file``),
-    so a slip printed weeks later still shows the photographs."""
-    eyes = []
-    for e in summary.eyes:
-        if e.sha256 and not (e.path and os.path.isfile(e.path)):
-            stored = image_file(e.sha256)
-            e = replace(e, path=str(stored)) if stored else e
-        eyes.append(e)
-    return replace(summary, eyes=tuple(eyes))
-
-
-# --------------------------------------------------------------------------- batch summary
-
-
-def _sorted(encounters: Iterable[EncounterSummary], queue: Queue) -> list[EncounterSummary]:
-    return sorted((e for e in encounters if e.queue is queue),
-                  key=lambda e: (e.due_date, e.started_at, clean_text(e.patient.patient_id)))
-
-
-def _eyes_text(summary: EncounterSummary) -> str:
-    """``R: ICDR 3 ... / L: ungradable (out of focus)`` for one table cell."""
-    parts = []
-    for e in summary.eyes:
-        side = {Eye.RIGHT: "R", Eye.LEFT: "L"}.get(e.eye, "?")
-        parts.append(f"{side}: {eye_finding_short(e)}")
-    return "\n".join(parts) or "no photographs"
-
-
-def _review_text(summary: EncounterSummary) -> str:
-    """Why each eye of a review patient needs a retake or an examination."""
-    parts = [f"{quality_note(e)}. {quality_advice(e)}" for e in summary.eyes if e.status is not Status.OK]
-    if summary.override_reason:
-        parts.append(f"Queue set by a clinician: {summary.override_reason}")
-    return "\n".join(parts) or "see the encounter"
-
-
-def _table(header: Sequence[str], rows: list[list[Any]], widths: Sequence[float],
-           ink: str = "#37474F") -> Table:
-    """A data table with a coloured header row that repeats on each page."""
-    data = [[P(escape(h), "head") for h in header]] + rows
-    table = Table(data, colWidths=list(widths), repeatRows=1)
-    table.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor(ink)),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F4F6F7")]),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.3, colors.HexColor(RULE)),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-        ("TOPPADDING", (0, 0), (-1, -1), 2.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]))
-    return table
-
-
-def _patient_cells(e: EncounterSummary) -> list[Paragraph]:
-    return [U(e.patient.patient_id, "cell_bold"), U(e.patient.name, "cell"), U(format_date(e.patient.birth_date)
-                                                                              if e.patient.birth_date else "", "cell")]
-
-
-def _queue_section(queue: Queue, encounters: list[EncounterSummary], width: float) -> list[Flowable]:
-    """Heading and table of one queue's patients (due date first)."""
-    ink = QUEUE_COLOURS[queue][0]
-    title = P(f'<font color="{ink}">{escape(queue.label)}</font> ({len(encounters)})', "h2")
-    if not encounters:
-        return [title, P("None.", "small")]
-    if queue is Queue.REVIEW:
-        header = ["Act by", "Patient ID", "Name", "Born", "Why: what could not be graded and what to do"]
-        rows = [[P(escape(format_date(e.due_date)), "cell_bold"), *_patient_cells(e), U(_review_text(e), "cell")]
-                for e in encounters]
-    else:
-        header = ["Due by", "Patient ID", "Name", "Born", "Findings", "Screened"]
-        rows = [[P(escape(format_date(e.due_date)), "cell_bold"), *_patient_cells(e), U(_eyes_text(e), "cell"),
-                 P(escape(format_datetime(e.started_at)), "cell")] for e in encounters]
-    fr = (0.11, 0.15, 0.19, 0.11, 0.44) if queue is Queue.REVIEW else (0.10, 0.15, 0.19, 0.11, 0.33, 0.12)
-    return [CondPageBreak(30 * mm), title, _table(header, rows, [width * f for f in fr], ink)]
-
-
-def _rejected_section(rejected: Sequence[EyeResult], width: float) -> list[Flowable]:
-    """Files that gave no usable photograph, with the reason and what to do."""
-    title = P(f"Files rejected ({len(rejected)})", "h2")
-    if not rejected:
-        return [title, P("None.", "small")]
-    rows = [[U(r.path, "cell"), U(r.status.value.replace("_", " "), "cell"),
-             U(_rejected_why(r), "cell")] for r in rejected]
-    return [CondPageBreak(30 * mm), title,
-            _table(["File", "Status", "Why, and what to do"], rows, [width * f for f in (0.40, 0.12, 0.48)])]
-
-
-def _rejected_why(r: EyeResult) -> str:
-    """Reason words, the engine's message and the advice, each said once."""
-    parts: list[str] = []
-    for text in (reason_words(r.quality.reasons) if r.quality else "", r.message, quality_advice(r)):
-        if not text or any(text.lower() in p.lower() for p in parts):
-            continue
-        parts = [p for p in parts if p.lower() not in text.lower()] + [text]
-    return "; ".join(parts) or r.status.value
-
-
-def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: float) -> Table:
-    """Patients per queue with what the queue means, plus the rejected files."""
-    rows = []
-    for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW, Queue.ANNUAL):
-        n = sum(1 for e in encounters if e.queue is q)
-        action = PROTOCOLS[_protocol_of(encounters)].action(q)
-        rows.append([P(f'<font color="{QUEUE_COLOURS[q][0]}"><b>{escape(q.label)}</b></font>', "body"),
-                     P(f"<b>{n}</b>", "body"), P(escape(action), "cell")])
-    rows.append([P("<b>Patients in total</b>", "body"), P(f"<b>{len(encounters)}</b>", "body"), ""])
-    rows.append([P("Files rejected", "body"), P(str(rejected), "body"), P("listed at the end", "cell")])
-    table = Table(rows, colWidths=[width * 0.45, width * 0.08, width * 0.47])
-    table.setStyle(TableStyle([
-        ("LINEBELOW", (0, 0), (-1, -1), 0.3, colors.HexColor(RULE)),
-        ("LINEABOVE", (0, 4), (-1, 4), 1.0, colors.HexColor("#333333")),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-        ("RIGHTPADDING", (1, 0), (1, -1), 12),
-        ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]))
-    return table
-
-
-def _protocol_of(encounters: Sequence[EncounterSummary]) -> str:
-    names = {e.protocol_name for e in encounters if e.protocol_name in PROTOCOLS}
-    return names.pop() if len(names) == 1 else "icdr-ada"
-
-
-def _batch_intro(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult]) -> str:
-    """One line: when, how many patients and photographs, which model and protocol."""
-    photos = sum(len(e.eyes) for e in encounters)
-    parts = []
-    if encounters:
-        first = min(e.started_at for e in encounters).date()
-        last = max(e.started_at for e in encounters).date()
-        parts.append(f"Screened {format_date(first)}" + (f" \u2013 {format_date(last)}" if last != first else ""))
-    parts.append(f"{len(encounters)} patients, {photos} photographs, {len(rejected)} files rejected")
-    models = sorted({f"{e.model.name} {e.model.version}" for e in encounters if e.model})
-    protocols = sorted({e.protocol_name for e in encounters})
-    if models:
-        parts.append("model " + ", ".join(models))
-    if protocols:
-        parts.append("protocol " + ", ".join(protocols))
-    parts.append(f"printed {format_datetime(dt.datetime.now())}")
-    return " \u00b7 ".join(parts)
-
-
-def summary_story(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult],
-                  settings: SlipSettings) -> list[Flowable]:
-    """The flowables of a batch summary (exposed for tests and previews)."""
-    width = settings.pagesize[0] - 28 * mm
-    story: list[Flowable] = [_header(settings, "Diabetic eye screening \u2013 batch summary", width),
-                             Spacer(1, 4), U(_batch_intro(encounters, rejected), "small"), Spacer(1, 6),
-                             _counts_table(encounters, len(rejected), width)]
-    for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW):
-        story += _queue_section(q, _sorted(encounters, q), width)
-    story += _rejected_section(rejected, width)
-    story += _queue_section(Queue.ANNUAL, _sorted(encounters, Queue.ANNUAL), width)
-    story += [Spacer(1, 10), _disclaimer(width)]
-    return story
-
-
-def write_batch_summary(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult], path: Path,
-                        settings: SlipSettings | None = None) -> Path:
-    """Write ``summary.pdf``: counts per queue, urgent patients first with due
-    dates, then routine, then review with the reasons, then the rejected files
-    and why, then the annual recalls."""
-    settings = settings or SlipSettings()
-    story = summary_story(encounters, rejected, settings)
-    footer = "EyeScreen batch summary \u00b7 screening aid, not a diagnosis"
-    return _write_atomic(_build_pdf(story, settings, "EyeScreen batch summary", footer), Path(path))
-
-
-# --------------------------------------------------------------------------- CSV
-
-
-CSV_COLUMNS: tuple[str, ...] = (
-    "queue", "queue_label", "due_date", "patient_id", "name", "birth_date", "sex", "encounter_id",
-    "screened_at", "state", "action",
-    "right_status", "right_grade", "right_finding", "right_p_referable", "right_p_urgent",
-    "left_status", "left_grade", "left_finding", "left_p_referable", "left_p_urgent",
-    "other_eyes", "override_reason", "slip_printed_at", "protocol", "model", "model_version",
-)
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(text: object) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection):
-    user text starting with ``= + - @`` gets a leading apostrophe."""
-    s = clean_text(text)
-    return "'" + s if s.startswith(_FORMULA_START) else s
-
-
-def _worst(eyes: Iterable[EyeResult]) -> EyeResult | None:
-    """The most urgent result among several photographs of one eye."""
-    return min(eyes, key=lambda e: e.queue.priority, default=None)
-
-
-def _eye_columns(prefix: str, e: EyeResult | None) -> dict[str, Any]:
-    if e is None:
-        return {f"{prefix}_{k}": "" for k in ("status", "grade", "finding", "p_referable", "p_urgent")}
-    p = e.prediction
-    return {f"{prefix}_status": e.status.value, f"{prefix}_grade": "" if e.grade is None else e.grade,
-            f"{prefix}_finding": csv_safe(eye_finding_short(e)),
-            f"{prefix}_p_referable": f"{p.p_referable:.4f}" if p else "",
-            f"{prefix}_p_urgent": f"{p.p_urgent:.4f}" if p else ""}
-
-
-def queue_row(e: EncounterSummary) -> dict[str, Any]:
-    """One CSV row for one encounter."""
-    p = e.patient
-    row: dict[str, Any] = {
-        "queue": e.queue.value, "queue_label": e.queue.label, "due_date": e.due_date.isoformat(),
-        "patient_id": csv_safe(p.patient_id), "name": csv_safe(p.name),
-        "birth_date": p.birth_date.isoformat() if p.birth_date else "", "sex": csv_safe(p.sex),
-        "encounter_id": csv_safe(e.encounter_id), "screened_at": e.started_at.isoformat(timespec="minutes"),
-        "state": e.state, "action": e.action,
-        "other_eyes": csv_safe("; ".join(eye_finding_short(x) for x in e.eyes if x.eye is Eye.UNKNOWN)),
-        "override_reason": csv_safe(e.override_reason),
-        "slip_printed_at": e.slip_printed_at.isoformat(timespec="minutes") if e.slip_printed_at else "",
-        "protocol": e.protocol_name, "model": csv_safe(e.model.name) if e.model else "",
-        "model_version": csv_safe(e.model.version) if e.model else "",
-    }
-    row.update(_eye_columns("right", _worst(x for x in e.eyes if x.eye is Eye.RIGHT)))
-    row.update(_eye_columns("left", _worst(x for x in e.eyes if x.eye is Eye.LEFT)))
-    return row
-
-
-def queues_csv(encounters: Sequence[EncounterSummary], path: Path) -> Path:
-    """Write the queues as CSV for a coordinator's spreadsheet: one row per
-    encounter, most urgent queue first, then by due date. UTF-8 with a BOM so
-    spreadsheet programs show accented, Greek and Cyrillic names correctly."""
-    order = sorted(encounters, key=lambda e: (e.queue.priority, e.due_date, clean_text(e.patient.patient_id)))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(queue_row(e) for e in order)
-    return _write_atomic(("\ufeff" + buf.getvalue()).encode("utf-8"), Path(path))
-
-
-# --------------------------------------------------------------------------- FHIR R4
-
-
-SYSTEM = "urn:eyescreen"
-PATIENT_ID_SYSTEM = f"{SYSTEM}:patient-id"
-ENCOUNTER_ID_SYSTEM = f"{SYSTEM}:encounter-id"
-OBSERVATION_SYSTEM = f"{SYSTEM}:observation"
-ICDR_SYSTEM = f"{SYSTEM}:icdr-grade"
-QUALITY_SYSTEM = f"{SYSTEM}:image-quality"
-QUALITY_REASON_SYSTEM = f"{SYSTEM}:image-quality-reason"
-QUEUE_SYSTEM = f"{SYSTEM}:queue"
-MODEL_SHA_SYSTEM = f"{SYSTEM}:model-sha256"
-SNOMED = "http://snomed.info/sct"
-BODY_SITE = {Eye.RIGHT: ("18944008", "Right eye structure"), Eye.LEFT: ("8966001", "Left eye structure")}
-_FHIR_NS = uuid.UUID("6f1d2a0e-5f55-4a8e-9d3c-2b7e6c1f9a10")
-
-
-def _fhir_time(t: dt.datetime) -> str:
-    """A FHIR dateTime with an offset (naive times are the machine's local time)."""
-    return t.replace(microsecond=0).astimezone().isoformat()
-
-
-def _coding(system: str, code: str, display: str = "") -> dict[str, str]:
-    c = {"system": system, "code": code}
-    if display:
-        c["display"] = display
-    return c
-
-
-def _concept(system: str, code: str, display: str = "", text: str = "") -> dict[str, Any]:
-    concept: dict[str, Any] = {"coding": [_coding(system, code, display)]}
-    if text or display:
-        concept["text"] = text or display
-    return concept
-
-
-def _probability(value: float) -> dict[str, Any]:
-    return {"value": round(float(value), 4), "unit": "probability", "system": "http://unitsofmeasure.org",
-            "code": "1"}
-
-
-class _Bundler:
-    """Builds one encounter's resources with stable ``urn:uuid`` IDs (UUIDv5 of
-    the encounter ID and the resource's role), so exporting twice gives the
-    same references."""
-
-    def __init__(self, summary: EncounterSummary):
-        self.summary = summary
-        self.entries: list[dict[str, Any]] = []
-
-    def add(self, role: str, resource: dict[str, Any]) -> str:
-        """Add ``resource`` as an entry; returns the reference to it."""
-        rid = str(uuid.uuid5(_FHIR_NS, f"{self.summary.encounter_id}/{role}"))
-        resource = {"resourceType": resource.pop("resourceType"), "id": rid, **resource}
-        self.entries.append({"fullUrl": f"urn:uuid:{rid}", "resource": resource})
-        return f"urn:uuid:{rid}"
-
-
-def _fhir_patient(s: EncounterSummary) -> dict[str, Any]:
-    p = s.patient
-    gender = {"f": "female", "female": "female", "m": "male", "male": "male", "o": "other",
-              "other": "other"}.get(clean_text(p.sex).strip().lower(), "unknown")
-    res: dict[str, Any] = {"resourceType": "Patient",
-                           "identifier": [{"system": PATIENT_ID_SYSTEM, "value": clean_text(p.patient_id) or "-"}],
-                           "gender": gender}
-    if clean_text(p.name).strip():
-        res["name"] = [{"text": clean_text(p.name).strip()}]
-    if p.birth_date:
-        res["birthDate"] = p.birth_date.isoformat()
-    return res
-
-
-def _fhir_encounter(s: EncounterSummary, patient: str) -> dict[str, Any]:
-    return {"resourceType": "Encounter",
-            "identifier": [{"system": ENCOUNTER_ID_SYSTEM, "value": clean_text(s.encounter_id) or "-"}],
-            "status": "finished",
-            "class": _coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB", "ambulatory"),
-            "serviceType": {"text": "Diabetic eye screening"},
-            "subject": {"reference": patient}, "period": {"start": _fhir_time(s.started_at)}}
-
-
-def _fhir_device(s: EncounterSummary) -> dict[str, Any] | None:
-    m = s.model
-    if m is None:
-        return None
-    dev: dict[str, Any] = {"resourceType": "Device", "status": "active",
-                           "deviceName": [{"name": clean_text(m.name) or "model", "type": "model-name"}],
-                           "type": {"text": "EyeScreen diabetic-retinopathy grading model (software)"},
-                           "version": [{"value": clean_text(m.version) or "-"}]}
-    if m.sha256:
-        dev["identifier"] = [{"system": MODEL_SHA_SYSTEM, "value": clean_text(m.sha256)}]
-    return dev
-
-
-def _observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str], code: str, display: str,
-                 value: dict[str, Any]) -> dict[str, Any]:
-    """An Observation about one eye with the common fields filled in."""
-    obs: dict[str, Any] = {
-        "resourceType": "Observation", "status": "final",
-        "category": [_concept("http://terminology.hl7.org/CodeSystem/observation-category", "imaging", "Imaging")],
-        "code": _concept(OBSERVATION_SYSTEM, code, display),
-        "subject": {"reference": refs["patient"]}, "encounter": {"reference": refs["encounter"]},
-        "effectiveDateTime": _fhir_time(s.started_at), **value,
-    }
-    if e.eye in BODY_SITE:
-        obs["bodySite"] = _concept(SNOMED, *BODY_SITE[e.eye])
-    if "device" in refs:
-        obs["device"] = {"reference": refs["device"]}
-    return obs
-
-
-def _grade_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str]) -> dict[str, Any]:
-    d, p, grade = e.decision, e.prediction, e.grade
-    assert d is not None and p is not None and grade is not None
-    concept = {"coding": [_coding(ICDR_SYSTEM, str(grade), ICDR_GRADE_NAMES[grade]),
-                          _coding(f"{SYSTEM}:protocol:{s.protocol_name}", clean_text(d.code).strip() or "-")],
-               "text": clean_text(d.finding)}
-    components = [{"code": _concept(OBSERVATION_SYSTEM, f"p-icdr-{g}", f"Probability of ICDR grade {g}"),
-                   "valueQuantity": _probability(v)} for g, v in enumerate(p.grade_probs)]
-    components.append({"code": _concept(OBSERVATION_SYSTEM, "p-urgent", "Probability of urgent (grade 3-4) DR"),
-                       "valueQuantity": _probability(p.p_urgent)})
-    if p.p_maculopathy is not None:
-        components.append({"code": _concept(OBSERVATION_SYSTEM, "p-maculopathy", "Probability of maculopathy"),
-                           "valueQuantity": _probability(p.p_maculopathy)})
-    obs = _observation(s, e, refs, "dr-grade", "Diabetic retinopathy grade (ICDR)",
-                       {"valueCodeableConcept": concept, "component": components})
-    obs["method"] = {"text": f"Automated grading of a fundus photograph, protocol {s.protocol_name}"}
-    return obs
-
-
-def _referable_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str]) -> dict[str, Any]:
-    p = e.prediction
-    assert p is not None
-    obs = _observation(s, e, refs, "dr-referable", "Referable diabetic retinopathy",
-                       {"valueBoolean": e.queue in (Queue.URGENT, Queue.ROUTINE)})
-    obs["component"] = [{"code": _concept(OBSERVATION_SYSTEM, "p-referable", "Probability of referable DR"),
-                         "valueQuantity": _probability(p.p_referable)}]
-    if s.operating_point is not None:
-        obs["note"] = [{"text": f"Operating point {clean_text(s.operating_point.name)}: referable when "
-                                f"p >= {s.operating_point.referable:.2f}"}]
-    return obs
-
-
-def _quality_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str]) -> dict[str, Any]:
-    gradable = e.status is Status.OK
-    display = {Status.OK: "gradable", Status.UNGRADABLE: "ungradable", Status.NOT_FUNDUS: "not a fundus photograph",
-               Status.ERROR: "file could not be read"}[e.status]
-    obs = _observation(s, e, refs, "image-quality", "Fundus photograph quality",
-                       {"valueCodeableConcept": _concept(QUALITY_SYSTEM, e.status.value, display)})
-    reasons = e.quality.reasons if e.quality else ()
-    if reasons:
-        obs["component"] = [{"code": _concept(OBSERVATION_SYSTEM, "quality-reason", "Reason not gradable"),
-                             "valueCodeableConcept": _concept(QUALITY_REASON_SYSTEM, r, reason_words([r]))}
-                            for r in reasons]
-    if not gradable:
-        obs["note"] = [{"text": f"{quality_note(e)}. {quality_advice(e)}"}]
-    return obs
-
-
-def _eye_observations(b: _Bundler, e: EyeResult, index: int, refs: dict[str, str]) -> list[str]:
-    """Quality, and for a graded eye grade and referable; returns their references."""
-    s = b.summary
-    role = f"eye{index}-{e.eye.value}"
-    out = [b.add(f"{role}/quality", _quality_observation(s, e, refs))]
-    if e.status is Status.OK and e.decision is not None and e.prediction is not None and e.grade is not None:
-        out.append(b.add(f"{role}/grade", _grade_observation(s, e, refs)))
-        out.append(b.add(f"{role}/referable", _referable_observation(s, e, refs)))
-    return out
-
-
-def _conclusion(s: EncounterSummary) -> str:
-    eyes = "; ".join(f"{e.eye.label}: {eye_finding_short(e)}" for e in s.eyes) or "no photographs"
-    return (f"{s.queue.label}: {s.action} (due {s.due_date.isoformat()}). {eyes}. "
-            "Screening aid, not a diagnosis.")
-
-
-def _fhir_report(s: EncounterSummary, refs: dict[str, str], results: list[str]) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "resourceType": "DiagnosticReport", "status": "final",
-        "category": [{"text": "Diabetic eye screening"}],
-        "code": _concept(OBSERVATION_SYSTEM, "dr-screening", "Diabetic retinopathy screening report"),
-        "subject": {"reference": refs["patient"]}, "encounter": {"reference": refs["encounter"]},
-        "effectiveDateTime": _fhir_time(s.started_at),
-        "issued": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "result": [{"reference": r} for r in results],
-        "conclusion": clean_text(_conclusion(s)),
-        "conclusionCode": [_concept(QUEUE_SYSTEM, s.queue.value, s.queue.label)],
-    }
-    if "organization" in refs:
-        report["performer"] = [{"reference": refs["organization"]}]
-    return report
-
-
-def _fhir_follow_up(s: EncounterSummary, refs: dict[str, str]) -> dict[str, Any]:
-    """The recommended follow-up as a ServiceRequest proposal with its due date."""
-    status = {"closed": "completed"}.get(s.state, "active")
-    req: dict[str, Any] = {
-        "resourceType": "ServiceRequest", "status": status, "intent": "proposal",
-        "priority": "urgent" if s.queue is Queue.URGENT else "routine",
-        "code": _concept(QUEUE_SYSTEM, s.queue.value, s.queue.label, clean_text(s.action)),
-        "subject": {"reference": refs["patient"]}, "encounter": {"reference": refs["encounter"]},
-        "occurrencePeriod": {"start": s.started_at.date().isoformat(), "end": s.due_date.isoformat()},
-        "authoredOn": _fhir_time(s.started_at),
-        "reasonReference": [{"reference": refs["report"]}],
-        "note": [{"text": "Recommended by an automated screening aid, not a diagnosis."}],
-    }
-    if s.override_reason:
-        req["note"].append({"text": f"Queue set by a clinician: {clean_text(s.override_reason)}"})
-    return req
-
-
-def fhir_bundle(summary: EncounterSummary, settings: SlipSettings | None = None) -> dict[str, Any]:
-    """One encounter as a FHIR R4 ``collection`` Bundle (JSON-ready dict):
-    Patient, Encounter, the model as a Device, per-eye Observations (quality;
-    for graded eyes the ICDR grade and referable), a DiagnosticReport with the
-    queue as conclusion, and the follow-up as a ServiceRequest with its due
-    date; an Organization for the clinic when ``settings`` names one."""
-    b = _Bundler(summary)
-    refs = {"patient": b.add("patient", _fhir_patient(summary))}
-    refs["encounter"] = b.add("encounter", _fhir_encounter(summary, refs["patient"]))
-    device = _fhir_device(summary)
-    if device is not None:
-        refs["device"] = b.add("device", device)
-    if settings is not None and clean_text(settings.clinic_name).strip():
-        org: dict[str, Any] = {"resourceType": "Organization", "name": clean_text(settings.clinic_name).strip()}
-        if clean_text(settings.clinic_address).strip():
-            org["address"] = [{"text": clean_text(settings.clinic_address).strip()}]
-        refs["organization"] = b.add("organization", org)
-    results = [ref for i, e in enumerate(summary.eyes) for ref in _eye_observations(b, e, i, refs)]
-    refs["report"] = f"urn:uuid:{uuid.uuid5(_FHIR_NS, f'{summary.encounter_id}/report')}"
-    b.add("report", _fhir_report(summary, refs, results))
-    b.add("follow-up", _fhir_follow_up(summary, refs))
-    return {"resourceType": "Bundle", "id": str(uuid.uuid5(_FHIR_NS, f"{summary.encounter_id}/bundle")),
-            "identifier": {"system": ENCOUNTER_ID_SYSTEM, "value": clean_text(summary.encounter_id) or "-"},
-            "type": "collection", "timestamp": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-            "entry": b.entries}
-
-
-def write_fhir(summary: EncounterSummary, path: Path, settings: SlipSettings | None = None) -> Path:
-    """Write the encounter's FHIR R4 Bundle as UTF-8 JSON to ``path``."""
-    text = json.dumps(fhir_bundle(summary, settings), ensure_ascii=False, indent=2)
-    return _write_atomic(text.encode("utf-8"), Path(path))

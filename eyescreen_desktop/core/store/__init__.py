@@ -1,0 +1,64 @@
+"""The clinic database: patients, encounters, images, results, queues and the audit log.
+
+One SQLite file in the user's data folder (``DataPaths.database``) plus a managed
+image store (``DataPaths.image_store``) holding a copy of every photograph,
+named by the SHA-256 of its bytes. Why it looks the way it does:
+
+* **Recognise, never duplicate.** An image row is unique by content hash; the
+  same photograph screened twice links to the one image row (and its one stored
+  copy), and a result already computed for it with the same model and protocol
+  can be reused (:meth:`ClinicStore.result_for`).
+* **Crash-safe.** WAL journal, ``synchronous=FULL`` and one transaction per
+  image result: a process killed mid-batch (``kill -9``) leaves every finished
+  image committed and nothing half-written, so running the batch again finishes
+  it (see ``batch.py``: batches and ``batch_files``).
+* **Traceable.** Every change writes an audit row (who, when, action, entity,
+  details) in the same transaction as the change. ``user`` defaults to the
+  operating-system user name.
+* **Upgradable.** ``PRAGMA user_version`` holds the schema version; the
+  ``schema.MIGRATIONS`` list brings an older file up to date (after a backup
+  copy), and a file from a newer EyeScreen is refused with a clear message.
+
+Threads: one connection opened with ``check_same_thread=False`` and every
+method serialised by one re-entrant lock, so the GUI thread and the screening
+worker may share a ``ClinicStore``; each call is short (milliseconds). Other
+processes (a CLI batch while the window is open) can read concurrently thanks
+to WAL; writers wait up to ``BUSY_TIMEOUT_MS``.
+
+The package, one module per responsibility, composed by :class:`ClinicStore`:
+``base`` (connection, transactions, migrations, audit rows), ``schema``,
+``patients`` (patients and encounters), ``images`` (the image store),
+``results`` (results and queues), ``batches`` (the batch ledger), ``audit``
+(reading the log) and ``rows`` (rows <-> records).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .audit import AuditEntry, AuditLog
+from .base import BUSY_TIMEOUT_MS, StoreBase, StoreError, default_user, fold_text, search_text
+from .batches import BatchFileRow, BatchLedger
+from .images import ImageStore
+from .patients import SOURCES, PatientStore
+from .results import STATES, ResultStore
+from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = [
+    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "HEATMAP_SIDE", "MIGRATIONS",
+    "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
+    "fold_text", "search_text",
+]
+
+
+class ClinicStore(BatchLedger, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
+    """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
+    reports); use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: Path | str, image_store: Path | str | None = None, repair: bool = True):
+        """Open (creating or upgrading) the database at ``path``; ``repair`` queues
+        encounters left with results and no queue entry (:meth:`repair_queues`)."""
+        super().__init__(path, image_store)
+        if repair:
+            self.repair_queues()

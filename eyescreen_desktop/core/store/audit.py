@@ -1,0 +1,41 @@
+"""The audit log: who did what to which record, and when."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .base import StoreBase
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log: who did what to which record, and when."""
+
+    audit_id: int
+    at: dt.datetime
+    user: str
+    action: str
+    entity: str
+    details: dict[str, Any]
+
+
+class AuditLog(StoreBase):
+    """Reading the audit log (rows are written by every change, in its transaction)."""
+
+    def audit(self, entity: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        """The audit log, oldest first: all of it, one entity (``"encounter:<id>"``)
+        or one kind of entity (``"encounter"``)."""
+        sql, params = "SELECT * FROM audit_log", []
+        if entity:
+            sql += " WHERE entity = ?" if ":" in entity else " WHERE entity LIKE ?"
+            params.append(entity if ":" in entity else f"{entity}:%")
+        sql += " ORDER BY audit_id"
+        if limit:
+            sql = f"SELECT * FROM ({sql.replace(' ORDER BY audit_id', ' ORDER BY audit_id DESC')} LIMIT ?) " \
+                  "ORDER BY audit_id"
+            params.append(limit)
+        return [AuditEntry(r["audit_id"], dt.datetime.fromisoformat(r["at"]), r["user"], r["action"],
+                           r["entity"], json.loads(r["details"])) for r in self._query(sql, params)]
