@@ -211,15 +211,16 @@ class EyeResultCard(QFrame):
             layout.addWidget(widget)
         layout.addStretch(1)
         if check.crop is not None:
-            shown = overlay_heatmap(check.crop, check.heatmap) if check.heatmap is not None else check.crop
+            heat = check.heatmap is not None and check.checkup   # evidence of a finding: shown for a check-up
+            shown = overlay_heatmap(check.crop, check.heatmap) if heat else check.crop
             self.picture.setPixmap(to_pixmap(shown, CROP_SIDE, self.devicePixelRatioF()))
 
     def _detail(self) -> str:
         c = self.check
         if not c.checked:
             return c.message
-        return (f"{c.finding.capitalize()}. Probability that a check-up is needed: {c.p_checkup:.0%}. "
-                "Heat map: where the network saw signs of a finding.")
+        heat = " Heat map: where the network saw signs of a finding." if c.checkup else ""
+        return f"{c.finding.capitalize()}. Probability that a check-up is needed: {c.p_checkup:.0%}.{heat}"
 
 
 class EyeCheckPanel(QWidget):
