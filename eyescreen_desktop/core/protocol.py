@@ -9,7 +9,7 @@ logic is a pure function so it is tested without any model.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 from .records import (
@@ -145,6 +145,7 @@ CODE_EYE_HEALTHY = "eye looks healthy"
 CODE_NEEDS_FUNDUS = "fundus needed"
 CODE_EYE_NOT_CHECKED = "eye not checked"
 NEEDS_FUNDUS = "a fundus photograph is needed for diabetic-retinopathy screening"
+EXTERNAL_EYE_CODES = frozenset({CODE_EYE_CHECKUP, CODE_EYE_HEALTHY, CODE_NEEDS_FUNDUS, CODE_EYE_NOT_CHECKED})
 
 PROTOCOLS: dict[str, Protocol] = {
     "icdr-ada": Protocol(
@@ -197,7 +198,7 @@ def patient_queue(eyes: Iterable[EyeResult]) -> Queue:
     annual, so an ungradable eye is never hidden by a normal fellow eye). A
     patient with no usable photo at all goes to review."""
     eyes = list(eyes)
-    if any(getattr(e, "modality", "fundus") == "fundus" for e in eyes):
+    if any(not is_external_eye(e) for e in eyes):
         # a fundus photograph was taken: a healthy-looking external eye no longer holds the patient in review
         eyes = [e for e in eyes if e.decision is None or e.decision.code != CODE_NEEDS_FUNDUS]
     queues = [e.queue for e in eyes]
@@ -240,7 +241,33 @@ def current_eyes(eyes: Iterable[EyeResult]) -> list[EyeResult]:
     return [*(latest[e] for e in (Eye.RIGHT, Eye.LEFT) if e in latest), *unknown]
 
 
+def is_external_eye(result: EyeResult) -> bool:
+    """A result of the external-eye check (its decision carries one of the check's codes)."""
+    return result.decision is not None and result.decision.code in EXTERNAL_EYE_CODES
+
+
 def encounter_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> EncounterDecision:
+    """The visit's queue: the diabetic-retinopathy rule (:func:`fundus_decision`) on its
+    fundus photographs, with the external-eye checks beside it. Those never count as
+    a graded eye nor replace a fundus photograph of the same side; a check-up they
+    advise refers (routine). A visit with external-eye photographs only is decided
+    by them: in review with "a fundus photograph is needed for diabetic-retinopathy
+    screening" unless the protocol lets the eye check stand alone (eye-check)."""
+    eyes = list(eyes)
+    external = current_eyes(e for e in eyes if is_external_eye(e))
+    fundus = [e for e in eyes if not is_external_eye(e)]
+    if not external:
+        return fundus_decision(fundus, missing_eyes)
+    if not fundus:
+        queue = patient_queue(external)
+        needs = any(e.decision.code == CODE_NEEDS_FUNDUS for e in external)
+        return EncounterDecision(queue, queue is not Queue.REVIEW, NEEDS_FUNDUS if needs else "")
+    base = fundus_decision(fundus, missing_eyes)
+    extra = [e.queue for e in external if e.decision.code != CODE_NEEDS_FUNDUS]
+    return replace(base, queue=min([base.queue, *extra], key=lambda q: q.priority))
+
+
+def fundus_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> EncounterDecision:
     """The visit's queue from its photographs (oldest first) and the eyes recorded as
     not photographable: the most urgent current eye (review outranks annual), and
     never annual unless the visit is complete, i.e. the right and the left eye are
