@@ -78,16 +78,17 @@ class EyeCameraPanel(CapturePanel):
 
     checkRequested = Signal(object)     # np.ndarray RGB
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, **kwargs: Any):
         self.guide = "face"
         self.capture_check = QPushButton(icon("camera"), "Capture and check (F7)")
-        super().__init__(parent)
+        super().__init__(parent, **kwargs)
         self.setTitle("Eye check camera")
         for button in (self.capture_right, self.capture_left):
             button.hide()
         self.capture_check.setObjectName("captureButton")
         self.capture_check.setToolTip("Take the picture now and check the eye (F7)")
         self.capture_check.clicked.connect(self.capture_and_check)
+        self.captured.connect(lambda rgb, _eye: self.checkRequested.emit(rgb))
         self.layout().addWidget(self.capture_check)
         self._update_buttons()
 
@@ -100,14 +101,9 @@ class EyeCameraPanel(CapturePanel):
         super()._show_frame(draw_guide(image, self.guide))
 
     def capture_and_check(self) -> bool:
-        """Send the newest frame to be checked (the raw frame: the guide is only painted on the preview)."""
-        frame = self.latest_frame()
-        if frame is None:
-            self.problem.emit("There is no camera picture to capture: choose a camera first, "
-                              "or open a photograph")
-            return False
-        self.checkRequested.emit(frame)
-        return True
+        """Capture the way the capture panel does (its ``captured`` frame goes on to
+        ``checkRequested``; the guide is only painted on the preview, not on the frame)."""
+        return self.capture(Eye.UNKNOWN)
 
     def _update_buttons(self) -> None:
         super()._update_buttons()
