@@ -60,6 +60,8 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("window_shown_s", "launch -> window visible", "s", "<= 1.5"),
     ("model_ready_s", "launch -> model ready", "s", ""),
     ("max_stall_ms", "longest GUI event-loop block while screening", "ms", "<= 50"),
+    ("window_shown_full_s", "launch -> window visible, full clinic database", "s", "<= 1"),
+    ("max_batch_stall_ms", "longest GUI block during a folder batch, full database", "ms", "<= 30"),
     ("peak_rss_mb", "peak memory screening the big batch", "MB", "<= 1500"),
     ("rss_small_batch_mb", "peak memory screening the small batch", "MB", ""),
     ("rss_growth_mb", "big minus small batch", "MB", "flat"),
@@ -95,6 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="full-resolution photographs to screen (the folder is repeated)")
     parser.add_argument("--baseline-images", type=int, default=100,
                         help="photographs for the slow baseline loop")
+    parser.add_argument("--encounters", type=int, default=100_000,
+                        help="screened visits in the full clinic database the window is timed against")
     parser.add_argument("--only", default="",
                         help="comma-separated measures to run (default all): " + ", ".join(MEASURES))
 
@@ -114,6 +118,7 @@ class BenchConfig:
     fullres_images: int = 64
     baseline_images: int = 100
     only: list[str] = field(default_factory=list)
+    encounters: int = 100_000
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = BenchConfig(images, fullres, str(Path(args.model).resolve()), workdir, str(args.images),
                           max(1, args.repeat), args.rss_images, args.stall_images, args.fullres_images,
-                          args.baseline_images, only)
+                          args.baseline_images, only, max(1, args.encounters))
         report = run_bench(cfg)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -741,6 +746,133 @@ def _heartbeat_while(window: Any, start: Callable[[], Any], QEventLoop: Any, QTi
     return gaps, time.perf_counter() - t0
 
 
+# --------------------------------------------------------------------------- a full clinic database
+
+
+def fill_clinic(store: Any, encounters: int, today: Any = None, seed: int = 12) -> None:
+    """Put ``encounters`` screened visits (one patient each, both eyes graded, queued
+    by the real protocol, one in five already referred or closed) into an empty
+    ``ClinicStore``: years of a busy clinic, written with ``executemany`` in one
+    transaction (100,000 visits in seconds), to time the window against."""
+    import datetime as dt
+    import random
+
+    from .core.protocol import get_protocol
+    from .core.records import Queue
+
+    rng, protocol = random.Random(seed), get_protocol("icdr-ada")
+    today = today or dt.date.today()
+    queue_of = {0: Queue.ANNUAL, 1: Queue.ANNUAL, 2: Queue.ROUTINE, 3: Queue.URGENT, 4: Queue.URGENT}
+    patients, visits, images, links, results, queued = [], [], [], [], [], []
+    now = dt.datetime.now().isoformat(timespec="seconds")
+    for n in range(encounters):
+        pid, eid = f"B{n:06d}", f"{n:032x}"
+        started = dt.datetime.combine(today - dt.timedelta(days=rng.randrange(0, 1500)), dt.time(9, n % 60))
+        patients.append((pid, f"Patient {n}", "1960-01-01", now, now))
+        visits.append((eid, pid, started.isoformat(), protocol.name, "batch", "bench"))
+        grades = [rng.choice((0, 0, 0, 1, 1, 2, 3, 4)) for _ in range(2)]
+        for side, grade in zip(("R", "L"), grades):
+            image_id = len(images) + 1
+            images.append((image_id, f"{n:060x}{side}", f"/camera/{pid}_{side}.jpg", now))
+            links.append((image_id, eid, image_id, side, f"/camera/{pid}_{side}.jpg", now))
+            probs = [0.02] * 5
+            probs[grade] = 0.92
+            queue = queue_of[grade]
+            results.append((image_id, eid, image_id, image_id, "bench", "1", "b" * 64, protocol.name, "ok", grade,
+                            json.dumps(probs), queue.value, f"R{min(grade, 3)}", f"ICDR grade {grade}", now))
+        queue = min((queue_of[g] for g in grades), key=(Queue.URGENT, Queue.ROUTINE, Queue.ANNUAL).index)
+        state = rng.choice(("open", "open", "open", "open", "referred", "closed"))
+        queued.append((eid, queue.value, protocol.due_date(queue, started.date()).isoformat(), state, now))
+    with store._tx() as db:
+        db.executemany("INSERT INTO patients (patient_id, name, birth_date, created_at, updated_at) "
+                       "VALUES (?, ?, ?, ?, ?)", patients)
+        db.executemany("INSERT INTO encounters (encounter_id, patient_id, started_at, protocol, source, created_by) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", visits)
+        db.executemany("INSERT INTO images (image_id, sha256, original_path, added_at) VALUES (?, ?, ?, ?)", images)
+        db.executemany("INSERT INTO encounter_images (encounter_image_id, encounter_id, image_id, eye, "
+                       "original_path, added_at) VALUES (?, ?, ?, ?, ?, ?)", links)
+        db.executemany("INSERT INTO results (result_id, encounter_id, encounter_image_id, image_id, model_name, "
+                       "model_version, model_sha, protocol, status, grade, probabilities, queue, code, finding, "
+                       "created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'bench')",
+                       results)
+        db.executemany("INSERT INTO queue_state (encounter_id, queue, due_date, state, updated_at) "
+                       "VALUES (?, ?, ?, ?, ?)", queued)
+
+
+def _full_clinic(spec: dict[str, Any]) -> Path:
+    """A data folder holding a clinic database of ``encounters`` visits; returns it."""
+    from .core.paths import data_paths
+    from .core.store import ClinicStore
+
+    data = Path(tempfile.mkdtemp(dir=spec["workdir"]))
+    with ClinicStore.open(data_paths(data).ensure()) as store:
+        fill_clinic(store, int(spec["encounters"]))
+    return data
+
+
+def measure_window_full(spec: dict[str, Any]) -> dict[str, Any]:
+    """``eyescreen gui --smoke`` over a full clinic database: how long until the
+    window is on screen (it must not grow with the database). Launched twice:
+    the figure is the second launch, the first (which builds the queue views'
+    index, once per database) is kept as ``window_shown_full_first_s``."""
+    t0 = time.perf_counter()
+    data = _full_clinic(spec)
+    filled = time.perf_counter() - t0
+    first = _smoke_shown_s(spec, data)     # the first launch of this version also builds the queue index
+    return {"window_shown_full_s": _smoke_shown_s(spec, data), "window_shown_full_first_s": first,
+            "full_encounters": int(spec["encounters"]), "full_fill_s": round(filled, 1)}
+
+
+def _smoke_shown_s(spec: dict[str, Any], data: Path) -> float:
+    """Seconds from launching ``eyescreen gui --smoke`` over ``data`` to the window on screen."""
+    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
+           "XDG_CONFIG_HOME": str(data / "config")}
+    cmd = [sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(data), "--model", spec["model"],
+           "--smoke"]
+    t0 = time.time()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WINDOW_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"the app did not report within {WINDOW_TIMEOUT_S} s") from None
+    shown = re.search(r"window_shown_at=([0-9.]+)", done.stdout)
+    if not shown:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"the app printed no start-up time (exit {done.returncode}): {tail}")
+    return round(float(shown.group(1)) - t0, 3)
+
+
+def measure_batch_stall(spec: dict[str, Any]) -> dict[str, Any]:
+    """The longest the window's event loop is blocked while the batch panel screens
+    a folder of ``stall_images`` photographs into a full clinic database (worker
+    thread, progress, queue refresh at the end): 10 ms heartbeat, as for max_stall_ms."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+
+    from .gui import app as gui_app
+
+    data = _full_clinic(spec)
+    folder = data.parent / (data.name + "-in")
+    distinct_copies(spec["images"], spec["stall_images"], folder)
+    gui_app.make_application(["eyescreen-bench"])
+    window, store = gui_app.build_window(data, dialogs=False)
+    try:
+        window.show()
+        window.tabs.setCurrentWidget(window.batch_panel)
+        _wait_for_model(window, Path(spec["model"]))
+        idle = _idle_gaps(IDLE_HEARTBEAT_S, QEventLoop, QTimer, Qt)
+        gaps, seconds = _heartbeat_while(window, lambda: window.batch_panel.screen_folder(folder),
+                                         QEventLoop, QTimer, Qt)
+    finally:
+        window.shutdown()
+        store.close()
+    worst_ms, worst_at = max(gaps)
+    ordered = sorted(g for g, _ in gaps)
+    return {"max_batch_stall_ms": round(max(0.0, worst_ms - HEARTBEAT_MS), 1),
+            "batch_stall_at_s": round(worst_at, 2), "batch_stall_screen_s": round(seconds, 2),
+            "batch_stall_p99_gap_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+            "batch_stall_idle_max_gap_ms": round(max(idle), 1), "batch_stall_images": spec["stall_images"]}
+
+
 MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "decode": measure_decode,
     "model": measure_model,
@@ -750,6 +882,8 @@ MEASURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "latency": measure_latency,
     "window": measure_window,
     "stall": measure_stall,
+    "window_full": measure_window_full,
+    "batch_stall": measure_batch_stall,
     "rss_small": measure_rss_small,
     "rss_big": measure_rss_big,
     "slip": measure_slip,

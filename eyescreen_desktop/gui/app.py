@@ -153,12 +153,27 @@ def run(args: argparse.Namespace) -> int:
         log.error("EyeScreen cannot start: %s", exc)
         QMessageBox.critical(None, "EyeScreen cannot start", f"{exc}")
         return 1
+    window = None
     try:
         window = MainWindow(settings, window_state, store, paths)
         install_crash_handler(window.messages, log_file)
         return _show_and_run(app, window, resolve_model(args.model, settings), settings, args.smoke, launched)
     finally:
+        if window is not None:
+            dispose(app, window)
         store.close()
+
+
+def dispose(app: QApplication, window: MainWindow) -> None:
+    """Join every thread, then delete the window while Qt and Python are both
+    still whole: left to the interpreter's exit, the teardown order of Qt and
+    Python objects is undefined (it ended in "Fatal Python error: bool_dealloc")."""
+    from PySide6.QtCore import QEvent
+
+    window.shutdown()
+    window.deleteLater()
+    app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
 
 
 def _show_and_run(app: QApplication, window: MainWindow, model: Path, settings: Settings, smoke: bool,

@@ -345,6 +345,14 @@ class BatchPanel(QWidget):
             self.cancel_button.setEnabled(False)
             self.status.setText("Cancelling after the photograph in hand…")
 
+    def finish(self) -> None:
+        """The app is quitting: stop watching, cancel the batch, say so."""
+        if self.watching:
+            self.stop_watching()
+        if self.running:
+            self.cancel()
+            self.status.setText("Finishing: stopping after the photograph in hand, then EyeScreen closes…")
+
     def _set_running(self, running: bool) -> None:
         for widget in (self.start_button, self.choose_button, self.folder_edit, self.pdf_box):
             widget.setEnabled(not running)

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -43,7 +43,7 @@ from .queues import QueuesWidget
 from .resources import icon
 from .result_view import ResultView
 from .settings import Settings, WindowState
-from .worker import ScreenedEye, ScreeningEngine, display_photo
+from .worker import ScreenedEye, ScreeningEngine, display_photo, run_in_background, wait_for_background
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,19 @@ def eye_from_name(path: Path) -> Eye:
     return Eye.UNKNOWN
 
 
+def _stored(store: Any, result: Any) -> Any:
+    """The result with its path pointing at the image store's copy, when there is one."""
+    stored = store.image_file(result.sha256) if result.sha256 else None
+    return result if stored is None else dataclasses.replace(result, path=str(stored))
+
+
 class MainWindow(QMainWindow):
     """The main window. Services come in explicitly: ``settings`` and
-    ``window_state`` (gui.settings), the clinic ``store`` and its ``paths``."""
+    ``window_state`` (gui.settings), the clinic ``store`` and its ``paths``.
+    ``encounterOpened(encounter_id)`` fires once a visit reopened from the
+    queues is on show."""
+
+    encounterOpened = Signal(str)
 
     def __init__(self, settings: Settings, window_state: WindowState, store: Any, paths: DataPaths,
                  parent: QWidget | None = None, dialogs: bool = True):
@@ -77,6 +87,10 @@ class MainWindow(QMainWindow):
         self.visit = uuid.uuid4().hex
         self.encounter_id: str | None = None       # the visit's encounter once saved
         self._requests: set[int] = set()          # desk requests of this window
+        self._opening = 0                         # the latest visit being opened in the background
+        self._finishing = False                   # quitting: waiting for the photograph in hand
+        self._quitting = False                    # closing for real
+        self.quit_box: QMessageBox | None = None  # "Screening is still running", while asked
         self.setWindowTitle(TITLE)
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
@@ -146,6 +160,8 @@ class MainWindow(QMainWindow):
                      "eye-right", "Capture the right eye from the camera (F5)")
         self._action("left", "Capture &left eye", lambda: self.capture_panel.capture(Eye.LEFT), "F6",
                      "eye-left", "Capture the left eye from the camera (F6)")
+        for key in ("right", "left"):   # enabled exactly like the big buttons: only with a live camera
+            self.actions[key].setEnabled(self.capture_panel.live)
         self._action("next", "&Next patient", self.next_patient, "Ctrl+N", "patient",
                      "Finish this patient and start the next one (Ctrl+N)")
         self._action("slip", "Referral &slip…", self.open_slip, "Ctrl+P", "print",
@@ -160,6 +176,8 @@ class MainWindow(QMainWindow):
                      "Screen a whole folder, or watch the camera's folder (Ctrl+3)")
         self._action("settings", "S&ettings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         self._action("quit", "&Quit", self.close, "Ctrl+Q")
+        self._action("guide", "Quick &guide", self.show_guide, "F1", tip="How a screening day goes (F1)")
+        self._action("shortcuts", "&Keyboard shortcuts", self.show_shortcuts)
         self._action("about", "&About EyeScreen", self.about)
 
     def _make_menus(self) -> None:
@@ -167,7 +185,7 @@ class MainWindow(QMainWindow):
                  ("&Patient", ("next", "find")),
                  ("&Capture", ("right", "left")),
                  ("&View", ("screening", "queues", "batch", None, "heatmap")),
-                 ("&Help", ("about",)))
+                 ("&Help", ("guide", "shortcuts", None, "about")))
         for title, keys in menus:
             menu = self.menuBar().addMenu(title)
             for key in keys:
@@ -191,6 +209,10 @@ class MainWindow(QMainWindow):
         self.capture_panel.captured.connect(self.screen_frame)
         self.capture_panel.sourceChanged.connect(self._remember_camera)
         self.capture_panel.problem.connect(lambda text: self.messages.warning("Camera", text))
+        self.capture_panel.cameraFailed.connect(self._camera_failed)
+        self.capture_panel.liveChanged.connect(self._camera_live)
+        self.capture_panel.before_capture = self._before_capture
+        self.patient_panel.patientChanged.connect(self._patient_edited)
         self.queues.encounterActivated.connect(self.open_encounter)
         self.result_view.slipRequested.connect(self.open_slip)
         self.messages.shown.connect(lambda _level, _title, text: self.statusBar().showMessage(text, 8000))
@@ -246,6 +268,7 @@ class MainWindow(QMainWindow):
             files = [p for p in files if not p.is_dir()]
         if not files or (patient := self._patient_or_ask()) is None:
             return None
+        self.patient_panel.set_locked(True)   # from the first photograph on, the visit is this patient's
         items = [ScreenItem(p, eye_from_name(p)) for p in files]
         for item in items:
             self.result_view.set_pending(item.eye)
@@ -254,11 +277,19 @@ class MainWindow(QMainWindow):
         self._requests.add(rid)
         return rid
 
+    def _before_capture(self, _eye: Eye) -> bool:
+        """A capture is asked for: only with a patient, who is then fixed for the visit."""
+        if self._patient_or_ask() is None:
+            return False
+        self.patient_panel.set_locked(True)
+        return True
+
     @Slot(object, object)
     def screen_frame(self, rgb: Any, eye: Eye) -> int | None:
         """Keep and screen a camera capture for the patient in the form."""
         if (patient := self._patient_or_ask()) is None:
             return None
+        self.patient_panel.set_locked(True)
         self.result_view.set_pending(eye)
         self.tabs.setCurrentWidget(self.result_view)
         rid = self.engine.screen_frame(rgb, eye, patient, **self._options())
@@ -269,7 +300,6 @@ class MainWindow(QMainWindow):
     def _eye_screened(self, rid: int, screened: ScreenedEye) -> None:
         if rid in self._requests:
             self.result_view.show_eye(screened)
-            self.patient_panel.set_locked(True)
 
     @Slot(int, object)
     def _encounter_saved(self, rid: int, summary: EncounterSummary) -> None:
@@ -298,7 +328,9 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_files(self) -> None:
-        """Choose photographs in a file dialog and screen them."""
+        """Choose photographs in a file dialog and screen them; the patient is asked for first."""
+        if self._patient_or_ask() is None:
+            return
         paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", "", IMAGE_FILTER)
         if paths:
             self.screen_paths(Path(p) for p in paths)
@@ -319,6 +351,7 @@ class MainWindow(QMainWindow):
         self.visit = uuid.uuid4().hex
         self.encounter_id = None
         self._requests.clear()
+        self.capture_panel.clear_frames()
         self.patient_panel.clear()
         self.result_view.clear()
         self.tabs.setCurrentWidget(self.result_view)
@@ -326,17 +359,33 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def open_encounter(self, encounter_id: str) -> None:
-        """Show a saved encounter (from the queues); new photographs are added to it."""
-        summary = self.store.encounter_summary(encounter_id)
+        """Show a saved encounter (from the queues); new photographs are added to it.
+        The visit is read and its photographs decoded on a background thread."""
         self.next_patient()
         self.encounter_id = encounter_id
+        self.patient_panel.set_locked(True)        # the visit's patient comes with it
+        self.result_view.set_loading()
+        self._opening += 1
+        store, ticket = self.store, self._opening
+
+        def load() -> tuple[int, EncounterSummary, list[Any]]:
+            summary = store.encounter_summary(encounter_id)
+            return ticket, summary, [display_photo(_stored(store, r)) for r in summary.eyes]
+
+        run_in_background(load, self._encounter_loaded,
+                          lambda message: self.messages.error("Visit not opened", message))
+
+    @Slot(object)
+    def _encounter_loaded(self, loaded: tuple[int, EncounterSummary, list[Any]]) -> None:
+        ticket, summary, photos = loaded
+        if ticket != self._opening or self.encounter_id != summary.encounter_id:
+            return   # another visit was opened, or the next patient started, meanwhile
         self.patient_panel.set_patient(summary.patient)
         self.patient_panel.set_locked(True)
-        for result in summary.eyes:
-            stored = self.store.image_file(result.sha256) if result.sha256 else None
-            shown = result if stored is None else dataclasses.replace(result, path=str(stored))
-            self.result_view.show_eye(ScreenedEye(result, display_photo(shown), encounter_id))
+        for result, photo in zip(summary.eyes, photos):
+            self.result_view.show_eye(ScreenedEye(result, photo, summary.encounter_id))
         self.result_view.show_summary(summary)
+        self.encounterOpened.emit(summary.encounter_id)
 
     @Slot()
     def open_slip(self, encounter_id: str | None = None) -> None:
@@ -371,8 +420,43 @@ class MainWindow(QMainWindow):
     def _remember_camera(self, source: str) -> None:
         self.settings.camera_source = source
 
+    def _camera_failed(self, _message: str) -> None:
+        """A camera that failed is not reopened by itself at the next start."""
+        self.settings.camera_source = ""
+
+    def _camera_live(self, live: bool) -> None:
+        for key in ("right", "left"):
+            self.actions[key].setEnabled(live)
+
+    def _patient_edited(self) -> None:
+        """Another patient in the form: no picture taken before may be captured for them."""
+        if not self.patient_panel.id_edit.isReadOnly():
+            self.capture_panel.clear_frames()
+
     def _remember_heatmap(self, on: bool) -> None:
         self.settings.show_heatmap = on
+
+    @Slot()
+    def show_guide(self) -> None:
+        """Help > Quick guide: a screening day, step by step."""
+        from .help import GUIDE
+
+        self._help("EyeScreen quick guide", GUIDE)
+
+    @Slot()
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard shortcuts, listed from the window's own actions."""
+        from .help import shortcuts_html
+
+        self._help("Keyboard shortcuts", shortcuts_html(self.actions))
+
+    def _help(self, title: str, html: str) -> None:
+        from .help import HelpDialog
+
+        dialog = HelpDialog(title, html, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.help_dialog = dialog
+        dialog.show()
 
     @Slot()
     def about(self) -> None:
@@ -402,11 +486,55 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Remember the geometry, then stop the camera and the worker."""
+        """Ask before quitting while screening runs; then finish the photograph in
+        hand, remember the geometry and stop the camera and the worker."""
+        if self.engine.busy and not self._quitting:
+            event.ignore()
+            if not self._finishing:
+                self._ask_to_quit()
+            return
         self.window_state.save_geometry(self.saveGeometry())
         self.window_state.save_splitter(self.splitter.saveState())
         self.shutdown()
         super().closeEvent(event)
+
+    def _ask_to_quit(self) -> None:
+        """Screening is running: quitting stops it after the photograph in hand (window-modal, non-blocking)."""
+        batch = self.batch_panel is not None and getattr(self.batch_panel, "running", False)
+        text = ("A folder batch is being screened. Quit now? EyeScreen stops after the photograph in hand; "
+                "everything screened so far is saved and in the queues, and screening the same folder again "
+                "finishes the rest." if batch else
+                "Photographs are still being screened. Quit now? EyeScreen stops after the photograph in hand; "
+                "everything screened so far is saved.")
+        box = QMessageBox(QMessageBox.Icon.Question, "Screening is still running", text,
+                          QMessageBox.StandardButton.NoButton, self)
+        self.quit_button = box.addButton("Quit", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Keep screening", QMessageBox.ButtonRole.RejectRole))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda button: self._finish_then_quit() if button is self.quit_button else None)
+        box.finished.connect(lambda _result: setattr(self, "quit_box", None))
+        self.quit_box = box
+        box.open()
+
+    def _finish_then_quit(self) -> None:
+        """Say "Finishing…", cancel every request and close once the worker is idle
+        (the event loop keeps running: no frozen window)."""
+        self._finishing = True
+        self.setWindowTitle(f"{TITLE}: finishing…")
+        self.model_status.setText("Finishing… EyeScreen closes after the photograph in hand")
+        self.statusBar().showMessage("Finishing: stopping after the photograph in hand…")
+        self.centralWidget().setEnabled(False)
+        if self.batch_panel is not None and hasattr(self.batch_panel, "finish"):
+            self.batch_panel.finish()
+        self.engine.cancel_all()
+        self.engine.requestDone.connect(self._close_when_idle)
+        self._close_when_idle()
+
+    @Slot()
+    def _close_when_idle(self, *_args: object) -> None:
+        if self._finishing and not self.engine.busy and not self._quitting:
+            self._quitting = True
+            self.close()
 
     @Slot()
     def shutdown(self) -> None:
@@ -414,3 +542,4 @@ class MainWindow(QMainWindow):
         application quits without the window being closed)."""
         self.capture_panel.stop()
         self.engine.stop()
+        wait_for_background()

@@ -129,8 +129,18 @@ class PatientPanel(QGroupBox):
             self.matches.addItem(QListWidgetItem("No patient found: fill in the form below for a new one"))
         self.matches.setVisible(bool(text))
 
+    @property
+    def locked(self) -> bool:
+        """True once a photograph of this visit was submitted: the patient is fixed."""
+        return self.id_edit.isReadOnly()
+
     def _choose(self, item: QListWidgetItem) -> None:
         patient = item.data(Qt.ItemDataRole.UserRole)
+        if isinstance(patient, Patient) and self.locked and patient.patient_id != self.id_edit.text().strip():
+            self.hint.setText(f"This visit is {self.id_edit.text().strip()}'s: press Ctrl+N for the next patient "
+                              f"before choosing {patient.patient_id}.")
+            self.hint.setVisible(True)
+            return
         if isinstance(patient, Patient):
             self.set_patient(patient)
             self.matches.setVisible(False)

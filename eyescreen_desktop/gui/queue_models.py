@@ -2,9 +2,12 @@
 
 A screening coordinator works down a queue by due date: who must be seen
 first, what was found, whether the slip went out. The model is a thin, read-only
-view over ``ClinicStore.encounters(queue=..., state=...)`` (already sorted by
-due date); every change goes through the store, which writes the audit log,
-and the model is simply refreshed afterwards.
+view over the clinic database read lazily (``core.queue_pages``): it counts the
+queue with one query, holds the first page of rows, and reads the next page
+only when the view scrolls to it (Qt's ``canFetchMore`` / ``fetchMore``), so a
+queue of 100,000 encounters opens as fast as one of ten. Every change goes
+through the store, which writes the audit log, and the model is simply
+refreshed afterwards.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
+from ..core import queue_pages
 from ..core.records import EncounterSummary, Eye, EyeResult, Queue, Status
 
 Index = QModelIndex | QPersistentModelIndex
@@ -34,6 +38,10 @@ _SHORT_FINDINGS = (  # long clinical words -> the abbreviations clinic staff use
     ("proliferative diabetic retinopathy", "PDR"),
     ("diabetic retinopathy", "DR"),
 )
+
+
+_ROLES = frozenset({Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.BackgroundRole,
+                    Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole, EncounterIdRole, OverdueRole})
 
 
 class Column(IntEnum):
@@ -58,10 +66,9 @@ HEADERS = {
 
 
 class EncounterSource(Protocol):
-    """The part of ``ClinicStore`` this model reads."""
+    """The part of ``ClinicStore`` this model reads (through ``core.queue_pages``)."""
 
-    def encounters(self, queue: Queue | None = None, state: str | None = None,
-                   since: Any = None) -> list[EncounterSummary]: ...
+    def encounter_summaries(self, encounter_ids: Any, heatmaps: bool = False) -> list[EncounterSummary]: ...
 
 
 def is_overdue(summary: EncounterSummary, today: dt.date) -> bool:
@@ -112,19 +119,24 @@ def due_text(summary: EncounterSummary, today: dt.date) -> str:
 
 
 class QueueTableModel(QAbstractTableModel):
-    """One queue's encounters (optionally of one state), sorted by due date.
+    """One queue's encounters (optionally of one state), sorted by due date, read
+    a page at a time as the view scrolls.
 
     ``state=None`` shows every state. ``today`` is injectable so tests and
-    screenshots decide what "overdue" means."""
+    screenshots decide what "overdue" means; ``page_rows`` is the page size."""
 
     def __init__(self, store: EncounterSource, queue: Queue, state: str | None = "open",
-                 parent: QObject | None = None, today: Callable[[], dt.date] = dt.date.today) -> None:
+                 parent: QObject | None = None, today: Callable[[], dt.date] = dt.date.today,
+                 page_rows: int = queue_pages.PAGE_ROWS) -> None:
         super().__init__(parent)
         self._store = store
         self.queue = queue
         self._state = state
         self._today = today
+        self._page_rows = max(1, page_rows)
         self._rows: list[EncounterSummary] = []
+        self._total = 0
+        self._changing = False
         self._bold = QFont()
         self._bold.setBold(True)
         self.refresh()
@@ -132,33 +144,68 @@ class QueueTableModel(QAbstractTableModel):
     # ------------------------------------------------------------------ reading
 
     def refresh(self) -> None:
-        """Read the queue again from the store (after any change)."""
-        rows = self._store.encounters(queue=self.queue, state=self._state)
+        """Count the queue again and read its first page (after any change)."""
+        total = queue_pages.count(self._store, self.queue, self._state)
+        first = queue_pages.page(self._store, self.queue, self._state, 0, self._page_rows) if total else []
         self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
+        self._rows, self._total = list(first), max(total, len(first))
+        self._changing = True   # views asked from within modelReset must not insert rows mid-reset
+        try:
+            self.endResetModel()
+        finally:
+            self._changing = False
 
     @property
     def state(self) -> str | None:
         return self._state
+
+    @property
+    def total(self) -> int:
+        """Encounters in the view, read or not yet."""
+        return self._total
 
     def set_state(self, state: str | None) -> None:
         """Show only encounters in ``state`` (None: all), and reload."""
         self._state = state
         self.refresh()
 
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008, N802 - Qt's API
+        return not parent.isValid() and not self._changing and len(self._rows) < self._total
+
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008, N802
+        """Read the next page (the view asks when it scrolls near the end)."""
+        if not self.canFetchMore(parent):
+            return
+        more = queue_pages.page(self._store, self.queue, self._state, len(self._rows), self._page_rows)
+        if not more:
+            self._total = len(self._rows)   # rows left the queue since it was counted
+            return
+        self._changing = True   # a view asking again from within the insertion must wait for it
+        try:
+            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(more) - 1)
+            self._rows.extend(more)
+            self.endInsertRows()
+        finally:
+            self._changing = False
+
     def summary(self, row: int) -> EncounterSummary:
         """The encounter shown on ``row``."""
         return self._rows[row]
 
     def row_of(self, encounter_id: str) -> int:
-        """Row of an encounter, or -1 when it is not in this view."""
+        """Row of an encounter (reading the pages up to it), or -1 when it is not in this view."""
+        row = queue_pages.position(self._store, self.queue, self._state, encounter_id)
+        if row < 0:
+            return -1
+        while row >= len(self._rows) and self.canFetchMore():
+            self.fetchMore()
+        if row < len(self._rows) and self._rows[row].encounter_id == encounter_id:
+            return row
         return next((i for i, s in enumerate(self._rows) if s.encounter_id == encounter_id), -1)
 
     def overdue_count(self) -> int:
-        """Rows past their due date."""
-        today = self._today()
-        return sum(is_overdue(s, today) for s in self._rows)
+        """Rows past their due date (counted by query, read or not)."""
+        return queue_pages.overdue_count(self._store, self.queue, self._state, self._today())
 
     # ------------------------------------------------------------------ Qt model API
 
@@ -181,13 +228,15 @@ class QueueTableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
-            return None
+        if role not in _ROLES or not index.isValid() or not (0 <= index.row() < len(self._rows)):
+            return None   # views ask for many roles per cell: answer the unused ones at once
         summary = self._rows[index.row()]
         column = Column(index.column())
-        overdue = is_overdue(summary, self._today())
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(summary, column)
+        if role == EncounterIdRole:
+            return summary.encounter_id
+        overdue = is_overdue(summary, self._today())
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(summary, overdue)
         if role == Qt.ItemDataRole.BackgroundRole and overdue:
@@ -196,8 +245,6 @@ class QueueTableModel(QAbstractTableModel):
             return QBrush(OVERDUE_FOREGROUND)
         if role == Qt.ItemDataRole.FontRole and overdue and column is Column.DUE:
             return self._bold
-        if role == EncounterIdRole:
-            return summary.encounter_id
         if role == OverdueRole:
             return overdue
         return None

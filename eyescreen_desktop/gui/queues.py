@@ -33,12 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core import queue_pages
 from ..core.records import EncounterSummary, Queue
 from ..core.store import default_user
 from .queue_models import Column, QueueTableModel
 
 log = logging.getLogger(__name__)
 
+RESIZE_PRECISION_ROWS = 50
 TAB_ORDER: tuple[Queue, ...] = (Queue.URGENT, Queue.ROUTINE, Queue.ANNUAL, Queue.REVIEW)
 TAB_NAMES = {Queue.URGENT: "Urgent", Queue.ROUTINE: "Routine", Queue.ANNUAL: "Annual", Queue.REVIEW: "Review"}
 STATE_FILTERS: tuple[tuple[str, str | None], ...] = (
@@ -111,6 +113,7 @@ class QueuesWidget(QWidget):
         self.user = user or default_user()
         self._slip_settings = slip_settings or (lambda: None)
         extra = {"today": today} if today else {}
+        queue_pages.ensure_view_index(store)
         self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
         self.views: dict[Queue, QTableView] = {}
         self.captions: dict[Queue, QLabel] = {}
@@ -119,7 +122,7 @@ class QueuesWidget(QWidget):
         self.buttons: dict[str, QPushButton] = {}
         self.dialog: QDialog | None = None  # the override or slip dialog currently open
         self._build_ui()
-        self.refresh()
+        self.refresh(reload=False)   # the models read their first page as they were made
 
     # ------------------------------------------------------------------ UI
 
@@ -161,7 +164,8 @@ class QueuesWidget(QWidget):
         view.setWordWrap(False)
         view.verticalHeader().setVisible(False)
         header = view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)   # fitted once per refresh, not per layout
+        header.setResizeContentsPrecision(RESIZE_PRECISION_ROWS)
         header.setSectionResizeMode(Column.FINDING, QHeaderView.ResizeMode.Stretch)
         view.activated.connect(self._activated)
         view.selectionModel().selectionChanged.connect(self._update_buttons)
@@ -192,17 +196,27 @@ class QueuesWidget(QWidget):
     # ------------------------------------------------------------------ reading
 
     @Slot()
-    def refresh(self) -> None:
-        """Reload every queue and the counts in the tab titles."""
+    def refresh(self, reload: bool = True) -> None:
+        """Reload every queue and the counts in the tab titles (``reload=False``:
+        the models were just read, only the titles and buttons)."""
         selected = self.selected_encounter_id()
-        for model in self.models.values():
-            model.refresh()
-        counts = self.store.queue_counts(state="open")
+        for queue, model in self.models.items():
+            if reload:
+                model.refresh()
+            self._fit_columns(self.views[queue])
+        counts = queue_pages.queue_counts(self.store, state="open")
         for i, queue in enumerate(TAB_ORDER):
             self._set_tab(i, queue, counts.get(queue, 0))
         if selected:
             self.select(selected)
         self._update_buttons()
+
+    @staticmethod
+    def _fit_columns(view: QTableView) -> None:
+        """Columns as wide as the first rows need (the finding takes the rest)."""
+        for column in Column:
+            if column is not Column.FINDING:
+                view.resizeColumnToContents(column)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
         """Re-read the queues whenever they come into view: another screen (batch,
@@ -216,7 +230,7 @@ class QueuesWidget(QWidget):
         overdue = model.overdue_count() if model.state in ("open", None) else 0
         tip = f"{count} open" + (f", {overdue} overdue" if overdue else "") + f": {queue.label}"
         self.tabs.setTabToolTip(index, tip)
-        shown = "" if model.state == "open" else f" Showing {model.rowCount()} {self.state_box.currentText().lower()}."
+        shown = "" if model.state == "open" else f" Showing {model.total} {self.state_box.currentText().lower()}."
         self.captions[queue].setText(f"{queue.label}. {tip.split(':')[0]}.{shown}")
         self.tabs.tabBar().setTabTextColor(index, QColor(170, 0, 0) if overdue else QColor())
 

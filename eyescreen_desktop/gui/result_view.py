@@ -258,6 +258,12 @@ class ResultView(QWidget):
             card.clear()
         self._update_decision()
 
+    def set_loading(self) -> None:
+        """A saved visit is being read."""
+        self.clear()
+        self.banner.setText("Opening the visit…")
+        self.detail.setText("")
+
     def card_for(self, eye: Eye) -> EyeCard:
         """The card a result of ``eye`` goes to (an unknown side takes a free card)."""
         if eye in self.cards:

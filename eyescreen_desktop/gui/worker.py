@@ -29,15 +29,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 from ..core.classifier import Classifier, ModelCard, ModelError
 from ..core.protocol import get_protocol, patient_queue
+from ..core.queue_pages import encounter_patient_id
 from ..core.records import EncounterSummary, Eye, EyeResult, Patient, Status
 from ..core.screening import Screener, ScreenItem
 
 log = logging.getLogger(__name__)
 
+BACKGROUND_THREADS = 2    # the small pool for GUI chores (photo decoding, slip previews, database reads)
 PHOTO_SIDE = 512          # the display crop sent with each result (heat map framing)
 STOP_WAIT_MS = 60_000     # longest wait for the worker at shutdown (a model still loading)
 
@@ -164,7 +166,7 @@ class ScreeningWorker(QObject):
         self.captures_dir = Path(captures_dir)
         self.backend = backend
         self.classifier: Classifier | None = None
-        self._visits: dict[str, str] = {}   # the window's visit key -> encounter ID
+        self._visits: dict[str, tuple[str, str]] = {}   # the window's visit key -> (encounter ID, patient ID)
         self.load_error = "the model is still loading"
 
     # ------------------------------------------------------------------ model
@@ -241,15 +243,25 @@ class ScreeningWorker(QObject):
         return False
 
     def _encounter(self, request: ScreenRequest | FrameRequest, protocol: str) -> str:
-        """Save the patient's details; the visit's encounter, started on its first photograph."""
+        """The encounter of the request's patient: the one named, else the visit's,
+        else a new one started on the visit's first photograph. A request whose
+        patient is not the encounter's is refused before anything is saved, so a
+        photograph can never land under another patient."""
         patient = request.patient
         assert patient is not None
+        encounter_id = request.encounter_id
+        if encounter_id is None and request.visit in self._visits:
+            encounter_id, owner = self._visits[request.visit]
+        elif encounter_id is not None:
+            owner = encounter_patient_id(self.store, encounter_id)
+        if encounter_id is not None and owner != patient.patient_id:
+            raise ValueError(f"Refused: this visit is patient {owner}'s, so the photograph was not saved "
+                             f"under {patient.patient_id}. Press Ctrl+N for the next patient, then add it again.")
         self.store.upsert_patient(patient)
-        encounter_id = request.encounter_id or self._visits.get(request.visit)
         if encounter_id is None:
             encounter_id = self.store.start_encounter(patient.patient_id, protocol=protocol, source="desk")
         if request.visit:
-            self._visits[request.visit] = encounter_id
+            self._visits[request.visit] = (encounter_id, patient.patient_id)
         return encounter_id
 
     def _queue_encounter(self, encounter_id: str) -> EncounterSummary:
@@ -345,6 +357,70 @@ def _fit(rgb: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+class _TaskSignals(QObject):
+    """Carries one background task's outcome back to the GUI thread (it lives there)."""
+
+    done = Signal(object)
+    failed = Signal(str)
+
+
+class _Task(QRunnable):
+    def __init__(self, function: Callable[[], Any], signals: _TaskSignals):
+        super().__init__()
+        self.function, self.signals = function, signals
+
+    def run(self) -> None:
+        try:
+            value = self.function()
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, never lost
+            log.exception("background task failed")
+            self.signals.failed.emit(_staff_message(exc))
+            return
+        self.signals.done.emit(value)
+
+
+_pool: QThreadPool | None = None
+_in_flight: set[_TaskSignals] = set()
+
+
+def background_pool() -> QThreadPool:
+    """The GUI's small thread pool (child of the application, so Qt owns it)."""
+    global _pool
+    if _pool is None:
+        _pool = QThreadPool(QCoreApplication.instance())
+        _pool.setMaxThreadCount(BACKGROUND_THREADS)
+        _pool.destroyed.connect(_forget_pool)
+    return _pool
+
+
+def _forget_pool(*_args: object) -> None:
+    global _pool
+    _pool = None
+
+
+def run_in_background(function: Callable[[], Any], done: Callable[[Any], None],
+                      failed: Callable[[str], None] | None = None) -> None:
+    """Run ``function()`` off the GUI thread; ``done(value)`` (or ``failed(message)``)
+    then runs on the GUI thread. The one helper for GUI chores that would stall
+    the window: decoding photographs, building slip previews, reading the
+    database while a batch holds its lock. ``function`` must not touch widgets.
+    Pass bound methods of widgets as callbacks: Qt drops the call when the
+    widget is gone."""
+    signals = _TaskSignals()
+    _in_flight.add(signals)
+    signals.done.connect(done)
+    if failed is not None:
+        signals.failed.connect(failed)
+    for signal in (signals.done, signals.failed):
+        signal.connect(lambda *_args, s=signals: _in_flight.discard(s))
+    background_pool().start(_Task(function, signals))
+
+
+def wait_for_background(timeout_ms: int = STOP_WAIT_MS) -> bool:
+    """Wait for every background chore (at shutdown, before Qt objects go)."""
+    return _pool.waitForDone(timeout_ms) if _pool is not None else True
+
+
 class ScreeningEngine(QObject):
     """The window's handle on the worker: starts the thread, posts requests,
     cancels them, and re-emits the worker's signals on the GUI thread.
@@ -373,7 +449,7 @@ class ScreeningEngine(QObject):
         self.model_error = ""
         self._ids = itertools.count(1)
         self._pending: dict[int, threading.Event] = {}
-        self.thread = QThread()
+        self.thread = QThread(self)   # a parent: Qt never destroys it before the engine
         self.thread.setObjectName("eyescreen-worker")
         self.worker = ScreeningWorker(store, captures_dir, backend)
         self.worker.moveToThread(self.thread)

@@ -153,7 +153,8 @@ def test_visit_reopened_from_the_queues_takes_more_photos(qtbot, window, urgent_
     _enter_patient(qtbot, window, "P104", "Grace Hopper")
     first = _screen(qtbot, window, [blurred_photo])
     window.next_patient()
-    window.queues.encounterActivated.emit(first.encounter_id)
+    with qtbot.waitSignal(window.encounterOpened, timeout=WAIT_MS):   # read and decoded off the GUI thread
+        window.queues.encounterActivated.emit(first.encounter_id)
     assert window.patient_panel.patient().name == "Grace Hopper" and window.patient_panel.id_edit.isReadOnly()
     assert window.result_view.cards[Eye.RIGHT].verdict.text() == "Cannot be graded"
     second = _screen(qtbot, window, [good_photo])

@@ -192,3 +192,55 @@ def test_override_dialog_offers_only_other_queues_and_cancel_changes_nothing(qtb
         dialog.reject()
     assert clinic.encounter_summary(ids["P001"]).queue is Queue.URGENT
     assert [e.action for e in clinic.audit(f"encounter:{ids['P001']}")][-1] == "encounter queued"
+
+
+# --------------------------------------------------------------------------- lazy reading (issue 12, item 12)
+
+
+def test_queue_is_read_page_by_page_as_it_scrolls(qtmodeltester, filled_store):
+    clinic, ids = filled_store
+    model = QueueTableModel(clinic, Queue.URGENT, today=lambda: TODAY, page_rows=2)
+    assert model.rowCount() == 2 and model.total == 3 and model.canFetchMore()
+    assert model.overdue_count() == 1                       # counted by query, rows read or not
+    qtmodeltester.check(model)
+    model.refresh()
+    assert model.row_of(ids["P007"]) == 2                   # on the second page: read up to it
+    assert model.rowCount() == 3 and not model.canFetchMore()
+    assert model.row_of(ids["P004"]) == -1                  # annual, not in this view
+
+
+class _CountingStore:
+    """The real store, counting the encounter summaries the window reads."""
+
+    def __init__(self, store):
+        self._store, self.summaries, self.full_reads = store, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def encounter_summaries(self, ids, *args, **kwargs):
+        self.summaries += len(ids)
+        return self._store.encounter_summaries(ids, *args, **kwargs)
+
+    def encounters(self, *args, **kwargs):
+        self.full_reads += 1
+        return self._store.encounters(*args, **kwargs)
+
+
+def test_start_up_reads_one_page_per_queue_not_the_database(qtbot, store):
+    from eyescreen_desktop import bench
+    from eyescreen_desktop.core.queue_pages import PAGE_ROWS
+
+    bench.fill_clinic(store, 8 * PAGE_ROWS, today=TODAY)
+    counting = _CountingStore(store)
+    widget = _widget(qtbot, counting)
+    assert counting.full_reads == 0
+    assert counting.summaries <= len(Queue) * PAGE_ROWS
+    urgent = widget.models[Queue.URGENT]
+    assert urgent.rowCount() <= PAGE_ROWS < urgent.total
+    assert widget.tabs.tabText(0) == f"Urgent ({urgent.total})"
+    view = widget.views[Queue.URGENT]
+    view.resize(600, 300)
+    widget.show()
+    view.scrollToBottom()
+    qtbot.waitUntil(lambda: urgent.rowCount() > PAGE_ROWS)   # the view fetched the next page itself
