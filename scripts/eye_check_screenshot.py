@@ -48,7 +48,7 @@ def main() -> int:
     engine = EyeCheckEngine()
     engine.start(project_root() / "models" / "eyescreen-external")
     wait(engine.ready)
-    panel = EyeCheckPanel(engine)
+    panel = EyeCheckPanel(engine, probe=None)
     panel.resize(1280, 720)
     panel.show()
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -96,9 +96,21 @@ class EyeCameraPanel(CapturePanel):
         """``face`` or ``eye``: which framing guide the preview shows."""
         self.guide = guide if guide in GUIDES else "face"
 
+    def open_source(self, text: str) -> None:
+        """The capture panel's camera, plus the guide painted on each shown frame."""
+        super().open_source(text)
+        if self.thread is not None:
+            self.thread.frameReady.connect(self._paint_guide)   # after the panel has shown the frame
+
     @Slot(QImage)
-    def _show_frame(self, image: QImage) -> None:
-        super()._show_frame(draw_guide(image, self.guide))
+    def _paint_guide(self, _image: QImage) -> None:
+        pixmap = self.preview.pixmap()
+        if pixmap is None or pixmap.isNull():
+            return
+        ratio = pixmap.devicePixelRatio()
+        guided = QPixmap.fromImage(draw_guide(pixmap.toImage(), self.guide))
+        guided.setDevicePixelRatio(ratio)
+        self.preview.setPixmap(guided)
 
     def capture_and_check(self) -> bool:
         """Capture the way the capture panel does (its ``captured`` frame goes on to
@@ -227,12 +239,12 @@ class EyeCheckPanel(QWidget):
     slipRequested = Signal(object, object)
     problem = Signal(str)
 
-    def __init__(self, engine: EyeCheckEngine, parent: QWidget | None = None):
+    def __init__(self, engine: EyeCheckEngine, parent: QWidget | None = None, **camera_options: Any):
         super().__init__(parent)
         self.engine = engine
         self.last: tuple[PhotoCheck, np.ndarray] | None = None
         self.pending: int | None = None
-        self.camera = EyeCameraPanel()
+        self.camera = EyeCameraPanel(**camera_options)
         self.headline = QLabel("Frame a face or one eye, then capture; or open a photograph.")
         self.headline.setObjectName("decisionBanner")
         self.headline.setWordWrap(True)

@@ -30,7 +30,7 @@ def panel(qtbot):
     engine = EyeCheckEngine()
     with qtbot.waitSignal(engine.ready, timeout=WAIT_MS):
         engine.start(MODEL)
-    widget = EyeCheckPanel(engine)
+    widget = EyeCheckPanel(engine, probe=None)
     qtbot.addWidget(widget)
     widget.show()
     yield widget
