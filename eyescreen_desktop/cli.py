@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("eyescreen_desktop.training.train", "train a grading model by transfer learning"),
     "train-external": ("eyescreen_desktop.training.external",
                        "train the external-eye check (eye photographs and selfies) by transfer learning"),
+    "train-gate": ("eyescreen_desktop.training.gate", "train the learned gate (modality, photo quality, familiarity)"),
     "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
     "bench": ("eyescreen_desktop.bench", "measure screening speed and memory"),
     "gui": ("eyescreen_desktop.gui.app", "open the desktop window"),

@@ -87,6 +87,8 @@ class QualityReport:
     reasons: tuple[str, ...] = ()
     advice: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    modality: str = "fundus"    # fundus / external_eye / other (core.gate)
+    gate: str = ""              # the gate that judged it, "name version" ("" = hand-made rules only)
 
     @property
     def gradable(self) -> bool:
@@ -158,6 +160,8 @@ class EyeResult:
     heatmap: Any = field(default=None, compare=False, repr=False)
     width: int = 0
     height: int = 0
+    modality: str = "fundus"    # what the gate saw: fundus / external_eye / other; only fundus is graded
+    gate: str = ""              # the gate's "name version" (core.gate), for the result row and the slip
 
     @property
     def queue(self) -> Queue:
