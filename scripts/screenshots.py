@@ -3,7 +3,11 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py [OUT_DIR] [--model DIR]
 
 Writes ``window-empty.png``, ``window-result.png``, ``window-heatmap.png``,
-``window-ungradable.png`` and ``window-queues.png`` into OUT_DIR (default
+``window-one-eye.png`` (the other eye still needed), ``window-camera-failed.png``
+(a camera that stopped sending after the right eye), ``window-side-unknown.png``
+(a camera-named photograph waiting for right/left), ``window-ungradable.png``,
+``window-queues.png`` and ``window-document.png`` (the result letter an annual
+patient leaves with) into OUT_DIR (default
 ``docs/images``; a folder named ``docs`` means its ``images`` sub-folder). A
 throw-away ``--data-dir`` in a temporary folder is used, and the shipped model
 ``models/eyescreen-dr`` when present, else a tiny untrained test model (its
@@ -155,7 +159,22 @@ def shoot(window, store, model: Path, tmp: Path, out: Path) -> None:
     window.result_view.set_heatmap(True)
     grab(window, out / "window-heatmap.png")
     window.result_view.set_heatmap(False)
-    window.next_patient()
+    first = window.encounter_id
+    window.start_next_patient()
+    panel.set_patient(Patient("P002", "Mary Somerville", dt.date(1962, 4, 1), "female", "type 2", 4))
+    window.screen_paths([PHOTOS / "P003_L.jpg"])
+    wait_for(window.engine.encounterSaved)
+    grab(window, out / "window-one-eye.png")
+    window.start_next_patient()
+    shoot_camera_failure(window, tmp, out)
+    window.start_next_patient()
+    unknown = tmp / "IMG_0042.jpg"
+    unknown.write_bytes((PHOTOS / "P004_R.jpg").read_bytes())
+    panel.set_patient(Patient("P004", "Ibn al-Haytham", dt.date(1955, 7, 1), "male", "type 2", 15))
+    window.screen_paths([PHOTOS / "P004_L.jpg", unknown])
+    wait_for(window.engine.encounterSaved)
+    grab(window, out / "window-side-unknown.png")
+    window.start_next_patient()
     blurred = tmp / "P003_R.jpg"
     cv2.imwrite(str(blurred), cv2.GaussianBlur(cv2.imread(str(PHOTOS / "P003_R.jpg")), (0, 0), 8))
     panel.set_patient(Patient("P003", "Charles Babbage", dt.date(1949, 3, 2), "male", "type 1", 23))
@@ -166,6 +185,34 @@ def shoot(window, store, model: Path, tmp: Path, out: Path) -> None:
     window.queues.refresh()
     window.tabs.setCurrentWidget(window.queues)
     grab(window, out / "window-queues.png")
+    window.open_slip(first)
+    wait_for(window.slip_dialog.ready)
+    window.slip_dialog.resize(900, 860)
+    grab(window.slip_dialog, out / "window-document.png")
+    window.slip_dialog.close()
+
+
+def shoot_camera_failure(window, tmp: Path, out: Path) -> None:
+    """A video file as the camera that stops sending after the right eye: F5 and F6
+    are greyed out with the buttons, and the banner asks for the left eye."""
+    frame = cv2.resize(cv2.imread(str(PHOTOS / "P007_R.jpg")), (800, 535))
+    video = tmp / "fundus-camera.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (800, 535))
+    for i in range(20):
+        writer.write(cv2.convertScaleAbs(frame, alpha=1.0, beta=i % 3))
+    writer.release()
+    window.patient_panel.set_patient(Patient("P007", "Ahmed Khan", dt.date(1966, 9, 9), "male", "type 2", 6))
+    panel = window.capture_panel
+    panel.loop_files = False
+    panel.open_source(str(video))
+    wait_for(panel.liveChanged)
+    window.actions["right"].trigger()
+    wait_for(window.engine.encounterSaved)
+    if panel.thread is not None:
+        wait_for(panel.cameraFailed)
+    grab(window, out / "window-camera-failed.png")
+    panel.loop_files = True
+    panel.open_source("")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self._finishing = False                   # quitting: waiting for the photograph in hand
         self._quitting = False                    # closing for real
         self.quit_box: QMessageBox | None = None  # "Screening is still running", while asked
+        self.next_box: QMessageBox | None = None  # "This visit is not finished", while asked
         self.setWindowTitle(TITLE)
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
@@ -120,7 +121,7 @@ class MainWindow(QMainWindow):
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
             self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
-            self.batch_panel.storeChanged.connect(self.queues.refresh)
+            self.batch_panel.storeChanged.connect(self.queues.refresh_later)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
@@ -164,8 +165,8 @@ class MainWindow(QMainWindow):
             self.actions[key].setEnabled(self.capture_panel.live)
         self._action("next", "&Next patient", self.next_patient, "Ctrl+N", "patient",
                      "Finish this patient and start the next one (Ctrl+N)")
-        self._action("slip", "Referral &slip…", self.open_slip, "Ctrl+P", "print",
-                     "Preview, print or save this patient's referral slip (Ctrl+P)")
+        self._action("slip", "Patient's &document…", self.open_slip, "Ctrl+P", "print",
+                     "Referral slip, review slip or result letter: preview, print or save (Ctrl+P)")
         self._action("heatmap", "Show &heat map", self.result_view.set_heatmap, "H", "heatmap")
         self.actions["heatmap"].setCheckable(True)
         self.result_view.heatmap_box.toggled.connect(self.actions["heatmap"].setChecked)
@@ -215,6 +216,8 @@ class MainWindow(QMainWindow):
         self.patient_panel.patientChanged.connect(self._patient_edited)
         self.queues.encounterActivated.connect(self.open_encounter)
         self.result_view.slipRequested.connect(self.open_slip)
+        self.result_view.photoSideChosen.connect(self._set_photo_side)
+        self.result_view.missingRequested.connect(self._ask_missing)
         self.messages.shown.connect(lambda _level, _title, text: self.statusBar().showMessage(text, 8000))
         self.result_view.heatmap_box.setChecked(self.settings.show_heatmap)
         self.result_view.heatmap_box.toggled.connect(self._remember_heatmap)
@@ -307,7 +310,7 @@ class MainWindow(QMainWindow):
             return
         self.encounter_id = summary.encounter_id
         self.result_view.show_summary(summary)
-        self.queues.refresh()
+        self.queues.refresh_later()
         self.messages.info("Saved", f"{summary.patient.patient_id}: {summary.queue.label}, "
                                     f"due {summary.due_date.isoformat()}")
 
@@ -347,7 +350,32 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def next_patient(self) -> None:
-        """Finish this visit (it is already saved) and clear the form for the next patient."""
+        """Finish this visit (it is already saved) and clear the form for the next
+        patient; an unfinished visit (an eye missing without a recorded reason) is
+        warned about first."""
+        if self.encounter_id and self.result_view.summary is not None and not self.result_view.complete:
+            self._warn_unfinished()
+            return
+        self.start_next_patient()
+
+    def _warn_unfinished(self) -> None:
+        missing = " and the ".join(self.result_view._missing_sides()) or "eye of unknown side"
+        box = QMessageBox(QMessageBox.Icon.Warning, "This visit is not finished",
+                          f"The {missing} has no photograph and no recorded reason, so this patient stays in "
+                          "review (other eye not photographed). Photograph it now, or record why it cannot be "
+                          "photographed (the button under the empty eye).", QMessageBox.StandardButton.NoButton, self)
+        self.next_anyway_button = box.addButton("Next patient anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Stay with this patient", QMessageBox.ButtonRole.RejectRole))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(
+            lambda button: self.start_next_patient() if button is self.next_anyway_button else None)
+        box.finished.connect(lambda _result: setattr(self, "next_box", None))
+        self.next_box = box
+        self.messages.warning("Visit not finished", f"The {missing} is still needed for this patient.")
+        box.open()
+
+    def start_next_patient(self) -> None:
+        """Clear the visit and the form for the next patient (no questions)."""
         self.visit = uuid.uuid4().hex
         self.encounter_id = None
         self._requests.clear()
@@ -357,11 +385,42 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.result_view)
         self.patient_panel.id_edit.setFocus()
 
+    def _set_photo_side(self, sha256: str, eye: Eye) -> None:
+        """Staff say which eye a photograph shows: saved (audited) and the visit re-queued."""
+        target, patient = self.encounter_id, self.patient_panel.patient()
+        if not target:
+            return
+        rid = self.engine.update_encounter(target, lambda store: store.set_photo_eye(target, sha256, eye),
+                                           patient.patient_id if patient else "")
+        self._requests.add(rid)
+
+    def _ask_missing(self, eye: Eye) -> None:
+        """Record why an eye was not photographed (window-modal, non-blocking)."""
+        from .result_view import MissingEyeDialog
+
+        target, summary = self.encounter_id, self.result_view.summary
+        if not target or summary is None:
+            return
+        current = next((m for m in summary.missing_eyes if m.eye is eye), None)
+        dialog = MissingEyeDialog(eye, current, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._record_missing(target, eye, dialog.reason(), dialog.note()))
+        self.missing_dialog = dialog
+        dialog.open()
+
+    def _record_missing(self, encounter_id: str, eye: Eye, reason: str, note: str) -> int:
+        patient = self.patient_panel.patient()
+        rid = self.engine.update_encounter(
+            encounter_id, lambda store: store.record_missing_eye(encounter_id, eye, reason, note),
+            patient.patient_id if patient else "")
+        self._requests.add(rid)
+        return rid
+
     @Slot(str)
     def open_encounter(self, encounter_id: str) -> None:
         """Show a saved encounter (from the queues); new photographs are added to it.
         The visit is read and its photographs decoded on a background thread."""
-        self.next_patient()
+        self.start_next_patient()
         self.encounter_id = encounter_id
         self.patient_panel.set_locked(True)        # the visit's patient comes with it
         self.result_view.set_loading()
@@ -389,18 +448,18 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_slip(self, encounter_id: str | None = None) -> None:
-        """Preview, print or save the referral slip of the visit on show."""
+        """Preview, print or save the document of the visit on show: referral slip,
+        review slip or result letter (every patient leaves with one)."""
+        from .queues import open_document
+
         target = encounter_id or self.encounter_id
         if not target:
-            self.messages.warning("No referral slip yet", "Screen this patient's photographs first.")
+            self.messages.warning("No document yet", "Screen this patient's photographs first.")
             return
-        from ..core.reports import resolve_images  # reportlab and pdfium only when a slip is wanted
-        from .slip_dialog import SlipDialog
-
-        summary = resolve_images(self.store.encounter_summary(target), self.store.image_file)
-        dialog = SlipDialog(summary, self.settings.slip_settings(), self)
-        dialog.printed.connect(self.queues.mark_slip_printed)
+        dialog = open_document(self.store, target, self.settings.slip_settings(), self,
+                               self.queues.mark_slip_printed, self.queues.mark_slip_saved)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.slip_dialog = dialog
         dialog.open()
 
     @Slot()
@@ -541,5 +600,8 @@ class MainWindow(QMainWindow):
         """Stop the camera and the worker thread (idempotent; also run when the
         application quits without the window being closed)."""
         self.capture_panel.stop()
+        watcher = getattr(self.batch_panel, "watcher", None)
+        if watcher is not None:
+            watcher.stop()            # joins the camera folder's scan thread
         self.engine.stop()
         wait_for_background()

@@ -57,7 +57,7 @@ class PatientPanel(QGroupBox):
         self.store = store
         self._timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._timer.timeout.connect(self.search)
-        self.search_edit = QLineEdit(placeholderText="Find by patient ID or name…", clearButtonEnabled=True)
+        self.search_edit = QLineEdit(placeholderText="Find by patient ID, name or birth date…", clearButtonEnabled=True)
         self.matches = QListWidget()
         self.id_edit = QLineEdit(placeholderText="required, e.g. clinic number")
         self.name_edit = QLineEdit()

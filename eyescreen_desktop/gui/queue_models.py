@@ -61,7 +61,7 @@ HEADERS = {
     Column.DUE: "Due by",
     Column.FINDING: "Finding (right eye / left eye)",
     Column.STATE: "State",
-    Column.SLIP: "Slip printed",
+    Column.SLIP: "Slip or letter issued",
 }
 
 
@@ -78,9 +78,14 @@ def is_overdue(summary: EncounterSummary, today: dt.date) -> bool:
 
 
 def slip_text(summary: EncounterSummary) -> str:
-    """When the referral slip was printed, or "No"."""
-    printed = summary.slip_printed_at
-    return f"Yes, {printed:%Y-%m-%d}" if printed else "No"
+    """Whether the patient's document was issued: printed and/or saved as PDF, and
+    when; "No" otherwise ("No, referred without" when marked referred without one)."""
+    done = [f"printed {summary.slip_printed_at:%Y-%m-%d}"] if summary.slip_printed_at else []
+    if summary.slip_saved_at:
+        done.append(f"saved as PDF {summary.slip_saved_at:%Y-%m-%d}")
+    if done:
+        return "Yes, " + ", ".join(done)
+    return "No, referred without" if summary.referred_without_slip else "No"
 
 
 def eye_words(eye: EyeResult, short: bool = True) -> str:
@@ -102,9 +107,13 @@ def finding_text(summary: EncounterSummary, short: bool = True) -> str:
     order = {Eye.RIGHT: 0, Eye.LEFT: 1, Eye.UNKNOWN: 2}
     eyes = sorted(summary.eyes, key=lambda e: order[e.eye])
     tags = {Eye.RIGHT: "R", Eye.LEFT: "L", Eye.UNKNOWN: "?"}
-    if not eyes:
+    missing = [f"{tags[m.eye]}: not photographed ({m.words})" for m in summary.missing_eyes]
+    if not summary.complete:   # say what keeps the visit open: the eye with no photograph and no reason
+        present = {e.eye for e in eyes} | {m.eye for m in summary.missing_eyes}
+        missing += [f"{tags[side]}: no photograph" for side in (Eye.RIGHT, Eye.LEFT) if side not in present]
+    if not eyes and not missing:
         return "no photograph"
-    return " · ".join(f"{tags[e.eye]}: {eye_words(e, short)}" for e in eyes)
+    return " · ".join([f"{tags[e.eye]}: {eye_words(e, short)}" for e in eyes] + missing)
 
 
 def due_text(summary: EncounterSummary, today: dt.date) -> str:
@@ -154,6 +163,20 @@ class QueueTableModel(QAbstractTableModel):
             self.endResetModel()
         finally:
             self._changing = False
+
+    def set_rows(self, total: int, first: list[EncounterSummary]) -> None:
+        """Show a count and first page read elsewhere (a background refresh)."""
+        self.beginResetModel()
+        self._rows, self._total = list(first), max(total, len(first))
+        self._changing = True
+        try:
+            self.endResetModel()
+        finally:
+            self._changing = False
+
+    @property
+    def page_rows(self) -> int:
+        return self._page_rows
 
     @property
     def state(self) -> str | None:
@@ -260,6 +283,8 @@ class QueueTableModel(QAbstractTableModel):
             return finding_text(summary)
         if column is Column.STATE:
             words = STATE_WORDS.get(summary.state, summary.state)
+            if summary.state == "referred" and summary.referred_without_slip:
+                words += " without a slip"
             return f"{words} (queue changed)" if summary.override_reason else words
         return slip_text(summary)
 

@@ -9,6 +9,7 @@ change goes through the store, which writes who did it to the audit log.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,20 @@ STATE_FILTERS: tuple[tuple[str, str | None], ...] = (
 def tab_title(queue: Queue, count: int) -> str:
     """"Urgent (3)": the tab title with the number of open encounters."""
     return f"{TAB_NAMES[queue]} ({count})"
+
+
+def open_document(store: Any, encounter_id: str, settings: Any, parent: QWidget,
+                  printed: Callable[[str], None], saved: Callable[[str, str], None]) -> QDialog:
+    """The patient's document dialog for an encounter, read and built off the GUI
+    thread, with printing and saving recorded through ``printed`` / ``saved``."""
+    from ..core.reports import resolve_images  # reportlab and pdfium only when a document is wanted
+    from .slip_dialog import SlipDialog
+
+    dialog = SlipDialog(lambda: resolve_images(store.encounter_summary(encounter_id), store.image_file),
+                        settings, parent)
+    dialog.printed.connect(printed)
+    dialog.saved.connect(saved)
+    return dialog
 
 
 class OverrideDialog(QDialog):
@@ -104,6 +119,7 @@ class QueuesWidget(QWidget):
 
     encounterActivated = Signal(str)
     changed = Signal()
+    refreshed = Signal()   # a background refresh is on show
 
     def __init__(self, store: Any, parent: QWidget | None = None, *, user: str | None = None,
                  slip_settings: Callable[[], Any] | None = None,
@@ -121,6 +137,8 @@ class QueuesWidget(QWidget):
         self.state_box = QComboBox()
         self.buttons: dict[str, QPushButton] = {}
         self.dialog: QDialog | None = None  # the override or slip dialog currently open
+        self._ticket = 0                    # the latest background refresh
+        self._today_value = today or dt.date.today
         self._build_ui()
         self.refresh(reload=False)   # the models read their first page as they were made
 
@@ -176,9 +194,10 @@ class QueuesWidget(QWidget):
         row = QHBoxLayout()
         for key, text, slot, tip in (
             ("open", "&Open visit", self.open_selected, "Open this patient's encounter (Enter)"),
-            ("slip", "Referral &slip…", self.open_slip, "Preview, print or save the referral slip"),
+            ("slip", "Patient's &document…", self.open_slip,
+             "Referral slip, review slip or result letter: preview, print or save"),
             ("printed", "Mark slip &printed", self.mark_slip_printed, "Record that the slip was handed out"),
-            ("referred", "Mark &referred", lambda: self.set_state("referred"), "The referral was sent"),
+            ("referred", "Mark &referred", self.mark_referred, "The referral was sent (asks when no slip was issued)"),
             ("closed", "Mark &closed", lambda: self.set_state("closed"), "Nothing more to do for this visit"),
             ("reopen", "Re&open", lambda: self.set_state("open"), "Put the visit back on the to-do list"),
             ("override", "Change &queue…", self.override_selected, "Clinician: move to another queue (reason required)"),
@@ -206,10 +225,48 @@ class QueuesWidget(QWidget):
             self._fit_columns(self.views[queue])
         counts = queue_pages.queue_counts(self.store, state="open")
         for i, queue in enumerate(TAB_ORDER):
-            self._set_tab(i, queue, counts.get(queue, 0))
+            self._set_tab(i, queue, counts.get(queue, 0), self._overdue(queue))
         if selected:
             self.select(selected)
         self._update_buttons()
+
+    def _overdue(self, queue: Queue) -> int:
+        model = self.models[queue]
+        return model.overdue_count() if model.state in ("open", None) else 0
+
+    @Slot()
+    def refresh_later(self) -> None:
+        """Re-read every queue on the background helper, then show it: what the
+        window does after a batch, a hot-folder job or a desk result, so the GUI
+        thread never waits for the database while the worker holds it."""
+        self._ticket += 1
+        ticket, store, today = self._ticket, self.store, self._today_value()
+        views = {q: (m.state, m.page_rows) for q, m in self.models.items()}
+
+        def load() -> tuple[int, dict[Queue, tuple[int, list[Any], int]], dict[Queue, int]]:
+            pages = {q: (queue_pages.count(store, q, state), queue_pages.page(store, q, state, 0, rows),
+                         queue_pages.overdue_count(store, q, state, today) if state in ("open", None) else 0)
+                     for q, (state, rows) in views.items()}
+            return ticket, pages, queue_pages.queue_counts(store, state="open")
+
+        from .worker import run_in_background
+        run_in_background(load, self._refreshed)
+
+    @Slot(object)
+    def _refreshed(self, loaded: tuple[int, dict[Queue, tuple[int, list[Any], int]], dict[Queue, int]]) -> None:
+        ticket, pages, counts = loaded
+        if ticket != self._ticket:
+            return   # a newer refresh is on its way
+        selected = self.selected_encounter_id()
+        for queue, (total, first, _overdue) in pages.items():
+            self.models[queue].set_rows(total, first)
+            self._fit_columns(self.views[queue])
+        for i, queue in enumerate(TAB_ORDER):
+            self._set_tab(i, queue, counts.get(queue, 0), pages[queue][2])
+        if selected:
+            self.select(selected)
+        self._update_buttons()
+        self.refreshed.emit()
 
     @staticmethod
     def _fit_columns(view: QTableView) -> None:
@@ -222,12 +279,11 @@ class QueuesWidget(QWidget):
         """Re-read the queues whenever they come into view: another screen (batch,
         hot folder, a CLI run on the same database) may have changed them."""
         super().showEvent(event)
-        self.refresh()
+        self.refresh_later()
 
-    def _set_tab(self, index: int, queue: Queue, count: int) -> None:
+    def _set_tab(self, index: int, queue: Queue, count: int, overdue: int) -> None:
         self.tabs.setTabText(index, tab_title(queue, count))
         model = self.models[queue]
-        overdue = model.overdue_count() if model.state in ("open", None) else 0
         tip = f"{count} open" + (f", {overdue} overdue" if overdue else "") + f": {queue.label}"
         self.tabs.setTabToolTip(index, tip)
         shown = "" if model.state == "open" else f" Showing {model.total} {self.state_box.currentText().lower()}."
@@ -274,10 +330,10 @@ class QueuesWidget(QWidget):
         if encounter_id := self.selected_encounter_id():
             self.encounterActivated.emit(encounter_id)
 
-    @Slot()
-    def mark_slip_printed(self, encounter_id: str | None = None) -> None:
-        """Record that the referral slip was printed (audited)."""
-        target = encounter_id or self.selected_encounter_id()
+    def mark_slip_printed(self, encounter_id: str | bool | None = None) -> None:
+        """Record that the patient's document was printed (audited); the selected
+        encounter's when no ID is given (a button's ``clicked(bool)`` gives none)."""
+        target = encounter_id if isinstance(encounter_id, str) and encounter_id else self.selected_encounter_id()
         if target:
             self._write(lambda: self.store.mark_slip_printed(target, self.user))
 
@@ -299,17 +355,38 @@ class QueuesWidget(QWidget):
 
     @Slot()
     def open_slip(self) -> None:
-        """Open the referral slip of the selected encounter; printing it marks it printed."""
-        from ..core.reports import resolve_images  # reportlab and pdfium only when a slip is wanted
-        from .slip_dialog import SlipDialog
-
+        """Open the selected patient's document (referral slip, review slip or result
+        letter); printing or saving it as PDF records it."""
         target = self.selected_encounter_id()
-        if not target:
+        if target:
+            self._show_dialog(open_document(self.store, target, self._slip_settings(), self,
+                                            self.mark_slip_printed, self.mark_slip_saved))
+
+    @Slot(str, str)
+    def mark_slip_saved(self, encounter_id: str, path: str = "") -> None:
+        """Record that the patient's document was saved as PDF (audited): it counts as issued."""
+        self._write(lambda: self.store.mark_slip_saved(encounter_id, path, self.user))
+
+    @Slot()
+    def mark_referred(self) -> None:
+        """Mark the selected patient referred; without a printed or saved slip, ask
+        first, and the store records "referred without a slip"."""
+        summary = self.selected_summary()
+        if summary is None:
             return
-        summary = resolve_images(self.store.encounter_summary(target), self.store.image_file)
-        dialog = SlipDialog(summary, self._slip_settings(), self)
-        dialog.printed.connect(self.mark_slip_printed)
-        self._show_dialog(dialog)
+        if summary.slip_issued_at is not None:
+            self._write(lambda: self.store.mark_referred(summary.encounter_id, self.user))
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "No slip yet",
+                          f"No slip was printed or saved for {summary.patient.patient_id}. Mark the patient "
+                          "referred anyway? It will show as 'referred without a slip'.",
+                          QMessageBox.StandardButton.NoButton, self)
+        self.referred_anyway = box.addButton("Mark referred without a slip", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole))
+        box.buttonClicked.connect(lambda button: self._write(
+            lambda: self.store.mark_referred(summary.encounter_id, self.user)) if button is self.referred_anyway
+            else None)
+        self._show_dialog(box)
 
     def _show_dialog(self, dialog: QDialog) -> None:
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

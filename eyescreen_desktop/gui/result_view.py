@@ -6,6 +6,13 @@ first as on clinic forms: the photograph, the grade in words with its
 probability, and for a photograph that cannot be graded the reason and what
 to do (retake, dilate, examine in person). A toggle overlays the heat map of
 where the network saw signs of disease.
+
+The banner follows the one clinical rule (``protocol.encounter_decision``): it
+never says "no referral" while an eye is missing without a recorded reason; it
+says the other eye is still needed. Staff say which eye a photograph shows
+(the buttons under it, or drag it onto the other eye), record why an eye was
+not photographed, and see a clinician's change of queue with its reason. A
+photograph of unknown side waits in its own panel and never replaces another.
 """
 
 from __future__ import annotations
@@ -16,11 +23,16 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QMimeData, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QDrag, QDragEnterEvent, QDropEvent, QImage, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
     QFrame,
+    QLineEdit,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -29,13 +41,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.protocol import get_protocol, patient_queue
-from ..core.records import ICDR_GRADE_NAMES, EncounterSummary, Eye, EyeResult, Queue, Status
+from ..core.protocol import OTHER_EYE_NOT_PHOTOGRAPHED, SIDE_NOT_KNOWN, encounter_decision, get_protocol
+from ..core.records import MISSING_EYE_REASONS, EncounterSummary, Eye, EyeResult, MissingEye, Queue, Status
 from .resources import icon
 from .worker import ScreenedEye
 
 PHOTO_SIZE = 360        # preferred side of an eye's photograph; it shrinks to PHOTO_MIN on small screens
 PHOTO_MIN = 200
+PHOTO_MIME = "application/x-eyescreen-photo"   # a photograph dragged to the other eye: its SHA-256
+SIDES = (Eye.RIGHT, Eye.LEFT)
+TITLES = {Eye.RIGHT: "Right eye (OD)", Eye.LEFT: "Left eye (OS)", Eye.UNKNOWN: "Side not known: which eye is this?"}
 HEAT_ALPHA = 0.55
 HEADLINES = {Queue.URGENT: "URGENT REFERRAL", Queue.ROUTINE: "ROUTINE REFERRAL", Queue.REVIEW: "REVIEW NEEDED",
              Queue.ANNUAL: "NO REFERRAL: ANNUAL SCREENING"}
@@ -98,11 +113,14 @@ def eye_words(result: EyeResult) -> tuple[str, str, str]:
 
 class PhotoLabel(QLabel):
     """A photograph that fits the space it is given (small laptop screens
-    included), redrawn sharp at every size; text when there is no picture."""
+    included), redrawn sharp at every size; text when there is no picture.
+    ``drag_key`` set: the photograph can be dragged onto the other eye."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.rgb: np.ndarray | None = None
+        self.drag_key = ""
+        self._press: QPoint | None = None
         self.setObjectName("photo")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setWordWrap(True)
@@ -131,16 +149,46 @@ class PhotoLabel(QLabel):
             side = max(1, min(self.width(), self.height()))
             self.setPixmap(to_pixmap(self.rgb, side, self.devicePixelRatioF()))
 
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self._press = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self.drag_key and self._press is not None and (event.position().toPoint() - self._press).manhattanLength() > 12:
+            self._press = None
+            drag = QDrag(self)
+            drag.setMimeData(photo_mime(self.drag_key))
+            if (pixmap := self.pixmap()) is not None and not pixmap.isNull():
+                drag.setPixmap(pixmap.scaled(96, 96, Qt.AspectRatioMode.KeepAspectRatio))
+            drag.exec(Qt.DropAction.MoveAction)
+        super().mouseMoveEvent(event)
+
+
+def photo_mime(sha256: str) -> QMimeData:
+    """What a dragged photograph carries: its SHA-256 (the store knows it by that)."""
+    mime = QMimeData()
+    mime.setData(PHOTO_MIME, sha256.encode())
+    return mime
+
 
 class EyeCard(QFrame):
-    """One eye: photograph, verdict, detail and advice."""
+    """One eye: photograph, verdict, detail and advice; the buttons that say which
+    eye the photograph shows, or why the eye was not photographed.
+
+    ``sideChosen(sha256, eye)``: staff say the photograph shows ``eye`` (button or
+    a photograph dropped here); ``missingRequested(eye)``: record why not photographed."""
+
+    sideChosen = Signal(str, object)
+    missingRequested = Signal(object)
 
     def __init__(self, eye: Eye, parent: QWidget | None = None):
         super().__init__(parent)
         self.eye = eye
         self.shown: ScreenedEye | None = None
+        self.missing: MissingEye | None = None
         self.setObjectName("eyeCard")
-        self.title = QLabel("Right eye (OD)" if eye is Eye.RIGHT else "Left eye (OS)")
+        self.setAcceptDrops(eye in SIDES)
+        self.title = QLabel(TITLES[eye])
         self.title.setObjectName("eyeTitle")
         self.photo = PhotoLabel()
         self.verdict = QLabel()
@@ -150,35 +198,69 @@ class EyeCard(QFrame):
         self.advice.setObjectName("eyeAdvice")
         self.file = QLabel()
         self.file.setObjectName("hint")
+        self.side_buttons = {side: QPushButton(f"It is the {side.label}" if eye is not Eye.UNKNOWN
+                                               else side.label.capitalize()) for side in SIDES if side is not eye}
+        self.missing_button = QPushButton("Record why not photographed…")
+        self._build()
+        self.clear()
+
+    def _build(self) -> None:
         for label in (self.verdict, self.detail, self.advice, self.file):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        buttons = QHBoxLayout()
+        for side, button in self.side_buttons.items():
+            button.setToolTip(f"This photograph shows the {side.label}: file it there (or drag it onto that eye)")
+            button.clicked.connect(lambda _checked=False, e=side: self._choose_side(e))
+            buttons.addWidget(button)
+        self.missing_button.setToolTip("Prosthesis, patient declined, cannot be photographed…: the visit can be "
+                                       "complete with one eye only when the reason is recorded")
+        self.missing_button.clicked.connect(lambda: self.missingRequested.emit(self.eye))
+        buttons.addWidget(self.missing_button)
+        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.photo, 1)
         for label in (self.verdict, self.detail, self.advice, self.file):
             layout.addWidget(label)
+        layout.addLayout(buttons)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        self.clear()
 
     def clear(self) -> None:
-        key = "F5" if self.eye is Eye.RIGHT else "F6"
+        """Empty, with the slot's own title (a new patient starts from scratch)."""
         self.shown = None
-        self.photo.set_message(f"No photograph yet.\n\nPress {key} to capture,\nor open or drop a file.")
+        self.title.setText(TITLES[self.eye])
+        self.photo.drag_key = ""
+        if self.missing is not None:
+            self.photo.set_message(f"Not photographed: {self.missing.words}.\n\n(Recorded; a photograph can "
+                                   "still be added.)")
+        elif self.eye is Eye.UNKNOWN:
+            self.photo.set_message("")
+        else:
+            key = "F5" if self.eye is Eye.RIGHT else "F6"
+            self.photo.set_message(f"No photograph yet.\n\nPress {key} to capture,\nor open or drop a file.")
         for label in (self.verdict, self.detail, self.advice, self.file):
             label.clear()
             label.setVisible(False)
+        self._update_buttons()
+
+    def set_missing(self, missing: MissingEye | None, encounter_saved: bool) -> None:
+        """The recorded reason this eye was not photographed (None: none)."""
+        self.missing = missing
+        self._saved = encounter_saved
+        if self.shown is None and self.photo.text() != "Grading…":
+            self.clear()
+        self._update_buttons()
 
     def set_pending(self) -> None:
         self.clear()
         self.photo.set_message("Grading…")
 
-    def show_eye(self, screened: ScreenedEye, heatmap: bool) -> None:
+    def show_eye(self, screened: ScreenedEye, heatmap: bool, title: str = "") -> None:
         """Show one screened photograph (``heatmap``: overlay it when there is one)."""
         self.shown = screened
         result = screened.result
-        if result.eye is Eye.UNKNOWN:
-            self.title.setText("Eye not known (name files …_R / …_L)")
+        self.title.setText(title or TITLES[self.eye])
         verdict, detail, advice = eye_words(result)
         self.verdict.setText(verdict)
         _set_queue_property(self.verdict, result.queue)
@@ -188,7 +270,30 @@ class EyeCard(QFrame):
         self.file.setToolTip(result.path)
         for label in (self.verdict, self.detail, self.advice, self.file):
             label.setVisible(bool(label.text()))
+        self.photo.drag_key = result.sha256 if screened.encounter_id else ""
         self.set_heatmap(heatmap)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        movable = self.shown is not None and bool(self.shown.encounter_id) and bool(self.shown.result.sha256)
+        for button in self.side_buttons.values():
+            button.setVisible(movable)
+        self.missing_button.setVisible(self.eye in SIDES and self.shown is None and getattr(self, "_saved", False))
+        self.missing_button.setText("Change the reason…" if self.missing else "Record why not photographed…")
+
+    def _choose_side(self, eye: Eye) -> None:
+        if self.shown is not None and self.shown.result.sha256:
+            self.sideChosen.emit(self.shown.result.sha256, eye)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasFormat(PHOTO_MIME):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        sha = bytes(event.mimeData().data(PHOTO_MIME).data()).decode()
+        if sha and (self.shown is None or self.shown.result.sha256 != sha):
+            event.acceptProposedAction()
+            self.sideChosen.emit(sha, self.eye)
 
     def set_heatmap(self, on: bool) -> None:
         """Overlay or remove the heat map on the photograph."""
@@ -207,16 +312,60 @@ class EyeCard(QFrame):
         return self.shown is not None and self.shown.result.heatmap is not None
 
 
+class MissingEyeDialog(QDialog):
+    """Why an eye was not photographed: one of the recorded reasons (a note is
+    required for "other"); it goes to the audit log."""
+
+    def __init__(self, eye: Eye, current: MissingEye | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.eye = eye
+        self.setWindowTitle(f"Why was the {eye.label} not photographed?")
+        self.reason_box = QComboBox()
+        for key, words in MISSING_EYE_REASONS.items():
+            self.reason_box.addItem(words[:1].upper() + words[1:], key)
+        self.note_edit = QLineEdit(placeholderText="Note (required for 'other reason')")
+        if current is not None:
+            self.reason_box.setCurrentIndex(max(0, self.reason_box.findData(current.reason)))
+            self.note_edit.setText(current.note)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Record")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.reason_box.currentIndexChanged.connect(self._update_ok)
+        self.note_edit.textChanged.connect(self._update_ok)
+        form = QFormLayout(self)
+        form.addRow("Reason:", self.reason_box)
+        form.addRow("Note:", self.note_edit)
+        form.addRow(self.buttons)
+        self._update_ok()
+
+    def reason(self) -> str:
+        return str(self.reason_box.currentData())
+
+    def note(self) -> str:
+        return self.note_edit.text().strip()
+
+    def _update_ok(self) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(self.reason() != "other" or bool(self.note()))
+
+
 class ResultView(QWidget):
-    """The decision for the patient and both eyes. ``slipRequested(encounter_id)``
-    asks for the referral slip of the encounter on show."""
+    """The decision for the patient and both eyes.
+
+    ``slipRequested(encounter_id)`` asks for the patient's document of the
+    encounter on show; ``photoSideChosen(sha256, eye)`` staff say which eye a
+    photograph shows; ``missingRequested(eye)`` record why an eye was not photographed."""
 
     slipRequested = Signal(str)
+    photoSideChosen = Signal(str, object)
+    missingRequested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.summary: EncounterSummary | None = None
         self.protocol_name = "icdr-ada"
+        self.unknown: list[ScreenedEye] = []        # photographs whose side is not known yet
+        self._photos: dict[str, np.ndarray] = {}    # SHA-256 -> display crop, to move photographs without decoding
         self.banner = QLabel()
         self.banner.setObjectName("decisionBanner")
         self.banner.setWordWrap(True)
@@ -226,9 +375,14 @@ class ResultView(QWidget):
         self.heatmap_box = QCheckBox("Show heat map (where the model saw signs of disease)")
         self.heatmap_box.setIcon(icon("heatmap"))
         self.heatmap_box.toggled.connect(self.set_heatmap)
-        self.slip_button = QPushButton(icon("print"), "Referral slip…")
+        self.slip_button = QPushButton(icon("print"), "Patient's document…")
+        self.slip_button.setToolTip("Referral slip, review slip or result letter: preview, print or save (Ctrl+P)")
         self.slip_button.clicked.connect(self._slip)
         self.cards = {Eye.RIGHT: EyeCard(Eye.RIGHT), Eye.LEFT: EyeCard(Eye.LEFT)}
+        self.unknown_card = EyeCard(Eye.UNKNOWN)
+        for card in (*self.cards.values(), self.unknown_card):
+            card.sideChosen.connect(self.photoSideChosen)
+            card.missingRequested.connect(self.missingRequested)
         self._build()
         self.clear()
 
@@ -240,6 +394,7 @@ class ResultView(QWidget):
         eyes = QHBoxLayout()
         eyes.addWidget(self.cards[Eye.RIGHT])
         eyes.addWidget(self.cards[Eye.LEFT])
+        eyes.addWidget(self.unknown_card)
         note = QLabel("EyeScreen is a screening aid, not a diagnosis. A clinician decides.")
         note.setObjectName("hint")
         layout = QVBoxLayout(self)
@@ -252,10 +407,14 @@ class ResultView(QWidget):
     # ------------------------------------------------------------------ content
 
     def clear(self) -> None:
-        """Nothing screened yet (next patient)."""
+        """Nothing screened yet (next patient): empty cards with their own titles."""
         self.summary = None
+        self.unknown = []
+        self._photos = {}
         for card in self.cards.values():
+            card.set_missing(None, False)
             card.clear()
+        self._show_unknown()
         self._update_decision()
 
     def set_loading(self) -> None:
@@ -265,70 +424,135 @@ class ResultView(QWidget):
         self.detail.setText("")
 
     def card_for(self, eye: Eye) -> EyeCard:
-        """The card a result of ``eye`` goes to (an unknown side takes a free card)."""
-        if eye in self.cards:
-            return self.cards[eye]
-        free = [c for c in self.cards.values() if c.shown is None]
-        return free[0] if free else self.cards[Eye.RIGHT]
+        """The card a result of ``eye`` goes to (unknown side: the side-not-known panel)."""
+        return self.cards.get(eye, self.unknown_card)
 
     def set_pending(self, eye: Eye) -> None:
         """A photograph of ``eye`` is being graded."""
-        self.card_for(eye).set_pending()
+        if eye in self.cards:
+            self.cards[eye].set_pending()
 
     def show_eye(self, screened: ScreenedEye) -> None:
-        """Show one eye's result (replacing that eye's earlier photograph)."""
-        self.card_for(screened.result.eye).show_eye(screened, self.heatmap_box.isChecked())
+        """Show one eye's result (a retake replaces that eye's earlier photograph; a
+        photograph of unknown side waits in its own panel and replaces nothing)."""
+        result = screened.result
+        if screened.photo is not None and result.sha256:
+            self._photos[result.sha256] = screened.photo
+        if result.eye in self.cards:
+            self.cards[result.eye].show_eye(screened, self.heatmap_box.isChecked())
+        else:
+            self.unknown = [u for u in self.unknown if not result.sha256 or u.result.sha256 != result.sha256]
+            self.unknown.append(screened)
+            self._show_unknown()
         self._update_decision()
 
     def show_summary(self, summary: EncounterSummary) -> None:
-        """The saved encounter: its queue and due date are the authoritative ones."""
+        """The saved encounter: its queue, due date, recorded reasons and the side of
+        each photograph are the authoritative ones (photographs moved to the other
+        eye move here too, without decoding them again)."""
         self.summary = summary
+        current = {e.eye: e for e in summary.eyes if e.eye in SIDES}
+        missing = {m.eye: m for m in summary.missing_eyes}
+        for side, card in self.cards.items():
+            want = current.get(side)
+            if want is None and card.shown is not None and card.shown.encounter_id:
+                card.clear()                     # its photograph went to the other eye
+            elif want is not None and (card.shown is None or card.shown.result.sha256 != want.sha256):
+                card.show_eye(ScreenedEye(want, self._photos.get(want.sha256), summary.encounter_id),
+                              self.heatmap_box.isChecked())
+            card.set_missing(missing.get(side), True)
+        self.unknown = [ScreenedEye(e, self._photos.get(e.sha256), summary.encounter_id)
+                        for e in summary.eyes if e.eye is Eye.UNKNOWN]
+        self._show_unknown()
         self._update_decision()
+
+    def _show_unknown(self) -> None:
+        card = self.unknown_card
+        card.setVisible(bool(self.unknown))
+        if self.unknown:
+            more = f" (1 of {len(self.unknown)})" if len(self.unknown) > 1 else ""
+            card.show_eye(self.unknown[0], self.heatmap_box.isChecked(), f"Side not known{more}: which eye is this?")
+        else:
+            card.clear()
 
     def set_heatmap(self, on: bool) -> None:
         """Overlay the heat maps (or remove them)."""
         if self.heatmap_box.isChecked() != on:
             self.heatmap_box.setChecked(on)   # re-enters through toggled
             return
-        for card in self.cards.values():
+        for card in (*self.cards.values(), self.unknown_card):
             card.set_heatmap(on)
 
     def results(self) -> list[EyeResult]:
-        """The results on show."""
-        return [c.shown.result for c in self.cards.values() if c.shown is not None]
+        """The results on show (the current photograph of each eye, then those of unknown side)."""
+        return [c.shown.result for c in self.cards.values() if c.shown is not None] + \
+            [u.result for u in self.unknown]
+
+    @property
+    def complete(self) -> bool:
+        """Both eyes graded, or the missing one's reason recorded (the rule's word)."""
+        if self.summary is not None:
+            return self.summary.complete
+        return encounter_decision(self.results()).complete
 
     # ------------------------------------------------------------------ the decision
 
     def _update_decision(self) -> None:
         results = self.results()
-        self.heatmap_box.setEnabled(any(c.has_heatmap for c in self.cards.values()))
+        self.heatmap_box.setEnabled(any(c.has_heatmap for c in (*self.cards.values(), self.unknown_card)))
         self.slip_button.setEnabled(self.summary is not None)
         if not results and self.summary is None:
             self.banner.setText("Ready: capture or open the photographs of both eyes")
-            self.detail.setText("Right eye: F5   ·   Left eye: F6   ·   Open files: Ctrl+O   ·   Next patient: Ctrl+N")
+            self.detail.setText("Right eye: F5   ·   Left eye: F6   ·   Open files: Ctrl+O   ·   Next patient: Ctrl+N"
+                                "   ·   Help: F1")
             _set_queue_property(self.banner, None)
             return
+        protocol = get_protocol(self.summary.protocol_name if self.summary else self.protocol_name)
         if self.summary is not None:
-            queue, due, action = self.summary.queue, self.summary.due_date, self.summary.action
-            patient = self.summary.patient
-            who = f"{patient.name} ({patient.patient_id})" if patient.name else patient.patient_id
+            s = self.summary
+            queue, due, action, note = s.queue, s.due_date, s.action, s.queue_note
+            who = f"{s.patient.name} ({s.patient.patient_id})" if s.patient.name else s.patient.patient_id
         else:
-            protocol = get_protocol(self.protocol_name)
-            queue = patient_queue(results)
-            due, action, who = protocol.due_date(queue, dt.date.today()), protocol.action(queue), ""
-        self.banner.setText(f"{HEADLINES[queue]}: {action}")
+            decision = encounter_decision(results)
+            queue, note, who = decision.queue, decision.note, ""
+            due, action = protocol.due_date(queue, dt.date.today()), protocol.action(queue)
+        self.banner.setText(self._headline(queue, action, note))
         _set_queue_property(self.banner, queue)
+        self.detail.setText(self._detail(queue, due, who))
+
+    def _headline(self, queue: Queue, action: str, note: str) -> str:
+        if self.summary is not None and self.summary.overridden:
+            return f"{HEADLINES[queue]}: changed by a clinician"
+        if note in (OTHER_EYE_NOT_PHOTOGRAPHED, SIDE_NOT_KNOWN) and all(r.status is Status.OK for r in self.results()):
+            if queue is Queue.REVIEW:          # only the missing eye keeps the patient from a verdict
+                return ("NOT FINISHED: SAY WHICH EYE EACH PHOTOGRAPH SHOWS" if note == SIDE_NOT_KNOWN else
+                        f"NOT FINISHED: THE {' AND '.join(self._missing_sides()).upper()} IS STILL NEEDED")
+        return f"{HEADLINES[queue]}: {action}"
+
+    def _missing_sides(self) -> list[str]:
+        recorded = {m.eye for m in self.summary.missing_eyes} if self.summary else set()
+        return [e.label for e, c in self.cards.items() if c.shown is None and e not in recorded]
+
+    def _detail(self, queue: Queue, due: dt.date, who: str) -> str:
         when = "today" if due <= dt.date.today() else f"by {due:%A %d %B %Y}"
-        missing = [e.label for e, c in self.cards.items() if c.shown is None]
-        retake = [c.shown.result.eye.label for c in self.cards.values()
-                  if c.shown is not None and c.shown.result.status is not Status.OK]
         text = f"{who}: " if who else ""
         text += f"see {when}." if queue is not Queue.ANNUAL else f"next screening {when}."
-        if retake:
+        s = self.summary
+        if s is not None and s.overridden:
+            was = f" from {s.computed_queue.label}" if s.computed_queue else ""
+            text += f"\nQueue changed by a clinician{was} to {queue.label}. Reason: {s.override_reason}"
+        retake = [c.shown.result.eye.label for c in self.cards.values()
+                  if c.shown is not None and c.shown.result.status is not Status.OK]
+        if retake and not (s is not None and s.overridden):
             text += f"\nRetake the photograph of the {' and '.join(retake)}."
-        if missing:
-            text += f"\nStill to photograph: {' and '.join(missing)}."
-        self.detail.setText(text)
+        if self.unknown:
+            text += "\nSay which eye the photograph of unknown side shows (buttons under it)."
+        if missing := self._missing_sides():
+            text += (f"\nStill to photograph: {' and '.join(missing)} (or record why it cannot be photographed)."
+                     if not self.complete else "")
+        if s is not None and s.missing_eyes:
+            text += "\n" + "; ".join(f"{m.eye.label.capitalize()} not photographed: {m.words}" for m in s.missing_eyes)
+        return text
 
     def _slip(self) -> None:
         if self.summary is not None:

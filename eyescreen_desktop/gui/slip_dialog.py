@@ -1,10 +1,14 @@
-"""Preview, print and save one patient's referral slip.
+"""Preview, print and save one patient's document: the referral slip, the
+review slip or the result letter, whichever ``core.reports.patient_document``
+chooses for the patient (every screened patient leaves with one).
 
-The slip itself is drawn by the Qt-free reports module (the same PDF the batch
-command writes), so what the nurse previews, prints and saves is exactly what
-the receiving eye clinic gets. Pages are rasterised with pdfium: once at screen
-resolution for the preview and again at the printer's own resolution for
-printing, so a printed slip stays sharp and its QR code stays readable.
+The document itself is drawn by the Qt-free reports module (the same PDF the
+batch command writes), so what the nurse previews, prints and saves is exactly
+what the patient or the receiving eye clinic gets. It is built and rasterised
+for the preview on the background helper, so the window never waits for it;
+printing rasterises again at the printer's own resolution, so a printed slip
+stays sharp and its QR code stays readable. Printing and saving as PDF are both
+recorded (``printed`` / ``saved``): handing on the file counts as issuing it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pypdfium2 as pdfium
 from PySide6.QtCore import QRect, QSize, Qt, Signal, Slot
@@ -33,7 +37,7 @@ from PySide6.QtWidgets import (
 from ..core.records import EncounterSummary
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from ..core.reports import SlipSettings
+    from ..core.reports import PatientDocument, SlipSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +45,13 @@ PREVIEW_DPI = 96.0
 MAX_PRINT_DPI = 300.0  # sharper than a slip needs; higher only costs memory
 
 
-def build_slip_pdf(summary: EncounterSummary, settings: "SlipSettings | None") -> bytes:
-    """The referral slip as PDF bytes, drawn by the reports module: the very
-    slip the batch command writes, kept in memory so nothing is left in /tmp."""
-    from ..core.reports import slip_pdf_bytes
+def build_document(summary: EncounterSummary, settings: "SlipSettings | None") -> "PatientDocument":
+    """The patient's document (kind, title, PDF bytes), chosen and drawn by the
+    reports module: the very document the batch command writes, kept in memory
+    so nothing is left in /tmp."""
+    from ..core.reports import patient_document
 
-    return slip_pdf_bytes(summary, settings)
+    return patient_document(summary, settings)
 
 
 def render_pages(pdf: bytes, dpi: float) -> Iterator[QImage]:
@@ -108,31 +113,37 @@ def _fit(size: QSize, area: QRect) -> QRect:
 
 
 class SlipDialog(QDialog):
-    """The referral slip of one encounter, with Print and Save as PDF.
+    """The patient's document of one encounter, with Print and Save as PDF.
 
-    ``printed(encounter_id)`` fires after the slip went to a printer, so the
-    queue can record "slip printed"; ``saved(path)`` after it was saved."""
+    ``summary`` is the encounter, or a function reading it (called on the
+    background thread with the building, so no database read waits on the GUI
+    thread). ``ready()`` fires once the preview (or the problem) is on show;
+    ``printed(encounter_id)`` after the document went to a printer and
+    ``saved(encounter_id, path)`` after it was saved, so the queue can record
+    that it was issued."""
 
     printed = Signal(str)
-    saved = Signal(str)
+    saved = Signal(str, str)
+    ready = Signal()
 
-    def __init__(self, summary: EncounterSummary, settings: "SlipSettings | None" = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, summary: EncounterSummary | Callable[[], EncounterSummary],
+                 settings: "SlipSettings | None" = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.summary = summary
+        self.summary: EncounterSummary | None = None if callable(summary) else summary
+        self.document: "PatientDocument | None" = None
         self.pdf: bytes = b""
-        self.setWindowTitle(f"Referral slip: {summary.patient.name or summary.patient.patient_id}")
+        self.setWindowTitle("Patient's document")
         self._pages = QVBoxLayout()
+        self.heading = QLabel("Preparing the document…")
         self._build_ui()
-        self._load(settings)
         self._fit_to_screen()
+        self._start(summary, settings)
 
     # ------------------------------------------------------------------ UI
 
     def _build_ui(self) -> None:
-        heading = QLabel(self._heading())
-        heading.setTextFormat(Qt.TextFormat.PlainText)
-        heading.setWordWrap(True)
+        self.heading.setTextFormat(Qt.TextFormat.PlainText)
+        self.heading.setWordWrap(True)
         pages = QWidget()
         pages.setLayout(self._pages)
         self._pages.setAlignment(Qt.AlignmentFlag.AlignHCenter)
@@ -144,34 +155,57 @@ class SlipDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.print_button = QPushButton("&Print…")
         self.save_button = QPushButton("&Save as PDF…")
-        buttons.addButton(self.print_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.addButton(self.save_button, QDialogButtonBox.ButtonRole.ActionRole)
+        for button in (self.print_button, self.save_button):
+            button.setEnabled(False)   # until the document is made
+            buttons.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         self.print_button.clicked.connect(self.print_slip)
         self.save_button.clicked.connect(self.save_slip)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading)
+        layout.addWidget(self.heading)
         layout.addWidget(scroll, 1)
         layout.addWidget(buttons)
 
     def _heading(self) -> str:
-        s = self.summary
+        s, kind = self.summary, self.document.title if self.document else "Document"
+        assert s is not None
         who = f"{s.patient.name} ({s.patient.patient_id})" if s.patient.name else s.patient.patient_id
-        return f"{who}: {s.queue.label}, by {s.due_date.isoformat()}. {s.action}"
+        return f"{kind} for {who}: {s.queue.label}, by {s.due_date.isoformat()}. {s.action}"
 
-    def _load(self, settings: "SlipSettings | None") -> None:
-        try:
-            self.pdf = build_slip_pdf(self.summary, settings)
-        except Exception as exc:  # any failure is shown, never a silent empty dialog
-            log.exception("referral slip for encounter %s could not be made", self.summary.encounter_id)
-            self._show_problem(f"The referral slip could not be made: {exc}")
-            return
-        for image in render_pages(self.pdf, PREVIEW_DPI * self.devicePixelRatioF()):
+    def _start(self, source: Any, settings: "SlipSettings | None") -> None:
+        """Build and rasterise the document on the background helper."""
+        from .worker import run_in_background
+
+        dpi = PREVIEW_DPI * self.devicePixelRatioF()
+
+        def work() -> tuple[EncounterSummary, Any, list[QImage]]:
+            summary = source() if callable(source) else source
+            document = build_document(summary, settings)
+            return summary, document, list(render_pages(document.data, dpi))
+
+        run_in_background(work, self._loaded, self._not_made)
+
+    @Slot(object)
+    def _loaded(self, loaded: tuple[EncounterSummary, Any, list[QImage]]) -> None:
+        self.summary, self.document, images = loaded
+        self.pdf = self.document.data
+        self.setWindowTitle(f"{self.document.title}: {self.summary.patient.name or self.summary.patient.patient_id}")
+        self.heading.setText(self._heading())
+        for image in images:
             image.setDevicePixelRatio(self.devicePixelRatioF())
             page = QLabel()
             page.setPixmap(QPixmap.fromImage(image))
             page.setFrameShape(QLabel.Shape.Box)
             self._pages.addWidget(page)
+        self.print_button.setEnabled(True)
+        self.save_button.setEnabled(True)
+        self.ready.emit()
+
+    @Slot(str)
+    def _not_made(self, message: str) -> None:
+        log.error("the patient's document could not be made: %s", message)
+        self._show_problem(f"The document could not be made: {message}")
+        self.ready.emit()
 
     def _fit_to_screen(self) -> None:
         """Wide enough for a whole page width at preview size, as tall as the screen allows."""
@@ -201,7 +235,7 @@ class SlipDialog(QDialog):
     def print_slip(self) -> None:
         """Ask for a printer (Qt print dialog) and print the slip on it."""
         printer = QPrinter(QPrinter.PrinterMode.HighResolution)
-        printer.setDocName(f"Referral slip {self.summary.patient.patient_id}")
+        printer.setDocName(f"{self.document.title if self.document else 'Slip'} {self.summary.patient.patient_id}")
         dialog = QPrintDialog(printer, self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
@@ -221,8 +255,12 @@ class SlipDialog(QDialog):
     @Slot()
     def save_slip(self) -> None:
         """Ask where to save the slip and write it there."""
-        suggested = f"referral-{_safe(self.summary.patient.patient_id)}.pdf"
-        path, _ = QFileDialog.getSaveFileName(self, "Save referral slip", suggested, "PDF files (*.pdf)")
+        from ..core.report_names import report_stem
+
+        kind = self.document.kind if self.document else "slip"
+        suggested = f"{kind}-{report_stem(self.summary.patient.patient_id, self.summary.encounter_id)}.pdf"
+        title = f"Save the {(self.document.title if self.document else 'slip').lower()}"
+        path, _ = QFileDialog.getSaveFileName(self, title, suggested, "PDF files (*.pdf)")
         if path:
             self.save_to(Path(path))
 
@@ -237,7 +275,7 @@ class SlipDialog(QDialog):
             self._warn("Saving failed", f"The slip could not be saved to {path}: {exc.strerror or exc}. "
                        "Choose another folder and try again.")
             return False
-        self.saved.emit(str(path))
+        self.saved.emit(self.summary.encounter_id, str(path))
         return True
 
     def _warn(self, title: str, text: str) -> None:
@@ -245,8 +283,3 @@ class SlipDialog(QDialog):
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
-
-
-def _safe(text: str) -> str:
-    """A patient ID made safe for a file name."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text) or "patient"

@@ -32,7 +32,7 @@ import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 from ..core.classifier import Classifier, ModelCard, ModelError
-from ..core.protocol import get_protocol, patient_queue
+from ..core.protocol import current_eyes
 from ..core.queue_pages import encounter_patient_id
 from ..core.records import EncounterSummary, Eye, EyeResult, Patient, Status
 from ..core.screening import Screener, ScreenItem
@@ -112,6 +112,18 @@ class BatchRequest:
 
     request_id: int
     job: Callable[[BatchContext], Any]
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """``change(store)`` on a saved encounter of ``patient_id`` (e.g. ``store.set_photo_eye``);
+    the encounter's new summary comes back in ``encounterSaved``."""
+
+    request_id: int
+    encounter_id: str
+    change: Callable[[Any], Any]
+    patient_id: str = ""
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
 
@@ -265,13 +277,23 @@ class ScreeningWorker(QObject):
         return encounter_id
 
     def _queue_encounter(self, encounter_id: str) -> EncounterSummary:
-        """Queue the visit by its newest photograph of each eye (a retake replaces
-        the photograph it retakes), with the protocol's due date."""
-        summary = self.store.encounter_summary(encounter_id)
-        queue = patient_queue(newest_per_eye(summary.eyes))
-        due = get_protocol(summary.protocol_name).due_date(queue, summary.started_at.date())
-        self.store.finish_encounter(encounter_id, queue, due)
+        """The visit as saved: each result was queued by the one rule
+        (``protocol.encounter_decision``) in its own transaction; queued again here
+        so a visit whose rule inputs changed meanwhile is current too."""
+        self.store.requeue_encounter(encounter_id)
         return self.store.encounter_summary(encounter_id)
+
+    @Slot(object)
+    @_guarded
+    def updateEncounter(self, request: "UpdateRequest") -> None:
+        """A change staff made to a saved visit (side of a photograph, why an eye was
+        not photographed), written here after any photograph still being saved."""
+        owner = encounter_patient_id(self.store, request.encounter_id)
+        if request.patient_id and owner != request.patient_id:
+            raise ValueError(f"Refused: this visit is patient {owner}'s, not {request.patient_id}'s.")
+        request.change(self.store)
+        self.encounterSaved.emit(request.request_id, self._queue_encounter(request.encounter_id))
+        self.requestDone.emit(request.request_id, False)
 
     # ------------------------------------------------------------------ batch
 
@@ -294,16 +316,9 @@ class ScreeningWorker(QObject):
 
 
 def newest_per_eye(eyes: Iterable[EyeResult]) -> list[EyeResult]:
-    """The last result of each side (eyes come oldest first); every eye whose side
-    is unknown counts, since nobody can say which photograph it replaces."""
-    latest: dict[Eye, EyeResult] = {}
-    unknown: list[EyeResult] = []
-    for eye in eyes:
-        if eye.eye is Eye.UNKNOWN:
-            unknown.append(eye)
-        else:
-            latest[eye.eye] = eye
-    return [*latest.values(), *unknown]
+    """The current photograph of each eye: ``protocol.current_eyes``, the one rule
+    (kept under this name for the batch jobs that import it)."""
+    return current_eyes(eyes)
 
 
 def save_capture(rgb: np.ndarray, eye: Eye, folder: Path) -> Path:
@@ -442,6 +457,7 @@ class ScreeningEngine(QObject):
     _filesRequested = Signal(object)
     _frameRequested = Signal(object)
     _batchRequested = Signal(object)
+    _updateRequested = Signal(object)
 
     def __init__(self, store: Any, captures_dir: Path, parent: QObject | None = None, backend: str = "auto"):
         super().__init__(parent)
@@ -461,6 +477,7 @@ class ScreeningEngine(QObject):
         self._filesRequested.connect(w.screenFiles)
         self._frameRequested.connect(w.screenFrame)
         self._batchRequested.connect(w.runBatch)
+        self._updateRequested.connect(w.updateEncounter)
         w.modelReady.connect(self._on_ready)
         w.modelFailed.connect(self._on_failed)
         for name in ("eyeScreened", "encounterSaved", "progress", "failed", "batchDone"):
@@ -541,6 +558,13 @@ class ScreeningEngine(QObject):
         """Run ``job(context)`` on the worker thread; returns the request ID."""
         rid, flag = self._new_id()
         self._batchRequested.emit(BatchRequest(rid, job, flag))
+        return rid
+
+    def update_encounter(self, encounter_id: str, change: Callable[[Any], Any], patient_id: str = "") -> int:
+        """Run ``change(store)`` for a saved encounter on the worker (after the
+        photographs already posted); returns the request ID."""
+        rid, flag = self._new_id()
+        self._updateRequested.emit(UpdateRequest(rid, encounter_id, change, patient_id, flag))
         return rid
 
     def cancel(self, request_id: int) -> None:

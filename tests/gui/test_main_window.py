@@ -76,6 +76,7 @@ def test_gradable_photo_puts_the_patient_in_urgent(qtbot, window, urgent_model_d
     left = view.cards[Eye.LEFT]                       # P001_L.jpg: the eye comes from the name
     assert left.shown.result.status is Status.OK and "proliferative" in left.verdict.text().lower()
     assert "probability" in left.detail.text() and not left.photo.pixmap().isNull()
+    qtbot.waitUntil(lambda: window.queues.tabs.tabText(0) == "Urgent (1)", timeout=WAIT_MS)  # read off the GUI thread
     assert window.queues.select(summary.encounter_id) and window.queues.current_queue() is Queue.URGENT
     assert window.queues.tabs.tabText(0).startswith("Urgent (1)")
     assert window.patient_panel.id_edit.isReadOnly()   # fixed for this visit
@@ -143,6 +144,8 @@ def test_keyboard_shortcuts(qtbot, window, urgent_model_dir, good_photo):
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
     qtbot.keyClick(window.result_view, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.next_box is not None            # one eye only: warned first (issue 12 item 3)
+    window.next_anyway_button.click()
     assert window.patient_panel.patient() is None and window.encounter_id is None
     assert window.result_view.results() == [] and not window.patient_panel.id_edit.isReadOnly()
 

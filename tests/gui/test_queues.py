@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush
 
-from eyescreen_desktop.core.records import Queue
+from eyescreen_desktop.core.records import Eye, Queue
 from eyescreen_desktop.gui.queue_models import (
     OVERDUE_BACKGROUND,
     Column,
@@ -16,6 +18,9 @@ from eyescreen_desktop.gui.queue_models import (
 from eyescreen_desktop.gui.queues import OverrideDialog, QueuesWidget
 
 from .clinic_fixtures import EXPECTED_OPEN, TODAY, filled_store, store  # noqa: F401 - fixtures
+
+
+TODAY_START = dt.datetime.combine(TODAY, dt.time(9, 0))
 
 
 def _cell(model: QueueTableModel, row: int, column: Column, role=Qt.ItemDataRole.DisplayRole):
@@ -83,7 +88,7 @@ def test_referred_and_closed_are_never_overdue(filled_store):
     clinic.set_state(ids["P001"], "referred", "test")
     model = QueueTableModel(clinic, Queue.URGENT, state=None, today=lambda: TODAY)
     row = model.row_of(ids["P001"])
-    assert _cell(model, row, Column.STATE) == "Referred"
+    assert _cell(model, row, Column.STATE) == "Referred without a slip"   # no slip was printed or saved
     assert _cell(model, row, Column.DUE) == "2026-03-10"
     assert model.overdue_count() == 0
 
@@ -124,6 +129,8 @@ def test_mark_referred_leaves_the_open_list_and_is_audited(qtbot, filled_store):
     clinic, ids = filled_store
     widget = _widget(qtbot, clinic)
     _select(widget, ids["P001"])
+    clinic.mark_slip_printed(ids["P001"], user="nurse.ada")      # the slip went out: no question asked
+    widget.refresh()
     with qtbot.waitSignal(widget.changed):
         qtbot.mouseClick(widget.buttons["referred"], Qt.MouseButton.LeftButton)
     assert widget.tabs.tabText(0) == "Urgent (2)"
@@ -191,7 +198,7 @@ def test_override_dialog_offers_only_other_queues_and_cancel_changes_nothing(qtb
     with qtbot.waitSignal(dialog.finished):
         dialog.reject()
     assert clinic.encounter_summary(ids["P001"]).queue is Queue.URGENT
-    assert [e.action for e in clinic.audit(f"encounter:{ids['P001']}")][-1] == "encounter queued"
+    assert "queue overridden" not in [e.action for e in clinic.audit(f"encounter:{ids['P001']}")]
 
 
 # --------------------------------------------------------------------------- lazy reading (issue 12, item 12)
@@ -244,3 +251,13 @@ def test_start_up_reads_one_page_per_queue_not_the_database(qtbot, store):
     widget.show()
     view.scrollToBottom()
     qtbot.waitUntil(lambda: urgent.rowCount() > PAGE_ROWS)   # the view fetched the next page itself
+
+
+def test_an_unfinished_visit_says_which_eye_has_no_photograph(store):
+    from .clinic_fixtures import add_encounter, graded_eye
+
+    eid = add_encounter(store, "P900", "One Eye", (graded_eye(Eye.RIGHT, 0),), TODAY_START)
+    model = QueueTableModel(store, Queue.REVIEW, today=lambda: TODAY)
+    row = model.row_of(eid)
+    assert row >= 0                                            # one eye is review, never annual
+    assert _cell(model, row, Column.FINDING) == "R: no DR · L: no photograph"

@@ -43,6 +43,8 @@ def photo_summary(store, tmp_path):
 def _dialog(qtbot, summary, settings=None) -> SlipDialog:
     dialog = SlipDialog(summary, settings or SlipSettings(clinic_name="Riverside Eye Clinic"))
     qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.ready, timeout=60_000):   # built and rasterised off the GUI thread
+        assert not dialog.print_button.isEnabled()
     return dialog
 
 
@@ -82,7 +84,8 @@ def test_save_writes_the_slip_with_the_patient_on_it(qtbot, photo_summary, tmp_p
                         staticmethod(lambda *a, **k: (str(target), "PDF files (*.pdf)")))
     with qtbot.waitSignal(dialog.saved) as signal:
         qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
-    saved = Path(signal.args[0])
+    assert signal.args[0] == photo_summary.encounter_id
+    saved = Path(signal.args[1])
     assert saved == target.with_name("slip.pdf")
     text = "".join(page.extract_text() for page in pypdf.PdfReader(saved).pages)
     assert "Zoë Ñúñez" in text and "P001" in text and "Riverside Eye Clinic" in text
@@ -129,12 +132,15 @@ def test_printing_from_the_queue_marks_the_slip_printed(qtbot, filled_store, tmp
     assert widget.select(ids["P002"])
     qtbot.mouseClick(widget.buttons["slip"], Qt.MouseButton.LeftButton)
     dialog = widget.dialog
-    assert isinstance(dialog, SlipDialog) and dialog.preview_count >= 1
+    assert isinstance(dialog, SlipDialog)
+    qtbot.waitUntil(lambda: dialog.preview_count >= 1, timeout=60_000)   # built off the GUI thread
     with qtbot.waitSignal(widget.changed):
         assert dialog.print_to(_pdf_printer(tmp_path / "p.pdf"))
     assert clinic.encounter_summary(ids["P002"]).slip_printed_at is not None
     entry = clinic.audit(f"encounter:{ids['P002']}")[-1]
     assert (entry.action, entry.user) == ("slip printed", "coordinator")
+    assert widget.models[Queue.URGENT].data(widget.models[Queue.URGENT].index(
+        widget.models[Queue.URGENT].row_of(ids["P002"]), 5)).startswith("Yes, printed")
     assert widget.tabs.tabText(0) == "Urgent (3)"  # printing a slip does not take a patient off the list
     assert clinic.encounter_summary(ids["P002"]).queue is Queue.URGENT
 
@@ -143,9 +149,48 @@ def test_a_slip_that_cannot_be_made_is_explained(qtbot, photo_summary, monkeypat
     def broken(*_args, **_kwargs):
         raise OSError("font file missing")
 
-    monkeypatch.setattr(slip_dialog, "build_slip_pdf", broken)
+    monkeypatch.setattr(slip_dialog, "build_document", broken)
     dialog = _dialog(qtbot, photo_summary)
     assert dialog.preview_count == 0
     assert not dialog.print_button.isEnabled() and not dialog.save_button.isEnabled()
     texts = [w.text() for w in dialog.findChildren(slip_dialog.QLabel)]
     assert any("could not be made: font file missing" in t for t in texts)
+
+
+def test_saving_as_pdf_from_the_queue_records_it_like_printing(qtbot, filled_store, tmp_path):
+    """Issue 12 item 11: a document saved as PDF counts as issued, and the queue shows it."""
+    clinic, ids = filled_store
+    widget = QueuesWidget(clinic, user="coordinator", today=lambda: TODAY)
+    qtbot.addWidget(widget)
+    assert widget.select(ids["P004"])                              # annual: a result letter
+    widget.open_slip()
+    dialog = widget.dialog
+    qtbot.waitUntil(lambda: dialog.preview_count >= 1, timeout=60_000)
+    assert dialog.document.kind == "letter" and "Result letter" in dialog.windowTitle()
+    with qtbot.waitSignal(widget.changed):
+        assert dialog.save_to(tmp_path / "letter.pdf")
+    summary = clinic.encounter_summary(ids["P004"])
+    assert summary.slip_saved_at is not None and summary.slip_issued_at is not None
+    model = widget.models[Queue.ANNUAL]
+    assert model.data(model.index(model.row_of(ids["P004"]), 5)).startswith("Yes, saved as PDF")
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(tmp_path / "letter.pdf").pages)
+    assert "not a diagnosis" in text.lower()
+
+
+def test_mark_referred_without_a_slip_asks_and_is_recorded(qtbot, filled_store):
+    clinic, ids = filled_store
+    widget = QueuesWidget(clinic, user="coordinator", today=lambda: TODAY)
+    qtbot.addWidget(widget)
+    assert widget.select(ids["P001"])
+    qtbot.mouseClick(widget.buttons["referred"], Qt.MouseButton.LeftButton)
+    assert clinic.encounter_summary(ids["P001"]).state == "open"       # asked first, nothing written yet
+    assert "No slip" in widget.dialog.windowTitle()
+    with qtbot.waitSignal(widget.changed):
+        widget.referred_anyway.click()
+    summary = clinic.encounter_summary(ids["P001"])
+    assert summary.state == "referred" and summary.referred_without_slip
+    widget.state_box.setCurrentIndex(widget.state_box.findData("referred"))
+    model = widget.models[Queue.URGENT]
+    row = model.row_of(ids["P001"])
+    assert model.data(model.index(row, 4)) == "Referred without a slip"
+    assert model.data(model.index(row, 5)) == "No, referred without"

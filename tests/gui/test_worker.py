@@ -94,7 +94,12 @@ def test_a_retake_replaces_the_ungradable_photo_it_retakes(qtbot, annual_engine,
     assert saved.args[1].queue is Queue.REVIEW
     with qtbot.waitSignal(annual_engine.encounterSaved, timeout=WAIT_MS) as saved:
         annual_engine.screen_files([ScreenItem(good_photo, Eye.RIGHT)], patient, visit="v3")
-    assert saved.args[1].queue is Queue.ANNUAL
+    retaken = saved.args[1]
+    assert [(e.eye, e.status) for e in retaken.eyes] == [(Eye.RIGHT, Status.OK)]   # the retake replaced it
+    assert retaken.queue is Queue.REVIEW and not retaken.complete                  # one eye is never annual
+    with qtbot.waitSignal(annual_engine.encounterSaved, timeout=WAIT_MS) as saved:
+        annual_engine.screen_files([ScreenItem(good_photo.with_name("P001_R.jpg"), Eye.LEFT)], patient, visit="v3")
+    assert saved.args[1].queue is Queue.ANNUAL and saved.args[1].complete
 
 
 def test_ungradable_photo_goes_to_review_with_advice(qtbot, annual_engine, blurred_photo):
