@@ -390,3 +390,47 @@ def check_eyes(rgb: np.ndarray, boxes: Sequence[EyeBox], model: ExternalEyeModel
             checks[i] = EyeCheck(checks[i].box, probs=dict(zip(model.classes, map(float, p))), p_checkup=p_chk,
                                  checkup=checkup, finding=finding, crop=crop, heatmap=cam)
     return tuple(checks)
+
+
+# --------------------------------------------------------------------------- into the clinic's records
+
+
+def photo_words(check: PhotoCheck) -> tuple[bool | None, float | None, str, str]:
+    """(check-up?, p_checkup, finding in words, message) for a whole photograph:
+    one eye's words for a close-up; each eye named for a selfie ("right eye:
+    possible cataract; left eye: no visible finding"); p_checkup the highest."""
+    done = [e for e in check.eyes if e.checked]
+    missed = " ".join(e.message for e in check.eyes if not e.checked)
+    if not done:
+        return None, None, "", check.message or missed or MSG_NO_EYE
+    if len(check.eyes) == 1:
+        return done[0].checkup, done[0].p_checkup, done[0].finding, ""
+    finding = "; ".join(f"{e.box.label}: {e.finding}" for e in done)
+    return any(e.checkup for e in done), max(e.p_checkup for e in done), finding, missed
+
+
+def external_result(path: str, eye: Any, check: PhotoCheck, quality: Any, protocol: Any, *, sha256: str = "",
+                    width: int = 0, height: int = 0) -> Any:
+    """The clinic's record of an external-eye photograph (modality ``external_eye``,
+    ``p_checkup``, never an ICDR grade), or None when the check found no eye in a
+    picture the gate did not call an eye (it stays "not a fundus photograph").
+
+    A close-up keeps the eye it was named for; a selfie is one record for both
+    eyes (side unknown) whose finding names each eye. Checked -> status OK and the
+    protocol's external-eye decision (a check-up is routine); no eye could be
+    checked -> ungradable, review, with the message saying what to retake."""
+    from dataclasses import replace
+
+    from .records import Eye, EyeResult, Status
+
+    if not check.eyes and getattr(quality, "modality", "") != MODALITY:
+        return None
+    checkup, p_checkup, finding, message = photo_words(check)
+    status = Status.UNGRADABLE if checkup is None else Status.OK
+    side = Eye(eye) if len(check.eyes) == 1 else Eye.UNKNOWN
+    if quality is not None:
+        quality = replace(quality, status=status, advice=message if checkup is None else "",
+                          reasons=("eye_not_checked",) if checkup is None else (), modality=MODALITY)
+    return EyeResult(path=path, eye=side, status=status, message=message, sha256=sha256, quality=quality,
+                     decision=protocol.decide_external_eye(checkup, finding, message), width=width, height=height,
+                     modality=MODALITY, gate=getattr(quality, "gate", ""), p_checkup=p_checkup)

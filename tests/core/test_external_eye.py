@@ -136,3 +136,57 @@ def test_bad_input_gets_a_message_and_never_a_verdict(model, astronaut, case):
 def test_a_fundus_model_is_refused_as_an_eye_check_model():
     with pytest.raises(ModelError, match="not an external-eye model"):
         X.ExternalEyeModel.load(project_root() / "models" / "eyescreen-dr")
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_a_selfie_is_one_record_naming_each_eye_never_an_icdr_grade(model, astronaut):
+    from eyescreen_desktop.core.protocol import get_protocol
+    from eyescreen_desktop.core.records import Eye, QualityReport, Status
+
+    check = X.check_photo(astronaut, model, modality="other")
+    gate_said = QualityReport(Status.NOT_FUNDUS, ("not_fundus",), modality="other", gate="eyescreen-gate 1.0.0")
+    r = X.external_result("me.jpg", Eye.RIGHT, check, gate_said, get_protocol("icdr-ada"))
+    assert r.modality == "external_eye" and r.eye is Eye.UNKNOWN and r.status is Status.OK
+    assert r.grade is None and r.prediction is None
+    assert r.p_checkup == pytest.approx(max(e.p_checkup for e in check.eyes))
+    words = X.photo_words(check)[2]
+    assert words.startswith("right eye: ") and "; left eye: " in words
+    if r.decision.code == "eye check-up":
+        assert r.decision.finding == words and r.queue.value == "routine"
+    else:   # looks healthy: no diabetic-retinopathy screen without a fundus photograph
+        assert r.decision.code == "fundus needed" and r.queue.value == "review"
+    assert r.quality.status is Status.OK and r.gate == "eyescreen-gate 1.0.0"
+
+
+def test_a_close_up_keeps_its_side_and_a_check_up_is_routine(model):
+    from eyescreen_desktop.core.protocol import get_protocol
+    from eyescreen_desktop.core.records import Eye, Queue
+
+    check = X.check_photo(_eye("cataract_cataract_0611.jpg"), model, modality="external_eye")
+    r = X.external_result("c.jpg", Eye.LEFT, check, None, get_protocol("icdr-ada"))
+    assert r.eye is Eye.LEFT and r.queue is Queue.ROUTINE and r.decision.finding == "possible cataract"
+
+
+def test_no_eye_in_a_picture_the_gate_called_other_is_not_an_external_record(model):
+    from skimage import data
+
+    from eyescreen_desktop.core.protocol import get_protocol
+    from eyescreen_desktop.core.records import Eye, QualityReport, Status
+
+    check = X.check_photo(data.rocket(), model, modality="other")
+    q = QualityReport(Status.NOT_FUNDUS, modality="other")
+    assert X.external_result("r.jpg", Eye.UNKNOWN, check, q, get_protocol("icdr-ada")) is None
+
+
+def test_a_blurred_close_up_is_ungradable_in_review_with_the_message(model):
+    from eyescreen_desktop.core.protocol import get_protocol
+    from eyescreen_desktop.core.records import Eye, QualityReport, Queue, Status
+
+    blurred = cv2.GaussianBlur(_eye("normal_cataract_0083.jpg"), (0, 0), 8)
+    q = QualityReport(Status.NOT_FUNDUS, modality="external_eye")
+    r = X.external_result("b.jpg", Eye.RIGHT, X.check_photo(blurred, model, "external_eye"), q,
+                          get_protocol("eye-check"))
+    assert r.status is Status.UNGRADABLE and r.queue is Queue.REVIEW and "blurred" in r.message
+    assert r.p_checkup is None and r.modality == "external_eye"
