@@ -25,6 +25,8 @@ labels. Qt-free.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -92,6 +94,7 @@ class EyeSearch:
 
 
 _FACE_CASCADE: Any = None
+_FACE_LOCK = threading.Lock()   # screening checks pictures on several decode threads
 
 
 def _face_cascade() -> Any:
@@ -112,7 +115,9 @@ def find_face(grey: np.ndarray) -> tuple[int, int, int, int] | None:
     side = min(small.shape)
     # 5 overlapping detections, not the default 4: that removed every false face in
     # scikit-image's other samples (cats, a micrograph) for 2 of 36 selfie variants
-    found = _face_cascade().detect_multi_scale(img=small, scale_factor=1.2, step_ratio=1,
+    with _FACE_LOCK:
+        cascade = _face_cascade()
+    found = cascade.detect_multi_scale(img=small, scale_factor=1.2, step_ratio=1,
                                                min_size=(max(24, side // 10),) * 2, max_size=(side, side),
                                                min_neighbor_number=FACE_NEIGHBOURS)
     if not found:
@@ -239,6 +244,30 @@ def crop_problem(crop: np.ndarray, label: str = "eye") -> str | None:
 
 
 # --------------------------------------------------------------------------- the model
+
+
+EXTERNAL_MODEL_ENV = "EYESCREEN_EXTERNAL_MODEL"
+_default_model: list["ExternalEyeModel | None"] = []
+
+
+def default_external_model_dir() -> Path:
+    """The eye-check model shipped beside the grader (``models/eyescreen-external``),
+    or ``$EYESCREEN_EXTERNAL_MODEL``."""
+    from .paths import project_root
+
+    return Path(os.environ.get(EXTERNAL_MODEL_ENV) or project_root() / "models" / "eyescreen-external")
+
+
+def default_external_model() -> "ExternalEyeModel | None":
+    """The shipped eye-check model, loaded once per process; None (logged) when it is
+    missing or damaged: external-eye photographs then stay "not a fundus photograph"."""
+    if not _default_model:
+        try:
+            _default_model.append(ExternalEyeModel.load(default_external_model_dir()))
+        except Exception as exc:  # noqa: BLE001 - the fundus screening goes on without it
+            log.warning("external-eye check not available: %s", exc)
+            _default_model.append(None)
+    return _default_model[0]
 
 
 class ExternalEyeModel:

@@ -150,5 +150,13 @@ CREATE TABLE watched_folders (
 """
 
 # Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
+# Version 4 (the external-eye check, issue 11): what kind of picture a result is about
+# (fundus / external_eye / other, from the gate) and, for an external-eye photograph,
+# the probability that an eye check-up is needed (such a result never has a grade).
+_SCHEMA_V4 = """
+ALTER TABLE results ADD COLUMN modality TEXT NOT NULL DEFAULT 'fundus';
+ALTER TABLE results ADD COLUMN p_checkup REAL CHECK (p_checkup IS NULL OR (p_checkup >= 0 AND p_checkup <= 1));
+"""
+
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4]
 SCHEMA_VERSION = len(MIGRATIONS)
