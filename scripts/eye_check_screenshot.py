@@ -40,17 +40,31 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", nargs="?", type=Path, default=Path("docs/images/eye-check.png"))
     parser.add_argument("--photo", type=Path, help="check this photograph instead of the camera frame")
+    parser.add_argument("--window", action="store_true", help="the whole main window on its Eye check tab")
     args = parser.parse_args()
     from skimage import data
 
     app = QApplication.instance() or QApplication([])
     app.setStyleSheet(stylesheet())
-    engine = EyeCheckEngine()
-    engine.start(project_root() / "models" / "eyescreen-external")
-    wait(engine.ready)
-    panel = EyeCheckPanel(engine, probe=None)
-    panel.resize(1280, 720)
-    panel.show()
+    shown: object
+    if args.window:
+        from eyescreen_desktop.gui.app import build_window
+
+        window, _store = build_window(Path(tempfile.mkdtemp()) / "data", dialogs=False)
+        window.resize(1440, 860)
+        window.show()
+        window.start(project_root() / "models" / "eyescreen-dr")
+        engine, panel, shown = window.eye_check.engine, window.eye_check.panel, window
+        wait(engine.ready)
+        window.tabs.setCurrentWidget(panel)
+    else:
+        engine = EyeCheckEngine()
+        engine.start(project_root() / "models" / "eyescreen-external")
+        wait(engine.ready)
+        panel = EyeCheckPanel(engine, probe=None)
+        panel.resize(1280, 720)
+        panel.show()
+        shown = panel
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "webcam.avi"
         writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (512, 512))
@@ -68,9 +82,12 @@ def main() -> int:
         wait(engine.checked)
         wait(ms=300)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        panel.grab().save(str(args.out))
+        shown.grab().save(str(args.out))
         panel.stop()
-    engine.stop()
+    if args.window:
+        window.shutdown()
+    else:
+        engine.stop()
     print(args.out)
     return 0
 

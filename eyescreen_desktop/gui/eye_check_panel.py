@@ -87,6 +87,7 @@ class EyeCameraPanel(CapturePanel):
             button.hide()
         self.capture_check.setObjectName("captureButton")
         self.capture_check.setToolTip("Take the picture now and check the eye (F7)")
+        self.capture_check.setShortcut("F7")
         self.capture_check.clicked.connect(self.capture_and_check)
         self.captured.connect(lambda rgb, _eye: self.checkRequested.emit(rgb))
         self.layout().addWidget(self.capture_check)
@@ -228,7 +229,10 @@ class EyeResultCard(QFrame):
         if not c.checked:
             return c.message
         heat = " Heat map: where the network saw signs of a finding." if c.checkup else ""
-        return f"{c.finding.capitalize()}. Probability that a check-up is needed: {c.p_checkup:.0%}.{heat}"
+        from ..core.reports.layout import format_probability   # never "0%" or "100%", as on the slip
+
+        chance = format_probability(c.p_checkup)
+        return f"{c.finding.capitalize()}. Probability that a check-up is needed: {chance}.{heat}"
 
 
 class EyeCheckPanel(QWidget):
@@ -359,3 +363,77 @@ class EyeCheckPanel(QWidget):
 def eye_of(box_side: str) -> Eye:
     """The record's laterality for an eye box ("R", "L", "?")."""
     return {"R": Eye.RIGHT, "L": Eye.LEFT}.get(box_side, Eye.UNKNOWN)
+
+
+def _gate_modality(rgb: np.ndarray) -> str | None:
+    """The learned gate's word for a picture (None without the gate): a fundus
+    photograph is refused by the eye check, a close-up is taken whole."""
+    from ..core.screening import default_gate
+
+    gate = default_gate()
+    return gate.modality(rgb).label if gate is not None else None
+
+
+class EyeCheckMode(QObject):
+    """The "Eye check" tab of the main window, kept out of the window's own module:
+    the engine, the panel (next to fundus screening), the slip, start and shutdown.
+
+    The window needs three lines: ``EyeCheckMode(self)`` after its Screening tab,
+    ``.start()`` with the grader, ``.shutdown()`` with the camera."""
+
+    slipWritten = Signal(object)    # Path of the eye-check slip just written
+
+    def __init__(self, window: Any):
+        super().__init__(window)
+        self.window = window
+        self.engine = EyeCheckEngine(self, modality_of=_gate_modality)
+        self.panel = EyeCheckPanel(self.engine, probe=None)   # the window's capture panel probes once
+        index = window.tabs.indexOf(window.result_view) + 1
+        window.tabs.insertTab(index, self.panel, icon("eye-left"), "Eye check")
+        window.tabs.currentChanged.connect(self._tab_changed)
+        self.panel.slipRequested.connect(self.write_slip)
+        self.panel.problem.connect(lambda text: window.statusBar().showMessage(text, 8000))
+        self.engine.loadFailed.connect(lambda text: window.messages.warning("Eye check", text))
+
+    def start(self) -> None:
+        """Load the eye-check model on its own thread (the window is usable meanwhile)."""
+        from ..core.external_eye import default_external_model_dir
+
+        self.engine.start(default_external_model_dir())
+
+    def _tab_changed(self, index: int) -> None:
+        """Entering: offer the cameras the window found. Leaving: free the camera
+        (one webcam cannot feed two previews)."""
+        if self.window.tabs.widget(index) is self.panel:
+            cameras = getattr(self.window.capture_panel, "cameras", None)
+            if cameras is not None:
+                self.panel.camera.set_cameras(cameras)
+        else:
+            self.panel.camera.stop()
+
+    @Slot(object, object)
+    def write_slip(self, check: PhotoCheck, _rgb: Any = None) -> Path:
+        """The eye-check slip as a PDF under the reports folder, opened for printing
+        (not when the window shows no dialogs: scripts and tests)."""
+        import datetime as dt
+
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        from ..core.reports.eye_check import write_eye_check_slip
+
+        now = dt.datetime.now()
+        path = Path(self.window.paths.reports) / f"eye-check-{now:%Y%m%d-%H%M%S}.pdf"
+        model = self.engine.worker.model
+        write_eye_check_slip(check, path, self.window.patient_panel.patient(), model.info if model else None, now,
+                             self.window.settings.slip_settings())
+        self.window.messages.info("Eye check slip", f"Saved {path.name} in {path.parent}")
+        if self.window.messages.dialogs:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        self.slipWritten.emit(path)
+        return path
+
+    def shutdown(self) -> None:
+        """Stop the camera and the engine's thread (idempotent)."""
+        self.panel.stop()
+        self.engine.stop()

@@ -41,8 +41,7 @@ def panel(qtbot):
 def _check(qtbot, panel, action):
     with qtbot.waitSignal(panel.engine.checked, timeout=WAIT_MS):
         action()
-    qtbot.waitUntil(lambda: panel.eyes.count() > 0 or panel.print_button.isEnabled() or
-                    "No eye" in panel.headline.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: panel.headline.text() != "Checking…", timeout=WAIT_MS)
 
 
 def test_a_close_up_shows_the_verdict_finding_probability_and_heat_map(qtbot, panel):
@@ -93,3 +92,43 @@ def test_the_framing_guide_is_painted_on_a_copy(guide):
     drawn = draw_guide(image, guide)
     assert drawn.size() == image.size() and drawn != image
     assert image.pixelColor(160, 120).red() == 0
+
+
+# --------------------------------------------------------------------------- in the main window
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, urgent_model_dir):
+    from eyescreen_desktop.gui.app import build_window
+
+    win, store = build_window(tmp_path / "data", dialogs=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.eye_check.engine.ready, timeout=WAIT_MS):
+        win.start(urgent_model_dir)
+    yield win
+    win.close()
+    store.close()
+
+
+def test_eye_check_tab_sits_next_to_screening_and_prints_the_slip(qtbot, window):
+    from pypdf import PdfReader
+
+    tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert tabs[:3] == ["Screening", "Eye check", "Queues"]
+    window.tabs.setCurrentWidget(window.eye_check.panel)
+    qtbot.keyClicks(window.patient_panel.id_edit, "PH-7")
+    panel = window.eye_check.panel
+    _check(qtbot, panel, lambda: panel.open_file(CLOSE_UP))
+    with qtbot.waitSignal(window.eye_check.slipWritten, timeout=WAIT_MS) as written:
+        panel.print_button.click()
+    text = " ".join(p.extract_text() or "" for p in PdfReader(str(written.args[0])).pages)
+    assert "Go for an eye check-up" in " ".join(text.split()) and "PH-7" in text
+
+
+def test_the_eye_check_refuses_a_fundus_photograph_through_the_gate(qtbot, window):
+    from tests.conftest import FUNDUS_DR
+
+    panel = window.eye_check.panel
+    _check(qtbot, panel, lambda: panel.open_file(FUNDUS_DR / "images" / "P001_L.jpg"))
+    assert "fundus photograph" in panel.headline.text() and not panel.print_button.isEnabled()
