@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "screen": ("eyescreen_desktop.core.batch", "screen image files or folders into the clinic queues"),
     "report": ("eyescreen_desktop.core.export_cli", "export slips, queues (CSV) or FHIR from the clinic database"),
     "train": ("eyescreen_desktop.training.train", "train a grading model by transfer learning"),
+    "train-external": ("eyescreen_desktop.training.external",
+                       "train the external-eye check (eye photographs and selfies) by transfer learning"),
     "train-gate": ("eyescreen_desktop.training.gate", "train the learned gate (modality, photo quality, familiarity)"),
     "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
     "bench": ("eyescreen_desktop.bench", "measure screening speed and memory"),

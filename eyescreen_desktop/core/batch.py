@@ -58,6 +58,8 @@ from .paths import data_paths, default_model_dir
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, Patient, Queue, Status
 from .report_names import ReportNames, safe_name
+from .external_eye import default_external_model
+from .protocol import is_external_eye
 from .screening import ScreenItem, Screener
 from .store import BatchFileRow, ClinicStore, StoreError
 
@@ -68,7 +70,8 @@ Progress = Callable[[int, int, str], None]   # (files done, files in the batch, 
 CSV_COLUMNS = (
     "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
     "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
-    "modality", "gate",
+    "modality", "p_checkup",   # external-eye photographs: modality external_eye, p_checkup, never a grade
+    "gate",                    # the learned gate that judged the picture (core.gate), "" for none
 )
 REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
 
@@ -400,7 +403,7 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
                 encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
                                                                  started, user)
             writer.put(store.record_batch_file, key, f.file, encounters[f.patient_id], result,
-                       screener.classifier.info, screener.protocol.name, screener.operating_point, user)
+                       screener.model_info(result), screener.protocol.name, screener.operating_point, user)
             if progress:
                 progress(n, total, f.file)
             if n < total:
@@ -511,6 +514,8 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         if first != bf.file:
             message = (message + " " if message else "") + f"(identical to {first})"
     p = r.prediction if r.status is Status.OK else None
+    if is_external_eye(r) and (eye_model := default_external_model()) is not None:
+        info = eye_model.info       # the eye check's own model made this row, not the grader
     return {
         "file": bf.file, "patient_id": row.patient_id, "eye": _eye(r.eye), "status": r.status.value,
         "queue": r.queue.value, "grade": "" if r.grade is None else r.grade,
@@ -520,7 +525,8 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         "finding": r.decision.finding if r.decision else "", "code": r.decision.code if r.decision else "",
         "quality_reasons": " ".join(r.quality.reasons) if r.quality else "",
         "model": info.name, "model_version": info.version, "protocol": protocol,
-        "modality": r.modality, "gate": r.gate,
+        "modality": r.modality, "p_checkup": "" if r.p_checkup is None else f"{r.p_checkup:.4f}",
+        "gate": r.gate,
     }
 
 

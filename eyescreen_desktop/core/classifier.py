@@ -219,6 +219,15 @@ class Classifier:
         outputs, cams = self._backend.run_with_cam(self._check(batch))
         return predictions_from_outputs(outputs), cams
 
+    def raw_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named output, plus ``features`` (the card's heat-map layer) where the
+        backend has it: for models whose head is not the ICDR grade (the external-eye check)."""
+        return self._backend.run_raw(self._check(batch))
+
+    def dense_weights(self) -> np.ndarray | None:
+        """The heat-map head's kernel (C, classes), when the model has one."""
+        return getattr(self._backend, "_dense_w", None)
+
     def predict_with_embeddings(self, batch: np.ndarray, heatmaps: bool = False
                                 ) -> tuple[list[Prediction], np.ndarray | None, np.ndarray | None]:
         """Grade a batch and also return the pooled last feature map (N, C) that
@@ -296,6 +305,14 @@ class _KerasBackend:
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return self._named(self._fn(batch))
 
+    def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        if self._cam_fn is None:
+            return self.run(batch)
+        feats, out = self._cam_fn(batch)
+        out = out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
+        named = self._named(out) if isinstance(out, (dict, list, tuple)) else {self.output_names[0]: np.asarray(out)}
+        return {**named, "features": np.asarray(feats)}
+
     def run_with_cam(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if self._cam_fn is None:
             return self.run(batch), np.zeros((len(batch), self._size, self._size), np.float32)
@@ -356,6 +373,9 @@ class _OnnxBackend:
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v for k, v in self._raw(batch).items() if k != "features"}
+
+    def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self._raw(batch)
 
     def run_with_cam(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         raw = self._raw(batch)

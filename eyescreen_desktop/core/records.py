@@ -162,6 +162,9 @@ class EyeResult:
     height: int = 0
     modality: str = "fundus"    # what the gate saw: fundus / external_eye / other; only fundus is graded
     gate: str = ""              # the gate's "name version" (core.gate), for the result row and the slip
+    # external-eye check (core.external_eye): probability that an eye check-up is needed,
+    # 1 - p(normal); None for a fundus photograph. Such a result never has an ICDR grade.
+    p_checkup: float | None = None
 
     @property
     def queue(self) -> Queue:

@@ -40,11 +40,12 @@ import numpy as np
 
 from . import fundus
 from .classifier import ModelError
+from .external_eye import ExternalEyeModel, PhotoCheck, check_photo, default_external_model, external_result
 from .fundus import assess_quality, find_field_of_view
 from .gate import Gate, GateError, decide_gate
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
 from .preprocess import PREPROCESSING_ID, preprocess
-from .protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
+from .protocol import DEFAULT_PROTOCOL, EXTERNAL_EYE_CODES, Protocol, get_protocol
 from .records import Eye, EyeResult, OperatingPoint, Prediction, QualityReport, Status
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,11 @@ class Prepared:
     tensor: np.ndarray | None = None       # (S, S, 3) uint8, only for gradable photographs
     error: str = ""
     cached: EyeResult | None = None
+    external: PhotoCheck | None = None     # the eye check of a close-up or selfie (core.external_eye)
 
 
 DEFAULT_GATE = "default"
+DEFAULT_EXTERNAL = "default"
 MIN_GATE_SIDE = 64      # px, long side: smaller pictures are "image too small" without asking the gate
 _default_gate: list[Gate | None] = []
 
@@ -109,7 +112,8 @@ def default_gate() -> Gate | None:
 
 
 def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
-            max_side: int = DECODE_MAX_SIDE, gate: Gate | None = None) -> Prepared:
+            max_side: int = DECODE_MAX_SIDE, gate: Gate | None = None,
+            external: ExternalEyeModel | None = None) -> Prepared:
     """Read, gate and preprocess one file; never raises for a bad file.
 
     ``cache`` maps a content hash to a result already on record (same model and
@@ -128,7 +132,7 @@ def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         log.exception("reading %s failed", path)
         return Prepared(item, error=f"{path.name} could not be read ({exc}): copy it again or report the problem")
-    return prepare_array(rgb, item, input_size, sha, gate)
+    return prepare_array(rgb, item, input_size, sha, gate, external)
 
 
 def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
@@ -141,17 +145,28 @@ def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
 
 
 def prepare_array(rgb: np.ndarray, item: ScreenItem, input_size: int, sha256: str = "",
-                  gate: Gate | None = None) -> Prepared:
+                  gate: Gate | None = None, external: ExternalEyeModel | None = None) -> Prepared:
     """Quality gate and model input for pixels already in memory (camera captures)."""
     h, w = rgb.shape[:2]
     try:
         quality, fov = gate_picture(rgb, gate)
         tensor = preprocess(rgb, input_size, fov) if quality.gradable else None
+        check = eye_check(rgb, quality, external)
     except Exception as exc:  # noqa: BLE001
         log.exception("quality gate failed on %s", item.path)
         return Prepared(item, sha256, w, h,
                         error=f"{Path(item.path).name} could not be analysed ({exc}): retake the photograph")
-    return Prepared(item, sha256, w, h, quality, tensor)
+    return Prepared(item, sha256, w, h, quality, tensor, external=check)
+
+
+def eye_check(rgb: np.ndarray, quality: QualityReport, external: ExternalEyeModel | None) -> PhotoCheck | None:
+    """The external-eye check of a picture that is not a fundus photograph: a close-up
+    (the gate says ``external_eye``) or a selfie (``other`` with a face); None for
+    a fundus photograph or without the eye-check model. Without the learned gate
+    the check's own heuristic decides what the picture is."""
+    if external is None or quality.modality == "fundus":
+        return None
+    return check_photo(rgb, external, quality.modality if quality.gate else None)
 
 
 def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fundus.FieldOfView | None]:
@@ -243,13 +258,17 @@ class Screener:
     the decode threads. ``gate`` is the learned gate (``core.gate.Gate``), by
     default the shipped one, or None for the hand-made rules only; its
     quality and familiarity heads are used only with the grader they were
-    fitted on (the card names it).
+    fitted on (the card names it). ``external`` is the eye-check model
+    (``core.external_eye``), by default the shipped one, or None: a close-up of
+    the eye or a selfie is then checked ("go for an eye check-up" / "looks
+    healthy", ``p_checkup``) instead of being only "not a fundus photograph".
     """
 
     def __init__(self, classifier: Any, protocol: Protocol | str = DEFAULT_PROTOCOL,
                  operating_point: OperatingPoint | str | None = None, decode_workers: int = 2,
                  batch_size: int = 16, heatmaps: bool = False, cache: CacheLookup | None = None,
-                 gate: Gate | str | None = DEFAULT_GATE):
+                 gate: Gate | str | None = DEFAULT_GATE,
+                 external: ExternalEyeModel | str | None = DEFAULT_EXTERNAL):
         card = classifier.card
         if card.preprocessing != PREPROCESSING_ID:
             raise ModelError(f"model {card.name} {card.version} expects preprocessing {card.preprocessing!r} but "
@@ -262,6 +281,7 @@ class Screener:
         self.heatmaps = heatmaps
         self.cache = cache
         self.gate = default_gate() if gate == DEFAULT_GATE else gate
+        self.external = default_external_model() if external == DEFAULT_EXTERNAL else external
         self._judge = self.gate is not None and _fitted_on(self.gate, card)
 
     @property
@@ -294,7 +314,7 @@ class Screener:
         rgb = np.ascontiguousarray(rgb)
         digest = hashlib.sha256(rgb.tobytes() + repr(rgb.shape).encode()).hexdigest()
         prepared = prepare_array(rgb, ScreenItem(Path(name), Eye(eye)), self.classifier.input_size, digest,
-                                 self.gate)
+                                 self.gate, self.external)
         return next(iter(self._finish([prepared])))
 
     def _fill(self, pool: ThreadPoolExecutor, source: Iterator[ScreenItem],
@@ -303,7 +323,8 @@ class Screener:
             item = next(source, None)
             if item is None:
                 return
-            pending.append(pool.submit(prepare, item, self.classifier.input_size, self.cache, gate=self.gate))
+            pending.append(pool.submit(prepare, item, self.classifier.input_size, self.cache, gate=self.gate,
+                                       external=self.external))
 
     def _finish(self, batch: Sequence[Prepared]) -> Iterator[EyeResult]:
         """Predict the gradable ones in one call, then decide every one, in order."""
@@ -313,6 +334,8 @@ class Screener:
         for p in batch:
             if p.cached is not None:
                 yield p.cached
+            elif p.external is not None and (checked := self._external_result(p)) is not None:
+                yield checked
             elif p.error:
                 yield error_result(str(p.item.path), p.item.eye, p.error, self.protocol, sha256=p.sha256,
                                    width=p.width, height=p.height)
@@ -321,6 +344,17 @@ class Screener:
                 yield decide(str(p.item.path), p.item.eye, p.quality, prediction, self.protocol,
                              self.operating_point, sha256=p.sha256, width=p.width, height=p.height,
                              heatmap=heatmap, message=failure if p.tensor is not None else "")
+
+    def _external_result(self, p: Prepared) -> EyeResult | None:
+        """The record of an external-eye photograph (never graded for retinopathy)."""
+        return external_result(str(p.item.path), p.item.eye, p.external, p.quality, self.protocol,
+                               sha256=p.sha256, width=p.width, height=p.height)
+
+    def model_info(self, result: EyeResult) -> Any:
+        """The model a result came from: the eye-check model's for an external-eye record."""
+        external = result.p_checkup is not None or (result.modality == "external_eye" and result.decision
+                                                    is not None and result.decision.code in EXTERNAL_EYE_CODES)
+        return self.external.info if external and self.external is not None else self.classifier.info
 
     def _predict(self, gradable: Sequence[Prepared]
                  ) -> tuple[dict[int, tuple[Prediction, Any]], str, dict[int, np.ndarray]]:

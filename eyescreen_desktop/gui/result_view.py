@@ -100,6 +100,9 @@ def eye_words(result: EyeResult) -> tuple[str, str, str]:
     if result.status is Status.OK and result.decision is not None:
         grade = result.grade
         verdict = result.decision.finding[:1].upper() + result.decision.finding[1:]
+        if result.p_checkup is not None:   # an external-eye photograph: an eye check, never a grade
+            return verdict, ("Eye check of the front of the eye (not a retinopathy grade). Probability that "
+                             f"an eye check-up is needed: {result.p_checkup:.0%}"), ""
         probs = result.prediction.grade_probs if result.prediction else ()
         detail = f"Grade {result.decision.code}"
         if grade is not None and probs:

@@ -35,7 +35,8 @@ def gate() -> Gate:
 
 @pytest.fixture(scope="module")
 def screener(gate) -> Screener:
-    return Screener(Classifier.load(GRADER, backend="onnx", threads=1), gate=gate)
+    # the gate alone: without the eye-check model (core.external_eye, tested in test_external_screening)
+    return Screener(Classifier.load(GRADER, backend="onnx", threads=1), gate=gate, external=None)
 
 
 @pytest.fixture(scope="module")

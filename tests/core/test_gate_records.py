@@ -91,7 +91,7 @@ def test_the_slip_names_the_gate():
 
 @pytest.fixture(scope="module")
 def mixed_folder(tmp_path_factory) -> Path:
-    """A fundus photograph, a photograph of the front of an eye and a picture of a person."""
+    """A fundus photograph, a photograph of the front of an eye and a picture of a rocket."""
     import cv2
     import skimage.data
 
@@ -100,7 +100,7 @@ def mixed_folder(tmp_path_factory) -> Path:
     with open(SHARED / "external-eye" / "labels.csv", newline="") as f:
         ext = next(csv.DictReader(f))["file"]
     shutil.copy(SHARED / "external-eye" / "images" / ext, folder / "P2_L.jpg")
-    cv2.imwrite(str(folder / "P3_L.jpg"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(folder / "P3_L.jpg"), cv2.cvtColor(skimage.data.rocket(), cv2.COLOR_RGB2BGR))
     return folder
 
 
@@ -111,6 +111,7 @@ def test_results_csv_and_the_slip_carry_modality_and_gate(tmp_path, mixed_folder
     by_name = {Path(k).name: v for k, v in rows.items()}
     assert by_name["P1_L.jpg"]["modality"] == "fundus" and by_name["P1_L.jpg"]["status"] == "ok"
     assert by_name["P2_L.jpg"]["modality"] == "external_eye" and by_name["P2_L.jpg"]["grade"] == ""
+    assert by_name["P2_L.jpg"]["status"] != "ok" or by_name["P2_L.jpg"]["p_checkup"] != ""   # eye check, no grade
     assert by_name["P3_L.jpg"]["modality"] == "other" and by_name["P3_L.jpg"]["status"] == "not_fundus"
     assert {r["gate"] for r in rows.values()} == {"eyescreen-gate 1.0.0"}
     slips = sorted(Path(report.out_dir).rglob("*.pdf"))

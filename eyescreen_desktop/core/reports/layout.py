@@ -634,7 +634,12 @@ def _eye_words(result: EyeResult) -> list[Flowable]:
             if p.p_maculopathy is not None:
                 out.append(P(escape(f"Probability of maculopathy: {format_probability(p.p_maculopathy)}"),
                              "small"))
-        out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
+        if result.p_checkup is not None:   # external-eye photograph: an eye check, never a DR grade
+            out.append(P(escape("Photograph of the front of the eye (eye check, not a diabetic-retinopathy "
+                                f"grade). Probability that an eye check-up is needed: "
+                                f"{format_probability(result.p_checkup)}"), "small"))
+        else:
+            out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
     else:
         out.append(_warning_box([U(quality_note(result), "finding"), U(quality_advice(result), "body")]))
     if result.path:
