@@ -71,6 +71,7 @@ CSV_COLUMNS = (
     "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
     "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
     "modality", "p_checkup",   # external-eye photographs: modality external_eye, p_checkup, never a grade
+    "gate",                    # the learned gate that judged the picture (core.gate), "" for none
 )
 REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
 
@@ -308,7 +309,8 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
                                 decode_workers=decode_workers or pipeline_threads()[0],
                                 heatmaps=pdf)  # the slips show where the network looked
             op_name = screener.operating_point.name
-            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op_name)
+            gate = screener.gate.version if screener.gate else ""
+            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op_name, gate)
             _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user,
                                cancelled)
         summaries = _finish_encounters(store, key, user, cancelled)
@@ -526,6 +528,7 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         "quality_reasons": " ".join(r.quality.reasons) if r.quality else "",
         "model": info.name, "model_version": info.version, "protocol": protocol,
         "modality": r.modality, "p_checkup": "" if r.p_checkup is None else f"{r.p_checkup:.4f}",
+        "gate": r.gate,
     }
 
 

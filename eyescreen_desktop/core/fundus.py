@@ -155,10 +155,11 @@ def work_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float
     return small, w / size[0]
 
 
-def find_field_of_view(rgb: np.ndarray) -> FieldOfView | None:
+def find_field_of_view(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView | None:
     """The circular field of view of a fundus photograph, or None when there is
-    no round lit region (blank frame, document, most ordinary photographs)."""
-    small, scale = work_copy(rgb)
+    no round lit region (blank frame, document, most ordinary photographs).
+    ``work`` is :func:`work_copy` of ``rgb`` when the caller already made it."""
+    small, scale = work or work_copy(rgb)
     brightness = channel_max(small)
     best = _fov_at(brightness, cv2.GaussianBlur(brightness, (5, 5), 0), PRIMARY_FRACTION)
     if best is None or best[2] < MIN_CIRCULARITY:
@@ -184,7 +185,7 @@ def find_field_of_view(rgb: np.ndarray) -> FieldOfView | None:
                        lit_box=lit_box, threshold=thr, fallback=fb, scale=scale, mask=mask, work=small)
 
 
-def field_of_view_or_frame(rgb: np.ndarray) -> FieldOfView:
+def field_of_view_or_frame(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView:
     """The round field when there is one, else the whole frame as the field
     (:func:`frame_field_of_view`): for a picture the learned gate already
     called a fundus photograph, a rectangular crop from inside the retina
@@ -192,9 +193,9 @@ def field_of_view_or_frame(rgb: np.ndarray) -> FieldOfView:
     that runs along most of the frame's border is such a crop too (dark
     vessels or a shadow inside it can leave a blob whose fitted circle is
     meaningless)."""
-    fov = find_field_of_view(rgb)
+    fov = find_field_of_view(rgb, work)
     if fov is None or (fov.mask is not None and _border_lit(fov.mask) > MAX_BORDER_LIT):
-        return frame_field_of_view(rgb)
+        return frame_field_of_view(rgb, work)
     return fov
 
 
@@ -203,12 +204,12 @@ def _border_lit(mask: np.ndarray) -> float:
     return float(np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]]).mean())
 
 
-def frame_field_of_view(rgb: np.ndarray) -> FieldOfView:
+def frame_field_of_view(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView:
     """The whole frame as the field of view: the circle through its corners,
     so preprocessing keeps every pixel (the square around it is padded with
     black) and quality is measured over the whole frame. ``coverage`` is 1
     (the frame is all retina) and ``edge_fit`` 0 (no round edge was seen)."""
-    small, scale = work_copy(rgb)
+    small, scale = work or work_copy(rgb)
     h, w = rgb.shape[:2]
     cx, cy, r = w / 2.0, h / 2.0, float(np.hypot(w, h)) / 2.0
     bbox = (int(np.floor(cx - r)), int(np.floor(cy - r)), int(np.ceil(cx + r)), int(np.ceil(cy + r)))

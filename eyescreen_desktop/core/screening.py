@@ -184,7 +184,8 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
         q = assess_quality(rgb, fov)
         modality = "other" if q.status is Status.NOT_FUNDUS else "fundus"
         return replace(q, modality=modality, gate=gate.version if gate else ""), fov
-    seen = gate.modality(rgb)
+    work = fundus.work_copy(rgb)        # one 256-px copy for the gate's network and the cropper
+    seen = gate.modality(work[0])
     probs = {f"p_{k}": v for k, v in seen.probs.items()}
     if seen.label == "fundus" and max(rgb.shape[:2]) < fundus.MIN_IMAGE_SIDE_PX:
         q = assess_quality(rgb, None)
@@ -194,7 +195,7 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
         q = fundus.report(Status(status), list(reasons), {"width": float(rgb.shape[1]),
                                                           "height": float(rgb.shape[0]), **probs})
         return replace(q, modality=seen.label, gate=gate.version), None
-    fov = fundus.field_of_view_or_frame(rgb)
+    fov = fundus.field_of_view_or_frame(rgb, work)
     q = assess_quality(rgb, fov, fundus_known=True)
     return replace(q, metrics={**q.metrics, **probs}, modality="fundus", gate=gate.version), fov
 

@@ -156,6 +156,7 @@ class QueuesWidget(QWidget):
         for queue in TAB_ORDER:
             self.tabs.addTab(self._make_page(queue), TAB_NAMES[queue])
         self.tabs.currentChanged.connect(self._update_buttons)
+        self.tabs.currentChanged.connect(self._fit_current)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
@@ -219,10 +220,10 @@ class QueuesWidget(QWidget):
         """Reload every queue and the counts in the tab titles (``reload=False``:
         the models were just read, only the titles and buttons)."""
         selected = self.selected_encounter_id()
-        for queue, model in self.models.items():
+        for model in self.models.values():
             if reload:
                 model.refresh()
-            self._fit_columns(self.views[queue])
+        self._fit_current()
         counts = queue_pages.queue_counts(self.store, state="open")
         for i, queue in enumerate(TAB_ORDER):
             self._set_tab(i, queue, counts.get(queue, 0), self._overdue(queue))
@@ -260,13 +261,17 @@ class QueuesWidget(QWidget):
         selected = self.selected_encounter_id()
         for queue, (total, first, _overdue) in pages.items():
             self.models[queue].set_rows(total, first)
-            self._fit_columns(self.views[queue])
+        self._fit_current()
         for i, queue in enumerate(TAB_ORDER):
             self._set_tab(i, queue, counts.get(queue, 0), pages[queue][2])
         if selected:
             self.select(selected)
         self._update_buttons()
         self.refreshed.emit()
+
+    def _fit_current(self) -> None:
+        """Fit the columns of the table on show (the others when their tab is chosen)."""
+        self._fit_columns(self.views[self.current_queue()])
 
     @staticmethod
     def _fit_columns(view: QTableView) -> None:

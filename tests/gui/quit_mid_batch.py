@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
 
 from eyescreen_desktop.gui import app as gui_app
 from eyescreen_desktop.gui.main_window import MainWindow
@@ -38,7 +37,7 @@ def main() -> int:
     MainWindow.show = show_and_batch
     args = argparse.Namespace(data_dir=data_dir, model=model_dir, smoke=False, verbose=False)
     status = gui_app.run(args)
-    print(f"exit status {status}; window closed: {not QApplication.topLevelWidgets() or True}", flush=True)
+    print(f"exit status {status}", flush=True)
     return status
 
 

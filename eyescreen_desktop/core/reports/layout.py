@@ -77,6 +77,9 @@ REASON_WORDS: dict[str, str] = {
     "uneven_illumination": "part of the retina in shadow",
     "no_field_of_view": "retina not found in the picture",
     "not_fundus": "not a fundus photograph",
+    "external_eye": "photograph of the front of the eye, not of the retina",
+    "unfamiliar": "unfamiliar photograph: check it by eye",
+    "poor_quality": "not clear enough to grade",
 }
 
 
@@ -713,12 +716,20 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
     return out
 
 
+def gate_text(summary: EncounterSummary) -> str:
+    """The gate(s) that let this visit's photographs through (``core.gate``), or
+    that only the hand-made checks ran."""
+    gates = sorted({e.gate for e in summary.eyes if e.gate})
+    return ", ".join(gates) if gates else "hand-made checks only"
+
+
 def _provenance_block(summary: EncounterSummary, settings: SlipSettings, width: float) -> Table:
     """Model, weights hash, protocol, operating point: enough to trace the result."""
     m = summary.model
     sha = clean_text(m.sha256) if m else ""
     rows = [
         ("Model", f"{m.name} {m.version}" if m else "not recorded"),
+        ("Image gate", gate_text(summary)),
         ("Weights SHA-256", f"<b>{escape(sha[:12])}</b>  {escape(sha)}" if sha else "not recorded"),
         ("Protocol", protocol_text(summary.protocol_name)),
         ("Operating point", operating_point_text(summary, settings)),

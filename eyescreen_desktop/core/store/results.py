@@ -83,16 +83,21 @@ class ResultStore(PatientStore, ImageStore):
             return result_id
 
     def result_for(self, sha256: str, model_sha: str, protocol: str,
-                   operating_point: str | None = None) -> EyeResult | None:
+                   operating_point: str | None = None, gate: str | None = None) -> EyeResult | None:
         """The newest result for this photograph by this model and protocol (and
         operating point, when named), so a photograph seen before need not be
         graded again; None when there is none. ERROR results are never reused:
-        their cause (a failed read, a model failure) may have gone away."""
+        their cause (a failed read, a model failure) may have gone away. ``gate``
+        (the learned gate's "name version", '' for none), when given, must match
+        too: a result let through by another gate (or by none, before issue 9's
+        gate: a selfie could be graded then) is judged again."""
         if not sha256:
             return None
         sql = (_RESULT_SELECT + " WHERE i.sha256 = ? AND r.model_sha = ? AND r.protocol = ? AND r.status != 'error'"
-               + (" AND r.op_name = ?" if operating_point else "") + " ORDER BY r.result_id DESC LIMIT 1")
-        params = (sha256, model_sha, protocol) + ((operating_point,) if operating_point else ())
+               + (" AND r.op_name = ?" if operating_point else "") + (" AND r.gate = ?" if gate is not None else "")
+               + " ORDER BY r.result_id DESC LIMIT 1")
+        params = (sha256, model_sha, protocol) + ((operating_point,) if operating_point else ()) \
+            + ((gate,) if gate is not None else ())
         rows = self._query(sql, params)
         return _eye_result(rows[0], heatmap=True) if rows else None
 
