@@ -2,7 +2,8 @@
 
 Every tile is a picture screened through the product's own path
 (``Screener.screen_array`` with the shipped grader and gate), captioned with
-the verdict: real external-eye photographs, pictures that are not eyes, EyeQ
+the verdict (green graded, red refused, blue: not graded, sent to the
+external-eye check of its own issue): real external-eye photographs, pictures that are not eyes, EyeQ
 "reject" photographs of patients the gate was not fitted on, synthetic
 degradations of a good photograph, a too-small picture, and (green) camera
 frame formats that must pass.
@@ -60,6 +61,9 @@ def pictures(rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
 
 def caption(result) -> tuple[str, str, tuple[int, int, int]]:
     """Two lines and a colour (green graded, red refused)."""
+    if result.modality != "fundus" and result.status is Status.OK:   # the eye check's record
+        finding = result.decision.finding if result.decision else result.message
+        return f"no ICDR grade: {result.modality}", f"eye check: {finding}"[:38], (40, 90, 200)
     if result.status is Status.OK:
         return f"GRADED ({result.modality})", f"ICDR {result.grade}, {result.queue.value}", (40, 160, 40)
     reasons = ",".join(result.quality.reasons) if result.quality else result.status.value

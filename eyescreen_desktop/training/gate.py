@@ -211,12 +211,16 @@ class Describer:
         self.size = size
         self.grader_size = int(json.loads((grader_dir / "model_card.json").read_text())["input_size"])
 
-    def describe(self, rgb: np.ndarray, grade: bool) -> dict[str, Any]:
-        """Lite0 features; and for pictures to grade, the gate's view as screening sees it."""
-        x = modality_input(rgb, self.size)[None]
+    def describe(self, rgb: np.ndarray, grade: bool, known: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Lite0 features; and for pictures to grade, the gate's view as screening
+        sees it (taken from ``known`` when another input size already made it:
+        the grader's view does not depend on the gate's input size)."""
+        x = modality_input(fundus.work_copy(rgb)[0], self.size)[None]
         out: dict[str, Any] = {"lite": self.base.run(None, {self.base.get_inputs()[0].name: x})[0][0]
                                .astype(np.float16)}
-        if grade:
+        if grade and known and "embedding" in known:
+            out.update({k: known[k] for k in ("embedding", "metrics", "reasons", "status")})
+        elif grade:
             fov = fundus.field_of_view_or_frame(rgb)
             q = fundus.assess_quality(rgb, fov, fundus_known=True)
             tensor = preprocess(rgb, self.grader_size, fov)[None].astype(np.float32)
@@ -233,6 +237,10 @@ def describe_all(items: list[Item], describer: Describer, cache: Path) -> dict[s
     cache.mkdir(parents=True, exist_ok=True)
     store = cache / f"descriptions-{describer.size}.pkl"
     known: dict[str, dict[str, Any]] = pickle.loads(store.read_bytes()) if store.is_file() else {}
+    other_sizes = {}
+    for other in sorted(cache.glob("descriptions-*.pkl")):
+        if other != store:
+            other_sizes.update(pickle.loads(other.read_bytes()))
     todo = [it for it in items if it.key not in known or (it.grade and "embedding" not in known[it.key])]
     log.info("describing %d pictures (%d cached)", len(todo), len(items) - len(todo))
     t0 = time.time()
@@ -240,7 +248,7 @@ def describe_all(items: list[Item], describer: Describer, cache: Path) -> dict[s
         try:
             made = it.make()
             kind, rgb = made if isinstance(made, tuple) else ("", made)
-            known[it.key] = describer.describe(rgb, it.grade)
+            known[it.key] = describer.describe(rgb, it.grade, other_sizes.get(it.key))
             known[it.key]["kind"] = kind
         except Exception as exc:  # noqa: BLE001 - one bad picture must not end a 10-minute run
             log.warning("could not describe %s: %s", it.key, exc)

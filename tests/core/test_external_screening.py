@@ -93,7 +93,7 @@ def test_schema_4_upgrades_an_older_database_and_keeps_p_checkup(tmp_path):
     raw.commit()
     raw.close()
     with ClinicStore(path) as s:
-        assert s.schema_version == store_mod.SCHEMA_VERSION >= 4
+        assert s.schema_version == store_mod.schema.SCHEMA_VERSION >= 4   # 5: the gate column (issue 9)
         s.upsert_patient(Patient("P9"))
         enc = s.start_encounter("P9", protocol="icdr-ada")
         result = EyeResult(str(SHARED / "external-eye" / "images" / "cataract_cataract_0611.jpg"), Eye.RIGHT,
