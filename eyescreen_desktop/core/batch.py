@@ -261,6 +261,7 @@ class BatchReport:
     referral_pdfs: list[Path] = field(default_factory=list)    # referral slips (urgent, routine)
     documents: list[Path] = field(default_factory=list)        # every patient's document, slips included
     pdf_error: str = ""
+    eye_checks: int = 0                 # external-eye photographs checked (counted among "graded": status ok)
 
     @property
     def patients(self) -> int:
@@ -479,6 +480,7 @@ def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequen
         queue_counts={q: sum(s.queue is q for s in summaries) for q in Queue},
         encounters=summaries,
         rejected=[(r.file, r.result) for r in current if rejected(r.result)],
+        eye_checks=sum(1 for r in current if is_external_eye(r.result) and r.result.status is Status.OK),
     )
 
 
@@ -607,7 +609,9 @@ def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
         + f" (model {report.model.name} {report.model.version}, protocol {report.protocol})",
         "Patients per queue:   " + "   ".join(f"{q.value} {report.queue_counts.get(q, 0)}" for q in Queue),
         f"Files: graded {s.get(Status.OK, 0)}, ungradable {s.get(Status.UNGRADABLE, 0)}, "
-        f"not a fundus photo {s.get(Status.NOT_FUNDUS, 0)}, unreadable {s.get(Status.ERROR, 0)}",
+        f"not a fundus photo {s.get(Status.NOT_FUNDUS, 0)}, unreadable {s.get(Status.ERROR, 0)}"
+        + (f" (of the graded, {report.eye_checks} external-eye photograph(s) had the eye check, no retinopathy "
+           "grade)" if report.eye_checks else ""),
     ]
     if report.files == 0:
         lines.append("No photographs were found in the inputs (looked for JPEG, PNG, TIFF, BMP, WebP, DICOM).")

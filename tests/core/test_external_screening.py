@@ -51,9 +51,10 @@ def test_each_picture_takes_its_own_path(mixed):
     assert screener.model_info(fundus).name == "eyescreen-dr"
 
 
-def test_eyescreen_screen_on_a_mixed_folder(mixed, tmp_path):
+def test_eyescreen_screen_on_a_mixed_folder(mixed, tmp_path, capsys):
     out, data_dir = tmp_path / "out", tmp_path / "data"
     assert main(["screen", str(mixed), "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    assert "2 external-eye photograph(s) had the eye check" in capsys.readouterr().out
     with open(out / "results.csv", newline="", encoding="utf-8") as f:
         rows = {r["file"]: r for r in csv.DictReader(f)}
     assert rows["P001_L.jpg"]["modality"] == "fundus" and rows["P001_L.jpg"]["p_checkup"] == ""
