@@ -279,7 +279,8 @@ def test_settings_dialog_writes_the_slip_header(qtbot, window, urgent_model_dir)
 
 
 def test_dropped_folder_goes_to_the_batch_panel(qtbot, window, good_photo):
-    assert window.batch_panel is not None and window.tabs.indexOf(window.batch_panel) == 2
+    assert window.batch_panel is not None   # the tab after Queues (Screening, Eye check, Queues, Batch)
+    assert window.tabs.indexOf(window.batch_panel) == window.tabs.indexOf(window.queues) + 1
     _enter_patient(qtbot, window, "P105")
     assert window.screen_paths([good_photo.parent]) is None          # a folder is not one patient's eyes
     assert window.tabs.currentWidget() is window.batch_panel
