@@ -137,6 +137,10 @@ found = {"package": eyescreen_desktop.__file__, "resources": str(paths.resources
 found["models"] = {d.name: sorted(p.name for p in d.iterdir()) for d in paths.models_dir().iterdir() if d.is_dir()
                    and d.name != "__pycache__"}
 found["backend"] = Classifier.load(model).backend_name
+from eyescreen_desktop.core.external_eye import ExternalEyeModel, default_external_model_dir
+from eyescreen_desktop.core.gate import Gate, default_gate_dir
+found["gate"] = [str(default_gate_dir()), Gate.load().version]
+found["external"] = [str(default_external_model_dir()), ExternalEyeModel.load(default_external_model_dir()).info.name]
 tampered = Path(tempfile.mkdtemp()) / "m"
 shutil.copytree(model, tampered)
 with open(tampered / "model.onnx", "ab") as f:
@@ -176,6 +180,9 @@ def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed
     venv = installed_wheel.parent.parent
     for key in ("package", "resources", "model"):
         assert Path(found[key]).is_relative_to(venv), (key, found[key])
+    # the learned gate and the eye-check model load from the wheel too, not from the checkout
+    assert Path(found["gate"][0]).is_relative_to(venv) and found["gate"][1].startswith("eyescreen-gate")
+    assert Path(found["external"][0]).is_relative_to(venv) and found["external"][1] == "eyescreen-external"
     assert found["model_files"] == ["heatmap_dense.npy", "model.onnx", "model_card.json", "model_card.md"]
     # every model folder of the checkout ships what screening reads, and nothing that needs TensorFlow
     for card_file in sorted((ROOT / "models").glob("*/model_card.json")):

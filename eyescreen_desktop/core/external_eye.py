@@ -253,9 +253,9 @@ _default_model: list["ExternalEyeModel | None"] = []
 def default_external_model_dir() -> Path:
     """The eye-check model shipped beside the grader (``models/eyescreen-external``),
     or ``$EYESCREEN_EXTERNAL_MODEL``."""
-    from .paths import project_root
+    from .paths import models_dir
 
-    return Path(os.environ.get(EXTERNAL_MODEL_ENV) or project_root() / "models" / "eyescreen-external")
+    return Path(os.environ.get(EXTERNAL_MODEL_ENV) or models_dir() / "eyescreen-external")
 
 
 def default_external_model() -> "ExternalEyeModel | None":

@@ -54,8 +54,11 @@ class GateError(RuntimeError):
 
 
 def default_gate_dir() -> Path:
-    """The gate shipped beside the grader (``models/eyescreen-gate``)."""
-    return Path(__file__).resolve().parents[2] / "models" / "eyescreen-gate"
+    """The gate shipped beside the grader (``models/eyescreen-gate``, package data
+    in a wheel or bundle)."""
+    from .paths import models_dir
+
+    return models_dir() / "eyescreen-gate"
 
 
 def modality_input(rgb: np.ndarray, size: int) -> np.ndarray:

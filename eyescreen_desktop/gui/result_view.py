@@ -285,7 +285,7 @@ class EyeCard(QFrame):
         _set_queue_property(self.verdict, result.queue)
         self.detail.setText(detail)
         self.advice.setText(f"What to do: {advice}" if advice else "")
-        self.file.setText(f"File: {Path(result.path).name}" + seen_as(result))
+        self.file.setText(self._file_text(heatmap))
         self.file.setToolTip(result.path)
         for label in (self.verdict, self.detail, self.advice, self.file):
             label.setVisible(bool(label.text()))
@@ -325,9 +325,14 @@ class EyeCard(QFrame):
         if on and heat is not None and self.shown.result.status is Status.OK:
             photo = overlay_heatmap(photo, heat)
         self.photo.set_rgb(photo)
-        name = f"File: {Path(self.shown.result.path).name}"  # a graded eye without a map: nothing stood out
-        quiet = on and heat is None and self.shown.result.status is Status.OK
-        self.file.setText(f"{name} \u00b7 {NO_AREA_TEXT}" if quiet else name)
+        self.file.setText(self._file_text(on))
+
+    def _file_text(self, heatmap_on: bool) -> str:
+        """The file line: its name, "no area stood out" for a graded eye without a
+        map while maps are on, and what the gate saw it as."""
+        result = self.shown.result
+        quiet = heatmap_on and result.heatmap is None and result.status is Status.OK
+        return f"File: {Path(result.path).name}" + (f" \u00b7 {NO_AREA_TEXT}" if quiet else "") + seen_as(result)
 
     @property
     def has_heatmap(self) -> bool:
