@@ -91,7 +91,11 @@ def test_screening_slips_reports_and_window_work_without_tensorflow(no_training_
     with open(out / "results.csv", newline="", encoding="utf-8") as f:
         rows = {r["file"]: r for r in csv.DictReader(f)}
     assert len(rows) == len(PHOTOS) + len(bad)
-    assert all(rows[name]["status"] == "ok" and rows[name]["grade"] for name in PHOTOS)
+    # P031_R (proliferative disease behind a vitreous haze) is refused by the learned
+    # gate as out of focus: it goes to review, never annual, and its fellow eye refers
+    graded = [name for name in PHOTOS if name != "P031_R.jpg"]
+    assert all(rows[name]["status"] == "ok" and rows[name]["grade"] for name in graded)
+    assert rows["P031_R.jpg"]["queue"] != "annual"
     assert all(rows[f"bad/{name}"]["queue"] == "review" for name in bad)
     assert rows["P031_L.jpg"]["patient_queue"] in ("urgent", "routine")
     slips = sorted((out / "referrals").glob("*P031*.pdf"))
