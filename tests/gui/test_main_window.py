@@ -235,6 +235,7 @@ def test_launch_shows_the_window_then_loads_the_model_without_tensorflow(tmp_pat
     fields = dict(part.split("=", 1) for line in out.stdout.split("\n") for part in line.split(" ", 1)[:1] if "=" in part)
     assert float(fields["window_shown_at"]) <= float(fields["model_done_at"])   # shown first, model after
     assert "tensorflow_loaded=False" in out.stdout
+    assert "gc_automatic=False" in out.stdout   # cycles collected on the GUI thread only (gc_collector)
     assert "Model: fixed-urgent 1.0.0" in out.stdout
     assert (tmp_path / "d" / "logs" / "eyescreen.log").is_file()
 
