@@ -21,7 +21,7 @@ from . import __version__
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "screen": ("eyescreen_desktop.core.batch", "screen image files or folders into the clinic queues"),
-    "report": ("eyescreen_desktop.core.export_cli", "export slips, queues (CSV) or FHIR from the clinic database"),
+    "report": ("eyescreen_desktop.core.export_cli", "export patients' documents, queues (CSV) or FHIR from the clinic database"),
     "train": ("eyescreen_desktop.training.train", "train a grading model by transfer learning"),
     "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
     "calibrate": ("eyescreen_desktop.core.calibrate_cli",

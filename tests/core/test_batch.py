@@ -327,3 +327,75 @@ def test_a_failure_to_save_a_result_stops_the_batch_with_that_error(tmp_path, an
                   pdf=False, batch_size=1)
     assert len(calls) == 2  # nothing saved after the failure
     assert db_count(tmp_path / "data", "SELECT COUNT(*) FROM batch_files") == 1
+
+
+# ---------------------------------------------------------------------- issue 12: the rules of a screening day
+
+
+def test_a_patient_with_one_eye_in_the_batch_is_reviewed_not_recalled(tmp_path, annual_classifier):
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg",
+                                            "P003_R.jpg": "P003_R.jpg"})
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=True)
+    rows = {r["file"]: r for r in read_csv(tmp_path / "out" / "results.csv")}
+    assert (rows["P003_R.jpg"]["queue"], rows["P003_R.jpg"]["patient_queue"]) == ("annual", "review")
+    assert rows["P001_R.jpg"]["patient_queue"] == rows["P001_L.jpg"]["patient_queue"] == "annual"
+    one_eyed = next(s for s in report.encounters if s.patient.patient_id == "P003")
+    assert one_eyed.queue is Queue.REVIEW and one_eyed.queue_note == "other eye not photographed"
+    (slip,) = (tmp_path / "out" / "review").glob("P003_*.pdf")
+    assert "Other eye not photographed" in " ".join(page.extract_text() for page in PdfReader(slip).pages)
+
+
+def test_a_batch_queues_by_the_current_photo_of_each_eye(tmp_path, annual_classifier):
+    """The same rule as the desk: a later photograph of an eye replaces the earlier."""
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
+    make_bad_inputs(tmp_path / "bad")
+    shutil.copy(tmp_path / "bad" / "blurred.jpg", folder / "P001_OD.jpg")   # sorted first: then retaken
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=False)
+    (p001,) = report.encounters
+    assert [Path(e.path).name for e in p001.retaken] == ["P001_OD.jpg"]
+    assert p001.queue is Queue.ANNUAL
+    assert [file for file, _ in report.rejected] == ["P001_OD.jpg"]        # still listed as rejected
+
+
+@pytest.mark.parametrize("phase", ["screening", "queueing", "csv", "pdf"])
+def test_cancel_is_checked_in_every_phase_and_keeps_what_was_done(tmp_path, annual_classifier, monkeypatch, phase):
+    folder = photo_folder(tmp_path / "in", {f"{p}_{e}.jpg": f"{p}_{e}.jpg" for p in ("P001", "P003", "P004")
+                                            for e in "LR"})
+    stop = {"now": False}
+    if phase == "screening":
+        progress = lambda done, total, file: stop.update(now=done >= 2)  # noqa: E731
+    else:
+        progress = None
+        hooks = {"queueing": "queue_batch_encounters", "csv": "write_results_csv", "pdf": "_write_pdfs"}
+        real = getattr(batch_mod, hooks[phase])
+
+        def arm(*args, **kwargs):
+            stop["now"] = True
+            return real(*args, **kwargs)
+        monkeypatch.setattr(batch_mod, hooks[phase], arm)
+    with pytest.raises(batch_mod.BatchCancelled):
+        run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=True,
+                  progress=progress, cancelled=lambda: stop["now"])
+    results = db_count(tmp_path / "d", "SELECT COUNT(*) FROM results")
+    queued = db_count(tmp_path / "d", "SELECT COUNT(DISTINCT encounter_id) FROM queue_state")
+    screened = db_count(tmp_path / "d", "SELECT COUNT(DISTINCT encounter_id) FROM results")
+    assert results == (2 if phase == "screening" else 6) and queued == screened   # every result in a queue
+    if phase in ("screening", "queueing"):
+        assert not (tmp_path / "out" / "results.csv").exists()
+    if phase == "pdf":
+        assert not (tmp_path / "out" / "summary.pdf").exists() and (tmp_path / "out" / "results.csv").exists()
+        assert len(list((tmp_path / "out").glob("*/*.pdf"))) < 3              # stopped between documents
+
+
+def test_rejected_means_the_same_in_the_batch_summary_and_in_eyescreen_report(tmp_path, annual_classifier):
+    from eyescreen_desktop.core.export_cli import rejected_files
+    from eyescreen_desktop.core.paths import DataPaths
+    from eyescreen_desktop.core.store import ClinicStore
+
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
+    make_bad_inputs(folder / "bad")
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=False)
+    with ClinicStore.open(DataPaths(tmp_path / "d")) as store:
+        from_report = rejected_files(store.encounters())
+    assert sorted(Path(r.path).name for _, r in report.rejected) == sorted(Path(r.path).name for r in from_report)
+    assert {r.status for r in from_report} == {Status.ERROR, Status.NOT_FUNDUS, Status.UNGRADABLE}

@@ -113,3 +113,19 @@ from .letter import letter_pdf_bytes, letter_story, write_result_letter
 from .referral import resolve_images, slip_pdf_bytes, slip_story, write_referral_slip
 from .review import review_pdf_bytes, review_reasons, review_story, write_review_slip
 from .summary import summary_story, write_batch_summary
+
+__all__ = [
+    "_thumbnail_cached", "age_on", "BODY_SITE", "clean_text", "CSV_COLUMNS", "csv_safe", "default_logo_path",
+    "DISCLAIMER", "document_kind", "DOCUMENT_KINDS", "document_path", "due_label", "due_note",
+    "ENCOUNTER_ID_SYSTEM", "eye_finding_short", "eye_heading", "eye_pairs", "fhir_bundle", "fit_text", "FONT",
+    "FONT_BOLD", "format_date", "format_datetime", "format_probability", "HEADLINES", "heatmap_overlay",
+    "HEATMAP_PX", "ICDR_SYSTEM", "LETTER", "letter_pdf_bytes", "letter_story", "LOGO_MAX_PX", "missing_words",
+    "MODEL_SHA_SYSTEM", "OBSERVATION_SYSTEM", "operating_point_text", "P", "PAGE_SIZES", "para_text",
+    "patient_document", "PATIENT_ID_SYSTEM", "PatientDocument", "PHOTO_PX", "photo_thumbnail", "protocol_text",
+    "qr_code", "quality_advice", "quality_note", "QUALITY_REASON_SYSTEM", "QUALITY_SYSTEM", "QUEUE_COLOURS",
+    "queue_row", "QUEUE_SYSTEM", "queues_csv", "REASON_WORDS", "reason_words", "REFERRAL", "register_fonts",
+    "resolve_images", "REVIEW", "review_pdf_bytes", "review_reasons", "review_story", "slip_pdf_bytes",
+    "slip_story", "SlipSettings", "SNOMED", "summary_story", "SYSTEM", "trim_black", "U",
+    "write_batch_summary", "write_fhir", "write_patient_document", "write_referral_slip",
+    "write_result_letter", "write_review_slip",
+]

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -481,6 +481,17 @@ def _build_pdf(story: list[Flowable], settings: SlipSettings, title: str, footer
     return buf.getvalue()
 
 
+def patient_pdf(summary: EncounterSummary, story: Callable[[EncounterSummary, SlipSettings], list[Flowable]],
+                settings: SlipSettings | None, label: str) -> bytes:
+    """One patient's document as PDF bytes, with the footer and title every such
+    document carries (``label`` names it: "Review slip", "Result letter")."""
+    settings = settings or SlipSettings()
+    footer = (f"{label} \u00b7 patient {summary.patient.patient_id} \u00b7 encounter {summary.encounter_id} "
+              "\u00b7 screening aid, not a diagnosis")
+    return _build_pdf(story(summary, settings), settings, f"EyeScreen {label.lower()} \u2013 patient "
+                      f"{summary.patient.patient_id}", footer)
+
+
 def _write_atomic(data: bytes, path: Path) -> Path:
     """Write ``data`` to ``path`` via a temporary file, so readers never see half a file."""
     path = Path(path)
@@ -560,6 +571,13 @@ def _decision_block(summary: EncounterSummary, width: float) -> Table:
         left += [Spacer(1, 2), U(f"State: {summary.state}", "small")]
     due = [P(due_label(summary.queue), "due_label"), P(escape(format_date(summary.due_date)), "due"),
            P(escape(due_note(summary)), "due_note")]
+    return decision_box(summary.queue, left, due, width)
+
+
+def decision_box(queue: Queue, left: list[Flowable], due: list[Flowable], width: float) -> Table:
+    """The queue-coloured box of a decision with the due date boxed on the right
+    (slips and the result letter share it)."""
+    ink, tint = QUEUE_COLOURS[queue]
     due_w = 44 * mm
     table = Table([[left, due]], colWidths=[width - due_w, due_w])
     table.setStyle(TableStyle([

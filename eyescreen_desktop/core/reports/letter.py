@@ -17,17 +17,17 @@ from reportlab.platypus import Flowable, KeepTogether, Spacer, Table, TableStyle
 
 from ..records import EncounterSummary, Eye, EyeResult, Status
 from .layout import (
-    QUEUE_COLOURS,
     SlipSettings,
     U,
-    _build_pdf,
     _header,
     _patient_block,
     _provenance_block,
     _qr_block,
     _write_atomic,
+    decision_box,
     format_date,
     missing_words,
+    patient_pdf,
 )
 
 NOT_A_DIAGNOSIS = (
@@ -62,26 +62,13 @@ def _eye_line(side: Eye, result: EyeResult | None, summary: EncounterSummary) ->
 
 def _result_box(summary: EncounterSummary, width: float) -> Table:
     """The result in large type: no referral, and the rescreen date boxed."""
-    ink, tint = QUEUE_COLOURS[summary.queue]
     left = [U("NO REFERRAL NEEDED", "queue"),
             U("Your screening photographs showed no diabetic eye disease that needs an eye clinic.", "action")]
     if summary.override_reason:
         left += [Spacer(1, 3), U(f"Decided by a clinician: {summary.override_reason}", "body")]
     due = [U("NEXT SCREENING BY", "due_label"), U(format_date(summary.due_date), "due"),
            U("you will be invited", "due_note")]
-    due_w = 44 * mm
-    table = Table([[left, due]], colWidths=[width - due_w, due_w])
-    table.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(tint)),
-        ("BACKGROUND", (1, 0), (1, 0), colors.white),
-        ("BOX", (0, 0), (-1, -1), 0.8, colors.HexColor(ink)),
-        ("BOX", (1, 0), (1, 0), 1.6, colors.HexColor(ink)),
-        ("LINEBEFORE", (0, 0), (0, 0), 7, colors.HexColor(ink), 0),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("LEFTPADDING", (0, 0), (0, 0), 12), ("TOPPADDING", (0, 0), (-1, -1), 8),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 9),
-    ]))
-    return table
+    return decision_box(summary.queue, left, due, width)
 
 
 def _boxed(title: str, text: str, width: float, ink: str = "#333333", tint: str = "#FFFFFF") -> Table:
@@ -108,7 +95,7 @@ def letter_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flow
     """The flowables of one result letter (exposed for tests and previews)."""
     width = settings.pagesize[0] - 28 * mm
     return [
-        _header(settings, "Diabetic eye screening \u2013 your result", width, _qr_block(summary.encounter_id)),
+        _header(settings, "Your diabetic eye screening result", width, _qr_block(summary.encounter_id)),
         Spacer(1, 4), _patient_block(summary, width), Spacer(1, 8),
         _result_box(summary, width), Spacer(1, 8),
         *_eyes_lines(summary), Spacer(1, 8),
@@ -121,11 +108,7 @@ def letter_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flow
 
 def letter_pdf_bytes(summary: EncounterSummary, settings: SlipSettings | None = None) -> bytes:
     """The result letter as PDF bytes."""
-    settings = settings or SlipSettings()
-    footer = (f"Screening result \u00b7 patient {summary.patient.patient_id} \u00b7 encounter "
-              f"{summary.encounter_id} \u00b7 screening, not a diagnosis")
-    title = f"EyeScreen result letter \u2013 patient {summary.patient.patient_id}"
-    return _build_pdf(letter_story(summary, settings), settings, title, footer)
+    return patient_pdf(summary, letter_story, settings, "Result letter")
 
 
 def write_result_letter(summary: EncounterSummary, path: Path, settings: SlipSettings | None = None) -> Path:

@@ -18,7 +18,6 @@ from ..records import EncounterSummary, Eye, Status
 from .layout import (
     SlipSettings,
     U,
-    _build_pdf,
     _decision_block,
     _disclaimer,
     _eyes_block,
@@ -28,10 +27,13 @@ from .layout import (
     _qr_block,
     _warning_box,
     _write_atomic,
-    eye_heading,
+    patient_pdf,
     quality_advice,
     quality_note,
 )
+
+
+_SIDE = {Eye.RIGHT: "Right eye", Eye.LEFT: "Left eye", Eye.UNKNOWN: "Eye of unknown side"}
 
 
 def review_reasons(summary: EncounterSummary) -> list[str]:
@@ -40,12 +42,12 @@ def review_reasons(summary: EncounterSummary) -> list[str]:
     lines = []
     for e in summary.eyes:
         if e.status is not Status.OK:
-            lines.append(f"{eye_heading(e.eye).capitalize()}: {quality_note(e)}. {quality_advice(e)}")
+            lines.append(f"{quality_note(e)}. {quality_advice(e)}")
     photographed = {e.eye for e in summary.eyes}
     recorded = {m.eye for m in summary.missing_eyes}
     for side in (Eye.RIGHT, Eye.LEFT):
         if side not in photographed and side not in recorded and summary.queue_note:
-            lines.append(f"{eye_heading(side).capitalize()}: not photographed. Photograph it, or record "
+            lines.append(f"{_SIDE[side]}: not photographed. Photograph it, or record "
                          "why it cannot be (e.g. prosthetic eye, patient declined).")
     if summary.queue_note and summary.queue_note != OTHER_EYE_NOT_PHOTOGRAPHED and not lines:
         lines.append(summary.queue_note[:1].upper() + summary.queue_note[1:] + ".")
@@ -70,11 +72,7 @@ def review_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flow
 
 def review_pdf_bytes(summary: EncounterSummary, settings: SlipSettings | None = None) -> bytes:
     """The review slip as PDF bytes."""
-    settings = settings or SlipSettings()
-    footer = (f"Review slip \u00b7 patient {summary.patient.patient_id} \u00b7 encounter "
-              f"{summary.encounter_id} \u00b7 screening aid, not a diagnosis")
-    title = f"EyeScreen review slip \u2013 patient {summary.patient.patient_id}"
-    return _build_pdf(review_story(summary, settings), settings, title, footer)
+    return patient_pdf(summary, review_story, settings, "Review slip")
 
 
 def write_review_slip(summary: EncounterSummary, path: Path, settings: SlipSettings | None = None) -> Path:
