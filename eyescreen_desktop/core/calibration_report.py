@@ -5,7 +5,8 @@ photographs chose them, by which rule, for which model, and what each
 collection gets at that point (sensitivity and specificity with 95% intervals
 from a bootstrap over patients, urgent eyes left in annual, and the specificity
 the worst collection costs each one), with the sensitivity/specificity curves
-drawn as vector graphics (reportlab's own, no matplotlib). Built from the reports' shared layout (fonts, header, footer,
+drawn as vector graphics (reportlab's own: no matplotlib, which only the training
+extra installs). Built from the reports' shared layout (fonts, header, footer,
 tables, disclaimer) so it looks like every other EyeScreen document.
 """
 
@@ -78,7 +79,8 @@ def _panel(d: Drawing, c: Curve, chosen: float, left: float, width: float, heigh
     grid = dict(strokeColor=colors.HexColor("#DDDDDD"), strokeWidth=0.4)
     for k in range(lo_dec, 1):
         d.add(Line(x(10.0 ** k), y0, x(10.0 ** k), y0 + h, **grid))
-        d.add(String(x(10.0 ** k), y0 - 9, f"{10.0 ** k:.{max(0, -k)}f}", fontName=FONT, fontSize=6.5, textAnchor="middle"))
+        d.add(String(x(10.0 ** k), y0 - 9, f"{10.0 ** k:.{max(0, -k)}f}", fontName=FONT, fontSize=6.5,
+                     textAnchor="middle"))
     for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
         d.add(Line(x0, y(v), x0 + w, y(v), **grid))
         d.add(String(x0 - 3, y(v) - 2.3, f"{v:.1f}", fontName=FONT, fontSize=6.5, textAnchor="end"))
