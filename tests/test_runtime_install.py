@@ -9,6 +9,7 @@ found only beside the source, fails here and not in a clinic.
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
@@ -110,6 +111,37 @@ def test_screening_slips_reports_and_window_work_without_tensorflow(no_training_
     assert window.returncode == 0, window.stderr
     assert "tensorflow_loaded=False" in window.stdout and "model_done_at=" in window.stdout
     assert "eyescreen-dr" in window.stdout.split("status=")[1]  # the shipped model loaded, not an error
+
+
+def test_calibration_works_without_the_training_extra(no_training_env, tmp_path):
+    """`eyescreen calibrate` on ~25 real photographs with the shipped model writes the
+    operating point and its report (curves drawn by reportlab, not matplotlib)."""
+    from eyescreen_desktop import cli
+    from tests.core.test_calibration import _labels_csv
+
+    assert "calibrate" not in cli.NEEDS_TRAIN_EXTRA
+    labels = _labels_csv(tmp_path)
+    op = tmp_path / "clinic.json"
+    out = eyescreen(no_training_env, "calibrate", "--data", str(labels), "--out", str(op), "--min-eyes", "20",
+                    cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(op.read_text())["data"][0]["photographs"] == 25
+    text = " ".join(p.extract_text() for p in PdfReader(op.with_suffix(".pdf")).pages)
+    assert "Referable threshold" in text and "referable: eyes flagged at each threshold" in text
+
+
+def test_the_bundle_excludes_nothing_calibration_imports(no_training_env, tmp_path):
+    """The PyInstaller spec drops the training extra and test tools; calibration's
+    modules must not be among them, or the bundle's `eyescreen calibrate` breaks."""
+    spec = (ROOT / "packaging" / "eyescreen.spec").read_text(encoding="utf-8")
+    excludes = ast.literal_eval(spec.split("excludes = ", 1)[1].split("]", 1)[0] + "]")  # a literal list
+    code = ("import sys, eyescreen_desktop.core.calibrate_cli as c, eyescreen_desktop.core.calibration_report\n"
+            "import eyescreen_desktop.core.classifier, eyescreen_desktop.core.screening\n"
+            "print(' '.join(sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], env=no_training_env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, check=True).stdout.split()
+    assert "reportlab.graphics.shapes" in loaded
+    assert not [m for m in loaded for x in excludes if m == x or m.startswith(x + ".")]
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
