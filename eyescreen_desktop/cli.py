@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 NEEDS_TRAIN_EXTRA: dict[str, tuple[str, ...]] = {
     "train": ("tensorflow", "keras"),
     "evaluate": ("tensorflow", "keras", "matplotlib"),
+    "train-external": ("tensorflow", "keras"),
+    "train-gate": ("tensorflow", "keras", "scipy"),
 }
 TRAIN_EXTRA = "pip install 'eyescreen-desktop[train]'"
 

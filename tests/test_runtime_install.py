@@ -144,7 +144,7 @@ def test_the_bundle_excludes_nothing_calibration_imports(no_training_env, tmp_pa
     assert not [m for m in loaded for x in excludes if m == x or m.startswith(x + ".")]
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "train-external", "train-gate"])
 def test_training_without_the_extra_says_which_extra_to_install(no_training_env, tmp_path, command):
     out = eyescreen(no_training_env, command, "--data", str(FUNDUS_DR / "labels.csv"), "--out", str(tmp_path / "m"),
                     cwd=tmp_path)
