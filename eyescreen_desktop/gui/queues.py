@@ -129,7 +129,6 @@ class QueuesWidget(QWidget):
         self.user = user or default_user()
         self._slip_settings = slip_settings or (lambda: None)
         extra = {"today": today} if today else {}
-        queue_pages.ensure_view_index(store)
         self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
         self.views: dict[Queue, QTableView] = {}
         self.captions: dict[Queue, QLabel] = {}

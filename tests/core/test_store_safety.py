@@ -173,6 +173,8 @@ def test_results_left_in_no_queue_by_an_older_version_are_queued_at_open(tmp_pat
         annual = visit(s, "P10", real("P001_R.jpg", Eye.RIGHT), real("P001_L.jpg", Eye.LEFT))
     with sqlite3.connect(db) as raw:   # what a crash between the two steps of EyeScreen <= 0.x left
         raw.execute("DELETE FROM queue_state")
+        raw.execute("DELETE FROM store_meta")   # such a file had never been checked
+
     assert queue_rows(db) == {}
     with ClinicStore(db) as s:
         assert queue_rows(db) == {urgent: "urgent", annual: "annual"}
@@ -292,7 +294,7 @@ def test_a_schema_2_database_is_upgraded_in_place_with_search_and_missing_eyes(t
     raw.commit()
     raw.close()
     with ClinicStore(db) as s:
-        assert s.schema_version == 3 == store_mod.SCHEMA_VERSION
+        assert s.schema_version == store_mod.SCHEMA_VERSION >= 3
         assert [p.patient_id for p in s.find_patients("nunez")] == ["OLD-1"]
         s.upsert_patient(Patient("OLD-1", "Zoë Ñúñez"))
         enc = s.start_encounter("OLD-1", DAY)

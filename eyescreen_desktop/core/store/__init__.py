@@ -28,7 +28,7 @@ to WAL; writers wait up to ``BUSY_TIMEOUT_MS``.
 The package, one module per responsibility, composed by :class:`ClinicStore`:
 ``base`` (connection, transactions, migrations, audit rows), ``schema``,
 ``patients`` (patients and encounters), ``images`` (the image store),
-``results`` (results and queues), ``batches`` (the batch ledger), ``audit``
+``results`` (results and queues), ``queue_views`` (queue views page by page), ``batches`` (the batch ledger), ``audit``
 (reading the log) and ``rows`` (rows <-> records).
 """
 
@@ -41,18 +41,19 @@ from .base import BUSY_TIMEOUT_MS, StoreBase, StoreError, default_user, fold_tex
 from .batches import BatchFileRow, BatchLedger
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
+from .queue_views import PAGE_ROWS, QueueViews
 from .results import STATES, ResultStore
 from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
-    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "HEATMAP_SIDE", "MIGRATIONS",
+    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]
 
 
-class ClinicStore(BatchLedger, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
+class ClinicStore(BatchLedger, QueueViews, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 

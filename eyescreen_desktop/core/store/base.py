@@ -187,6 +187,16 @@ class StoreBase():
                 raise StoreError("the clinic database is closed")
             return self._db.execute(sql, params).fetchall()
 
+    def _meta_int(self, key: str, default: int = 0) -> int:
+        """An integer the store keeps in ``store_meta`` (``default`` when unset)."""
+        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (key,))
+        return int(rows[0][0]) if rows else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO store_meta (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
     def _audit(self, db: sqlite3.Connection, user: str | None, action: str, entity: str,
                details: dict[str, Any] | None = None) -> None:
         db.execute("INSERT INTO audit_log (at, user, action, entity, details) VALUES (?, ?, ?, ?, ?)",

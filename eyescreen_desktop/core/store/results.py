@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 
 STATES = ("open", "referred", "closed")
 
+REPAIR_WATERMARK = "queues_checked_through_result_id"
+"""``store_meta`` key: results up to this ID have been checked for a queue entry."""
+
+ORPHANS_SQL = ("SELECT r.encounter_id FROM results r WHERE r.result_id > ? AND NOT EXISTS "
+               "(SELECT 1 FROM queue_state q WHERE q.encounter_id = r.encounter_id) ORDER BY r.result_id")
+"""Encounters of results newer than the watermark without a queue entry: a primary-key
+range (no DISTINCT, which makes SQLite scan a whole index instead; duplicates are
+dropped in Python)."""
+
 
 class ResultStore(PatientStore, ImageStore):
     """Results of photographs and the queue state of encounters."""
@@ -133,13 +142,22 @@ class ResultStore(PatientStore, ImageStore):
     def repair_queues(self, user: str | None = None) -> list[str]:
         """Queue every encounter that has results but no queue entry (left by a crash
         of an EyeScreen before results and queue were written together); audited as
-        "encounter queued (repaired)". Returns their IDs. Runs when the store opens."""
+        "encounter queued (repaired)". Returns their IDs. Runs when the store opens.
+
+        Incremental: only results newer than the watermark (the highest result ID
+        already checked, in ``store_meta``) are read, through the primary key, so
+        opening a database of 100,000 encounters does not read every result; the
+        first open after the upgrade checks them all once. Results written since are
+        queued in their own transaction, so older ones need no second look."""
         with self._tx():
-            orphans = [r[0] for r in self._query(
-                "SELECT DISTINCT r.encounter_id FROM results r WHERE NOT EXISTS "
-                "(SELECT 1 FROM queue_state q WHERE q.encounter_id = r.encounter_id)")]
+            checked = self._meta_int(REPAIR_WATERMARK)
+            top = self._query("SELECT MAX(result_id) FROM results")[0][0]
+            if top is None or top <= checked:
+                return []
+            orphans = list(dict.fromkeys(r[0] for r in self._query(ORPHANS_SQL, (checked,))))
             for encounter_id in orphans:
                 self._queue_by_rule(encounter_id, user, action="encounter queued (repaired)")
+            self._set_meta(REPAIR_WATERMARK, str(top))
         if orphans:
             log.warning("%d encounter(s) had results but no queue entry; queued them now", len(orphans))
         return orphans
