@@ -60,7 +60,7 @@ from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejec
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
 from .report_names import ReportNames, safe_name
 from .screening import ScreenItem, Screener
-from .store import BatchFileRow, ClinicStore, StoreError
+from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
               protocol: str = DEFAULT_PROTOCOL, pdf: bool = True, progress: Progress | None = None,
               backend: str = "auto", user: str | None = None, batch_size: int | None = None,
               decode_workers: int | None = None, store: ClinicStore | None = None,
-              cancelled: Callable[[], bool] | None = None,
+              cancelled: Callable[[], bool] | None = None, database: str | None = None,
               operating_point: OperatingPoint | str | None = None) -> BatchReport:
     """Screen the inputs into the clinic database and write the outputs.
 
@@ -300,7 +300,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
                     else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with _store(store, data_dir) as store:
+    with _store(store, data_dir, database) as store:
         resumed = not store.begin_batch(key, proto.name, info.sha256, [str(r) for r in roots], user)
         _register_patients(store, files, listed, user)
         done = store.batch_done_files(key)
@@ -344,12 +344,13 @@ def load_for_batch(model: Path | str, backend: str = "auto") -> Classifier:
 
 
 @contextlib.contextmanager
-def _store(given: ClinicStore | None, data_dir: Path | str | None) -> Iterator[ClinicStore]:
-    """The caller's store (left open) or the one under the data folder (closed after)."""
+def _store(given: ClinicStore | None, data_dir: Path | str | None,
+           database: str | None = None) -> Iterator[ClinicStore]:
+    """The caller's store (left open) or ``database`` / the one under the data folder (closed after)."""
     if given is not None:
         yield given
         return
-    with ClinicStore.open(data_paths(data_dir)) as opened:
+    with ClinicStore.open(data_paths(data_dir), database) as opened:
         yield opened
 
 
@@ -646,6 +647,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="patient list: file, patient_id, name, birth_date[, sex, eye]")
     parser.add_argument("--model", type=Path, metavar="PATH", help="model folder (default: the shipped model)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="clinic data folder (database, image store)")
+    add_database_argument(parser)
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=sorted(PROTOCOLS),
                         help=f"screening protocol (default {DEFAULT_PROTOCOL})")
     parser.add_argument("--no-pdf", action="store_true", help="skip the patients' documents and the summary PDF")
@@ -671,7 +673,7 @@ def run(args: argparse.Namespace) -> int:
         op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
         report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
                            data_dir=args.data_dir, protocol=args.protocol, pdf=not args.no_pdf,
-                           progress=bar, backend=args.backend, operating_point=op)
+                           progress=bar, backend=args.backend, operating_point=op, database=args.database)
     except CalibrationError as exc:
         print(f"eyescreen screen: {exc}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.paths import APP_NAME, DataPaths, data_paths, default_model_dir
-from ..core.store import ClinicStore, StoreError
+from ..core.store import ClinicStore, StoreError, add_database_argument
 from .main_window import MainWindow
 from .messages import Messages
 from .resources import icon, stylesheet
@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                         help="keep the clinic database, images, logs and settings in DIR "
                              "(default: the user's data folder; use a new folder for demos)")
+    add_database_argument(parser)
     parser.add_argument("--model", type=Path, default=None, metavar="FOLDER",
                         help="model folder (default: the one chosen in Settings, else models/eyescreen-dr)")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # print start-up times, then quit
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         settings, window_state = open_settings(args.data_dir)
         paths = resolve_paths(args.data_dir, settings)
         log_file = setup_logging(paths, getattr(args, "verbose", False))
-        store = ClinicStore.open(paths)
+        store = ClinicStore.open(paths, getattr(args, "database", None))
     except (OSError, StoreError) as exc:
         log.error("EyeScreen cannot start: %s", exc)
         QMessageBox.critical(None, "EyeScreen cannot start", f"{exc}")

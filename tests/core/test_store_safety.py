@@ -31,8 +31,9 @@ DAY = dt.datetime(2025, 3, 12, 9, 30)
 
 
 @pytest.fixture
-def store(tmp_path):
-    with ClinicStore.open(DataPaths(tmp_path / "data")) as s:
+def store(tmp_path, database_url):
+    """The store on a SQLite file and on the test run's PostgreSQL server."""
+    with ClinicStore.open(DataPaths(tmp_path / "data"), database_url) as s:
         yield s
 
 

@@ -6,23 +6,22 @@ import datetime as dt
 import getpass
 import json
 import logging
-import sqlite3
 import threading
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Self, Sequence
 
+import sqlalchemy as sa
+
 from ..paths import DataPaths
-from . import schema
+from .engine import BUSY_TIMEOUT_MS, Db, StoreError, Row, database_url, display_url, sqlite_file, make_engine
+from .migrate import is_database_error, migrate, schema_level
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 10_000
+__all__ = ["BUSY_TIMEOUT_MS", "StoreBase", "StoreError", "default_user", "fold_text", "search_text"]
 
-
-class StoreError(Exception):
-    """The database cannot be used; the message says which file and what to do."""
 
 
 def fold_text(text: str | None) -> str:
@@ -55,6 +54,10 @@ def default_user() -> str:
         return "unknown"
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _now() -> str:
     return dt.datetime.now().isoformat(timespec="seconds")
 
@@ -76,31 +79,55 @@ def _datetime(text: str | None) -> dt.datetime | None:
 
 
 class StoreBase():
-    """The SQLite connection shared by the parts of :class:`ClinicStore`: one
-    re-entrant lock serialises every call, ``_tx`` gives one write transaction
-    (nested calls join it), ``_audit`` writes the audit row in the caller's transaction."""
+    """The connection shared by the parts of :class:`ClinicStore` (a SQLAlchemy
+    Engine's, SQLite or PostgreSQL): one re-entrant lock serialises every call,
+    ``_tx`` gives one write transaction (nested calls join it), ``_audit`` writes
+    the audit row in the caller's transaction."""
 
     def __init__(self, path: Path | str, image_store: Path | str | None = None):
-        self.path = Path(path)
-        self.image_store = Path(image_store) if image_store else self.path.parent / "images"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """``path``: a SQLite file, or a database URL (``sqlite:///FILE``,
+        ``postgresql://user@host:port/db``). ``image_store`` defaults to ``images``
+        next to a SQLite file; a server database needs it given (a shared folder)."""
+        self.url = database_url(path, Path("clinic.sqlite3"))
+        self.path = sqlite_file(self.url)
+        if image_store is None and self.path is None:
+            raise StoreError(f"{display_url(self.url)}: say where the image store is (a folder every "
+                             "workstation reaches, e.g. the clinic's shared drive)")
+        self.image_store = Path(image_store) if image_store else self.path.parent / "images"  # type: ignore[union-attr]
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self._trans: sa.RootTransaction | None = None
+        self.engine = make_engine(self.url)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                       timeout=BUSY_TIMEOUT_MS / 1000)
-            self._db.row_factory = sqlite3.Row
-            self._configure()
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable EyeScreen database ({exc}): "
-                             "restore it from a backup or choose another data folder") from None
+            self._conn = self.engine.connect()
+            self._db: Db = Db(self._conn)  # type: ignore[assignment]
+            migrate(self)
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
+            self.engine.dispose()
+            raise StoreError(f"{self.where} is not a usable EyeScreen database ({_first_line(exc)}): "
+                             + ("restore it from a backup or choose another data folder" if self.path else
+                                "check that the server runs and the address, user and password are right")) from None
+
+    @property
+    def where(self) -> str:
+        """The database as messages name it: the file, or the URL without its password."""
+        return str(self.path) if self.path is not None else display_url(self.url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
 
     @classmethod
-    def open(cls, data_paths: DataPaths) -> Self:
-        """The clinic database and image store under a data folder (created if needed)."""
+    def open(cls, data_paths: DataPaths, database: str | None = None) -> Self:
+        """The clinic database and image store under a data folder (created if needed):
+        ``database`` (a URL), else ``EYESCREEN_DATABASE_URL``, else the SQLite file there."""
         data_paths.ensure()
-        return cls(data_paths.database, data_paths.image_store)
+        return cls(database_url(database, data_paths.database), data_paths.image_store)
 
     def __enter__(self) -> Self:
         return self
@@ -112,46 +139,16 @@ class StoreBase():
         """Close the connection (idempotent)."""
         with self._lock:
             if self._db is not None:
-                self._db.close()
+                self._conn.close()
+                self.engine.dispose()
                 self._db = None  # type: ignore[assignment]
-
-    def _configure(self) -> None:
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            log.warning("database %s is not in WAL mode (%s)", self.path, mode)
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.create_function("eyescreen_search_text", 3, search_text, deterministic=True)
 
     @property
     def schema_version(self) -> int:
-        """``PRAGMA user_version`` of the open file."""
+        """The schema level: ``PRAGMA user_version`` of a SQLite file; a server at
+        the newest Alembic revision reports :data:`schema.SCHEMA_VERSION`."""
         with self._lock:
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _migrate(self) -> None:
-        version = self.schema_version
-        if version > schema.SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer EyeScreen (schema {version}, this one "
-                             f"knows {schema.SCHEMA_VERSION}): update EyeScreen")
-        if 0 < version < schema.SCHEMA_VERSION:
-            self._backup(self.path.with_name(f"{self.path.name}.schema{version}.bak"))
-        for target in range(version + 1, schema.SCHEMA_VERSION + 1):
-            log.info("migrating %s to schema %d", self.path, target)
-            try:
-                self._db.executescript(f"BEGIN IMMEDIATE;\n{schema.MIGRATIONS[target - 1]}\n"
-                                       f"PRAGMA user_version = {target};\nCOMMIT;")
-            except sqlite3.Error:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-
-    def _backup(self, dest: Path) -> None:
-        """A full copy before a migration, so an upgrade can always be undone."""
-        with sqlite3.connect(dest) as copy:
-            self._db.backup(copy)
-        copy.close()
+            return schema_level(self)
 
     @contextmanager
     def transaction(self) -> Iterator[Self]:
@@ -161,31 +158,49 @@ class StoreBase():
             yield self
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Db]:
         """One write transaction (re-entrant: nested calls join the outer one)."""
         with self._lock:
             if self._db is None:
                 raise StoreError("the clinic database is closed")
             outer = self._depth == 0
             if outer:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._end_read()
+                self._conn.info["write"] = True
+                try:
+                    self._trans = self._conn.begin()
+                except sa.exc.DBAPIError as exc:
+                    raise exc.orig from None  # type: ignore[misc]
+                finally:
+                    self._conn.info["write"] = False
             self._depth += 1
             try:
                 yield self._db
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._db.execute("ROLLBACK")
+                    self._trans.rollback()  # type: ignore[union-attr]
                 raise
             self._depth -= 1
             if outer:
-                self._db.execute("COMMIT")
+                try:
+                    self._trans.commit()  # type: ignore[union-attr]
+                except sa.exc.DBAPIError as exc:
+                    raise exc.orig from None  # type: ignore[misc]
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _end_read(self) -> None:
+        """End a read transaction a statement began outside ``_tx``."""
+        if self._conn.in_transaction():
+            self._conn.commit()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
             if self._db is None:
                 raise StoreError("the clinic database is closed")
-            return self._db.execute(sql, params).fetchall()
+            rows = self._db.execute(sql, params).fetchall()
+            if self._depth == 0:
+                self._end_read()
+            return rows
 
     def _meta_int(self, key: str, default: int = 0) -> int:
         """An integer the store keeps in ``store_meta`` (``default`` when unset)."""
@@ -197,8 +212,8 @@ class StoreBase():
             db.execute("INSERT INTO store_meta (key, value) VALUES (?, ?) "
                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def _audit(self, db: sqlite3.Connection, user: str | None, action: str, entity: str,
+    def _audit(self, db: Db, user: str | None, action: str, entity: str,
                details: dict[str, Any] | None = None) -> None:
-        db.execute("INSERT INTO audit_log (at, user, action, entity, details) VALUES (?, ?, ?, ?, ?)",
+        db.execute('INSERT INTO audit_log (at, "user", action, entity, details) VALUES (?, ?, ?, ?, ?)',
                    (_now(), user or default_user(), action, entity,
                     json.dumps(details or {}, sort_keys=True, default=str)))

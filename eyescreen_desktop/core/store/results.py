@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
+from .engine import Row
 from ..protocol import encounter_queue, get_protocol
 from ..records import (
     MISSING_EYE_REASONS,
@@ -365,7 +365,7 @@ class ResultStore(PatientStore, ImageStore):
             patients = {r["patient_id"]: _patient(r) for r in self._query(
                 f"SELECT * FROM patients WHERE patient_id IN ({', '.join('?' * len(encs))})",
                 [e["patient_id"] for e in encs.values()])}
-            results: dict[str, list[sqlite3.Row]] = {}
+            results: dict[str, list[Row]] = {}
             for r in self._query(_RESULT_SELECT + f" WHERE r.encounter_id IN ({marks}) AND r.result_id = "
                                  "(SELECT MAX(result_id) FROM results x WHERE x.encounter_image_id = "
                                  "r.encounter_image_id) ORDER BY r.encounter_image_id", chunk):
