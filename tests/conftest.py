@@ -35,6 +35,7 @@ def _isolated_data(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.delenv("EYESCREEN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("EYESCREEN_IMAGE_STORE", raising=False)
 
 
 @pytest.fixture(scope="session")

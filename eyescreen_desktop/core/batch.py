@@ -34,6 +34,7 @@ and the GUI); ``run`` adds the progress bar and the one-screen summary.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import csv
 import datetime as dt
@@ -60,7 +61,7 @@ from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejec
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
 from .report_names import ReportNames, safe_name
 from .screening import ScreenItem, Screener
-from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument
+from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +316,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
             screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op)
             _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user,
                                cancelled)
+            _await_other_workstations(store, screener, key, files, progress, user, cancelled)
         summaries = _finish_encounters(store, key, user, cancelled)
         store.finish_batch(key, user)
         rows = {r.file: r for r in store.batch_rows(key)}
@@ -401,9 +403,21 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
         progress(already, total, "")
     started = store.batch_started_at(key)
     encounters: dict[str, str] = {}
-    stream = screener.screen(ScreenItem(f.path, f.eye) for f in todo)
+    mine: collections.deque[BatchFile] = collections.deque()
+    me = claimant()
+
+    def claimed() -> Iterator[ScreenItem]:
+        """The files this process wins the claim of (another workstation screening the
+        same batch takes the others), in order, as the screener asks for them."""
+        for f in todo:
+            if store.claim_batch_file(key, f.file, me):
+                mine.append(f)
+                yield ScreenItem(f.path, f.eye)
+
+    stream = screener.screen(claimed())
     with _Writer(screener.lookahead) as writer, contextlib.closing(stream):
-        for n, (f, result) in enumerate(zip(todo, stream), start=already + 1):
+        for n, result in enumerate(stream, start=already + 1):
+            f = mine.popleft()
             if f.patient_id not in encounters:
                 encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
                                                                  started, user)
@@ -413,6 +427,28 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
                 progress(n, total, f.file)
             if n < total:
                 _check(cancelled)
+
+
+AWAIT_POLL_S = 0.5
+"""How often a batch that finished its own files looks for the other workstations' ones."""
+
+
+def _await_other_workstations(store: ClinicStore, screener: Screener, key: str, files: Sequence[BatchFile],
+                              progress: Progress | None, user: str | None,
+                              cancelled: Callable[[], bool] | None) -> None:
+    """Wait until every file of the batch is on record: files another process claimed
+    are screened by it; a claim left by a process that died is taken over and
+    screened here. So the outputs written next hold the whole batch."""
+    while True:
+        done = store.batch_done_files(key)
+        missing = [f for f in files if f.file not in done]
+        if not missing:
+            return
+        _check(cancelled)
+        before = len(done)
+        _screen_into_store(store, screener, key, missing, before, len(files), progress, user, cancelled)
+        if len(store.batch_done_files(key)) == before:
+            time.sleep(AWAIT_POLL_S)
 
 
 class _Writer:

@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
                                  f"The window could not be opened: {exc}\n\nThe details are in {log_file}.")
             return 1
         install_crash_handler(window.messages, log_file)
+        watcher = window.queues.follow_other_workstations()   # other windows' results and queue changes
+        app.aboutToQuit.connect(watcher.stop)
         return _show_and_run(app, window, resolve_model(args.model, settings), settings, args.smoke, launched)
     finally:
         if window is not None:

@@ -120,13 +120,14 @@ def test_migration_upgrades_an_older_file_after_a_backup(tmp_path, monkeypatch):
         s.upsert_patient(Patient("P1", "Ann"))
     scripts = tmp_path / "migrations"
     shutil.copytree(migrate.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "9001_phone.py").write_text(PHONE_REVISION.format(head=migrate.BASELINE))
+    head = migrate.head_revision()
+    (scripts / "versions" / "9001_phone.py").write_text(PHONE_REVISION.format(head=head))
     monkeypatch.setattr(migrate, "SCRIPTS", scripts)
     with ClinicStore(tmp_path / "c.sqlite3") as s:
         assert s.schema_version == store_mod.schema.SCHEMA_VERSION
         assert s._db.execute("SELECT phone FROM patients WHERE patient_id = 'P1'").fetchone()[0] == ""
         assert s._query("SELECT version_num FROM alembic_version")[0][0] == "9001"
-    backup = tmp_path / f"c.sqlite3.{migrate.BASELINE}.bak"
+    backup = tmp_path / f"c.sqlite3.{head}.bak"
     assert sqlite3.connect(backup).execute("SELECT name FROM patients").fetchone()[0] == "Ann"
 
 
@@ -146,8 +147,9 @@ def test_a_schema_3_file_from_before_alembic_is_upgraded_in_place_after_a_backup
     with ClinicStore(db) as s:
         assert s.get_patient("OLD").name == "Ann"
         assert s.schema_version == store_mod.SCHEMA_VERSION
-        assert s._query("SELECT version_num FROM alembic_version")[0][0] == migrate.BASELINE
+        assert s._query("SELECT version_num FROM alembic_version")[0][0] == migrate.head_revision()
         assert s._query("SELECT name FROM sqlite_master WHERE name = 'queue_state_view'")
+        assert s._query("SELECT version FROM queue_state") == []      # revisions after the baseline ran
     assert sqlite3.connect(tmp_path / "old.sqlite3.schema3.bak").execute(
         "SELECT name FROM patients").fetchone()[0] == "Ann"
 

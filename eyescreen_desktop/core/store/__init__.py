@@ -43,18 +43,19 @@ from .engine import ENV_VAR, add_database_argument, database_url
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
 from .queue_views import PAGE_ROWS, QueueViews
+from .workstations import QueueConflict, SharedClinic, claimant, workstation
 from .results import STATES, ResultStore
 from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
-    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "ENV_VAR", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
+    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]
 
 
-class ClinicStore(BatchLedger, QueueViews, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
+class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 

@@ -6,19 +6,32 @@ import datetime as dt
 import getpass
 import json
 import logging
+import os
+import socket
 import threading
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Self, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Self, Sequence
 
 import sqlalchemy as sa
 
 from ..paths import DataPaths
-from .engine import BUSY_TIMEOUT_MS, Db, StoreError, Row, database_url, display_url, sqlite_file, make_engine
+from .engine import BUSY_TIMEOUT_MS, Db, StoreError, driver_error, Row, database_url, display_url, sqlite_file, make_engine
 from .migrate import is_database_error, migrate, schema_level
 
+if TYPE_CHECKING:
+    from .notify import ChangeWatcher
+
 log = logging.getLogger(__name__)
+
+CHANGE_CHANNEL = "eyescreen_changes"   # notify.CHANNEL
+
+IMAGE_STORE_VAR = "EYESCREEN_IMAGE_STORE"
+"""Environment variable naming a shared image store folder; the database keeps
+paths relative to it (``ab/<sha256>.jpg``), so each workstation may mount it anywhere."""
+
+WRITE_LOCK_KEY = 0x45594553   # "EYES": the advisory lock every write transaction takes on a server
 
 __all__ = ["BUSY_TIMEOUT_MS", "StoreBase", "StoreError", "default_user", "fold_text", "search_text"]
 
@@ -123,11 +136,18 @@ class StoreBase():
         return self.engine.dialect.name
 
     @classmethod
-    def open(cls, data_paths: DataPaths, database: str | None = None) -> Self:
-        """The clinic database and image store under a data folder (created if needed):
-        ``database`` (a URL), else ``EYESCREEN_DATABASE_URL``, else the SQLite file there."""
+    def open(cls, data_paths: DataPaths, database: str | None = None, image_store: Path | str | None = None) -> Self:
+        """The clinic database and image store of a data folder (created if needed):
+        ``database`` (a URL), else ``EYESCREEN_DATABASE_URL``, else the SQLite file
+        there; ``image_store``, else ``EYESCREEN_IMAGE_STORE`` (a clinic's shared
+        folder, which must exist: a share that is not mounted is said, not recreated
+        empty), else ``images`` in the data folder."""
         data_paths.ensure()
-        return cls(database_url(database, data_paths.database), data_paths.image_store)
+        shared = image_store or os.environ.get(IMAGE_STORE_VAR, "").strip()
+        if shared and not Path(shared).is_dir():
+            raise StoreError(f"the image store {shared} cannot be reached: mount the clinic's shared folder "
+                             f"(or correct {IMAGE_STORE_VAR}) and start again")
+        return cls(database_url(database, data_paths.database), Path(shared) if shared else data_paths.image_store)
 
     def __enter__(self) -> Self:
         return self
@@ -165,41 +185,69 @@ class StoreBase():
                 raise StoreError("the clinic database is closed")
             outer = self._depth == 0
             if outer:
-                self._end_read()
-                self._conn.info["write"] = True
+                self._conn.eyescreen_write = True  # type: ignore[attr-defined]  # read by the SQLite begin hook
                 try:
+                    self._end_read()
                     self._trans = self._conn.begin()
-                except sa.exc.DBAPIError as exc:
-                    raise exc.orig from None  # type: ignore[misc]
+                    if self.dialect == "postgresql":   # writers take turns, as SQLite's BEGIN IMMEDIATE makes them
+                        self._conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+                except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+                    raise driver_error(exc, self._conn) from None
                 finally:
-                    self._conn.info["write"] = False
+                    self._conn.eyescreen_write = False  # type: ignore[attr-defined]
             self._depth += 1
             try:
                 yield self._db
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._trans.rollback()  # type: ignore[union-attr]
+                    try:
+                        self._trans.rollback()  # type: ignore[union-attr]
+                    except sa.exc.DBAPIError:   # the connection is gone: nothing to roll back
+                        log.warning("could not roll back on %s", self.where)
                 raise
             self._depth -= 1
             if outer:
                 try:
+                    if self.dialect == "postgresql":   # other workstations' windows hear of it at commit
+                        self._conn.exec_driver_sql(f"NOTIFY {CHANGE_CHANNEL}")
                     self._trans.commit()  # type: ignore[union-attr]
-                except sa.exc.DBAPIError as exc:
-                    raise exc.orig from None  # type: ignore[misc]
+                except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+                    raise driver_error(exc, self._conn) from None
+
+    def watch_changes(self, on_change: Callable[[], None]) -> "ChangeWatcher":
+        """Call ``on_change()`` (on a background thread) whenever another connection
+        or workstation commits a change; stop the returned watcher when done."""
+        from .notify import ChangeWatcher
+
+        return ChangeWatcher(self.url, on_change)
 
     def _end_read(self) -> None:
-        """End a read transaction a statement began outside ``_tx``."""
+        """End a read transaction a statement began outside ``_tx`` (or a broken one)."""
         if self._conn.in_transaction():
-            self._conn.commit()
+            try:
+                self._conn.commit()
+            except (sa.exc.DBAPIError, sa.exc.PendingRollbackError):
+                self._conn.rollback()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
             if self._db is None:
                 raise StoreError("the clinic database is closed")
-            rows = self._db.execute(sql, params).fetchall()
+            try:
+                rows = self._db.execute(sql, params).fetchall()
+            except BaseException:
+                if self._depth == 0 and self._conn.in_transaction():
+                    try:   # a failed read must not leave an aborted transaction behind
+                        self._conn.rollback()
+                    except sa.exc.DBAPIError:
+                        pass
+                raise
             if self._depth == 0:
-                self._end_read()
+                try:
+                    self._end_read()
+                except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+                    raise driver_error(exc, self._conn) from None
             return rows
 
     def _meta_int(self, key: str, default: int = 0) -> int:
@@ -214,6 +262,7 @@ class StoreBase():
 
     def _audit(self, db: Db, user: str | None, action: str, entity: str,
                details: dict[str, Any] | None = None) -> None:
-        db.execute('INSERT INTO audit_log (at, "user", action, entity, details) VALUES (?, ?, ?, ?, ?)',
+        db.execute('INSERT INTO audit_log (at, "user", action, entity, details, workstation) '
+                   "VALUES (?, ?, ?, ?, ?, ?)",
                    (_now(), user or default_user(), action, entity,
-                    json.dumps(details or {}, sort_keys=True, default=str)))
+                    json.dumps(details or {}, sort_keys=True, default=str), socket.gethostname() or "unknown"))

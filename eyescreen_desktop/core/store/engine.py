@@ -89,7 +89,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_sqlite(conn: sa.Connection) -> None:
     # a write transaction takes the write lock at once; a read stays deferred (WAL readers never wait)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if getattr(conn, "eyescreen_write", False) else "BEGIN")
 
 
 class Row(tuple):
@@ -129,6 +129,26 @@ class Cursor:
         return list(self._rows)
 
 
+def driver_error(exc: sa.exc.DBAPIError | sa.exc.PendingRollbackError, conn: sa.Connection | None = None) -> BaseException:
+    """The error to raise for a failed statement: the driver's own, or, when the
+    server went away (restarted, network down), a StoreError that says so and what
+    to do; what was committed before stays."""
+    orig = getattr(exc, "orig", None)
+    server_gone = type(orig).__module__.startswith("psycopg") and type(orig).__name__ == "OperationalError"
+    if isinstance(exc, sa.exc.PendingRollbackError) or getattr(exc, "connection_invalidated", False) \
+            or server_gone:
+        return lost_connection(exc, conn)
+    return exc.orig  # type: ignore[return-value]
+
+
+def lost_connection(exc: BaseException, conn: sa.Connection | None = None) -> StoreError:
+    """The server went away: say so, and that a rerun resumes."""
+    where = display_url(conn.engine.url.render_as_string(hide_password=False)) if conn is not None else "server"
+    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["connection lost"])[0]
+    return StoreError(f"lost the connection to the clinic database {where} ({first}): check that the "
+                      "server runs, then run the same command again; everything saved so far is kept")
+
+
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -151,8 +171,8 @@ class Db:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
             return Cursor(self.conn.exec_driver_sql(self.sql(sql), tuple(params)))
-        except sa.exc.DBAPIError as exc:
-            raise exc.orig from None  # type: ignore[misc]
+        except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+            raise driver_error(exc, self.conn) from None
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Cursor:
         rows = [tuple(r) for r in rows]
@@ -160,8 +180,8 @@ class Db:
             return Cursor(None)
         try:
             return Cursor(self.conn.exec_driver_sql(self.sql(sql), rows))
-        except sa.exc.DBAPIError as exc:
-            raise exc.orig from None  # type: ignore[misc]
+        except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+            raise driver_error(exc, self.conn) from None
 
     @property
     def driver_connection(self) -> Any:

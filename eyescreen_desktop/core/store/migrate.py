@@ -53,13 +53,19 @@ def _config(connection: sa.Connection) -> Any:
 def _revisions(store: "StoreBase") -> tuple[str | None, str]:
     """(the database's Alembic revision or None, the newest this EyeScreen knows)."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     current = MigrationContext.configure(store._conn).get_current_revision()
     store._end_read()
+    return current, head_revision()
+
+
+def head_revision() -> str:
+    """The newest Alembic revision this EyeScreen ships."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory(str(SCRIPTS)).get_current_head()
     assert head is not None
-    return current, head
+    return head
 
 
 def _alembic(store: "StoreBase", action: str, revision: str) -> None:

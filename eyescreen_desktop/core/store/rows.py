@@ -144,4 +144,5 @@ def _summary(enc: Row, patient: Patient, rows: list[Row], heatmaps: bool,
         override_queue=override, complete=decision.complete, queue_note=decision.note,
         missing_eyes=tuple(missing), slip_saved_at=_datetime(enc["slip_saved_at"]),
         referred_without_slip=bool(enc["referred_without_slip"]),
+        version=int(enc["version"] or 0),
     )
