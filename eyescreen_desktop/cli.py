@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "screen": ("eyescreen_desktop.core.batch", "screen image files or folders into the clinic queues"),
     "report": ("eyescreen_desktop.core.export_cli", "export patients' documents, queues (CSV) or FHIR from the clinic database"),
     "train": ("eyescreen_desktop.training.train", "train a grading model by transfer learning"),
+    "train-external": ("eyescreen_desktop.training.external",
+                       "train the external-eye check (eye photographs and selfies) by transfer learning"),
+    "train-gate": ("eyescreen_desktop.training.gate", "train the learned gate (modality, photo quality, familiarity)"),
     "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
     "calibrate": ("eyescreen_desktop.core.calibrate_cli",
                   "choose this clinic's operating point on its own graded photographs"),
@@ -34,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 NEEDS_TRAIN_EXTRA: dict[str, tuple[str, ...]] = {
     "train": ("tensorflow", "keras"),
     "evaluate": ("tensorflow", "keras", "matplotlib"),
+    "train-external": ("tensorflow", "keras"),
+    "train-gate": ("tensorflow", "keras", "scipy"),
 }
 TRAIN_EXTRA = "pip install 'eyescreen-desktop[train]'"
 

@@ -60,6 +60,8 @@ from .paths import common_folder, data_paths, default_model_dir
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
 from .report_names import ReportNames, safe_name
+from .external_eye import default_external_model
+from .protocol import is_external_eye
 from .screening import ScreenItem, Screener
 from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
 
@@ -70,6 +72,8 @@ Progress = Callable[[int, int, str], None]   # (files done, files in the batch, 
 CSV_COLUMNS = (
     "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
     "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
+    "modality", "p_checkup",   # external-eye photographs: modality external_eye, p_checkup, never a grade
+    "gate",                    # the learned gate that judged the picture (core.gate), "" for none
 )
 REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
 
@@ -262,6 +266,7 @@ class BatchReport:
     referral_pdfs: list[Path] = field(default_factory=list)    # referral slips (urgent, routine)
     documents: list[Path] = field(default_factory=list)        # every patient's document, slips included
     pdf_error: str = ""
+    eye_checks: int = 0                 # external-eye photographs checked (counted among "graded": status ok)
 
     @property
     def patients(self) -> int:
@@ -313,7 +318,8 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
                                 decode_workers=decode_workers or pipeline_threads()[0],
                                 heatmaps=pdf)  # the slips show where the network looked
             op = screener.operating_point  # the cache keys on its thresholds, not its name
-            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op)
+            gate = screener.gate.version if screener.gate else ""
+            screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op, gate)
             _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user,
                                cancelled)
             _await_other_workstations(store, screener, key, files, progress, user, cancelled)
@@ -422,7 +428,7 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
                 encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
                                                                  started, user)
             writer.put(store.record_batch_file, key, f.file, encounters[f.patient_id], result,
-                       screener.classifier.info, screener.protocol.name, screener.operating_point, user)
+                       screener.model_info(result), screener.protocol.name, screener.operating_point, user)
             if progress:
                 progress(n, total, f.file)
             if n < total:
@@ -520,6 +526,7 @@ def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequen
         queue_counts={q: sum(s.queue is q for s in summaries) for q in Queue},
         encounters=summaries,
         rejected=[(r.file, r.result) for r in current if rejected(r.result)],
+        eye_checks=sum(1 for r in current if is_external_eye(r.result) and r.result.status is Status.OK),
     )
 
 
@@ -555,6 +562,8 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         if first != bf.file:
             message = (message + " " if message else "") + f"(identical to {first})"
     p = r.prediction if r.status is Status.OK else None
+    if is_external_eye(r) and (eye_model := default_external_model()) is not None:
+        info = eye_model.info       # the eye check's own model made this row, not the grader
     return {
         "file": bf.file, "patient_id": row.patient_id, "eye": _eye(r.eye), "status": r.status.value,
         "queue": r.queue.value, "grade": "" if r.grade is None else r.grade,
@@ -564,6 +573,8 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         "finding": r.decision.finding if r.decision else "", "code": r.decision.code if r.decision else "",
         "quality_reasons": " ".join(r.quality.reasons) if r.quality else "",
         "model": info.name, "model_version": info.version, "protocol": protocol,
+        "modality": r.modality, "p_checkup": "" if r.p_checkup is None else f"{r.p_checkup:.4f}",
+        "gate": r.gate,
     }
 
 
@@ -644,7 +655,9 @@ def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
         + f" (model {report.model.name} {report.model.version}, protocol {report.protocol})",
         "Patients per queue:   " + "   ".join(f"{q.value} {report.queue_counts.get(q, 0)}" for q in Queue),
         f"Files: graded {s.get(Status.OK, 0)}, ungradable {s.get(Status.UNGRADABLE, 0)}, "
-        f"not a fundus photo {s.get(Status.NOT_FUNDUS, 0)}, unreadable {s.get(Status.ERROR, 0)}",
+        f"not a fundus photo {s.get(Status.NOT_FUNDUS, 0)}, unreadable {s.get(Status.ERROR, 0)}"
+        + (f" (of the graded, {report.eye_checks} external-eye photograph(s) had the eye check, no retinopathy "
+           "grade)" if report.eye_checks else ""),
     ]
     if report.files == 0:
         lines.append("No photographs were found in the inputs (looked for JPEG, PNG, TIFF, BMP, WebP, DICOM).")

@@ -5,24 +5,29 @@ photographs chose them, by which rule, for which model, and what each
 collection gets at that point (sensitivity and specificity with 95% intervals
 from a bootstrap over patients, urgent eyes left in annual, and the specificity
 the worst collection costs each one), with the sensitivity/specificity curves
-as pictures. Built from the reports' shared layout (fonts, header, footer,
+drawn as vector graphics (reportlab's own: no matplotlib, which only the training
+extra installs). Built from the reports' shared layout (fonts, header, footer,
 tables, disclaimer) so it looks like every other EyeScreen document.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import numpy as np
+from reportlab.graphics.shapes import Drawing, Line, Polygon, PolyLine, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.units import mm
-from reportlab.platypus import Flowable, Image, KeepTogether, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, KeepTogether, Spacer, Table, TableStyle
 
 from .calibration import Calibration, Curve, Figures
 from .reports.layout import (
+    FONT,
+    FONT_BOLD,
     P,
     WARN_BG,
     WARN_INK,
@@ -33,6 +38,7 @@ from .reports.layout import (
     _header,
     _write_atomic,
     format_datetime,
+    register_fonts,
 )
 from .reports.summary import _table
 
@@ -40,36 +46,64 @@ TITLE = "Site calibration \u2013 operating point"
 CURVE_HEIGHT = 2.7   # inches, for 7.6 wide: one page holds the table, the curves and the photographs used
 
 
-def curve_png(curves: Sequence[Curve], thresholds: dict[str, float], dpi: int = 150) -> bytes:
-    """Sensitivity and specificity against each threshold, with their 95% bands and the
-    chosen threshold marked: one PNG, one panel per decision. Uses matplotlib's object
-    API (no pyplot), so it is safe off the main thread."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+SENSITIVITY_INK, SPECIFICITY_INK, AXIS_INK = "#B71C1C", "#1565C0", "#333333"
 
-    fig = Figure(figsize=(7.6, CURVE_HEIGHT), dpi=dpi)
-    FigureCanvasAgg(fig)
+
+def curve_drawing(curves: Sequence[Curve], thresholds: dict[str, float], width: float,
+                  height: float) -> Drawing:
+    """Sensitivity and specificity against each threshold, with their 95% bands and the
+    chosen threshold marked: one panel per decision, drawn with reportlab's own
+    vector graphics so calibration needs nothing of the training extra (matplotlib)."""
+    register_fonts()
+    drawing = Drawing(width, height)
+    gap = 14.0
+    panel_w = (width - gap * (len(curves) - 1)) / max(1, len(curves))
     for i, c in enumerate(curves):
-        ax = fig.add_subplot(1, len(curves), i + 1)
-        for values, band, colour, label in ((c.sensitivity, c.sensitivity_band, "#B71C1C", "sensitivity"),
-                                            (c.specificity, c.specificity_band, "#1565C0", "specificity")):
-            ax.fill_between(c.thresholds, band[0], band[1], color=colour, alpha=0.18, lw=0)
-            ax.plot(c.thresholds, values, color=colour, lw=1.6, label=label)
-        t = thresholds[c.decision]
-        ax.axvline(t, color="#333333", ls="--", lw=1)
-        ax.annotate(f"chosen {t:.4f}", (t, 0.03), xytext=(4, 0), textcoords="offset points", fontsize=7)
-        ax.set_xscale("log")
-        ax.set(xlabel=f"{c.decision} threshold (p \u2265 threshold flags the eye)", ylim=(0, 1.02),
-               title=f"{c.decision}: eyes flagged at each threshold")
-        ax.title.set_fontsize(9)
-        ax.xaxis.label.set_fontsize(8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3, lw=0.5)
-        ax.legend(loc="center left", fontsize=7, frameon=False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+        _panel(drawing, c, thresholds[c.decision], i * (panel_w + gap), panel_w, height)
+    return drawing
+
+
+def _panel(d: Drawing, c: Curve, chosen: float, left: float, width: float, height: float) -> None:
+    """One decision's panel: log-scaled threshold axis (the interesting thresholds are
+    small), 0..1 rate axis, shaded bootstrap bands, curves, dashed chosen threshold."""
+    x0, y0 = left + 26, 26.0                        # room for tick labels and the axis label
+    w, h = width - 30, height - y0 - 16             # room for the title above
+    lo_dec = math.floor(math.log10(max(float(np.min(c.thresholds)), 1e-6)))
+
+    def x(t: float) -> float:
+        return x0 + w * (math.log10(max(float(t), 10.0 ** lo_dec)) - lo_dec) / -lo_dec
+
+    def y(v: float) -> float:
+        return y0 + h * float(v) / 1.02
+
+    grid = dict(strokeColor=colors.HexColor("#DDDDDD"), strokeWidth=0.4)
+    for k in range(lo_dec, 1):
+        d.add(Line(x(10.0 ** k), y0, x(10.0 ** k), y0 + h, **grid))
+        d.add(String(x(10.0 ** k), y0 - 9, f"{10.0 ** k:.{max(0, -k)}f}", fontName=FONT, fontSize=6.5,
+                     textAnchor="middle"))
+    for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        d.add(Line(x0, y(v), x0 + w, y(v), **grid))
+        d.add(String(x0 - 3, y(v) - 2.3, f"{v:.1f}", fontName=FONT, fontSize=6.5, textAnchor="end"))
+    for values, band, ink in ((c.sensitivity, c.sensitivity_band, SENSITIVITY_INK),
+                              (c.specificity, c.specificity_band, SPECIFICITY_INK)):
+        upper = [p for t, v in zip(c.thresholds, band[1]) for p in (x(t), y(v))]
+        lower = [p for t, v in reversed(list(zip(c.thresholds, band[0]))) for p in (x(t), y(v))]
+        d.add(Polygon(upper + lower, fillColor=colors.HexColor(ink), fillOpacity=0.18, strokeColor=None))
+        d.add(PolyLine([p for t, v in zip(c.thresholds, values) for p in (x(t), y(v))],
+                       strokeColor=colors.HexColor(ink), strokeWidth=1.3))
+    d.add(Line(x(chosen), y0, x(chosen), y0 + h, strokeColor=colors.HexColor(AXIS_INK), strokeWidth=0.8,
+               strokeDashArray=[3, 2]))
+    d.add(String(x(chosen) + (3 if x(chosen) < x0 + w * 0.7 else -3), y0 + 4, f"chosen {chosen:.4f}",
+                 fontName=FONT, fontSize=6.5, textAnchor="start" if x(chosen) < x0 + w * 0.7 else "end"))
+    d.add(Rect(x0, y0, w, h, fillColor=None, strokeColor=colors.HexColor(AXIS_INK), strokeWidth=0.6))
+    for j, (label, ink) in enumerate((("sensitivity", SENSITIVITY_INK), ("specificity", SPECIFICITY_INK))):
+        ly = y0 + h * 0.55 - j * 9
+        d.add(Line(x0 + 5, ly + 2, x0 + 17, ly + 2, strokeColor=colors.HexColor(ink), strokeWidth=1.3))
+        d.add(String(x0 + 20, ly, label, fontName=FONT, fontSize=6.5))
+    d.add(String(x0 + w / 2, height - 10, f"{c.decision}: eyes flagged at each threshold", fontName=FONT_BOLD,
+                 fontSize=8, textAnchor="middle"))
+    d.add(String(x0 + w / 2, 3, f"{c.decision} threshold (p \u2265 threshold flags the eye, log scale)",
+                 fontName=FONT, fontSize=7, textAnchor="middle"))
 
 
 def _rate(r: object) -> str:
@@ -147,7 +181,6 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
               "Specificity the worst collection costs"]
     fr = (0.12, 0.09, 0.12, 0.12, 0.12, 0.11, 0.11, 0.09, 0.12)  # collection names wrap, numbers do not
     thresholds = {"referable": c.thresholds.referable, "urgent": c.thresholds.urgent}
-    png = curve_png(c.curves, thresholds)
     story: list[Flowable] = [
         _header(settings, TITLE, width), Spacer(1, 4), P(intro, "body"), Spacer(1, 6), _thresholds_box(c, width),
         *_warnings_box(c.warnings, width),
@@ -160,7 +193,7 @@ def calibration_story(c: Calibration, settings: SlipSettings) -> list[Flowable]:
           "The last column is the referable specificity lost against the same rule applied to that collection "
           "alone.", "small"),
         P("Curves", "h2"),
-        Image(io.BytesIO(png), width=width, height=width * CURVE_HEIGHT / 7.6),
+        curve_drawing(c.curves, thresholds, width, width * CURVE_HEIGHT / 7.6), Spacer(1, 3),
         P("Shaded: 95% band from a bootstrap over patients. Dashed: the chosen threshold. For the referable "
           "curve the urgent threshold stays at its chosen value (an urgent eye is always referred).", "small"),
         KeepTogether([  # the disclaimer never stands alone on a page

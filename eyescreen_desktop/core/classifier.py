@@ -228,6 +228,24 @@ class Classifier:
         outputs, cams = self._backend.run_with_cam(self._check(batch))
         return predictions_from_outputs(outputs), cams
 
+    def raw_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every named output, plus ``features`` (the card's heat-map layer) where the
+        backend has it: for models whose head is not the ICDR grade (the external-eye check)."""
+        return self._backend.run_raw(self._check(batch))
+
+    def dense_weights(self) -> np.ndarray | None:
+        """The heat-map head's kernel (C, classes), when the model has one."""
+        return getattr(self._backend, "_dense_w", None)
+
+    def predict_with_embeddings(self, batch: np.ndarray, heatmaps: bool = False
+                                ) -> tuple[list[Prediction], np.ndarray | None, np.ndarray | None]:
+        """Grade a batch and also return the pooled last feature map (N, C) that
+        the learned gate's quality and familiarity heads read (``core.gate``),
+        and heat maps when asked; one model run for all three. Embeddings are
+        None when the model does not expose its feature map."""
+        outputs, cams, embeddings = self._backend.run_embedded(self._check(batch), heatmaps)
+        return predictions_from_outputs(outputs), cams, embeddings
+
     def _check(self, batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch)
         s = self.card.input_size
@@ -296,12 +314,30 @@ class _KerasBackend:
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return self._named(self._fn(batch))
 
+    def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        if self._cam_fn is None:
+            return self.run(batch)
+        feats, out = self._cam_fn(batch)
+        out = out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
+        named = self._named(out) if isinstance(out, (dict, list, tuple)) else {self.output_names[0]: np.asarray(out)}
+        return {**named, "features": np.asarray(feats)}
+
     def run_with_cam(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if self._cam_fn is None:
             return self.run(batch), np.zeros((len(batch), self._size, self._size), np.float32)
         feats, out = self._cam_fn(batch)
         out = out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
         return self._named(out), _cam(np.asarray(feats), self._dense_w, self._size)
+
+    def run_embedded(self, batch: np.ndarray, heatmaps: bool
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None]:
+        if self._cam_fn is None:
+            return self.run(batch), (self.run_with_cam(batch)[1] if heatmaps else None), None
+        feats, out = self._cam_fn(batch)
+        out = out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
+        feats = np.asarray(feats)
+        cams = _cam(feats, self._dense_w, self._size) if heatmaps else None
+        return self._named(out), cams, feats.mean(axis=(1, 2))
 
 
 def _output_names(model: Any, card: ModelCard) -> Sequence[str]:
@@ -347,9 +383,24 @@ class _OnnxBackend:
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v for k, v in self._raw(batch).items() if k != "features"}
 
+    def run_raw(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self._raw(batch)
+
     def run_with_cam(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         raw = self._raw(batch)
         feats = raw.pop("features", None)
         if feats is None or self._dense_w is None:
             return raw, np.zeros((len(batch), self._size, self._size), np.float32)
         return raw, _cam(feats, self._dense_w, self._size)
+
+    def run_embedded(self, batch: np.ndarray, heatmaps: bool
+                     ) -> tuple[dict[str, np.ndarray], np.ndarray | None, np.ndarray | None]:
+        raw = self._raw(batch)
+        feats = raw.pop("features", None)
+        if feats is None:
+            return raw, (np.zeros((len(batch), self._size, self._size), np.float32) if heatmaps else None), None
+        cams = None
+        if heatmaps:
+            cams = (_cam(feats, self._dense_w, self._size) if self._dense_w is not None
+                    else np.zeros((len(batch), self._size, self._size), np.float32))
+        return raw, cams, feats.mean(axis=(1, 2))

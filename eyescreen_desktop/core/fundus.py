@@ -43,6 +43,7 @@ PRIMARY_FRACTION = 0.10         # threshold as a fraction of the bright end of t
 FALLBACK_FRACTIONS = (0.2, 0.3, 0.45)
 MIN_CIRCULARITY = 0.97          # below this, stricter thresholds are tried too (grey surrounds)
 MIN_BLOB_FRACTION = 0.04        # of the work image
+MAX_BORDER_LIT = 0.6            # a lit region along more of the border is a rectangular crop: all field
 
 # --- "is it a fundus photograph"
 MIN_FUNDUS_CIRCULARITY = 0.86
@@ -64,13 +65,19 @@ ANALYSIS_DIAMETER = 256         # the FOV is rescaled to this diameter before me
 
 ADVICE = {
     "not_fundus": "This is not a fundus photograph: check the file and take a photograph of the retina",
+    "external_eye": "Photograph of the front of the eye: a fundus photograph is needed to grade diabetic "
+                    "retinopathy; take a photograph of the retina",
     "no_field_of_view": "The round retina image was not found: retake the photograph with the camera aligned to the pupil",
-    "low_resolution": "The photograph is too small to grade: retake it, or export it from the camera at full size",
+    "low_resolution": "Image too small to grade: retake it, or export it from the camera at full size",
     "small_field": "Too little of the retina is visible: dilate the pupil and retake, or refer for an in-person examination",
     "dark": "Too dark: dilate the pupil and retake, or refer for an in-person examination",
     "overexposed": "Too bright (washed out): lower the flash and retake",
     "uneven_illumination": "Part of the retina is in shadow: realign the camera with the pupil and retake; dilate if it persists",
     "blurred": "Out of focus: clean the lens and retake; dilate the pupil if it persists",
+    "poor_quality": "Not clear enough to grade (the quality check judged it unusable): retake the photograph; "
+                    "dilate the pupil if it persists",
+    "unfamiliar": "Unfamiliar photograph: check it by eye. It is unlike the fundus photographs EyeScreen was "
+                  "trained on (another camera or an unusual picture), so it was not graded",
 }
 _ADVICE_ORDER = tuple(ADVICE)
 
@@ -148,10 +155,11 @@ def work_copy(rgb: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float
     return small, w / size[0]
 
 
-def find_field_of_view(rgb: np.ndarray) -> FieldOfView | None:
+def find_field_of_view(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView | None:
     """The circular field of view of a fundus photograph, or None when there is
-    no round lit region (blank frame, document, most ordinary photographs)."""
-    small, scale = work_copy(rgb)
+    no round lit region (blank frame, document, most ordinary photographs).
+    ``work`` is :func:`work_copy` of ``rgb`` when the caller already made it."""
+    small, scale = work or work_copy(rgb)
     brightness = channel_max(small)
     best = _fov_at(brightness, cv2.GaussianBlur(brightness, (5, 5), 0), PRIMARY_FRACTION)
     if best is None or best[2] < MIN_CIRCULARITY:
@@ -175,6 +183,39 @@ def find_field_of_view(rgb: np.ndarray) -> FieldOfView | None:
     return FieldOfView(cx=float(cx), cy=float(cy), radius=float(r), coverage=coverage,
                        circularity=float(circ), bbox=bbox, width=w, height=h, edge_fit=edge_fit,
                        lit_box=lit_box, threshold=thr, fallback=fb, scale=scale, mask=mask, work=small)
+
+
+def field_of_view_or_frame(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView:
+    """The round field when there is one, else the whole frame as the field
+    (:func:`frame_field_of_view`): for a picture the learned gate already
+    called a fundus photograph, a rectangular crop from inside the retina
+    has no dark surround and no round edge, yet it is all retina. A lit region
+    that runs along most of the frame's border is such a crop too (dark
+    vessels or a shadow inside it can leave a blob whose fitted circle is
+    meaningless)."""
+    fov = find_field_of_view(rgb, work)
+    if fov is None or (fov.mask is not None and _border_lit(fov.mask) > MAX_BORDER_LIT):
+        return frame_field_of_view(rgb, work)
+    return fov
+
+
+def _border_lit(mask: np.ndarray) -> float:
+    """Share of the frame's border pixels inside the lit region."""
+    return float(np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]]).mean())
+
+
+def frame_field_of_view(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView:
+    """The whole frame as the field of view: the circle through its corners,
+    so preprocessing keeps every pixel (the square around it is padded with
+    black) and quality is measured over the whole frame. ``coverage`` is 1
+    (the frame is all retina) and ``edge_fit`` 0 (no round edge was seen)."""
+    small, scale = work or work_copy(rgb)
+    h, w = rgb.shape[:2]
+    cx, cy, r = w / 2.0, h / 2.0, float(np.hypot(w, h)) / 2.0
+    bbox = (int(np.floor(cx - r)), int(np.floor(cy - r)), int(np.ceil(cx + r)), int(np.ceil(cy + r)))
+    return FieldOfView(cx=cx, cy=cy, radius=r, coverage=1.0, circularity=1.0, bbox=bbox, width=w, height=h,
+                       edge_fit=0.0, lit_box=(0, 0, w, h), threshold=0.0, fallback=True, scale=scale,
+                       mask=np.ones(small.shape[:2], bool), work=small)
 
 
 def _fov_at(brightness: np.ndarray, blurred: np.ndarray, fraction: float, fallback: bool = False):
@@ -325,28 +366,35 @@ def _circularity(mask: np.ndarray, circle: tuple[float, float, float]) -> float:
 # --------------------------------------------------------------------------- quality
 
 
-def assess_quality(rgb: np.ndarray, fov: FieldOfView | None) -> QualityReport:
+def assess_quality(rgb: np.ndarray, fov: FieldOfView | None, fundus_known: bool = False) -> QualityReport:
     """The gate's verdict: NOT_FUNDUS, UNGRADABLE (with reasons and advice) or OK.
 
-    ``fov`` is what :func:`find_field_of_view` returned for the same image
-    (passed in so the caller can reuse it for preprocessing).
+    ``fov`` is what :func:`find_field_of_view` (or :func:`field_of_view_or_frame`)
+    returned for the same image (passed in so the caller can reuse it for
+    preprocessing). ``fundus_known``: the learned gate (``core.gate``) already
+    said it is a fundus photograph, so the hand-made "looks like a fundus"
+    rules (round field, dark surround, warm colour), which refuse many
+    cameras' good frames, are skipped; only gradability is judged here.
+    A picture too small to judge at all is ``low_resolution`` first.
     """
     small = fov.work if fov is not None and fov.work is not None and fov.width == rgb.shape[1] \
         and fov.height == rgb.shape[0] else work_copy(rgb)[0]
     metrics: dict[str, float] = {"width": float(rgb.shape[1]), "height": float(rgb.shape[0])}
+    if max(rgb.shape[:2]) < MIN_IMAGE_SIDE_PX:
+        return report(Status.UNGRADABLE, ["low_resolution"], metrics)
     if fov is None:
         return _no_fov_verdict(small, metrics)
     disc = fov.mask if fov.mask is not None and fov.mask.shape == small.shape[:2] else \
         fov.circle_mask(*small.shape[:2])
     metrics.update(_fov_metrics(fov))
     metrics.update(fundus_likeness(small, disc))
-    if not _looks_like_fundus(metrics):
-        return _report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
+    if not fundus_known and not _looks_like_fundus(metrics):
+        return report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
     img, inner = analysis_copy(rgb, fov)
     metrics.update(exposure_metrics(img, inner))
     metrics.update(detail_metrics(img, inner))
     reasons = _gradability_reasons(metrics)
-    return _report(Status.UNGRADABLE if reasons else Status.OK, reasons, metrics)
+    return report(Status.UNGRADABLE if reasons else Status.OK, reasons, metrics)
 
 
 def _no_fov_verdict(small: np.ndarray, metrics: dict[str, float]) -> QualityReport:
@@ -357,8 +405,8 @@ def _no_fov_verdict(small: np.ndarray, metrics: dict[str, float]) -> QualityRepo
     metrics["fov_brightness"] = float(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).mean() / 255.0)
     warm = metrics["red_dominance"] >= 1.4 and metrics["green_over_blue"] >= 1.0
     if warm and metrics["fov_brightness"] > 0.05 and metrics["colour_spread"] > 0.02:
-        return _report(Status.UNGRADABLE, ["no_field_of_view"], metrics)
-    return _report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
+        return report(Status.UNGRADABLE, ["no_field_of_view"], metrics)
+    return report(Status.NOT_FUNDUS, ["not_fundus"], metrics)
 
 
 def _fov_metrics(fov: FieldOfView) -> dict[str, float]:
@@ -479,8 +527,9 @@ def _gradability_reasons(m: dict[str, float]) -> list[str]:
     return reasons
 
 
-def _report(status: Status, reasons: list[str], metrics: dict[str, float]) -> QualityReport:
-    """One advice sentence: that of the most fundamental reason."""
+def report(status: Status, reasons: list[str], metrics: dict[str, float]) -> QualityReport:
+    """One advice sentence: that of the most fundamental reason (the learned gate,
+    ``core.gate``, builds its verdicts with this too)."""
     ordered = sorted(reasons, key=_ADVICE_ORDER.index)
     advice = ADVICE[ordered[0]] if ordered else ""
     return QualityReport(status=status, reasons=tuple(ordered), advice=advice,

@@ -9,7 +9,7 @@ logic is a pure function so it is tested without any model.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 from .records import (
@@ -39,6 +39,10 @@ class Protocol:
     name: str
     title: str
     rules: Mapping[Queue, QueueRule]
+    # True for a non-diabetic eye-check setting (pharmacy, school, eye camp): an external-eye
+    # photograph that looks healthy is then a complete result; otherwise it never counts as
+    # a diabetic-retinopathy screen and the patient waits in review for a fundus photograph
+    eye_check_alone: bool = False
 
     def decide_eye(self, prediction: Prediction, op: OperatingPoint) -> EyeDecision:
         """Queue and code for a gradable eye from the model's probabilities."""
@@ -55,6 +59,21 @@ class Protocol:
         }.get(status, "could not be graded")
         detail = ", ".join(r.replace("_", " ") for r in reasons if r != "not_fundus")  # no echo of the words
         return EyeDecision(Queue.REVIEW, code, f"{words} ({detail})" if detail else words)
+
+    def decide_external_eye(self, checkup: bool | None, finding: str = "", message: str = "") -> EyeDecision:
+        """Queue for a photograph of the front of the eye (never an ICDR grade).
+
+        "Go for an eye check-up" is at least a routine referral, with the finding in
+        words; an eye that could not be checked goes to review with the reason; "looks
+        healthy" is annual only where the protocol lets the eye check stand alone,
+        otherwise review: a fundus photograph is needed for diabetic-retinopathy screening."""
+        if checkup is None:
+            return EyeDecision(Queue.REVIEW, CODE_EYE_NOT_CHECKED, message or "eye could not be checked")
+        if checkup:
+            return EyeDecision(Queue.ROUTINE, CODE_EYE_CHECKUP, finding or "go for an eye check-up")
+        if self.eye_check_alone:
+            return EyeDecision(Queue.ANNUAL, CODE_EYE_HEALTHY, "eye looks healthy")
+        return EyeDecision(Queue.REVIEW, CODE_NEEDS_FUNDUS, f"eye looks healthy; {NEEDS_FUNDUS}")
 
     def due_date(self, queue: Queue, start: dt.date) -> dt.date:
         """Date by which the patient must be seen (or rescreened)."""
@@ -118,7 +137,15 @@ def _decide_nhs(p: Prediction, f: _Flags) -> EyeDecision:
     return EyeDecision(queue, f"{r} {m}", words + (" with maculopathy" if f.maculopathy else ""), grade)
 
 
-_DECIDERS = {"icdr-ada": _decide_icdr, "nhs-dess": _decide_nhs}
+_DECIDERS = {"icdr-ada": _decide_icdr, "nhs-dess": _decide_nhs, "eye-check": _decide_icdr}
+
+# decision codes of external-eye photographs (modality external_eye)
+CODE_EYE_CHECKUP = "eye check-up"
+CODE_EYE_HEALTHY = "eye looks healthy"
+CODE_NEEDS_FUNDUS = "fundus needed"
+CODE_EYE_NOT_CHECKED = "eye not checked"
+NEEDS_FUNDUS = "a fundus photograph is needed for diabetic-retinopathy screening"
+EXTERNAL_EYE_CODES = frozenset({CODE_EYE_CHECKUP, CODE_EYE_HEALTHY, CODE_NEEDS_FUNDUS, CODE_EYE_NOT_CHECKED})
 
 PROTOCOLS: dict[str, Protocol] = {
     "icdr-ada": Protocol(
@@ -141,6 +168,18 @@ PROTOCOLS: dict[str, Protocol] = {
             Queue.ANNUAL: QueueRule(365, "Recall for screening in 12 months"),
         },
     ),
+    "eye-check": Protocol(
+        name="eye-check",
+        title="Eye check for non-diabetic settings (pharmacy, school, eye camp); fundus photos graded ICDR",
+        rules={
+            Queue.URGENT: QueueRule(14, "See an ophthalmologist within 2 weeks"),
+            Queue.ROUTINE: QueueRule(91, "Go for an eye check-up with an optometrist or ophthalmologist"),
+            Queue.REVIEW: QueueRule(0, "Retake the photograph now, or examine the eye in person"),
+            Queue.ANNUAL: QueueRule(365, "No check-up needed now; come back if the eye hurts, is red or sight "
+                                         "changes"),
+        },
+        eye_check_alone=True,
+    ),
 }
 
 DEFAULT_PROTOCOL = "icdr-ada"
@@ -158,6 +197,10 @@ def patient_queue(eyes: Iterable[EyeResult]) -> Queue:
     """The patient's queue is the most urgent of their eyes (review outranks
     annual, so an ungradable eye is never hidden by a normal fellow eye). A
     patient with no usable photo at all goes to review."""
+    eyes = list(eyes)
+    if any(not is_external_eye(e) for e in eyes):
+        # a fundus photograph was taken: a healthy-looking external eye no longer holds the patient in review
+        eyes = [e for e in eyes if e.decision is None or e.decision.code != CODE_NEEDS_FUNDUS]
     queues = [e.queue for e in eyes]
     return min(queues, key=lambda q: q.priority) if queues else Queue.REVIEW
 
@@ -198,7 +241,33 @@ def current_eyes(eyes: Iterable[EyeResult]) -> list[EyeResult]:
     return [*(latest[e] for e in (Eye.RIGHT, Eye.LEFT) if e in latest), *unknown]
 
 
+def is_external_eye(result: EyeResult) -> bool:
+    """A result of the external-eye check (its decision carries one of the check's codes)."""
+    return result.decision is not None and result.decision.code in EXTERNAL_EYE_CODES
+
+
 def encounter_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> EncounterDecision:
+    """The visit's queue: the diabetic-retinopathy rule (:func:`fundus_decision`) on its
+    fundus photographs, with the external-eye checks beside it. Those never count as
+    a graded eye nor replace a fundus photograph of the same side; a check-up they
+    advise refers (routine). A visit with external-eye photographs only is decided
+    by them: in review with "a fundus photograph is needed for diabetic-retinopathy
+    screening" unless the protocol lets the eye check stand alone (eye-check)."""
+    eyes = list(eyes)
+    external = current_eyes(e for e in eyes if is_external_eye(e))
+    fundus = [e for e in eyes if not is_external_eye(e)]
+    if not external:
+        return fundus_decision(fundus, missing_eyes)
+    if not fundus:
+        queue = patient_queue(external)
+        needs = any(e.decision.code == CODE_NEEDS_FUNDUS for e in external)
+        return EncounterDecision(queue, queue is not Queue.REVIEW, NEEDS_FUNDUS if needs else "")
+    base = fundus_decision(fundus, missing_eyes)
+    extra = [e.queue for e in external if e.decision.code != CODE_NEEDS_FUNDUS]
+    return replace(base, queue=min([base.queue, *extra], key=lambda q: q.priority))
+
+
+def fundus_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> EncounterDecision:
     """The visit's queue from its photographs (oldest first) and the eyes recorded as
     not photographable: the most urgent current eye (review outranks annual), and
     never annual unless the visit is complete, i.e. the right and the left eye are

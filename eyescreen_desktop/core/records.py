@@ -87,6 +87,8 @@ class QualityReport:
     reasons: tuple[str, ...] = ()
     advice: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    modality: str = "fundus"    # fundus / external_eye / other (core.gate)
+    gate: str = ""              # the gate that judged it, "name version" ("" = hand-made rules only)
 
     @property
     def gradable(self) -> bool:
@@ -158,6 +160,11 @@ class EyeResult:
     heatmap: Any = field(default=None, compare=False, repr=False)
     width: int = 0
     height: int = 0
+    modality: str = "fundus"    # what the gate saw: fundus / external_eye / other; only fundus is graded
+    gate: str = ""              # the gate's "name version" (core.gate), for the result row and the slip
+    # external-eye check (core.external_eye): probability that an eye check-up is needed,
+    # 1 - p(normal); None for a fundus photograph. Such a result never has an ICDR grade.
+    p_checkup: float | None = None
 
     @property
     def queue(self) -> Queue:

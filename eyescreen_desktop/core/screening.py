@@ -5,8 +5,13 @@ is synchronous and Qt-free. It is split the way MONAI Deploy splits an
 inference operator, so each stage can be tested on its own:
 
 * :func:`prepare` (pre-processing, pure apart from reading the file): decode,
-  find the field of view, run the quality gate and, for a gradable photograph,
-  build the model input. Runs on decode threads: OpenCV releases the GIL.
+  ask the learned gate (``core.gate``) what kind of picture it is (only a
+  fundus photograph goes on), find the field of view, run the hand-made
+  quality checks and, for a gradable photograph, build the model input. Runs
+  on decode threads: OpenCV and ONNX Runtime release the GIL.
+* After prediction the gate's learned quality and familiarity heads read the
+  grader's own pooled features (:meth:`Screener._apply_gate`): a photograph
+  they refuse goes to review with the reason in words, ungraded.
 * ``Classifier.predict`` (prediction): one call per batch of gradable images.
 * :func:`decide` (post-processing, pure): quality verdict + prediction +
   protocol + operating point -> :class:`EyeResult` with its queue.
@@ -33,12 +38,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from . import fundus
 from .classifier import ModelError
+from .external_eye import ExternalEyeModel, PhotoCheck, check_photo, default_external_model, external_result
 from .fundus import assess_quality, find_field_of_view
 from .heatmap import heatmap_to_show
+from .gate import Gate, GateError, decide_gate
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
 from .preprocess import PREPROCESSING_ID, preprocess
-from .protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
+from .protocol import DEFAULT_PROTOCOL, EXTERNAL_EYE_CODES, Protocol, get_protocol
 from .records import Eye, EyeResult, OperatingPoint, Prediction, QualityReport, Status
 
 log = logging.getLogger(__name__)
@@ -80,13 +88,33 @@ class Prepared:
     tensor: np.ndarray | None = None       # (S, S, 3) uint8, only for gradable photographs
     error: str = ""
     cached: EyeResult | None = None
+    external: PhotoCheck | None = None     # the eye check of a close-up or selfie (core.external_eye)
+
+
+DEFAULT_GATE = "default"
+DEFAULT_EXTERNAL = "default"
+MIN_GATE_SIDE = 64      # px, long side: smaller pictures are "image too small" without asking the gate
+_default_gate: list[Gate | None] = []
+
+
+def default_gate() -> Gate | None:
+    """The shipped gate (``models/eyescreen-gate``), loaded once per process; None
+    (hand-made rules only, logged) when it is missing or damaged."""
+    if not _default_gate:
+        try:
+            _default_gate.append(Gate.load())
+        except (GateError, OSError) as exc:
+            log.warning("learned gate not available, using the hand-made rules only: %s", exc)
+            _default_gate.append(None)
+    return _default_gate[0]
 
 
 # ---------------------------------------------------------------------- pre-processing
 
 
 def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
-            max_side: int = DECODE_MAX_SIDE) -> Prepared:
+            max_side: int = DECODE_MAX_SIDE, gate: Gate | None = None,
+            external: ExternalEyeModel | None = None) -> Prepared:
     """Read, gate and preprocess one file; never raises for a bad file.
 
     ``cache`` maps a content hash to a result already on record (same model and
@@ -105,7 +133,7 @@ def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         log.exception("reading %s failed", path)
         return Prepared(item, error=f"{path.name} could not be read ({exc}): copy it again or report the problem")
-    return prepare_array(rgb, item, input_size, sha)
+    return prepare_array(rgb, item, input_size, sha, gate, external)
 
 
 def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
@@ -117,18 +145,60 @@ def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
         return None
 
 
-def prepare_array(rgb: np.ndarray, item: ScreenItem, input_size: int, sha256: str = "") -> Prepared:
+def prepare_array(rgb: np.ndarray, item: ScreenItem, input_size: int, sha256: str = "",
+                  gate: Gate | None = None, external: ExternalEyeModel | None = None) -> Prepared:
     """Quality gate and model input for pixels already in memory (camera captures)."""
     h, w = rgb.shape[:2]
     try:
-        fov = find_field_of_view(rgb)
-        quality = assess_quality(rgb, fov)
+        quality, fov = gate_picture(rgb, gate)
         tensor = preprocess(rgb, input_size, fov) if quality.gradable else None
+        check = eye_check(rgb, quality, external)
     except Exception as exc:  # noqa: BLE001
         log.exception("quality gate failed on %s", item.path)
         return Prepared(item, sha256, w, h,
                         error=f"{Path(item.path).name} could not be analysed ({exc}): retake the photograph")
-    return Prepared(item, sha256, w, h, quality, tensor)
+    return Prepared(item, sha256, w, h, quality, tensor, external=check)
+
+
+def eye_check(rgb: np.ndarray, quality: QualityReport, external: ExternalEyeModel | None) -> PhotoCheck | None:
+    """The external-eye check of a picture that is not a fundus photograph: a close-up
+    (the gate says ``external_eye``) or a selfie (``other`` with a face); None for
+    a fundus photograph or without the eye-check model. Without the learned gate
+    the check's own heuristic decides what the picture is."""
+    if external is None or quality.modality == "fundus":
+        return None
+    return check_photo(rgb, external, quality.modality if quality.gate else None)
+
+
+def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fundus.FieldOfView | None]:
+    """The gate's verdict before grading, and the field of view to crop.
+
+    With the learned gate: its modality decides whether this is a fundus
+    photograph at all (the front of the eye and anything else are not graded);
+    for a fundus photograph the cropper only finds where the retina is (the
+    whole frame for a rectangular crop) and the hand-made checks give the
+    reasons in words. Without it: the hand-made rules alone, as before.
+    A picture too small for anyone to judge (under ``MIN_GATE_SIDE`` px) is
+    "image too small"; a small fundus photograph is too."""
+    if gate is None or max(rgb.shape[:2]) < MIN_GATE_SIDE:
+        fov = find_field_of_view(rgb)
+        q = assess_quality(rgb, fov)
+        modality = "other" if q.status is Status.NOT_FUNDUS else "fundus"
+        return replace(q, modality=modality, gate=gate.version if gate else ""), fov
+    work = fundus.work_copy(rgb)        # one 256-px copy for the gate's network and the cropper
+    seen = gate.modality(work[0])
+    probs = {f"p_{k}": v for k, v in seen.probs.items()}
+    if seen.label == "fundus" and max(rgb.shape[:2]) < fundus.MIN_IMAGE_SIDE_PX:
+        q = assess_quality(rgb, None)
+        return replace(q, metrics={**q.metrics, **probs}, modality="fundus", gate=gate.version), None
+    if seen.label != "fundus" or seen.doubtful:
+        status, reasons = decide_gate(seen.label, "ok", (), None, {}, seen.doubtful)
+        q = fundus.report(Status(status), list(reasons), {"width": float(rgb.shape[1]),
+                                                          "height": float(rgb.shape[0]), **probs})
+        return replace(q, modality=seen.label, gate=gate.version), None
+    fov = fundus.field_of_view_or_frame(rgb, work)
+    q = assess_quality(rgb, fov, fundus_known=True)
+    return replace(q, metrics={**q.metrics, **probs}, modality="fundus", gate=gate.version), fov
 
 
 def _hash_if_readable(path: Path) -> str:
@@ -156,6 +226,7 @@ def decide(path: str, eye: Eye, quality: QualityReport | None, prediction: Predi
     if quality is None or (quality.gradable and prediction is None):
         msg = message or f"{Path(path).name} could not be graded: screen it again or examine the eye in person"
         return error_result(path, eye, msg, protocol, sha256=sha256, width=width, height=height)
+    common.update(modality=quality.modality, gate=quality.gate)
     if not quality.gradable:
         decision = protocol.decide_unreadable(quality.status, quality.reasons)
         return EyeResult(status=quality.status, message=message or quality.advice, quality=quality,
@@ -185,12 +256,20 @@ class Screener:
     the model card, or None for the card's default. ``cache`` (optional) looks a
     content hash up among results already on record, e.g.
     ``lambda sha: store.result_for(sha, model_sha, protocol)``; it is called from
-    the decode threads.
+    the decode threads. ``gate`` is the learned gate (``core.gate.Gate``), by
+    default the shipped one, or None for the hand-made rules only; its
+    quality and familiarity heads are used only with the grader they were
+    fitted on (the card names it). ``external`` is the eye-check model
+    (``core.external_eye``), by default the shipped one, or None: a close-up of
+    the eye or a selfie is then checked ("go for an eye check-up" / "looks
+    healthy", ``p_checkup``) instead of being only "not a fundus photograph".
     """
 
     def __init__(self, classifier: Any, protocol: Protocol | str = DEFAULT_PROTOCOL,
                  operating_point: OperatingPoint | str | None = None, decode_workers: int = 2,
-                 batch_size: int = 16, heatmaps: bool = False, cache: CacheLookup | None = None):
+                 batch_size: int = 16, heatmaps: bool = False, cache: CacheLookup | None = None,
+                 gate: Gate | str | None = DEFAULT_GATE,
+                 external: ExternalEyeModel | str | None = DEFAULT_EXTERNAL):
         card = classifier.card
         if card.preprocessing != PREPROCESSING_ID:
             raise ModelError(f"model {card.name} {card.version} expects preprocessing {card.preprocessing!r} but "
@@ -202,6 +281,9 @@ class Screener:
         self.batch_size = max(1, int(batch_size))
         self.heatmaps = heatmaps
         self.cache = cache
+        self.gate = default_gate() if gate == DEFAULT_GATE else gate
+        self.external = default_external_model() if external == DEFAULT_EXTERNAL else external
+        self._judge = self.gate is not None and _fitted_on(self.gate, card)
 
     @property
     def lookahead(self) -> int:
@@ -232,7 +314,8 @@ class Screener:
         the pixel buffer, since the capture has no file yet."""
         rgb = np.ascontiguousarray(rgb)
         digest = hashlib.sha256(rgb.tobytes() + repr(rgb.shape).encode()).hexdigest()
-        prepared = prepare_array(rgb, ScreenItem(Path(name), Eye(eye)), self.classifier.input_size, digest)
+        prepared = prepare_array(rgb, ScreenItem(Path(name), Eye(eye)), self.classifier.input_size, digest,
+                                 self.gate, self.external)
         return next(iter(self._finish([prepared])))
 
     def _fill(self, pool: ThreadPoolExecutor, source: Iterator[ScreenItem],
@@ -241,15 +324,19 @@ class Screener:
             item = next(source, None)
             if item is None:
                 return
-            pending.append(pool.submit(prepare, item, self.classifier.input_size, self.cache))
+            pending.append(pool.submit(prepare, item, self.classifier.input_size, self.cache, gate=self.gate,
+                                       external=self.external))
 
     def _finish(self, batch: Sequence[Prepared]) -> Iterator[EyeResult]:
         """Predict the gradable ones in one call, then decide every one, in order."""
         gradable = [p for p in batch if p.tensor is not None and p.cached is None]
-        outputs, failure = self._predict(gradable)
+        outputs, failure, embeddings = self._predict(gradable)
+        batch = [self._apply_gate(p, outputs, embeddings) for p in batch]
         for p in batch:
             if p.cached is not None:
                 yield p.cached
+            elif p.external is not None and (checked := self._external_result(p)) is not None:
+                yield checked
             elif p.error:
                 yield error_result(str(p.item.path), p.item.eye, p.error, self.protocol, sha256=p.sha256,
                                    width=p.width, height=p.height)
@@ -262,20 +349,64 @@ class Screener:
                 yield result if heatmap is None else replace(
                     result, heatmap=heatmap_to_show(heatmap, p.tensor, result.queue))
 
-    def _predict(self, gradable: Sequence[Prepared]) -> tuple[dict[int, tuple[Prediction, Any]], str]:
-        """{id(prepared): (prediction, heatmap)}, or ({}, message) when the model failed."""
+    def _external_result(self, p: Prepared) -> EyeResult | None:
+        """The record of an external-eye photograph (never graded for retinopathy)."""
+        return external_result(str(p.item.path), p.item.eye, p.external, p.quality, self.protocol,
+                               sha256=p.sha256, width=p.width, height=p.height)
+
+    def model_info(self, result: EyeResult) -> Any:
+        """The model a result came from: the eye-check model's for an external-eye record."""
+        external = result.p_checkup is not None or (result.modality == "external_eye" and result.decision
+                                                    is not None and result.decision.code in EXTERNAL_EYE_CODES)
+        return self.external.info if external and self.external is not None else self.classifier.info
+
+    def _predict(self, gradable: Sequence[Prepared]
+                 ) -> tuple[dict[int, tuple[Prediction, Any]], str, dict[int, np.ndarray]]:
+        """{id(prepared): (prediction, heatmap)}, "", {id(prepared): pooled features};
+        or ({}, message, {}) when the model failed."""
         if not gradable:
-            return {}, ""
+            return {}, "", {}
         batch = np.stack([p.tensor for p in gradable])
+        embedded = getattr(self.classifier, "predict_with_embeddings", None)
         try:
-            if self.heatmaps:
-                preds, maps = self.classifier.predict_with_heatmaps(batch)
+            if self._judge and embedded is not None:
+                preds, maps, emb = embedded(batch, self.heatmaps)
+            elif self.heatmaps:
+                (preds, maps), emb = self.classifier.predict_with_heatmaps(batch), None
             else:
-                preds, maps = self.classifier.predict(batch), [None] * len(gradable)
+                preds, maps, emb = self.classifier.predict(batch), None, None
         except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
             log.exception("grading a batch of %d photographs failed", len(gradable))
-            return {}, f"grading failed ({exc}): screen the photograph again or examine the eye in person"
-        return {id(p): (pred, m) for p, pred, m in zip(gradable, preds, maps)}, ""
+            return {}, f"grading failed ({exc}): screen the photograph again or examine the eye in person", {}
+        maps = [None] * len(gradable) if maps is None else maps
+        embeddings = {} if emb is None else {id(p): e for p, e in zip(gradable, emb)}
+        return {id(p): (pred, m) for p, pred, m in zip(gradable, preds, maps)}, "", embeddings
+
+    def _apply_gate(self, p: Prepared, outputs: dict[int, tuple[Prediction, Any]],
+                    embeddings: dict[int, np.ndarray]) -> Prepared:
+        """The learned quality and familiarity verdict on a graded photograph: a
+        refused one loses its grade (review, with the reason in words); a kept
+        one carries the verdict's numbers. ``outputs`` is re-keyed to the new object."""
+        emb = embeddings.get(id(p))
+        if emb is None or self.gate is None or p.quality is None:
+            return p
+        verdict = self.gate.judge(emb, p.quality.metrics)
+        status, reasons = decide_gate("fundus", "ok", (), verdict, p.quality.metrics)
+        metrics = {**p.quality.metrics, **verdict.metrics()}
+        found = outputs.pop(id(p))
+        if status != Status.OK.value:
+            q = replace(fundus.report(Status(status), list(reasons), metrics), modality="fundus", gate=self.gate.version)
+            return replace(p, quality=q, tensor=None)
+        kept = replace(p, quality=replace(p.quality, metrics=metrics))
+        outputs[id(kept)] = found
+        return kept
+
+
+
+def _fitted_on(gate: Gate, card: Any) -> bool:
+    """Whether the gate's feature heads were fitted on this grader (name and version)."""
+    grader = gate.card.get("grader", {})
+    return (grader.get("name"), grader.get("version")) == (getattr(card, "name", None), getattr(card, "version", None))
 
 
 def _operating_point(card: Any, chosen: OperatingPoint | str | None) -> OperatingPoint:

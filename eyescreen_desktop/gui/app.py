@@ -15,6 +15,7 @@ is ``<data folder>/logs/eyescreen.log``.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import logging.handlers
 import sys
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.paths import APP_NAME, DataPaths, data_paths, default_model_dir
 from ..core.store import ClinicStore, StoreError, add_database_argument
+from .gc_collector import install_garbage_collector
 from .main_window import MainWindow
 from .messages import Messages
 from .resources import icon, stylesheet
@@ -118,6 +120,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationDisplayName("EyeScreen")
     app.setWindowIcon(icon("app"))
     app.setStyleSheet(stylesheet())
+    install_garbage_collector(app)   # cycles holding Qt objects are freed on this thread only
     return app
 
 
@@ -207,7 +210,8 @@ def _show_and_run(app: QApplication, window: MainWindow, model: Path, settings: 
 def _smoke(window: MainWindow) -> None:
     """--smoke: print when the window was painted and the model ready, then quit."""
     def shown() -> None:
-        print(f"window_shown_at={time.time():.3f} tensorflow_loaded={'tensorflow' in sys.modules}", flush=True)
+        print(f"window_shown_at={time.time():.3f} tensorflow_loaded={'tensorflow' in sys.modules} "
+              f"gc_automatic={gc.isenabled()}", flush=True)
 
     def done(*_args: object) -> None:
         print(f"model_done_at={time.time():.3f} status={window.model_status.text()!r}", flush=True)

@@ -59,6 +59,7 @@ MAX_ATTEMPTS = 3   # a camera file whose job failed this often is left until wat
 Stamp = tuple[int, int]                          # (size in bytes, modification time in ns)
 PendingFn = Callable[[Path, list[Path]], list[Path]]
 SINCE_SLACK_S = 2.0   # files modified this long before watching began still count as new
+SETTLE_S = 1.0        # a file counts as complete once unchanged for this long (not just for two polls)
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,11 @@ class FolderScan:
 
 
 def scan_folder(folder: Path, previous: dict[Path, Stamp], done: dict[Path, Stamp], handed: set[Path],
-                since: float, pending: PendingFn) -> FolderScan:
+                since: float, pending: PendingFn, settle_s: float = SETTLE_S) -> FolderScan:
     """One poll (no Qt, runs on the scan thread): list and stat the photographs,
-    keep those complete (stamp unchanged since ``previous``, not empty), not handed
+    keep those complete (stamp unchanged since ``previous`` and last modified at
+    least ``settle_s`` ago, so two quick polls of a busy machine cannot catch a
+    camera between two writes; not empty), not handed
     to a job yet and not known done, then ask ``pending`` (the database) which of
     them still need screening."""
     try:
@@ -86,8 +89,10 @@ def scan_folder(folder: Path, previous: dict[Path, Stamp], done: dict[Path, Stam
     except OSError as exc:
         return FolderScan({}, [], {}, f"The watched folder {folder} cannot be read ({exc.strerror or exc}): "
                                       "check that the camera or network drive is connected. Still watching.")
+    settled_before_ns = time.time_ns() - int(settle_s * 1e9)
     complete = [p for p, s in stamps.items()
-                if s[0] > 0 and previous.get(p) == s and p not in handed and done.get(p) != s]
+                if s[0] > 0 and previous.get(p) == s and s[1] <= settled_before_ns
+                and p not in handed and done.get(p) != s]
     ready = pending(folder, complete) if complete else []
     todo = set(ready)
     return FolderScan(stamps, sorted(ready), {p: stamps[p] for p in complete if p not in todo})
@@ -118,6 +123,7 @@ class HotFolderWatcher(QObject):
         self.pending: dict[Path, Stamp] = {}     # seen but not yet complete (still being written)
         self.handed: set[Path] = set()           # reported, their job not finished
         self._pending_fn = pending or (lambda folder, files: list(files))
+        self.settle_s = SETTLE_S
         self._since_fn = since
         self._since: float | None = None
         self._stamps: dict[Path, Stamp] = {}
@@ -173,7 +179,7 @@ class HotFolderWatcher(QObject):
         try:
             if self._since is None:
                 self._since = self._since_fn(folder) if self._since_fn else time.time()
-            result = scan_folder(folder, previous, done, handed, self._since, self._pending_fn)
+            result = scan_folder(folder, previous, done, handed, self._since, self._pending_fn, self.settle_s)
         except Exception as exc:  # noqa: BLE001 - a database error must not kill the scan thread
             log.exception("polling %s failed", folder)
             result = FolderScan(previous, [], {}, f"New photographs in {folder} could not be checked ({exc}). "

@@ -37,6 +37,7 @@ from ..core.paths import DataPaths
 from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
+from .eye_check_panel import EyeCheckMode
 from .messages import Messages
 from .patient_panel import PatientPanel
 from .queues import QueuesWidget
@@ -117,6 +118,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.patient_panel)
         column.addWidget(self.capture_panel, 1)
         self.tabs.addTab(self.result_view, icon("eye-right"), "Screening")
+        self.eye_check = EyeCheckMode(self)      # the "Eye check" tab, next to Screening
         self.tabs.addTab(self.queues, icon("patient"), "Queues")
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
@@ -235,6 +237,7 @@ class MainWindow(QMainWindow):
         """Load the model in the background; the window is usable meanwhile."""
         self.model_status.setText(f"Loading model… ({model_path.name})")
         self.engine.start(model_path)
+        self.eye_check.start()
 
     @Slot(object)
     def _model_ready(self, card: ModelCard) -> None:
@@ -611,6 +614,7 @@ class MainWindow(QMainWindow):
         """Stop the camera and the worker thread (idempotent; also run when the
         application quits without the window being closed)."""
         self.capture_panel.stop()
+        self.eye_check.shutdown()
         watcher = getattr(self.batch_panel, "watcher", None)
         if watcher is not None:
             watcher.stop()            # joins the camera folder's scan thread

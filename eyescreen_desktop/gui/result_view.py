@@ -59,7 +59,12 @@ REASON_WORDS = {
     "blurred": "out of focus", "dark": "too dark", "overexposed": "too bright", "small_field": "field too small",
     "low_resolution": "resolution too low", "no_field_of_view": "no round field of view found",
     "uneven_illumination": "unevenly lit",
+    "external_eye": "front of the eye, not the retina", "unfamiliar": "unfamiliar photograph",
+    "poor_quality": "not clear enough",
 }
+# what the gate saw (EyeResult.modality, core.gate)
+MODALITY_WORDS = {"fundus": "fundus photograph", "external_eye": "photograph of the front of the eye",
+                  "other": "not an eye photograph"}
 
 
 def _set_queue_property(label: QLabel, queue: Queue | None) -> None:
@@ -96,6 +101,9 @@ def eye_words(result: EyeResult) -> tuple[str, str, str]:
     if result.status is Status.OK and result.decision is not None:
         grade = result.grade
         verdict = result.decision.finding[:1].upper() + result.decision.finding[1:]
+        if result.p_checkup is not None:   # an external-eye photograph: an eye check, never a grade
+            return verdict, ("Eye check of the front of the eye (not a retinopathy grade). Probability that "
+                             f"an eye check-up is needed: {result.p_checkup:.0%}"), ""
         probs = result.prediction.grade_probs if result.prediction else ()
         detail = f"Grade {result.decision.code}"
         if grade is not None and probs:
@@ -107,9 +115,19 @@ def eye_words(result: EyeResult) -> tuple[str, str, str]:
         return "Photograph could not be read", "", result.message
     reasons = result.quality.reasons if result.quality else ()
     why = ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
-    verdict = "Not a fundus photograph" if result.status is Status.NOT_FUNDUS else "Cannot be graded"
+    verdict = "Cannot be graded"
+    if result.status is Status.NOT_FUNDUS:
+        verdict = ("Photograph of the front of the eye" if result.modality == "external_eye"
+                   else "Not a fundus photograph")
     advice = (result.quality.advice if result.quality and result.quality.advice else result.message)
     return verdict, f"Photo: {why}" if why else "", advice
+
+
+def seen_as(result: EyeResult) -> str:
+    """What the learned gate took the picture for, and which gate ("" when none ran)."""
+    if not result.gate or result.status is Status.ERROR:
+        return ""
+    return f"\nSeen as: {MODALITY_WORDS.get(result.modality, result.modality)} ({result.gate})"
 
 
 class PhotoLabel(QLabel):
@@ -267,7 +285,7 @@ class EyeCard(QFrame):
         _set_queue_property(self.verdict, result.queue)
         self.detail.setText(detail)
         self.advice.setText(f"What to do: {advice}" if advice else "")
-        self.file.setText(f"File: {Path(result.path).name}")
+        self.file.setText(self._file_text(heatmap))
         self.file.setToolTip(result.path)
         for label in (self.verdict, self.detail, self.advice, self.file):
             label.setVisible(bool(label.text()))
@@ -307,9 +325,14 @@ class EyeCard(QFrame):
         if on and heat is not None and self.shown.result.status is Status.OK:
             photo = overlay_heatmap(photo, heat)
         self.photo.set_rgb(photo)
-        name = f"File: {Path(self.shown.result.path).name}"  # a graded eye without a map: nothing stood out
-        quiet = on and heat is None and self.shown.result.status is Status.OK
-        self.file.setText(f"{name} \u00b7 {NO_AREA_TEXT}" if quiet else name)
+        self.file.setText(self._file_text(on))
+
+    def _file_text(self, heatmap_on: bool) -> str:
+        """The file line: its name, "no area stood out" for a graded eye without a
+        map while maps are on, and what the gate saw it as."""
+        result = self.shown.result
+        quiet = heatmap_on and result.heatmap is None and result.status is Status.OK
+        return f"File: {Path(result.path).name}" + (f" \u00b7 {NO_AREA_TEXT}" if quiet else "") + seen_as(result)
 
     @property
     def has_heatmap(self) -> bool:

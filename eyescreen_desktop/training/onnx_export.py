@@ -174,8 +174,9 @@ def _export_wrapper(model: Any, card: ModelCard) -> Any:
     import keras
 
     outputs = named_outputs(model, card)
-    if "grade" not in outputs:
-        raise ModelError(f"model {card.name} has no 'grade' output (it has {sorted(outputs)})")
+    primary = card.outputs[0] if card.outputs else "grade"  # "finding" for the external-eye model
+    if primary not in outputs:
+        raise ModelError(f"model {card.name} has no {primary!r} output (it has {sorted(outputs)})")
     feature_layer = card.heatmap.get("feature_layer")
     if feature_layer:
         try:

@@ -167,7 +167,10 @@ def test_operating_point_file_and_report_say_what_the_point_rests_on(calibrated,
     text = " ".join(p.extract_text() for p in reader.pages)
     assert f"Referable threshold: {c.thresholds.referable:.4f}" in text
     assert "site-a" in text and "eyescreen-dr" in text and "worst collection wins" in text
-    assert len(reader.pages[0].images) >= 1                      # the curves, as a picture
+    # the curves are vector graphics: their titles, axes and chosen thresholds are text in the PDF
+    assert "referable: eyes flagged at each threshold" in text and "urgent threshold (p" in text
+    assert f"chosen {c.thresholds.referable:.4f}" in text and f"chosen {c.thresholds.urgent:.4f}" in text
+    assert len(reader.pages[0].images) == 1                      # the logo; no curve bitmap
 
 
 @needs_model

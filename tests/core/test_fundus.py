@@ -200,7 +200,7 @@ def test_no_field_of_view_on_close_up_retina(fundus_rgb):
 
 
 def test_advice_follows_most_fundamental_reason():
-    report = fundus._report(Status.UNGRADABLE, ["blurred", "low_resolution"], {})
+    report = fundus.report(Status.UNGRADABLE, ["blurred", "low_resolution"], {})
     assert report.reasons == ("low_resolution", "blurred")
     assert report.advice == fundus.ADVICE["low_resolution"]
 

@@ -3,7 +3,6 @@ cameras' photographs look alike; fast enough for a batch of camera files."""
 
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
@@ -107,17 +106,6 @@ def test_rejects_wrong_input_type(fundus_rgb):
         preprocess(fundus_rgb.astype(np.float32), 64)
     with pytest.raises(ValueError, match="RGB uint8"):
         preprocess(fundus_rgb[..., 0], 64)
-
-
-def test_fast_enough_for_camera_exports(fundus_rgb):
-    preprocess(fundus_rgb, 384)
-    times = []
-    for _ in range(7):
-        t = time.perf_counter()
-        preprocess(fundus_rgb, 384)
-        times.append(time.perf_counter() - t)
-    # target < 10 ms on a free core; the bound leaves room for a shared CI machine
-    assert sorted(times)[3] < 0.030
 
 
 def test_full_resolution_file_via_reduced_decode_matches_export(fundus_rgb):

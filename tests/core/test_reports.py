@@ -11,8 +11,6 @@ import csv
 import dataclasses
 import datetime as dt
 import json
-import statistics
-import time
 from pathlib import Path
 
 import cv2
@@ -168,21 +166,6 @@ def test_heat_map_is_drawn_over_what_the_model_saw():
     assert change[36:44, 84:92].mean() > 20      # the hot spot is coloured where the map says
     assert change[90:110, 40:60].mean() < 2      # elsewhere the picture is unchanged
     assert reports.heatmap_overlay(photo_rgb, np.zeros((2, 2, 2))) is None  # bad shape: no heat map
-
-
-def test_slips_are_fast(tmp_path):
-    """Under 150 ms per slip on a clinic PC; photographs read cold each time."""
-    summaries = [urgent_with_ungradable_eye(patient_id=f"SPEED-{i}") for i in range(6)]
-    reports.write_referral_slip(summaries[0], tmp_path / "warm.pdf")  # fonts registered once per process
-    times = []
-    for i, s in enumerate(summaries):
-        reports._thumbnail_cached.cache_clear()
-        t0 = time.perf_counter()
-        reports.write_referral_slip(s, tmp_path / f"{i}.pdf")
-        times.append(time.perf_counter() - t0)
-    median_ms = 1000 * statistics.median(times)
-    print(f"slip_ms median {median_ms:.0f}")
-    assert median_ms < 300  # 150 ms target; headroom for a busy shared test machine
 
 
 def test_slip_written_atomically_and_bytes_match(tmp_path):

@@ -150,6 +150,7 @@ def test_a_schema_3_file_from_before_alembic_is_upgraded_in_place_after_a_backup
         assert s._query("SELECT version_num FROM alembic_version")[0][0] == migrate.head_revision()
         assert s._query("SELECT name FROM sqlite_master WHERE name = 'queue_state_view'")
         assert s._query("SELECT version FROM queue_state") == []      # revisions after the baseline ran
+        assert s._query("SELECT modality, gate, p_checkup FROM results") == []   # schema 4 and 5 on the way
     assert sqlite3.connect(tmp_path / "old.sqlite3.schema3.bak").execute(
         "SELECT name FROM patients").fetchone()[0] == "Ann"
 

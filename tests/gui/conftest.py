@@ -86,3 +86,16 @@ def blurred_photo(tmp_path_factory, good_rgb) -> Path:
 def data_dir(tmp_path) -> Path:
     """A fresh --data-dir for one test."""
     return tmp_path / "data"
+
+
+@pytest.fixture(autouse=True)
+def gui_thread_garbage_collection(qapp):
+    """As in the app (gui.app.make_application): no automatic cyclic collection, which
+    could run on a worker thread and destroy Qt objects there; the GUI thread's timer
+    collects instead. Stopped after each test (one last collection here, on the GUI
+    thread), so tests without an event loop keep Python's own collector."""
+    from eyescreen_desktop.gui.gc_collector import install_garbage_collector
+
+    collector = install_garbage_collector(qapp)
+    yield collector
+    collector.stop()

@@ -117,12 +117,17 @@ def test_hot_folder_screens_a_new_photo_once_the_camera_finished_writing(qtbot, 
     for old in _photos(camera, patients[:1]):                # there long before watching: left alone
         os.utime(old, (time.time() - 3600, time.time() - 3600))
     panel.watcher.timer.setInterval(20)
+    panel.watcher.settle_s = 3600                            # nothing settles until the test says so
     assert panel.watch(camera) and panel.watching
     newcomer = patients[1]
     data = (FUNDUS_DR / "images" / f"{newcomer}_R.jpg").read_bytes()
     target = camera / f"{newcomer}_R.jpg"
     target.write_bytes(data[: len(data) // 3])               # the camera is still writing
     qtbot.waitUntil(lambda: target in panel.watcher.pending, timeout=WAIT_MS)
+    for _ in range(3):                                       # polls see it, none hands it on
+        _poll(qtbot, panel.watcher)
+    assert target in panel.watcher.pending and not panel.watcher.handed
+    panel.watcher.settle_s = 0.2
     with qtbot.waitSignal(panel.hotFolderScreened, timeout=WAIT_MS) as signal:
         with open(target, "ab") as f:                        # ... and finishes
             f.write(data[len(data) // 3:])
@@ -151,6 +156,7 @@ def test_watcher_reports_complete_files_until_released(qtbot, tmp_path):
     (tmp_path / "old.jpg").write_bytes(b"there before")
     os.utime(tmp_path / "old.jpg", (time.time() - 3600, time.time() - 3600))
     watcher = HotFolderWatcher(interval_ms=3_600_000)         # polls driven by hand below
+    watcher.settle_s = 0                                      # complete = unchanged between two polls
     reported: list[list[Path]] = []
     watcher.filesReady.connect(reported.append)
     with qtbot.waitSignal(watcher.scanned, timeout=WAIT_MS):

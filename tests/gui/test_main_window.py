@@ -10,13 +10,11 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QApplication
 
@@ -115,7 +113,7 @@ def test_dropped_files_are_screened(qtbot, window, urgent_model_dir, good_photo)
     _enter_patient(qtbot, window, "P102")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(good_photo))])
-    enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
@@ -226,22 +224,20 @@ def test_eye_from_name():
     assert eye_from_name(Path("left.jpg")) is Eye.LEFT and eye_from_name(Path("fundus.jpg")) is Eye.UNKNOWN
 
 
-def test_launch_shows_the_window_fast_without_tensorflow(tmp_path, urgent_model_dir):
-    """The real ``eyescreen gui`` process: window painted, then the model loaded."""
+def test_launch_shows_the_window_then_loads_the_model_without_tensorflow(tmp_path, urgent_model_dir):
+    """The real ``eyescreen gui`` process: window painted, then the model loaded, with
+    no TensorFlow. How fast is measured by `eyescreen bench` (window_shown_s), not here."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    started = time.time()
     out = subprocess.run([sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(tmp_path / "d"),
                           "--model", str(urgent_model_dir), "--smoke"],
                          capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     fields = dict(part.split("=", 1) for line in out.stdout.split("\n") for part in line.split(" ", 1)[:1] if "=" in part)
-    shown_after = float(fields["window_shown_at"]) - started
-    print(f"window_shown {shown_after:.2f} s after launch")
+    assert float(fields["window_shown_at"]) <= float(fields["model_done_at"])   # shown first, model after
     assert "tensorflow_loaded=False" in out.stdout
+    assert "gc_automatic=False" in out.stdout   # cycles collected on the GUI thread only (gc_collector)
     assert "Model: fixed-urgent 1.0.0" in out.stdout
-    assert shown_after < 4.0   # ~0.8 s measured; generous for a busy 2-core test machine
     assert (tmp_path / "d" / "logs" / "eyescreen.log").is_file()
-    assert np.isfinite(shown_after)
 
 
 def test_patient_on_record_is_found_and_filled_in(qtbot, window):
@@ -279,7 +275,8 @@ def test_settings_dialog_writes_the_slip_header(qtbot, window, urgent_model_dir)
 
 
 def test_dropped_folder_goes_to_the_batch_panel(qtbot, window, good_photo):
-    assert window.batch_panel is not None and window.tabs.indexOf(window.batch_panel) == 2
+    assert window.batch_panel is not None   # the tab after Queues (Screening, Eye check, Queues, Batch)
+    assert window.tabs.indexOf(window.batch_panel) == window.tabs.indexOf(window.queues) + 1
     _enter_patient(qtbot, window, "P105")
     assert window.screen_paths([good_photo.parent]) is None          # a folder is not one patient's eyes
     assert window.tabs.currentWidget() is window.batch_panel

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -117,7 +117,7 @@ def test_a_photo_dragged_to_the_other_eye_moves_there(qtbot, window, good_photo)
     sha = summary.eyes[0].sha256
     target = view.cards[Eye.RIGHT]
     mime = photo_mime(sha)
-    enter = QDragEnterEvent(QPointF(20, 20), Qt.DropAction.MoveAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.MoveAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(target, enter)
     assert enter.isAccepted()

@@ -78,6 +78,9 @@ REASON_WORDS: dict[str, str] = {
     "uneven_illumination": "part of the retina in shadow",
     "no_field_of_view": "retina not found in the picture",
     "not_fundus": "not a fundus photograph",
+    "external_eye": "photograph of the front of the eye, not of the retina",
+    "unfamiliar": "unfamiliar photograph: check it by eye",
+    "poor_quality": "not clear enough to grade",
 }
 
 
@@ -651,7 +654,12 @@ def _eye_words(result: EyeResult) -> list[Flowable]:
             if p.p_maculopathy is not None:
                 out.append(P(escape(f"Probability of maculopathy: {format_probability(p.p_maculopathy)}"),
                              "small"))
-        out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
+        if result.p_checkup is not None:   # external-eye photograph: an eye check, never a DR grade
+            out.append(P(escape("Photograph of the front of the eye (eye check, not a diabetic-retinopathy "
+                                f"grade). Probability that an eye check-up is needed: "
+                                f"{format_probability(result.p_checkup)}"), "small"))
+        else:
+            out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
     else:
         out.append(_warning_box([U(quality_note(result), "finding"), U(quality_advice(result), "body")]))
     if result.path:
@@ -728,12 +736,20 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
     return out
 
 
+def gate_text(summary: EncounterSummary) -> str:
+    """The gate(s) that let this visit's photographs through (``core.gate``), or
+    that only the hand-made checks ran."""
+    gates = sorted({e.gate for e in summary.eyes if e.gate})
+    return ", ".join(gates) if gates else "hand-made checks only"
+
+
 def _provenance_block(summary: EncounterSummary, settings: SlipSettings, width: float) -> Table:
     """Model, weights hash, protocol, operating point: enough to trace the result."""
     m = summary.model
     sha = clean_text(m.sha256) if m else ""
     rows = [
         ("Model", f"{m.name} {m.version}" if m else "not recorded"),
+        ("Image gate", gate_text(summary)),
         ("Weights SHA-256", f"<b>{escape(sha[:12])}</b>  {escape(sha)}" if sha else "not recorded"),
         ("Protocol", protocol_text(summary.protocol_name)),
         ("Operating point", operating_point_text(summary, settings)),

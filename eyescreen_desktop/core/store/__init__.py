@@ -1,8 +1,10 @@
 """The clinic database: patients, encounters, images, results, queues and the audit log.
 
-One SQLite file in the user's data folder (``DataPaths.database``) plus a managed
-image store (``DataPaths.image_store``) holding a copy of every photograph,
-named by the SHA-256 of its bytes. Why it looks the way it does:
+One SQLite file in the user's data folder (``DataPaths.database``), or a clinic's
+PostgreSQL server shared by several workstations (``--database URL``,
+``EYESCREEN_DATABASE_URL``; :mod:`.engine`), plus a managed image store
+(``DataPaths.image_store`` or ``EYESCREEN_IMAGE_STORE``) holding a copy of every
+photograph, named by the SHA-256 of its bytes. Why it looks the way it does:
 
 * **Recognise, never duplicate.** An image row is unique by content hash; the
   same photograph screened twice links to the one image row (and its one stored
@@ -15,9 +17,10 @@ named by the SHA-256 of its bytes. Why it looks the way it does:
 * **Traceable.** Every change writes an audit row (who, when, action, entity,
   details) in the same transaction as the change. ``user`` defaults to the
   operating-system user name.
-* **Upgradable.** ``PRAGMA user_version`` holds the schema version; the
-  ``schema.MIGRATIONS`` list brings an older file up to date (after a backup
-  copy), and a file from a newer EyeScreen is refused with a clear message.
+* **Upgradable.** Alembic migrations (:mod:`.migrate`, ``migrations/``) create
+  and upgrade the schema on both engines; a SQLite file from before them is
+  brought up by the hand-written ``schema.MIGRATIONS`` list (after a backup copy)
+  and stamped. A database from a newer EyeScreen is refused with a clear message.
 
 Threads: one connection opened with ``check_same_thread=False`` and every
 method serialised by one re-entrant lock, so the GUI thread and the screening

@@ -92,14 +92,18 @@ class ResultStore(PatientStore, ImageStore):
             return result_id
 
     def result_for(self, sha256: str, model_sha: str, protocol: str,
-                   operating_point: OperatingPoint | str | None = None) -> EyeResult | None:
+                   operating_point: OperatingPoint | str | None = None, gate: str | None = None
+                   ) -> EyeResult | None:
         """The newest result for this photograph by this model and protocol (and
         operating point, when given), so a photograph seen before need not be
         graded again; None when there is none. An OperatingPoint matches on its
         thresholds, not its name: a clinic's recalibrated point keeps its name but
         must not reuse queues decided at the old thresholds (a str still matches
-        the name, for callers that only have one). ERROR results are never reused:
-        their cause (a failed read, a model failure) may have gone away."""
+        the name, for callers that only have one). ``gate`` (the learned gate's
+        "name version", '' for none), when given, must match too: a result let
+        through by another gate (or by none, before issue 9's gate: a selfie could
+        be graded then) is judged again. ERROR results are never reused: their
+        cause (a failed read, a model failure) may have gone away."""
         if not sha256:
             return None
         where, extra = "", ()
@@ -111,8 +115,8 @@ class ResultStore(PatientStore, ImageStore):
         elif operating_point:
             where, extra = " AND r.op_name = ?", (operating_point,)
         sql = (_RESULT_SELECT + " WHERE i.sha256 = ? AND r.model_sha = ? AND r.protocol = ? AND r.status != 'error'"
-               + where + " ORDER BY r.result_id DESC LIMIT 1")
-        rows = self._query(sql, (sha256, model_sha, protocol) + extra)
+               + where + (" AND r.gate = ?" if gate is not None else "") + " ORDER BY r.result_id DESC LIMIT 1")
+        rows = self._query(sql, (sha256, model_sha, protocol) + extra + ((gate,) if gate is not None else ()))
         return _eye_result(rows[0], heatmap=True) if rows else None
 
     def finish_encounter(self, encounter_id: str, queue: Queue, due_date: dt.date,

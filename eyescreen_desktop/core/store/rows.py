@@ -61,6 +61,7 @@ def _result_values(result: EyeResult, model: ModelInfo, protocol: str,
         "quality_metrics": json.dumps(q.metrics) if q else None,
         "width": result.width, "height": result.height,
         "heatmap": encode_heatmap(result.heatmap) if result.status is Status.OK else None,
+        "modality": result.modality, "p_checkup": result.p_checkup, "gate": result.gate,
     }
 
 
@@ -96,12 +97,13 @@ def _eye_result(r: Row, heatmap: bool = False) -> EyeResult:
     quality = None
     if r["quality_metrics"] is not None:
         quality = QualityReport(status, tuple(json.loads(r["quality_reasons"])), r["quality_advice"] or "",
-                                json.loads(r["quality_metrics"]))
+                                json.loads(r["quality_metrics"]), modality=r["modality"], gate=r["gate"])
     return EyeResult(
         path=r["link_path"], eye=Eye(r["link_eye"]), status=status, message=r["message"],
         sha256=r["image_sha"] or "", quality=quality, prediction=prediction,
         decision=EyeDecision(Queue(r["queue"]), r["code"], r["finding"], r["grade"]),
         width=r["width"] or 0, height=r["height"] or 0, heatmap=decode_heatmap(r["heatmap"]) if heatmap else None,
+        modality=r["modality"], p_checkup=r["p_checkup"], gate=r["gate"],
     )
 
 

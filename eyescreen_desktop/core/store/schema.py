@@ -149,7 +149,23 @@ CREATE TABLE watched_folders (
 );
 """
 
-# Queue views and start-up that do not grow with the database (issue 12, item 12):
+# Version 4 (the external-eye check, issue 11): what kind of picture a result is about
+# (fundus / external_eye / other, from the gate) and, for an external-eye photograph,
+# the probability that an eye check-up is needed (such a result never has a grade).
+_SCHEMA_V4 = """
+ALTER TABLE results ADD COLUMN modality TEXT NOT NULL DEFAULT 'fundus';
+ALTER TABLE results ADD COLUMN p_checkup REAL CHECK (p_checkup IS NULL OR (p_checkup >= 0 AND p_checkup <= 1));
+"""
+
+# Version 5 (issue 9, the learned gate): the gate's "name version" that judged
+# the photograph ('' = the hand-made rules only, as every result before it), so a
+# result row says which gate let the photograph through, and a cached result of
+# another gate is judged again.
+_SCHEMA_V5 = """
+ALTER TABLE results ADD COLUMN gate TEXT NOT NULL DEFAULT '';
+"""
+
+# Version 6: queue views and start-up that do not grow with the database (issue 12, item 12):
 # * queue_state_view: the index the queue views count and page by (effective
 #   queue, state, effective due date), so the window's counts and first pages read
 #   the index instead of every encounter (IF NOT EXISTS: an older window created it
@@ -165,6 +181,7 @@ CREATE TABLE store_meta (
 );
 """
 
-# Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_QUEUE_VIEWS]
+# Each entry brings the schema from version i to i + 1. Append, never edit. The last
+# state is Alembic's revision 0001 (migrations/versions): later changes are Alembic revisions.
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5, _SCHEMA_QUEUE_VIEWS]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,5 +1,7 @@
-"""The clinic schema as the hand-written list left it (schema 1-3 and the queue
-views' index with store_meta), for SQLite and PostgreSQL alike.
+"""The clinic schema as the hand-written list left it (schema 1-3; 4, the
+external-eye check's results.modality and p_checkup; 5, the learned gate's
+results.gate; 6, the queue views' index and store_meta), for SQLite and
+PostgreSQL alike.
 
 Dates and times are ISO text, as they always were in the SQLite file, so the
 store's queries compare and sort them the same way on both engines.
@@ -83,10 +85,12 @@ def upgrade() -> None:
         sa.Column("width", sa.Integer), sa.Column("height", sa.Integer),
         _text("created_at", False), _text("created_by", False),
         sa.Column("heatmap", sa.LargeBinary),
+        _text("modality", False, "fundus"), sa.Column("p_checkup", sa.Float), _text("gate", False, ""),
         sa.CheckConstraint("status IN ('ok', 'ungradable', 'not_fundus', 'error')", name="results_status"),
         sa.CheckConstraint("grade BETWEEN 0 AND 4", name="results_grade"),
         sa.CheckConstraint(f"queue IN {QUEUES}", name="results_queue"),
         sa.CheckConstraint("status = 'ok' OR queue = 'review'", name="results_review_unless_ok"),
+        sa.CheckConstraint("p_checkup IS NULL OR (p_checkup >= 0 AND p_checkup <= 1)", name="results_p_checkup"),
         sa.UniqueConstraint("encounter_image_id", "model_sha", "protocol"),
     )
     op.create_index("results_cache", "results", ["image_id", "model_sha", "protocol"])

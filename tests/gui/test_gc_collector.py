@@ -1,0 +1,63 @@
+"""Cycles holding Qt objects are collected on the GUI thread, never on a worker:
+the automatic collector, left on, runs on whichever thread allocates."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+from PySide6.QtCore import QObject, QThread
+
+from eyescreen_desktop.gui import gc_collector
+
+
+class _Cycle:
+    """A reference cycle that owns a QObject, like a slot's closure over a widget;
+    records the thread its finaliser runs on."""
+
+    def __init__(self, died_on: list[str]) -> None:
+        self.me = self
+        self.qobject = QObject()
+        self.died_on = died_on
+
+    def __del__(self) -> None:
+        self.died_on.append(threading.current_thread().name)
+
+
+class _Worker(QThread):
+    """Makes a cycle, drops it, then allocates enough to cross generation 0's threshold."""
+
+    def __init__(self, died_on: list[str]) -> None:
+        super().__init__()
+        self.died_on = died_on
+
+    def run(self) -> None:
+        threading.current_thread().name = "model-worker"
+        _Cycle(self.died_on)
+        kept = [[] for _ in range(20 * gc.get_threshold()[0])]   # would trigger a collection here
+        del kept
+
+
+def test_a_cycle_dropped_on_a_worker_thread_is_collected_on_the_gui_thread(qtbot,
+                                                                           gui_thread_garbage_collection):
+    assert not gc.isenabled()
+    gc.collect()   # start from an empty generation 0
+    died_on: list[str] = []
+    worker = _Worker(died_on)
+    worker.start()
+    assert worker.wait(30_000)
+    assert died_on == []                                    # nothing collected it on the worker
+    qtbot.waitUntil(lambda: died_on != [], timeout=3 * gc_collector.INTERVAL_MS)   # the GUI timer did
+    assert died_on == [threading.current_thread().name] == [threading.main_thread().name]
+
+
+def test_each_tick_collects_young_cycles_and_stop_hands_collection_back(gui_thread_garbage_collection):
+    collector = gui_thread_garbage_collection
+    died_on: list[str] = []
+    _Cycle(died_on)
+    collector.collect()
+    assert died_on == [threading.main_thread().name]
+    collector.stop()
+    assert gc.isenabled()
+    gc_collector.install_garbage_collector(collector.parent())  # the same collector, started again
+    assert not gc.isenabled()

@@ -1,0 +1,98 @@
+"""Pieces of ``eyescreen train-gate``: patient split, synthetic frames and pictures,
+the heads' fitting and the modality network's ONNX head (small real things)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from eyescreen_desktop.core.gate import ppca_distance
+from eyescreen_desktop.core.imageio import read_image
+from eyescreen_desktop.core.fundus import field_of_view_or_frame
+from eyescreen_desktop.training import frames as F
+from eyescreen_desktop.training.gate import fit_ppca, logistic, modality_onnx, part_of, softmax_regression
+from tests.conftest import SHARED
+
+
+def test_the_split_is_by_patient_stable_and_about_70_10_20():
+    parts = [part_of(f"fundus-dr:P{i:03d}") for i in range(2000)]
+    assert parts == [part_of(f"fundus-dr:P{i:03d}") for i in range(2000)]
+    share = {p: parts.count(p) / len(parts) for p in ("fit", "tune", "check")}
+    assert 0.65 < share["fit"] < 0.75 and 0.07 < share["tune"] < 0.13 and 0.16 < share["check"] < 0.24
+
+
+def test_frames_and_degradations_are_reproducible_and_keep_the_size():
+    rgb = read_image(SHARED / "fundus-dr" / "images" / "P001_L.jpg", max_side=768)
+    fov = field_of_view_or_frame(rgb)
+    a, fa = F.camera_frame(rgb, fov, np.random.default_rng(4), side=900)
+    b, fb = F.camera_frame(rgb, fov, np.random.default_rng(4), side=900)
+    assert fa == fb and np.array_equal(a, b) and max(a.shape[:2]) == 900
+    for kind, (fn, reason) in F.DEGRADATIONS.items():
+        out = fn(a, np.random.default_rng(1))
+        assert out.shape == a.shape and out.dtype == np.uint8 and not np.array_equal(out, a), kind
+        assert reason in ("blurred", "dark", "overexposed", "uneven_illumination")
+    assert F.colour_cast(a, "green")[..., 1].mean() > a[..., 1].mean()
+
+
+def test_other_pictures_come_from_packages_and_rendering(tmp_path):
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for _ in range(12):
+        kind, img = F.other_picture(rng, tmp_path)
+        assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8 and min(img.shape[:2]) >= 16
+        kinds.add(kind)
+    assert len(kinds) >= 4
+    names = [n for n, _ in F.package_pictures()]
+    assert any(n.startswith("skimage-astronaut") for n in names) and not any("retina" in n for n in names)
+
+
+def test_softmax_and_logistic_heads_learn_a_separable_problem():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, (60, 4)), rng.normal(2, 1, (60, 4)), rng.normal(0, 1, (60, 4)) + [0, 0, 6, 0]])
+    y = np.repeat([0, 1, 2], 60)
+    w, b = softmax_regression(x, y, 3, 1e-3, np.ones(len(y)))
+    assert ((x @ w + b).argmax(axis=1) == y).mean() > 0.95
+    wl, bl = logistic(x[:120], y[:120], 1e-3, np.ones(120))
+    assert (((x[:120] @ wl + bl) > 0) == y[:120]).mean() > 0.95
+
+
+def test_familiarity_distance_grows_away_from_the_fitted_photographs():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (400, 32)) * np.linspace(3, 0.1, 32)
+    heads = fit_ppca(x, 8)
+    near = ppca_distance(x[0], heads)
+    far = ppca_distance(x[0] + 5.0, heads)
+    assert far > 3 * near
+
+
+def test_the_modality_head_is_appended_to_the_base_graph(tmp_path):
+    """A stand-in base (mean colour as 'features') gets the softmax head; ONNX
+    Runtime then gives the same probabilities as numpy."""
+    node = helper.make_node("ReduceMean", ["image"], ["features"], axes=[1, 2], keepdims=0)
+    graph = helper.make_graph([node], "base", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 8, 8, 3])],
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 3])])
+    base = tmp_path / "base.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(base))
+    w = np.array([[0.01, 0, 0], [0, 0.02, 0], [0, 0, -0.01]], np.float32)
+    b = np.array([0.1, 0, -0.1], np.float32)
+    modality_onnx(base, w, b, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    z = x.mean(axis=(1, 2)) @ w + b
+    want = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    assert got.shape == (2, 3) and np.allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["rectangular", "clipped_width", "notched"])
+def test_geometry_formats_look_like_their_cameras(fmt):
+    rgb = read_image(SHARED / "idrid" / "images" / "IDRiD_001.jpg", max_side=768)
+    fov = field_of_view_or_frame(rgb)
+    out = F.FRAME_FORMATS[fmt](rgb, fov, np.random.default_rng(0))
+    corners = np.array([out[0, 0], out[0, -1], out[-1, 0], out[-1, -1]]).max()
+    if fmt == "rectangular":
+        assert corners > 10                       # retina to the corners: no surround
+    else:
+        assert corners <= 10                      # a dark surround in the corners
