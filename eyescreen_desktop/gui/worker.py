@@ -254,7 +254,8 @@ class ScreeningWorker(QObject):
 
     def _encounter(self, request: ScreenRequest | FrameRequest, protocol: str) -> str:
         """The encounter of the request's patient: the one named, else the visit's,
-        else a new one started on the visit's first photograph. A request whose
+        else the patient's visit of the day (one per patient and day, whichever
+        workstation started it first; :meth:`ClinicStore.day_encounter`). A request whose
         patient is not the encounter's is refused before anything is saved, so a
         photograph can never land under another patient."""
         patient = request.patient
@@ -269,7 +270,8 @@ class ScreeningWorker(QObject):
                              f"under {patient.patient_id}. Press Ctrl+N for the next patient, then add it again.")
         self.store.upsert_patient(patient)
         if encounter_id is None:
-            encounter_id = self.store.start_encounter(patient.patient_id, protocol=protocol, source="desk")
+            # the patient's visit of the day: another workstation may have started it already
+            encounter_id = self.store.day_encounter(patient.patient_id, protocol=protocol)
         if request.visit:
             self._visits[request.visit] = (encounter_id, patient.patient_id)
         return encounter_id

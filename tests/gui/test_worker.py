@@ -194,3 +194,16 @@ def test_the_worker_keeps_no_copy_of_the_current_photo_rule():
     import eyescreen_desktop.gui.worker as worker
 
     assert not hasattr(worker, "newest_per_eye")
+
+
+def test_a_patient_screened_twice_in_a_day_has_one_visit(qtbot, urgent_engine, good_photo):
+    """Two desk visits of the same patient on one day (another room, or after Next
+    patient) join the day's encounter instead of starting a second one."""
+    _ready(qtbot, urgent_engine)
+    patient = Patient(f"W{uuid.uuid4().hex[:6]}")
+    ids = []
+    for visit in ("room-1", "room-2"):
+        with qtbot.waitSignal(urgent_engine.encounterSaved, timeout=WAIT_MS) as saved:
+            urgent_engine.screen_files([ScreenItem(good_photo, Eye.LEFT)], patient, visit=visit)
+        ids.append(saved.args[1].encounter_id)
+    assert ids[0] == ids[1]
