@@ -19,12 +19,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Qt's xcb platform needs these on a bare Debian/Ubuntu; skipped when not root
-# or when apt is missing (then install them by hand, see README).
+# Qt's xcb platform needs these on a bare Debian/Ubuntu; postgresql gives the
+# tests their own throw-away PostgreSQL server (initdb, pg_ctl; never started as
+# a service by the tests). Skipped when not root or when apt is missing (then
+# install them by hand, see README). apt may be locked by another install: retried.
 system-deps:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 \
+	  for try in 1 2 3 4 5 6; do \
+	    apt-get -o DPkg::Lock::Timeout=120 update -qq && break; sleep 10; done; \
+	  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+	    postgresql libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 \
 	    libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	    libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 \
 	    libxi6 xvfb binutils >/dev/null; \

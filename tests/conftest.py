@@ -34,6 +34,34 @@ def _isolated_data(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "share"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.delenv("EYESCREEN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("EYESCREEN_IMAGE_STORE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server started for this test run (tests/pg_server.py);
+    skipped when the binaries are absent, except under CI, where that fails."""
+    from tests.pg_server import PostgresServer, find_bin
+
+    bin_dir = find_bin()
+    if bin_dir is None:
+        message = "PostgreSQL binaries (initdb, pg_ctl) not found: make system-deps installs Debian's postgresql"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bin_dir).start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """The clinic database a store test runs against: a SQLite file, and an empty
+    database on the test run's own PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'clinic.sqlite3'}"
+    return request.getfixturevalue("pg_server").new_database()
 
 
 @pytest.fixture(scope="session")

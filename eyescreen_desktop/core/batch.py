@@ -34,6 +34,7 @@ and the GUI); ``run`` adds the progress bar and the one-screen summary.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import csv
 import datetime as dt
@@ -62,7 +63,7 @@ from .report_names import ReportNames, safe_name
 from .external_eye import default_external_model
 from .protocol import is_external_eye
 from .screening import ScreenItem, Screener
-from .store import BatchFileRow, ClinicStore, StoreError
+from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
               protocol: str = DEFAULT_PROTOCOL, pdf: bool = True, progress: Progress | None = None,
               backend: str = "auto", user: str | None = None, batch_size: int | None = None,
               decode_workers: int | None = None, store: ClinicStore | None = None,
-              cancelled: Callable[[], bool] | None = None,
+              cancelled: Callable[[], bool] | None = None, database: str | None = None,
               operating_point: OperatingPoint | str | None = None) -> BatchReport:
     """Screen the inputs into the clinic database and write the outputs.
 
@@ -305,7 +306,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
                     else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with _store(store, data_dir) as store:
+    with _store(store, data_dir, database) as store:
         resumed = not store.begin_batch(key, proto.name, info.sha256, [str(r) for r in roots], user)
         _register_patients(store, files, listed, user)
         done = store.batch_done_files(key)
@@ -321,6 +322,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
             screener.cache = lambda sha: store.result_for(sha, info.sha256, proto.name, op, gate)
             _screen_into_store(store, screener, key, todo, len(files) - len(todo), len(files), progress, user,
                                cancelled)
+            _await_other_workstations(store, screener, key, files, progress, user, cancelled)
         summaries = _finish_encounters(store, key, user, cancelled)
         store.finish_batch(key, user)
         rows = {r.file: r for r in store.batch_rows(key)}
@@ -350,12 +352,13 @@ def load_for_batch(model: Path | str, backend: str = "auto") -> Classifier:
 
 
 @contextlib.contextmanager
-def _store(given: ClinicStore | None, data_dir: Path | str | None) -> Iterator[ClinicStore]:
-    """The caller's store (left open) or the one under the data folder (closed after)."""
+def _store(given: ClinicStore | None, data_dir: Path | str | None,
+           database: str | None = None) -> Iterator[ClinicStore]:
+    """The caller's store (left open) or ``database`` / the one under the data folder (closed after)."""
     if given is not None:
         yield given
         return
-    with ClinicStore.open(data_paths(data_dir)) as opened:
+    with ClinicStore.open(data_paths(data_dir), database) as opened:
         yield opened
 
 
@@ -406,9 +409,21 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
         progress(already, total, "")
     started = store.batch_started_at(key)
     encounters: dict[str, str] = {}
-    stream = screener.screen(ScreenItem(f.path, f.eye) for f in todo)
+    mine: collections.deque[BatchFile] = collections.deque()
+    me = claimant()
+
+    def claimed() -> Iterator[ScreenItem]:
+        """The files this process wins the claim of (another workstation screening the
+        same batch takes the others), in order, as the screener asks for them."""
+        for f in todo:
+            if store.claim_batch_file(key, f.file, me):
+                mine.append(f)
+                yield ScreenItem(f.path, f.eye)
+
+    stream = screener.screen(claimed())
     with _Writer(screener.lookahead) as writer, contextlib.closing(stream):
-        for n, (f, result) in enumerate(zip(todo, stream), start=already + 1):
+        for n, result in enumerate(stream, start=already + 1):
+            f = mine.popleft()
             if f.patient_id not in encounters:
                 encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
                                                                  started, user)
@@ -418,6 +433,28 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
                 progress(n, total, f.file)
             if n < total:
                 _check(cancelled)
+
+
+AWAIT_POLL_S = 0.5
+"""How often a batch that finished its own files looks for the other workstations' ones."""
+
+
+def _await_other_workstations(store: ClinicStore, screener: Screener, key: str, files: Sequence[BatchFile],
+                              progress: Progress | None, user: str | None,
+                              cancelled: Callable[[], bool] | None) -> None:
+    """Wait until every file of the batch is on record: files another process claimed
+    are screened by it; a claim left by a process that died is taken over and
+    screened here. So the outputs written next hold the whole batch."""
+    while True:
+        done = store.batch_done_files(key)
+        missing = [f for f in files if f.file not in done]
+        if not missing:
+            return
+        _check(cancelled)
+        before = len(done)
+        _screen_into_store(store, screener, key, missing, before, len(files), progress, user, cancelled)
+        if len(store.batch_done_files(key)) == before:
+            time.sleep(AWAIT_POLL_S)
 
 
 class _Writer:
@@ -659,6 +696,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="patient list: file, patient_id, name, birth_date[, sex, eye]")
     parser.add_argument("--model", type=Path, metavar="PATH", help="model folder (default: the shipped model)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="clinic data folder (database, image store)")
+    add_database_argument(parser)
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=sorted(PROTOCOLS),
                         help=f"screening protocol (default {DEFAULT_PROTOCOL})")
     parser.add_argument("--no-pdf", action="store_true", help="skip the patients' documents and the summary PDF")
@@ -684,7 +722,7 @@ def run(args: argparse.Namespace) -> int:
         op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
         report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
                            data_dir=args.data_dir, protocol=args.protocol, pdf=not args.no_pdf,
-                           progress=bar, backend=args.backend, operating_point=op)
+                           progress=bar, backend=args.backend, operating_point=op, database=args.database)
     except CalibrationError as exc:
         print(f"eyescreen screen: {exc}", file=sys.stderr)
         return 2

@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``eyescreen report``."""
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="EyeScreen data folder holding the clinic database (default: the user's own)")
+    from .store.engine import add_database_argument
+
+    add_database_argument(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder to write the exports into")
     parser.add_argument("--since", type=_date, metavar="DATE",
                         help="only encounters screened on or after DATE (YYYY-MM-DD)")
@@ -162,9 +165,12 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``eyescreen report``."""
     from . import reports
     from .store import ClinicStore, StoreError
+    from .store.engine import database_url, sqlite_file
 
     paths = data_paths(args.data_dir)
-    if not paths.database.is_file():
+    url = database_url(args.database, paths.database)
+    local = sqlite_file(url)
+    if local is not None and not local.is_file():
         print(f"eyescreen report: no clinic database in {paths.root}: screen photographs first "
               "(eyescreen screen ...) or pass the right --data-dir", file=sys.stderr)
         return 2
@@ -173,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     queue = Queue(args.queue) if args.queue else None
     try:
-        with ClinicStore(paths.database, paths.image_store) as store:
+        with ClinicStore(url, paths.image_store) as store:
             found = store.encounters(queue=queue, state=args.state, since=args.since,
                                      heatmaps=args.format in ("pdf", "all"))
             encounters = [reports.resolve_images(s, store.image_file) for s in found]

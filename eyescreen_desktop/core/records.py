@@ -261,6 +261,7 @@ class EncounterSummary:
     missing_eyes: tuple[MissingEye, ...] = ()
     slip_saved_at: dt.datetime | None = None  # the patient's document saved as PDF (counts as issued)
     referred_without_slip: bool = False       # marked referred before any slip was printed or saved
+    version: int = 0                          # the queue entry's row version (refuses conflicting changes)
 
     @property
     def overridden(self) -> bool:

@@ -30,7 +30,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.paths import APP_NAME, DataPaths, data_paths, default_model_dir
-from ..core.store import ClinicStore, StoreError
+from ..core.store import ClinicStore, StoreError, add_database_argument
 from .gc_collector import install_garbage_collector
 from .main_window import MainWindow
 from .messages import Messages
@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                         help="keep the clinic database, images, logs and settings in DIR "
                              "(default: the user's data folder; use a new folder for demos)")
+    add_database_argument(parser)
     parser.add_argument("--model", type=Path, default=None, metavar="FOLDER",
                         help="model folder (default: the one chosen in Settings, else models/eyescreen-dr)")
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # print start-up times, then quit
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         settings, window_state = open_settings(args.data_dir)
         paths = resolve_paths(args.data_dir, settings)
         log_file = setup_logging(paths, getattr(args, "verbose", False))
-        store = ClinicStore.open(paths)
+        store = ClinicStore.open(paths, getattr(args, "database", None))
     except (OSError, StoreError) as exc:
         log.error("EyeScreen cannot start: %s", exc)
         QMessageBox.critical(None, "EyeScreen cannot start", f"{exc}")
@@ -171,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
                                  f"The window could not be opened: {exc}\n\nThe details are in {log_file}.")
             return 1
         install_crash_handler(window.messages, log_file)
+        watcher = window.queues.follow_other_workstations()   # other windows' results and queue changes
+        app.aboutToQuit.connect(watcher.stop)
         return _show_and_run(app, window, resolve_model(args.model, settings), settings, args.smoke, launched)
     finally:
         if window is not None:

@@ -66,9 +66,17 @@ HEADERS = {
 
 
 class EncounterSource(Protocol):
-    """The part of ``ClinicStore`` this model reads (through ``core.queue_pages``)."""
+    """The part of ``ClinicStore`` this model reads (its public paging API,
+    ``store.queue_views``, through ``core.queue_pages``)."""
 
     def encounter_summaries(self, encounter_ids: Any, heatmaps: bool = False) -> list[EncounterSummary]: ...
+
+    def queue_view_count(self, queue: Queue | None, state: str | None) -> int: ...
+
+    def queue_view_page(self, queue: Queue | None, state: str | None, offset: int,
+                        limit: int = ...) -> list[EncounterSummary]: ...
+
+    def queue_view_position(self, queue: Queue | None, state: str | None, encounter_id: str) -> int: ...
 
 
 def is_overdue(summary: EncounterSummary, today: dt.date) -> bool:

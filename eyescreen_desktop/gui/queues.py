@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from ..core import queue_pages
 from ..core.records import EncounterSummary, Queue
-from ..core.store import default_user
+from ..core.store import QueueConflict, default_user
 from .queue_models import Column, QueueTableModel
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ class QueuesWidget(QWidget):
     encounterActivated = Signal(str)
     changed = Signal()
     refreshed = Signal()   # a background refresh is on show
+    changedElsewhere = Signal()   # another workstation committed a change (from the watcher's thread)
 
     def __init__(self, store: Any, parent: QWidget | None = None, *, user: str | None = None,
                  slip_settings: Callable[[], Any] | None = None,
@@ -129,7 +130,6 @@ class QueuesWidget(QWidget):
         self.user = user or default_user()
         self._slip_settings = slip_settings or (lambda: None)
         extra = {"today": today} if today else {}
-        queue_pages.ensure_view_index(store)
         self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
         self.views: dict[Queue, QTableView] = {}
         self.captions: dict[Queue, QLabel] = {}
@@ -344,8 +344,9 @@ class QueuesWidget(QWidget):
 
     def set_state(self, state: str) -> None:
         """Mark the selected encounter open / referred / closed (audited)."""
-        if target := self.selected_encounter_id():
-            self._write(lambda: self.store.set_state(target, state, self.user))
+        if (summary := self.selected_summary()) is not None:   # refused if changed elsewhere since shown
+            self._write(lambda: self.store.set_state(summary.encounter_id, state, self.user,
+                                                     expected_version=summary.version))
 
     @Slot()
     def override_selected(self) -> None:
@@ -353,9 +354,11 @@ class QueuesWidget(QWidget):
         target = self.selected_encounter_id()
         if not target:
             return
-        dialog = OverrideDialog(self.store.encounter_summary(target), self)
+        shown = self.store.encounter_summary(target)
+        dialog = OverrideDialog(shown, self)
         dialog.accepted.connect(lambda: self._write(
-            lambda: self.store.override_queue(target, dialog.chosen_queue(), dialog.reason(), self.user)))
+            lambda: self.store.override_queue(target, dialog.chosen_queue(), dialog.reason(), self.user,
+                                              expected_version=shown.version)))
         self._show_dialog(dialog)
 
     @Slot()
@@ -380,7 +383,7 @@ class QueuesWidget(QWidget):
         if summary is None:
             return
         if summary.slip_issued_at is not None:
-            self._write(lambda: self.store.mark_referred(summary.encounter_id, self.user))
+            self._write(lambda: self.store.mark_referred(summary.encounter_id, self.user, summary.version))
             return
         box = QMessageBox(QMessageBox.Icon.Question, "No slip yet",
                           f"No slip was printed or saved for {summary.patient.patient_id}. Mark the patient "
@@ -389,7 +392,8 @@ class QueuesWidget(QWidget):
         self.referred_anyway = box.addButton("Mark referred without a slip", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole))
         box.buttonClicked.connect(lambda button: self._write(
-            lambda: self.store.mark_referred(summary.encounter_id, self.user)) if button is self.referred_anyway
+            lambda: self.store.mark_referred(summary.encounter_id, self.user, summary.version))
+            if button is self.referred_anyway
             else None)
         self._show_dialog(box)
 
@@ -399,10 +403,24 @@ class QueuesWidget(QWidget):
         self.dialog = dialog
         dialog.open()
 
+    def follow_other_workstations(self) -> Any:
+        """Refresh when another window or workstation changes the clinic database
+        (LISTEN/NOTIFY on a server, polling on SQLite; within about two seconds).
+        Returns the watcher; stop it when the window closes."""
+        self.changedElsewhere.connect(self.refresh, Qt.ConnectionType.QueuedConnection)
+        return self.store.watch_changes(self.changedElsewhere.emit)
+
     def _write(self, change: Callable[[], Any]) -> None:
         """Run one store change, then refresh; a failure is logged and shown."""
         try:
             change()
+        except QueueConflict as exc:   # another workstation was first: say so and show what it did
+            log.warning("queue change refused: %s", exc)
+            box = QMessageBox(QMessageBox.Icon.Warning, "Changed on another workstation", str(exc), parent=self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+            self.refresh()
+            return
         except Exception as exc:
             log.exception("queue change failed")
             box = QMessageBox(QMessageBox.Icon.Warning, "Not saved",

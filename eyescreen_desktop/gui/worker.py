@@ -26,14 +26,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 from ..core.classifier import Classifier, ModelCard, ModelError
-from ..core.protocol import current_eyes
-from ..core.queue_pages import encounter_patient_id
 from ..core.records import EncounterSummary, Eye, EyeResult, OperatingPoint, Patient, Status
 from ..core.screening import Screener, ScreenItem
 
@@ -256,7 +254,8 @@ class ScreeningWorker(QObject):
 
     def _encounter(self, request: ScreenRequest | FrameRequest, protocol: str) -> str:
         """The encounter of the request's patient: the one named, else the visit's,
-        else a new one started on the visit's first photograph. A request whose
+        else the patient's visit of the day (one per patient and day, whichever
+        workstation started it first; :meth:`ClinicStore.day_encounter`). A request whose
         patient is not the encounter's is refused before anything is saved, so a
         photograph can never land under another patient."""
         patient = request.patient
@@ -265,22 +264,22 @@ class ScreeningWorker(QObject):
         if encounter_id is None and request.visit in self._visits:
             encounter_id, owner = self._visits[request.visit]
         elif encounter_id is not None:
-            owner = encounter_patient_id(self.store, encounter_id)
+            owner = self.store.encounter_patient_id(encounter_id)
         if encounter_id is not None and owner != patient.patient_id:
             raise ValueError(f"Refused: this visit is patient {owner}'s, so the photograph was not saved "
                              f"under {patient.patient_id}. Press Ctrl+N for the next patient, then add it again.")
         self.store.upsert_patient(patient)
         if encounter_id is None:
-            encounter_id = self.store.start_encounter(patient.patient_id, protocol=protocol, source="desk")
+            # the patient's visit of the day: another workstation may have started it already
+            encounter_id = self.store.day_encounter(patient.patient_id, protocol=protocol)
         if request.visit:
             self._visits[request.visit] = (encounter_id, patient.patient_id)
         return encounter_id
 
     def _queue_encounter(self, encounter_id: str) -> EncounterSummary:
-        """The visit as saved: each result was queued by the one rule
-        (``protocol.encounter_decision``) in its own transaction; queued again here
-        so a visit whose rule inputs changed meanwhile is current too."""
-        self.store.requeue_encounter(encounter_id)
+        """The visit as saved. Not queued again here: ``save_result`` queued it by the
+        one rule (``protocol.encounter_decision``) in the result's own transaction,
+        and every change to the rule's inputs (eye side, missing eye) re-queues in its own."""
         return self.store.encounter_summary(encounter_id)
 
     @Slot(object)
@@ -288,7 +287,7 @@ class ScreeningWorker(QObject):
     def updateEncounter(self, request: "UpdateRequest") -> None:
         """A change staff made to a saved visit (side of a photograph, why an eye was
         not photographed), written here after any photograph still being saved."""
-        owner = encounter_patient_id(self.store, request.encounter_id)
+        owner = self.store.encounter_patient_id(request.encounter_id)
         if request.patient_id and owner != request.patient_id:
             raise ValueError(f"Refused: this visit is patient {owner}'s, not {request.patient_id}'s.")
         request.change(self.store)
@@ -313,12 +312,6 @@ class ScreeningWorker(QObject):
             outcome = None
         self.batchDone.emit(rid, outcome)
         self.requestDone.emit(rid, request.cancel.is_set())
-
-
-def newest_per_eye(eyes: Iterable[EyeResult]) -> list[EyeResult]:
-    """The current photograph of each eye: ``protocol.current_eyes``, the one rule
-    (kept under this name for the batch jobs that import it)."""
-    return current_eyes(eyes)
 
 
 def save_capture(rgb: np.ndarray, eye: Eye, folder: Path) -> Path:

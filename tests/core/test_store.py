@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from eyescreen_desktop.core import store as store_mod
@@ -31,11 +32,13 @@ from eyescreen_desktop.core.store import ClinicStore, StoreError
 MODEL = ModelInfo("tiny", "0.0.1", "a" * 64)
 OTHER_MODEL = ModelInfo("tiny", "0.0.2", "b" * 64)
 OP = OperatingPoint("default", referable=0.5, urgent=0.3)
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
 @pytest.fixture
-def store(tmp_path):
-    with ClinicStore.open(DataPaths(tmp_path / "data")) as s:
+def store(tmp_path, database_url):
+    """The store on a SQLite file and on the test run's PostgreSQL server."""
+    with ClinicStore.open(DataPaths(tmp_path / "data"), database_url) as s:
         yield s
 
 
@@ -73,6 +76,8 @@ def encounter_with(store: ClinicStore, patient_id: str, *results: EyeResult, mod
 
 
 def test_new_database_is_wal_with_foreign_keys_and_current_schema(store):
+    if store.dialect != "sqlite":
+        pytest.skip("a SQLite file's own settings")
     raw = sqlite3.connect(store.path)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert raw.execute("PRAGMA user_version").fetchone()[0] == store_mod.SCHEMA_VERSION >= 1
@@ -91,17 +96,63 @@ def test_reopening_keeps_the_data_and_does_not_migrate_again(tmp_path):
     assert not list(tmp_path.glob("*.bak"))
 
 
+PHONE_REVISION = '''
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001"
+down_revision = "{head}"
+
+
+def upgrade():
+    op.add_column("patients", sa.Column("phone", sa.Text, nullable=False, server_default=""))
+'''
+
+
 def test_migration_upgrades_an_older_file_after_a_backup(tmp_path, monkeypatch):
+    """A new Alembic revision (here: a phone column) upgrades an existing file in
+    place, after a backup copy named by the revision it had."""
+    import shutil
+
+    from eyescreen_desktop.core.store import migrate
+
     with ClinicStore(tmp_path / "c.sqlite3") as s:
         s.upsert_patient(Patient("P1", "Ann"))
-    extra = "ALTER TABLE patients ADD COLUMN phone TEXT NOT NULL DEFAULT '';"
-    monkeypatch.setattr(store_mod.schema, "MIGRATIONS", [*store_mod.schema.MIGRATIONS, extra])
-    monkeypatch.setattr(store_mod.schema, "SCHEMA_VERSION", len(store_mod.schema.MIGRATIONS))
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    head = migrate.head_revision()
+    (scripts / "versions" / "9001_phone.py").write_text(PHONE_REVISION.format(head=head))
+    monkeypatch.setattr(migrate, "SCRIPTS", scripts)
     with ClinicStore(tmp_path / "c.sqlite3") as s:
         assert s.schema_version == store_mod.schema.SCHEMA_VERSION
         assert s._db.execute("SELECT phone FROM patients WHERE patient_id = 'P1'").fetchone()[0] == ""
-    backup = tmp_path / f"c.sqlite3.schema{store_mod.schema.SCHEMA_VERSION - 1}.bak"
+        assert s._query("SELECT version_num FROM alembic_version")[0][0] == "9001"
+    backup = tmp_path / f"c.sqlite3.{head}.bak"
     assert sqlite3.connect(backup).execute("SELECT name FROM patients").fetchone()[0] == "Ann"
+
+
+def test_a_schema_3_file_from_before_alembic_is_upgraded_in_place_after_a_backup(tmp_path):
+    """What EyeScreen wrote before Alembic: the hand-written list to schema 3."""
+    from eyescreen_desktop.core.store import migrate
+
+    db = tmp_path / "old.sqlite3"
+    raw = sqlite3.connect(db)
+    raw.create_function("eyescreen_search_text", 3, store_mod.search_text)
+    for script in store_mod.schema.MIGRATIONS[:3]:
+        raw.executescript(script)
+    raw.execute("PRAGMA user_version = 3")
+    raw.execute("INSERT INTO patients (patient_id, name, created_at, updated_at) VALUES ('OLD', 'Ann', 'x', 'x')")
+    raw.commit()
+    raw.close()
+    with ClinicStore(db) as s:
+        assert s.get_patient("OLD").name == "Ann"
+        assert s.schema_version == store_mod.SCHEMA_VERSION
+        assert s._query("SELECT version_num FROM alembic_version")[0][0] == migrate.head_revision()
+        assert s._query("SELECT name FROM sqlite_master WHERE name = 'queue_state_view'")
+        assert s._query("SELECT version FROM queue_state") == []      # revisions after the baseline ran
+        assert s._query("SELECT modality, gate, p_checkup FROM results") == []   # schema 4 and 5 on the way
+    assert sqlite3.connect(tmp_path / "old.sqlite3.schema3.bak").execute(
+        "SELECT name FROM patients").fetchone()[0] == "Ann"
 
 
 def test_a_file_from_a_newer_eyescreen_or_not_a_database_is_refused(tmp_path):
@@ -206,7 +257,7 @@ def test_a_failed_save_leaves_nothing_half_written(store, tmp_path):
     encounter_with(store, "P1")
     before = [store._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
               for t in ("images", "encounter_images", "results", "audit_log")]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         store.save_result("no-such-encounter", graded(path, sha, Eye.LEFT), MODEL, "icdr-ada")
     after = [store._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
              for t in ("images", "encounter_images", "results", "audit_log")]
@@ -345,7 +396,7 @@ def test_heat_maps_are_kept_small_and_come_back_with_the_result(store, tmp_path)
     yy, xx = np.mgrid[0:384, 0:384]
     heat = np.exp(-((yy - 100) ** 2 + (xx - 250) ** 2) / 2000.0).astype(np.float32)  # one hot spot
     enc = encounter_with(store, "P1", dataclasses.replace(graded(path, sha, Eye.RIGHT), heatmap=heat))
-    blob = sqlite3.connect(store.path).execute("SELECT heatmap FROM results").fetchone()[0]
+    blob = store._query("SELECT heatmap FROM results")[0][0]
     assert len(blob) < 8000  # a small PNG, not 384 x 384 floats
 
     back = store.encounter_summary(enc).eyes[0].heatmap

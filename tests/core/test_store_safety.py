@@ -31,8 +31,9 @@ DAY = dt.datetime(2025, 3, 12, 9, 30)
 
 
 @pytest.fixture
-def store(tmp_path):
-    with ClinicStore.open(DataPaths(tmp_path / "data")) as s:
+def store(tmp_path, database_url):
+    """The store on a SQLite file and on the test run's PostgreSQL server."""
+    with ClinicStore.open(DataPaths(tmp_path / "data"), database_url) as s:
         yield s
 
 
@@ -173,6 +174,8 @@ def test_results_left_in_no_queue_by_an_older_version_are_queued_at_open(tmp_pat
         annual = visit(s, "P10", real("P001_R.jpg", Eye.RIGHT), real("P001_L.jpg", Eye.LEFT))
     with sqlite3.connect(db) as raw:   # what a crash between the two steps of EyeScreen <= 0.x left
         raw.execute("DELETE FROM queue_state")
+        raw.execute("DELETE FROM store_meta")   # such a file had never been checked
+
     assert queue_rows(db) == {}
     with ClinicStore(db) as s:
         assert queue_rows(db) == {urgent: "urgent", annual: "annual"}

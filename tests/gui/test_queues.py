@@ -261,3 +261,24 @@ def test_an_unfinished_visit_says_which_eye_has_no_photograph(store):
     row = model.row_of(eid)
     assert row >= 0                                            # one eye is review, never annual
     assert _cell(model, row, Column.FINDING) == "R: no DR · L: no photograph"
+
+
+def test_the_queues_follow_another_workstations_changes(qtbot, tmp_path):
+    """A second window's store (another connection) adds an urgent patient; this
+    window's queues refresh on their own."""
+    from eyescreen_desktop.core.store import ClinicStore
+    from eyescreen_desktop.gui.queues import QueuesWidget
+    from tests.gui.clinic_fixtures import TODAY, add_encounter, graded_eye
+
+    db = tmp_path / "clinic.sqlite3"
+    with ClinicStore(db) as mine, ClinicStore(db) as theirs:
+        widget = QueuesWidget(mine)
+        qtbot.addWidget(widget)
+        watcher = widget.follow_other_workstations()
+        try:
+            before = widget.models[Queue.URGENT].total
+            add_encounter(theirs, "ELSEWHERE", "Other Room", (graded_eye(Eye.RIGHT, 4), graded_eye(Eye.LEFT, 0)),
+                          dt.datetime.combine(TODAY, dt.time(9)))
+            qtbot.waitUntil(lambda: widget.models[Queue.URGENT].total == before + 1, timeout=30_000)
+        finally:
+            watcher.stop()

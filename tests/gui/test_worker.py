@@ -172,3 +172,38 @@ def test_missing_model_is_reported_and_requests_get_a_clear_failure(qtbot, qapp,
         assert "No photograph can be graded" in request_failed.args[1]
     finally:
         assert engine.stop()
+
+
+def test_the_worker_does_not_queue_again_what_save_result_queued(qtbot, urgent_engine, good_photo, monkeypatch):
+    """save_result queues by the one rule in the result's transaction; the worker
+    only reads the visit back (no second requeue, no second audit row)."""
+    _ready(qtbot, urgent_engine)
+    store = urgent_engine.worker.store
+    requeued: list[str] = []
+    monkeypatch.setattr(store, "requeue_encounter", lambda encounter_id, *a, **k: requeued.append(encounter_id))
+    patient = Patient(f"W{uuid.uuid4().hex[:6]}")
+    with qtbot.waitSignal(urgent_engine.encounterSaved, timeout=WAIT_MS) as saved:
+        urgent_engine.screen_files([ScreenItem(good_photo, Eye.LEFT)], patient, visit="v9")
+    summary = saved.args[1]
+    assert requeued == [] and summary.queue is Queue.URGENT
+    queued = [a for a in store.audit(f"encounter:{summary.encounter_id}") if a.action == "encounter queued"]
+    assert len(queued) == 1
+
+
+def test_the_worker_keeps_no_copy_of_the_current_photo_rule():
+    import eyescreen_desktop.gui.worker as worker
+
+    assert not hasattr(worker, "newest_per_eye")
+
+
+def test_a_patient_screened_twice_in_a_day_has_one_visit(qtbot, urgent_engine, good_photo):
+    """Two desk visits of the same patient on one day (another room, or after Next
+    patient) join the day's encounter instead of starting a second one."""
+    _ready(qtbot, urgent_engine)
+    patient = Patient(f"W{uuid.uuid4().hex[:6]}")
+    ids = []
+    for visit in ("room-1", "room-2"):
+        with qtbot.waitSignal(urgent_engine.encounterSaved, timeout=WAIT_MS) as saved:
+            urgent_engine.screen_files([ScreenItem(good_photo, Eye.LEFT)], patient, visit=visit)
+        ids.append(saved.args[1].encounter_id)
+    assert ids[0] == ids[1]

@@ -1,8 +1,10 @@
 """The clinic database: patients, encounters, images, results, queues and the audit log.
 
-One SQLite file in the user's data folder (``DataPaths.database``) plus a managed
-image store (``DataPaths.image_store``) holding a copy of every photograph,
-named by the SHA-256 of its bytes. Why it looks the way it does:
+One SQLite file in the user's data folder (``DataPaths.database``), or a clinic's
+PostgreSQL server shared by several workstations (``--database URL``,
+``EYESCREEN_DATABASE_URL``; :mod:`.engine`), plus a managed image store
+(``DataPaths.image_store`` or ``EYESCREEN_IMAGE_STORE``) holding a copy of every
+photograph, named by the SHA-256 of its bytes. Why it looks the way it does:
 
 * **Recognise, never duplicate.** An image row is unique by content hash; the
   same photograph screened twice links to the one image row (and its one stored
@@ -15,9 +17,10 @@ named by the SHA-256 of its bytes. Why it looks the way it does:
 * **Traceable.** Every change writes an audit row (who, when, action, entity,
   details) in the same transaction as the change. ``user`` defaults to the
   operating-system user name.
-* **Upgradable.** ``PRAGMA user_version`` holds the schema version; the
-  ``schema.MIGRATIONS`` list brings an older file up to date (after a backup
-  copy), and a file from a newer EyeScreen is refused with a clear message.
+* **Upgradable.** Alembic migrations (:mod:`.migrate`, ``migrations/``) create
+  and upgrade the schema on both engines; a SQLite file from before them is
+  brought up by the hand-written ``schema.MIGRATIONS`` list (after a backup copy)
+  and stamped. A database from a newer EyeScreen is refused with a clear message.
 
 Threads: one connection opened with ``check_same_thread=False`` and every
 method serialised by one re-entrant lock, so the GUI thread and the screening
@@ -28,7 +31,7 @@ to WAL; writers wait up to ``BUSY_TIMEOUT_MS``.
 The package, one module per responsibility, composed by :class:`ClinicStore`:
 ``base`` (connection, transactions, migrations, audit rows), ``schema``,
 ``patients`` (patients and encounters), ``images`` (the image store),
-``results`` (results and queues), ``batches`` (the batch ledger), ``audit``
+``results`` (results and queues), ``queue_views`` (queue views page by page), ``batches`` (the batch ledger), ``audit``
 (reading the log) and ``rows`` (rows <-> records).
 """
 
@@ -39,20 +42,23 @@ from pathlib import Path
 from .audit import AuditEntry, AuditLog
 from .base import BUSY_TIMEOUT_MS, StoreBase, StoreError, default_user, fold_text, search_text
 from .batches import BatchFileRow, BatchLedger
+from .engine import ENV_VAR, add_database_argument, database_url
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
+from .queue_views import PAGE_ROWS, QueueViews
+from .workstations import QueueConflict, SharedClinic, claimant, workstation
 from .results import STATES, ResultStore
 from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
-    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "HEATMAP_SIDE", "MIGRATIONS",
+    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]
 
 
-class ClinicStore(BatchLedger, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
+class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 

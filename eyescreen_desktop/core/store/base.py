@@ -6,23 +6,35 @@ import datetime as dt
 import getpass
 import json
 import logging
-import sqlite3
+import os
+import socket
 import threading
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Self, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Self, Sequence
+
+import sqlalchemy as sa
 
 from ..paths import DataPaths
-from . import schema
+from .engine import BUSY_TIMEOUT_MS, Db, StoreError, driver_error, Row, database_url, display_url, sqlite_file, make_engine
+from .migrate import is_database_error, migrate, schema_level
+
+if TYPE_CHECKING:
+    from .notify import ChangeWatcher
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 10_000
+CHANGE_CHANNEL = "eyescreen_changes"   # notify.CHANNEL
 
+IMAGE_STORE_VAR = "EYESCREEN_IMAGE_STORE"
+"""Environment variable naming a shared image store folder; the database keeps
+paths relative to it (``ab/<sha256>.jpg``), so each workstation may mount it anywhere."""
 
-class StoreError(Exception):
-    """The database cannot be used; the message says which file and what to do."""
+WRITE_LOCK_KEY = 0x45594553   # "EYES": the advisory lock every write transaction takes on a server
+
+__all__ = ["BUSY_TIMEOUT_MS", "StoreBase", "StoreError", "default_user", "fold_text", "search_text"]
+
 
 
 def fold_text(text: str | None) -> str:
@@ -55,6 +67,10 @@ def default_user() -> str:
         return "unknown"
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _now() -> str:
     return dt.datetime.now().isoformat(timespec="seconds")
 
@@ -76,31 +92,62 @@ def _datetime(text: str | None) -> dt.datetime | None:
 
 
 class StoreBase():
-    """The SQLite connection shared by the parts of :class:`ClinicStore`: one
-    re-entrant lock serialises every call, ``_tx`` gives one write transaction
-    (nested calls join it), ``_audit`` writes the audit row in the caller's transaction."""
+    """The connection shared by the parts of :class:`ClinicStore` (a SQLAlchemy
+    Engine's, SQLite or PostgreSQL): one re-entrant lock serialises every call,
+    ``_tx`` gives one write transaction (nested calls join it), ``_audit`` writes
+    the audit row in the caller's transaction."""
 
     def __init__(self, path: Path | str, image_store: Path | str | None = None):
-        self.path = Path(path)
-        self.image_store = Path(image_store) if image_store else self.path.parent / "images"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """``path``: a SQLite file, or a database URL (``sqlite:///FILE``,
+        ``postgresql://user@host:port/db``). ``image_store`` defaults to ``images``
+        next to a SQLite file; a server database needs it given (a shared folder)."""
+        self.url = database_url(path, Path("clinic.sqlite3"))
+        self.path = sqlite_file(self.url)
+        if image_store is None and self.path is None:
+            raise StoreError(f"{display_url(self.url)}: say where the image store is (a folder every "
+                             "workstation reaches, e.g. the clinic's shared drive)")
+        self.image_store = Path(image_store) if image_store else self.path.parent / "images"  # type: ignore[union-attr]
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self._trans: sa.RootTransaction | None = None
+        self.engine = make_engine(self.url)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                       timeout=BUSY_TIMEOUT_MS / 1000)
-            self._db.row_factory = sqlite3.Row
-            self._configure()
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable EyeScreen database ({exc}): "
-                             "restore it from a backup or choose another data folder") from None
+            self._conn = self.engine.connect()
+            self._db: Db = Db(self._conn)  # type: ignore[assignment]
+            migrate(self)
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
+            self.engine.dispose()
+            raise StoreError(f"{self.where} is not a usable EyeScreen database ({_first_line(exc)}): "
+                             + ("restore it from a backup or choose another data folder" if self.path else
+                                "check that the server runs and the address, user and password are right")) from None
+
+    @property
+    def where(self) -> str:
+        """The database as messages name it: the file, or the URL without its password."""
+        return str(self.path) if self.path is not None else display_url(self.url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
 
     @classmethod
-    def open(cls, data_paths: DataPaths) -> Self:
-        """The clinic database and image store under a data folder (created if needed)."""
+    def open(cls, data_paths: DataPaths, database: str | None = None, image_store: Path | str | None = None) -> Self:
+        """The clinic database and image store of a data folder (created if needed):
+        ``database`` (a URL), else ``EYESCREEN_DATABASE_URL``, else the SQLite file
+        there; ``image_store``, else ``EYESCREEN_IMAGE_STORE`` (a clinic's shared
+        folder, which must exist: a share that is not mounted is said, not recreated
+        empty), else ``images`` in the data folder."""
         data_paths.ensure()
-        return cls(data_paths.database, data_paths.image_store)
+        shared = image_store or os.environ.get(IMAGE_STORE_VAR, "").strip()
+        if shared and not Path(shared).is_dir():
+            raise StoreError(f"the image store {shared} cannot be reached: mount the clinic's shared folder "
+                             f"(or correct {IMAGE_STORE_VAR}) and start again")
+        return cls(database_url(database, data_paths.database), Path(shared) if shared else data_paths.image_store)
 
     def __enter__(self) -> Self:
         return self
@@ -112,46 +159,16 @@ class StoreBase():
         """Close the connection (idempotent)."""
         with self._lock:
             if self._db is not None:
-                self._db.close()
+                self._conn.close()
+                self.engine.dispose()
                 self._db = None  # type: ignore[assignment]
-
-    def _configure(self) -> None:
-        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            log.warning("database %s is not in WAL mode (%s)", self.path, mode)
-        self._db.execute("PRAGMA synchronous = FULL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.create_function("eyescreen_search_text", 3, search_text, deterministic=True)
 
     @property
     def schema_version(self) -> int:
-        """``PRAGMA user_version`` of the open file."""
+        """The schema level: ``PRAGMA user_version`` of a SQLite file; a server at
+        the newest Alembic revision reports :data:`schema.SCHEMA_VERSION`."""
         with self._lock:
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _migrate(self) -> None:
-        version = self.schema_version
-        if version > schema.SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer EyeScreen (schema {version}, this one "
-                             f"knows {schema.SCHEMA_VERSION}): update EyeScreen")
-        if 0 < version < schema.SCHEMA_VERSION:
-            self._backup(self.path.with_name(f"{self.path.name}.schema{version}.bak"))
-        for target in range(version + 1, schema.SCHEMA_VERSION + 1):
-            log.info("migrating %s to schema %d", self.path, target)
-            try:
-                self._db.executescript(f"BEGIN IMMEDIATE;\n{schema.MIGRATIONS[target - 1]}\n"
-                                       f"PRAGMA user_version = {target};\nCOMMIT;")
-            except sqlite3.Error:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-
-    def _backup(self, dest: Path) -> None:
-        """A full copy before a migration, so an upgrade can always be undone."""
-        with sqlite3.connect(dest) as copy:
-            self._db.backup(copy)
-        copy.close()
+            return schema_level(self)
 
     @contextmanager
     def transaction(self) -> Iterator[Self]:
@@ -161,34 +178,91 @@ class StoreBase():
             yield self
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Db]:
         """One write transaction (re-entrant: nested calls join the outer one)."""
         with self._lock:
             if self._db is None:
                 raise StoreError("the clinic database is closed")
             outer = self._depth == 0
             if outer:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._conn.eyescreen_write = True  # type: ignore[attr-defined]  # read by the SQLite begin hook
+                try:
+                    self._end_read()
+                    self._trans = self._conn.begin()
+                    if self.dialect == "postgresql":   # writers take turns, as SQLite's BEGIN IMMEDIATE makes them
+                        self._conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+                except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+                    raise driver_error(exc, self._conn) from None
+                finally:
+                    self._conn.eyescreen_write = False  # type: ignore[attr-defined]
             self._depth += 1
             try:
                 yield self._db
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._db.execute("ROLLBACK")
+                    try:
+                        self._trans.rollback()  # type: ignore[union-attr]
+                    except sa.exc.DBAPIError:   # the connection is gone: nothing to roll back
+                        log.warning("could not roll back on %s", self.where)
                 raise
             self._depth -= 1
             if outer:
-                self._db.execute("COMMIT")
+                try:
+                    if self.dialect == "postgresql":   # other workstations' windows hear of it at commit
+                        self._conn.exec_driver_sql(f"NOTIFY {CHANGE_CHANNEL}")
+                    self._trans.commit()  # type: ignore[union-attr]
+                except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+                    raise driver_error(exc, self._conn) from None
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def watch_changes(self, on_change: Callable[[], None]) -> "ChangeWatcher":
+        """Call ``on_change()`` (on a background thread) whenever another connection
+        or workstation commits a change; stop the returned watcher when done."""
+        from .notify import ChangeWatcher
+
+        return ChangeWatcher(self.url, on_change)
+
+    def _end_read(self) -> None:
+        """End a read transaction a statement began outside ``_tx`` (or a broken one)."""
+        if self._conn.in_transaction():
+            try:
+                self._conn.commit()
+            except (sa.exc.DBAPIError, sa.exc.PendingRollbackError):
+                self._conn.rollback()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
             if self._db is None:
                 raise StoreError("the clinic database is closed")
-            return self._db.execute(sql, params).fetchall()
+            try:
+                rows = self._db.execute(sql, params).fetchall()
+            except BaseException:
+                if self._depth == 0 and self._conn.in_transaction():
+                    try:   # a failed read must not leave an aborted transaction behind
+                        self._conn.rollback()
+                    except sa.exc.DBAPIError:
+                        pass
+                raise
+            if self._depth == 0:
+                try:
+                    self._end_read()
+                except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
+                    raise driver_error(exc, self._conn) from None
+            return rows
 
-    def _audit(self, db: sqlite3.Connection, user: str | None, action: str, entity: str,
+    def _meta_int(self, key: str, default: int = 0) -> int:
+        """An integer the store keeps in ``store_meta`` (``default`` when unset)."""
+        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (key,))
+        return int(rows[0][0]) if rows else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO store_meta (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _audit(self, db: Db, user: str | None, action: str, entity: str,
                details: dict[str, Any] | None = None) -> None:
-        db.execute("INSERT INTO audit_log (at, user, action, entity, details) VALUES (?, ?, ?, ?, ?)",
+        db.execute('INSERT INTO audit_log (at, "user", action, entity, details, workstation) '
+                   "VALUES (?, ?, ?, ?, ?, ?)",
                    (_now(), user or default_user(), action, entity,
-                    json.dumps(details or {}, sort_keys=True, default=str)))
+                    json.dumps(details or {}, sort_keys=True, default=str), socket.gethostname() or "unknown"))

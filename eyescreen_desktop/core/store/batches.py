@@ -71,8 +71,9 @@ class BatchLedger(ResultStore):
         with self._tx() as db:
             result_id = self._save_result_locked(encounter_id, result, model, protocol_name, operating_point, user,
                                                  stored)
-            db.execute("INSERT OR REPLACE INTO batch_files (batch_key, file, encounter_id, result_id) "
-                       "VALUES (?, ?, ?, ?)", (batch_key, file, encounter_id, result_id))
+            db.execute("INSERT INTO batch_files (batch_key, file, encounter_id, result_id) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (batch_key, file) DO UPDATE SET encounter_id = excluded.encounter_id, "
+                       "result_id = excluded.result_id", (batch_key, file, encounter_id, result_id))
             return result_id
 
     def batch_rows(self, batch_key: str) -> list[BatchFileRow]:
@@ -87,9 +88,11 @@ class BatchLedger(ResultStore):
         return [BatchFileRow(r["batch_file"], r["encounter_id"], r["batch_patient"], _eye_result(r)) for r in rows]
 
     def batch_encounters(self, batch_key: str) -> list[str]:
-        """IDs of the batch's encounters, in the order they were started."""
+        """IDs of the batch's encounters, in the order they were started (SQLite's
+        rowid; a server has none, so there by start time, then ID)."""
+        order = "rowid" if self.dialect == "sqlite" else "started_at, encounter_id"
         return [r[0] for r in self._query("SELECT encounter_id FROM encounters WHERE batch_key = ? "
-                                          "ORDER BY rowid", (batch_key,))]
+                                          f"ORDER BY {order}", (batch_key,))]
 
     def finish_batch(self, batch_key: str, user: str | None = None) -> None:
         """Mark the batch complete."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
 import threading
 from pathlib import Path
 
 from ..records import Eye
+from .engine import Db
 from .base import StoreBase, _now
 from .rows import _file_size
 
@@ -41,13 +41,15 @@ class ImageStore(StoreBase):
                               "AND image_id = ?", (encounter_id, image_id)).fetchone()
             if link is not None:
                 return image_id, int(link[0])
-            cur = db.execute("INSERT INTO encounter_images (encounter_id, image_id, eye, original_path, added_at) "
-                             "VALUES (?, ?, ?, ?, ?)", (encounter_id, image_id, eye.value, path, _now()))
+            link_id = int(db.execute(
+                "INSERT INTO encounter_images (encounter_id, image_id, eye, original_path, added_at) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING encounter_image_id",
+                (encounter_id, image_id, eye.value, path, _now())).fetchone()[0])
             self._audit(db, user, "image added", f"encounter:{encounter_id}",
                         {"image_id": image_id, "eye": eye.value, "path": path})
-            return image_id, int(cur.lastrowid)
+            return image_id, link_id
 
-    def _image_row(self, db: sqlite3.Connection, path: str, sha256: str, stored: str | None,
+    def _image_row(self, db: Db, path: str, sha256: str, stored: str | None,
                    user: str | None) -> int:
         if sha256:
             row = db.execute("SELECT image_id, stored_name FROM images WHERE sha256 = ?", (sha256,)).fetchone()
@@ -56,11 +58,12 @@ class ImageStore(StoreBase):
                     db.execute("UPDATE images SET stored_name = ? WHERE image_id = ?", (stored, row["image_id"]))
                 return int(row["image_id"])
         size = _file_size(Path(path))
-        cur = db.execute("INSERT INTO images (sha256, original_path, stored_name, size_bytes, added_at) "
-                         "VALUES (?, ?, ?, ?, ?)", (sha256 or None, path, stored, size, _now()))
-        self._audit(db, user, "image stored", f"image:{cur.lastrowid}",
+        image_id = int(db.execute("INSERT INTO images (sha256, original_path, stored_name, size_bytes, added_at) "
+                                  "VALUES (?, ?, ?, ?, ?) RETURNING image_id",
+                                  (sha256 or None, path, stored, size, _now())).fetchone()[0])
+        self._audit(db, user, "image stored", f"image:{image_id}",
                     {"sha256": sha256, "path": path, "stored_name": stored})
-        return int(cur.lastrowid)
+        return image_id
 
     def _copy_into_store(self, source: Path, sha256: str) -> str | None:
         """Copy the file into the image store as ``ab/<sha256><suffix>`` (atomic; the

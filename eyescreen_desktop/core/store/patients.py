@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import uuid
 
+from .engine import Row
 from ..protocol import DEFAULT_PROTOCOL, get_protocol
 from ..records import Patient
 from .base import StoreBase, _iso, _now, default_user, fold_text, search_text
@@ -94,7 +94,7 @@ class PatientStore(StoreBase):
                          "batch_key": batch_key})
         return encounter_id
 
-    def _encounter_row(self, encounter_id: str) -> sqlite3.Row:
+    def _encounter_row(self, encounter_id: str) -> Row:
         rows = self._query("SELECT * FROM encounters WHERE encounter_id = ?", (encounter_id,))
         if not rows:
             raise KeyError(f"no encounter {encounter_id!r}")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
+from .engine import Row
 from ..protocol import encounter_queue, get_protocol
 from ..records import (
     MISSING_EYE_REASONS,
@@ -28,6 +28,15 @@ from .rows import _RESULT_SELECT, _eye_result, _patient, _result_values, _summar
 log = logging.getLogger(__name__)
 
 STATES = ("open", "referred", "closed")
+
+REPAIR_WATERMARK = "queues_checked_through_result_id"
+"""``store_meta`` key: results up to this ID have been checked for a queue entry."""
+
+ORPHANS_SQL = ("SELECT r.encounter_id FROM results r WHERE r.result_id > ? AND NOT EXISTS "
+               "(SELECT 1 FROM queue_state q WHERE q.encounter_id = r.encounter_id) ORDER BY r.result_id")
+"""Encounters of results newer than the watermark without a queue entry: a primary-key
+range (no DISTINCT, which makes SQLite scan a whole index instead; duplicates are
+dropped in Python)."""
 
 
 class ResultStore(PatientStore, ImageStore):
@@ -99,8 +108,9 @@ class ResultStore(PatientStore, ImageStore):
             return None
         where, extra = "", ()
         if isinstance(operating_point, OperatingPoint):
-            where = (" AND json_extract(r.operating_point, '$.referable') = ?"
-                     " AND json_extract(r.operating_point, '$.urgent') = ?")
+            field = ("json_extract(r.operating_point, '$.{}')" if self.dialect == "sqlite"
+                     else "CAST(CAST(r.operating_point AS json) ->> '{}' AS double precision)")
+            where = f" AND {field.format('referable')} = ? AND {field.format('urgent')} = ?"
             extra = (float(operating_point.referable), float(operating_point.urgent))
         elif operating_point:
             where, extra = " AND r.op_name = ?", (operating_point,)
@@ -137,13 +147,22 @@ class ResultStore(PatientStore, ImageStore):
     def repair_queues(self, user: str | None = None) -> list[str]:
         """Queue every encounter that has results but no queue entry (left by a crash
         of an EyeScreen before results and queue were written together); audited as
-        "encounter queued (repaired)". Returns their IDs. Runs when the store opens."""
+        "encounter queued (repaired)". Returns their IDs. Runs when the store opens.
+
+        Incremental: only results newer than the watermark (the highest result ID
+        already checked, in ``store_meta``) are read, through the primary key, so
+        opening a database of 100,000 encounters does not read every result; the
+        first open after the upgrade checks them all once. Results written since are
+        queued in their own transaction, so older ones need no second look."""
         with self._tx():
-            orphans = [r[0] for r in self._query(
-                "SELECT DISTINCT r.encounter_id FROM results r WHERE NOT EXISTS "
-                "(SELECT 1 FROM queue_state q WHERE q.encounter_id = r.encounter_id)")]
+            checked = self._meta_int(REPAIR_WATERMARK)
+            top = self._query("SELECT MAX(result_id) FROM results")[0][0]
+            if top is None or top <= checked:
+                return []
+            orphans = list(dict.fromkeys(r[0] for r in self._query(ORPHANS_SQL, (checked,))))
             for encounter_id in orphans:
                 self._queue_by_rule(encounter_id, user, action="encounter queued (repaired)")
+            self._set_meta(REPAIR_WATERMARK, str(top))
         if orphans:
             log.warning("%d encounter(s) had results but no queue entry; queued them now", len(orphans))
         return orphans
@@ -178,7 +197,8 @@ class ResultStore(PatientStore, ImageStore):
                 return  # nothing changed: no write, no audit row
             db.execute("INSERT INTO queue_state (encounter_id, queue, due_date, updated_at) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (encounter_id) DO UPDATE SET queue = excluded.queue, "
-                       "due_date = excluded.due_date, updated_at = excluded.updated_at",
+                       "due_date = excluded.due_date, updated_at = excluded.updated_at, "
+                       "version = queue_state.version + 1",
                        (encounter_id, queue.value, _iso(due_date), _now()))
             self._audit(db, user, action, f"encounter:{encounter_id}",
                         {"queue": queue.value, "due_date": _iso(due_date)})
@@ -240,16 +260,26 @@ class ResultStore(PatientStore, ImageStore):
 
     # ------------------------------------------------------------------ queue state
 
-    def set_state(self, encounter_id: str, state: str, user: str | None = None) -> None:
-        """Move a queued encounter to open, referred or closed."""
+    def set_state(self, encounter_id: str, state: str, user: str | None = None,
+                  expected_version: int | None = None) -> None:
+        """Move a queued encounter to open, referred or closed. With ``expected_version``
+        (the ``EncounterSummary.version`` the user saw) the change is refused with
+        ``QueueConflict`` when another workstation changed the entry meanwhile."""
         if state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
         with self._tx() as db:
-            issued = db.execute("SELECT slip_printed_at IS NOT NULL OR slip_saved_at IS NOT NULL "
-                                "FROM queue_state WHERE encounter_id = ?", (encounter_id,)).fetchone()
-            if state == "referred" and issued is not None and not issued[0]:
-                self._update_queue_state(encounter_id, user, "referred without a slip", referred_without_slip=1)
-            self._update_queue_state(encounter_id, user, "state changed", state=state)
+            if self._changed_meanwhile(db, encounter_id, expected_version, user, "state changed", {"state": state}):
+                refused = True
+            else:
+                refused = False
+                issued = db.execute("SELECT slip_printed_at IS NOT NULL OR slip_saved_at IS NOT NULL "
+                                    "FROM queue_state WHERE encounter_id = ?", (encounter_id,)).fetchone()
+                if state == "referred" and issued is not None and not issued[0]:
+                    self._update_queue_state(encounter_id, user, "referred without a slip",
+                                             referred_without_slip=1)
+                self._update_queue_state(encounter_id, user, "state changed", state=state)
+        if refused:
+            self._refuse(encounter_id, f"mark {state}")
 
     def mark_slip_printed(self, encounter_id: str, user: str | None = None) -> None:
         """Note that the patient's slip (or letter) was printed (shown in the queue views)."""
@@ -263,27 +293,34 @@ class ResultStore(PatientStore, ImageStore):
             if path:
                 self._audit(db, user, "slip saved to", f"encounter:{encounter_id}", {"path": str(path)})
 
-    def mark_referred(self, encounter_id: str, user: str | None = None) -> bool:
+    def mark_referred(self, encounter_id: str, user: str | None = None, expected_version: int | None = None) -> bool:
         """Mark the encounter referred. Allowed without a slip, but then recorded as
         "referred without a slip" (audited, and ``referred_without_slip`` in the
         summary) so the queue can show it. Returns True when a slip had been issued."""
-        self.set_state(encounter_id, "referred", user)
+        self.set_state(encounter_id, "referred", user, expected_version)
         with self._tx() as db:
             row = db.execute("SELECT referred_without_slip FROM queue_state WHERE encounter_id = ?",
                              (encounter_id,)).fetchone()
             return not row[0]
 
-    def override_queue(self, encounter_id: str, queue: Queue, reason: str, user: str | None = None) -> None:
+    def override_queue(self, encounter_id: str, queue: Queue, reason: str, user: str | None = None,
+                       expected_version: int | None = None) -> None:
         """A clinician moves the encounter to another queue; the reason is required
-        and the due date follows the new queue."""
+        and the due date follows the new queue. ``expected_version`` as for :meth:`set_state`."""
         if not reason or not reason.strip():
             raise ValueError("a reason is required to override the queue")
         queue = Queue(queue)
         enc = self._encounter_row(encounter_id)
         started = _datetime(enc["started_at"]) or dt.datetime.now()
         due = get_protocol(enc["protocol"]).due_date(queue, started.date())
-        self._update_queue_state(encounter_id, user, "queue overridden", override_queue=queue.value,
-                                 override_reason=reason.strip(), override_due_date=_iso(due))
+        with self._tx() as db:
+            refused = self._changed_meanwhile(db, encounter_id, expected_version, user, "queue overridden",
+                                              {"queue": queue.value, "reason": reason.strip()})
+            if not refused:
+                self._update_queue_state(encounter_id, user, "queue overridden", override_queue=queue.value,
+                                         override_reason=reason.strip(), override_due_date=_iso(due))
+        if refused:
+            self._refuse(encounter_id, f"move to {queue.value}")
 
     def _update_queue_state(self, encounter_id: str, user: str | None, action: str, **changes: Any) -> None:
         with self._tx() as db:
@@ -292,7 +329,7 @@ class ResultStore(PatientStore, ImageStore):
                 self._encounter_row(encounter_id)
                 raise ValueError(f"encounter {encounter_id} has not been queued yet: finish screening it first")
             sets = ", ".join(f"{k} = ?" for k in changes)
-            db.execute(f"UPDATE queue_state SET {sets}, updated_at = ? WHERE encounter_id = ?",
+            db.execute(f"UPDATE queue_state SET {sets}, updated_at = ?, version = version + 1 WHERE encounter_id = ?",
                        (*changes.values(), _now(), encounter_id))
             self._audit(db, user, action, f"encounter:{encounter_id}",
                         {k: {"from": old[k], "to": v} for k, v in changes.items()})
@@ -345,13 +382,13 @@ class ResultStore(PatientStore, ImageStore):
             marks = ", ".join("?" * len(chunk))
             encs = {r["encounter_id"]: r for r in self._query(
                 "SELECT e.*, q.queue, q.due_date, q.state, q.slip_printed_at, q.override_queue, "
-                "q.override_reason, q.override_due_date, q.slip_saved_at, q.referred_without_slip "
+                "q.override_reason, q.override_due_date, q.slip_saved_at, q.referred_without_slip, q.version "
                 "FROM encounters e "
                 f"LEFT JOIN queue_state q USING (encounter_id) WHERE e.encounter_id IN ({marks})", chunk)}
             patients = {r["patient_id"]: _patient(r) for r in self._query(
                 f"SELECT * FROM patients WHERE patient_id IN ({', '.join('?' * len(encs))})",
                 [e["patient_id"] for e in encs.values()])}
-            results: dict[str, list[sqlite3.Row]] = {}
+            results: dict[str, list[Row]] = {}
             for r in self._query(_RESULT_SELECT + f" WHERE r.encounter_id IN ({marks}) AND r.result_id = "
                                  "(SELECT MAX(result_id) FROM results x WHERE x.encounter_image_id = "
                                  "r.encounter_image_id) ORDER BY r.encounter_image_id", chunk):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .engine import Row
 from ..protocol import current_eyes, encounter_decision, get_protocol
 from ..records import (
     EncounterSummary,
@@ -89,7 +89,7 @@ def decode_heatmap(blob: bytes | None) -> np.ndarray | None:
     return None if grey is None else grey.astype(np.float32) / 255.0
 
 
-def _eye_result(r: sqlite3.Row, heatmap: bool = False) -> EyeResult:
+def _eye_result(r: Row, heatmap: bool = False) -> EyeResult:
     """The result of one row; its stored heat map decoded only when asked for."""
     status = Status(r["status"])
     probs = json.loads(r["probabilities"]) if r["probabilities"] else None
@@ -107,19 +107,19 @@ def _eye_result(r: sqlite3.Row, heatmap: bool = False) -> EyeResult:
     )
 
 
-def _patient(r: sqlite3.Row) -> Patient:
+def _patient(r: Row) -> Patient:
     return Patient(r["patient_id"], r["name"], _date(r["birth_date"]), r["sex"], r["diabetes_type"],
                    r["diabetes_years"])
 
 
-def _operating_point(r: sqlite3.Row) -> OperatingPoint | None:
+def _operating_point(r: Row) -> OperatingPoint | None:
     if not r["operating_point"]:
         return None
     v = json.loads(r["operating_point"])
     return OperatingPoint(r["op_name"] or "default", v["referable"], v["urgent"], v.get("maculopathy", 0.5))
 
 
-def _summary(enc: sqlite3.Row, patient: Patient, rows: list[sqlite3.Row], heatmaps: bool,
+def _summary(enc: Row, patient: Patient, rows: list[Row], heatmaps: bool,
              missing: Sequence[MissingEye] = ()) -> EncounterSummary:
     """One visit from its rows: ``rows`` oldest photograph first, so the rule's
     current photograph of each eye is the last of its side."""
@@ -146,4 +146,5 @@ def _summary(enc: sqlite3.Row, patient: Patient, rows: list[sqlite3.Row], heatma
         override_queue=override, complete=decision.complete, queue_note=decision.note,
         missing_eyes=tuple(missing), slip_saved_at=_datetime(enc["slip_saved_at"]),
         referred_without_slip=bool(enc["referred_without_slip"]),
+        version=int(enc["version"] or 0),
     )

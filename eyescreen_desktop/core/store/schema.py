@@ -165,6 +165,23 @@ _SCHEMA_V5 = """
 ALTER TABLE results ADD COLUMN gate TEXT NOT NULL DEFAULT '';
 """
 
-# Each entry brings the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5]
+# Version 6: queue views and start-up that do not grow with the database (issue 12, item 12):
+# * queue_state_view: the index the queue views count and page by (effective
+#   queue, state, effective due date), so the window's counts and first pages read
+#   the index instead of every encounter (IF NOT EXISTS: an older window created it
+#   on the fly);
+# * store_meta: small named values the store keeps, e.g. the highest result ID
+#   already checked for a queue entry, so the repair at open reads only newer results.
+_SCHEMA_QUEUE_VIEWS = """
+CREATE INDEX IF NOT EXISTS queue_state_view ON queue_state(
+    COALESCE(override_queue, queue), state, COALESCE(override_due_date, due_date));
+CREATE TABLE store_meta (
+    key             TEXT PRIMARY KEY,
+    value           TEXT NOT NULL
+);
+"""
+
+# Each entry brings the schema from version i to i + 1. Append, never edit. The last
+# state is Alembic's revision 0001 (migrations/versions): later changes are Alembic revisions.
+MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5, _SCHEMA_QUEUE_VIEWS]
 SCHEMA_VERSION = len(MIGRATIONS)
