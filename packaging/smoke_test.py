@@ -30,8 +30,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
-# referred (ICDR 4) and graded 0, both eyes, by the dataset's labels; one EyePACS photograph
+# referred (ICDR 4) and graded 0, both eyes, by the dataset's labels; one EyePACS photograph.
+# P031_R (proliferative disease behind a vitreous haze) is refused by the learned gate:
+# it must land in review, never be graded or sent to annual
 REAL = [DATASETS / "fundus-dr" / "images" / n for n in ("P031_L.jpg", "P031_R.jpg", "P001_L.jpg", "P001_R.jpg")]
+HAZY = "P031_R.jpg"
+# a close-up of the front of the eye: the gate routes it to the eye check, never to the grader
+EXTERNAL = DATASETS / "external-eye" / "images" / "cataract_cataract_0000.jpg"
 CLEAN_ENV = {"PATH": "/usr/bin:/bin"}
 TRAINING_ONLY = ("tensorflow", "keras", "matplotlib", "tf2onnx")
 
@@ -49,6 +54,7 @@ def photo_folder(folder: Path) -> tuple[list[str], list[str]]:
     """Real photographs and broken files (empty, cut short, text, not an image at all)."""
     folder.mkdir(parents=True)
     real = [shutil.copy(p, folder / p.name) and p.name for p in REAL]
+    shutil.copy(EXTERNAL, folder / "X903_L.jpg")
     eyepacs = sorted((DATASETS / "eyepacs-256" / "images").glob("*.jpeg"))[:1] or \
         sorted((DATASETS / "eyepacs-256").rglob("*.jp*g"))[:1]
     for p in eyepacs:
@@ -76,8 +82,13 @@ def screen(bundle: Path, work: Path) -> dict[str, float]:
     check(done.returncode == 0, f"eyescreen screen failed ({done.returncode}):\n{done.stderr}")
     with open(out / "results.csv", newline="", encoding="utf-8") as f:
         rows = {r["file"]: r for r in csv.DictReader(f)}
-    check(sorted(rows) == sorted(real + broken), f"results.csv lists {sorted(rows)}")
-    check(all(rows[n]["status"] == "ok" and rows[n]["grade"] != "" for n in real), "a real photograph was not graded")
+    check(sorted(rows) == sorted(real + broken + ["X903_L.jpg"]), f"results.csv lists {sorted(rows)}")
+    graded = [n for n in real if n != HAZY]
+    check(all(rows[n]["status"] == "ok" and rows[n]["grade"] != "" for n in graded), "a real photograph was not graded")
+    check(rows[HAZY]["queue"] == "review" and rows[HAZY]["grade"] == "", f"{HAZY}: {rows[HAZY]}")
+    eye = rows["X903_L.jpg"]
+    check(eye["modality"] == "external_eye" and eye["grade"] == "" and eye["p_checkup"] != "",
+          f"the front-of-eye photograph took the wrong path: {eye}")
     check(all(rows[n]["status"] != "ok" and rows[n]["queue"] == "review" for n in broken),
           "a broken file was not sent to review")
     slips = sorted((out / "referrals").glob("*.pdf"))
