@@ -18,6 +18,7 @@ import argparse
 import gc
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 import time
@@ -31,6 +32,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.paths import APP_NAME, DataPaths, data_paths, default_model_dir
 from ..core.store import ClinicStore, StoreError, add_database_argument
+from ..core.store import ENV_VAR as DATABASE_ENV_VAR
+from ..core.store.base import IMAGE_STORE_VAR
 from .gc_collector import install_garbage_collector
 from .main_window import MainWindow
 from .messages import Messages
@@ -129,6 +132,17 @@ def resolve_paths(data_dir: Path | None, settings: Settings) -> DataPaths:
     return data_paths(data_dir or (settings.data_folder or None)).ensure()
 
 
+def resolve_store(database: str | None, settings: Settings) -> tuple[str | None, str | None]:
+    """(database URL, image folder) to open: ``--database``, else
+    EYESCREEN_DATABASE_URL, else the clinic database chosen in Settings, else None
+    (the data folder's SQLite file); EYESCREEN_IMAGE_STORE, else the shared image
+    folder chosen in Settings, else None (images/ in the data folder)."""
+    env_database = os.environ.get(DATABASE_ENV_VAR, "").strip()
+    env_images = os.environ.get(IMAGE_STORE_VAR, "").strip()
+    return (database or env_database or settings.database_url or None,
+            env_images or settings.image_store or None)
+
+
 def resolve_model(model: Path | None, settings: Settings) -> Path:
     """``--model``, else the folder chosen in Settings, else the shipped model."""
     return Path(model or settings.model_folder or default_model_dir())
@@ -156,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         settings, window_state = open_settings(args.data_dir)
         paths = resolve_paths(args.data_dir, settings)
         log_file = setup_logging(paths, getattr(args, "verbose", False))
-        store = ClinicStore.open(paths, getattr(args, "database", None))
+        database, image_store = resolve_store(getattr(args, "database", None), settings)
+        store = ClinicStore.open(paths, database, image_store)
     except (OSError, StoreError) as exc:
         log.error("EyeScreen cannot start: %s", exc)
         QMessageBox.critical(None, "EyeScreen cannot start", f"{exc}")

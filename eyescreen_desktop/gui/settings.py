@@ -73,6 +73,11 @@ class Settings:
     page_size = Setting("slip/page_size", "A4", "paper size of referral slips", PAGE_SIZES)
     data_folder = Setting("storage/data_folder", "",
                           "clinic database and image store ('' = the platform's user data folder)")
+    database_url = Setting("storage/database_url", "",
+                           "clinic database shared by several workstations, e.g. postgresql://eyescreen@server/clinic "
+                           "('' = this computer's own SQLite file in the data folder)")
+    image_store = Setting("storage/image_store", "",
+                          "the clinic's shared image folder ('' = images/ in the data folder)")
     show_heatmap = Setting("view/show_heatmap", False, "overlay the heat map on graded photographs")
 
     def __init__(self, store: QSettings):

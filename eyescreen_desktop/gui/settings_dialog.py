@@ -157,6 +157,12 @@ class SettingsDialog(QDialog):
         self.camera = QLineEdit(settings.camera_source, placeholderText="0-3, a video file or a stream URL")
         self.data_folder = PathField(settings.data_folder, True, "the platform's user data folder when empty")
         self.model_folder = PathField(settings.model_folder, True, "the model shipped with EyeScreen when empty")
+        # no password here (settings are plain text): the server trusts the workstation's
+        # account or its ~/.pgpass (docs/deployment.md)
+        self.database = QLineEdit(settings.database_url, clearButtonEnabled=True,
+                                  placeholderText="this computer's own database when empty; "
+                                                  "postgresql://eyescreen@server/clinic for a clinic server")
+        self.image_store = PathField(settings.image_store, True, "images/ in the data folder when empty")
         self._layout()
 
     def _layout(self) -> None:
@@ -171,7 +177,9 @@ class SettingsDialog(QDialog):
         form.addRow("Camera:", self.camera)
         form.addRow("Data folder:", self.data_folder)
         form.addRow("Model folder:", self.model_folder)
-        note = QLabel("A new data folder or model is used the next time EyeScreen starts.")
+        form.addRow("Clinic database:", self.database)
+        form.addRow("Shared image folder:", self.image_store)
+        note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -192,5 +200,7 @@ class SettingsDialog(QDialog):
         s.camera_source = self.camera.text().strip()
         s.data_folder = str(Path(self.data_folder.text())) if self.data_folder.text() else ""
         s.model_folder = str(Path(self.model_folder.text())) if self.model_folder.text() else ""
+        s.database_url = self.database.text().strip()
+        s.image_store = str(Path(self.image_store.text())) if self.image_store.text() else ""
         s.sync()
         super().accept()
