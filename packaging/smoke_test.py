@@ -33,8 +33,10 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 # referred (ICDR 4) and graded 0, both eyes, by the dataset's labels; one EyePACS photograph
 REAL = [DATASETS / "fundus-dr" / "images" / n for n in ("P031_L.jpg", "P031_R.jpg", "P001_L.jpg", "P001_R.jpg")]
 CLEAN_ENV = {"PATH": "/usr/bin:/bin"}
-TRAINING_ONLY = ("tensorflow", "keras", "matplotlib", "tf2onnx",
-                 "skimage", "scipy")   # test/train extras only: faces are found by core/face_cascade.py
+TRAINING_ONLY = ("tensorflow", "keras", "matplotlib", "tf2onnx")
+# test/train extras only (faces are found by core/face_cascade.py): their package folders must
+# be absent; numpy's own OpenBLAS is named libscipy_openblas64_ and stays
+NOT_SHIPPED = ("skimage", "scipy", "scipy.libs")
 
 
 class SmokeFailure(AssertionError):
@@ -153,6 +155,8 @@ def window(bundle: Path, work: Path, display: str) -> dict[str, float]:
 def no_training_inside(bundle: Path) -> dict[str, float]:
     inside = [p for p in bundle.rglob("*") if any(t in p.name.lower() for t in TRAINING_ONLY)]
     check(not inside, f"training packages inside the bundle: {inside[:5]}")
+    shipped = [p for p in bundle.rglob("*") if p.is_dir() and p.name in NOT_SHIPPED]
+    check(not shipped, f"scikit-image or scipy inside the bundle: {shipped[:5]}")
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
     print(f"bundle: {size / 1e6:.0f} MB unpacked, no TensorFlow, Keras, matplotlib, scikit-image or scipy")
     return {"bundle_mb": round(size / 1e6, 1)}

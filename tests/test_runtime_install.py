@@ -190,6 +190,7 @@ found = {"package": eyescreen_desktop.__file__, "resources": str(paths.resources
          "icons": sorted(p.name for p in (paths.resources_dir() / "icons").glob("*.svg")),
          "logo": default_logo_path().is_file(), "fonts": list(register_fonts()),
          "style": paths.resource_file("style.qss").is_file(),
+         "face_cascade": paths.resource_file("cascades", "lbpcascade_frontalface.xml").is_file(),
          "requires": importlib.metadata.requires("eyescreen-desktop")}
 found["models"] = {d.name: sorted(p.name for p in d.iterdir()) for d in paths.models_dir().iterdir() if d.is_dir()
                    and d.name != "__pycache__"}
@@ -251,9 +252,11 @@ def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed
         assert card["weights_file"] == card.get("runtime_file") or card["weights_file"] not in shipped
     assert {"app.svg", "camera.svg", "print.svg"} <= set(found["icons"])
     assert found["logo"] and found["style"] and len(found["fonts"]) == 2
+    assert found["face_cascade"]  # the external-eye check's face finder
     assert found["backend"] == "onnx"
     assert "do not match their model card" in found["tampered"]
     for requirement in found["requires"]:
         if requirement.split()[0].split(";")[0].split(">")[0].lower() in ("tensorflow", "tensorflow-cpu", "keras",
-                                                                            "matplotlib", "tf2onnx", "onnx"):
-            assert 'extra == "train"' in requirement, requirement
+                                                                            "matplotlib", "tf2onnx", "onnx",
+                                                                            "scikit-image", "scipy"):
+            assert "extra ==" in requirement, requirement   # train or test, never the clinic's
