@@ -99,3 +99,17 @@ def gui_thread_garbage_collection(qapp):
     collector = install_garbage_collector(qapp)
     yield collector
     collector.stop()
+
+
+@pytest.fixture
+def window(qtbot, data_dir):
+    """The main window over a fresh data folder, shown, no dialogs (modules that
+    need another model or folder define their own)."""
+    from eyescreen_desktop.gui.app import build_window
+
+    win, store = build_window(data_dir, dialogs=False)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    store.close()

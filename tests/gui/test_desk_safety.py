@@ -16,7 +16,6 @@ import pytest
 
 from eyescreen_desktop.core.records import Eye, Patient
 from eyescreen_desktop.core.screening import ScreenItem
-from eyescreen_desktop.gui.app import build_window
 
 WAIT_MS = 60_000
 FRAMES = 6
@@ -33,16 +32,6 @@ def video(tmp_path_factory, good_rgb):
         writer.write(cv2.convertScaleAbs(frame, alpha=1.0, beta=i))
     writer.release()
     return path
-
-
-@pytest.fixture
-def window(qtbot, data_dir):
-    win, store = build_window(data_dir, dialogs=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    store.close()
 
 
 def _start(qtbot, win, model_dir):

@@ -10,20 +10,9 @@ import pytest
 
 from eyescreen_desktop.core.records import Eye
 from eyescreen_desktop.gui import main_window
-from eyescreen_desktop.gui.app import build_window
 from eyescreen_desktop.gui.worker import run_in_background
 
 WAIT_MS = 60_000
-
-
-@pytest.fixture
-def window(qtbot, data_dir):
-    win, store = build_window(data_dir, dialogs=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    store.close()
 
 
 def _screen(qtbot, win, model_dir, patient_id, paths):

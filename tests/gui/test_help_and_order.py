@@ -6,18 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QFileDialog
 
-from eyescreen_desktop.gui.app import build_window
 from eyescreen_desktop.gui.capture_panel import CapturePanel
-
-
-@pytest.fixture
-def window(qtbot, data_dir):
-    win, store = build_window(data_dir, dialogs=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    store.close()
 
 
 def test_help_menu_has_a_guide_and_the_real_shortcuts(qtbot, window):

@@ -27,16 +27,6 @@ WAIT_MS = 60_000
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def window(qtbot, data_dir):
-    win, store = build_window(data_dir, dialogs=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    store.close()
-
-
 def _start(qtbot, win, model_dir):
     with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
         win.start(model_dir)
