@@ -652,19 +652,25 @@ def _one_encounter(spec: dict[str, Any]) -> Any:
     return report.encounters[0]
 
 
-def measure_window(spec: dict[str, Any]) -> dict[str, Any]:
-    """Launch the desktop app as a user would (``eyescreen gui --smoke``, offscreen)
-    and read the times it prints when the window is painted and the model ready."""
-    data = Path(tempfile.mkdtemp(dir=spec["workdir"]))
+def _launch_smoke(spec: dict[str, Any], data: Path, **env_extra: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``eyescreen gui --smoke`` over ``data`` (offscreen unless told otherwise,
+    settings kept inside ``data``); returns the finished process and when it was launched."""
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-           "EYESCREEN_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(data / "config")}
+           "XDG_CONFIG_HOME": str(data / "config"), **env_extra}
     cmd = [sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(data), "--model", spec["model"],
            "--smoke"]
     t0 = time.time()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WINDOW_TIMEOUT_S)
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WINDOW_TIMEOUT_S), t0
     except subprocess.TimeoutExpired:
         raise BenchError(f"the app did not report within {WINDOW_TIMEOUT_S} s") from None
+
+
+def measure_window(spec: dict[str, Any]) -> dict[str, Any]:
+    """Launch the desktop app as a user would (``eyescreen gui --smoke``, offscreen)
+    and read the times it prints when the window is painted and the model ready."""
+    data = Path(tempfile.mkdtemp(dir=spec["workdir"]))
+    done, t0 = _launch_smoke(spec, data, EYESCREEN_DATA_DIR=str(data))
     marks = dict(re.findall(r"(window_shown_at|model_done_at)=([0-9.]+)", done.stdout))
     status = re.search(r"status=(.*)", done.stdout)
     if len(marks) < 2:
@@ -851,15 +857,7 @@ def measure_window_full(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _smoke_shown_s(spec: dict[str, Any], data: Path) -> float:
     """Seconds from launching ``eyescreen gui --smoke`` over ``data`` to the window on screen."""
-    env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-           "XDG_CONFIG_HOME": str(data / "config")}
-    cmd = [sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(data), "--model", spec["model"],
-           "--smoke"]
-    t0 = time.time()
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WINDOW_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"the app did not report within {WINDOW_TIMEOUT_S} s") from None
+    done, t0 = _launch_smoke(spec, data)
     shown = re.search(r"window_shown_at=([0-9.]+)", done.stdout)
     if not shown:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]

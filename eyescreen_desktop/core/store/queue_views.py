@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from ..records import EncounterSummary, Queue
-from .results import ResultStore
+from .results import ResultStore, queue_filter
 
 PAGE_ROWS = 100
 """Rows read per page: a screenful or two."""
@@ -27,13 +27,7 @@ _FROM = "FROM encounters e JOIN queue_state q USING (encounter_id)"
 
 def _where(queue: Queue | None, state: str | None) -> tuple[str, list[Any]]:
     """The filter of one queue view (effective queue after any override, state)."""
-    where, params = ["1 = 1"], []
-    if queue is not None:
-        where.append("COALESCE(q.override_queue, q.queue) = ?")
-        params.append(Queue(queue).value)
-    if state is not None:
-        where.append("q.state = ?")
-        params.append(state)
+    where, params = queue_filter(queue, state)
     return " AND ".join(where), params
 
 

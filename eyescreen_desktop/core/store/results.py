@@ -39,6 +39,21 @@ range (no DISTINCT, which makes SQLite scan a whole index instead; duplicates ar
 dropped in Python)."""
 
 
+def queue_filter(queue: Queue | None, state: str | None) -> tuple[list[str], list[Any]]:
+    """SQL conditions (over ``queue_state q``) and their parameters for one queue
+    view: the effective queue after any override, and the state; shared by the
+    queue lists and the window's paged views so both count the same patients."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if queue is not None:
+        where.append("COALESCE(q.override_queue, q.queue) = ?")
+        params.append(Queue(queue).value)
+    if state is not None:
+        where.append("q.state = ?")
+        params.append(state)
+    return where, params
+
+
 class ResultStore(PatientStore, ImageStore):
     """Results of photographs and the queue state of encounters."""
 
@@ -344,13 +359,7 @@ class ResultStore(PatientStore, ImageStore):
         """Queued encounters, most pressing due date first, optionally filtered by
         (effective) queue, state and start date; ``heatmaps`` as for
         :meth:`encounter_summaries`."""
-        where, params = ["1 = 1"], []
-        if queue is not None:
-            where.append("COALESCE(q.override_queue, q.queue) = ?")
-            params.append(Queue(queue).value)
-        if state is not None:
-            where.append("q.state = ?")
-            params.append(state)
+        where, params = queue_filter(queue, state)
         if since is not None:
             where.append("e.started_at >= ?")
             params.append(_iso(since))
