@@ -2,7 +2,7 @@
 
 A screening coordinator works down a queue by due date: who must be seen
 first, what was found, whether the slip went out. The model is a thin, read-only
-view over the clinic database read lazily (``core.queue_pages``): it counts the
+view over the clinic database read lazily (``store.queue_views``): it counts the
 queue with one query, holds the first page of rows, and reads the next page
 only when the view scrolls to it (Qt's ``canFetchMore`` / ``fetchMore``), so a
 queue of 100,000 encounters opens as fast as one of ten. Every change goes
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from ..core import queue_pages
+from ..core.store.queue_views import PAGE_ROWS
 from ..core.records import EncounterSummary, Eye, EyeResult, Queue, Status
 
 Index = QModelIndex | QPersistentModelIndex
@@ -67,7 +67,7 @@ HEADERS = {
 
 class EncounterSource(Protocol):
     """The part of ``ClinicStore`` this model reads (its public paging API,
-    ``store.queue_views``, through ``core.queue_pages``)."""
+    ``store.queue_views``)."""
 
     def encounter_summaries(self, encounter_ids: Any, heatmaps: bool = False) -> list[EncounterSummary]: ...
 
@@ -144,7 +144,7 @@ class QueueTableModel(QAbstractTableModel):
 
     def __init__(self, store: EncounterSource, queue: Queue, state: str | None = "open",
                  parent: QObject | None = None, today: Callable[[], dt.date] = dt.date.today,
-                 page_rows: int = queue_pages.PAGE_ROWS) -> None:
+                 page_rows: int = PAGE_ROWS) -> None:
         super().__init__(parent)
         self._store = store
         self.queue = queue
@@ -162,8 +162,8 @@ class QueueTableModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         """Count the queue again and read its first page (after any change)."""
-        total = queue_pages.count(self._store, self.queue, self._state)
-        first = queue_pages.page(self._store, self.queue, self._state, 0, self._page_rows) if total else []
+        total = self._store.queue_view_count(self.queue, self._state)
+        first = self._store.queue_view_page(self.queue, self._state, 0, self._page_rows) if total else []
         self.beginResetModel()
         self._rows, self._total = list(first), max(total, len(first))
         self._changing = True   # views asked from within modelReset must not insert rows mid-reset
@@ -207,7 +207,7 @@ class QueueTableModel(QAbstractTableModel):
         """Read the next page (the view asks when it scrolls near the end)."""
         if not self.canFetchMore(parent):
             return
-        more = queue_pages.page(self._store, self.queue, self._state, len(self._rows), self._page_rows)
+        more = self._store.queue_view_page(self.queue, self._state, len(self._rows), self._page_rows)
         if not more:
             self._total = len(self._rows)   # rows left the queue since it was counted
             return
@@ -225,7 +225,7 @@ class QueueTableModel(QAbstractTableModel):
 
     def row_of(self, encounter_id: str) -> int:
         """Row of an encounter (reading the pages up to it), or -1 when it is not in this view."""
-        row = queue_pages.position(self._store, self.queue, self._state, encounter_id)
+        row = self._store.queue_view_position(self.queue, self._state, encounter_id)
         if row < 0:
             return -1
         while row >= len(self._rows) and self.canFetchMore():
@@ -236,7 +236,7 @@ class QueueTableModel(QAbstractTableModel):
 
     def overdue_count(self) -> int:
         """Rows past their due date (counted by query, read or not)."""
-        return queue_pages.overdue_count(self._store, self.queue, self._state, self._today())
+        return self._store.queue_view_overdue(self.queue, self._state, self._today())
 
     # ------------------------------------------------------------------ Qt model API
 

@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core import queue_pages
 from ..core.records import EncounterSummary, Queue
 from ..core.store import QueueConflict, default_user
 from .queue_models import Column, QueueTableModel
@@ -224,7 +223,7 @@ class QueuesWidget(QWidget):
             if reload:
                 model.refresh()
         self._fit_current()
-        counts = queue_pages.queue_counts(self.store, state="open")
+        counts = self.store.queue_counts(state="open")
         for i, queue in enumerate(TAB_ORDER):
             self._set_tab(i, queue, counts.get(queue, 0), self._overdue(queue))
         if selected:
@@ -245,10 +244,10 @@ class QueuesWidget(QWidget):
         views = {q: (m.state, m.page_rows) for q, m in self.models.items()}
 
         def load() -> tuple[int, dict[Queue, tuple[int, list[Any], int]], dict[Queue, int]]:
-            pages = {q: (queue_pages.count(store, q, state), queue_pages.page(store, q, state, 0, rows),
-                         queue_pages.overdue_count(store, q, state, today) if state in ("open", None) else 0)
+            pages = {q: (store.queue_view_count(q, state), store.queue_view_page(q, state, 0, rows),
+                         store.queue_view_overdue(q, state, today) if state in ("open", None) else 0)
                      for q, (state, rows) in views.items()}
-            return ticket, pages, queue_pages.queue_counts(store, state="open")
+            return ticket, pages, store.queue_counts(state="open")
 
         from .worker import run_in_background
         run_in_background(load, self._refreshed)

@@ -64,11 +64,9 @@ def test_next_patient_while_a_visit_opens_ignores_the_late_answer(qtbot, window,
 
 def test_queues_are_re_read_off_the_gui_thread_after_a_result(qtbot, window, urgent_model_dir, good_photo,
                                                               monkeypatch):
-    from eyescreen_desktop.core import queue_pages
-
-    threads, real = [], queue_pages.page
-    monkeypatch.setattr(queue_pages, "page", lambda *a, **k: (threads.append(threading.current_thread()),
-                                                              real(*a, **k))[1])
+    threads, real = [], window.store.queue_view_page
+    monkeypatch.setattr(window.store, "queue_view_page", lambda *a, **k: (threads.append(threading.current_thread()),
+                                                                          real(*a, **k))[1])
     with qtbot.waitSignal(window.queues.refreshed, timeout=WAIT_MS):
         summary = _screen(qtbot, window, urgent_model_dir, "T102", [good_photo])
     assert threads and all(t is not threading.main_thread() for t in threads)

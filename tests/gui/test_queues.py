@@ -236,7 +236,7 @@ class _CountingStore:
 
 def test_start_up_reads_one_page_per_queue_not_the_database(qtbot, store):
     from eyescreen_desktop import bench
-    from eyescreen_desktop.core.queue_pages import PAGE_ROWS
+    from eyescreen_desktop.core.store.queue_views import PAGE_ROWS
 
     bench.fill_clinic(store, 8 * PAGE_ROWS, today=TODAY)
     counting = _CountingStore(store)
