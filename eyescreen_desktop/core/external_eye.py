@@ -25,6 +25,7 @@ labels. Qt-free.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -251,9 +252,6 @@ def crop_problem(crop: np.ndarray, label: str = "eye") -> str | None:
 
 
 EXTERNAL_MODEL_ENV = "EYESCREEN_EXTERNAL_MODEL"
-_default_model: list["ExternalEyeModel | None"] = []
-
-
 def default_external_model_dir() -> Path:
     """The eye-check model shipped beside the grader (``models/eyescreen-external``),
     or ``$EYESCREEN_EXTERNAL_MODEL``."""
@@ -262,16 +260,15 @@ def default_external_model_dir() -> Path:
     return Path(os.environ.get(EXTERNAL_MODEL_ENV) or models_dir() / "eyescreen-external")
 
 
+@functools.cache
 def default_external_model() -> "ExternalEyeModel | None":
     """The shipped eye-check model, loaded once per process; None (logged) when it is
     missing or damaged: external-eye photographs then stay "not a fundus photograph"."""
-    if not _default_model:
-        try:
-            _default_model.append(ExternalEyeModel.load(default_external_model_dir()))
-        except Exception as exc:  # noqa: BLE001 - the fundus screening goes on without it
-            log.warning("external-eye check not available: %s", exc)
-            _default_model.append(None)
-    return _default_model[0]
+    try:
+        return ExternalEyeModel.load(default_external_model_dir())
+    except Exception as exc:  # noqa: BLE001 - the fundus screening goes on without it
+        log.warning("external-eye check not available: %s", exc)
+        return None
 
 
 class ExternalEyeModel:

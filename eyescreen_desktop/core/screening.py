@@ -28,6 +28,7 @@ message names the file and says what to do.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections import deque
@@ -94,19 +95,17 @@ class Prepared:
 DEFAULT_GATE = "default"
 DEFAULT_EXTERNAL = "default"
 MIN_GATE_SIDE = 64      # px, long side: smaller pictures are "image too small" without asking the gate
-_default_gate: list[Gate | None] = []
 
 
+@functools.cache
 def default_gate() -> Gate | None:
     """The shipped gate (``models/eyescreen-gate``), loaded once per process; None
     (hand-made rules only, logged) when it is missing or damaged."""
-    if not _default_gate:
-        try:
-            _default_gate.append(Gate.load())
-        except (GateError, OSError) as exc:
-            log.warning("learned gate not available, using the hand-made rules only: %s", exc)
-            _default_gate.append(None)
-    return _default_gate[0]
+    try:
+        return Gate.load()
+    except (GateError, OSError) as exc:
+        log.warning("learned gate not available, using the hand-made rules only: %s", exc)
+        return None
 
 
 # ---------------------------------------------------------------------- pre-processing
