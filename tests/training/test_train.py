@@ -76,11 +76,58 @@ def test_sample_weights_are_square_root_balanced():
     assert w["urgent"][3] / w["urgent"][0] == pytest.approx(np.sqrt(3))
 
 
+def test_maculopathy_loss_is_masked_where_a_collection_does_not_grade_it():
+    from eyescreen_desktop.training.train import sample_weights, training_targets
+
+    samples = [D.Sample(Path(f"{i}.jpg"), f"c:{i}", "L", g, int(g >= 2), c, maculopathy=m)
+               for i, (g, c, m) in enumerate([(0, "a", 0), (2, "a", 1), (0, "a", 0), (0, "b", -1), (3, "b", -1)])]
+    w = sample_weights(samples)
+    t = training_targets(samples)
+    assert list(w["maculopathy"][3:]) == [0.0, 0.0]           # not graded: no loss at all
+    assert (w["maculopathy"][:3] > 0).all() and w["maculopathy"][:3].mean() == pytest.approx(1.0)
+    assert w["maculopathy"][1] > w["maculopathy"][0]           # the rarer class weighs more
+    assert t["maculopathy"].ravel().tolist() == [0, 1, 0, 0, 0]  # a finite target where the weight is 0
+    assert (w["referable"] > 0).all()
+
+
+def test_default_point_holds_on_every_collection_and_no_urgent_eye_waits_a_year():
+    from eyescreen_desktop.training.train import operating_points
+
+    rng = np.random.default_rng(1)
+    samples, ref, urg, mac = [], [], [], []
+    for coll, shift in (("high", 0.3), ("low", -0.25)):        # one camera's probabilities run low
+        for i in range(120):
+            grade = [0, 0, 0, 1, 2, 2, 3, 4][i % 8]
+            m = (i % 5 == 0) if coll == "high" else -1
+            samples.append(D.Sample(Path(f"{coll}{i}.jpg"), f"{coll}:{i // 2}", "LR"[i % 2], grade,
+                                    int(grade >= 2 or m == 1), coll, maculopathy=int(m)))
+            base = 0.15 + 0.15 * grade + shift + rng.normal(0, 0.08)
+            ref.append(np.clip(base, 0.001, 0.999))
+            urg.append(np.clip(base - 0.3 + 0.1 * (grade >= 3), 0.001, 0.999))
+            mac.append(np.clip(0.2 + 0.5 * (m == 1) + rng.normal(0, 0.1), 0.001, 0.999))
+    urg[-1] = 0.001                                            # an urgent eye the urgent head misses
+    grade_p = np.full((len(samples), 5), 0.2)
+    outputs = {"grade": grade_p, "referable": np.array(ref)[:, None], "urgent": np.array(urg)[:, None],
+               "maculopathy": np.array(mac)[:, None]}
+    ops, metrics = operating_points(outputs, samples)
+    assert metrics["default_chosen_on"] == "every collection (worst camera)"
+    for coll, m in metrics["per_collection"].items():
+        assert m["referable_sensitivity"] >= 0.90, coll
+        assert m["urgent_in_annual"] == 0, coll
+    assert metrics["urgent_in_annual"] == 0
+    assert ops["default"]["referable"] <= min(ops["high"]["referable"], ops["low"]["referable"])
+    assert 0 < ops["default"]["maculopathy"] < 1 and metrics["maculopathy_auc"] > 0.9
+    assert metrics["per_collection"]["low"]["maculopathy_auc"] is None   # not graded there
+    # the round-1 rule (one collection chooses) is still there, and misses the other camera
+    ops1, m1 = operating_points(outputs, samples, threshold_collections=("high",))
+    assert m1["per_collection"]["low"]["referable_sensitivity"] < 0.90
+
+
 def test_augmentation_is_deterministic_and_keeps_the_surround_black():
     import tensorflow as tf
 
     from eyescreen_desktop.core.preprocess import disc_mask
-    from eyescreen_desktop.training.train import AUGMENT, augment_batch
+    from eyescreen_desktop.training.train import AUGMENT, CAMERA_AUGMENT, augment_batch
 
     rng = np.random.default_rng(0)
     img = (rng.integers(40, 200, (4, TINY, TINY, 3)) * disc_mask(TINY)[None, :, :, None]).astype(np.uint8)
@@ -93,6 +140,31 @@ def test_augmentation_is_deterministic_and_keeps_the_surround_black():
     assert a.shape == img.shape and 0 <= a.min() and a.max() <= 255
     corners = a[:, :4, :4].max()
     assert corners == 0  # rotated/zoomed photographs still have a black surround
+    g = augment_batch(tf.constant(img), seed, CAMERA_AUGMENT).numpy()   # the same draws plus a gamma
+    assert not np.array_equal(a, g) and g[:, :4, :4].max() == 0
+
+
+def test_each_epoch_draws_a_photograph_or_its_camera_copy():
+    from eyescreen_desktop.training.train import make_dataset
+
+    n = 32
+    images = np.zeros((n, 8, 8, 3), np.uint8)
+    copies = np.full((n, 8, 8, 3), 200, np.uint8)
+    used = np.ones(n, bool)
+    used[:4] = False                                           # the gate refused these copies
+    targets = {"referable": np.arange(n, dtype=np.float32)[:, None]}
+    ds = make_dataset(images, targets, {"referable": np.ones(n, np.float32)}, 8, seed=1,
+                      augment={"rotation": 0, "shift": 0, "zoom": 0, "brightness": 0, "contrast": 0},
+                      alternates=copies, alternate_used=used)
+    seen = []
+    for _ in range(3):                                         # three epochs
+        for x, y, _w in ds:
+            ids = y["referable"].numpy().ravel().astype(int)
+            is_copy = x.numpy().reshape(len(ids), -1).max(axis=1) > 0
+            seen += list(zip(ids, is_copy))
+    assert not any(c for i, c in seen if i < 4)                # refused copies never used
+    share = np.mean([c for i, c in seen if i >= 4])
+    assert 0.3 < share < 0.7                                   # about half the time the copy
 
 
 # --------------------------------------------------------------------------- end to end
@@ -100,11 +172,13 @@ def test_augmentation_is_deterministic_and_keeps_the_surround_black():
 
 @pytest.fixture(scope="module")
 def trained(small_manifests, tmp_path_factory):
-    """A complete tiny run: recipe 2 (head on cached features, then fine-tuning)."""
+    """A complete tiny run of the shipped recipe: camera copies, head on cached features,
+    then fine-tuning."""
     from eyescreen_desktop.training.train import RECIPES, TrainConfig, train
 
-    recipe = dataclasses.replace(RECIPES["finetune"], input_size=TINY, head_epochs=4, fine_tune_epochs=2,
+    recipe = dataclasses.replace(RECIPES["final"], input_size=TINY, head_epochs=4, fine_tune_epochs=2,
                                  fine_tune_batch=8, head_batch=16)
+    assert recipe.camera_copies and recipe.fine_tune   # the shipped recipe, camera copies included
     out = tmp_path_factory.mktemp("run") / "tiny-dr"
     config = TrainConfig(data=small_manifests, out=out, base="tiny", recipe=recipe, seed=5,
                          val_fraction=0.34, threads=2, name="tiny-dr")
@@ -137,6 +211,11 @@ def test_tiny_run_writes_a_model_folder_with_card_log_and_split(trained):
     assert all(len(s) == 1 for s in sides.values())  # no patient on both sides
     assert {r["part"] for r in rows} == {"train", "val"}
     assert set(card["operating_points"]) == {"default", "all-validation", "fundus-dr", "eyepacs-256"}
+    # fundus-dr grades maculopathy: the output ships and every point carries its threshold
+    assert "maculopathy" in card["outputs"]
+    assert all(0 < p["maculopathy"] <= 1 for p in card["operating_points"].values())
+    assert card["recipe"]["camera_copies"] is True
+    assert card["validation"]["per_collection"]["fundus-dr"]["maculopathy_auc"] is not None
     report = (out / "validation" / "report.md").read_text()  # written through the Classifier
     assert "on its validation patients" in report and (out / "validation" / "roc.png").exists()
 
@@ -175,7 +254,7 @@ def test_fine_tuning_unfreezes_only_the_named_blocks_and_never_batchnorm():
     model = build_model(tiny_base(TINY), dropout=0.2)
     set_fine_tunable(model, ("block6", "top_"))
     trainable = {layer.name for layer in model.layers if layer.trainable and layer.weights}
-    assert trainable == {"block6a_conv", "top_conv", "grade", "referable", "urgent"}
+    assert trainable == {"block6a_conv", "top_conv", "grade", "referable", "urgent", "maculopathy"}
     assert not any(layer.trainable for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
 
 

@@ -34,6 +34,10 @@ def test_no_training_patient_is_calibrated_or_reported_on():
     parts = collections(shared_datasets_dir(), default_model_dir() / "split.csv")
     with open(default_model_dir() / "split.csv") as f:
         train = {line.split(",")[0] for line in f if line.rstrip().endswith(",train")}
-    used = {e.key for p in parts.values() for side in p.values() for e in side}
+    used = {e.key for p in parts.values() for side in ("calibrate", "report") for e in p[side]}
     assert used and not used & train
-    assert len(parts["fundus-dr"]["report"]) == 90       # the 45 validation patients
+    with open(default_model_dir() / "split.csv") as f:
+        val = {line.split(",")[0] for line in f if line.rstrip().endswith(",val")}
+    fundus_val = {k for k in val if k.startswith("fundus-dr/")}
+    assert {e.key for e in parts["fundus-dr"]["report"]} == fundus_val    # its validation patients
+    assert parts["fundus-dr"]["held_out"] == "validation patients"
