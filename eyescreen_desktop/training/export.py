@@ -76,9 +76,13 @@ def _text_items(value: Any) -> list[str]:
 def _operating_points(value: Any) -> list[str]:
     """Thresholds as a table: one row per named operating point."""
     try:
-        rows = [f"| {name} | {op['referable']:.4f} | {op['urgent']:.4f} |" for name, op in value.items()]
+        mac = any("maculopathy" in op for op in value.values())
+        rows = [f"| {name} | {op['referable']:.4f} | {op['urgent']:.4f} |"
+                + (f" {op['maculopathy']:.4f} |" if mac else "") for name, op in value.items()]
     except (AttributeError, KeyError, TypeError, ValueError):
         return _json_section(value)
+    if mac:
+        return ["| operating point | referable >= | urgent >= | maculopathy >= |", "|---|---|---|---|", *rows]
     return ["| operating point | referable >= | urgent >= |", "|---|---|---|", *rows]
 
 
@@ -96,15 +100,21 @@ def _validation(value: Any) -> list[str]:
                          f"| {rate(f'{name}_specificity')} |")
     except (KeyError, TypeError, ValueError, IndexError):
         return _json_section(value)
+    mac = value.get("maculopathy_auc")
     lines += ["", f"Urgent eyes that would wait in annual: {value.get('urgent_in_annual')}; "
-              f"{value.get('photographs')} photographs of {value.get('patients')} patients.", ""]
+              f"{value.get('photographs')} photographs of {value.get('patients')} patients"
+              + (f"; maculopathy AUC {mac:.3f} on the labelled eyes." if mac is not None else "."), ""]
     per = value.get("per_collection", {})
     if per:
-        lines += ["| collection | photos | referable AUC | urgent AUC | referable sens / spec | urgent sens / spec "
-                  "| urgent in annual |", "|---|---|---|---|---|---|---|"]
+        lines += ["| collection | photos | referable AUC (95% CI by patient) | urgent AUC | maculopathy AUC "
+                  "| referable sens / spec | urgent sens / spec | urgent in annual |", "|---|---|---|---|---|---|---|---|"]
         for coll, m in per.items():
+            ci = m.get("referable_auc_ci95") or [float("nan"), float("nan")]
+            mac_c = m.get("maculopathy_auc")
             lines.append(f"| {coll} | {m.get('photographs')} | {m.get('referable_auc', float('nan')):.3f} "
-                         f"| {m.get('urgent_auc', float('nan')):.3f} | {m.get('referable_sensitivity', float('nan')):.3f}"
+                         f"({ci[0]:.3f}-{ci[1]:.3f}) | {m.get('urgent_auc', float('nan')):.3f} "
+                         f"| {'-' if mac_c is None else f'{mac_c:.3f}'} "
+                         f"| {m.get('referable_sensitivity', float('nan')):.3f}"
                          f" / {m.get('referable_specificity', float('nan')):.3f} "
                          f"| {m.get('urgent_sensitivity', float('nan')):.3f} / {m.get('urgent_specificity', float('nan')):.3f}"
                          f" | {m.get('urgent_in_annual')} |")
@@ -120,7 +130,9 @@ def _worst_camera(value: Any) -> list[str]:
         t = value["thresholds"]
         lines = [f"Default chosen by: {value['rule']}; referable >= {t['referable']:.4f}, urgent >= "
                  f"{t['urgent']:.4f}. Chosen on: " + ", ".join(f"{k} {v}" for k, v in value["chosen_on"].items())
-                 + f". {value['split']}.", "",
+                 + f". {value['split']}."
+                 + (f" Photographs screened through the product's path with {value['gate'].get('name')} "
+                    f"{value['gate'].get('version')} in front." if value.get("gate") else ""), "",
                  "| collection (held out) | graded (gated) | referable AUC (95% CI) | referable sens | referable spec "
                  "| urgent sens | urgent in annual (previous default) | specificity cost |", "|---" * 8 + "|"]
         for name, m in value["per_collection"].items():

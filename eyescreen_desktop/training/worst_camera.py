@@ -43,9 +43,24 @@ COLLECTIONS = ("fundus-dr", "eyepacs-256", "odir-384", "idrid")
 SEED = 42
 
 
-def cache_file(runtime_sha256: str) -> Path:
-    """Where the probabilities of one model file are kept (gitignored)."""
-    return project_root() / ".cache" / "worst-camera" / f"predictions-{runtime_sha256[:16]}.csv"
+def cache_file(runtime_sha256: str, gate_id: str = "") -> Path:
+    """Where the probabilities of one model file behind one gate are kept (gitignored)."""
+    suffix = f"-gate-{gate_id[:12]}" if gate_id else ""
+    return project_root() / ".cache" / "worst-camera" / f"predictions-{runtime_sha256[:16]}{suffix}.csv"
+
+
+def gate_identity() -> dict[str, str]:
+    """The shipped gate that screens the photographs (its card's name, version and SHA-256):
+    a retrained gate changes which photographs are graded, so it keys the cache too."""
+    from ..core.classifier import sha256_file
+    from ..core.gate import CARD_FILE, default_gate_dir
+
+    card = default_gate_dir() / CARD_FILE
+    if not card.is_file():
+        return {}
+    raw = json.loads(card.read_text(encoding="utf-8"))
+    return {"name": str(raw.get("name", "")), "version": str(raw.get("version", "")),
+            "card_sha256": sha256_file(card)}
 
 
 def collections(datasets: Path, split_csv: Path) -> dict[str, dict[str, list[C.LabelledEye]]]:
@@ -103,7 +118,7 @@ def predict_all(model_dir: Path, eyes: Sequence[C.LabelledEye], threads: int = 2
     from ..core.screening import Screener
 
     classifier = Classifier.load(model_dir, backend="onnx", threads=threads)
-    path = cache_file(classifier.card.runtime_sha256)
+    path = cache_file(classifier.card.runtime_sha256, gate_identity().get("card_sha256", ""))
     cached = load_cache(path)
     todo = list({e.key: e for e in eyes if e.key not in cached}.values())
     if todo:
@@ -150,7 +165,7 @@ def worst_camera_point(model_dir: Path, parts: dict[str, dict[str, list[C.Labell
         table[name] = {"held_out": p["held_out"],
                        **{label: C._figures_dict(C.figures(held, t, rule, n_boot, name))
                           for label, t in (("new", chosen), ("old", old), ("strict", strict))}}
-    return {"rule": rule.text(), "model": C.model_identity(card),
+    return {"rule": rule.text(), "model": C.model_identity(card), "gate": gate_identity(),
             "calibration_photographs": {n: len(p["calibrate"]) for n, p in parts.items()},
             "thresholds": {"new": vars(chosen), "old": vars(old), "strict": vars(strict)},
             "per_collection": table}
@@ -209,6 +224,7 @@ def card_section(result: dict[str, object]) -> dict[str, object]:
                                                               "urgent_sensitivity", "urgent_in_annual")},
                      "specificity_cost": old["referable_specificity"]["value"] - new["referable_specificity"]["value"]}
     return {"rule": result["rule"], "thresholds": result["thresholds"]["new"],  # type: ignore[index]
+            "gate": result.get("gate", {}),
             "chosen_on": {n: f"{c} photographs ({'calibration half' if per[n]['held_out'] == 'report half' else 'validation patients'})"
                           for n, c in result["calibration_photographs"].items()},  # type: ignore[union-attr]
             "split": ("collections the model trained on: its validation patients (split.csv); others split by "
