@@ -29,13 +29,20 @@ def test_card_describes_the_shipped_weights():
     assert sha256_file(MODEL / card.runtime_file) == card.runtime_sha256
     assert (MODEL / card.weights_file).stat().st_size <= 25 * 1024 * 1024
     assert "not for clinical use" in raw["intended_use"]
-    assert set(raw["data_sources"]) == {"fundus-dr", "eyepacs-256"}
+    # four cameras in training, and the maculopathy output with its own threshold
+    assert set(raw["data_sources"]) == {"fundus-dr", "eyepacs-256", "odir-384", "idrid"}
     assert raw["base"]["name"] == "efficientnet-lite0"
+    assert "maculopathy" in card.outputs and 0 < card.operating_point.maculopathy < 1
+    assert raw["validation"]["maculopathy_auc"] >= 0.8
     assert raw["training_time_minutes"] > 0
     point = card.operating_point
     assert 0 < point.urgent < 1 and 0 < point.referable < 1
     assert raw["runtime_check"]["max_abs_diff_vs_keras"] <= 1e-4
     assert "fundus-dr" in card.operating_points
+    # the default holds on every collection's validation patients (issue 10's safety rule)
+    for name, m in raw["validation"]["per_collection"].items():
+        assert m["urgent_in_annual"] == 0, name
+        assert m["referable_sensitivity"] >= 0.90, name
 
 
 def _validation_photos() -> list[tuple[Path, Eye, int, int]]:
@@ -61,14 +68,16 @@ def graded():
 
 def test_validation_patients_grade_like_the_card_says(graded):
     photos, results = graded
-    assert len(photos) == 90  # 45 patients, both eyes, on the validation side
+    card = read_card(MODEL).raw["validation"]["per_collection"]["fundus-dr"]
+    assert len(photos) >= 80  # about 20% of the 224 patients, both eyes, on the validation side
     ok = [(ref, g, r.prediction) for (_, _, ref, g), r in zip(photos, results) if r.status is Status.OK]
-    assert len(ok) >= 85
+    assert len(ok) >= len(photos) - 6      # the gate may send a few hazy photographs to review
     referable_auc = roc_auc(np.array([ref for ref, _, _ in ok]) == 1, np.array([p.p_referable for *_, p in ok]))
     urgent_auc = roc_auc(np.array([g for _, g, _ in ok]) >= 3, np.array([p.p_urgent for *_, p in ok]))
-    # The card records 0.931 and 0.968 for these patients; allow for decoding differences only.
-    assert referable_auc >= 0.90, referable_auc
-    assert urgent_auc >= 0.93, urgent_auc
+    # the card's figures for these patients, through the product's path: decoding and the
+    # learned gate differ a little from training's, nothing more
+    assert referable_auc >= card["referable_auc"] - 0.03, referable_auc
+    assert urgent_auc >= card["urgent_auc"] - 0.03, urgent_auc
 
 
 def test_no_urgent_eye_of_the_validation_patients_waits_in_annual(graded):

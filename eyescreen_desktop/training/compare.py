@@ -18,10 +18,10 @@ from typing import Any, Sequence
 
 from .data import read_split
 
-HEADER = ("| run | recipe | input | referable AUC (95% CI) | urgent AUC (95% CI) | referable sens / spec "
-          "| urgent sens / spec | urgent eyes in annual | training time |")
-COLLECTION_HEADER = ("| run | collection | photos | referable AUC | urgent AUC | referable sens / spec "
-                     "| urgent sens / spec | urgent eyes in annual |")
+HEADER = ("| run | recipe | input | referable AUC (95% CI) | urgent AUC (95% CI) | maculopathy AUC "
+          "| referable sens / spec | urgent sens / spec | urgent eyes in annual | training time |")
+COLLECTION_HEADER = ("| run | collection | photos | referable AUC (95% CI by patient) | urgent AUC | maculopathy AUC "
+                     "| referable sens / spec | urgent sens / spec | urgent eyes in annual |")
 
 
 def row(name: str, run: dict[str, Any]) -> str:
@@ -30,6 +30,7 @@ def row(name: str, run: dict[str, Any]) -> str:
     recipe = run["config"]["recipe"]
     return (f"| {name} | {recipe['name']}{' (fine-tuned)' if recipe['fine_tune'] else ' (frozen base)'} "
             f"| {recipe['input_size']} px | {_ci(v, 'referable_auc')} | {_ci(v, 'urgent_auc')} "
+            f"| {_num(v.get('maculopathy_auc'))} "
             f"| {_rate(v['referable_sensitivity'])} / {_rate(v['referable_specificity'])} "
             f"| {_rate(v['urgent_sensitivity'])} / {_rate(v['urgent_specificity'])} | {v['urgent_in_annual']} "
             f"| {run['minutes']:.0f} min |")
@@ -39,7 +40,10 @@ def collection_rows(name: str, run: dict[str, Any]) -> list[str]:
     """One row per collection at the run's default operating point."""
     rows = []
     for coll, m in run["validation"].get("per_collection", {}).items():
-        rows.append(f"| {name} | {coll} | {m['photographs']} | {m['referable_auc']:.3f} | {m['urgent_auc']:.3f} "
+        ci = m.get("referable_auc_ci95")
+        auc = f"{m['referable_auc']:.3f}" + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+        rows.append(f"| {name} | {coll} | {m['photographs']} | {auc} | {m['urgent_auc']:.3f} "
+                    f"| {_num(m.get('maculopathy_auc'))} "
                     f"| {m['referable_sensitivity']:.2f} / {m['referable_specificity']:.2f} "
                     f"| {m['urgent_sensitivity']:.2f} / {m.get('urgent_specificity', float('nan')):.2f} "
                     f"| {m['urgent_in_annual']} |")
@@ -49,6 +53,10 @@ def collection_rows(name: str, run: dict[str, Any]) -> list[str]:
 def _ci(v: dict[str, Any], key: str) -> str:
     lo, hi = v[f"{key}_ci"]
     return f"{v[key]:.3f} ({lo:.3f}-{hi:.3f})"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def _rate(r: dict[str, Any]) -> str:
