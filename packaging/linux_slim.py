@@ -136,6 +136,9 @@ def trimmed_icu_data(lib: Path, work: Path) -> Path:
         cnv_sizes = {p.name: p.stat().st_size for p in extract.glob("*.cnv")}
         shutil.rmtree(extract)
     drop = icu_items_to_drop(items) + sorted(n for n, s in cnv_sizes.items() if s > ICU_MBCS_BYTES)
+    if not drop:  # already trimmed (a rebuild that kept the folder)
+        full.unlink()
+        return lib
     listing = work / "drop.txt"
     for _ in range(5):  # converters that extend a dropped table go with it (icupkg names them)
         listing.write_text("\n".join(drop) + "\n", encoding="ascii")
@@ -184,7 +187,9 @@ def slim_folder(internal: Path, work: Path) -> dict[str, int]:
         rel = path.relative_to(internal).as_posix()
         before = path.stat().st_size
         if path.name.startswith("libicudata.so"):
-            shutil.copyfile(trimmed_icu_data(path, work / "icu"), path)
+            trimmed = trimmed_icu_data(path, work / "icu")
+            if trimmed != path:
+                shutil.copyfile(trimmed, path)
             saved["icu"] += before - path.stat().st_size
         elif not in_wheel_libs(rel) and is_elf(path) and has_symbol_table(path):
             out = stripped_copy(path, work / "stripped" / rel)
