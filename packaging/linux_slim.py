@@ -9,8 +9,11 @@ is checked by ``make bundle-test`` (packaging/README.md says what each saves).
   functions QtCore calls can reach (collation, converters, calendars, time
   zones) and loses the trees no QtCore call opens (break iterators,
   transliteration, unit, currency, language and region names, spelled-out
-  numbers) plus time-zone names in languages other than English and the East
-  Asian multi-byte converter tables.
+  numbers, the main tree's date and number data) plus time-zone names in
+  languages other than English and the East Asian multi-byte converter tables.
+* ``share_duplicate_libs``: where two wheels ship the same library (OpenSSL 3,
+  libgfortran, zstd, xz), one copy serves both through a symbolic link.
+* ``slim_folder``: the stripping and the ICU trimming, run on the collected folder.
 
 Tools: binutils (``readelf``, ``strip``, ``as``, ``ld``) and ICU's ``icupkg``
 (Debian: binutils, icu-devtools; ``make system-deps`` installs them).
@@ -45,7 +48,7 @@ ICU_DROP = (
 ICU_MAIN_KEEP = ("root.res", "en.res", "en_*.res", "pool.res", "res_index.res")
 _LOCALE_ITEM = re.compile(r"[a-z]{2,3}(_[A-Za-z0-9_]+)?\.res")
 # time-zone display names: English (and the root fallback) only; a time-zone name
-# in another language falls back to "GMT+01:00" (the app never shows one)
+# asked for in another language comes in English (the app never shows one)
 ICU_ZONE_KEEP = ("zone/pool.res", "zone/root.res", "zone/en.res", "zone/en_*.res", "zone/tzdbNames.res")
 # converter tables bigger than this are the East Asian multi-byte ones (Shift-JIS,
 # EUC, GB18030, Big5, EBCDIC DBCS) and ISO 2022 compound text; only a Qt
