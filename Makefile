@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Qt's xcb platform needs these on a bare Debian/Ubuntu; postgresql gives the
+# Qt's xcb platform needs these on a bare Debian/Ubuntu (binutils and icu-devtools
+# slim the Linux bundle: packaging/linux_slim.py); postgresql gives the
 # tests their own throw-away PostgreSQL server (initdb, pg_ctl; never started as
 # a service by the tests). Skipped when not root or when apt is missing (then
 # install them by hand, see README). apt may be locked by another install: retried.
@@ -31,7 +32,7 @@ system-deps:
 	    postgresql libgl1 libegl1 libglib2.0-0 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 \
 	    libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	    libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 \
-	    libxi6 xvfb binutils >/dev/null; \
+	    libxi6 xvfb binutils icu-devtools >/dev/null; \
 	else echo "system-deps: not root or no apt-get; skipping system libraries"; fi
 
 run: $(STAMP)
@@ -68,9 +69,6 @@ $(BUNDLE_STAMP): $(STAMP)
 $(BUNDLE)/eyescreen: $(BUNDLE_STAMP) $(BUNDLE_INPUTS)
 	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
 	  packaging/eyescreen.spec
-	@# the interpreter's own libraries ship with debug symbols (17 MB of libpython alone);
-	@# wheels' libraries are left alone (stripping patchelf-edited files can break them)
-	strip --strip-unneeded $(BUNDLE)/_internal/libpython3*.so.* $(BUNDLE)/_internal/python3*/lib-dynload/*.so
 	cp packaging/linux/eyescreen.desktop packaging/linux/install-desktop-entry.sh resources/icons/app.svg $(BUNDLE)/
 	touch $@
 

@@ -8,7 +8,13 @@ does for its builds: what a clinic unpacks must work with nothing else.
 2. ``eyescreen train`` says which extra to install (the bundle has no TensorFlow);
 3. ``eyescreen-desktop --smoke`` opens the window under Xvfb, loads the shipped
    model and closes cleanly; the times are measured and printed;
-4. nothing of TensorFlow, Keras or matplotlib is inside.
+4. nothing of TensorFlow, Keras or matplotlib is inside, and the bundle is at
+   most 400 MB;
+5. what the Linux bundle slims (packaging/linux_slim.py) still works: a PNG
+   and a DICOM photograph are graded (OpenCV's libpng, pydicom), hashlib runs
+   on the OpenSSL shared with psycopg, and, where PostgreSQL's binaries are
+   installed, ``eyescreen screen --database postgresql://...`` screens into a
+   throw-away server (psycopg's libpq and OpenSSL, the Alembic migrations).
 
 Standard library only, so any Python can run it:
 ``python packaging/smoke_test.py dist/EyeScreen [--json timings.json]``.
@@ -42,6 +48,7 @@ TRAINING_ONLY = ("tensorflow", "keras", "matplotlib", "tf2onnx")
 # test/train extras only (faces are found by core/face_cascade.py): their package folders must
 # be absent; numpy's own OpenBLAS is named libscipy_openblas64_ and stays
 NOT_SHIPPED = ("skimage", "scipy", "scipy.libs")
+MAX_BYTES = 400_000_000  # issue 13: at most 400 MB unpacked
 
 
 class SmokeFailure(AssertionError):
@@ -170,8 +177,88 @@ def no_training_inside(bundle: Path) -> dict[str, float]:
     shipped = [p for p in bundle.rglob("*") if p.is_dir() and p.name in NOT_SHIPPED]
     check(not shipped, f"scikit-image or scipy inside the bundle: {shipped[:5]}")
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink())
-    print(f"bundle: {size / 1e6:.0f} MB unpacked, no TensorFlow, Keras, matplotlib, scikit-image or scipy")
+    print(f"bundle: {size / 1e6:.1f} MB ({size / 2**20:.1f} MiB) unpacked, no TensorFlow, Keras, matplotlib, "
+          "scikit-image or scipy")
+    check(size <= MAX_BYTES, f"the bundle is {size / 1e6:.1f} MB, over {MAX_BYTES / 1e6:.0f} MB")
     return {"bundle_mb": round(size / 1e6, 1)}
+
+
+def dicom_of(photo: Path, path: Path) -> None:
+    """An ophthalmic-photography DICOM file (uncompressed RGB) of a real photograph."""
+    import cv2
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "OP", "P001"
+    ds.Rows, ds.Columns = rgb.shape[:2]
+    ds.SamplesPerPixel, ds.PlanarConfiguration, ds.PhotometricInterpretation = 3, 0, "RGB"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.ascontiguousarray(rgb).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def slimmed_parts_work(bundle: Path, work: Path) -> None:
+    """A PNG and a DICOM photograph are graded, and Python's hashlib runs on OpenSSL
+    (the bundle's libcrypto.so.3 is psycopg's copy): ``LD_DEBUG=files`` shows the
+    dynamic loader initialising _hashlib, which it cannot do without its libcrypto."""
+    import cv2
+
+    folder = work / "formats"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "P001_L.png"), cv2.imread(str(REAL[2])))
+    dicom_of(REAL[3], folder / "P001_R.dcm")
+    env = {**CLEAN_ENV, "LD_DEBUG": "files"}
+    done, _ = run([str(bundle / "eyescreen"), "screen", str(folder), "--out", str(work / "formats-out"),
+                   "--data-dir", str(work / "formats-data")], env)
+    check(done.returncode == 0, f"eyescreen screen on PNG and DICOM failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    with open(work / "formats-out" / "results.csv", newline="", encoding="utf-8") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    check(all(rows.get(n, {}).get("status") == "ok" and rows[n]["grade"] != "" for n in ("P001_L.png", "P001_R.dcm")),
+          f"a PNG or DICOM photograph was not graded: {rows}")
+    check("python3.11/lib-dynload/_hashlib" in done.stderr.replace("\\", "/") and "calling init" in done.stderr
+          and any("_hashlib" in line and "calling init" in line for line in done.stderr.splitlines()),
+          "hashlib did not load its OpenSSL module (_hashlib) in the bundle")
+    print("formats: a PNG and a DICOM photograph graded; hashlib on OpenSSL")
+
+
+def postgresql_screening(bundle: Path, work: Path) -> None:
+    """The bundled ``eyescreen screen`` into a throw-away PostgreSQL server (psycopg's
+    libpq and OpenSSL, SQLAlchemy's psycopg dialect, the Alembic migrations)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.pg_server import PostgresServer, find_bin
+
+    pg_bin = find_bin()
+    if pg_bin is None:
+        print("postgresql: SKIPPED (no initdb/pg_ctl here; Debian: apt-get install postgresql)")
+        return
+    server = PostgresServer(pg_bin).start()
+    try:
+        folder = work / "pg-photos"
+        folder.mkdir()
+        for p in (REAL[2], REAL[3]):
+            shutil.copy(p, folder / p.name)
+        for attempt in (1, 2):  # the second run reuses the first one's results from the server
+            done, seconds = run([str(bundle / "eyescreen"), "screen", str(folder), "--out", str(work / f"pg-out{attempt}"),
+                                 "--data-dir", str(work / "pg-data"), "--database", server.url()], CLEAN_ENV)
+            check(done.returncode == 0, f"eyescreen screen --database postgresql:// failed ({done.returncode}):\n"
+                                        f"{done.stderr[-3000:]}")
+            with open(work / f"pg-out{attempt}" / "results.csv", newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            check(sorted(r["file"] for r in rows) == ["P001_L.jpg", "P001_R.jpg"] and
+                  all(r["status"] == "ok" for r in rows), f"PostgreSQL screening run {attempt}: {rows}")
+        print(f"postgresql: 2 photographs screened into a PostgreSQL server and read back ({seconds:.1f} s)")
+    finally:
+        server.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             figures |= no_training_inside(bundle)
             figures |= screen(bundle, work)
             selfie_gets_the_eye_check(bundle, work)
+            slimmed_parts_work(bundle, work)
+            postgresql_screening(bundle, work)
             training_says_which_extra(bundle, work)
             xvfb, display = start_xvfb()
             try:
