@@ -355,8 +355,10 @@ def _json(x: Any) -> Any:
 
 
 def run_folds(samples: Sequence[D.Sample], feats: np.ndarray, folds: Sequence[Fold], recipe: Any,
-              seed: int = SEED, n_boot: int = 1000, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Inner split -> epochs and thresholds -> head on all training photographs -> metrics, per fold."""
+              seed: int = SEED, n_boot: int = 1000, say: Callable[[str], None] = print,
+              done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Inner split -> epochs and thresholds -> head on all training photographs -> metrics, per fold;
+    ``done(results so far)`` after each fold (a long run keeps what it finished)."""
     results = {}
     for fold in folds:
         t0 = time.time()
@@ -386,15 +388,79 @@ def run_folds(samples: Sequence[D.Sample], feats: np.ndarray, folds: Sequence[Fo
             f"referable AUC {m['referable_auc']:.3f}, urgent AUC {m['urgent_auc']:.3f}, "
             f"sens {m['referable_sensitivity']:.3f} spec {m['referable_specificity']:.3f}, "
             f"urgent in annual {m['urgent_in_annual']}/{m['urgent']}")
+        if done:
+            done(results)
+    return results
+
+
+PROBE_L2 = 1e-2
+
+
+def logistic_probe(x: np.ndarray, y: np.ndarray, l2: float = PROBE_L2) -> Callable[[np.ndarray], np.ndarray]:
+    """An L2-regularised logistic regression on standardised features (scipy L-BFGS);
+    returns the scoring function. Seconds where a Keras head takes minutes on a shared
+    CPU, so several bases can be compared on the same folds."""
+    from scipy.optimize import minimize
+
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = np.c_[(x - mu) / sd, np.ones(len(x))]
+    y = y.astype(np.float64)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        t = z @ w
+        p = 1 / (1 + np.exp(-t))
+        value = np.mean(np.logaddexp(0, t) - y * t) + l2 / 2 * w[:-1] @ w[:-1]
+        grad = z.T @ (p - y) / len(y)
+        grad[:-1] += l2 * w[:-1]
+        return float(value), grad
+
+    w = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+    return lambda f: np.c_[(f - mu) / sd, np.ones(len(f))] @ w
+
+
+def probe_folds(samples: Sequence[D.Sample], feats: np.ndarray, folds: Sequence[Fold],
+                n_boot: int = 1000, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """AUCs only (no thresholds) of a logistic probe per output and fold, for comparing bases."""
+    results = {}
+    for fold in folds:
+        train = [samples[i] for i in fold.train]
+        test = [samples[i] for i in fold.test]
+        x = feats[fold.train].reshape(-1, feats.shape[-1])
+        v = feats.shape[1]
+        pred = {}
+        for name in ("referable", "urgent", "maculopathy"):
+            y = np.repeat(np.array([getattr(s, name) for s in train]), v)
+            known = y >= 0
+            if known.any() and 0 < y[known].sum() < known.sum():
+                pred[name] = logistic_probe(x[known], y[known])(feats[fold.test, 0])
+            else:
+                pred[name] = np.full(len(test), np.nan)
+        groups = [s.patient for s in test]
+        m: dict[str, Any] = {"photographs": len(test), "patients": len(set(groups)),
+                             "trained_on": dict(sorted(Counter(s.collection for s in train).items()))}
+        for name in ("referable", "urgent", "maculopathy"):
+            y = np.array([getattr(s, name) for s in test])
+            idx = np.flatnonzero(y >= 0)
+            if len(idx) and 0 < y[idx].sum() < len(idx) and not np.isnan(pred[name]).any():
+                m[f"{name}_auc"], *ci = M.auc_ci(y[idx], pred[name][idx], [groups[i] for i in idx], n_boot)
+                m[f"{name}_auc_ci"] = ci
+        results[fold.name] = m
+        say(f"{fold.name}: probe referable AUC {m.get('referable_auc', float('nan')):.3f}, "
+            f"urgent {m.get('urgent_auc', float('nan')):.3f}")
     return results
 
 
 def loco(sources: Sequence[Path], base_name: str = "efficientnet-lite0", input_size: int = 384,
          variants: int = 2, max_per_collection: int = 0, seed: int = SEED, n_boot: int = 1000,
-         extractor_factory: Callable[[], Any] | None = None, recipe: Any = None) -> dict[str, Any]:
+         extractor_factory: Callable[[], Any] | None = None, recipe: Any = None,
+         head: str = "keras", partial: Path | None = None) -> dict[str, Any]:
     """The whole protocol for one base and input size; returns what ``run`` writes as JSON.
 
-    ``extractor_factory`` replaces the named base's extractor (tests pass a tiny one)."""
+    ``head="keras"`` trains recipe 1's head (epochs and thresholds from inner
+    validation patients); ``head="probe"`` fits a logistic probe per output and
+    reports AUCs only (the base comparison). ``extractor_factory`` replaces the
+    named base's extractor (tests pass a tiny one). ``partial``: a JSON file
+    rewritten after every fold with the folds finished so far."""
     from . import train as T
 
     t0 = time.time()
@@ -410,9 +476,17 @@ def loco(sources: Sequence[Path], base_name: str = "efficientnet-lite0", input_s
     feats = features(samples, base_name, cache, variants, LazyExtractor(factory))
     feature_s = time.time() - t0
     folds = make_folds(samples, everything, D.DEFAULT_DROP_QUALITY, seed)
-    results = run_folds(samples, feats, folds, recipe, seed, n_boot, say)
+    if head == "probe":
+        results = probe_folds(samples, feats, folds, n_boot, say)
+    else:
+        def done(so_far: dict[str, Any]) -> None:
+            if partial is not None:
+                Path(partial).write_text(json.dumps(_json({"partial": True, "base": base_name,
+                                                           "input_size": input_size, "folds": so_far}), indent=1))
+
+        results = run_folds(samples, feats, folds, recipe, seed, n_boot, say, done)
     return _json({
-        "base": base_name, "input_size": input_size, "variants": variants, "seed": seed,
+        "base": base_name, "input_size": input_size, "variants": variants, "seed": seed, "head": head,
         "max_per_collection": max_per_collection or None,
         "photographs": dict(sorted(Counter(s.collection for s in everything).items())),
         "gate_refused": refused,
@@ -436,20 +510,25 @@ def _threads() -> str:
 def feature_cost_ms(base_name: str, input_size: int, samples: Sequence[D.Sample], repeats: int = 5,
                     batch: int = 8) -> dict[str, float]:
     """Milliseconds per photograph of the frozen base + pooling (one view), on real
-    preprocessed photographs, batch ``batch``, after one warm-up; median and best of
-    ``repeats`` (the machine is shared: the best is the least disturbed)."""
+    preprocessed photographs, batch ``batch``, after one warm-up, best of ``repeats``.
+
+    Both the process's CPU time (with one thread: the cost on one core, even
+    while other jobs share the machine) and the wall-clock time are kept; on a
+    shared machine only the CPU time compares between bases."""
     _, build = train_extractor(base_name, input_size)
     model = build()
     cache = D.ImageCache(input_size)
     x = np.stack([cache.get(s.path).image for s in samples[:batch]]).astype(np.float32)
     model.predict_on_batch(x)
-    times = []
+    cpu, wall = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         model.predict_on_batch(x)
-        times.append((time.perf_counter() - t) * 1000 / len(x))
-    return {"ms_per_image_median": float(np.median(times)), "ms_per_image_best": float(min(times)),
-            "batch": len(x), "repeats": repeats, "parameters": int(model.count_params())}
+        cpu.append((time.process_time() - c) * 1000 / len(x))
+        wall.append((time.perf_counter() - t) * 1000 / len(x))
+    return {"cpu_ms_per_image": float(min(cpu)), "cpu_ms_per_image_median": float(np.median(cpu)),
+            "wall_ms_per_image": float(min(wall)), "batch": len(x), "repeats": repeats,
+            "parameters": int(model.count_params())}
 
 
 def parse_config(text: str) -> tuple[str, int]:
@@ -516,17 +595,18 @@ def bases_table(runs: Sequence[dict[str, Any]]) -> str:
     urgent AUC mean, and the feature cost."""
     colls = [c for c in COLLECTIONS if any(c in r["folds"] for r in runs)]
     head = ("| base @ px | " + " | ".join(f"LOCO referable AUC, {c} held out" for c in colls)
-            + " | mean | mean LOCO urgent AUC | patient-split referable AUC (all) | ms/img (1 thread) | parameters |")
+            + " | mean | mean LOCO urgent AUC | patient-split referable AUC (all) | CPU ms/img (1 thread) "
+            "| parameters |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in runs:
         f = r["folds"]
-        refs = [f[c]["referable_auc"] for c in colls if c in f]
-        urgs = [f[c]["urgent_auc"] for c in colls if c in f and f[c]["urgent_auc"] is not None]
+        refs = [f[c]["referable_auc"] for c in colls if f.get(c, {}).get("referable_auc") is not None]
+        urgs = [f[c]["urgent_auc"] for c in colls if f.get(c, {}).get("urgent_auc") is not None]
         cost = r.get("feature_cost", {})
         lines.append(f"| {r['base']} @ {r['input_size']} | " + " | ".join(_auc(f[c], "referable") for c in colls)
                      + f" | {np.mean(refs):.3f} | {np.mean(urgs):.3f} | {_auc(f[PATIENT_SPLIT], 'referable')} "
-                     f"| {cost.get('ms_per_image_best', float('nan')):.0f} (median "
-                     f"{cost.get('ms_per_image_median', float('nan')):.0f}) | {cost.get('parameters', 0) / 1e6:.1f} M |")
+                     f"| {cost.get('cpu_ms_per_image', float('nan')):.0f} "
+                     f"| {cost.get('parameters', 0) / 1e6:.1f} M |")
     return "\n".join(lines)
 
 
@@ -553,6 +633,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_p.add_argument("--input-size", type=int, default=384)
     bases_p.add_argument("--config", type=parse_config, action="append", required=True,
                          help="BASE@PIXELS, repeatable (e.g. efficientnet-lite1@448)")
+    bases_p.add_argument("--head", choices=("keras", "probe"), default="probe",
+                         help="probe = logistic probe per output, AUCs only (default); keras = recipe 1's head")
     md = sub.add_parser("markdown", help="print the tables of docs/training-loco.md")
     md.add_argument("loco_json", type=Path)
     md.add_argument("--bases", type=Path, default=None)
@@ -569,12 +651,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources = args.data or default_sources()
     if args.command == "run":
         result = loco(sources, args.base, args.input_size, args.variants, args.max_per_collection, args.seed,
-                      args.n_boot)
+                      args.n_boot, partial=args.out.with_suffix(".partial.json"))
         result["command"] = "python -m eyescreen_desktop.training.loco " + " ".join(sys.argv[1:] if argv is None else argv)
     else:
         runs = []
         for base_name, size in args.config:
-            r = loco(sources, base_name, size, args.variants, args.max_per_collection, args.seed, args.n_boot)
+            r = loco(sources, base_name, size, args.variants, args.max_per_collection, args.seed, args.n_boot,
+                     head=args.head)
             r["feature_cost"] = feature_cost_ms(base_name, size, read_all(sources)[:8])
             runs.append(r)
             args.out.write_text(json.dumps({"runs": runs}, indent=1) + "\n")
