@@ -109,13 +109,10 @@ def test_confidence_intervals_resample_patients_not_photographs():
     assert m["patients"] == len(patient_score) < m["photographs"]
 
 
-def test_a_run_grades_each_collection_from_the_others_and_reuses_cached_features(manifests, tmp_path):
-    from eyescreen_desktop.training import train as T
-
-    recipe = replace(T.RECIPES["feature"], head_epochs=2)
+def test_a_run_grades_each_collection_from_the_others_and_reuses_cached_features(manifests):
     GridMeans.calls = 0
     result = loco.loco(manifests, "grid-means", 64, variants=2, n_boot=20, extractor_factory=GridMeans,
-                       recipe=recipe)
+                       head="probe")
     passed = sum(result["photographs"].values()) - sum(result["gate_refused"].values())
     assert GridMeans.calls == 2 * passed  # every gate-passed photograph, as is and mirrored
     folds = result["folds"]
@@ -123,21 +120,36 @@ def test_a_run_grades_each_collection_from_the_others_and_reuses_cached_features
     assert folds["idrid"]["trained_on"].keys() == {"fundus-dr", "eyepacs-256"}
     assert folds["fundus-dr"]["trained_on"].keys() == {"eyepacs-256", "idrid"}
     assert folds["eyepacs-256"]["trained_on"]["fundus-dr"] == 16 - result["gate_refused"].get("fundus-dr", 0)
-    # maculopathy is graded where the collection has it, and nowhere else
-    assert folds["fundus-dr"]["maculopathy_photographs"] > 0 and "maculopathy_auc" in folds["fundus-dr"]
-    assert folds["eyepacs-256"]["maculopathy_photographs"] == 0 and "maculopathy_auc" not in folds["eyepacs-256"]
-    assert set(folds[loco.PATIENT_SPLIT]["per_collection"]) <= {"fundus-dr", "eyepacs-256", "idrid"}
-    for name, f in folds.items():
-        assert 0 <= f["urgent_in_annual"] <= f["urgent"], name
-        assert f["thresholds"]["urgent"] <= 1 and f["epochs"] >= 1
-    text = loco.loco_table(result)
-    assert "| idrid | eyepacs-256 " in text and "| all |" in loco.split_table(result)
+    # maculopathy is graded where the held-out collection has it, and nowhere else
+    assert "maculopathy_auc" in folds["fundus-dr"] and "maculopathy_auc" not in folds["eyepacs-256"]
+    assert "| grid-means @ 64 |" in loco.bases_table([result])
 
     GridMeans.calls = 0
     cache = D.ImageCache(64)
     samples, _ = loco.gate_passed(loco.read_all(manifests), cache)
     again = loco.features(samples, "grid-means", cache, 2, loco.LazyExtractor(GridMeans))
     assert GridMeans.calls == 0 and again.shape == (passed, 2, 48)  # train.FeatureCache had them all
+
+
+def test_recipe_head_takes_thresholds_from_the_training_collections(manifests):
+    """Recipe 1's Keras head on one fold: epochs and thresholds come from inner
+    validation patients of the other collections, then the left-out one is graded."""
+    from eyescreen_desktop.training import train as T
+
+    cache = D.ImageCache(64)
+    everything = loco.read_all(manifests)
+    samples, _ = loco.gate_passed(everything, cache)
+    feats = loco.features(samples, "grid-means", cache, 2, loco.LazyExtractor(GridMeans))
+    fold = next(f for f in loco.make_folds(samples, everything, D.DEFAULT_DROP_QUALITY) if f.name == "idrid")
+    recipe = replace(T.RECIPES["feature"], head_epochs=2)
+    result = loco.run_folds(samples, feats, [fold], recipe, n_boot=20, say=lambda _: None)["idrid"]
+    assert result["trained_on"].keys() == {"fundus-dr", "eyepacs-256"}
+    assert 1 <= result["epochs"] <= 2 and 0 < result["thresholds_chosen_on_photographs"] < len(fold.train)
+    assert 0 <= result["thresholds"]["urgent"] <= 1 and 0 <= result["thresholds"]["referable"] <= 1
+    assert 0 <= result["urgent_in_annual"] <= result["urgent"] == sum(s.urgent for s in samples
+                                                                       if s.collection == "idrid")
+    assert result["maculopathy_photographs"] == result["photographs"]  # idrid grades maculopathy
+    assert "| idrid | eyepacs-256 " in loco.loco_table({"folds": {"idrid": result}})
 
 
 def test_config_names_base_and_pixels():
