@@ -42,7 +42,8 @@ DENSE_WEIGHTS_FILE = "heatmap_dense.npy"
 FEATURES_OUTPUT = "features"
 INPUT_NAME = "image"
 OPSET = 17
-TOLERANCE = 1e-4  # largest allowed |ONNX - Keras| on any output, probabilities and features alike
+TOLERANCE = 1e-4  # largest allowed |ONNX - Keras| on any output: probabilities absolute, the
+#                   feature maps (activations up to 6) relative to their largest value
 
 
 def export_onnx(model: Any, card: ModelCard | Mapping[str, Any], out_path: Path) -> Path:
@@ -103,7 +104,13 @@ def compare_with_keras(model: Any, card: ModelCard | Mapping[str, Any], onnx_pat
     missing = set(keras_out) - set(onnx_out)
     if missing:
         raise ModelError(f"the ONNX export lacks the outputs {sorted(missing)}")
-    return {k: float(np.max(np.abs(keras_out[k] - onnx_out[k]))) for k in keras_out}
+    return {k: float(np.max(np.abs(keras_out[k] - onnx_out[k])) / _scale(k, keras_out[k])) for k in keras_out}
+
+
+def _scale(name: str, reference: np.ndarray) -> float:
+    """1 for probabilities; the largest activation (at least 1) for the feature maps, so
+    float32 rounding in a sum of thousands of terms is judged by its relative size."""
+    return max(1.0, float(np.max(np.abs(reference)))) if name == FEATURES_OUTPUT else 1.0
 
 
 def keras_reference_outputs(model: Any, card: ModelCard | Mapping[str, Any],

@@ -130,7 +130,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="labels.csv manifest or folder of class folders (0-4 or by label); repeatable")
     parser.add_argument("--out", type=Path, required=True, help="model folder to write (e.g. models/my-model)")
     parser.add_argument("--base", default="efficientnet-lite0",
-                        help="ImageNet base: efficientnet-lite0 (default), mobilenetv2, vgg16")
+                        help="ImageNet base: efficientnet-lite0 (default), efficientnet-lite1, efficientnet-lite2, "
+                             "mobilenetv2, vgg16")
     parser.add_argument("--recipe", default="final", choices=sorted(RECIPES),
                         help="feature = frozen base; finetune = then unfreeze the last blocks; final = chosen setting "
                              "(= camera: four collections' recipe with camera copies); final-1 = round 1's")
