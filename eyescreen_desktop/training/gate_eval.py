@@ -66,32 +66,11 @@ def outcome_of(it: Any, d: dict[str, Any], heads: dict, thresholds: dict, mod_w:
     if "embedding" not in d:
         return "graded", ()          # a non-fundus picture without the grader's view: it would be graded
     if d["status"] != "ok":
-        kept = clear_reasons(d) if thresholds.get("what_if_clear_limits") else tuple(d["reasons"])
-        if kept:
-            return "ungradable", kept
+        return "ungradable", tuple(d["reasons"])
     status, reasons = decide_gate("fundus", "ok", (), feature_verdict(d, heads, thresholds), d["metrics"])
     if status == "ok":
         return "graded", ()
     return ("unfamiliar" if reasons == ("unfamiliar",) else "learned_reject"), reasons
-
-
-# What-if (not what screening does today): in the learned gate's path the hand-made focus and shadow
-# measures refuse on their own only when clearly failed, and the learned head (which reads the same
-# measures) decides the borderline ones. Needs screening.gate_picture to apply these limits.
-CLEAR_LIMITS = {"vessel_contrast": 0.05, "fine_detail": 0.018, "dark_fraction": 0.3}
-
-
-def clear_reasons(d: dict[str, Any]) -> tuple[str, ...]:
-    """The hand-made reasons that stand under :data:`CLEAR_LIMITS`."""
-    m, out = d["metrics"], []
-    for r in d["reasons"]:
-        if r == "blurred" and not (m.get("vessel_contrast", 1) < CLEAR_LIMITS["vessel_contrast"]
-                                   or m.get("fine_detail", 1) < CLEAR_LIMITS["fine_detail"]):
-            continue
-        if r == "uneven_illumination" and m.get("dark_fraction", 0) <= CLEAR_LIMITS["dark_fraction"]:
-            continue
-        out.append(r)
-    return tuple(out)
 
 
 def evaluate(items: list, desc: dict, heads: dict, thresholds: dict, mod_w: np.ndarray,
