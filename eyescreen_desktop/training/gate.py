@@ -669,8 +669,9 @@ def write_card_md(out: Path, summary: str) -> None:
   attribution), eyepacs-256 with EyeQ labels (CC BY-NC-SA 4.0), odir-384 (ODIR-2019, research use),
   IDRiD (CC BY 4.0), external-eye (web-collected, research use only; never shipped), `other` pictures
   from scikit-image / matplotlib samples, the app's screenshots and rendered pictures.
-- **Reproduce**: `eyescreen train-gate` ({card['training_minutes']} min on this machine, 1 ONNX Runtime
-  thread; the grader-feature cache is keyed on the grader's runtime SHA-256
+- **Reproduce**: `eyescreen train-gate` ({card['training_minutes']} min for this run, 1 ONNX Runtime thread;
+  without the feature cache the pictures are described first: about an hour on the shared 2-core
+  machine, docs/quality-gate.md); the grader-feature cache is keyed on the grader's runtime SHA-256
   `{card['grader']['runtime_sha256'][:16]}...`, so a retrained grader is described afresh).
 
 ## Figures on check pictures (patients and pictures the gate was not fitted on)
