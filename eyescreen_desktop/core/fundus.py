@@ -44,6 +44,8 @@ FALLBACK_FRACTIONS = (0.2, 0.3, 0.45)
 MIN_CIRCULARITY = 0.97          # below this, stricter thresholds are tried too (grey surrounds)
 MIN_BLOB_FRACTION = 0.04        # of the work image
 MAX_BORDER_LIT = 0.6            # a lit region along more of the border is a rectangular crop: all field
+MIN_BORDER_LIT_CROP = 0.3       # ... and so is one along > 30% of it whose circle fit is poor:
+MIN_CROP_EDGE_FIT = 0.5         # little of the circle traced by a real edge, or the "circle" mostly unlit
 
 # --- "is it a fundus photograph"
 MIN_FUNDUS_CIRCULARITY = 0.86
@@ -192,9 +194,18 @@ def field_of_view_or_frame(rgb: np.ndarray, work: tuple[np.ndarray, float] | Non
     has no dark surround and no round edge, yet it is all retina. A lit region
     that runs along most of the frame's border is such a crop too (dark
     vessels or a shadow inside it can leave a blob whose fitted circle is
-    meaningless)."""
+    meaningless), and so is one along a good part of the border whose fitted
+    circle is poor (dark vessels and a dark rim in a crop's corners break the
+    lit region into a blob whose "circle" is traced by no real edge, or is
+    mostly unlit: an aperture's round edge traces its circle, eyepacs-256's
+    clipped circles score edge_fit 0.75-1). A crop is all retina: its
+    coverage is 1, so it is never "too little of the retina visible"."""
     fov = find_field_of_view(rgb, work)
-    if fov is None or (fov.mask is not None and _border_lit(fov.mask) > MAX_BORDER_LIT):
+    if fov is None or fov.mask is None:
+        return frame_field_of_view(rgb, work) if fov is None else fov
+    lit = _border_lit(fov.mask)
+    if lit > MAX_BORDER_LIT or (lit > MIN_BORDER_LIT_CROP and (fov.edge_fit < MIN_CROP_EDGE_FIT
+                                                               or fov.coverage < MIN_COVERAGE)):
         return frame_field_of_view(rgb, work)
     return fov
 

@@ -81,7 +81,9 @@ class ModalityVerdict:
 
     label: str
     probs: dict[str, float] = field(default_factory=dict)
-    doubtful: bool = False      # called fundus, but with less than the card's minimum probability
+    doubtful: bool = False      # called fundus, but with less than the card's minimum probability, or
+    #                             with features far from every fundus picture the network was fitted on
+    distance: float = 0.0       # that distance (PPCA Mahalanobis of the network's pooled features)
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,17 @@ class Gate:
         return self._session.run(None, {self._input: batch.astype(np.float32, copy=False)})[0]  # type: ignore
 
     def modality(self, rgb: np.ndarray) -> ModalityVerdict:
-        """Fundus, external eye or other, for one RGB picture of any size."""
-        probs = self.modality_probs(modality_input(rgb, self.input_size)[None])[0]
-        return verdict_from_probs(probs, self.thresholds.get("fundus_min_prob", 0.0))
+        """Fundus, external eye or other, for one RGB picture of any size. A
+        fundus call is doubtful when weak or when the network's own features
+        are far from every fundus picture it was fitted on (a lit round object,
+        a clock face: 1.1.0's second check for pictures called fundus)."""
+        outs = self._session.run(None, {self._input: modality_input(rgb, self.input_size)[None]})  # type: ignore
+        distance = 0.0
+        if len(outs) > 1 and "lite_ood_mean" in self._heads:
+            distance = ppca_distance(np.asarray(outs[1][0], np.float64), self._heads, "lite_ood")
+        t = self.thresholds
+        return verdict_from_probs(outs[0][0], t.get("fundus_min_prob", 0.0), distance,
+                                  t.get("unfamiliar_picture", float("inf")))
 
     # ------------------------------------------------------------------ quality and familiarity
 
@@ -181,14 +191,18 @@ class Gate:
                               distance > t["unfamiliar"])
 
 
-def verdict_from_probs(probs: np.ndarray, fundus_min_prob: float = 0.0) -> ModalityVerdict:
+def verdict_from_probs(probs: np.ndarray, fundus_min_prob: float = 0.0, distance: float = 0.0,
+                       max_distance: float = float("inf")) -> ModalityVerdict:
     """Arg-max; a picture called fundus with a probability under
-    ``fundus_min_prob`` is ``doubtful``: it is not graded but goes to review as
-    unfamiliar (pictures of kinds the gate never saw, the moon, a scrap of
-    text, landed there in the check; real fundus photographs rarely do)."""
+    ``fundus_min_prob``, or whose modality features lie further than
+    ``max_distance`` from the fundus pictures the network was fitted on, is
+    ``doubtful``: it is not graded but goes to review as unfamiliar (pictures
+    of kinds the gate never saw, the moon, a clock, a scrap of text, landed
+    there in the check; real fundus photographs rarely do)."""
     named = {m: round(float(p), 4) for m, p in zip(MODALITIES, probs)}
     label = MODALITIES[int(np.argmax(probs))]
-    return ModalityVerdict(label, named, label == "fundus" and named["fundus"] < fundus_min_prob)
+    doubtful = label == "fundus" and (named["fundus"] < fundus_min_prob or distance > max_distance)
+    return ModalityVerdict(label, named, doubtful, round(float(distance), 4))
 
 
 def quality_vector(embedding: np.ndarray, metrics: Mapping[str, float]) -> np.ndarray:
@@ -197,14 +211,15 @@ def quality_vector(embedding: np.ndarray, metrics: Mapping[str, float]) -> np.nd
     return np.concatenate([np.asarray(embedding, np.float64).ravel(), np.asarray(extra, np.float64)])
 
 
-def ppca_distance(x: np.ndarray, heads: Mapping[str, np.ndarray]) -> float:
+def ppca_distance(x: np.ndarray, heads: Mapping[str, np.ndarray], prefix: str = "ood") -> float:
     """Mahalanobis distance under probabilistic PCA (top components with their
     own variance, the rest with one shared variance), divided by sqrt(dim) so
-    the threshold reads the same for any feature width."""
-    d = x - heads["ood_mean"]
-    proj = heads["ood_components"] @ d
+    the threshold reads the same for any feature width. ``prefix``: ``ood``
+    for the grader's features, ``lite_ood`` for the modality network's."""
+    d = x - heads[f"{prefix}_mean"]
+    proj = heads[f"{prefix}_components"] @ d
     resid = float(d @ d - proj @ proj)
-    d2 = float(np.sum(proj ** 2 / heads["ood_variances"])) + max(resid, 0.0) / float(heads["ood_noise"])
+    d2 = float(np.sum(proj ** 2 / heads[f"{prefix}_variances"])) + max(resid, 0.0) / float(heads[f"{prefix}_noise"])
     return float(np.sqrt(d2 / d.size))
 
 

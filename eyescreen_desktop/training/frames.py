@@ -13,8 +13,9 @@ frames cameras deliver, made from real fundus photographs by transformation:
 * :func:`other_pictures`: pictures that are not eyes at all, built only from
   what installed packages ship (scikit-image and matplotlib sample images,
   the app's own screenshots) and from what is rendered here (documents,
-  charts, screens, textures, drawn faces, round objects on black, non-retina
-  crops of fundus frames). Nothing is downloaded.
+  charts, screens, textures, drawn faces, round objects on black, clock
+  faces, discs cut from the shipped pictures, non-retina crops of fundus
+  frames). Nothing is downloaded.
 
 All functions take a ``numpy.random.Generator`` so ``eyescreen train-gate``
 reproduces the same pictures. Qt-free; no TensorFlow.
@@ -445,6 +446,69 @@ def round_object(rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def clock_face(rng: np.random.Generator) -> np.ndarray:
+    """A dial: a pale round face with a rim, ticks, numbers and hands, lit on a
+    plain or dark ground, often blurred or cropped (clocks, gauges, watches:
+    round, lit, line-drawn, the shape of a fundus frame without a retina)."""
+    side = int(rng.integers(300, 900))
+    h, w = side, int(side * rng.uniform(1.0, 1.4))
+    ground = rng.integers(0, 120, 3) if rng.random() < 0.6 else rng.integers(120, 255, 3)
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = ground
+    cx, cy = w / 2 + rng.uniform(-0.1, 0.1) * w, h / 2 + rng.uniform(-0.1, 0.1) * h
+    r = min(h, w) * rng.uniform(0.3, 0.5)
+    face = rng.uniform(150, 255) * rng.uniform(0.75, 1.0, 3)
+    rim = rng.uniform(0, 120, 3)
+    ci = (int(cx), int(cy))
+    cv2.circle(img, ci, int(r), tuple(float(c) for c in rim), -1, cv2.LINE_AA)
+    cv2.circle(img, ci, int(r * rng.uniform(0.85, 0.95)), tuple(float(c) for c in face), -1, cv2.LINE_AA)
+    ink = tuple(float(c) for c in rng.uniform(0, 80, 3))
+    for k in range(60 if rng.random() < 0.5 else 12):
+        a = 2 * np.pi * k / (60 if k >= 12 else 12)
+        long = 0.12 if k % 5 == 0 else 0.05
+        p0 = (int(cx + 0.8 * r * np.cos(a)), int(cy + 0.8 * r * np.sin(a)))
+        p1 = (int(cx + (0.8 - long) * r * np.cos(a)), int(cy + (0.8 - long) * r * np.sin(a)))
+        cv2.line(img, p0, p1, ink, max(1, int(r / 60)), cv2.LINE_AA)
+    if rng.random() < 0.6:
+        for k in range(1, 13):
+            a = 2 * np.pi * k / 12 - np.pi / 2
+            cv2.putText(img, str(k), (int(cx + 0.6 * r * np.cos(a)) - int(r / 20), int(cy + 0.6 * r * np.sin(a)) + int(r / 20)),
+                        cv2.FONT_HERSHEY_SIMPLEX, r / 250, ink, max(1, int(r / 80)), cv2.LINE_AA)
+    for length, width in ((0.5, 0.04), (0.75, 0.025), (0.8, 0.008)):
+        a = rng.uniform(0, 2 * np.pi)
+        cv2.line(img, ci, (int(cx + length * r * np.cos(a)), int(cy + length * r * np.sin(a))), ink,
+                 max(1, int(width * r)), cv2.LINE_AA)
+    yy, xx = np.ogrid[:h, :w]
+    img = img.astype(np.float32) * (1 - rng.uniform(0, 0.5) * np.clip(np.hypot(xx - cx, yy - cy) / r, 0, 1.5) ** 2 / 2.25)[..., None]
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), side * rng.uniform(0.002, 0.01))
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    return jitter(out, rng) if rng.random() < 0.5 else out
+
+
+def round_crop(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A disc cut from a picture and lit on a dark or plain ground (a coin, a
+    lamp, a plate, a porthole): round and textured, but no retina."""
+    h, w = img.shape[:2]
+    s = int(min(h, w) * rng.uniform(0.4, 1.0))
+    y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+    side = int(rng.integers(256, 900))
+    sq = cv2.resize(np.ascontiguousarray(img[y:y + s, x:x + s]), (side, side), interpolation=cv2.INTER_AREA)
+    cw = int(side * rng.uniform(1.0, 1.5))
+    canvas = np.zeros((side, cw, 3), np.float32)
+    canvas[:] = rng.integers(0, 40, 3) if rng.random() < 0.7 else rng.integers(40, 255, 3)
+    r = side * rng.uniform(0.38, 0.5)
+    disc = _disc(side, side, side / 2, side / 2, r)[..., None].astype(np.float32)
+    yy, xx = np.ogrid[:side, :side]
+    fall = 1 - rng.uniform(0, 0.6) * np.clip(np.hypot(xx - side / 2, yy - side / 2) / r, 0, 1)[..., None] ** 2
+    x0 = (cw - side) // 2
+    canvas[:, x0:x0 + side] = canvas[:, x0:x0 + side] * (1 - disc) + sq.astype(np.float32) * fall * disc
+    canvas = canvas * rng.uniform(0.6, 1.3, 3)
+    if rng.random() < 0.4:
+        canvas = cv2.GaussianBlur(canvas, (0, 0), side * rng.uniform(0.003, 0.015))
+    return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
 def surround_crop(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """A crop of a fundus frame's black surround (with any printed text): not a retina."""
     h, w = frame.shape[:2]
@@ -480,7 +544,7 @@ def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 RENDERED: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
     "document": document, "chart": chart, "screen": screen, "texture": texture,
-    "drawn_face": drawn_face, "round_object": round_object,
+    "drawn_face": drawn_face, "round_object": round_object, "clock_face": clock_face,
 }
 
 
@@ -503,9 +567,12 @@ def other_picture(rng: np.random.Generator, repo: Path, shipped_part: int = 0,
     few are crops of a fundus frame's surround (``fundus_frame`` makes one)."""
     shipped = shipped_pictures(repo)[shipped_part::2]
     u = rng.random()
-    if u < 0.5 and shipped:
+    if u < 0.42 and shipped:
         name, img = shipped[int(rng.integers(len(shipped)))]
         return "-".join(name.split("-")[:2]), jitter(img, rng)
+    samples = [img for name, img in shipped if not name.startswith("screenshot")]  # screens show retinas
+    if u < 0.5 and samples:
+        return "round_crop", round_crop(samples[int(rng.integers(len(samples)))], rng)
     if u < 0.56 and fundus_frame is not None:
         crop = surround_crop(fundus_frame(), rng)
         if crop is not None:

@@ -20,10 +20,14 @@ import numpy as np
 from ..core.gate import (MODALITIES, FeatureVerdict, _sigmoid, decide_gate, ppca_distance, quality_vector,
                          verdict_from_probs)
 
-OUTCOMES = ("graded", "ungradable", "learned_reject", "unfamiliar", "external_eye", "not_fundus")
+OUTCOMES = ("graded", "ungradable", "learned_reject", "unfamiliar_picture", "unfamiliar", "external_eye",
+            "not_fundus")
+# ungradable: a hand-made measure's reason (core.fundus); learned_reject: the quality head;
+# unfamiliar_picture: called fundus weakly, or the modality network's features far from any fundus
+# picture; unfamiliar: the grader's features far from the fundus photographs the gate was fitted on
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
@@ -40,63 +44,67 @@ def feature_verdict(d: dict[str, Any], heads: dict, thresholds: dict) -> Feature
     return FeatureVerdict(quality, p_reject, p_good, dist, dist > thresholds["unfamiliar"])
 
 
-def outcome(d: dict[str, Any], modality: str, heads: dict, thresholds: dict) -> tuple[str, tuple[str, ...]]:
-    """The full gate's decision for one described picture: (outcome, reasons)."""
-    if modality != "fundus" or "embedding" not in d:
-        return ("external_eye" if modality == "external_eye" else "not_fundus"), ()
-    status, reasons = decide_gate(modality, d["status"], tuple(d["reasons"]),
-                                  feature_verdict(d, heads, thresholds), d["metrics"])
+def modality_verdict(d: dict[str, Any], heads: dict, thresholds: dict, mod_w: np.ndarray, mod_b: np.ndarray):
+    """What ``Gate.modality`` says, from a cached description."""
+    lite = np.asarray(d["lite"], np.float64)
+    probs = softmax(lite @ mod_w + mod_b)
+    dist = ppca_distance(lite, heads, "lite_ood") if "lite_ood_mean" in heads else 0.0
+    return verdict_from_probs(probs, thresholds.get("fundus_min_prob", 0.0), dist,
+                              thresholds.get("unfamiliar_picture", float("inf")))
+
+
+def outcome_of(it: Any, d: dict[str, Any], heads: dict, thresholds: dict, mod_w: np.ndarray,
+               mod_b: np.ndarray) -> tuple[str, tuple[str, ...]]:
+    """The whole gate's decision for one described picture, stage by stage, as
+    screening takes it (``screening.gate_picture`` then ``Screener._apply_gate``):
+    (outcome, reasons)."""
+    seen = modality_verdict(d, heads, thresholds, mod_w, mod_b)
+    if seen.label != "fundus":
+        return ("external_eye" if seen.label == "external_eye" else "not_fundus"), (seen.label,)
+    if seen.doubtful:
+        return "unfamiliar_picture", ("unfamiliar",)
+    if "embedding" not in d:
+        return "graded", ()          # a non-fundus picture without the grader's view: it would be graded
+    if d["status"] != "ok":
+        return "ungradable", tuple(d["reasons"])
+    status, reasons = decide_gate("fundus", "ok", (), feature_verdict(d, heads, thresholds), d["metrics"])
     if status == "ok":
         return "graded", ()
-    if reasons and reasons[0] == "unfamiliar":
-        return "unfamiliar", reasons
-    if tuple(d["reasons"]):
-        return "ungradable", reasons
-    return "learned_reject", reasons
+    return ("unfamiliar" if reasons == ("unfamiliar",) else "learned_reject"), reasons
 
 
 def evaluate(items: list, desc: dict, heads: dict, thresholds: dict, mod_w: np.ndarray,
              mod_b: np.ndarray) -> dict[str, Any]:
     """Every figure of docs/quality-gate.md's learned-gate section, on ``check`` pictures."""
     chk = [it for it in items if it.part == "check"]
-    lite = np.stack([desc[it.key]["lite"] for it in chk]).astype(np.float64)
-    probs = _softmax(lite @ mod_w + mod_b)
     modality_table: dict[str, Counter] = defaultdict(Counter)
     gate_table: dict[str, Counter] = defaultdict(Counter)
     eyeq: dict[str, Counter] = defaultdict(Counter)
     reasons_ok: dict[str, Counter] = defaultdict(Counter)
     refused: list[dict[str, Any]] = []
-    for it, p in zip(chk, probs):
-        seen = verdict_from_probs(p, thresholds.get("fundus_min_prob", 0.0))
-        label = seen.label
-        src = it.source
-        modality_table[src][label] += 1
+    for it in chk:
         d = desc[it.key]
-        if seen.doubtful:
-            gate_table[src]["unfamiliar"] += 1
-            if it.modality == "fundus":
-                refused.append({"key": it.key, "outcome": "unfamiliar", "reasons": ["unfamiliar"], "source": src,
-                                "quality": it.quality})
-            continue
-        if it.modality != "fundus" and "embedding" not in d:
-            gate_table[src]["graded" if label == "fundus" else label if label == "external_eye" else "not_fundus"] += 1
-            if label == "fundus":
-                refused.append({"key": it.key, "outcome": "graded?", "reasons": [], "source": src})
-            continue
-        out, why = outcome(d, label, heads, thresholds)
+        seen = modality_verdict(d, heads, thresholds, mod_w, mod_b)
+        src = it.source
+        modality_table[src][seen.label] += 1
+        out, why = outcome_of(it, d, heads, thresholds, mod_w, mod_b)
         gate_table[src][out] += 1
         if src == "eyepacs-256":
             eyeq[it.quality][out] += 1
         if src.startswith("degraded"):
             reasons_ok[src]["expected" if it.reason in why else (why[0] if why else out)] += 1
-        if out != "graded" and it.modality == "fundus":
+        if (out != "graded") == (it.modality == "fundus" and it.quality != "reject"):
             refused.append({"key": it.key, "outcome": out, "reasons": list(why), "source": src,
-                            "quality": it.quality})
+                            "quality": it.quality, "kind": d.get("kind", ""), "p_fundus": seen.probs["fundus"],
+                            "picture_distance": seen.distance,
+                            **({"p_reject": round(feature_verdict(d, heads, thresholds).p_reject, 4),
+                                "distance": round(feature_verdict(d, heads, thresholds).distance, 4)}
+                               if "embedding" in d and it.modality == "fundus" else {})})
     return {"modality": {k: dict(v) for k, v in sorted(modality_table.items())},
             "gate": {k: dict(v) for k, v in sorted(gate_table.items())},
             "eyeq": {k: dict(v) for k, v in eyeq.items()},
             "degraded_reasons": {k: dict(v) for k, v in reasons_ok.items()},
-            "thresholds": thresholds, "refused": refused}
+            "thresholds": thresholds, "mistakes": refused}
 
 
 def rate(counter: dict[str, int], keys: tuple[str, ...]) -> tuple[int, int]:
@@ -111,9 +119,12 @@ def summary(m: dict[str, Any]) -> str:
         n = sum(c.values())
         lines.append(f"| {src} | {n} | " + " | ".join(f"{c.get(k, 0)} ({100 * c.get(k, 0) / n:.1f}%)"
                                                      for k in MODALITIES) + " |")
-    lines += ["", "| source | n | " + " | ".join(OUTCOMES) + " |", "|---|---|" + "---|" * len(OUTCOMES)]
+    lines += ["", "| source | n | graded % | " + " | ".join(OUTCOMES) + " |",
+              "|---|---|---|" + "---|" * len(OUTCOMES)]
     for src, c in m["gate"].items():
-        lines.append(f"| {src} | {sum(c.values())} | " + " | ".join(str(c.get(k, 0)) for k in OUTCOMES) + " |")
+        n = sum(c.values())
+        lines.append(f"| {src} | {n} | {100 * c.get('graded', 0) / max(n, 1):.1f} | "
+                     + " | ".join(str(c.get(k, 0)) for k in OUTCOMES) + " |")
     e = m["eyeq"]
     if e:
         caught, nr = rate(e.get("reject", {}), OUTCOMES[1:])
@@ -123,9 +134,27 @@ def summary(m: dict[str, Any]) -> str:
                       f"good pass {good}/{ng} = {100 * good / max(ng, 1):.1f}%; "
                       f"usable pass {usable}/{nu} = {100 * usable / max(nu, 1):.1f}%"]
     lines += ["", "degradation -> reason: " + "; ".join(f"{k}: {dict(v)}" for k, v in m["degraded_reasons"].items())]
+    g = m["gate"]
+    fundus = {k: v for k, v in g.items() if not k.startswith(("degraded", "external", "other", "eyepacs"))}
+    worst = min(fundus.items(), key=lambda kv: kv[1].get("graded", 0) / max(sum(kv[1].values()), 1)) if fundus else None
+    ext = g.get("external-eye", {})
+    oth = g.get("other", {})
+    lines += ["", "Targets: fundus graded >= 99% on every collection and frame format (lowest: "
+              + (f"{worst[0]} {100 * worst[1].get('graded', 0) / max(sum(worst[1].values()), 1):.1f}%" if worst else "-")
+              + f"); external eye recognised >= 97% ({100 * ext.get('external_eye', 0) / max(sum(ext.values()), 1):.1f}%"
+              + f", graded {ext.get('graded', 0)}); other never graded (graded {oth.get('graded', 0)} of "
+              + f"{sum(oth.values())})",
+              "Thresholds: " + ", ".join(f"{k} {v:.4g}" for k, v in m["thresholds"].items())]
     return "\n".join(lines)
 
 
 def write_report(path: Path, metrics: dict[str, Any]) -> None:
     path.write_text(json.dumps(metrics, indent=1, default=float) + "\n", encoding="utf-8")
 
+
+
+if __name__ == "__main__":   # print the tables of a written gate: python -m eyescreen_desktop.training.gate_eval [folder]
+    import sys
+
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "models" / "eyescreen-gate"
+    print(summary(json.loads((folder / "metrics.json").read_text(encoding="utf-8"))))

@@ -107,6 +107,69 @@ def test_each_quality_problem_is_refused_with_its_reason_in_words(kind, reasons,
     assert result.message == fundus.ADVICE[result.quality.reasons[0]]
 
 
+@pytest.mark.parametrize("make", [
+    lambda rng: __import__("skimage.data").data.clock(),
+    lambda rng: F.jitter(F.as_rgb(__import__("skimage.data").data.clock()), rng),
+    lambda rng: __import__("skimage.data").data.moon(),
+    lambda rng: __import__("skimage.data").data.coins(),
+    F.clock_face, F.round_object,
+    lambda rng: F.round_crop(__import__("skimage.data").data.coffee(), rng),
+], ids=["skimage-clock", "clock-crop", "moon", "coins", "drawn-clock", "lit-disc", "round-crop"])
+def test_lit_round_things_that_are_not_retinas_are_never_graded(make, screener):
+    """1.0.0 graded a crop of scikit-image's clock (p fundus 0.997): round, lit,
+    no vessels. These go to review (not fundus, or an unfamiliar picture)."""
+    from eyescreen_desktop.training.frames import as_rgb
+    for seed in (11, 12, 13):
+        result = screener.screen_array(np.ascontiguousarray(as_rgb(make(np.random.default_rng(seed)))))
+        assert result.status is not Status.OK and result.grade is None and result.queue is Queue.REVIEW, \
+            (result.modality, result.quality.metrics.get("p_fundus"))
+
+
+@pytest.mark.parametrize("collection, name", [
+    ("fundus-dr", "P003_R.jpg"), ("idrid", "IDRiD_010.jpg"), ("odir-384", "4_right.jpg"),
+    ("eyepacs-256", None),
+])
+def test_each_collection_is_a_fundus_photograph_and_a_rectangular_crop_of_it_is_all_field(collection, name,
+                                                                                           screener):
+    if name is None:   # an EyeQ "good" photograph of a check patient
+        from eyescreen_desktop.training.gate import part_of
+        with open(SHARED / collection / "labels.csv", newline="") as f:
+            name = next(r["file"] for r in csv.DictReader(f) if r["quality"] == "good"
+                        and part_of(f"{collection}:{r['patient']}") == "check")
+    rgb = read_image(SHARED / collection / "images" / name, max_side=768)
+    result = screener.screen_array(rgb)
+    assert (result.modality, result.status) == ("fundus", Status.OK), result.quality.reasons
+    fov = fundus.field_of_view_or_frame(rgb)
+    for seed in range(3):
+        rect = F.rectangular(rgb, fov, np.random.default_rng(seed))
+        whole = fundus.field_of_view_or_frame(rect)
+        assert whole.coverage > fundus.MIN_COVERAGE
+        assert "small_field" not in fundus.assess_quality(rect, whole, fundus_known=True).reasons
+
+
+@pytest.mark.parametrize("kind", ["haze", "off_centre", "small_pupil"])
+def test_the_other_quality_problems_are_mostly_refused_with_advice(kind, screener):
+    """Cataract haze, an off-centre camera and a small pupil on four real
+    photographs of three cameras: at least three are refused, each with advice
+    in words. Not all: on the check pictures the gate still grades 8 of 28
+    hazy, 7 of 22 off-centre and 2 of 17 small-pupil degradations
+    (docs/quality-gate.md); here P001_L's haze and small pupil pass, IDRiD_001's
+    off-centre crescent passes."""
+    refused = 0
+    for path in (SHARED / "fundus-dr" / "images" / "P001_L.jpg", SHARED / "idrid" / "images" / "IDRiD_001.jpg",
+                 SHARED / "odir-384" / "images" / "4_right.jpg", SHARED / "fundus-dr" / "images" / "P001_R.jpg"):
+        rgb = read_image(path, max_side=768)
+        rng = np.random.default_rng(2)
+        result = screener.screen_array(F.DEGRADATIONS[kind][0](F.full_circle(rgb, fundus.field_of_view_or_frame(rgb),
+                                                                             rng), rng))
+        assert result.modality == "fundus"
+        if result.status is not Status.OK:
+            refused += 1
+            assert result.status is Status.UNGRADABLE and result.grade is None
+            assert result.quality.reasons and result.message == fundus.ADVICE[result.quality.reasons[0]]
+    assert refused >= 3
+
+
 def test_a_24_by_16_px_picture_is_too_small_not_misaligned(good, screener):
     tiny = cv2.resize(good[0], (24, 16), interpolation=cv2.INTER_AREA)
     result = screener.screen_array(tiny)
@@ -176,6 +239,7 @@ def test_the_card_names_the_grader_and_the_slip_facts(gate):
     card = gate.card
     assert card["grader"]["name"] == "eyescreen-dr" and gate.version.startswith("eyescreen-gate ")
     assert 0 < card["thresholds"]["reject"] < 1 and card["thresholds"]["unfamiliar"] > 0
+    assert card["thresholds"]["unfamiliar_picture"] > 0 and len(card["grader"]["runtime_sha256"]) == 64
 
 
 def test_a_rectangular_crop_is_all_field(good):

@@ -13,7 +13,8 @@ from eyescreen_desktop.core.gate import ppca_distance
 from eyescreen_desktop.core.imageio import read_image
 from eyescreen_desktop.core.fundus import field_of_view_or_frame
 from eyescreen_desktop.training import frames as F
-from eyescreen_desktop.training.gate import fit_ppca, logistic, modality_onnx, part_of, softmax_regression
+from eyescreen_desktop.training.gate import (MEASURES_ID, Describer, Item, describe_all, fit_ppca, grader_id,
+                                             logistic, modality_onnx, part_of, softmax_regression)
 from tests.conftest import SHARED
 
 
@@ -80,10 +81,12 @@ def test_the_modality_head_is_appended_to_the_base_graph(tmp_path):
     b = np.array([0.1, 0, -0.1], np.float32)
     modality_onnx(base, w, b, tmp_path / "m.onnx")
     x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    got = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    got, features = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x})
     z = x.mean(axis=(1, 2)) @ w + b
     want = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     assert got.shape == (2, 3) and np.allclose(got, want, atol=1e-5)
+    assert np.allclose(features, x.mean(axis=(1, 2)), atol=1e-4)   # the familiarity check reads these
 
 
 @pytest.mark.parametrize("fmt", ["rectangular", "clipped_width", "notched"])
@@ -96,3 +99,51 @@ def test_geometry_formats_look_like_their_cameras(fmt):
         assert corners > 10                       # retina to the corners: no surround
     else:
         assert corners <= 10                      # a dark surround in the corners
+
+
+def test_clock_faces_and_round_crops_are_lit_discs_without_a_retina():
+    """The hard 'other' negatives of 1.1.0: round, lit, textured; reproducible."""
+    rng = np.random.default_rng(0)
+    coins = dict(F.package_pictures()).get("skimage-coins")
+    for make in (F.clock_face, lambda r: F.round_crop(coins if coins is not None else F.texture(r), r)):
+        a, b = make(np.random.default_rng(7)), make(np.random.default_rng(7))
+        assert np.array_equal(a, b) and a.dtype == np.uint8 and a.ndim == 3 and min(a.shape[:2]) >= 100
+        assert a.std() > 10
+    kinds = {F.other_picture(rng, SHARED)[0] for _ in range(60)}
+    assert {"clock_face", "round_crop"} <= kinds
+
+
+def test_the_grader_cache_is_keyed_on_the_graders_runtime_hash(tmp_path):
+    """A retrained grader (another model.onnx) gets its own cache file; a
+    runtime file that does not match its card is refused."""
+    import json
+    import shutil
+
+    grader = tmp_path / "grader"
+    grader.mkdir()
+    node = helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[1, 2], keepdims=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 32, 32, 3])],
+                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, [None, 1, 1, 3])])
+    graph.node[0].output[0] = "features"
+    graph.output[0].name = "features"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(grader / "model.onnx"))
+    (grader / "model_card.json").write_text(json.dumps({"input_size": 32}))
+    base = tmp_path / "base.onnx"
+    node = helper.make_node("ReduceMean", ["image"], ["features"], axes=[1, 2], keepdims=0)
+    g2 = helper.make_graph([node], "base", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 16, 16, 3])],
+                           [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 3])])
+    onnx.save(helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17)]), str(base))
+    rgb = read_image(SHARED / "fundus-dr" / "images" / "P001_L.jpg", max_side=256)
+    items = [Item("a", "fundus-dr", "fundus", "fit", lambda: rgb, quality="gradable", grade=True)]
+    desc = describe_all(items, Describer(base, grader, 16, 1), tmp_path / "cache")
+    sha = grader_id(grader)
+    assert (tmp_path / "cache" / f"grader-{sha[:16]}-{MEASURES_ID}.pkl").is_file()
+    assert desc["a"]["embedding"].shape == (3,) and "vessel_contrast" in desc["a"]["metrics"]
+    other = tmp_path / "other"
+    shutil.copytree(grader, other)
+    with open(other / "model.onnx", "ab") as f:
+        f.write(b" ")           # other bytes: another grader
+    assert grader_id(other) != sha
+    (other / "model_card.json").write_text(json.dumps({"input_size": 32, "runtime_sha256": sha}))
+    with pytest.raises(SystemExit, match="does not match"):
+        grader_id(other)
