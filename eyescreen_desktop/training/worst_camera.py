@@ -244,13 +244,15 @@ def update_card(model_dir: Path, result: dict[str, object]) -> Path:
     path = model_dir / "model_card.json"
     card = json.loads(path.read_text(encoding="utf-8"))
     points = card["operating_points"]
-    if "previous-default" not in points:
-        points = {"default": points["default"], "previous-default": dict(points["default"]),
-                  **{k: v for k, v in points.items() if k != "default"}}
-    points["default"] = {k: float(v) for k, v in result["thresholds"]["new"].items()}  # type: ignore[index]
+    new = {**points["default"], **{k: float(v) for k, v in result["thresholds"]["new"].items()}}  # type: ignore[index]
+    if new != points["default"]:       # keep what training chose, under its own name
+        if "previous-default" not in points:
+            points = {"default": points["default"], "previous-default": dict(points["default"]),
+                      **{k: v for k, v in points.items() if k != "default"}}
+        card["validation"]["operating_point"] = "previous-default (chosen in training)"
+    points["default"] = new
     card["operating_points"] = points
     card["default_operating_point"] = "default"
-    card["validation"]["operating_point"] = "previous-default (fundus-dr validation patients)"
     card["worst_camera"] = card_section(result)
     return write_card(model_dir, card)
 
