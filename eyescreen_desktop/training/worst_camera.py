@@ -60,7 +60,9 @@ def gate_identity() -> dict[str, str]:
         return {}
     raw = json.loads(card.read_text(encoding="utf-8"))
     return {"name": str(raw.get("name", "")), "version": str(raw.get("version", "")),
-            "card_sha256": sha256_file(card)}
+            "card_sha256": sha256_file(card), "thresholds": raw.get("thresholds", {}),
+            "training_data": raw.get("training_data", {}),
+            "grader_runtime_sha256": raw.get("grader", {}).get("runtime_sha256", "")}
 
 
 def collections(datasets: Path, split_csv: Path) -> dict[str, dict[str, list[C.LabelledEye]]]:
