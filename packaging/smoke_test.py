@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 # referred (ICDR 4) and graded 0, both eyes, by the dataset's labels; one EyePACS photograph.
-# P031_R (proliferative disease behind a vitreous haze): gate 1.1.0 passes it and grader 2.0.0
+# P031_R (proliferative disease behind a vitreous haze): gates 1.1.0 and 1.2.0 pass it and grader 2.0.0
 # calls it urgent; whether graded or refused it must never be sent to annual
 REAL = [DATASETS / "fundus-dr" / "images" / n for n in ("P031_L.jpg", "P031_R.jpg", "P001_L.jpg", "P001_R.jpg")]
 HAZY = "P031_R.jpg"

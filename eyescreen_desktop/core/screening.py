@@ -197,7 +197,17 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
         return replace(q, modality=seen.label, gate=gate.version), None
     fov = fundus.field_of_view_or_frame(rgb, work)
     q = assess_quality(rgb, fov, fundus_known=True)
-    return replace(q, metrics={**q.metrics, **probs}, modality="fundus", gate=gate.version), fov
+    metrics = {**q.metrics, **probs}
+    if q.status is Status.OK:
+        # the learned quality head, on the modality run's early-block statistics: a refused
+        # photograph costs no grader run; the reason is the hand-made measure nearest its limit
+        verdict = gate.quality(seen, q.metrics)
+        metrics.update(verdict.metrics())
+        status, reasons = decide_gate("fundus", "ok", (), verdict, q.metrics)
+        if status != Status.OK.value:
+            q = fundus.report(Status(status), list(reasons), metrics)
+            return replace(q, modality="fundus", gate=gate.version), None
+    return replace(q, metrics=metrics, modality="fundus", gate=gate.version), fov
 
 
 def _hash_if_readable(path: Path) -> str:
@@ -282,7 +292,7 @@ class Screener:
         self.cache = cache
         self.gate = default_gate() if gate == DEFAULT_GATE else gate
         self.external = default_external_model() if external == DEFAULT_EXTERNAL else external
-        self._judge = self.gate is not None and _fitted_on(self.gate, card)
+        self._familiarity = self.gate is not None and _fitted_on(self.gate, card)
 
     @property
     def lookahead(self) -> int:
@@ -368,7 +378,7 @@ class Screener:
         batch = np.stack([p.tensor for p in gradable])
         embedded = getattr(self.classifier, "predict_with_embeddings", None)
         try:
-            if self._judge and embedded is not None:
+            if self._familiarity and embedded is not None:
                 preds, maps, emb = embedded(batch, self.heatmaps)
             elif self.heatmaps:
                 (preds, maps), emb = self.classifier.predict_with_heatmaps(batch), None
@@ -383,17 +393,18 @@ class Screener:
 
     def _apply_gate(self, p: Prepared, outputs: dict[int, tuple[Prediction, Any]],
                     embeddings: dict[int, np.ndarray]) -> Prepared:
-        """The learned quality and familiarity verdict on a graded photograph: a
-        refused one loses its grade (review, with the reason in words); a kept
-        one carries the verdict's numbers. ``outputs`` is re-keyed to the new object."""
+        """The familiarity verdict on a graded photograph (the grader's pooled
+        features against the fundus photographs the gate was fitted on): an
+        unfamiliar one loses its grade (review, "check it by eye"); a kept one
+        carries the distance. ``outputs`` is re-keyed to the new object."""
         emb = embeddings.get(id(p))
         if emb is None or self.gate is None or p.quality is None:
             return p
-        verdict = self.gate.judge(emb, p.quality.metrics)
-        status, reasons = decide_gate("fundus", "ok", (), verdict, p.quality.metrics)
-        metrics = {**p.quality.metrics, **verdict.metrics()}
+        distance = self.gate.familiarity(emb)
+        metrics = {**p.quality.metrics, "gate_distance": distance}
         found = outputs.pop(id(p))
-        if status != Status.OK.value:
+        if self.gate.unfamiliar(distance):
+            status, reasons = decide_gate("fundus", "ok", (), None, metrics, unfamiliar=True)
             q = replace(fundus.report(Status(status), list(reasons), metrics), modality="fundus", gate=self.gate.version)
             return replace(p, quality=q, tensor=None)
         kept = replace(p, quality=replace(p.quality, metrics=metrics))
@@ -401,11 +412,15 @@ class Screener:
         return kept
 
 
-
 def _fitted_on(gate: Gate, card: Any) -> bool:
-    """Whether the gate's feature heads were fitted on this grader (name and version)."""
+    """Whether the gate's familiarity model was fitted on this grader: name and
+    version, and the runtime file's SHA-256 where both cards record it (a
+    re-exported or retrained grader of the same version has other features)."""
     grader = gate.card.get("grader", {})
-    return (grader.get("name"), grader.get("version")) == (getattr(card, "name", None), getattr(card, "version", None))
+    if (grader.get("name"), grader.get("version")) != (getattr(card, "name", None), getattr(card, "version", None)):
+        return False
+    fitted, served = grader.get("runtime_sha256", ""), getattr(card, "runtime_sha256", "")
+    return not (fitted and served) or fitted == served
 
 
 def _operating_point(card: Any, chosen: OperatingPoint | str | None) -> OperatingPoint:

@@ -42,7 +42,8 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ..core import fundus
-from ..core.gate import CARD_FILE, CARD_FORMAT, MODALITIES, QUALITY_METRICS, modality_input, ppca_distance, quality_vector
+from ..core.gate import (CARD_FILE, CARD_FORMAT, MODALITIES, QUALITY_METRICS, modality_input, ppca_distance,
+                         quality_vector, reject_logit)
 from ..core.imageio import read_image
 from ..core.preprocess import preprocess
 from ..core.screening import decode_side
@@ -51,7 +52,7 @@ from . import frames as F
 log = logging.getLogger(__name__)
 
 GATE_NAME = "eyescreen-gate"
-GATE_VERSION = "1.1.0"
+GATE_VERSION = "1.2.0"
 DEFAULT_SIZE = 128
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -59,9 +60,15 @@ OOD_COMPONENTS = 64
 OOD_PASS = 0.998                # tune: gradable fundus photographs the familiarity distance lets through
 LITE_OOD_COMPONENTS = 32
 LITE_OOD_PASS = 0.999           # tune: fundus pictures the modality-feature distance lets through
+QUALITY_LAYERS = ("block2b_add", "block3b_add", "block4c_add", "block5c_add")  # strides 4, 8, 16, 16
+QUALITY_FEATURES_ID = "q1"      # bump when QUALITY_LAYERS or their pooling change (cache and base file key)
 MEASURES_ID = "fundus-m2"       # bump when core.fundus's measures or cropper change (cache key)
 FUNDUS_MIN_PROB = 0.9           # a weaker fundus call is "unfamiliar": not graded (docs/quality-gate.md)
-REJECT_L2S = (0.03, 0.1, 0.3, 1.0)  # tried on tune; the one that catches most EyeQ rejects at the pass rates wins
+# the reject head: one tanh hidden layer; (width, L2) tried on tune, the one that catches most EyeQ
+# rejects at the pass rates wins. On the check part a linear head on the same inputs caught 57-68% of EyeQ
+# rejects (alone, at the same pass rates), these 69-72% (docs/quality-gate.md)
+REJECT_HEADS = ((16, 0.01), (16, 0.03), (64, 0.001), (64, 0.01))
+HEAD_SEED = 0
 GOOD_PASS = 0.99                # tune: EyeQ good photographs the whole gate must let through (target 98%)
 LEARNED_BUDGET = 0.02           # tune: share of the other collections' and frames' gradable photographs (that
 #                                 pass the other checks) the learned head may refuse; the two targets conflict
@@ -236,17 +243,20 @@ class Describer:
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self.base = ort.InferenceSession(str(base_onnx), opts, providers=["CPUExecutionProvider"])
+        self.base_outputs = [o.name for o in self.base.get_outputs()]
         self.grader = ort.InferenceSession(str(grader_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
         self.grader_outputs = [o.name for o in self.grader.get_outputs()]
         self.size = size
         self.grader_size = int(json.loads((grader_dir / "model_card.json").read_text())["input_size"])
         self.grader_id = grader_id(grader_dir)
 
-    def lite(self, rgb: np.ndarray) -> np.ndarray:
+    def lite(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
         """The Lite0 base's pooled features of the whole picture, as screening
-        makes them (letterboxed from the 256-px work copy)."""
+        makes them (letterboxed from the 256-px work copy): ``lite`` (last
+        block) and ``lite_q`` (the early blocks' statistics, for quality)."""
         x = modality_input(fundus.work_copy(rgb)[0], self.size)[None]
-        return self.base.run(None, {self.base.get_inputs()[0].name: x})[0][0].astype(np.float16)
+        out = dict(zip(self.base_outputs, self.base.run(None, {self.base.get_inputs()[0].name: x})))
+        return {"lite": out["features"][0].astype(np.float16), "lite_q": out["quality"][0].astype(np.float32)}
 
     def grade(self, rgb: np.ndarray) -> dict[str, Any]:
         """The gate's view of a fundus photograph as screening sees it: the
@@ -275,14 +285,18 @@ def grader_id(grader_dir: Path) -> str:
 
 def describe_all(items: list[Item], describer: Describer, cache: Path) -> dict[str, dict[str, Any]]:
     """Descriptions of every item, from the caches when already made: the
-    Lite0 features (``lite-<size>.pkl``, independent of the grader) and the
-    grader's view (``grader-<runtime sha256[:16]>-<measures>.pkl``)."""
+    Lite0 features (``lite-<size>.pkl``, independent of the grader; the early
+    blocks' quality statistics of the photographs the grader also describes in
+    ``liteq-<size>-<QUALITY_FEATURES_ID>.pkl``) and the grader's view
+    (``grader-<runtime sha256[:16]>-<measures>.pkl``)."""
     cache.mkdir(parents=True, exist_ok=True)
-    lite_store = cache / f"lite-{describer.size}.pkl"
-    grader_store = cache / f"grader-{describer.grader_id[:16]}-{MEASURES_ID}.pkl"
-    lite: dict[str, dict[str, Any]] = pickle.loads(lite_store.read_bytes()) if lite_store.is_file() else {}
-    graded: dict[str, dict[str, Any]] = pickle.loads(grader_store.read_bytes()) if grader_store.is_file() else {}
-    todo = [it for it in items if it.key not in lite or (it.grade and it.key not in graded)]
+    stores = {"lite": cache / f"lite-{describer.size}.pkl",
+              "lite_q": cache / f"liteq-{describer.size}-{QUALITY_FEATURES_ID}.pkl",
+              "graded": cache / f"grader-{describer.grader_id[:16]}-{MEASURES_ID}.pkl"}
+    known: dict[str, dict[str, Any]] = {k: pickle.loads(p.read_bytes()) if p.is_file() else {}
+                                        for k, p in stores.items()}
+    lite, lite_q, graded = known["lite"], known["lite_q"], known["graded"]
+    todo = [it for it in items if it.key not in lite or (it.grade and (it.key not in graded or it.key not in lite_q))]
     log.info("describing %d pictures (%d cached)", len(todo), len(items) - len(todo))
     print(f"describing {len(todo)} pictures ({len(items) - len(todo)} cached; grader {describer.grader_id[:16]})",
           flush=True)
@@ -291,17 +305,20 @@ def describe_all(items: list[Item], describer: Describer, cache: Path) -> dict[s
         try:
             made = it.make()
             kind, rgb = made if isinstance(made, tuple) else ("", made)
+            seen = describer.lite(rgb)
             if it.key not in lite:
-                lite[it.key] = {"lite": describer.lite(rgb), "kind": kind}
-            if it.grade and it.key not in graded:
-                graded[it.key] = describer.grade(rgb)
+                lite[it.key] = {"lite": seen["lite"], "kind": kind}
+            if it.grade:
+                lite_q[it.key] = {"lite_q": seen["lite_q"]}
+                if it.key not in graded:
+                    graded[it.key] = describer.grade(rgb)
         except Exception as exc:  # noqa: BLE001 - one bad picture must not end a 20-minute run
             log.warning("could not describe %s: %s", it.key, exc)
         if (i + 1) % 500 == 0 or i + 1 == len(todo):
-            lite_store.write_bytes(pickle.dumps(lite))
-            grader_store.write_bytes(pickle.dumps(graded))
+            for k, p in stores.items():
+                p.write_bytes(pickle.dumps(known[k]))
             print(f"  described {i + 1}/{len(todo)} ({time.time() - t0:.0f} s)", flush=True)
-    return {it.key: {**lite[it.key], **(graded.get(it.key, {}) if it.grade else {})}
+    return {it.key: {**lite[it.key], **({**lite_q.get(it.key, {}), **graded.get(it.key, {})} if it.grade else {})}
             for it in items if it.key in lite}
 
 
@@ -327,6 +344,38 @@ def softmax_regression(x: np.ndarray, y: np.ndarray, k: int, l2: float, weights:
 
     res = minimize(loss, np.zeros(d * k + k), jac=True, method="L-BFGS-B", options={"maxiter": 500})
     return res.x[:d * k].reshape(d, k), res.x[d * k:]
+
+
+def hidden_layer_logistic(x: np.ndarray, y: np.ndarray, hidden: int, l2: float,
+                          weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Binary classifier with one tanh hidden layer, sample-weighted
+    cross-entropy plus L2 on the weights, fitted by L-BFGS from a seeded start
+    (reproducible); returns the ``reject_*`` heads ``core.gate.reject_logit`` reads."""
+    from scipy.optimize import minimize
+
+    n, d = x.shape
+    w = weights / weights.sum()
+    rng = np.random.default_rng(HEAD_SEED)
+    start = np.concatenate([rng.normal(0, 1 / np.sqrt(d), d * hidden), np.zeros(hidden),
+                            rng.normal(0, 1 / np.sqrt(hidden), hidden), [0.0]])
+
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        return (theta[:d * hidden].reshape(d, hidden), theta[d * hidden:(d + 1) * hidden],
+                theta[(d + 1) * hidden:(d + 2) * hidden], float(theta[-1]))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w1, b1, w2, b2 = unpack(theta)
+        a = np.tanh(x @ w1 + b1)
+        p = 1.0 / (1.0 + np.exp(-np.clip(a @ w2 + b2, -30, 30)))
+        ce = -np.sum(w * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)))
+        g = w * (p - y)
+        ga = np.outer(g, w2) * (1 - a ** 2)
+        grad = np.concatenate([(x.T @ ga + l2 * w1).ravel(), ga.sum(axis=0), a.T @ g + l2 * w2, [g.sum()]])
+        return ce + 0.5 * l2 * (np.sum(w1 * w1) + np.sum(w2 * w2)), grad
+
+    res = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": 400})
+    w1, b1, w2, b2 = unpack(res.x)
+    return {"reject_w1": w1, "reject_b1": b1, "reject_w2": w2, "reject_b2": np.array(b2)}
 
 
 def logistic(x: np.ndarray, y: np.ndarray, l2: float, weights: np.ndarray) -> tuple[np.ndarray, float]:
@@ -371,17 +420,29 @@ def fit_ppca(x: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
 
 def export_base(size: int, path: Path) -> None:
-    """EfficientNet-Lite0 (ImageNet) with average pooling, as ONNX: float32
-    RGB 0-255 (N, size, size, 3) -> ``features`` (N, 1280)."""
+    """EfficientNet-Lite0 (ImageNet) as ONNX: float32 RGB 0-255 (N, size, size, 3)
+    -> ``features`` (N, 1280), the last block average-pooled (modality,
+    familiarity), and ``quality`` (N, 2 x 256), the mean and standard deviation
+    over the picture of the early blocks' activations (:data:`QUALITY_LAYERS`):
+    edges and fine texture at strides 4-16, which say whether vessels are sharp
+    and the field evenly lit, and which no fine-tuning has taught to ignore
+    blur (the grader's pooled features, trained on camera copies, have
+    learned exactly that)."""
     import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    from keras import ops
 
     from .efficientnet_lite import build_efficientnet_lite0
 
     base = build_efficientnet_lite0((size, size, 3), include_top=False, weights="imagenet", pooling="avg")
-    model = keras.Model(base.inputs, {"features": base.output})
+    stats = []
+    for name in QUALITY_LAYERS:
+        a = base.get_layer(name).output
+        mean = ops.mean(a, axis=(1, 2))
+        stats += [mean, ops.sqrt(ops.mean(ops.square(a), axis=(1, 2)) - ops.square(mean) + 1e-6)]
+    model = keras.Model(base.inputs, {"features": base.output, "quality": ops.concatenate(stats, axis=-1)})
     spec = keras.InputSpec(shape=(None, size, size, 3), dtype="float32", name="image")
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -391,24 +452,27 @@ def export_base(size: int, path: Path) -> None:
 
 def modality_onnx(base_path: Path, w: np.ndarray, b: np.ndarray, out: Path) -> None:
     """The base's graph with the softmax head appended: ``image`` -> ``modality``
-    (N, 3) and the pooled ``features`` (N, 1280) the familiarity check reads."""
+    (N, 3), the pooled ``features`` (N, 1280) the familiarity check reads and
+    the early blocks' ``quality`` statistics (N, 512) the quality head reads."""
     import onnx
     from onnx import helper, numpy_helper
 
     proto = onnx.load(str(base_path))
     g = proto.graph
-    feat = g.output[0].name
+    named = {o.name: o for o in g.output}
+    if set(named) != {"features", "quality"}:
+        raise SystemExit(f"{base_path} gives {sorted(named)}, not features and quality: delete it to export it again")
     g.initializer.extend([numpy_helper.from_array(w.astype(np.float32), "gate_w"),
                           numpy_helper.from_array(b.astype(np.float32), "gate_b")])
-    g.node.extend([helper.make_node("MatMul", [feat, "gate_w"], ["gate_logits0"]),
+    g.node.extend([helper.make_node("MatMul", ["features", "gate_w"], ["gate_logits0"]),
                    helper.make_node("Add", ["gate_logits0", "gate_b"], ["gate_logits"]),
                    helper.make_node("Softmax", ["gate_logits"], ["modality"], axis=-1)])
-    if feat != "features":
-        g.node.extend([helper.make_node("Identity", [feat], ["features"])])
     width = int(w.shape[0])
+    quality_width = int(named["quality"].type.tensor_type.shape.dim[1].dim_value)
     del g.output[:]
     g.output.extend([helper.make_tensor_value_info("modality", onnx.TensorProto.FLOAT, ["batch", len(MODALITIES)]),
-                     helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["batch", width])])
+                     helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["batch", width]),
+                     helper.make_tensor_value_info("quality", onnx.TensorProto.FLOAT, ["batch", quality_width])])
     for value in g.input:
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].HasField("dim_value"):
@@ -449,7 +513,7 @@ def collect(args: argparse.Namespace) -> list[Item]:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.time()
-    base_onnx = args.cache / f"lite0-{args.size}-avg.onnx"
+    base_onnx = args.cache / f"lite0-{args.size}-{QUALITY_FEATURES_ID}.onnx"
     if not base_onnx.is_file():
         print(f"exporting EfficientNet-Lite0 ({args.size} px) to {base_onnx}", flush=True)
         export_base(args.size, base_onnx)
@@ -488,8 +552,9 @@ def fit_heads(items: list[Item], desc: dict[str, dict[str, Any]]) -> tuple[dict,
     heads.update({f"lite_{k}": v for k, v in fit_ppca(x[y == MODALITIES.index("fundus")], LITE_OOD_COMPONENTS).items()})
 
     # quality: fundus with a known quality
-    qual = [it for it in items if it.modality == "fundus" and it.quality and "embedding" in desc[it.key]]
-    qx = {it.key: quality_vector(desc[it.key]["embedding"], desc[it.key]["metrics"]) for it in qual}
+    qual = [it for it in items if it.modality == "fundus" and it.quality and "lite_q" in desc[it.key]
+            and "embedding" in desc[it.key]]
+    qx = {it.key: quality_vector(desc[it.key]["lite_q"], desc[it.key]["metrics"]) for it in qual}
     qfit = [it for it in qual if it.part == "fit"]
     xq = np.stack([qx[it.key] for it in qfit])
     mean, std = xq.mean(axis=0), xq.std(axis=0) + 1e-6
@@ -505,16 +570,16 @@ def fit_heads(items: list[Item], desc: dict[str, dict[str, Any]]) -> tuple[dict,
     thresholds = choose_modality_thresholds(items, desc, heads, mod_w, mod_b)
     thresholds["unfamiliar"] = choose_unfamiliar(items, desc, heads)
     best = None
-    for l2 in REJECT_L2S:
-        rw, rb = logistic(z, yr, l2, group_weights(qfit))
-        trial = {**heads, "reject_w": rw, "reject_b": np.array(rb)}
-        t, caught = choose_reject(items, desc, trial, thresholds, mod_w, mod_b)
-        print(f"  reject head L2 {l2}: threshold {t:.3f}, tune EyeQ rejects caught {100 * caught:.1f}%", flush=True)
+    for hidden, l2 in REJECT_HEADS:
+        head = hidden_layer_logistic(z, yr, hidden, l2, group_weights(qfit))
+        t, caught = choose_reject(items, desc, {**heads, **head}, thresholds, mod_w, mod_b)
+        print(f"  reject head {hidden} hidden, L2 {l2}: threshold {t:.3f}, tune EyeQ rejects caught "
+              f"{100 * caught:.1f}%", flush=True)
         if best is None or caught > best[0] + 1e-9:
-            best = (caught, l2, t, rw, rb)
-    caught, l2, t, rw, rb = best
-    heads.update({"reject_w": rw, "reject_b": np.array(rb)})
-    thresholds.update({"reject": t, "reject_l2": l2})
+            best = (caught, hidden, l2, t, head)
+    caught, hidden, l2, t, head = best
+    heads.update(head)
+    thresholds.update({"reject": t, "reject_l2": l2, "reject_hidden": hidden})
     return heads, thresholds, mod_w, mod_b
 
 
@@ -606,8 +671,8 @@ def choose_reject(items: list[Item], desc: dict, heads: dict, thresholds: dict, 
 def feature_p_reject(d: dict, heads: dict) -> float:
     from ..core.gate import _sigmoid
 
-    z = (quality_vector(d["embedding"], d["metrics"]) - heads["q_mean"]) / heads["q_std"]
-    return _sigmoid(float(z @ heads["reject_w"] + heads["reject_b"]))
+    z = (quality_vector(d["lite_q"], d["metrics"]) - heads["q_mean"]) / heads["q_std"]
+    return _sigmoid(reject_logit(heads, z))
 
 
 def write_card(args: argparse.Namespace, thresholds: dict, metrics: dict, items: list[Item], minutes: float) -> None:
@@ -628,6 +693,8 @@ def write_card(args: argparse.Namespace, thresholds: dict, metrics: dict, items:
                         "grade: modality, photo quality, familiarity.",
         "input_size": args.size, "modality_file": "modality.onnx", "heads_file": "heads.npz",
         "modalities": list(MODALITIES), "quality_metrics": list(QUALITY_METRICS),
+        "quality_features": f"mean and standard deviation over the picture of {', '.join(QUALITY_LAYERS)} "
+                            f"({QUALITY_FEATURES_ID}), the modality network's `quality` output",
         "thresholds": thresholds,
         "grader": {"name": grader["name"], "version": grader["version"],
                    "runtime_sha256": grader_id(args.grader)},
@@ -653,14 +720,15 @@ def write_card_md(out: Path, summary: str) -> None:
 
 - **Modality**: EfficientNet-Lite0 (ImageNet, frozen) on the whole picture letterboxed to
   {card['input_size']} px, softmax head over {', '.join(card['modalities'])} (`modality.onnx`).
-- **Quality**: logistic heads (reject; good vs usable) on the pooled features of the grader
-  {card['grader']['name']} {card['grader']['version']} plus the hand-made measures
-  {', '.join(card['quality_metrics'])} (`heads.npz`, L2 {t['reject_l2']} chosen on tune); reject when
+- **Quality** (decided before grading): heads (reject: one tanh hidden layer of {t['reject_hidden']}, L2
+  {t['reject_l2']}, chosen on tune; good vs usable: logistic) on the same run's early-block statistics
+  ({card['quality_features']}) plus the hand-made measures {', '.join(card['quality_metrics'])}
+  (`heads.npz`); reject when
   p >= {t['reject']:.3f}: the lowest threshold at which the whole gate still passes {100 * GOOD_PASS:.1f}% of
   the tune EyeQ-good photographs and the head refuses at most {100 * LEARNED_BUDGET:.0f}% of the other
   collections' and frames' photographs the other checks pass.
-- **Familiarity**: probabilistic-PCA Mahalanobis distances to the fit fundus pictures, of the grader's
-  pooled features ("unfamiliar photograph" above {t['unfamiliar']:.3f}: the {100 * OOD_PASS:.1f}th
+- **Familiarity**: probabilistic-PCA Mahalanobis distances to the fit fundus pictures, of the grader
+  {card['grader']['name']} {card['grader']['version']}'s pooled features (after grading) ("unfamiliar photograph" above {t['unfamiliar']:.3f}: the {100 * OOD_PASS:.1f}th
   percentile of gradable tune photographs +5%) and of the modality network's features (above
   {t['unfamiliar_picture']:.3f}: {100 * LITE_OOD_PASS:.1f}th percentile of tune fundus pictures +5%); a fundus
   call under p {t['fundus_min_prob']} is unfamiliar too.
@@ -669,9 +737,9 @@ def write_card_md(out: Path, summary: str) -> None:
   attribution), eyepacs-256 with EyeQ labels (CC BY-NC-SA 4.0), odir-384 (ODIR-2019, research use),
   IDRiD (CC BY 4.0), external-eye (web-collected, research use only; never shipped), `other` pictures
   from scikit-image / matplotlib samples, the app's screenshots and rendered pictures.
-- **Reproduce**: `eyescreen train-gate` ({card['training_minutes']} min for this run, 1 ONNX Runtime thread;
-  without the feature cache the pictures are described first: about an hour on the shared 2-core
-  machine, docs/quality-gate.md); the grader-feature cache is keyed on the grader's runtime SHA-256
+- **Reproduce**: `eyescreen train-gate` ({card['training_minutes']} min for this run, from the feature
+  cache; without it the pictures are described first: about an hour on the shared 2-core machine,
+  docs/quality-gate.md); the grader-feature cache is keyed on the grader's runtime SHA-256
   `{card['grader']['runtime_sha256'][:16]}...`, so a retrained grader is described afresh).
 
 ## Figures on check pictures (patients and pictures the gate was not fitted on)

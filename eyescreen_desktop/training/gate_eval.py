@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.gate import (MODALITIES, FeatureVerdict, _sigmoid, decide_gate, ppca_distance, quality_vector,
-                         verdict_from_probs)
+from ..core import fundus
+from ..core.gate import MODALITIES, QualityVerdict, decide_gate, ppca_distance, quality_verdict, verdict_from_probs
 
+GRADABILITY_MEASURES = ("fov_diameter", "width", "height", "coverage", "fov_brightness", "saturated", "dark_fraction",
+                        "vessel_contrast", "fine_detail")
 OUTCOMES = ("graded", "ungradable", "learned_reject", "unfamiliar_picture", "unfamiliar", "external_eye",
             "not_fundus")
 # ungradable: a hand-made measure's reason (core.fundus); learned_reject: the quality head;
@@ -33,15 +35,26 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def feature_verdict(d: dict[str, Any], heads: dict, thresholds: dict) -> FeatureVerdict:
-    """What ``Gate.judge`` says, from a cached description."""
-    x = quality_vector(d["embedding"], d["metrics"])
-    z = (x - heads["q_mean"]) / heads["q_std"]
-    p_reject = _sigmoid(float(z @ heads["reject_w"] + heads["reject_b"]))
-    p_good = _sigmoid(float(z @ heads["good_w"] + heads["good_b"]))
-    dist = ppca_distance(np.asarray(d["embedding"], np.float64), heads)
-    quality = "reject" if p_reject >= thresholds["reject"] else ("good" if p_good >= 0.5 else "usable")
-    return FeatureVerdict(quality, p_reject, p_good, dist, dist > thresholds["unfamiliar"])
+def quality_of(d: dict[str, Any], heads: dict, thresholds: dict) -> QualityVerdict:
+    """What ``Gate.quality`` says, from a cached description."""
+    return quality_verdict(heads, d["lite_q"], d["metrics"], thresholds["reject"])
+
+
+def distance_of(d: dict[str, Any], heads: dict) -> float:
+    """What ``Gate.familiarity`` says, from a cached description."""
+    return ppca_distance(np.asarray(d["embedding"], np.float64), heads)
+
+
+def hand_made_reasons(d: dict[str, Any]) -> tuple[str, ...]:
+    """The hand-made reasons screening gives now (``core.fundus.gradability_reasons``
+    with the learned gate), from the cached measures: the cache holds what was
+    measured, the rule is applied here, so retuning a limit needs no new
+    description. A photograph refused before it was measured (no field of
+    view, too small) keeps its cached reasons."""
+    m = d["metrics"]
+    if d["status"] == "ok" or all(k in m for k in GRADABILITY_MEASURES):
+        return tuple(fundus.gradability_reasons(m, fundus_known=True))
+    return tuple(d["reasons"])
 
 
 def modality_verdict(d: dict[str, Any], heads: dict, thresholds: dict, mod_w: np.ndarray, mod_b: np.ndarray):
@@ -65,9 +78,11 @@ def outcome_of(it: Any, d: dict[str, Any], heads: dict, thresholds: dict, mod_w:
         return "unfamiliar_picture", ("unfamiliar",)
     if "embedding" not in d:
         return "graded", ()          # a non-fundus picture without the grader's view: it would be graded
-    if d["status"] != "ok":
-        return "ungradable", tuple(d["reasons"])
-    status, reasons = decide_gate("fundus", "ok", (), feature_verdict(d, heads, thresholds), d["metrics"])
+    reasons = hand_made_reasons(d)
+    if reasons:
+        return "ungradable", reasons
+    status, reasons = decide_gate("fundus", "ok", (), quality_of(d, heads, thresholds), d["metrics"],
+                                  unfamiliar=distance_of(d, heads) > thresholds["unfamiliar"])
     if status == "ok":
         return "graded", ()
     return ("unfamiliar" if reasons == ("unfamiliar",) else "learned_reject"), reasons
@@ -97,8 +112,8 @@ def evaluate(items: list, desc: dict, heads: dict, thresholds: dict, mod_w: np.n
             refused.append({"key": it.key, "outcome": out, "reasons": list(why), "source": src,
                             "quality": it.quality, "kind": d.get("kind", ""), "p_fundus": seen.probs["fundus"],
                             "picture_distance": seen.distance,
-                            **({"p_reject": round(feature_verdict(d, heads, thresholds).p_reject, 4),
-                                "distance": round(feature_verdict(d, heads, thresholds).distance, 4)}
+                            **({"p_reject": quality_of(d, heads, thresholds).p_reject,
+                                "distance": round(distance_of(d, heads), 4)}
                                if "embedding" in d and it.modality == "fundus" else {})})
     return {"modality": {k: dict(v) for k, v in sorted(modality_table.items())},
             "gate": {k: dict(v) for k, v in sorted(gate_table.items())},

@@ -14,7 +14,8 @@ from eyescreen_desktop.core.imageio import read_image
 from eyescreen_desktop.core.fundus import field_of_view_or_frame
 from eyescreen_desktop.training import frames as F
 from eyescreen_desktop.training.gate import (MEASURES_ID, Describer, Item, describe_all, fit_ppca, grader_id,
-                                             logistic, modality_onnx, part_of, softmax_regression)
+                                             hidden_layer_logistic, logistic, modality_onnx, part_of,
+                                             softmax_regression)
 from tests.conftest import SHARED
 
 
@@ -60,6 +61,23 @@ def test_softmax_and_logistic_heads_learn_a_separable_problem():
     assert (((x[:120] @ wl + bl) > 0) == y[:120]).mean() > 0.95
 
 
+def test_the_reject_head_learns_what_a_linear_head_cannot_and_is_reproducible():
+    """An XOR of two measures: a logistic head stays near chance, the hidden
+    layer learns it; two fits give the same weights; ``core.gate`` reads them."""
+    from eyescreen_desktop.core.gate import reject_logit
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (400, 3))
+    y = ((x[:, 0] > 0) != (x[:, 1] > 0)).astype(int)
+    wl, bl = logistic(x, y, 1e-3, np.ones(len(y)))
+    assert (((x @ wl + bl) > 0) == y).mean() < 0.7
+    head = hidden_layer_logistic(x, y, 16, 1e-3, np.ones(len(y)))
+    logits = np.array([reject_logit(head, v) for v in x])
+    assert ((logits > 0) == y).mean() > 0.95
+    again = hidden_layer_logistic(x, y, 16, 1e-3, np.ones(len(y)))
+    assert all(np.array_equal(head[k], again[k]) for k in head)
+
+
 def test_familiarity_distance_grows_away_from_the_fitted_photographs():
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, (400, 32)) * np.linspace(3, 0.1, 32)
@@ -70,23 +88,51 @@ def test_familiarity_distance_grows_away_from_the_fitted_photographs():
 
 
 def test_the_modality_head_is_appended_to_the_base_graph(tmp_path):
-    """A stand-in base (mean colour as 'features') gets the softmax head; ONNX
-    Runtime then gives the same probabilities as numpy."""
-    node = helper.make_node("ReduceMean", ["image"], ["features"], axes=[1, 2], keepdims=0)
-    graph = helper.make_graph([node], "base", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 8, 8, 3])],
-                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 3])])
+    """A stand-in base (mean colour as 'features', its spread as 'quality')
+    gets the softmax head; ONNX Runtime then gives the same probabilities as
+    numpy, and both feature outputs pass through unchanged."""
+    nodes = [helper.make_node("ReduceMean", ["image"], ["features"], axes=[1, 2], keepdims=0),
+             helper.make_node("ReduceMax", ["image"], ["quality"], axes=[1, 2], keepdims=0)]
+    io = helper.make_tensor_value_info
+    graph = helper.make_graph(nodes, "base", [io("image", TensorProto.FLOAT, [None, 8, 8, 3])],
+                              [io("features", TensorProto.FLOAT, [None, 3]), io("quality", TensorProto.FLOAT, [None, 3])])
     base = tmp_path / "base.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(base))
     w = np.array([[0.01, 0, 0], [0, 0.02, 0], [0, 0, -0.01]], np.float32)
     b = np.array([0.1, 0, -0.1], np.float32)
     modality_onnx(base, w, b, tmp_path / "m.onnx")
     x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
-    got, features = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(
-        None, {"image": x})
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["modality", "features", "quality"]
+    got, features, quality = session.run(None, {"image": x})
     z = x.mean(axis=(1, 2)) @ w + b
     want = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     assert got.shape == (2, 3) and np.allclose(got, want, atol=1e-5)
     assert np.allclose(features, x.mean(axis=(1, 2)), atol=1e-4)   # the familiarity check reads these
+    assert np.allclose(quality, x.max(axis=(1, 2)))                # and the quality head these
+
+
+def test_the_exported_base_gives_early_block_statistics_that_see_blur(tmp_path):
+    """The real export (Lite0, ImageNet): ``features`` unchanged, ``quality``
+    the mean and spread of four early blocks; blurring a fundus photograph
+    lowers the spread of the finest block, the signal the quality head reads."""
+    import cv2
+
+    from eyescreen_desktop.core.gate import modality_input
+    from eyescreen_desktop.training.gate import QUALITY_LAYERS, export_base
+
+    export_base(128, tmp_path / "base.onnx")
+    session = ort.InferenceSession(str(tmp_path / "base.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    assert sorted(names) == ["features", "quality"]
+    rgb = read_image(SHARED / "idrid" / "images" / "IDRiD_001.jpg", max_side=256)
+    pictures = [rgb] + [cv2.GaussianBlur(rgb, (0, 0), sigma) for sigma in (1.5, 4)]
+    out = [dict(zip(names, session.run(None, {"image": modality_input(v, 128)[None]}))) for v in pictures]
+    assert out[0]["features"].shape == (1, 1280) and out[0]["quality"].shape == (1, 512)
+    first = 24   # block2b: 24 channels; their spreads follow the 24 means
+    spread = [float(o["quality"][0, first:2 * first].mean()) for o in out]
+    assert spread[0] > spread[1] > spread[2], spread
+    assert len(QUALITY_LAYERS) == 4
 
 
 @pytest.mark.parametrize("fmt", ["rectangular", "clipped_width", "notched"])
@@ -129,9 +175,11 @@ def test_the_grader_cache_is_keyed_on_the_graders_runtime_hash(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(grader / "model.onnx"))
     (grader / "model_card.json").write_text(json.dumps({"input_size": 32}))
     base = tmp_path / "base.onnx"
-    node = helper.make_node("ReduceMean", ["image"], ["features"], axes=[1, 2], keepdims=0)
-    g2 = helper.make_graph([node], "base", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 16, 16, 3])],
-                           [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 3])])
+    nodes = [helper.make_node("ReduceMean", ["image"], ["features"], axes=[1, 2], keepdims=0),
+             helper.make_node("ReduceMax", ["image"], ["quality"], axes=[1, 2], keepdims=0)]
+    io = helper.make_tensor_value_info
+    g2 = helper.make_graph(nodes, "base", [io("image", TensorProto.FLOAT, [None, 16, 16, 3])],
+                           [io("features", TensorProto.FLOAT, [None, 3]), io("quality", TensorProto.FLOAT, [None, 3])])
     onnx.save(helper.make_model(g2, opset_imports=[helper.make_opsetid("", 17)]), str(base))
     rgb = read_image(SHARED / "fundus-dr" / "images" / "P001_L.jpg", max_side=256)
     items = [Item("a", "fundus-dr", "fundus", "fit", lambda: rgb, quality="gradable", grade=True)]
@@ -139,6 +187,7 @@ def test_the_grader_cache_is_keyed_on_the_graders_runtime_hash(tmp_path):
     sha = grader_id(grader)
     assert (tmp_path / "cache" / f"grader-{sha[:16]}-{MEASURES_ID}.pkl").is_file()
     assert desc["a"]["embedding"].shape == (3,) and "vessel_contrast" in desc["a"]["metrics"]
+    assert desc["a"]["lite_q"].shape == (3,)      # the quality head's input, cached beside it
     other = tmp_path / "other"
     shutil.copytree(grader, other)
     with open(other / "model.onnx", "ab") as f:
