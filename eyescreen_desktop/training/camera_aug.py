@@ -29,9 +29,7 @@ rerun costs nothing. Runs in worker processes; no TensorFlow.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -102,15 +100,10 @@ def _make_one(args: tuple[str, int, int, str]) -> tuple[np.ndarray, str, dict[st
     path, index, size, root = args
     raw = Path(path).read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
-    npy, meta = Path(root) / f"{digest}-{index}.npy", Path(root) / f"{digest}-{index}.json"
-    if npy.exists() and meta.exists():
-        try:
-            info = json.loads(meta.read_text())
-            image = np.load(npy)
-            if image.shape == (size, size, 3):
-                return image, info["status"], info
-        except (OSError, ValueError, KeyError):
-            pass
+    npy = Path(root) / f"{digest}-{index}.npy"
+    found = D.read_cached(npy, size)
+    if found is not None:
+        return found[0], found[1]["status"], found[1]
     from ..core import imageio
 
     rng = np.random.default_rng(copy_seed(digest, index))
@@ -118,10 +111,7 @@ def _make_one(args: tuple[str, int, int, str]) -> tuple[np.ndarray, str, dict[st
     data, info = camera_copy_bytes(rgb, rng)
     prepared = D.prepare_bytes(data, Path(path).name, size)
     info = {**info, "status": prepared.status, "reasons": list(prepared.reasons)}
-    tmp = npy.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, prepared.image)
-    os.replace(tmp, npy)
-    meta.write_text(json.dumps(info))
+    D.write_cached(npy, prepared.image, info)
     return prepared.image, prepared.status, info
 
 

@@ -285,6 +285,33 @@ class Prepared:
     reasons: tuple[str, ...]
 
 
+def read_cached(npy: Path, size: int) -> tuple[np.ndarray, dict] | None:
+    """A cached model input (``<key>.npy``) and its verdict (``<key>.json``, with
+    at least ``status`` and ``reasons``); None when absent, unreadable or of
+    another size (the caller then computes it again)."""
+    meta = npy.with_suffix(".json")
+    if not (npy.exists() and meta.exists()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        image = np.load(npy)
+        if image.shape == (size, size, 3) and "status" in info and "reasons" in info:
+            return image, info
+    except (OSError, ValueError):
+        log.warning("cache entry %s unreadable; recomputing", npy.name)
+    return None
+
+
+def write_cached(npy: Path, image: np.ndarray, info: dict) -> None:
+    """Store a model input and its verdict; the array is written under a
+    temporary name and moved into place, so a reader (another worker, a killed
+    run) never sees half a file."""
+    tmp = npy.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, image)
+    os.replace(tmp, npy)
+    npy.with_suffix(".json").write_text(json.dumps(info))
+
+
 class ImageCache:
     """Preprocessed model inputs on disk, one ``.npy`` + verdict per (file bytes, size, preprocessing)."""
 
@@ -300,22 +327,14 @@ class ImageCache:
         """The preprocessed photograph, computed and stored on first use."""
         data = Path(path).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        npy, meta = self.root / f"{digest}.npy", self.root / f"{digest}.json"
-        if npy.exists() and meta.exists():
-            try:
-                info = json.loads(meta.read_text())
-                image = np.load(npy)
-                if image.shape == (self.size, self.size, 3):
-                    self.hits += 1
-                    return Prepared(image, info["status"], tuple(info["reasons"]))
-            except (OSError, ValueError, KeyError):
-                log.warning("cache entry %s unreadable; recomputing", npy.name)
+        npy = self.root / f"{digest}.npy"
+        found = read_cached(npy, self.size)
+        if found is not None:
+            self.hits += 1
+            return Prepared(found[0], found[1]["status"], tuple(found[1]["reasons"]))
         self.misses += 1
         prepared = prepare_bytes(data, path.name, self.size)
-        tmp = npy.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, prepared.image)
-        os.replace(tmp, npy)
-        meta.write_text(json.dumps({"status": prepared.status, "reasons": list(prepared.reasons)}))
+        write_cached(npy, prepared.image, {"status": prepared.status, "reasons": list(prepared.reasons)})
         return prepared
 
     def load(self, samples: Sequence[Sample], progress: Callable[[int, int], None] | None = None

@@ -53,3 +53,20 @@ def test_copies_are_reproducible_cached_and_refused_copies_fall_back(tmp_path, p
     refused = C.CameraCopies(SIZE, root=tmp_path / "refused")
     out, used = refused.load(samples[:1], originals[:1] + 7, workers=1)
     assert not used[0] and (out[0] == 7).all()                      # the original stands in
+
+
+def test_the_cache_helpers_round_trip_and_recompute_what_they_cannot_trust(tmp_path):
+    """The image cache and the camera copies share one store: an entry comes
+    back as written; another size, a damaged verdict or a missing half reads as
+    absent (so it is computed again), and no temporary file is left behind."""
+    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    npy = tmp_path / "abc-0.npy"
+    D.write_cached(npy, image, {"status": "ok", "reasons": [], "kind": "gamma"})
+    got, info = D.read_cached(npy, 4)
+    assert np.array_equal(got, image) and info == {"status": "ok", "reasons": [], "kind": "gamma"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["abc-0.json", "abc-0.npy"]
+    assert D.read_cached(npy, 8) is None
+    npy.with_suffix(".json").write_text("{not json")
+    assert D.read_cached(npy, 4) is None
+    npy.with_suffix(".json").unlink()
+    assert D.read_cached(npy, 4) is None
