@@ -62,6 +62,7 @@ LITE_OOD_COMPONENTS = 32
 LITE_OOD_PASS = 0.999           # tune: fundus pictures the modality-feature distance lets through
 QUALITY_LAYERS = ("block2b_add", "block3b_add", "block4c_add", "block5c_add")  # strides 4, 8, 16, 16
 QUALITY_FEATURES_ID = "q1"      # bump when QUALITY_LAYERS or their pooling change (cache and base file key)
+FUNDUS_COLLECTIONS = ("fundus-dr", "eyepacs-256", "odir-384", "idrid")
 MEASURES_ID = "fundus-m2"       # bump when core.fundus's measures or cropper change (cache key)
 FUNDUS_MIN_PROB = 0.9           # a weaker fundus call is "unfamiliar": not graded (docs/quality-gate.md)
 # the reject head: one tanh hidden layer; (width, L2) tried on tune, the one that catches most EyeQ
@@ -104,11 +105,17 @@ def _rows(collection: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def made_from(it: Item) -> str:
+    """The collection a picture is, or was made from (a frame, a degradation),
+    or "" for the external-eye and other pictures."""
+    return next((c for c in FUNDUS_COLLECTIONS if f"{c}/" in it.key), "")
+
+
 def fundus_items(rng: np.random.Generator, per_source: int) -> list[Item]:
     """The fundus photographs of each collection (at most ``per_source`` each;
     all the EyeQ-labelled eyepacs-256 ones)."""
     items: list[Item] = []
-    for coll in ("fundus-dr", "eyepacs-256", "odir-384", "idrid"):
+    for coll in FUNDUS_COLLECTIONS:
         rows = _rows(coll)
         if coll == "eyepacs-256":
             rows = [r for r in rows if r.get("quality")]
@@ -501,6 +508,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (the machine is shared)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--describe-only", action="store_true", help="fill the feature cache and stop")
+    p.add_argument("--leave-out", choices=FUNDUS_COLLECTIONS, default=None,
+                   help="fit and tune without this collection and every frame or degradation made from it (its "
+                        "check pictures stay): how the gate does on a camera it has never seen. Use with --out")
 
 
 def collect(args: argparse.Namespace) -> list[Item]:
@@ -523,6 +533,11 @@ def run(args: argparse.Namespace) -> int:
     items = [it for it in items if it.key in desc]
     if args.describe_only:
         return 0
+    if args.leave_out:
+        if args.out.resolve() == (REPO / "models" / "eyescreen-gate").resolve():
+            raise SystemExit("--leave-out writes a gate for measuring only: give --out another folder")
+        items = [it for it in items if it.part == "check" or made_from(it) != args.leave_out]
+        print(f"left out {args.leave_out} from fit and tune: {len(items)} pictures", flush=True)
     from . import gate_eval
 
     heads, card_thresholds, mod_w, mod_b = fit_heads(items, desc)

@@ -78,6 +78,27 @@ def test_the_reject_head_learns_what_a_linear_head_cannot_and_is_reproducible():
     assert all(np.array_equal(head[k], again[k]) for k in head)
 
 
+def test_frames_and_degradations_know_the_collection_they_were_made_from():
+    """What ``--leave-out`` removes from fit and tune: a collection's photographs
+    and every frame and degradation made from them; not other pictures."""
+    import argparse
+
+    from eyescreen_desktop.training.gate import add_arguments, collect, made_from
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    items = collect(p.parse_args(["--per-source", "20", "--frames", "40", "--degraded", "20", "--other", "8",
+                                  "--eyeq-frames", "10"]))
+    by = {}
+    for it in items:
+        by.setdefault((made_from(it), it.source.split(":")[0]), 0)
+        by[(made_from(it), it.source.split(":")[0])] += 1
+    assert {("idrid", "idrid"), ("idrid", "frame"), ("eyepacs-256", "eyeq-frame")} <= set(by)
+    assert all(made_from(it) == "" for it in items if it.modality != "fundus")
+    assert all(made_from(it) == "" for it in items if it.source == "fundus-dr-fullres")
+    assert all(made_from(it) == it.source for it in items if it.source in ("fundus-dr", "odir-384", "idrid"))
+
+
 def test_familiarity_distance_grows_away_from_the_fitted_photographs():
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, (400, 32)) * np.linspace(3, 0.1, 32)
