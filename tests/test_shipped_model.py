@@ -22,6 +22,24 @@ FUNDUS_DR = shared_datasets_dir() / "fundus-dr"
 pytestmark = pytest.mark.skipif(not (MODEL / "model_card.json").is_file(), reason="no shipped model")
 
 
+def test_the_default_point_was_chosen_behind_the_shipped_gate():
+    """The default operating point is chosen on the photographs the gate lets
+    through (training.worst_camera), so a new gate needs a new choice: the
+    card names the shipped gate's version and its card's SHA-256, and the gate
+    was fitted on this grader's runtime file."""
+    import json
+
+    from eyescreen_desktop.core.gate import CARD_FILE, default_gate_dir
+
+    card = read_card(MODEL)
+    chosen_behind = card.raw["worst_camera"]["gate"]
+    gate_card = json.loads((default_gate_dir() / CARD_FILE).read_text())
+    assert chosen_behind["version"] == gate_card["version"]
+    assert chosen_behind["card_sha256"] == sha256_file(default_gate_dir() / CARD_FILE)
+    assert gate_card["grader"]["runtime_sha256"] == card.runtime_sha256
+    assert card.raw["operating_points"]["default"]["referable"] == card.operating_point.referable
+
+
 def test_card_describes_the_shipped_weights():
     card = read_card(MODEL)
     raw = card.raw

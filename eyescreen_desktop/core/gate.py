@@ -10,7 +10,8 @@ Three questions, answered at screening speed on the ONNX path:
    rectangular crop, a clipped circle or a colour-cast frame from an unknown
    camera is still a fundus photograph. Only ``fundus`` goes to the grader.
 2. **Quality** (:meth:`Gate.quality`, before grading): good / usable / reject
-   from small heads (reject: one hidden layer; good vs usable: logistic) on the same run's early-block statistics (the mean and
+   from small heads (reject: one hidden layer; good vs usable: logistic) on
+   the same run's early-block statistics (the mean and
    spread of the ImageNet base's activations at strides 4-16: edges and fine
    texture, which say whether vessels are sharp and the field evenly lit) plus
    the hand-made focus and exposure measures (``core.fundus``), trained on
@@ -19,8 +20,8 @@ Three questions, answered at screening speed on the ONNX path:
    learned to ignore blur and haze (gate 1.1.0 caught 42.5% of EyeQ rejects on
    them, 1.2.0 77% on these). The hand-made measures still give the
    reason in words; the learned head catches what a global measure misses.
-3. **Unfamiliar** (:meth:`Gate.familiarity`, after grading): a Mahalanobis distance (probabilistic
-   PCA) of the grader's pooled features to the fundus photographs the gate was
+3. **Unfamiliar** (:meth:`Gate.familiarity`, after grading): a Mahalanobis
+   distance (probabilistic PCA) of the grader's pooled features to the fundus photographs the gate was
    fitted on. A photograph far from all of them (threshold: a high percentile
    of validation fundus photographs) is not graded: "unfamiliar photograph:
    check it by eye". This needs no negative examples.
@@ -54,9 +55,9 @@ QUALITY_GRADES = ("good", "usable", "reject")
 # hand-made measures (core.fundus metrics) the quality head reads beside the picture's early-block statistics
 QUALITY_METRICS = ("vessel_contrast", "fine_detail", "dark_fraction", "fov_brightness", "saturated", "coverage")
 
-HEAD_KEYS = ("q_mean", "q_std", "reject_w1", "reject_b1", "reject_w2", "reject_b2", "good_w", "good_b", "ood_mean", "ood_components",
-             "ood_variances", "ood_noise", "lite_ood_mean", "lite_ood_components", "lite_ood_variances",
-             "lite_ood_noise")
+HEAD_KEYS = ("q_mean", "q_std", "reject_w1", "reject_b1", "reject_w2", "reject_b2", "good_w", "good_b",
+             "ood_mean", "ood_components", "ood_variances", "ood_noise",
+             "lite_ood_mean", "lite_ood_components", "lite_ood_variances", "lite_ood_noise")
 
 
 class GateError(RuntimeError):

@@ -405,7 +405,8 @@ class Screener:
         found = outputs.pop(id(p))
         if self.gate.unfamiliar(distance):
             status, reasons = decide_gate("fundus", "ok", (), None, metrics, unfamiliar=True)
-            q = replace(fundus.report(Status(status), list(reasons), metrics), modality="fundus", gate=self.gate.version)
+            q = replace(fundus.report(Status(status), list(reasons), metrics), modality="fundus",
+                        gate=self.gate.version)
             return replace(p, quality=q, tensor=None)
         kept = replace(p, quality=replace(p.quality, metrics=metrics))
         outputs[id(kept)] = found

@@ -755,8 +755,9 @@ def write_card_md(out: Path, summary: str) -> None:
   the tune EyeQ-good photographs and the head refuses at most {100 * LEARNED_BUDGET:.0f}% of the other
   collections' and frames' photographs the other checks pass.
 - **Familiarity**: probabilistic-PCA Mahalanobis distances to the fit fundus pictures, of the grader
-  {card['grader']['name']} {card['grader']['version']}'s pooled features (after grading) ("unfamiliar photograph" above {t['unfamiliar']:.3f}: the {100 * OOD_PASS:.1f}th
-  percentile of gradable tune photographs +5%) and of the modality network's features (above
+  {card['grader']['name']} {card['grader']['version']}'s pooled features (after grading; "unfamiliar
+  photograph" above {t['unfamiliar']:.3f}: the {100 * OOD_PASS:.1f}th percentile of gradable tune
+  photographs +5%) and of the modality network's features (above
   {t['unfamiliar_picture']:.3f}: {100 * LITE_OOD_PASS:.1f}th percentile of tune fundus pictures
   x{LITE_OOD_MARGIN}); a fundus
   call under p {t['fundus_min_prob']} is unfamiliar too.
