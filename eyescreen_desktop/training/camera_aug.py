@@ -98,8 +98,7 @@ def version() -> str:
 def _make_one(args: tuple[str, int, int, str]) -> tuple[np.ndarray, str, dict[str, object]]:
     """Worker: (path, copy index, input size, cache folder) -> (image, status, info)."""
     path, index, size, root = args
-    raw = Path(path).read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = D.file_digest(Path(path))
     npy = Path(root) / f"{digest}-{index}.npy"
     found = D.read_cached(npy, size)
     if found is not None:
@@ -107,7 +106,7 @@ def _make_one(args: tuple[str, int, int, str]) -> tuple[np.ndarray, str, dict[st
     from ..core import imageio
 
     rng = np.random.default_rng(copy_seed(digest, index))
-    rgb = imageio.decode_image(raw, Path(path).name)
+    rgb = imageio.decode_image(Path(path).read_bytes(), Path(path).name)
     data, info = camera_copy_bytes(rgb, rng)
     prepared = D.prepare_bytes(data, Path(path).name, size)
     info = {**info, "status": prepared.status, "reasons": list(prepared.reasons)}

@@ -22,6 +22,7 @@ Three decisions live here, because every experiment depends on them:
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -285,6 +286,24 @@ class Prepared:
     reasons: tuple[str, ...]
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 of a photograph's bytes, remembered for this process while the
+    file keeps its size and modification time: the image cache, the camera
+    copies and the feature cache all key on it, and a training run would
+    otherwise read and hash every photograph once per cache."""
+    st = Path(path).stat()
+    return _digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=65536)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def read_cached(npy: Path, size: int) -> tuple[np.ndarray, dict] | None:
     """A cached model input (``<key>.npy``) and its verdict (``<key>.json``, with
     at least ``status`` and ``reasons``); None when absent, unreadable or of
@@ -325,15 +344,13 @@ class ImageCache:
 
     def get(self, path: Path) -> Prepared:
         """The preprocessed photograph, computed and stored on first use."""
-        data = Path(path).read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        npy = self.root / f"{digest}.npy"
+        npy = self.root / f"{file_digest(path)}.npy"
         found = read_cached(npy, self.size)
         if found is not None:
             self.hits += 1
             return Prepared(found[0], found[1]["status"], tuple(found[1]["reasons"]))
         self.misses += 1
-        prepared = prepare_bytes(data, path.name, self.size)
+        prepared = prepare_bytes(Path(path).read_bytes(), path.name, self.size)
         write_cached(npy, prepared.image, {"status": prepared.status, "reasons": list(prepared.reasons)})
         return prepared
 

@@ -505,7 +505,7 @@ class FeatureCache:
                  progress: Progress, tag: str = "") -> np.ndarray:
         """(N, variants, D) features; missing ones are computed in batches. ``tag`` names
         images that are not the file's own preprocessing (a camera copy)."""
-        keys = [hashlib.sha256(s.path.read_bytes()).hexdigest() + tag for s in samples]
+        keys = [D.file_digest(s.path) + tag for s in samples]
         found: dict[int, np.ndarray] = {}
         for i, k in enumerate(keys):
             f = self.root / f"{k}-v{variants}.npy"

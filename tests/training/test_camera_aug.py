@@ -70,3 +70,20 @@ def test_the_cache_helpers_round_trip_and_recompute_what_they_cannot_trust(tmp_p
     assert D.read_cached(npy, 4) is None
     npy.with_suffix(".json").unlink()
     assert D.read_cached(npy, 4) is None
+
+
+def test_a_photographs_hash_is_read_once_and_follows_the_file(tmp_path):
+    """The caches key on the file's SHA-256; it is remembered while the file
+    keeps its size and time, and a rewritten file gets its new hash."""
+    import hashlib
+    import os
+
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(b"first bytes")
+    assert D.file_digest(photo) == hashlib.sha256(b"first bytes").hexdigest()
+    hits = D._digest.cache_info().hits
+    assert D.file_digest(photo) == hashlib.sha256(b"first bytes").hexdigest()
+    assert D._digest.cache_info().hits == hits + 1
+    photo.write_bytes(b"other bytes, longer")
+    os.utime(photo, ns=(1, 1))
+    assert D.file_digest(photo) == hashlib.sha256(b"other bytes, longer").hexdigest()
