@@ -34,7 +34,6 @@ Training: ``training/gate.py`` (``eyescreen train-gate``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -45,6 +44,7 @@ import cv2
 import numpy as np
 
 from . import fundus
+from .classifier import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,6 @@ class QualityVerdict:
         return {"gate_p_reject": self.p_reject, "gate_p_good": self.p_good}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Gate:
     """The loaded gate. ``modality`` is thread-safe (one ONNX Runtime session,
     one thread per call, so it runs beside the grader on the decode threads)."""
@@ -154,7 +146,7 @@ class Gate:
                             f"{CARD_FORMAT!r}: reinstall the gate that came with it, or run eyescreen train-gate")
         for name, sha in card["files"].items():
             path = folder / name
-            if not path.is_file() or file_sha256(path) != sha:
+            if not path.is_file() or sha256_file(path) != sha:
                 raise GateError(f"gate file {path} is missing or does not match its card: reinstall the model")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1

@@ -297,11 +297,9 @@ def file_digest(path: Path) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..core.classifier import sha256_file
+
+    return sha256_file(Path(path))
 
 
 def read_cached(npy: Path, size: int) -> tuple[np.ndarray, dict] | None:

@@ -286,9 +286,9 @@ def grader_id(grader_dir: Path) -> str:
     """The grader's runtime file hash (its card's ``runtime_sha256``, checked
     against the file): the grader-feature cache is keyed on it, so a retrained
     grader is described afresh and never mixed with the old one's features."""
-    from ..core.gate import file_sha256
+    from ..core.classifier import sha256_file
 
-    sha = file_sha256(grader_dir / "model.onnx")
+    sha = sha256_file(grader_dir / "model.onnx")
     card = json.loads((grader_dir / "model_card.json").read_text())
     if card.get("runtime_sha256") and card["runtime_sha256"] != sha:
         raise SystemExit(f"{grader_dir / 'model.onnx'} does not match its card's runtime_sha256: "
@@ -704,7 +704,7 @@ def feature_p_reject(d: dict, heads: dict) -> float:
 
 def write_card(args: argparse.Namespace, thresholds: dict, metrics: dict, items: list[Item], minutes: float) -> None:
     """gate_card.json with the SHA-256 of every file and the training facts."""
-    from ..core.gate import file_sha256
+    from ..core.classifier import sha256_file
 
     files = ["modality.onnx", "heads.npz"]
     grader = json.loads((args.grader / "model_card.json").read_text())
@@ -731,7 +731,7 @@ def write_card(args: argparse.Namespace, thresholds: dict, metrics: dict, items:
                           "split": "by patient (hash of collection:patient): fit 70%, tune 10%, check 20%"},
         "training_minutes": round(minutes, 1),
         "metrics_file": "metrics.json",
-        "files": {f: file_sha256(args.out / f) for f in files},
+        "files": {f: sha256_file(args.out / f) for f in files},
     }
     (args.out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
