@@ -198,12 +198,18 @@ class Gate:
         return distance > self.thresholds["unfamiliar"]
 
 
+def quality_probabilities(heads: Mapping[str, np.ndarray], features: np.ndarray,
+                          metrics: Mapping[str, float]) -> tuple[float, float]:
+    """(p_reject, p_good) of the quality heads, unrounded (training chooses the
+    reject threshold on these)."""
+    z = (quality_vector(features, metrics) - heads["q_mean"]) / heads["q_std"]
+    return _sigmoid(reject_logit(heads, z)), _sigmoid(float(z @ heads["good_w"] + heads["good_b"]))
+
+
 def quality_verdict(heads: Mapping[str, np.ndarray], features: np.ndarray, metrics: Mapping[str, float],
                     reject_at: float) -> QualityVerdict:
     """The quality heads' verdict (screening and the training report share it)."""
-    z = (quality_vector(features, metrics) - heads["q_mean"]) / heads["q_std"]
-    p_reject = _sigmoid(reject_logit(heads, z))
-    p_good = _sigmoid(float(z @ heads["good_w"] + heads["good_b"]))
+    p_reject, p_good = quality_probabilities(heads, features, metrics)
     quality = "reject" if p_reject >= reject_at else ("good" if p_good >= 0.5 else "usable")
     return QualityVerdict(quality, round(p_reject, 4), round(p_good, 4))
 

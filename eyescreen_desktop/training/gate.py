@@ -43,7 +43,7 @@ import numpy as np
 
 from ..core import fundus
 from ..core.gate import (CARD_FILE, CARD_FORMAT, MODALITIES, QUALITY_METRICS, modality_input, ppca_distance,
-                         quality_vector, reject_logit)
+                         quality_probabilities, quality_vector)
 from ..core.imageio import read_image
 from ..core.preprocess import preprocess
 from ..core.screening import decode_side
@@ -696,10 +696,8 @@ def choose_reject(items: list[Item], desc: dict, heads: dict, thresholds: dict, 
 
 
 def feature_p_reject(d: dict, heads: dict) -> float:
-    from ..core.gate import _sigmoid
-
-    z = (quality_vector(d["lite_q"], d["metrics"]) - heads["q_mean"]) / heads["q_std"]
-    return _sigmoid(reject_logit(heads, z))
+    """What ``Gate.quality`` computes as p_reject, from a cached description."""
+    return quality_probabilities(heads, d["lite_q"], d["metrics"])[0]
 
 
 def write_card(args: argparse.Namespace, thresholds: dict, metrics: dict, items: list[Item], minutes: float) -> None:
