@@ -529,6 +529,8 @@ def collect(args: argparse.Namespace) -> list[Item]:
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.time()
+    if args.leave_out and args.out.resolve() == (REPO / "models" / "eyescreen-gate").resolve():
+        raise SystemExit("--leave-out writes a gate for measuring only: give --out another folder")
     base_onnx = args.cache / f"lite0-{args.size}-{QUALITY_FEATURES_ID}.onnx"
     if not base_onnx.is_file():
         print(f"exporting EfficientNet-Lite0 ({args.size} px) to {base_onnx}", flush=True)
@@ -540,8 +542,6 @@ def run(args: argparse.Namespace) -> int:
     if args.describe_only:
         return 0
     if args.leave_out:
-        if args.out.resolve() == (REPO / "models" / "eyescreen-gate").resolve():
-            raise SystemExit("--leave-out writes a gate for measuring only: give --out another folder")
         items = [it for it in items if it.part == "check" or made_from(it) != args.leave_out]
         print(f"left out {args.leave_out} from fit and tune: {len(items)} pictures", flush=True)
     from . import gate_eval
