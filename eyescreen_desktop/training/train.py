@@ -718,14 +718,12 @@ def _callbacks() -> tuple[type, type]:
 
         def scores(self, out: dict[str, np.ndarray]) -> dict[str, float]:
             g = out["grade"]
-            known = self.y_mac >= 0
-            mac = (M.roc_auc(self.y_mac[known], np.ravel(out["maculopathy"])[known])
-                   if "maculopathy" in out and len(set(self.y_mac[known])) == 2 else float("nan"))
+            mac = maculopathy_auc(self.y_mac, np.ravel(out["maculopathy"])) if "maculopathy" in out else None
             return {"val_referable_auc": M.roc_auc(self.y_ref, out["referable"]),
                     "val_urgent_auc": M.roc_auc(self.y_urg, out["urgent"]),
                     "val_referable_auc_from_grade": M.roc_auc(self.y_ref, g[:, 2:].sum(1)),
                     "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, g[:, 3:].sum(1)),
-                    "val_maculopathy_auc": mac}
+                    "val_maculopathy_auc": float("nan") if mac is None else mac}
 
         def score_now(self) -> float:
             s = self.scores(self.predict_fn())
@@ -822,6 +820,14 @@ def _floor6(t: float) -> float:
     return float(np.floor(float(t) * 1e6) / 1e6)
 
 
+def maculopathy_auc(y_mac: np.ndarray, p_mac: np.ndarray) -> float | None:
+    """AUC of the maculopathy output on the eyes that carry the label (-1 = not
+    graded); None unless both classes are among them."""
+    known = np.asarray(y_mac) >= 0
+    y = np.asarray(y_mac)[known]
+    return M.roc_auc(y, np.asarray(p_mac)[known]) if len(set(y)) == 2 else None
+
+
 def maculopathy_threshold(y_mac: np.ndarray, p_mac: np.ndarray) -> float | None:
     """Maculopathy refers an eye on its own above the threshold that keeps
     ``MACULOPATHY_SPECIFICITY`` on labelled validation eyes (-1 = not labelled); the
@@ -882,13 +888,11 @@ def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
     groups = [s.patient for s in samples]
     summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
     flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"]) | mac_flag
-    known = y_mac >= 0
     metrics = {"photographs": len(samples), "patients": len(set(groups)),
                "default_chosen_on": sorted(threshold_collections) or "every collection (worst camera)",
                "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
                **_jsonable(summary),
-               "maculopathy_auc": (M.roc_auc(y_mac[known], p_mac[known])
-                                   if has_mac and len(set(y_mac[known])) == 2 else None),
+               "maculopathy_auc": maculopathy_auc(y_mac, p_mac) if has_mac else None,
                "per_collection": _per_collection(samples, p_ref, p_urg, p_mac if has_mac else None, mac_flag, op)}
     return ops, metrics
 
@@ -905,7 +909,6 @@ def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.nd
         flagged = (p_urg[m] >= op["urgent"]) | (p_ref[m] >= op["referable"]) | mac_flag[m]
         groups = [s.patient for s in sub]
         auc, lo, hi = M.auc_ci(y_ref, p_ref[m], groups, n_boot=1000)
-        known = y_mac >= 0
         out[coll] = {"photographs": int(m.sum()), "patients": len(set(groups)),
                      "referable_auc": auc, "referable_auc_ci95": [lo, hi],
                      "urgent_auc": M.roc_auc(y_urg, p_urg[m]),
@@ -914,8 +917,7 @@ def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.nd
                      "urgent_sensitivity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[0],
                      "urgent_specificity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[1],
                      "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
-                     "maculopathy_auc": (M.roc_auc(y_mac[known], p_mac[m][known])
-                                         if p_mac is not None and len(set(y_mac[known])) == 2 else None)}
+                     "maculopathy_auc": maculopathy_auc(y_mac, p_mac[m]) if p_mac is not None else None}
     return out
 
 
