@@ -2,20 +2,39 @@
 #   make run    - install everything and start the desktop app
 #   make test   - install everything and run the test suite
 # A clinic's desktop bundle: make bundle (dist/EyeScreen/), make bundle-test.
-PY ?= python3
+# Every Python package comes from uv.lock, hash-checked (docs/development.md):
+#   make lock   - bring uv.lock in line with pyproject.toml (deliberately; never implicit)
+#   make lock UPGRADE=opencv-python-headless   - also move one package to its newest allowed version
+PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA_DIR ?=
+# uv itself, pinned by hash (packaging/tools/uv.txt); it never downloads an interpreter
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# every extra and the dev group: run time, tests, static checks, training and the bundle
+SYNC := $(UV) sync --locked --all-extras --python $(PY)
 
-.PHONY: run test system-deps venv model bench screenshots clean bundle bundle-test bundle-tarball
+.PHONY: run test system-deps venv lock model bench screenshots clean bundle bundle-test bundle-tarball
 
-$(STAMP): pyproject.toml
+$(UV): packaging/tools/uv.txt
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --disable-pip-version-check --require-hashes -r packaging/tools/uv.txt
+	touch $@
+
+# installs exactly uv.lock (extraneous packages removed); refuses, saying so, when
+# pyproject.toml has changed since the lock was made
+$(STAMP): pyproject.toml uv.lock $(UV)
 	$(MAKE) system-deps
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	@$(SYNC) --quiet || { echo "make: uv.lock does not match pyproject.toml (or a locked file failed its hash):" \
+	  "run 'make lock', then the suite and 'make bundle-test' (docs/development.md)" >&2; exit 1; }
 	touch $(STAMP)
+
+lock: $(UV)
+	$(UV) lock --python $(PY) $(if $(UPGRADE),--upgrade-package $(UPGRADE))
 
 venv: $(STAMP)
 
@@ -63,7 +82,6 @@ BUNDLE_INPUTS := pyproject.toml $(shell find eyescreen_desktop resources models 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 $(BUNDLE_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[test,bundle]'
 	touch $@
 
 $(BUNDLE)/eyescreen: $(BUNDLE_STAMP) $(BUNDLE_INPUTS)
@@ -84,4 +102,4 @@ bundle-tarball: bundle
 	@ls -l dist/EyeScreen-$(VERSION)-linux-*.tar.gz
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) $(TOOLS) build dist *.egg-info
