@@ -787,6 +787,8 @@ def fill_clinic(store: Any, encounters: int, today: Any = None, seed: int = 12) 
     ``ClinicStore``: years of a busy clinic, written with ``executemany`` in one
     transaction (100,000 visits in seconds), to time the window against."""
     import datetime as dt
+
+    from .core.store.base import _iso
     import random
 
     from .core.protocol import get_protocol
@@ -796,12 +798,12 @@ def fill_clinic(store: Any, encounters: int, today: Any = None, seed: int = 12) 
     today = today or dt.date.today()
     queue_of = {0: Queue.ANNUAL, 1: Queue.ANNUAL, 2: Queue.ROUTINE, 3: Queue.URGENT, 4: Queue.URGENT}
     patients, visits, images, links, results, queued = [], [], [], [], [], []
-    now = dt.datetime.now().isoformat(timespec="seconds")
+    now = _iso(dt.datetime.now(dt.timezone.utc))
     for n in range(encounters):
         pid, eid = f"B{n:06d}", f"{n:032x}"
         started = dt.datetime.combine(today - dt.timedelta(days=rng.randrange(0, 1500)), dt.time(9, n % 60))
         patients.append((pid, f"Patient {n}", "1960-01-01", now, now))
-        visits.append((eid, pid, started.isoformat(), protocol.name, "batch", "bench"))
+        visits.append((eid, pid, _iso(started), protocol.name, "batch", "bench"))
         grades = [rng.choice((0, 0, 0, 1, 1, 2, 3, 4)) for _ in range(2)]
         for side, grade in zip(("R", "L"), grades):
             image_id = len(images) + 1

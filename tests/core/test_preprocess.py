@@ -22,8 +22,15 @@ def _inside_stats(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pix.mean(axis=0), pix.std(axis=0)
 
 
-def test_id_names_the_version():
-    assert PREPROCESSING_ID == "fov-crop-v1"
+def test_the_shipped_model_was_trained_with_this_preprocessing():
+    """A model card names the preprocessing its weights expect: a change to the
+    crop or normalisation must come with a new ID (and a retrained model)."""
+    import json
+
+    from tests.conftest import ROOT
+
+    card = json.loads((ROOT / "models" / "eyescreen-dr" / "model_card.json").read_text(encoding="utf-8"))
+    assert card["preprocessing"] == PREPROCESSING_ID
 
 
 @pytest.mark.parametrize("size", [64, 224, 384])
@@ -97,8 +104,11 @@ def test_picture_without_fov_still_gives_a_square():
     assert out[0, 0].max() == 0 and out[32, 32].max() > 0
 
 
-def test_same_input_same_output(eyepacs_rgb):
-    np.testing.assert_array_equal(preprocess(eyepacs_rgb, 128), preprocess(eyepacs_rgb.copy(), 128))
+def test_same_input_same_output_and_the_input_is_left_alone(eyepacs_rgb):
+    before = eyepacs_rgb.copy()
+    first = preprocess(eyepacs_rgb, 128)
+    np.testing.assert_array_equal(eyepacs_rgb, before)          # the caller's photo is not drawn on
+    np.testing.assert_array_equal(preprocess(before, 128), first)
 
 
 def test_rejects_wrong_input_type(fundus_rgb):

@@ -307,6 +307,3 @@ def test_a_schema_2_database_is_upgraded_in_place_with_search_and_missing_eyes(t
     assert json.loads(sqlite3.connect(db).execute(
         "SELECT details FROM audit_log WHERE action = 'missing eye recorded'").fetchone()[0])["reason"] == "declined"
 
-
-def test_the_shared_photographs_are_there():
-    assert shared_photo("P031_R.jpg").is_file()

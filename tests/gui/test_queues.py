@@ -48,10 +48,14 @@ def test_models_pass_qtmodeltester(qtmodeltester, filled_store):
     qtmodeltester.check(QueueTableModel(clinic, Queue.URGENT, state=None, today=lambda: TODAY))
 
 
-def test_empty_database_gives_empty_model(qtmodeltester, store):
-    model = QueueTableModel(store, Queue.URGENT)
-    qtmodeltester.check(model)
-    assert model.rowCount() == 0
+def test_a_queue_shows_only_its_own_state(qtmodeltester, filled_store):
+    """Open urgent visits are listed; none is closed yet, so the closed view is empty
+    (and still a valid model)."""
+    clinic, _ = filled_store
+    open_urgent = QueueTableModel(clinic, Queue.URGENT, today=lambda: TODAY)
+    closed = QueueTableModel(clinic, Queue.URGENT, state="closed", today=lambda: TODAY)
+    qtmodeltester.check(closed)
+    assert open_urgent.rowCount() == EXPECTED_OPEN[Queue.URGENT] and closed.rowCount() == 0
 
 
 def test_urgent_rows_sorted_by_due_date_with_overdue_marked(filled_store):

@@ -40,7 +40,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .audit import AuditEntry, AuditLog
-from .base import BUSY_TIMEOUT_MS, StoreBase, StoreError, default_user, fold_text, search_text
+from .base import BUSY_TIMEOUT_MS, Clock, FixedClock, StoreBase, StoreError, SystemClock, default_user, fold_text, search_text
 from .batches import BatchFileRow, BatchLedger
 from .engine import ENV_VAR, add_database_argument, database_url
 from .images import ImageStore
@@ -52,7 +52,7 @@ from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
-    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
+    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]
@@ -62,9 +62,11 @@ class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageSto
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: Path | str, image_store: Path | str | None = None, repair: bool = True):
+    def __init__(self, path: Path | str, image_store: Path | str | None = None, repair: bool = True,
+                 clock: Clock | None = None):
         """Open (creating or upgrading) the database at ``path``; ``repair`` queues
-        encounters left with results and no queue entry (:meth:`repair_queues`)."""
-        super().__init__(path, image_store)
+        encounters left with results and no queue entry (:meth:`repair_queues`);
+        ``clock`` gives every timestamp and "today" (the system clock)."""
+        super().__init__(path, image_store, clock)
         if repair:
             self.repair_queues()

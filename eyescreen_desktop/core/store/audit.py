@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .base import StoreBase
+from .base import StoreBase, _datetime
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class AuditEntry:
     """One line of the audit log: who did what to which record, and when."""
 
     audit_id: int
-    at: dt.datetime
+    at: dt.datetime   # timezone-aware, local time (kept in UTC)
     user: str
     action: str
     entity: str
@@ -37,5 +37,5 @@ class AuditLog(StoreBase):
             sql = f"SELECT * FROM ({sql.replace(' ORDER BY audit_id', ' ORDER BY audit_id DESC')} LIMIT ?) " \
                   "ORDER BY audit_id"
             params.append(limit)
-        return [AuditEntry(r["audit_id"], dt.datetime.fromisoformat(r["at"]), r["user"], r["action"],
+        return [AuditEntry(r["audit_id"], _datetime(r["at"]), r["user"], r["action"],
                            r["entity"], json.loads(r["details"])) for r in self._query(sql, params)]

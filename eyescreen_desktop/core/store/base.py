@@ -12,7 +12,7 @@ import threading
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Self, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Self, Sequence
 
 import sqlalchemy as sa
 
@@ -71,15 +71,59 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+class Clock(Protocol):
+    """Where the store reads the time: the system clock in a clinic, a fixed
+    moment in tests and demos (so nothing drifts with the day the suite runs)."""
+
+    def now(self) -> dt.datetime:
+        """The current moment, timezone-aware."""
+
+
+class SystemClock:
+    """The machine's clock, in UTC."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+
+class FixedClock:
+    """A clock that says ``at`` until told otherwise (:meth:`advance`, :meth:`set`)."""
+
+    def __init__(self, at: dt.datetime):
+        self.set(at)
+
+    def set(self, at: dt.datetime) -> None:
+        self.at = at if at.tzinfo else at.astimezone()   # a naive time is local, as people type it
+
+    def advance(self, **delta: float) -> None:
+        self.at += dt.timedelta(**delta)
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    """How the database keeps a moment: ISO 8601 in UTC with its offset
+    (``2026-12-07T14:05:00+00:00``), so text order is time order on every
+    workstation, whatever its time zone; a naive ``moment`` is local time."""
+    return moment.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
 def _now() -> str:
-    return dt.datetime.now().isoformat(timespec="seconds")
+    """Now, as the database keeps it, from the system clock (a store's own
+    ``_now`` method reads its injected clock instead)."""
+    return _utc_text(SYSTEM_CLOCK.now())
 
 
 def _iso(value: dt.date | dt.datetime | None) -> str | None:
+    """A date as ``YYYY-MM-DD``; a moment in UTC (:func:`_utc_text`)."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
+        return _utc_text(value)
     return value.isoformat()
 
 
@@ -88,7 +132,10 @@ def _date(text: str | None) -> dt.date | None:
 
 
 def _datetime(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None
+    """A stored moment in this machine's local time zone (timezone-aware), as the
+    screen, the slip and the reports show it; a naive text (written before
+    timestamps were UTC and not yet migrated) is read as local time."""
+    return dt.datetime.fromisoformat(text).astimezone() if text else None
 
 
 class StoreBase():
@@ -97,10 +144,12 @@ class StoreBase():
     ``_tx`` gives one write transaction (nested calls join it), ``_audit`` writes
     the audit row in the caller's transaction."""
 
-    def __init__(self, path: Path | str, image_store: Path | str | None = None):
+    def __init__(self, path: Path | str, image_store: Path | str | None = None, clock: Clock | None = None):
         """``path``: a SQLite file, or a database URL (``sqlite:///FILE``,
         ``postgresql://user@host:port/db``). ``image_store`` defaults to ``images``
-        next to a SQLite file; a server database needs it given (a shared folder)."""
+        next to a SQLite file; a server database needs it given (a shared folder).
+        ``clock``: where every timestamp and "today" comes from (the system clock)."""
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.url = database_url(path, Path("clinic.sqlite3"))
         self.path = sqlite_file(self.url)
         if image_store is None and self.path is None:
@@ -136,7 +185,8 @@ class StoreBase():
         return self.engine.dialect.name
 
     @classmethod
-    def open(cls, data_paths: DataPaths, database: str | None = None, image_store: Path | str | None = None) -> Self:
+    def open(cls, data_paths: DataPaths, database: str | None = None, image_store: Path | str | None = None,
+             clock: Clock | None = None) -> Self:
         """The clinic database and image store of a data folder (created if needed):
         ``database`` (a URL), else ``EYESCREEN_DATABASE_URL``, else the SQLite file
         there; ``image_store``, else ``EYESCREEN_IMAGE_STORE`` (a clinic's shared
@@ -147,13 +197,26 @@ class StoreBase():
         if shared and not Path(shared).is_dir():
             raise StoreError(f"the image store {shared} cannot be reached: mount the clinic's shared folder "
                              f"(or correct {IMAGE_STORE_VAR}) and start again")
-        return cls(database_url(database, data_paths.database), Path(shared) if shared else data_paths.image_store)
+        return cls(database_url(database, data_paths.database), Path(shared) if shared else data_paths.image_store,
+                   clock=clock)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _now(self) -> str:
+        """Now from the store's clock, as the database keeps it (UTC text)."""
+        return _utc_text(self.clock.now())
+
+    def now_local(self) -> dt.datetime:
+        """Now from the store's clock in this machine's time zone (timezone-aware)."""
+        return self.clock.now().astimezone().replace(microsecond=0)
+
+    def today(self) -> dt.date:
+        """The clinic's date today (local), from the store's clock: visit days and due dates."""
+        return self.clock.now().astimezone().date()
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -264,5 +327,5 @@ class StoreBase():
                details: dict[str, Any] | None = None) -> None:
         db.execute('INSERT INTO audit_log (at, "user", action, entity, details, workstation) '
                    "VALUES (?, ?, ?, ?, ?, ?)",
-                   (_now(), user or default_user(), action, entity,
+                   (self._now(), user or default_user(), action, entity,
                     json.dumps(details or {}, sort_keys=True, default=str), socket.gethostname() or "unknown"))

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ..protocol import get_protocol
 from ..records import EyeResult, ModelInfo, OperatingPoint
-from .base import _datetime, _now
+from .base import _datetime, _iso
 from .results import ResultStore
 from .rows import _eye_result
 
@@ -36,7 +36,7 @@ class BatchLedger(ResultStore):
                 self._audit(db, user, "batch resumed", f"batch:{batch_key}")
                 return False
             db.execute("INSERT INTO batches (batch_key, started_at, protocol, model_sha, inputs) "
-                       "VALUES (?, ?, ?, ?, ?)", (batch_key, _now(), protocol, model_sha, json.dumps(list(inputs))))
+                       "VALUES (?, ?, ?, ?, ?)", (batch_key, self._now(), protocol, model_sha, json.dumps(list(inputs))))
             self._audit(db, user, "batch started", f"batch:{batch_key}", {"inputs": list(inputs)})
             return True
 
@@ -97,7 +97,7 @@ class BatchLedger(ResultStore):
     def finish_batch(self, batch_key: str, user: str | None = None) -> None:
         """Mark the batch complete."""
         with self._tx() as db:
-            db.execute("UPDATE batches SET finished_at = ? WHERE batch_key = ?", (_now(), batch_key))
+            db.execute("UPDATE batches SET finished_at = ? WHERE batch_key = ?", (self._now(), batch_key))
             self._audit(db, user, "batch finished", f"batch:{batch_key}")
 
     # ------------------------------------------------------------------ watched camera folders
@@ -110,10 +110,10 @@ class BatchLedger(ResultStore):
         with self._tx() as db:
             row = db.execute("SELECT since FROM watched_folders WHERE folder = ?", (folder,)).fetchone()
             if row is not None:
-                return dt.datetime.fromisoformat(row[0])
-            now = dt.datetime.now().replace(microsecond=0)
-            db.execute("INSERT INTO watched_folders (folder, since) VALUES (?, ?)", (folder, now.isoformat()))
-            self._audit(db, None, "camera folder watched", f"folder:{folder}", {"since": now.isoformat()})
+                return _datetime(row[0])  # type: ignore[return-value]  # NOT NULL column
+            now = self.now_local()
+            db.execute("INSERT INTO watched_folders (folder, since) VALUES (?, ?)", (folder, _iso(now)))
+            self._audit(db, None, "camera folder watched", f"folder:{folder}", {"since": _iso(now)})
             return now
 
     def hot_folder_done(self, folder: str, files: Sequence[str]) -> set[str]:

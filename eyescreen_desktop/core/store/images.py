@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..records import Eye
 from .engine import Db
-from .base import StoreBase, _now
+from .base import StoreBase
 from .rows import _file_size
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ImageStore(StoreBase):
             link_id = int(db.execute(
                 "INSERT INTO encounter_images (encounter_id, image_id, eye, original_path, added_at) "
                 "VALUES (?, ?, ?, ?, ?) RETURNING encounter_image_id",
-                (encounter_id, image_id, eye.value, path, _now())).fetchone()[0])
+                (encounter_id, image_id, eye.value, path, self._now())).fetchone()[0])
             self._audit(db, user, "image added", f"encounter:{encounter_id}",
                         {"image_id": image_id, "eye": eye.value, "path": path})
             return image_id, link_id
@@ -60,7 +60,7 @@ class ImageStore(StoreBase):
         size = _file_size(Path(path))
         image_id = int(db.execute("INSERT INTO images (sha256, original_path, stored_name, size_bytes, added_at) "
                                   "VALUES (?, ?, ?, ?, ?) RETURNING image_id",
-                                  (sha256 or None, path, stored, size, _now())).fetchone()[0])
+                                  (sha256 or None, path, stored, size, self._now())).fetchone()[0])
         self._audit(db, user, "image stored", f"image:{image_id}",
                     {"sha256": sha256, "path": path, "stored_name": stored})
         return image_id

@@ -8,7 +8,7 @@ import uuid
 from .engine import Row
 from ..protocol import DEFAULT_PROTOCOL, get_protocol
 from ..records import Patient
-from .base import StoreBase, _iso, _now, default_user, fold_text, search_text
+from .base import StoreBase, _iso, default_user, fold_text, search_text
 from .rows import _patient
 
 SOURCES = ("batch", "desk")
@@ -28,7 +28,7 @@ class PatientStore(StoreBase):
                "diabetes_type": patient.diabetes_type, "diabetes_years": patient.diabetes_years}
         with self._tx() as db:
             old = db.execute("SELECT * FROM patients WHERE patient_id = ?", (patient.patient_id,)).fetchone()
-            now = _now()
+            now = self._now()
             folded = search_text(patient.patient_id, patient.name, new["birth_date"])
             if old is None:
                 db.execute("INSERT INTO patients (patient_id, name, birth_date, sex, diabetes_type, "
@@ -80,7 +80,7 @@ class PatientStore(StoreBase):
         get_protocol(protocol)
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
-        started = (started_at or dt.datetime.now()).replace(microsecond=0)
+        started = (started_at or self.now_local()).replace(microsecond=0)
         encounter_id = uuid.uuid4().hex
         with self._tx() as db:
             if self.get_patient(patient_id) is None:

@@ -20,7 +20,7 @@ from ..records import (
     Queue,
     Status,
 )
-from .base import _datetime, _iso, _now, default_user
+from .base import _datetime, _iso, default_user
 from .images import ImageStore
 from .patients import PatientStore
 from .rows import _RESULT_SELECT, _eye_result, _patient, _result_values, _summary
@@ -96,7 +96,7 @@ class ResultStore(PatientStore, ImageStore):
                 f"VALUES (?, ?, ?, {', '.join('?' * len(values))}, ?, ?) "
                 f"ON CONFLICT (encounter_image_id, model_sha, protocol) DO UPDATE SET {updates}, "
                 f"created_at = excluded.created_at, created_by = excluded.created_by RETURNING result_id",
-                (link_id, encounter_id, image_id, *values.values(), _now(), user or default_user()),
+                (link_id, encounter_id, image_id, *values.values(), self._now(), user or default_user()),
             ).fetchone()
             result_id = int(row[0])
             self._audit(db, user, "result saved", f"result:{result_id}",
@@ -193,7 +193,7 @@ class ResultStore(PatientStore, ImageStore):
         missing = [Eye(r[0]) for r in self._query("SELECT eye FROM missing_eyes WHERE encounter_id = ?",
                                                   (encounter_id,))]
         queue = encounter_queue([_eye_result(r) for r in rows], missing)
-        started = _datetime(enc["started_at"]) or dt.datetime.now()
+        started = _datetime(enc["started_at"]) or self.now_local()
         return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
 
     def _queue_by_rule(self, encounter_id: str, user: str | None, action: str = "encounter queued") -> Queue | None:
@@ -214,7 +214,7 @@ class ResultStore(PatientStore, ImageStore):
                        "ON CONFLICT (encounter_id) DO UPDATE SET queue = excluded.queue, "
                        "due_date = excluded.due_date, updated_at = excluded.updated_at, "
                        "version = queue_state.version + 1",
-                       (encounter_id, queue.value, _iso(due_date), _now()))
+                       (encounter_id, queue.value, _iso(due_date), self._now()))
             self._audit(db, user, action, f"encounter:{encounter_id}",
                         {"queue": queue.value, "due_date": _iso(due_date)})
 
@@ -239,7 +239,7 @@ class ResultStore(PatientStore, ImageStore):
                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (encounter_id, eye) DO UPDATE SET "
                        "reason = excluded.reason, note = excluded.note, recorded_at = excluded.recorded_at, "
                        "recorded_by = excluded.recorded_by",
-                       (encounter_id, eye.value, reason, note.strip(), _now(), user or default_user()))
+                       (encounter_id, eye.value, reason, note.strip(), self._now(), user or default_user()))
             self._audit(db, user, "missing eye recorded", f"encounter:{encounter_id}",
                         {"eye": eye.value, "reason": reason, "note": note.strip()})
             return self._queue_by_rule(encounter_id, user)
@@ -298,13 +298,13 @@ class ResultStore(PatientStore, ImageStore):
 
     def mark_slip_printed(self, encounter_id: str, user: str | None = None) -> None:
         """Note that the patient's slip (or letter) was printed (shown in the queue views)."""
-        self._update_queue_state(encounter_id, user, "slip printed", slip_printed_at=_now())
+        self._update_queue_state(encounter_id, user, "slip printed", slip_printed_at=self._now())
 
     def mark_slip_saved(self, encounter_id: str, path: str = "", user: str | None = None) -> None:
         """Note that the patient's slip (or letter) was saved as PDF: handing the file
         on counts as issuing the slip, as printing does (``slip_issued_at``)."""
         with self._tx() as db:
-            self._update_queue_state(encounter_id, user, "slip saved", slip_saved_at=_now())
+            self._update_queue_state(encounter_id, user, "slip saved", slip_saved_at=self._now())
             if path:
                 self._audit(db, user, "slip saved to", f"encounter:{encounter_id}", {"path": str(path)})
 
@@ -326,7 +326,7 @@ class ResultStore(PatientStore, ImageStore):
             raise ValueError("a reason is required to override the queue")
         queue = Queue(queue)
         enc = self._encounter_row(encounter_id)
-        started = _datetime(enc["started_at"]) or dt.datetime.now()
+        started = _datetime(enc["started_at"]) or self.now_local()
         due = get_protocol(enc["protocol"]).due_date(queue, started.date())
         with self._tx() as db:
             refused = self._changed_meanwhile(db, encounter_id, expected_version, user, "queue overridden",
@@ -345,7 +345,7 @@ class ResultStore(PatientStore, ImageStore):
                 raise ValueError(f"encounter {encounter_id} has not been queued yet: finish screening it first")
             sets = ", ".join(f"{k} = ?" for k in changes)
             db.execute(f"UPDATE queue_state SET {sets}, updated_at = ?, version = version + 1 WHERE encounter_id = ?",
-                       (*changes.values(), _now(), encounter_id))
+                       (*changes.values(), self._now(), encounter_id))
             self._audit(db, user, action, f"encounter:{encounter_id}",
                         {k: {"from": old[k], "to": v} for k, v in changes.items()})
 
@@ -361,6 +361,8 @@ class ResultStore(PatientStore, ImageStore):
         :meth:`encounter_summaries`."""
         where, params = queue_filter(queue, state)
         if since is not None:
+            if not isinstance(since, dt.datetime):   # from the start of that day, the clinic's (local) day
+                since = dt.datetime.combine(since, dt.time()).astimezone()
             where.append("e.started_at >= ?")
             params.append(_iso(since))
         rows = self._query(

@@ -130,7 +130,7 @@ def _summary(enc: Row, patient: Patient, rows: list[Row], heatmaps: bool,
     eyes = tuple(sorted(current, key=lambda e: _EYE_ORDER[e.eye]))
     retaken = tuple(sorted((e for e in photos if id(e) not in kept), key=lambda e: _EYE_ORDER[e.eye]))
     protocol = get_protocol(enc["protocol"])
-    started = _datetime(enc["started_at"]) or dt.datetime.now()
+    started = _datetime(enc["started_at"]) or dt.datetime.now().astimezone()
     computed = Queue(enc["queue"]) if enc["queue"] else decision.queue
     override = Queue(enc["override_queue"]) if enc["override_queue"] else None
     queue = override or computed

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..protocol import DEFAULT_PROTOCOL, get_protocol
 from ..records import EncounterSummary
-from .base import _iso, _now, default_user
+from .base import _datetime, _iso, default_user
 from .engine import Db
 from .queue_views import QueueViews
 
@@ -75,8 +75,8 @@ class SharedClinic(QueueViews):
         """The patient's desk visit of ``day`` (today): started by whichever
         workstation asks first, found by every other one."""
         get_protocol(protocol)
-        day = day or dt.date.today()
-        started = dt.datetime.combine(day, dt.datetime.now().time()).replace(microsecond=0)
+        day = day or self.today()
+        started = dt.datetime.combine(day, self.now_local().timetz())
         with self._tx() as db:
             if self.get_patient(patient_id) is None:
                 raise ValueError(f"unknown patient {patient_id!r}: register the patient first")
@@ -119,7 +119,7 @@ class SharedClinic(QueueViews):
         with self._tx() as db:
             won = db.execute("INSERT INTO batch_claims (batch_key, file, claimed_by, claimed_at) "
                              "VALUES (?, ?, ?, ?) ON CONFLICT (batch_key, file) DO NOTHING RETURNING file",
-                             (batch_key, file, me, _now())).fetchone()
+                             (batch_key, file, me, self._now())).fetchone()
             if won is not None:
                 return True
             held = db.execute("SELECT claimed_by, claimed_at FROM batch_claims WHERE batch_key = ? AND file = ?",
@@ -128,12 +128,12 @@ class SharedClinic(QueueViews):
                 return True
             done = db.execute("SELECT 1 FROM batch_files WHERE batch_key = ? AND file = ?",
                               (batch_key, file)).fetchone()
-            stale = dt.datetime.fromisoformat(held["claimed_at"]) < dt.datetime.now() - dt.timedelta(
+            stale = _datetime(held["claimed_at"]) < self.clock.now() - dt.timedelta(  # type: ignore[operator]
                 seconds=CLAIM_LEASE_S)
             if done is not None or (_alive(held["claimed_by"]) and not stale):
                 return False
             db.execute("UPDATE batch_claims SET claimed_by = ?, claimed_at = ? WHERE batch_key = ? AND file = ? "
-                       "AND claimed_by = ?", (me, _now(), batch_key, file, held["claimed_by"]))
+                       "AND claimed_by = ?", (me, self._now(), batch_key, file, held["claimed_by"]))
             self._audit(db, None, "batch file re-claimed", f"batch:{batch_key}",
                         {"file": file, "from": held["claimed_by"]})
             return True
