@@ -10,12 +10,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from eyescreen_desktop import cli
+from tests.core.fault_injection import stopping_env
 from tests.core.screen_inputs import copy_photos, make_bad_inputs, model_with_thresholds, real_photos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,18 +104,12 @@ def test_kill_9_mid_batch_then_the_same_command_finishes_it_exactly_once(tmp_pat
     cmd = [sys.executable, "-m", "eyescreen_desktop", "screen", str(folder), "--out", str(out),
            "--model", str(tiny_model_dir), "--data-dir", str(data), "--no-pdf"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    before = 3   # the power goes right after the third photograph is committed
     with open(tmp_path / "first.log", "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while _committed(db) == 0:
-            assert proc.poll() is None, (tmp_path / "first.log").read_text(errors="replace")
-            assert time.monotonic() < deadline, "no result committed in 120 s"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    before = _committed(db)
-    assert 0 < before < len(photos), "the batch finished before it could be killed"
+        proc = subprocess.run(cmd, cwd=ROOT, env=stopping_env(env, tmp_path / "hook", before, "kill"), stdout=log,
+                              stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text(errors="replace")
+    assert _committed(db) == before
 
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

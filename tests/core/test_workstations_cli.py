@@ -10,12 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.core.fault_injection import resume, stopping_env, wait_paused
 from tests.core.screen_inputs import copy_photos, real_photos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,14 +67,6 @@ def assert_each_once(url: str, photos: list[Path], tmp_path: Path) -> None:
     assert sorted(listed) == sorted(patients)                     # every patient once
 
 
-def wait_for_first(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while committed(url) == 0:
-        assert proc.poll() is None, log.read_text(errors="replace")
-        assert time.monotonic() < deadline, "no result committed in 120 s"
-        time.sleep(0.01)
-
-
 def test_two_workstations_screening_the_same_folder_store_each_photo_once(clinic, tmp_path):
     photos, url, command = clinic
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
@@ -93,12 +85,11 @@ def test_two_workstations_screening_the_same_folder_store_each_photo_once(clinic
 def test_a_workstation_killed_mid_batch_loses_nothing_and_its_work_is_reclaimed(clinic, tmp_path):
     photos, url, command = clinic
     log = tmp_path / "killed.log"
-    proc = subprocess.Popen(command("out"), cwd=ROOT, env=ENV, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    wait_for_first(proc, url, log)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    before = committed(url)
-    assert 0 < before < len(photos), "the batch finished before it could be killed"
+    with open(log, "wb") as out:   # the workstation dies right after its second committed photograph
+        proc = subprocess.run(command("out"), cwd=ROOT, env=stopping_env(ENV, tmp_path / "hook", 2, "kill"),
+                              stdout=out, stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, log.read_text(errors="replace")
+    assert committed(url) == 2
     rerun = subprocess.run(command("out"), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_each_once(url, photos, tmp_path)
@@ -106,14 +97,15 @@ def test_a_workstation_killed_mid_batch_loses_nothing_and_its_work_is_reclaimed(
 
 def test_the_server_restarted_mid_batch_gives_a_clear_error_and_the_rerun_resumes(clinic, tmp_path, pg_server):
     photos, url, command = clinic
-    log = tmp_path / "restarted.log"
-    proc = subprocess.Popen(command("out"), cwd=ROOT, env=ENV, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    wait_for_first(proc, url, log)
+    log, hook = tmp_path / "restarted.log", tmp_path / "hook"
+    # the workstation pauses after its first committed photograph while the server restarts under it
+    proc = subprocess.Popen(command("out"), cwd=ROOT, env=stopping_env(ENV, hook, 1, "pause"), stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT)
+    wait_paused(proc, hook, log)
     pg_server.restart()
-    rc = proc.wait(timeout=120)
+    resume(hook)
+    rc = proc.wait(timeout=300)
     printed = log.read_text(errors="replace")
-    if rc == 0:
-        pytest.skip("the batch finished before the server went down")
     last = printed.strip().splitlines()[-1]   # the one line the user reads (tracebacks only in the log)
     assert rc == 4 and last.startswith("eyescreen screen: lost the connection to the clinic database"), printed
     assert "run the same command again" in last
