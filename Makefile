@@ -18,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # every extra and the dev group: run time, tests, static checks, training and the bundle
 SYNC := $(UV) sync --locked --all-extras --python $(PY)
 
-.PHONY: run test system-deps venv lock model bench screenshots clean bundle bundle-test bundle-tarball
+.PHONY: run test system-deps venv lock bundle-size model bench screenshots clean bundle bundle-test bundle-tarball
 
 $(UV): packaging/tools/uv.txt
 	$(PY) -m venv $(TOOLS)
@@ -59,7 +59,7 @@ run: $(STAMP)
 
 # the suite, then the frozen smoke test of the desktop bundle (built in about a minute)
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --durations=25
 	$(MAKE) bundle-test
 
 # the shipped grader: four collections, default point on the worst camera (docs/training.md)
@@ -84,8 +84,10 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 $(BUNDLE_STAMP): $(STAMP)
 	touch $@
 
+# a fixed hash seed and the commit's time, so two builds of one commit give the same files
+# (docs/bundle-size.json lists the few that differ, and why)
 $(BUNDLE)/eyescreen: $(BUNDLE_STAMP) $(BUNDLE_INPUTS)
-	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
+	PYTHONHASHSEED=0 SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) $(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
 	  packaging/eyescreen.spec
 	cp packaging/linux/eyescreen.desktop packaging/linux/install-desktop-entry.sh resources/icons/app.svg $(BUNDLE)/
 	touch $@
@@ -95,7 +97,12 @@ bundle: $(BUNDLE)/eyescreen
 # the bundled programs screen real and broken photographs and open the window
 # (Xvfb) with nothing but the bundle: env -i PATH=/usr/bin:/bin
 bundle-test: bundle
+	$(BIN)/python packaging/bundle_report.py sizes $(BUNDLE) --previous docs/bundle-size.json
 	$(BIN)/python packaging/smoke_test.py $(BUNDLE)
+
+# record the bundle's size by component (commit it with the lock change that moved it)
+bundle-size: bundle
+	$(BIN)/python packaging/bundle_report.py sizes $(BUNDLE) --write docs/bundle-size.json
 
 bundle-tarball: bundle
 	tar -C dist -czf dist/EyeScreen-$(VERSION)-linux-$$(uname -m).tar.gz EyeScreen
