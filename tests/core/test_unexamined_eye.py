@@ -129,3 +129,22 @@ def reports_summary():
     s = encounter(Patient("ANN-8", "Amira Haddad"), (graded("P001_L.jpg", Eye.LEFT, HEALTHY),))
     return dataclasses.replace(s, missing_eyes=(MissingEye(Eye.RIGHT, "not_photographable"),),
                                override_queue=Queue.ANNUAL, override_reason="seen at the slit lamp today")
+
+
+def test_the_batch_summary_gives_each_review_patient_the_reason_in_words(tmp_path):
+    """Issue 24 item 11: never just "see the encounter"."""
+    from eyescreen_desktop.core.protocol import OTHER_EYE_NOT_PHOTOGRAPHED, get_protocol
+    from tests.core.report_fixtures import encounter
+
+    review = get_protocol("icdr-ada").action(Queue.REVIEW)
+    one_eye = dataclasses.replace(
+        encounter(Patient("REV-1", "Amira Haddad"), (graded("P001_R.jpg", Eye.RIGHT, HEALTHY),)),
+        queue=Queue.REVIEW, complete=False, queue_note=OTHER_EYE_NOT_PHOTOGRAPHED, action=review)
+    unexamined = dataclasses.replace(
+        encounter(Patient("REV-2", "Li Wei"), (graded("P001_L.jpg", Eye.LEFT, HEALTHY),)),
+        queue=Queue.REVIEW, missing_eyes=(MissingEye(Eye.RIGHT, "declined"),), action=review,
+        queue_note="right eye not photographed: examine it in person (slit-lamp or dilated fundus examination)")
+    text = " ".join(pdf_text(reports.write_batch_summary([one_eye, unexamined], [], tmp_path / "s.pdf")).split())
+    assert "see the encounter" not in text
+    assert "Left eye: not photographed. Photograph it, or record why it cannot be" in text
+    assert "Right eye: not photographed (patient declined the photograph). Examine it in person" in text
