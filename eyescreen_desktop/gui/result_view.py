@@ -582,9 +582,9 @@ class ResultView(QWidget):
         if queue is Queue.REVIEW:
             return (f"The {missing} has no photograph and no recorded reason, so this patient stays in review "
                     f"({HEADLINES[queue]}). {todo}")
-        return (f"This patient is in the {queue.label.lower()} queue ({HEADLINES[queue]}) from the photographed "
-                f"eye, but the {missing} has no photograph and no recorded reason, so the visit is not finished. "
-                f"{todo}")
+        return (f"{HEADLINES[queue]} stands: the photographed eye refers this patient whatever the other eye "
+                f"shows. But the {missing} has no photograph and no recorded reason, so the visit is not "
+                f"finished. {todo}")
 
     def _missing_sides(self) -> list[str]:
         recorded = {m.eye for m in self.summary.missing_eyes} if self.summary else set()
@@ -609,7 +609,7 @@ class ResultView(QWidget):
                      if not self.complete else "")
         if s is not None and s.missing_eyes:
             text += "\n" + "; ".join(f"{m.eye.label.capitalize()} not photographed: {m.words}" for m in s.missing_eyes)
-        if s is not None and not s.overridden and _in_person(s.queue_note):
+        if s is not None and not s.overridden and _in_person(s.queue_note) and queue is not Queue.REVIEW:
             text += f"\n{s.queue_note[:1].upper()}{s.queue_note[1:]}."
         return text
 

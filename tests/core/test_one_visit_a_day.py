@@ -104,3 +104,5 @@ def test_the_desk_and_a_batch_share_the_day_visit(tmp_path, store, classifier):
     screen(store, classifier, folder(tmp_path / "camera", FOLDER), tmp_path / "out")
     (visit,) = visits(store, "P001")
     assert visit.encounter_id == desk and len(visit.eyes) == 2
+    (batch_visit,) = visits(store, "P003")                              # the batch first, then the desk
+    assert store.day_encounter("P003", dt.date.today()) == batch_visit.encounter_id

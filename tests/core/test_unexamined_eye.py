@@ -19,6 +19,7 @@ from eyescreen_desktop.core.batch import queue_batch_encounters
 from eyescreen_desktop.core.paths import DataPaths
 from eyescreen_desktop.core.protocol import encounter_decision
 from eyescreen_desktop.core.records import MISSING_EYE_REASONS, Eye, MissingEye, Patient, Queue
+from eyescreen_desktop.core.reports.csv_export import queue_row
 from eyescreen_desktop.core.reports.fhir import fhir_bundle
 from eyescreen_desktop.core.store import ClinicStore
 from tests.core.report_fixtures import HEALTHY, MODEL, OP, SEVERE, graded, pdf_text
@@ -84,13 +85,16 @@ def test_the_store_window_desk_and_documents_follow_the_rule(store, tmp_path):
     text = " ".join(pdf_text(path).split())
     assert path.parent.name == "review"
     assert "no diabetic eye disease" not in text and "NO REFERRAL" not in text
-    assert ("Right eye: not photographed (eye could not be photographed (e.g. small pupil, cataract)). "
+    assert ("Right eye not photographed: eye could not be photographed (e.g. small pupil, cataract). "
             "Examine it in person: slit-lamp or dilated fundus examination.") in text
 
     bundle = fhir_bundle(s)
     report = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport")
     assert report["conclusionCode"][0]["coding"][0]["code"] == "review"
     assert "examine it in person" in report["conclusion"] and "right eye: not photographed" in report["conclusion"]
+
+    row = queue_row(s)                                                          # eyescreen report --format csv
+    assert row["queue"] == "review" and row["right_finding"].startswith("not photographed: eye could not be")
 
     store.record_missing_eye(enc, Eye.RIGHT, "enucleated", user="nurse")       # no eye after all: annual
     assert store.encounter_summary(enc).queue is Queue.ANNUAL
@@ -147,4 +151,4 @@ def test_the_batch_summary_gives_each_review_patient_the_reason_in_words(tmp_pat
     text = " ".join(pdf_text(reports.write_batch_summary([one_eye, unexamined], [], tmp_path / "s.pdf")).split())
     assert "see the encounter" not in text
     assert "Left eye: not photographed. Photograph it, or record why it cannot be" in text
-    assert "Right eye: not photographed (patient declined the photograph). Examine it in person" in text
+    assert "Right eye not photographed: patient declined the photograph. Examine it in person" in text

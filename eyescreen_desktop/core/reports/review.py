@@ -50,7 +50,7 @@ def review_reasons(summary: EncounterSummary) -> list[str]:
             lines.append(f"{_SIDE[side]}: not photographed. Photograph it, or record "
                          "why it cannot be (e.g. prosthetic eye, patient declined).")
     for side in unexamined_eyes(summary.eyes, summary.missing_eyes):
-        lines.append(f"{_SIDE[side]}: not photographed ({recorded[side].words}). Examine it in person: "
+        lines.append(f"{_SIDE[side]} not photographed: {recorded[side].words}. Examine it in person: "
                      f"{IN_PERSON_EXAM}.")
     if summary.queue_note and summary.queue_note != OTHER_EYE_NOT_PHOTOGRAPHED and not lines:
         lines.append(summary.queue_note[:1].upper() + summary.queue_note[1:] + ".")
