@@ -17,6 +17,7 @@ from .records import (
     Eye,
     EyeDecision,
     EyeResult,
+    MissingEye,
     OperatingPoint,
     Prediction,
     Queue,
@@ -216,6 +217,14 @@ OTHER_EYE_NOT_PHOTOGRAPHED = "other eye not photographed"
 SIDE_NOT_KNOWN = "side of a photograph not known: set right or left"
 NO_PHOTOGRAPH = "no photograph"
 
+# Why an eye has no photograph (keys of ``records.MISSING_EYE_REASONS``) that let the
+# other eye decide the visit alone: there is no eye to screen, or an eye clinic already
+# follows it. Every other reason ("could not be photographed", "declined", "other")
+# leaves an eye nobody has looked at: it needs an examination in person, so the visit
+# is at least review (a referable other eye still refers).
+OTHER_EYE_DECIDES_REASONS = frozenset({"prosthesis", "enucleated", "under_eye_clinic"})
+IN_PERSON_EXAM = "slit-lamp or dilated fundus examination"
+
 
 @dataclass(frozen=True)
 class EncounterDecision:
@@ -246,7 +255,7 @@ def is_external_eye(result: EyeResult) -> bool:
     return result.decision is not None and result.decision.code in EXTERNAL_EYE_CODES
 
 
-def encounter_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> EncounterDecision:
+def encounter_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[MissingEye] = ()) -> EncounterDecision:
     """The visit's queue: the diabetic-retinopathy rule (:func:`fundus_decision`) on its
     fundus photographs, with the external-eye checks beside it. Those never count as
     a graded eye nor replace a fundus photograph of the same side; a check-up they
@@ -267,21 +276,47 @@ def encounter_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = 
     return replace(base, queue=min([base.queue, *extra], key=lambda q: q.priority))
 
 
-def fundus_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> EncounterDecision:
+def unexamined_eyes(eyes: Iterable[EyeResult], missing_eyes: Iterable[MissingEye] = ()) -> list[Eye]:
+    """Eyes with a recorded reason for no photograph that does not settle them
+    (not in :data:`OTHER_EYE_DECIDES_REASONS`) and no graded current photograph:
+    nobody has examined them, so someone must, in person. Right eye first."""
+    graded = {e.eye for e in current_eyes(eyes) if e.status is Status.OK}
+    open_ = {Eye(m.eye) for m in missing_eyes if m.reason not in OTHER_EYE_DECIDES_REASONS}
+    return [e for e in (Eye.RIGHT, Eye.LEFT) if e in open_ and e not in graded]
+
+
+def in_person_note(unexamined: Iterable[Eye]) -> str:
+    """The queue note for eyes that could not be photographed: examine them in person."""
+    sides = [e.label for e in unexamined]
+    if not sides:
+        return ""
+    pronoun = "them" if len(sides) > 1 else "it"
+    return f"{' and '.join(sides)} not photographed: examine {pronoun} in person ({IN_PERSON_EXAM})"
+
+
+def fundus_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[MissingEye] = ()) -> EncounterDecision:
     """The visit's queue from its photographs (oldest first) and the eyes recorded as
-    not photographable: the most urgent current eye (review outranks annual), and
-    never annual unless the visit is complete, i.e. the right and the left eye are
-    each graded or have a recorded reason for no photograph. An incomplete visit
-    goes to review ("other eye not photographed"); a referable eye still refers."""
+    not photographed (with the reason): the most urgent current eye (review outranks
+    annual), and never annual unless the visit is complete, i.e. the right and the
+    left eye are each graded or have a recorded reason for no photograph. An
+    incomplete visit goes to review ("other eye not photographed"); a referable eye
+    still refers. Only "no eye" and "under an eye clinic's care" let the other eye
+    decide alone (:data:`OTHER_EYE_DECIDES_REASONS`); an eye recorded for any other
+    reason keeps the visit at least in review with "examine it in person"."""
+    eyes = list(eyes)
+    missing = list(missing_eyes)
     current = current_eyes(eyes)
-    missing = {Eye(e) for e in missing_eyes} - {Eye.UNKNOWN}
+    recorded = {Eye(m.eye) for m in missing} - {Eye.UNKNOWN}
     queue = patient_queue(current)
     graded = {e.eye for e in current if e.status is Status.OK}
-    lacking = {Eye.RIGHT, Eye.LEFT} - graded - missing
+    lacking = {Eye.RIGHT, Eye.LEFT} - graded - recorded
     if not current:
         return EncounterDecision(Queue.REVIEW, not lacking, NO_PHOTOGRAPH)
     if not lacking:
-        return EncounterDecision(queue, True)
+        unexamined = unexamined_eyes(current, missing)
+        if unexamined and queue is Queue.ANNUAL:
+            queue = Queue.REVIEW
+        return EncounterDecision(queue, True, in_person_note(unexamined))
     photographed = {e.eye for e in current} - {Eye.UNKNOWN}
     note = ""  # an eye photographed but not graded: its own result already says review
     if lacking - photographed:
@@ -292,7 +327,7 @@ def fundus_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ())
     return EncounterDecision(queue, False, note)
 
 
-def encounter_queue(eyes: Iterable[EyeResult], missing_eyes: Iterable[Eye] = ()) -> Queue:
+def encounter_queue(eyes: Iterable[EyeResult], missing_eyes: Iterable[MissingEye] = ()) -> Queue:
     """The visit's queue by :func:`encounter_decision`."""
     return encounter_decision(eyes, missing_eyes).queue
 

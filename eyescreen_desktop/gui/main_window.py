@@ -38,7 +38,7 @@ from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
 from .eye_check_panel import EyeCheckMode
-from .messages import Messages
+from .messages import WARNING, Messages
 from .patient_panel import PatientPanel
 from .queues import QueuesWidget
 from .resources import icon
@@ -372,11 +372,9 @@ class MainWindow(QMainWindow):
         self.start_next_patient()
 
     def _warn_unfinished(self) -> None:
-        missing = " and the ".join(self.result_view._missing_sides()) or "eye of unknown side"
-        box = QMessageBox(QMessageBox.Icon.Warning, "This visit is not finished",
-                          f"The {missing} has no photograph and no recorded reason, so this patient stays in "
-                          "review (other eye not photographed). Photograph it now, or record why it cannot be "
-                          "photographed (the button under the empty eye).", QMessageBox.StandardButton.NoButton, self)
+        text = self.result_view.unfinished_warning()
+        box = QMessageBox(QMessageBox.Icon.Warning, "This visit is not finished", text,
+                          QMessageBox.StandardButton.NoButton, self)
         self.next_anyway_button = box.addButton("Next patient anyway", QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(box.addButton("Stay with this patient", QMessageBox.ButtonRole.RejectRole))
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -384,7 +382,7 @@ class MainWindow(QMainWindow):
             lambda button: self.start_next_patient() if button is self.next_anyway_button else None)
         box.finished.connect(lambda _result: setattr(self, "next_box", None))
         self.next_box = box
-        self.messages.warning("Visit not finished", f"The {missing} is still needed for this patient.")
+        self.messages.logged(WARNING, "Visit not finished", text)   # this box is the one message shown
         box.open()
 
     def start_next_patient(self) -> None:

@@ -63,6 +63,13 @@ class Messages(QObject):
         self.history.append(Message(INFO, title, text))
         self.shown.emit(INFO, title, text)
 
+    def logged(self, level: str, title: str, text: str) -> None:
+        """Log, record and echo a message that the caller shows in its own dialog
+        (one with its own buttons): one message on screen, never a second box."""
+        log.log(_LOG_LEVEL[level], "%s: %s", title, text)
+        self.history.append(Message(level, title, text))
+        self.shown.emit(level, title, text)
+
     def _say(self, level: str, title: str, text: str, detail: str) -> None:
         log.log(_LOG_LEVEL[level], "%s: %s%s", title, text, f"\n{detail}" if detail else "")
         self.history.append(Message(level, title, text))

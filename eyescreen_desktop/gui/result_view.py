@@ -42,7 +42,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.heatmap import NO_AREA_TEXT
-from ..core.protocol import OTHER_EYE_NOT_PHOTOGRAPHED, SIDE_NOT_KNOWN, encounter_decision, get_protocol
+from ..core.protocol import (
+    IN_PERSON_EXAM,
+    OTHER_EYE_NOT_PHOTOGRAPHED,
+    SIDE_NOT_KNOWN,
+    encounter_decision,
+    get_protocol,
+)
 from ..core.records import MISSING_EYE_REASONS, EncounterSummary, Eye, EyeResult, MissingEye, Queue, Status
 from .resources import icon
 from .worker import ScreenedEye
@@ -339,6 +345,11 @@ class EyeCard(QFrame):
         return self.shown is not None and self.shown.result.heatmap is not None
 
 
+def _in_person(note: str) -> bool:
+    """The rule's note asks for an eye to be examined in person (``protocol.in_person_note``)."""
+    return IN_PERSON_EXAM in note
+
+
 class MissingEyeDialog(QDialog):
     """Why an eye was not photographed: one of the recorded reasons (a note is
     required for "other"); it goes to the audit log."""
@@ -554,7 +565,26 @@ class ResultView(QWidget):
             if queue is Queue.REVIEW:          # only the missing eye keeps the patient from a verdict
                 return ("NOT FINISHED: SAY WHICH EYE EACH PHOTOGRAPH SHOWS" if note == SIDE_NOT_KNOWN else
                         f"NOT FINISHED: THE {' AND '.join(self._missing_sides()).upper()} IS STILL NEEDED")
+        if queue is Queue.REVIEW and _in_person(note) and all(r.status is Status.OK for r in self.results()):
+            return f"{HEADLINES[queue]}: {note}"     # the unexamined eye is what keeps the patient in review
         return f"{HEADLINES[queue]}: {action}"
+
+    def unfinished_warning(self) -> str:
+        """The one warning before leaving a visit that is not finished, in the words
+        of the banner and the queue: review only when the rule says review (a
+        referable photographed eye refers whatever the other eye)."""
+        missing = " and the ".join(self._missing_sides())
+        if not missing:
+            return ("The side of a photograph is not known, so this visit is not finished. Say which eye it shows "
+                    "(the buttons under it).")
+        queue = self.summary.queue if self.summary is not None else encounter_decision(self.results()).queue
+        todo = "Photograph it now, or record why it cannot be photographed (the button under the empty eye)."
+        if queue is Queue.REVIEW:
+            return (f"The {missing} has no photograph and no recorded reason, so this patient stays in review "
+                    f"({HEADLINES[queue]}). {todo}")
+        return (f"{HEADLINES[queue]} stands: the photographed eye refers this patient whatever the other eye "
+                f"shows. But the {missing} has no photograph and no recorded reason, so the visit is not "
+                f"finished. {todo}")
 
     def _missing_sides(self) -> list[str]:
         recorded = {m.eye for m in self.summary.missing_eyes} if self.summary else set()
@@ -579,6 +609,8 @@ class ResultView(QWidget):
                      if not self.complete else "")
         if s is not None and s.missing_eyes:
             text += "\n" + "; ".join(f"{m.eye.label.capitalize()} not photographed: {m.words}" for m in s.missing_eyes)
+        if s is not None and not s.overridden and _in_person(s.queue_note) and queue is not Queue.REVIEW:
+            text += f"\n{s.queue_note[:1].upper()}{s.queue_note[1:]}."
         return text
 
     def _slip(self) -> None:

@@ -213,7 +213,7 @@ def test_the_same_photo_is_recognised_in_a_batch_and_across_batches(tmp_path, an
     report = run_batch([other], tmp_path / "out2", model=annual_classifier, data_dir=data, pdf=False)
     assert report.status_counts == {Status.OK: 1}
     assert db_count(data, "SELECT COUNT(*) FROM images") == 1
-    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 3   # two batches are two visits
+    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 2   # one patient, one visit a day (issue 24)
 
 
 def test_usage_errors_are_raised_before_anything_is_written(tmp_path, tiny_model_dir):

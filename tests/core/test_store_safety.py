@@ -301,7 +301,8 @@ def test_a_schema_2_database_is_upgraded_in_place_with_search_and_missing_eyes(t
         enc = s.start_encounter("OLD-1", DAY)
         s.save_result(enc, real("P001_R.jpg", Eye.RIGHT), MODEL, "icdr-ada", OP)
         s.record_missing_eye(enc, Eye.LEFT, "declined")
-        assert s.encounter_summary(enc).queue is Queue.ANNUAL
+        assert s.encounter_summary(enc).queue is Queue.REVIEW     # declined: examined in person (issue 24)
+        assert s.encounter_summary(enc).complete
     backup = tmp_path / "old.sqlite3.schema2.bak"
     assert sqlite3.connect(backup).execute("SELECT name FROM patients").fetchone()[0] == "Zoë Ñúñez"
     assert json.loads(sqlite3.connect(db).execute(

@@ -62,8 +62,12 @@ def queue_row(e: EncounterSummary) -> dict[str, Any]:
         "protocol": e.protocol_name, "model": csv_safe(e.model.name) if e.model else "",
         "model_version": csv_safe(e.model.version) if e.model else "",
     }
-    row.update(_eye_columns("right", _worst(x for x in e.eyes if x.eye is Eye.RIGHT)))
-    row.update(_eye_columns("left", _worst(x for x in e.eyes if x.eye is Eye.LEFT)))
+    for prefix, side in (("right", Eye.RIGHT), ("left", Eye.LEFT)):
+        photo = _worst(x for x in e.eyes if x.eye is side)
+        row.update(_eye_columns(prefix, photo))
+        missing = next((m for m in e.missing_eyes if m.eye is side), None)
+        if photo is None and missing is not None:   # the recorded reason, as the slip says it
+            row[f"{prefix}_finding"] = csv_safe(f"not photographed: {missing.words}")
     return row
 
 

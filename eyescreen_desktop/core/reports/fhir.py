@@ -191,9 +191,12 @@ def _eye_observations(b: _Bundler, e: EyeResult, index: int, refs: dict[str, str
 
 
 def _conclusion(s: EncounterSummary) -> str:
-    eyes = "; ".join(f"{e.eye.label}: {eye_finding_short(e)}" for e in s.eyes) or "no photographs"
-    return (f"{s.queue.label}: {s.action} (due {s.due_date.isoformat()}). {eyes}. "
-            "Screening aid, not a diagnosis.")
+    eyes = [f"{e.eye.label}: {eye_finding_short(e)}" for e in s.eyes]
+    eyes += [f"{m.eye.label}: not photographed ({m.words})" for m in s.missing_eyes
+             if m.eye not in {e.eye for e in s.eyes}]
+    note = f" {s.queue_note[:1].upper()}{s.queue_note[1:]}." if s.queue_note and not s.overridden else ""
+    return (f"{s.queue.label}: {s.action} (due {s.due_date.isoformat()}).{note} "
+            f"{'; '.join(eyes) or 'no photographs'}. Screening aid, not a diagnosis.")
 
 
 def _fhir_report(s: EncounterSummary, refs: dict[str, str], results: list[str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from reportlab.lib import colors
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, Spacer, Table, TableStyle
 
+from ..protocol import IN_PERSON_EXAM, unexamined_eyes
 from ..records import EncounterSummary, Eye, EyeResult, Status
 from .layout import (
     SlipSettings,
@@ -60,10 +61,21 @@ def _eye_line(side: Eye, result: EyeResult | None, summary: EncounterSummary) ->
     return f"{name}: the photograph could not be assessed"
 
 
+def _result_sentence(summary: EncounterSummary) -> str:
+    """What the letter can truthfully say: an eye nobody photographed (other than no eye,
+    or one an eye clinic follows) was not screened and needs an examination in person."""
+    unexamined = unexamined_eyes(summary.eyes, summary.missing_eyes)
+    if not unexamined:
+        return "Your screening photographs showed no diabetic eye disease that needs an eye clinic."
+    sides = " and ".join(e.label for e in unexamined)
+    needs = "they need" if len(unexamined) > 1 else "it needs"
+    return (f"Your {sides} could not be screened with a photograph: {needs} an eye examination in person "
+            f"({IN_PERSON_EXAM}). Please ask your doctor or an eye clinic to arrange it.")
+
+
 def _result_box(summary: EncounterSummary, width: float) -> Table:
     """The result in large type: no referral, and the rescreen date boxed."""
-    left = [U("NO REFERRAL NEEDED", "queue"),
-            U("Your screening photographs showed no diabetic eye disease that needs an eye clinic.", "action")]
+    left = [U("NO REFERRAL NEEDED", "queue"), U(_result_sentence(summary), "action")]
     if summary.override_reason:
         left += [Spacer(1, 3), U(f"Decided by a clinician: {summary.override_reason}", "body")]
     due = [U("NEXT SCREENING BY", "due_label"), U(format_date(summary.due_date), "due"),

@@ -13,7 +13,7 @@ from pathlib import Path
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
-from ..protocol import OTHER_EYE_NOT_PHOTOGRAPHED
+from ..protocol import IN_PERSON_EXAM, OTHER_EYE_NOT_PHOTOGRAPHED, unexamined_eyes
 from ..records import EncounterSummary, Eye, Status
 from .layout import (
     SlipSettings,
@@ -44,11 +44,14 @@ def review_reasons(summary: EncounterSummary) -> list[str]:
         if e.status is not Status.OK:
             lines.append(f"{quality_note(e)}. {quality_advice(e)}")
     photographed = {e.eye for e in summary.eyes}
-    recorded = {m.eye for m in summary.missing_eyes}
+    recorded = {m.eye: m for m in summary.missing_eyes}
     for side in (Eye.RIGHT, Eye.LEFT):
         if side not in photographed and side not in recorded and summary.queue_note:
             lines.append(f"{_SIDE[side]}: not photographed. Photograph it, or record "
                          "why it cannot be (e.g. prosthetic eye, patient declined).")
+    for side in unexamined_eyes(summary.eyes, summary.missing_eyes):
+        lines.append(f"{_SIDE[side]} not photographed: {recorded[side].words}. Examine it in person: "
+                     f"{IN_PERSON_EXAM}.")
     if summary.queue_note and summary.queue_note != OTHER_EYE_NOT_PHOTOGRAPHED and not lines:
         lines.append(summary.queue_note[:1].upper() + summary.queue_note[1:] + ".")
     if summary.override_reason:

@@ -13,7 +13,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable, Paragraph, Spacer, Table, TableStyle
 
 from ..protocol import PROTOCOLS
-from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
+from ..records import EncounterSummary, Eye, EyeResult, Queue
 from .layout import (
     P,
     QUEUE_COLOURS,
@@ -29,9 +29,9 @@ from .layout import (
     format_date,
     format_datetime,
     quality_advice,
-    quality_note,
     reason_words,
 )
+from .review import review_reasons
 
 
 # --------------------------------------------------------------------------- batch summary
@@ -52,11 +52,9 @@ def _eyes_text(summary: EncounterSummary) -> str:
 
 
 def _review_text(summary: EncounterSummary) -> str:
-    """Why each eye of a review patient needs a retake or an examination."""
-    parts = [f"{quality_note(e)}. {quality_advice(e)}" for e in summary.eyes if e.status is not Status.OK]
-    if summary.override_reason:
-        parts.append(f"Queue set by a clinician: {summary.override_reason}")
-    return "\n".join(parts) or "see the encounter"
+    """Why a review patient needs a retake or an examination, eye by eye: the
+    review slip's own lines (``review_reasons``), so both say the same."""
+    return "\n".join(review_reasons(summary))
 
 
 def _table(header: Sequence[str], rows: list[list[Any]], widths: Sequence[float],

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..protocol import get_protocol
-from ..records import EyeResult, ModelInfo, OperatingPoint
-from .base import _datetime, _iso
+from ..records import EyeResult, ModelInfo, OperatingPoint, Status
+from .base import _datetime, _iso, default_user
 from .results import ResultStore
 from .rows import _eye_result
 
@@ -47,14 +48,45 @@ class BatchLedger(ResultStore):
 
     def batch_encounter(self, batch_key: str, patient_id: str, protocol: str,
                         started_at: dt.datetime | None = None, user: str | None = None) -> str:
-        """The batch's encounter for this patient, started on first use, so a
-        resumed batch adds to the same visit instead of counting it twice."""
-        with self._tx():
+        """The patient's visit of the batch's day: the batch's own encounter when it has
+        one (a resumed batch adds to it), else the visit of that day whichever folder,
+        batch, workstation or desk started it (one patient, one visit a day), else a
+        new one claiming the day, so a copy of a folder never makes a second visit."""
+        get_protocol(protocol)
+        started = (started_at or self.now_local()).replace(microsecond=0)
+        day = started.astimezone().date().isoformat()   # the clinic's (local) day
+        with self._tx() as db:
             rows = self._query("SELECT encounter_id FROM encounters WHERE batch_key = ? AND patient_id = ?",
                                (batch_key, patient_id))
             if rows:
                 return str(rows[0][0])
-            return self.start_encounter(patient_id, started_at, protocol, "batch", batch_key, user)
+            found = self._day_visit(patient_id, day)
+            if found is not None:
+                return found
+            if self.get_patient(patient_id) is None:
+                raise ValueError(f"unknown patient {patient_id!r}: register the patient first")
+            who = user or default_user()
+            made = db.execute(
+                "INSERT INTO encounters (encounter_id, patient_id, started_at, protocol, source, batch_key, "
+                "created_by, visit_day) VALUES (?, ?, ?, ?, 'batch', ?, ?, ?) ON CONFLICT (patient_id, visit_day) "
+                "WHERE visit_day IS NOT NULL DO NOTHING RETURNING encounter_id",
+                (uuid.uuid4().hex, patient_id, _iso(started), protocol, batch_key, who, day)).fetchone()
+            if made is None:            # another workstation started the day's visit meanwhile
+                return str(self._day_visit(patient_id, day))
+            self._audit(db, who, "encounter started", f"encounter:{made[0]}",
+                        {"patient_id": patient_id, "protocol": protocol, "source": "batch",
+                         "batch_key": batch_key, "visit_day": day})
+            return str(made[0])
+
+    def _day_visit(self, patient_id: str, day: str) -> str | None:
+        """The patient's encounter of ``day`` (ISO date): the one holding the day, else
+        the first started that day by an older version (no visit day recorded)."""
+        rows = self._query("SELECT encounter_id FROM encounters WHERE patient_id = ? AND visit_day = ?",
+                           (patient_id, day))
+        if not rows:
+            rows = self._query("SELECT encounter_id FROM encounters WHERE patient_id = ? AND visit_day IS NULL "
+                               "AND started_at LIKE ? ORDER BY started_at, encounter_id", (patient_id, f"{day}%"))
+        return str(rows[0][0]) if rows else None
 
     def batch_done_files(self, batch_key: str) -> set[str]:
         """Files of the batch that already have a committed result."""
@@ -65,16 +97,45 @@ class BatchLedger(ResultStore):
                           user: str | None = None) -> int:
         """Save one file's result, queue its encounter and mark the file done in the
         batch, atomically; the photograph is copied into the image store first,
-        outside the write lock, so the window's reads never wait on a file copy."""
+        outside the write lock, so the window's reads never wait on a file copy.
+
+        A photograph the patient already has on record (same SHA-256, from any folder
+        or path) is recognised: the file is marked done with the result on record and
+        nothing is saved or re-queued, so a copy of a folder screened again changes
+        no visit (and never undoes what staff did to it)."""
         get_protocol(protocol_name)
+        with self._tx() as db:
+            known = self._known_photo(encounter_id, result)
+            if known is not None:
+                self._mark_batch_file(db, batch_key, file, *known)
+                self._audit(db, user, "photograph already on record", f"encounter:{known[0]}",
+                            {"batch_key": batch_key, "file": file, "sha256": result.sha256})
+                return known[1]
         stored = self._stored_copy(result, None)
         with self._tx() as db:
             result_id = self._save_result_locked(encounter_id, result, model, protocol_name, operating_point, user,
                                                  stored)
-            db.execute("INSERT INTO batch_files (batch_key, file, encounter_id, result_id) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (batch_key, file) DO UPDATE SET encounter_id = excluded.encounter_id, "
-                       "result_id = excluded.result_id", (batch_key, file, encounter_id, result_id))
+            self._mark_batch_file(db, batch_key, file, encounter_id, result_id)
             return result_id
+
+    def _known_photo(self, encounter_id: str, result: EyeResult) -> tuple[str, int] | None:
+        """(encounter, newest result) of this photograph among the encounter's patient's
+        visits, this encounter first; None when it is new to the patient (or only an
+        unreadable-file result is on record: that one is tried again)."""
+        if not result.sha256 or result.status is Status.ERROR:
+            return None
+        rows = self._query(
+            "SELECT r.encounter_id, r.result_id FROM results r JOIN images i ON i.image_id = r.image_id "
+            "JOIN encounters e ON e.encounter_id = r.encounter_id WHERE i.sha256 = ? AND r.status != 'error' "
+            "AND e.patient_id = (SELECT patient_id FROM encounters WHERE encounter_id = ?) "
+            "ORDER BY CASE WHEN r.encounter_id = ? THEN 0 ELSE 1 END, r.result_id DESC",
+            (result.sha256, encounter_id, encounter_id))
+        return (str(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def _mark_batch_file(self, db: Any, batch_key: str, file: str, encounter_id: str, result_id: int) -> None:
+        db.execute("INSERT INTO batch_files (batch_key, file, encounter_id, result_id) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (batch_key, file) DO UPDATE SET encounter_id = excluded.encounter_id, "
+                   "result_id = excluded.result_id", (batch_key, file, encounter_id, result_id))
 
     def batch_rows(self, batch_key: str) -> list[BatchFileRow]:
         """Every file of the batch with its result, in file order."""
@@ -88,11 +149,16 @@ class BatchLedger(ResultStore):
         return [BatchFileRow(r["batch_file"], r["encounter_id"], r["batch_patient"], _eye_result(r)) for r in rows]
 
     def batch_encounters(self, batch_key: str) -> list[str]:
-        """IDs of the batch's encounters, in the order they were started (SQLite's
-        rowid; a server has none, so there by start time, then ID)."""
+        """IDs of the batch's encounters: those it started, in the order they were
+        started (SQLite's rowid; a server has none, so there by start time, then ID),
+        then the visits its files joined (started by the desk or another batch)."""
         order = "rowid" if self.dialect == "sqlite" else "started_at, encounter_id"
-        return [r[0] for r in self._query("SELECT encounter_id FROM encounters WHERE batch_key = ? "
-                                          f"ORDER BY {order}", (batch_key,))]
+        own = [r[0] for r in self._query("SELECT encounter_id FROM encounters WHERE batch_key = ? "
+                                         f"ORDER BY {order}", (batch_key,))]
+        joined = [r[0] for r in self._query("SELECT encounter_id, MIN(result_id) AS first FROM batch_files "
+                                            "WHERE batch_key = ? GROUP BY encounter_id ORDER BY first",
+                                            (batch_key,))]
+        return list(dict.fromkeys([*own, *joined]))
 
     def finish_batch(self, batch_key: str, user: str | None = None) -> None:
         """Mark the batch complete."""

@@ -190,8 +190,8 @@ class ResultStore(PatientStore, ImageStore):
                            "ORDER BY r.encounter_image_id", (encounter_id,))
         if not rows:
             return None
-        missing = [Eye(r[0]) for r in self._query("SELECT eye FROM missing_eyes WHERE encounter_id = ?",
-                                                  (encounter_id,))]
+        missing = [MissingEye(Eye(r[0]), r[1]) for r in self._query(
+            "SELECT eye, reason FROM missing_eyes WHERE encounter_id = ?", (encounter_id,))]
         queue = encounter_queue([_eye_result(r) for r in rows], missing)
         started = _datetime(enc["started_at"]) or self.now_local()
         return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
