@@ -251,7 +251,11 @@ def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed
         assert needed <= set(shipped), (card_file.parent.name, shipped)
         assert card["weights_file"] == card.get("runtime_file") or card["weights_file"] not in shipped
     assert {"app.svg", "camera.svg", "print.svg"} <= set(found["icons"])
-    assert found["logo"] and found["style"] and len(found["fonts"]) == 2
+    # DejaVu Sans for the text; for names in other scripts Noto Sans Arabic, Hebrew, Devanagari and
+    # Tamil (regular and bold) and WenQuanYi Micro Hei (Chinese, Japanese, Korean; no bold face)
+    assert found["logo"] and found["style"] and sorted(found["fonts"]) == sorted(
+        ["DejaVuSans", "DejaVuSans-Bold", "WenQuanYiMicroHei"]
+        + [f"NotoSans{s}{b}" for s in ("Arabic", "Hebrew", "Devanagari", "Tamil") for b in ("", "-Bold")])
     assert found["face_cascade"]  # the external-eye check's face finder
     assert found["backend"] == "onnx"
     assert "do not match their model card" in found["tampered"]

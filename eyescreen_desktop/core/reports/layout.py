@@ -31,7 +31,6 @@ from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
@@ -42,11 +41,12 @@ from ..heatmap import NO_AREA_TEXT
 from ..paths import resource_file
 from ..protocol import PROTOCOLS
 from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
+from .scripts import BASE, register_families, script_markup, text_width
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": A4, "Letter": LETTER}
-FONT, FONT_BOLD = "DejaVuSans", "DejaVuSans-Bold"
+FONT, FONT_BOLD = BASE.name, BASE.bold_name
 DISCLAIMER = (
     "The findings come from an automated analysis of "
     "fundus photographs and must be confirmed by an eye-care professional. A result without referral "
@@ -143,21 +143,16 @@ def para_text(text: object) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def register_fonts() -> tuple[str, str]:
-    """Register DejaVu Sans (regular, bold) with reportlab once per process.
+def register_fonts() -> tuple[str, ...]:
+    """Register the shipped fonts with reportlab once per process: DejaVu Sans
+    (regular, bold) for the text and, for names in other scripts, the fallback
+    families of :mod:`.scripts` (Arabic, Hebrew, Devanagari, Tamil, CJK).
 
     Also turns off ASCII85 encoding of image streams: without reportlab's
     optional C accelerator it is done in pure Python and cost a third of a
     slip's time; PDF streams are binary anyway."""
     rl_config.useA85 = 0
-    for name, file in ((FONT, "DejaVuSans.ttf"), (FONT_BOLD, "DejaVuSans-Bold.ttf")):
-        path = resource_file("fonts", file)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: reinstall EyeScreen (slips need this font "
-                                    "to print names in every script)")
-        pdfmetrics.registerFont(TTFont(name, str(path)))
-    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
-    return FONT, FONT_BOLD
+    return tuple(face for fam in register_families() for face in dict.fromkeys((fam.name, fam.bold_name)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -167,7 +162,7 @@ def _styles() -> dict[str, ParagraphStyle]:
 
     def style(name: str, size: float, bold: bool = False, colour: str = "#000000", **kw: Any) -> ParagraphStyle:
         """DejaVu Sans at ``size`` with a 1.22 leading unless told otherwise."""
-        return ParagraphStyle(name, fontName=FONT_BOLD if bold else FONT, fontSize=size,
+        return ParagraphStyle(name, fontName=FONT_BOLD if bold else FONT, fontSize=size, shaping=1,
                               leading=kw.pop("leading", size * 1.22), textColor=colors.HexColor(colour), **kw)
 
     return {
@@ -191,17 +186,21 @@ def _styles() -> dict[str, ParagraphStyle]:
         "cell_bold": style("cell_bold", 8, bold=True),
         "head": style("head", 7.5, bold=True, colour="#FFFFFF"),
         "qr_caption": style("qr_caption", 6, alignment=TA_CENTER, colour=GREY),
+        "footer": style("footer", 7, colour=GREY, leading=8),
     }
 
 
 def P(text: str, style: str = "body") -> Paragraph:
-    """A paragraph from markup that is already safe (see :func:`para_text`)."""
-    return Paragraph(text, _styles()[style])
+    """A paragraph from markup that is already safe (see :func:`para_text`), its
+    text in the fallback fonts and right-to-left words in visual order
+    (:func:`.scripts.script_markup`), so a name in any script prints."""
+    chosen = _styles()[style]
+    return Paragraph(script_markup(text, bold=chosen.fontName == FONT_BOLD), chosen)
 
 
 def U(text: object, style: str = "body") -> Paragraph:
-    """A paragraph of untrusted user text, escaped."""
-    return Paragraph(para_text(text), _styles()[style])
+    """A paragraph of untrusted user text, escaped, in the fallback fonts."""
+    return P(para_text(text), style)
 
 
 # --------------------------------------------------------------------------- words
@@ -457,16 +456,20 @@ class _FooterCanvas(Canvas):
         self.line(14 * mm, 11 * mm, width - 14 * mm, 11 * mm)
         page = f"Page {self._pageNumber} of {total}"
         room = width - 28 * mm - pdfmetrics.stringWidth(page, FONT, 7) - 12
-        self.drawString(14 * mm, 7.5 * mm, fit_text(self._footer, FONT, 7, room))
+        footer = P(escape(fit_text(self._footer, FONT, 7, room)), "footer")
+        footer.wrapOn(self, room, 10 * mm)   # a Paragraph, so names in any script print here too
+        footer.drawOn(self, 14 * mm, 7.5 * mm - 1)   # its baseline on the page number's
         self.drawRightString(width - 14 * mm, 7.5 * mm, page)
         self.restoreState()
 
 
 def fit_text(text: str, font: str, size: float, width: float) -> str:
-    """``text`` shortened with an ellipsis so it is at most ``width`` points wide."""
-    if pdfmetrics.stringWidth(text, font, size) <= width:
+    """``text`` shortened with an ellipsis so it is at most ``width`` points wide
+    in the fallback fonts (``font`` bold or not)."""
+    bold = font == FONT_BOLD
+    if text_width(text, size, bold) <= width:
         return text
-    while text and pdfmetrics.stringWidth(text + "\u2026", font, size) > width:
+    while text and text_width(text + "\u2026", size, bold) > width:
         text = text[:-1]
     return text + "\u2026"
 
