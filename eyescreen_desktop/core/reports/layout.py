@@ -46,6 +46,7 @@ from .scripts import BASE, register_families, script_markup, text_width
 log = logging.getLogger(__name__)
 
 PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": A4, "Letter": LETTER}
+SERVICE = "Diabetic eye screening"   # the header's first line when a clinic has not set its name
 FONT, FONT_BOLD = BASE.name, BASE.bold_name
 DISCLAIMER = (
     "The findings come from an automated analysis of "
@@ -103,7 +104,7 @@ class SlipSettings:
     is "A4" or "Letter" (any case).
     """
 
-    clinic_name: str = "Diabetic eye screening"
+    clinic_name: str = SERVICE
     clinic_address: str = ""
     clinic_phone: str = ""
     logo_path: Path | None = None
@@ -508,11 +509,20 @@ def _write_atomic(data: bytes, path: Path) -> Path:
     return path
 
 
+def screening_title(settings: SlipSettings, document: str) -> str:
+    """The title under the clinic's name: ``Diabetic eye screening \u2013 referral slip``,
+    or only ``Referral slip`` when the clinic's line already says "diabetic eye
+    screening" (the default header said it twice)."""
+    if SERVICE.lower() in (settings.clinic_name or SERVICE).lower():
+        return document[:1].upper() + document[1:]
+    return f"{SERVICE} \u2013 {document[:1].lower() + document[1:]}"
+
+
 def _header(settings: SlipSettings, title: str, width: float, right: Flowable | None = None) -> Table:
     """Clinic header: logo, clinic name and address, document title; ``right``
     (the QR code on a slip) in the top-right corner."""
     logo = _logo(settings, 26 * mm, 16 * mm)
-    lines = [U(settings.clinic_name or "Diabetic eye screening", "clinic")]
+    lines = [U(settings.clinic_name or SERVICE, "clinic")]
     if settings.clinic_address:
         lines.append(U(settings.clinic_address, "small"))
     if settings.clinic_phone:
@@ -739,6 +749,13 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
     return out
 
 
+def sha_markup(sha: str) -> str:
+    """A SHA-256 printed once, in full, its first 12 characters bold (what staff
+    compare against the model card); it was printed short and then again in full."""
+    sha = clean_text(sha)
+    return f"<b>{escape(sha[:12])}</b>{escape(sha[12:])}"
+
+
 def gate_text(summary: EncounterSummary) -> str:
     """The gate(s) that let this visit's photographs through (``core.gate``), or
     that only the hand-made checks ran."""
@@ -753,7 +770,7 @@ def _provenance_block(summary: EncounterSummary, settings: SlipSettings, width: 
     rows = [
         ("Model", f"{m.name} {m.version}" if m else "not recorded"),
         ("Image gate", gate_text(summary)),
-        ("Weights SHA-256", f"<b>{escape(sha[:12])}</b>  {escape(sha)}" if sha else "not recorded"),
+        ("Weights SHA-256", sha_markup(sha) if sha else "not recorded"),
         ("Protocol", protocol_text(summary.protocol_name)),
         ("Operating point", operating_point_text(summary, settings)),
         ("Slip printed", format_datetime(dt.datetime.now()) + f" by EyeScreen {__version__}"),

@@ -67,9 +67,12 @@ SCRIPT_FONTS: tuple[tuple[int, int, FontFamily], ...] = (
     (0x0600, 0x06FF, ARABIC), (0x0750, 0x077F, ARABIC), (0x08A0, 0x08FF, ARABIC),
     (0xFB50, 0xFDFF, ARABIC), (0xFE70, 0xFEFF, ARABIC),
 )
-# reportlab's default adds discretionary ligatures ("dlig"), which turn the name محمد
-# into the ornamental sign ﷴ: a name prints in its plain letters.
-SHAPING_FEATURES = {"kern": True, "liga": True}
+# reportlab's default asks for discretionary ligatures ("dlig"), which turn the name محمد
+# into the ornamental sign ﷴ, and HarfBuzz's for standard ones ("liga"), which print "file"
+# with the single sign "ﬁ" that a search of the PDF no longer finds: names and words print
+# in their plain letters. Ligatures a script requires (Arabic lam-alef, Indic conjuncts)
+# are other features and stay on.
+SHAPING_FEATURES = {"kern": True, "liga": False, "dlig": False}
 _STICKY = {"Mn", "Mc", "Me", "Cf"}   # combining marks, joiners: stay in the run of the letter before
 _RTL_CLASSES = {"R", "AL"}
 
