@@ -48,8 +48,9 @@ def test_slip_says_who_what_by_when_and_which_model(tmp_path):
     for expected in ("Riverside Eye Screening", "12 Harbour Road", "Ελένη Παπαδοπούλου", "MRN-004211",
                      "3 Jul 1958", "12 Mar 2025, 09:30", "enc-0001-7f3a",
                      "URGENT REFERRAL", "See an ophthalmologist within 2 weeks", "SEE BY", "26 Mar 2025",
-                     "RIGHT EYE (OD)", "LEFT EYE (OS)", "Proliferative diabetic retinopathy",
-                     "Probability of referable DR: 94%", "Left eye could not be graded: out of focus",
+                     "RIGHT EYE (OD)", "LEFT EYE (OS)",
+                     "Signs of sight-threatening retinopathy (82%: above this clinic's urgent referral threshold "
+                     "of 31%)", "Signs of maculopathy (71%: above", "Protocol code: ICDR 4 + M", "Left eye could not be graded: out of focus",
                      "clean the lens and retake", "eyescreen-dr 1.2.0", MODEL.sha256, MODEL.sha256[:12],
                      "icdr-ada", "validation-2025-01", "Screening aid, not a diagnosis"):
         assert expected in text, expected

@@ -36,11 +36,12 @@ from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Sp
 
 from ... import __version__
 from .. import imageio
+from ..evidence import eye_evidence, format_probability, quality_line
 from ..fundus import channel_max
 from ..heatmap import NO_AREA_TEXT
 from ..paths import resource_file
 from ..protocol import PROTOCOLS
-from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
+from ..records import EncounterSummary, Eye, EyeResult, OperatingPoint, Queue, Status
 from .scripts import BASE, register_families, script_markup, text_width
 
 log = logging.getLogger(__name__)
@@ -215,17 +216,6 @@ def format_date(d: dt.date | None) -> str:
 def format_datetime(t: dt.datetime | None) -> str:
     """``12 Mar 2025, 14:05``."""
     return f"{format_date(t.date())}, {t:%H:%M}" if t else "not recorded"
-
-
-def format_probability(p: float | None) -> str:
-    """A probability as a percentage, never claiming 0% or 100%."""
-    if p is None:
-        return "n/a"
-    if p < 0.005:
-        return "<1%"
-    if p > 0.995:
-        return ">99%"
-    return f"{p * 100:.0f}%"
 
 
 def age_on(birth: dt.date | None, day: dt.date) -> int | None:
@@ -652,27 +642,24 @@ _PICTURE_STYLE = TableStyle([
 ])
 
 
-def _eye_words(result: EyeResult) -> list[Flowable]:
-    """Finding, probabilities and quality notes of one eye."""
+def _eye_words(result: EyeResult, op: OperatingPoint | None = None) -> list[Flowable]:
+    """Finding, probabilities and quality notes of one eye: what the evidence
+    supports against the clinic's thresholds (``op``), then the protocol's code."""
     out: list[Flowable] = []
     if result.status is Status.OK and result.decision is not None:
-        d, p = result.decision, result.prediction
-        out.append(U(f"{d.finding[:1].upper()}{d.finding[1:]}", "finding"))
+        d = result.decision
+        evidence = eye_evidence(result, op)
+        for e in evidence:
+            out.append(P(f"<b>{escape(e.headline)}</b> ({escape(e.basis)})", "body"))
         grade = f" (ICDR grade {d.grade})" if d.grade is not None and not d.code.startswith("ICDR") else ""
-        out.append(U(f"Protocol code: {d.code}{grade}", "body"))
-        if p is not None:
-            out.append(P(escape(f"Probability of referable DR: {format_probability(p.p_referable)}"), "small"))
-            out.append(P(escape(f"Probability of severe or proliferative DR: {format_probability(p.p_urgent)}"),
-                         "small"))
-            if p.p_maculopathy is not None:
-                out.append(P(escape(f"Probability of maculopathy: {format_probability(p.p_maculopathy)}"),
-                             "small"))
+        out.append(U(f"Protocol code: {d.code}{grade}", "small" if evidence else "body"))
         if result.p_checkup is not None:   # external-eye photograph: an eye check, never a DR grade
+            out.insert(0, U(f"{d.finding[:1].upper()}{d.finding[1:]}", "finding"))
             out.append(P(escape("Photograph of the front of the eye (eye check, not a diabetic-retinopathy "
                                 f"grade). Probability that an eye check-up is needed: "
                                 f"{format_probability(result.p_checkup)}"), "small"))
         else:
-            out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
+            out.append(P(f'<font color="#1B5E20">{escape(quality_line(result))}</font>', "small"))
     else:
         out.append(_warning_box([U(quality_note(result), "finding"), U(quality_advice(result), "body")]))
     if result.path:
@@ -698,7 +685,7 @@ def missing_words(summary: EncounterSummary, side: Eye) -> str:
 
 
 def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipSettings,
-              missing: str = "") -> list[Flowable]:
+              missing: str = "", op: OperatingPoint | None = None) -> list[Flowable]:
     """Everything about one eye, for one column of the eyes table."""
     if result is None:
         words = f"Not photographed: {missing}." if missing else "No photograph of this eye in this encounter."
@@ -708,7 +695,7 @@ def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipS
                f'<font color="{ink}" size="8">  \u25cf {escape(result.queue.value)}</font>')
     pictures: list[Flowable] = [] if result.status is Status.ERROR else [_eye_pictures(result, width, settings),
                                                                          Spacer(1, 3)]
-    return [P(heading, "eye"), Spacer(1, 3), *pictures, *_eye_words(result)]
+    return [P(heading, "eye"), Spacer(1, 3), *pictures, *_eye_words(result, op)]
 
 
 def eye_pairs(eyes: Sequence[EyeResult]) -> list[tuple[tuple[EyeResult | None, Eye], tuple[EyeResult | None, Eye]]]:
@@ -733,8 +720,9 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
     col = (width - 8) / 2
     out: list[Flowable] = []
     for (a, side_a), (b, side_b) in eye_pairs(summary.eyes):
-        right_cell = _eye_cell(a, side_a, col - 12, settings, missing_words(summary, side_a))
-        left_cell = _eye_cell(b, side_b, col - 12, settings, missing_words(summary, side_b)) \
+        op = summary.operating_point
+        right_cell = _eye_cell(a, side_a, col - 12, settings, missing_words(summary, side_a), op)
+        left_cell = _eye_cell(b, side_b, col - 12, settings, missing_words(summary, side_b), op) \
             if (b is not None or side_b is not Eye.UNKNOWN) else ""
         table = Table([[right_cell, "", left_cell]], colWidths=[col, 8, col])
         boxes = [("BOX", (0, 0), (0, 0), 0.6, colors.HexColor(RULE))]
