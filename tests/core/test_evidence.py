@@ -13,7 +13,14 @@ import dataclasses
 from eyescreen_desktop.core import records, reports
 from eyescreen_desktop.core.evidence import eye_evidence
 from eyescreen_desktop.core.protocol import get_protocol
-from eyescreen_desktop.core.records import Eye, OperatingPoint, Patient, Prediction, Queue, Status
+from eyescreen_desktop.core.records import (
+    Eye,
+    OperatingPoint,
+    Patient,
+    Prediction,
+    Queue,
+    Status,
+)
 from tests.core.report_fixtures import HEALTHY, encounter, graded, pdf_text
 
 LOW_POINT = OperatingPoint("site-sensitive", referable=0.15, urgent=0.30, maculopathy=0.5)

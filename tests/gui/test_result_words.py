@@ -7,7 +7,13 @@ import dataclasses
 
 from eyescreen_desktop.core import records
 from eyescreen_desktop.core.protocol import get_protocol
-from eyescreen_desktop.core.records import Eye, OperatingPoint, Patient, Prediction, Status
+from eyescreen_desktop.core.records import (
+    Eye,
+    OperatingPoint,
+    Patient,
+    Prediction,
+    Status,
+)
 from eyescreen_desktop.gui.result_view import ResultView, eye_words
 from tests.core.report_fixtures import HEALTHY, encounter, graded
 
