@@ -182,13 +182,15 @@ from pathlib import Path
 import eyescreen_desktop
 from eyescreen_desktop.core import paths
 from eyescreen_desktop.core.classifier import Classifier, ModelError
-from eyescreen_desktop.core.reports import default_logo_path, register_fonts
+from eyescreen_desktop.core.reports import default_logo_path
+from eyescreen_desktop.core.reports.scripts import register_families
 
 model = paths.default_model_dir()
 found = {"package": eyescreen_desktop.__file__, "resources": str(paths.resources_dir()), "model": str(model),
          "model_files": sorted(p.name for p in model.iterdir()),
          "icons": sorted(p.name for p in (paths.resources_dir() / "icons").glob("*.svg")),
-         "logo": default_logo_path().is_file(), "fonts": list(register_fonts()),
+         "logo": default_logo_path().is_file(),
+         "fonts": sorted({face for fam in register_families() for face in (fam.name, fam.bold_name)}),
          "style": paths.resource_file("style.qss").is_file(),
          "face_cascade": paths.resource_file("cascades", "lbpcascade_frontalface.xml").is_file(),
          "requires": importlib.metadata.requires("eyescreen-desktop")}

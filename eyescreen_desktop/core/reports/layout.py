@@ -42,7 +42,7 @@ from ..heatmap import NO_AREA_TEXT
 from ..paths import resource_file
 from ..protocol import PROTOCOLS
 from ..records import EncounterSummary, Eye, EyeResult, OperatingPoint, Queue, Status
-from .scripts import BASE, register_families, script_markup, text_width
+from .scripts import BASE, FAMILIES, register_family, script_markup, text_width
 
 log = logging.getLogger(__name__)
 
@@ -146,15 +146,17 @@ def para_text(text: object) -> str:
 
 @functools.lru_cache(maxsize=1)
 def register_fonts() -> tuple[str, ...]:
-    """Register the shipped fonts with reportlab once per process: DejaVu Sans
-    (regular, bold) for the text and, for names in other scripts, the fallback
-    families of :mod:`.scripts` (Arabic, Hebrew, Devanagari, Tamil, CJK).
+    """Register DejaVu Sans (regular, bold) with reportlab once per process and
+    name every face documents may print with: the fallback families of
+    :mod:`.scripts` (Arabic, Hebrew, Devanagari, Tamil, CJK) load the first time a
+    name needs them (``scripts.register_families`` loads them all).
 
     Also turns off ASCII85 encoding of image streams: without reportlab's
     optional C accelerator it is done in pure Python and cost a third of a
     slip's time; PDF streams are binary anyway."""
     rl_config.useA85 = 0
-    return tuple(face for fam in register_families() for face in dict.fromkeys((fam.name, fam.bold_name)))
+    register_family(BASE)
+    return tuple(face for fam in FAMILIES for face in dict.fromkeys((fam.name, fam.bold_name)))
 
 
 @functools.lru_cache(maxsize=1)

@@ -77,29 +77,38 @@ _STICKY = {"Mn", "Mc", "Me", "Cf"}   # combining marks, joiners: stay in the run
 _RTL_CLASSES = {"R", "AL"}
 
 
-def register_families() -> tuple[FontFamily, ...]:
-    """Register every shipped face with reportlab (shapable) and its bold with
-    the family, once per process; a missing file says to reinstall."""
-    for fam in FAMILIES:
-        faces = [(fam.name, fam.file)] + ([(fam.bold_name, fam.bold_file)] if fam.bold_file else [])
-        for name, file in faces:
-            if name in pdfmetrics.getRegisteredFontNames():
-                continue
-            path = resource_file("fonts", file)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing: reinstall EyeScreen (slips need this font "
-                                        "to print names in every script)")
-            pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=fam.subfont, shapable=True))
-        pdfmetrics.registerFontFamily(fam.name, normal=fam.name, bold=fam.bold_name, italic=fam.name,
-                                      boldItalic=fam.bold_name)
+def register_family(fam: FontFamily) -> FontFamily:
+    """Register one shipped family's faces with reportlab (shapable), its bold with
+    the family, once; a missing file says to reinstall."""
+    faces = [(fam.name, fam.file)] + ([(fam.bold_name, fam.bold_file)] if fam.bold_file else [])
+    registered = pdfmetrics.getRegisteredFontNames()
+    for name, file in faces:
+        if name in registered:
+            continue
+        path = resource_file("fonts", file)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: reinstall EyeScreen (slips need this font "
+                                    "to print names in every script)")
+        pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=fam.subfont, shapable=True))
+    pdfmetrics.registerFontFamily(fam.name, normal=fam.name, bold=fam.bold_name, italic=fam.name,
+                                  boldItalic=fam.bold_name)
     install_run_shaping()
-    return FAMILIES
+    return fam
 
 
-@functools.cache
-def _covers(family: str) -> frozenset[int]:
-    """The code points the family's regular face has a glyph for."""
-    return frozenset(pdfmetrics.getFont(family).face.charToGlyph)
+def register_families() -> tuple[FontFamily, ...]:
+    """Register every shipped family (the install check: all are there and load).
+    Documents need not call it: a fallback family is loaded the first time a
+    character needs it (:func:`family_for`), so a slip of Latin names does not
+    parse the 5 MB CJK font."""
+    return tuple(register_family(fam) for fam in FAMILIES)
+
+
+@functools.lru_cache(maxsize=None)
+def _covers(fam: FontFamily) -> frozenset[int]:
+    """The code points the family's regular face has a glyph for (loading it)."""
+    register_family(fam)
+    return frozenset(pdfmetrics.getFont(fam.name).face.charToGlyph)
 
 
 def family_for(ch: str) -> FontFamily | None:
@@ -107,15 +116,15 @@ def family_for(ch: str) -> FontFamily | None:
     one, else the first in :data:`FAMILIES` that has the glyph; None when none does."""
     cp = ord(ch)
     for lo, hi, fam in SCRIPT_FONTS:
-        if lo <= cp <= hi and cp in _covers(fam.name):
+        if lo <= cp <= hi and cp in _covers(fam):
             return fam
-    return next((fam for fam in FAMILIES if cp in _covers(fam.name)), None)
+    return next((fam for fam in FAMILIES if cp in _covers(fam)), None)
 
 
 def font_runs(text: str) -> Iterator[tuple[FontFamily, str]]:
     """``text`` cut into runs of one font family each (characters no font has
     stay in the base font and print as its missing-glyph box)."""
-    register_families()
+    register_family(BASE)
     run, fam = "", BASE
     for ch in text:
         if ch.isspace() or (run and unicodedata.category(ch) in _STICKY):
