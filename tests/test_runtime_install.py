@@ -182,13 +182,15 @@ from pathlib import Path
 import eyescreen_desktop
 from eyescreen_desktop.core import paths
 from eyescreen_desktop.core.classifier import Classifier, ModelError
-from eyescreen_desktop.core.reports import default_logo_path, register_fonts
+from eyescreen_desktop.core.reports import default_logo_path
+from eyescreen_desktop.core.reports.scripts import register_families
 
 model = paths.default_model_dir()
 found = {"package": eyescreen_desktop.__file__, "resources": str(paths.resources_dir()), "model": str(model),
          "model_files": sorted(p.name for p in model.iterdir()),
          "icons": sorted(p.name for p in (paths.resources_dir() / "icons").glob("*.svg")),
-         "logo": default_logo_path().is_file(), "fonts": list(register_fonts()),
+         "logo": default_logo_path().is_file(),
+         "fonts": sorted({face for fam in register_families() for face in (fam.name, fam.bold_name)}),
          "style": paths.resource_file("style.qss").is_file(),
          "face_cascade": paths.resource_file("cascades", "lbpcascade_frontalface.xml").is_file(),
          "requires": importlib.metadata.requires("eyescreen-desktop")}
@@ -251,7 +253,11 @@ def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed
         assert needed <= set(shipped), (card_file.parent.name, shipped)
         assert card["weights_file"] == card.get("runtime_file") or card["weights_file"] not in shipped
     assert {"app.svg", "camera.svg", "print.svg"} <= set(found["icons"])
-    assert found["logo"] and found["style"] and len(found["fonts"]) == 2
+    # DejaVu Sans for the text; for names in other scripts Noto Sans Arabic, Hebrew, Devanagari and
+    # Tamil (regular and bold) and WenQuanYi Micro Hei (Chinese, Japanese, Korean; no bold face)
+    assert found["logo"] and found["style"] and sorted(found["fonts"]) == sorted(
+        ["DejaVuSans", "DejaVuSans-Bold", "WenQuanYiMicroHei"]
+        + [f"NotoSans{s}{b}" for s in ("Arabic", "Hebrew", "Devanagari", "Tamil") for b in ("", "-Bold")])
     assert found["face_cascade"]  # the external-eye check's face finder
     assert found["backend"] == "onnx"
     assert "do not match their model card" in found["tampered"]

@@ -97,6 +97,13 @@ def _flags(p: Prediction, op: OperatingPoint) -> _Flags:
     return _Flags(urgent=urgent, referable=urgent or p.p_referable >= op.referable, maculopathy=macula)
 
 
+def threshold_flags(p: Prediction, op: OperatingPoint) -> _Flags:
+    """Which of the operating point's thresholds the eye's probabilities crossed
+    (urgent, referable, maculopathy): the rule the decision and the words a slip
+    prints about it (core.evidence) share."""
+    return _flags(p, op)
+
+
 def _worst_grade(p: Prediction, lo: int, hi: int) -> int:
     """Most probable grade among lo..hi: the grade shown when a threshold fired."""
     return max(range(lo, hi + 1), key=lambda g: p.grade_probs[g])

@@ -73,6 +73,15 @@ ICDR_GRADE_NAMES: tuple[str, ...] = (
 )
 
 
+# The quality gate's verdict in words (QualityReport.verdict).
+QUALITY_VERDICTS: dict[Status, str] = {
+    Status.OK: "gradable",
+    Status.UNGRADABLE: "ungradable",
+    Status.NOT_FUNDUS: "not a fundus photograph",
+    Status.ERROR: "unreadable",
+}
+
+
 @dataclass(frozen=True)
 class QualityReport:
     """Verdict of the image-quality gate and the "is it a fundus photo" check.
@@ -93,6 +102,12 @@ class QualityReport:
     @property
     def gradable(self) -> bool:
         return self.status is Status.OK
+
+    @property
+    def verdict(self) -> str:
+        """The gate's verdict in its own words, as the slip and the window print it
+        ("Image quality: gradable"): one place to change when the gate says more."""
+        return QUALITY_VERDICTS[self.status]
 
 
 @dataclass(frozen=True)

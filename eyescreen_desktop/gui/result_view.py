@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.evidence import eye_evidence, quality_line
 from ..core.heatmap import NO_AREA_TEXT
 from ..core.protocol import (
     IN_PERSON_EXAM,
@@ -49,7 +50,16 @@ from ..core.protocol import (
     encounter_decision,
     get_protocol,
 )
-from ..core.records import MISSING_EYE_REASONS, EncounterSummary, Eye, EyeResult, MissingEye, Queue, Status
+from ..core.records import (
+    MISSING_EYE_REASONS,
+    EncounterSummary,
+    Eye,
+    EyeResult,
+    MissingEye,
+    OperatingPoint,
+    Queue,
+    Status,
+)
 from .resources import icon
 from .worker import ScreenedEye
 
@@ -102,21 +112,21 @@ def to_pixmap(rgb: np.ndarray, side: int, ratio: float) -> QPixmap:
     return pixmap
 
 
-def eye_words(result: EyeResult) -> tuple[str, str, str]:
-    """(verdict, detail, advice) in words for one eye."""
+def eye_words(result: EyeResult, op: OperatingPoint | None = None) -> tuple[str, str, str]:
+    """(verdict, detail, advice) in words for one eye; a graded eye's verdict says what
+    the evidence supports against the clinic's thresholds ``op`` (core.evidence, as the slip)."""
     if result.status is Status.OK and result.decision is not None:
-        grade = result.grade
         verdict = result.decision.finding[:1].upper() + result.decision.finding[1:]
         if result.p_checkup is not None:   # an external-eye photograph: an eye check, never a grade
             return verdict, ("Eye check of the front of the eye (not a retinopathy grade). Probability that "
                              f"an eye check-up is needed: {result.p_checkup:.0%}"), ""
-        probs = result.prediction.grade_probs if result.prediction else ()
-        detail = f"Grade {result.decision.code}"
-        if grade is not None and probs:
-            detail += f" (model probability {probs[grade]:.0%})"
-        if result.prediction is not None:
-            detail += f"\nProbability of referable retinopathy: {result.prediction.p_referable:.0%}"
-        return verdict, detail, ""
+        evidence = eye_evidence(result, op)
+        if not evidence:
+            return verdict, f"Protocol code: {result.decision.code}\n{quality_line(result)}", ""
+        first, *more = evidence
+        lines = [first.basis[:1].upper() + first.basis[1:], *(e.words for e in more),
+                 f"Protocol code: {result.decision.code} \u00b7 {quality_line(result)}"]
+        return first.headline, "\n".join(lines), ""
     if result.status is Status.ERROR:
         return "Photograph could not be read", "", result.message
     reasons = result.quality.reasons if result.quality else ()
@@ -210,6 +220,7 @@ class EyeCard(QFrame):
         super().__init__(parent)
         self.eye = eye
         self.shown: ScreenedEye | None = None
+        self.op: OperatingPoint | None = None     # the thresholds the eye on show was decided with
         self.missing: MissingEye | None = None
         self.setObjectName("eyeCard")
         self.setAcceptDrops(eye in SIDES)
@@ -281,12 +292,15 @@ class EyeCard(QFrame):
         self.clear()
         self.photo.set_message("Grading…")
 
-    def show_eye(self, screened: ScreenedEye, heatmap: bool, title: str = "") -> None:
-        """Show one screened photograph (``heatmap``: overlay it when there is one)."""
+    def show_eye(self, screened: ScreenedEye, heatmap: bool, title: str = "",
+                 op: OperatingPoint | None = None) -> None:
+        """Show one screened photograph (``heatmap``: overlay it when there is one;
+        ``op``: the thresholds it was decided with, when known)."""
         self.shown = screened
+        self.op = op
         result = screened.result
         self.title.setText(title or TITLES[self.eye])
-        verdict, detail, advice = eye_words(result)
+        verdict, detail, advice = eye_words(result, op)
         self.verdict.setText(verdict)
         _set_queue_property(self.verdict, result.queue)
         self.detail.setText(detail)
@@ -477,12 +491,16 @@ class ResultView(QWidget):
         if screened.photo is not None and result.sha256:
             self._photos[result.sha256] = screened.photo
         if result.eye in self.cards:
-            self.cards[result.eye].show_eye(screened, self.heatmap_box.isChecked())
+            self.cards[result.eye].show_eye(screened, self.heatmap_box.isChecked(), op=self._op())
         else:
             self.unknown = [u for u in self.unknown if not result.sha256 or u.result.sha256 != result.sha256]
             self.unknown.append(screened)
             self._show_unknown()
         self._update_decision()
+
+    def _op(self) -> OperatingPoint | None:
+        """The thresholds the visit on show was decided with (None until it is saved)."""
+        return self.summary.operating_point if self.summary is not None else None
 
     def show_summary(self, summary: EncounterSummary) -> None:
         """The saved encounter: its queue, due date, recorded reasons and the side of
@@ -495,9 +513,10 @@ class ResultView(QWidget):
             want = current.get(side)
             if want is None and card.shown is not None and card.shown.encounter_id:
                 card.clear()                     # its photograph went to the other eye
-            elif want is not None and (card.shown is None or card.shown.result.sha256 != want.sha256):
+            elif want is not None and (card.shown is None or card.shown.result.sha256 != want.sha256
+                                       or card.op != summary.operating_point):
                 card.show_eye(ScreenedEye(want, self._photos.get(want.sha256), summary.encounter_id),
-                              self.heatmap_box.isChecked())
+                              self.heatmap_box.isChecked(), op=summary.operating_point)
             card.set_missing(missing.get(side), True)
         self.unknown = [ScreenedEye(e, self._photos.get(e.sha256), summary.encounter_id)
                         for e in summary.eyes if e.eye is Eye.UNKNOWN]
@@ -509,7 +528,8 @@ class ResultView(QWidget):
         card.setVisible(bool(self.unknown))
         if self.unknown:
             more = f" (1 of {len(self.unknown)})" if len(self.unknown) > 1 else ""
-            card.show_eye(self.unknown[0], self.heatmap_box.isChecked(), f"Side not known{more}: which eye is this?")
+            card.show_eye(self.unknown[0], self.heatmap_box.isChecked(), f"Side not known{more}: which eye is this?",
+                          op=self._op())
         else:
             card.clear()
 

@@ -48,8 +48,9 @@ def test_slip_says_who_what_by_when_and_which_model(tmp_path):
     for expected in ("Riverside Eye Screening", "12 Harbour Road", "Ελένη Παπαδοπούλου", "MRN-004211",
                      "3 Jul 1958", "12 Mar 2025, 09:30", "enc-0001-7f3a",
                      "URGENT REFERRAL", "See an ophthalmologist within 2 weeks", "SEE BY", "26 Mar 2025",
-                     "RIGHT EYE (OD)", "LEFT EYE (OS)", "Proliferative diabetic retinopathy",
-                     "Probability of referable DR: 94%", "Left eye could not be graded: out of focus",
+                     "RIGHT EYE (OD)", "LEFT EYE (OS)",
+                     "Signs of sight-threatening retinopathy (82%: above this clinic's urgent referral threshold "
+                     "of 31%)", "Signs of maculopathy (71%: above", "Protocol code: ICDR 4 + M", "Left eye could not be graded: out of focus",
                      "clean the lens and retake", "eyescreen-dr 1.2.0", MODEL.sha256, MODEL.sha256[:12],
                      "icdr-ada", "validation-2025-01", "Screening aid, not a diagnosis"):
         assert expected in text, expected
@@ -376,3 +377,18 @@ def test_eye_pairs_put_the_right_eye_first_and_unknown_sides_after():
     assert rows[0] == ((r, Eye.RIGHT), (l, Eye.LEFT))
     assert rows[1] == ((u, Eye.UNKNOWN), (None, Eye.UNKNOWN))
     assert reports.eye_pairs(()) == [((None, Eye.RIGHT), (None, Eye.LEFT))]
+
+
+def test_slip_header_says_the_service_once_and_the_weights_hash_once(tmp_path):
+    """Issue 24 item 11: the default header read "Diabetic eye screening / Diabetic eye
+    screening - referral slip" and the provenance printed the hash short, then in full."""
+    summary = urgent_with_ungradable_eye()
+    text = pdf_text(reports.write_referral_slip(summary, tmp_path / "slip.pdf"))
+    assert text.lower().count("diabetic eye screening") == 1, text
+    assert text.count(MODEL.sha256[:12]) == 1 and MODEL.sha256 in text
+    own = reports.SlipSettings(clinic_name="Riverside Eye Unit")
+    text = pdf_text(reports.write_referral_slip(summary, tmp_path / "own.pdf", own))
+    assert "Diabetic eye screening \u2013 referral slip" in text  # a clinic's own name: the title names the service
+    encounters, rejected = mixed_batch()
+    text = pdf_text(reports.write_batch_summary(encounters, rejected, tmp_path / "summary.pdf"))
+    assert text.lower().count("diabetic eye screening") == 1, text

@@ -51,6 +51,6 @@ def test_a_graded_fundus_photograph_names_the_gate_too(qtbot, screened):
     qtbot.addWidget(card)
     card.show_eye(screened["fundus"], heatmap=False)
     assert screened["fundus"].result.status is Status.OK
-    assert card.detail.text().startswith("Grade")
+    assert "Protocol code: " in card.detail.text() and "Image quality: gradable" in card.detail.text()
     assert screened["fundus"].result.gate.startswith("eyescreen-gate ")     # the shipped gate's version
     assert f"Seen as: fundus photograph ({screened['fundus'].result.gate})" in card.file.text()

@@ -62,8 +62,8 @@ def test_gradable_photo_puts_the_patient_in_urgent(qtbot, window, urgent_model_d
     assert view.banner.text().startswith("URGENT REFERRAL") and view.banner.property("queue") == "urgent"
     assert summary.due_date.strftime("%d %B %Y") in view.detail.text()
     left = view.cards[Eye.LEFT]                       # P001_L.jpg: the eye comes from the name
-    assert left.shown.result.status is Status.OK and "proliferative" in left.verdict.text().lower()
-    assert "probability" in left.detail.text() and not left.photo.pixmap().isNull()
+    assert left.shown.result.status is Status.OK and left.verdict.text() == "Signs of sight-threatening retinopathy"
+    assert "above this clinic's urgent referral threshold" in left.detail.text() and not left.photo.pixmap().isNull()
     qtbot.waitUntil(lambda: window.queues.tabs.tabText(0) == "Urgent (1)", timeout=WAIT_MS)  # read off the GUI thread
     assert window.queues.select(summary.encounter_id) and window.queues.current_queue() is Queue.URGENT
     assert window.queues.tabs.tabText(0).startswith("Urgent (1)")

@@ -40,6 +40,7 @@ from .layout import (
     _write_atomic,
     format_datetime,
     format_probability,
+    sha_markup,
 )
 
 TITLE = "Eye check result"
@@ -133,7 +134,7 @@ def _person_block(patient: Patient | None, checked_at: dt.datetime, width: float
 def _about_block(model: ModelInfo | None, width: float) -> list[Flowable]:
     sha = model.sha256 if model else ""
     lines = [P(escape(f"Model: {model.name} {model.version}" if model else "Model: not recorded"), "small"),
-             P(f"Weights SHA-256: <b>{escape(sha[:12])}</b> {escape(sha)}", "tiny"),
+             P(f"Weights SHA-256: {sha_markup(sha)}", "tiny"),
              P(escape(f"Printed {format_datetime(dt.datetime.now())} by EyeScreen {__version__}"), "small")]
     box = Table([[P(f"<b>Not a diagnosis.</b> {escape(EYE_CHECK_DISCLAIMER)}", "small")]], colWidths=[width])
     box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.6, colors.HexColor("#333333")),

@@ -31,22 +31,24 @@ from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from ... import __version__
 from .. import imageio
+from ..evidence import eye_evidence, format_probability, quality_line
 from ..fundus import channel_max
 from ..heatmap import NO_AREA_TEXT
 from ..paths import resource_file
 from ..protocol import PROTOCOLS
-from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
+from ..records import EncounterSummary, Eye, EyeResult, OperatingPoint, Queue, Status
+from .scripts import BASE, FAMILIES, register_family, script_markup, text_width
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": A4, "Letter": LETTER}
-FONT, FONT_BOLD = "DejaVuSans", "DejaVuSans-Bold"
+SERVICE = "Diabetic eye screening"   # the header's first line when a clinic has not set its name
+FONT, FONT_BOLD = BASE.name, BASE.bold_name
 DISCLAIMER = (
     "The findings come from an automated analysis of "
     "fundus photographs and must be confirmed by an eye-care professional. A result without referral "
@@ -103,7 +105,7 @@ class SlipSettings:
     is "A4" or "Letter" (any case).
     """
 
-    clinic_name: str = "Diabetic eye screening"
+    clinic_name: str = SERVICE
     clinic_address: str = ""
     clinic_phone: str = ""
     logo_path: Path | None = None
@@ -143,21 +145,18 @@ def para_text(text: object) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def register_fonts() -> tuple[str, str]:
-    """Register DejaVu Sans (regular, bold) with reportlab once per process.
+def register_fonts() -> tuple[str, ...]:
+    """Register DejaVu Sans (regular, bold) with reportlab once per process and
+    name every face documents may print with: the fallback families of
+    :mod:`.scripts` (Arabic, Hebrew, Devanagari, Tamil, CJK) load the first time a
+    name needs them (``scripts.register_families`` loads them all).
 
     Also turns off ASCII85 encoding of image streams: without reportlab's
     optional C accelerator it is done in pure Python and cost a third of a
     slip's time; PDF streams are binary anyway."""
     rl_config.useA85 = 0
-    for name, file in ((FONT, "DejaVuSans.ttf"), (FONT_BOLD, "DejaVuSans-Bold.ttf")):
-        path = resource_file("fonts", file)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: reinstall EyeScreen (slips need this font "
-                                    "to print names in every script)")
-        pdfmetrics.registerFont(TTFont(name, str(path)))
-    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
-    return FONT, FONT_BOLD
+    register_family(BASE)
+    return tuple(face for fam in FAMILIES for face in dict.fromkeys((fam.name, fam.bold_name)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -167,7 +166,7 @@ def _styles() -> dict[str, ParagraphStyle]:
 
     def style(name: str, size: float, bold: bool = False, colour: str = "#000000", **kw: Any) -> ParagraphStyle:
         """DejaVu Sans at ``size`` with a 1.22 leading unless told otherwise."""
-        return ParagraphStyle(name, fontName=FONT_BOLD if bold else FONT, fontSize=size,
+        return ParagraphStyle(name, fontName=FONT_BOLD if bold else FONT, fontSize=size, shaping=1,
                               leading=kw.pop("leading", size * 1.22), textColor=colors.HexColor(colour), **kw)
 
     return {
@@ -191,17 +190,21 @@ def _styles() -> dict[str, ParagraphStyle]:
         "cell_bold": style("cell_bold", 8, bold=True),
         "head": style("head", 7.5, bold=True, colour="#FFFFFF"),
         "qr_caption": style("qr_caption", 6, alignment=TA_CENTER, colour=GREY),
+        "footer": style("footer", 7, colour=GREY, leading=8),
     }
 
 
 def P(text: str, style: str = "body") -> Paragraph:
-    """A paragraph from markup that is already safe (see :func:`para_text`)."""
-    return Paragraph(text, _styles()[style])
+    """A paragraph from markup that is already safe (see :func:`para_text`), its
+    text in the fallback fonts and right-to-left words in visual order
+    (:func:`.scripts.script_markup`), so a name in any script prints."""
+    chosen = _styles()[style]
+    return Paragraph(script_markup(text, bold=chosen.fontName == FONT_BOLD), chosen)
 
 
 def U(text: object, style: str = "body") -> Paragraph:
-    """A paragraph of untrusted user text, escaped."""
-    return Paragraph(para_text(text), _styles()[style])
+    """A paragraph of untrusted user text, escaped, in the fallback fonts."""
+    return P(para_text(text), style)
 
 
 # --------------------------------------------------------------------------- words
@@ -215,17 +218,6 @@ def format_date(d: dt.date | None) -> str:
 def format_datetime(t: dt.datetime | None) -> str:
     """``12 Mar 2025, 14:05``."""
     return f"{format_date(t.date())}, {t:%H:%M}" if t else "not recorded"
-
-
-def format_probability(p: float | None) -> str:
-    """A probability as a percentage, never claiming 0% or 100%."""
-    if p is None:
-        return "n/a"
-    if p < 0.005:
-        return "<1%"
-    if p > 0.995:
-        return ">99%"
-    return f"{p * 100:.0f}%"
 
 
 def age_on(birth: dt.date | None, day: dt.date) -> int | None:
@@ -457,16 +449,20 @@ class _FooterCanvas(Canvas):
         self.line(14 * mm, 11 * mm, width - 14 * mm, 11 * mm)
         page = f"Page {self._pageNumber} of {total}"
         room = width - 28 * mm - pdfmetrics.stringWidth(page, FONT, 7) - 12
-        self.drawString(14 * mm, 7.5 * mm, fit_text(self._footer, FONT, 7, room))
+        footer = P(escape(fit_text(self._footer, FONT, 7, room)), "footer")
+        footer.wrapOn(self, room, 10 * mm)   # a Paragraph, so names in any script print here too
+        footer.drawOn(self, 14 * mm, 7.5 * mm - 1)   # its baseline on the page number's
         self.drawRightString(width - 14 * mm, 7.5 * mm, page)
         self.restoreState()
 
 
 def fit_text(text: str, font: str, size: float, width: float) -> str:
-    """``text`` shortened with an ellipsis so it is at most ``width`` points wide."""
-    if pdfmetrics.stringWidth(text, font, size) <= width:
+    """``text`` shortened with an ellipsis so it is at most ``width`` points wide
+    in the fallback fonts (``font`` bold or not)."""
+    bold = font == FONT_BOLD
+    if text_width(text, size, bold) <= width:
         return text
-    while text and pdfmetrics.stringWidth(text + "\u2026", font, size) > width:
+    while text and text_width(text + "\u2026", size, bold) > width:
         text = text[:-1]
     return text + "\u2026"
 
@@ -505,11 +501,20 @@ def _write_atomic(data: bytes, path: Path) -> Path:
     return path
 
 
+def screening_title(settings: SlipSettings, document: str) -> str:
+    """The title under the clinic's name: ``Diabetic eye screening \u2013 referral slip``,
+    or only ``Referral slip`` when the clinic's line already says "diabetic eye
+    screening" (the default header said it twice)."""
+    if SERVICE.lower() in (settings.clinic_name or SERVICE).lower():
+        return document[:1].upper() + document[1:]
+    return f"{SERVICE} \u2013 {document[:1].lower() + document[1:]}"
+
+
 def _header(settings: SlipSettings, title: str, width: float, right: Flowable | None = None) -> Table:
     """Clinic header: logo, clinic name and address, document title; ``right``
     (the QR code on a slip) in the top-right corner."""
     logo = _logo(settings, 26 * mm, 16 * mm)
-    lines = [U(settings.clinic_name or "Diabetic eye screening", "clinic")]
+    lines = [U(settings.clinic_name or SERVICE, "clinic")]
     if settings.clinic_address:
         lines.append(U(settings.clinic_address, "small"))
     if settings.clinic_phone:
@@ -639,27 +644,24 @@ _PICTURE_STYLE = TableStyle([
 ])
 
 
-def _eye_words(result: EyeResult) -> list[Flowable]:
-    """Finding, probabilities and quality notes of one eye."""
+def _eye_words(result: EyeResult, op: OperatingPoint | None = None) -> list[Flowable]:
+    """Finding, probabilities and quality notes of one eye: what the evidence
+    supports against the clinic's thresholds (``op``), then the protocol's code."""
     out: list[Flowable] = []
     if result.status is Status.OK and result.decision is not None:
-        d, p = result.decision, result.prediction
-        out.append(U(f"{d.finding[:1].upper()}{d.finding[1:]}", "finding"))
+        d = result.decision
+        evidence = eye_evidence(result, op)
+        for e in evidence:
+            out.append(P(f"<b>{escape(e.headline)}</b> ({escape(e.basis)})", "body"))
         grade = f" (ICDR grade {d.grade})" if d.grade is not None and not d.code.startswith("ICDR") else ""
-        out.append(U(f"Protocol code: {d.code}{grade}", "body"))
-        if p is not None:
-            out.append(P(escape(f"Probability of referable DR: {format_probability(p.p_referable)}"), "small"))
-            out.append(P(escape(f"Probability of severe or proliferative DR: {format_probability(p.p_urgent)}"),
-                         "small"))
-            if p.p_maculopathy is not None:
-                out.append(P(escape(f"Probability of maculopathy: {format_probability(p.p_maculopathy)}"),
-                             "small"))
+        out.append(U(f"Protocol code: {d.code}{grade}", "small" if evidence else "body"))
         if result.p_checkup is not None:   # external-eye photograph: an eye check, never a DR grade
+            out.insert(0, U(f"{d.finding[:1].upper()}{d.finding[1:]}", "finding"))
             out.append(P(escape("Photograph of the front of the eye (eye check, not a diabetic-retinopathy "
                                 f"grade). Probability that an eye check-up is needed: "
                                 f"{format_probability(result.p_checkup)}"), "small"))
         else:
-            out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
+            out.append(P(f'<font color="#1B5E20">{escape(quality_line(result))}</font>', "small"))
     else:
         out.append(_warning_box([U(quality_note(result), "finding"), U(quality_advice(result), "body")]))
     if result.path:
@@ -685,7 +687,7 @@ def missing_words(summary: EncounterSummary, side: Eye) -> str:
 
 
 def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipSettings,
-              missing: str = "") -> list[Flowable]:
+              missing: str = "", op: OperatingPoint | None = None) -> list[Flowable]:
     """Everything about one eye, for one column of the eyes table."""
     if result is None:
         words = f"Not photographed: {missing}." if missing else "No photograph of this eye in this encounter."
@@ -695,7 +697,7 @@ def _eye_cell(result: EyeResult | None, side: Eye, width: float, settings: SlipS
                f'<font color="{ink}" size="8">  \u25cf {escape(result.queue.value)}</font>')
     pictures: list[Flowable] = [] if result.status is Status.ERROR else [_eye_pictures(result, width, settings),
                                                                          Spacer(1, 3)]
-    return [P(heading, "eye"), Spacer(1, 3), *pictures, *_eye_words(result)]
+    return [P(heading, "eye"), Spacer(1, 3), *pictures, *_eye_words(result, op)]
 
 
 def eye_pairs(eyes: Sequence[EyeResult]) -> list[tuple[tuple[EyeResult | None, Eye], tuple[EyeResult | None, Eye]]]:
@@ -720,8 +722,9 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
     col = (width - 8) / 2
     out: list[Flowable] = []
     for (a, side_a), (b, side_b) in eye_pairs(summary.eyes):
-        right_cell = _eye_cell(a, side_a, col - 12, settings, missing_words(summary, side_a))
-        left_cell = _eye_cell(b, side_b, col - 12, settings, missing_words(summary, side_b)) \
+        op = summary.operating_point
+        right_cell = _eye_cell(a, side_a, col - 12, settings, missing_words(summary, side_a), op)
+        left_cell = _eye_cell(b, side_b, col - 12, settings, missing_words(summary, side_b), op) \
             if (b is not None or side_b is not Eye.UNKNOWN) else ""
         table = Table([[right_cell, "", left_cell]], colWidths=[col, 8, col])
         boxes = [("BOX", (0, 0), (0, 0), 0.6, colors.HexColor(RULE))]
@@ -734,6 +737,13 @@ def _eyes_block(summary: EncounterSummary, width: float, settings: SlipSettings)
         ]))
         out += [table, Spacer(1, 5)]
     return out
+
+
+def sha_markup(sha: str) -> str:
+    """A SHA-256 printed once, in full, its first 12 characters bold (what staff
+    compare against the model card); it was printed short and then again in full."""
+    sha = clean_text(sha)
+    return f"<b>{escape(sha[:12])}</b>{escape(sha[12:])}"
 
 
 def gate_text(summary: EncounterSummary) -> str:
@@ -750,7 +760,7 @@ def _provenance_block(summary: EncounterSummary, settings: SlipSettings, width: 
     rows = [
         ("Model", f"{m.name} {m.version}" if m else "not recorded"),
         ("Image gate", gate_text(summary)),
-        ("Weights SHA-256", f"<b>{escape(sha[:12])}</b>  {escape(sha)}" if sha else "not recorded"),
+        ("Weights SHA-256", sha_markup(sha) if sha else "not recorded"),
         ("Protocol", protocol_text(summary.protocol_name)),
         ("Operating point", operating_point_text(summary, settings)),
         ("Slip printed", format_datetime(dt.datetime.now()) + f" by EyeScreen {__version__}"),

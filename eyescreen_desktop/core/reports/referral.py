@@ -22,6 +22,7 @@ from .layout import (
     _provenance_block,
     _qr_block,
     _write_atomic,
+    screening_title,
 )
 
 
@@ -29,7 +30,7 @@ def slip_story(summary: EncounterSummary, settings: SlipSettings) -> list[Flowab
     """The flowables of one referral slip (exposed for tests and previews)."""
     width = settings.pagesize[0] - 28 * mm
     return [
-        _header(settings, "Diabetic eye screening \u2013 referral slip", width, _qr_block(summary.encounter_id)),
+        _header(settings, screening_title(settings, "referral slip"), width, _qr_block(summary.encounter_id)),
         Spacer(1, 4), _patient_block(summary, width), Spacer(1, 6),
         _decision_block(summary, width), Spacer(1, 8),
         *_eyes_block(summary, width, settings), Spacer(1, 2),

@@ -30,6 +30,7 @@ from .layout import (
     format_datetime,
     quality_advice,
     reason_words,
+    screening_title,
 )
 from .review import review_reasons
 
@@ -166,7 +167,7 @@ def summary_story(encounters: Sequence[EncounterSummary], rejected: Sequence[Eye
                   settings: SlipSettings) -> list[Flowable]:
     """The flowables of a batch summary (exposed for tests and previews)."""
     width = settings.pagesize[0] - 28 * mm
-    story: list[Flowable] = [_header(settings, "Diabetic eye screening \u2013 batch summary", width),
+    story: list[Flowable] = [_header(settings, screening_title(settings, "batch summary"), width),
                              Spacer(1, 4), U(_batch_intro(encounters, rejected), "small"), Spacer(1, 6),
                              _counts_table(encounters, len(rejected), width)]
     for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW):
