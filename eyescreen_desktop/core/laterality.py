@@ -17,8 +17,10 @@ Hand-made, Qt-free and fast (~5 ms; no network):
    (a difference of Gaussians at the disc's scale, on normalised convolution so
    the rim does not count), that offset weighted by how much the blob stands
    out, the centroid of the brightest pixels, the left/right brightness
-   balance, the left/right balance of dark thin structures (vessels) and the
-   offset of the darkest central blob (the macula).
+   balance, the left/right balance of dark thin structures (vessels), the
+   offset of the darkest central blob (the macula) and the offset of the place
+   that is both bright and dense with vessels (a bright exudate patch has few
+   vessels, the disc many).
 3. A logistic regression with no intercept (so a mirrored picture gets exactly
    the other side with the same confidence) turns them into p(right eye).
    Its weights, a few numbers, are in ``models/eyescreen-laterality/laterality.json``
@@ -54,8 +56,9 @@ BACKGROUND_SIGMA = 0.14     # surround blur for the difference of Gaussians
 MACULA_RADIUS = 0.55        # the macula is looked for this close to the centre
 TOP_FRACTION = 0.02         # brightest pixels whose centroid is a cue
 VESSEL_KERNEL = 7           # black-hat kernel (px at SIZE) for dark thin structures
+VESSEL_SIGMA = 0.06        # vessel-density blur, fraction of SIZE (the big vessels converge on the disc)
 FEATURES = ("disc_dx", "disc_dx_strength", "bright_centroid_dx", "half_balance", "vessel_balance",
-            "macula_dx")
+            "macula_dx", "vessel_disc_dx")
 CARD_FILE = "laterality.json"
 CARD_FORMAT = "eyescreen-laterality/1"
 
@@ -149,13 +152,18 @@ def _measure(rgb: np.ndarray, fov: FieldOfView | None) -> tuple[np.ndarray, tupl
     right = xs + 0.5 > c
     values = grey[lit]
     half = (float(values[right].mean()) - float(values[~right].mean())) / (float(values.std()) or 1.0)
-    vessels = _vessels(square[..., 1])[lit]
+    vessel_map = _vessels(square[..., 1])
+    vessels = vessel_map[lit]
     vessel_balance = (float(vessels[right].mean()) - float(vessels[~right].mean())) / (float(vessels.mean()) or 1.0)
+    density = _masked_blur(vessel_map, weight, VESSEL_SIGMA * SIZE)
+    both = (dog - inside.mean()) / spread + (density - density[lit].mean()) / (float(density[lit].std()) or 1.0)
+    hub = np.unravel_index(np.argmax(np.where(lit, both, -np.inf)), both.shape)
     macula = disc_mask(SIZE, MACULA_RADIUS) & lit
     low = np.unravel_index(np.argmin(np.where(macula, dog, np.inf)), dog.shape) if macula.any() else (c, c)
     macula_dx = (low[1] + 0.5 - c) / c
-    features = np.array([disc_dx, disc_dx * strength, centroid_dx, half, vessel_balance, macula_dx], np.float64)
-    return features, _frame_position(fov, peak)
+    features = np.array([disc_dx, disc_dx * strength, centroid_dx, half, vessel_balance, macula_dx,
+                         (hub[1] + 0.5 - c) / c], np.float64)
+    return features, _frame_position(fov, hub)
 
 
 def _masked_blur(grey: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
