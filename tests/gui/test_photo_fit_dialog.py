@@ -10,7 +10,7 @@ import shutil
 import cv2
 import pytest
 
-from eyescreen_desktop.core.records import Eye
+from eyescreen_desktop.core.records import Eye, Status
 from eyescreen_desktop.gui.app import build_window
 from eyescreen_desktop.gui.photo_fit_dialog import PhotoFitDialog
 from tests.conftest import FUNDUS_DR
@@ -45,6 +45,14 @@ def right_eye_camera(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def other_patients_file(tmp_path):
+    """A real right-eye photograph of patient P002 as the camera names it (the issue's ``P002_R.jpg``)."""
+    path = tmp_path / "P002_R.jpg"
+    shutil.copy(RIGHT_PHOTO, path)
+    return path
+
+
 def _question(qtbot, win) -> PhotoFitDialog:
     qtbot.waitUntil(lambda: win.photo_guard.dialog is not None and win.photo_guard.dialog.isVisible(),
                     timeout=WAIT_MS)
@@ -55,9 +63,9 @@ def _answers(win, patient_id):
     return [e.details for e in win.store.audit(f"patient:{patient_id}") if e.action == "photograph check answered"]
 
 
-def test_another_patients_file_is_asked_about_and_not_stored_when_cancelled(qtbot, window):
+def test_another_patients_file_is_asked_about_and_not_stored_when_cancelled(qtbot, window, other_patients_file):
     qtbot.keyClicks(window.patient_panel.id_edit, "P904")
-    assert window.screen_paths([FUNDUS_DR / "images" / "P002_R.jpg"]) is None     # held, not screened
+    assert window.screen_paths([other_patients_file]) is None     # held, not screened
     box = _question(qtbot, window)
     assert "P002" in box.text() and "P904" in box.text()
     assert box.change_button is None                      # the side agrees: only store anyway / do not store
@@ -70,14 +78,15 @@ def test_another_patients_file_is_asked_about_and_not_stored_when_cancelled(qtbo
     assert answer["name_patient"] == "P002" and answer["stored_as"] == ""
 
 
-def test_another_patients_file_stored_anyway_is_stored_and_the_answer_kept(qtbot, window):
+def test_another_patients_file_stored_anyway_is_stored_and_the_answer_kept(qtbot, window, other_patients_file):
     qtbot.keyClicks(window.patient_panel.id_edit, "P904")
-    window.screen_paths([FUNDUS_DR / "images" / "P002_R.jpg"])
+    window.screen_paths([other_patients_file])
     box = _question(qtbot, window)
     with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
         box.anyway_button.click()
     summary = saved.args[1]
     assert summary.patient.patient_id == "P904" and [e.eye for e in summary.eyes] == [Eye.RIGHT]
+    assert summary.eyes[0].status is Status.OK                  # the real photograph, graded
     [answer] = _answers(window, "P904")
     assert answer["answer"] == "store anyway" and answer["stored_as"] == "R"
 
