@@ -38,9 +38,10 @@ cameras) show the disc on the other side; this module cannot know that.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -84,7 +85,7 @@ class LateralityModel:
     version: str = ""
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "LateralityModel":
+    def load(cls, path: Path | None = None) -> LateralityModel:
         """Read the card (default: the shipped ``models/eyescreen-laterality``)."""
         card = json.loads(Path(path or default_card_path()).read_text(encoding="utf-8"))
         if card.get("format") != CARD_FORMAT or tuple(card.get("features", ())) != FEATURES:
@@ -92,7 +93,7 @@ class LateralityModel:
         return cls(tuple(float(w) for w in card["weights"]), float(card["warn_confidence"]),
                    str(card.get("version", "")))
 
-    def p_right(self, features: Sequence[float]) -> float:
+    def p_right(self, features: Sequence[float] | np.ndarray) -> float:
         """p(right eye) from :func:`disc_features`' vector."""
         z = float(np.dot(np.asarray(self.weights, np.float64), np.asarray(features, np.float64)))
         return float(1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0))))
@@ -179,7 +180,7 @@ def _vessels(green: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(green, cv2.MORPH_BLACKHAT, kernel).astype(np.float32)
 
 
-def _frame_position(fov: FieldOfView, peak: tuple[int, ...]) -> tuple[float, float]:
+def _frame_position(fov: FieldOfView, peak: tuple[Any, ...]) -> tuple[float, float]:
     """The analysed square's pixel ``peak`` (row, col) as fractions of the original frame."""
     scale = 2.0 * fov.radius / SIZE
     x = fov.cx - fov.radius + (peak[1] + 0.5) * scale

@@ -33,6 +33,7 @@ from .records import Eye, EyeResult, Status
 OTHER_EYE = "other_eye"
 OTHER_PATIENT = "other_patient"
 ANSWERS = ("store anyway", "change eye", "cancel")   # what the nurse may answer (audited as given)
+NOTE_MARK = "Check: "   # starts each warning in a result's message
 CHECK_SIDE = 512     # decode size for the check (the disc is looked for on a 128 px square)
 
 
@@ -87,7 +88,7 @@ class PhotoFit:
 
     def note(self) -> str:
         """One line for results.csv and the result's message ("" when nothing is wrong)."""
-        return " ".join(f"Check: {s}" for s in self.sentences())
+        return " ".join(f"{NOTE_MARK}{s}" for s in self.sentences())
 
     def details(self, answer: str = "") -> dict[str, Any]:
         """What the audit log keeps: the checks, their numbers and the nurse's answer."""
@@ -99,7 +100,9 @@ class PhotoFit:
 
 def name_patient_id(file_name: str) -> str:
     """The patient ID a file's name carries by the batch's rule (``P002_R.jpg`` -> ``P002``), else ""."""
-    from .batch import patient_and_eye   # the one file-name rule (core.batch imports this module's users)
+    from .batch import (
+        patient_and_eye,  # the one file-name rule (core.batch imports this module's users)
+    )
 
     if not file_name:
         return ""
@@ -138,6 +141,6 @@ def noted_result(result: EyeResult, path: Path, patient_id: str, file_name: str,
         except (ImageReadError, OSError, ValueError):
             rgb = None
     fit = check_photo(rgb, result.eye, patient_id, file_name, model)
-    if not fit.warnings:
-        return result
-    return replace(result, message=(result.message + " " if result.message else "") + fit.note())
+    base = result.message.split(NOTE_MARK)[0].rstrip()    # a result reused from the store keeps no stale note
+    message = " ".join(part for part in (base, fit.note()) if part)
+    return result if message == result.message else replace(result, message=message)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt

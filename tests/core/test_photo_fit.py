@@ -12,7 +12,13 @@ import pytest
 from eyescreen_desktop.core.batch import run_batch
 from eyescreen_desktop.core.classifier import Classifier
 from eyescreen_desktop.core.imageio import read_image
-from eyescreen_desktop.core.photo_fit import OTHER_EYE, OTHER_PATIENT, check_photo, name_patient_id, noted_result
+from eyescreen_desktop.core.photo_fit import (
+    OTHER_EYE,
+    OTHER_PATIENT,
+    check_photo,
+    name_patient_id,
+    noted_result,
+)
 from eyescreen_desktop.core.records import Eye, EyeResult, Status
 from tests.conftest import FUNDUS_DR
 from tests.core.screen_inputs import model_with_thresholds
@@ -75,6 +81,10 @@ def test_the_batch_result_carries_the_warning_in_its_message():
     assert noted.message.startswith("Check: The photograph looks like the right eye")
     assert noted_result(EyeResult(path=str(RIGHT), eye=Eye.RIGHT, status=Status.OK), RIGHT, "P287",
                         "P287_R.jpg").message == ""
+    assert noted_result(noted, RIGHT, "P287", "P287_L.jpg").message == noted.message     # never noted twice
+    refiled = noted_result(EyeResult(path=str(RIGHT), eye=Eye.RIGHT, status=Status.OK, message=noted.message),
+                           RIGHT, "P287", "P287_R.jpg")
+    assert refiled.message == ""                              # filed right after all: the old note goes
 
 
 @pytest.fixture(scope="module")

@@ -128,3 +128,26 @@ def test_photographs_that_fit_go_straight_on_without_a_question(qtbot, window):
     with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS):
         assert window.screen_paths([RIGHT_PHOTO]) is not None
     assert window.photo_guard.dialog is None and _answers(window, "P287") == []
+
+
+def test_the_camera_folder_notes_a_photograph_named_for_the_other_eye(tmp_path, urgent_model_dir):
+    """The camera folder cannot ask: the warning goes into the result (results, encounter)."""
+    from eyescreen_desktop.core.classifier import Classifier
+    from eyescreen_desktop.core.store import ClinicStore
+    from eyescreen_desktop.gui.batch_jobs import hot_folder_job
+    from eyescreen_desktop.gui.worker import BatchContext
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    wrong = camera / "P287_L.jpg"                        # a right-eye photograph written under the left eye's name
+    shutil.copy(RIGHT_PHOTO, wrong)
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        ctx = BatchContext(Classifier.load(urgent_model_dir, backend="keras"), store, lambda: False,
+                           lambda *_args: None, lambda _result: None)
+        outcome = hot_folder_job(camera, [wrong])(ctx)
+        [(name, patient_id, result)] = outcome.files
+        assert (name, patient_id, result.eye) == ("P287_L.jpg", "P287", Eye.LEFT)
+        assert "looks like the right eye" in result.message
+        [summary] = store.encounters()
+        stored = store.encounter_summary(summary.encounter_id).eyes
+        assert any("looks like the right eye" in e.message for e in stored)
