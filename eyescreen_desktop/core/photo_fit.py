@@ -19,6 +19,7 @@ gate says not a fundus) are not side-checked: a disc found on a face means nothi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -29,6 +30,8 @@ from . import fundus
 from .imageio import ImageReadError, read_image
 from .laterality import LateralityModel, SideEstimate, default_model, estimate_side
 from .records import Eye, EyeResult, Status
+
+log = logging.getLogger(__name__)
 
 OTHER_EYE = "other_eye"
 OTHER_PATIENT = "other_patient"
@@ -140,7 +143,11 @@ def noted_result(result: EyeResult, path: Path, patient_id: str, file_name: str,
             rgb = read_image(path, max_side=CHECK_SIDE)
         except (ImageReadError, OSError, ValueError):
             rgb = None
-    fit = check_photo(rgb, result.eye, patient_id, file_name, model)
+    try:
+        fit = check_photo(rgb, result.eye, patient_id, file_name, model)
+    except (OSError, ValueError, KeyError) as exc:    # no laterality card (a damaged install): screen as before, say so
+        log.error("photograph check skipped for %s: %s", file_name, exc)
+        return result
     base = result.message.split(NOTE_MARK)[0].rstrip()    # a result reused from the store keeps no stale note
     message = " ".join(part for part in (base, fit.note()) if part)
     return result if message == result.message else replace(result, message=message)

@@ -86,8 +86,8 @@ class PhotoFitGuard(QObject):
         runs for each once the answer says to store it."""
         now = []
         for item in items:
-            fit = check_photo(_decoded(item.path), item.eye, patient_id, item.path.name)
-            if not fit.warnings:
+            fit = _checked(_decoded(item.path), item.eye, patient_id, item.path.name)
+            if fit is None or not fit.warnings:
                 now.append(item)
             else:
                 self._ask(fit, lambda eye, path=item.path: screen([ScreenItem(path, eye)]))
@@ -96,8 +96,8 @@ class PhotoFitGuard(QObject):
     def frame(self, rgb: np.ndarray, eye: Eye, patient_id: str, screen: Callable[[np.ndarray, Eye], Any]) -> bool:
         """True when the camera frame may be screened now; else it is asked about and
         ``screen(rgb, eye)`` runs once the answer says to store it."""
-        fit = check_photo(rgb, eye, patient_id, "")
-        if not fit.warnings:
+        fit = _checked(rgb, eye, patient_id, "")
+        if fit is None or not fit.warnings:
             return True
         self._ask(fit, lambda chosen: screen(rgb, chosen))
         return False
@@ -134,6 +134,16 @@ class PhotoFitGuard(QObject):
         if answer != CANCEL:
             then(dialog.eye)
         self._next()
+
+
+def _checked(rgb: np.ndarray | None, eye: Eye, patient_id: str, name: str) -> PhotoFit | None:
+    """The checks, or None (logged) when they cannot run (no laterality card: a damaged
+    install): the photograph is then screened as before rather than lost."""
+    try:
+        return check_photo(rgb, eye, patient_id, name)
+    except (OSError, ValueError, KeyError):
+        log.exception("photograph check skipped for %s", name or "a camera capture")
+        return None
 
 
 def _decoded(path: Any) -> np.ndarray | None:

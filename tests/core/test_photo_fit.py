@@ -106,3 +106,13 @@ def test_a_batch_notes_a_photograph_named_for_the_other_eye_in_results_csv(tmp_p
     assert "Check:" not in rows["P500_R.jpg"]["message"]
     encounter = next(e for e in report.encounters if e.patient.patient_id == "P287")
     assert any("looks like the right eye" in r.message for r in encounter.eyes)   # the encounter keeps it too
+
+
+def test_a_batch_without_the_laterality_card_screens_as_before(monkeypatch, tmp_path, caplog):
+    from eyescreen_desktop.core import laterality
+
+    monkeypatch.setattr(laterality, "_DEFAULT", None)
+    monkeypatch.setattr(laterality, "default_card_path", lambda: tmp_path / "missing.json")
+    result = EyeResult(path=str(RIGHT), eye=Eye.LEFT, status=Status.OK, message="")
+    assert noted_result(result, RIGHT, "P287", "P287_L.jpg") is result
+    assert "photograph check skipped" in caplog.text
