@@ -55,7 +55,9 @@ class PhotoFitDialog(QMessageBox):
             self.change_button = self.addButton(f"Store as the {fit.suggested_eye.label}",
                                                 QMessageBox.ButtonRole.AcceptRole)
         self.cancel_button = self.addButton("Do not store", QMessageBox.ButtonRole.RejectRole)
-        self.setDefaultButton(self.change_button or self.cancel_button)   # Enter never files it wrongly
+        # Enter never files it wrongly: the disc's side when only the side is in doubt, else "do not store"
+        self.setDefaultButton(self.cancel_button if fit.other_patient or self.change_button is None
+                              else self.change_button)
         self.setEscapeButton(self.cancel_button)
         self.setWindowModality(Qt.WindowModality.WindowModal)
         self.buttonClicked.connect(self._clicked)

@@ -151,3 +151,18 @@ def test_the_camera_folder_notes_a_photograph_named_for_the_other_eye(tmp_path, 
         [summary] = store.encounters()
         stored = store.encounter_summary(summary.encounter_id).eyes
         assert any("looks like the right eye" in e.message for e in stored)
+
+
+def test_with_both_doubts_enter_does_not_store(qtbot, tmp_path):
+    """A left-eye photograph named P002_R.jpg for patient P904: both warnings, and the
+    default answer is not to store it (the side is no help when the patient is wrong)."""
+    from eyescreen_desktop.core.imageio import read_image
+    from eyescreen_desktop.core.photo_fit import check_photo
+
+    fit = check_photo(read_image(FUNDUS_DR / "images" / "P287_L.jpg", max_side=512), Eye.RIGHT, "P904",
+                      "P002_R.jpg")
+    assert fit.warnings == ("other_eye", "other_patient")
+    box = PhotoFitDialog(fit)
+    qtbot.addWidget(box)
+    assert box.defaultButton() is box.cancel_button and box.change_button is not None
+    assert "left eye" in box.change_button.text()
