@@ -201,6 +201,8 @@ from eyescreen_desktop.core.external_eye import ExternalEyeModel, default_extern
 from eyescreen_desktop.core.gate import Gate, default_gate_dir
 found["gate"] = [str(default_gate_dir()), Gate.load().version]
 found["external"] = [str(default_external_model_dir()), ExternalEyeModel.load(default_external_model_dir()).info.name]
+from eyescreen_desktop.core.laterality import LateralityModel, default_card_path
+found["laterality"] = [str(default_card_path()), LateralityModel.load().warn_confidence]
 tampered = Path(tempfile.mkdtemp()) / "m"
 shutil.copytree(model, tampered)
 with open(tampered / "model.onnx", "ab") as f:
@@ -243,6 +245,8 @@ def test_the_wheel_carries_resources_and_the_model_and_checks_its_hash(installed
     # the learned gate and the eye-check model load from the wheel too, not from the checkout
     assert Path(found["gate"][0]).is_relative_to(venv) and found["gate"][1].startswith("eyescreen-gate")
     assert Path(found["external"][0]).is_relative_to(venv) and found["external"][1] == "eyescreen-external"
+    # the laterality check's card (issue 24): the window's and the batch's photograph checks need it
+    assert Path(found["laterality"][0]).is_relative_to(venv) and 0.5 < found["laterality"][1] < 1.0
     assert found["model_files"] == ["heatmap_dense.npy", "model.onnx", "model_card.json", "model_card.md"]
     # every model folder of the checkout ships what screening reads, and nothing that needs TensorFlow
     for card_file in sorted((ROOT / "models").glob("*/model_card.json")):

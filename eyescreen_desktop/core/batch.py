@@ -62,6 +62,7 @@ from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint
 from .report_names import ReportNames, safe_name
 from .external_eye import default_external_model
 from .protocol import is_external_eye
+from .photo_fit import noted_result
 from .screening import ScreenItem, Screener
 from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
 
@@ -427,6 +428,7 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
             if f.patient_id not in encounters:
                 encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
                                                                  started, user)
+            result = noted_result(result, f.path, f.patient_id, f.file)   # other eye / patient: noted, not asked
             writer.put(store.record_batch_file, key, f.file, encounters[f.patient_id], result,
                        screener.model_info(result), screener.protocol.name, screener.operating_point, user)
             if progress:

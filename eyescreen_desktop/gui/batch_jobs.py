@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 from ..core.batch import BatchCancelled as CoreBatchCancelled
 from ..core.batch import batch_key, patient_and_eye, queue_batch_encounters, resolve_inputs, run_batch
+from ..core.photo_fit import noted_result
 from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
 from ..core.screening import Screener, ScreenItem
@@ -122,7 +123,8 @@ def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ad
         encounters: dict[str, str] = {}
         stream = screener.screen(ScreenItem(path, eye) for path, _rel, _pid, eye in planned)
         try:
-            for n, ((_path, rel, pid, _eye), result) in enumerate(zip(planned, stream), 1):
+            for n, ((path, rel, pid, _eye), result) in enumerate(zip(planned, stream), 1):
+                result = noted_result(result, path, pid, rel)   # other eye / patient: noted in results, not asked
                 store.ensure_patient(pid, user)
                 eid = encounters.get(pid) or store.batch_encounter(key, pid, proto.name, None, user)
                 encounters[pid] = eid

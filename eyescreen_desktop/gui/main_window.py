@@ -40,6 +40,7 @@ from .capture_panel import CapturePanel
 from .eye_check_panel import EyeCheckMode
 from .messages import WARNING, Messages
 from .patient_panel import PatientPanel
+from .photo_fit_dialog import PhotoFitGuard
 from .queues import QueuesWidget
 from .resources import icon
 from .result_view import ResultView
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.patient_panel = PatientPanel(store)
         self.capture_panel = CapturePanel()
+        self.photo_guard = PhotoFitGuard(store, self)   # other eye / other patient: asked before storing
         self.result_view = ResultView()
         self.result_view.protocol_name = settings.protocol
         self.queues = QueuesWidget(store, user=None, slip_settings=settings.slip_settings)
@@ -285,7 +287,15 @@ class MainWindow(QMainWindow):
         if not files or (patient := self._patient_or_ask()) is None or (options := self._options()) is None:
             return None
         self.patient_panel.set_locked(True)   # from the first photograph on, the visit is this patient's
-        items = [ScreenItem(p, eye_from_name(p)) for p in files]
+        items = self.photo_guard.files([ScreenItem(p, eye_from_name(p)) for p in files], patient.patient_id,
+                                       lambda held: self._screen_items(held, patient))
+        return self._screen_items(items, patient, options) if items else None
+
+    def _screen_items(self, items: list[ScreenItem], patient: Any, options: dict[str, Any] | None = None
+                      ) -> int | None:
+        """Screen ``items`` for ``patient``'s visit (after the photograph checks); the request ID."""
+        if options is None and (options := self._options()) is None:
+            return None
         for item in items:
             self.result_view.set_pending(item.eye)
         self.tabs.setCurrentWidget(self.result_view)
@@ -306,6 +316,15 @@ class MainWindow(QMainWindow):
         if (patient := self._patient_or_ask()) is None or (options := self._options()) is None:
             return None
         self.patient_panel.set_locked(True)
+        if not self.photo_guard.frame(rgb, eye, patient.patient_id, lambda held, chosen: self._screen_frame(
+                held, chosen, patient)):
+            return None
+        return self._screen_frame(rgb, eye, patient, options)
+
+    def _screen_frame(self, rgb: Any, eye: Eye, patient: Any, options: dict[str, Any] | None = None) -> int | None:
+        """Screen a camera frame for ``patient``'s visit (after the photograph checks); the request ID."""
+        if options is None and (options := self._options()) is None:
+            return None
         self.result_view.set_pending(eye)
         self.tabs.setCurrentWidget(self.result_view)
         rid = self.engine.screen_frame(rgb, eye, patient, **options)
@@ -390,6 +409,7 @@ class MainWindow(QMainWindow):
         self.visit = uuid.uuid4().hex
         self.encounter_id = None
         self._requests.clear()
+        self.photo_guard.clear()
         self.capture_panel.clear_frames()
         self.patient_panel.clear()
         self.result_view.clear()

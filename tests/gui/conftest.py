@@ -4,6 +4,7 @@ construction, real and spoiled photographs, and an isolated data folder."""
 from __future__ import annotations
 
 import gc
+import shutil
 from pathlib import Path
 
 import cv2
@@ -64,10 +65,14 @@ def annual_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def good_photo() -> Path:
+def good_photo(tmp_path_factory) -> Path:
+    """GOOD_PHOTO named for its side only ("left.jpg"): its own name, P001_L.jpg, carries
+    patient P001's ID, which the window rightly questions for any other patient."""
     if not GOOD_PHOTO.is_file():
         pytest.fail(f"{GOOD_PHOTO} is missing: tests need ../shared/datasets beside the checkout")
-    return GOOD_PHOTO
+    path = tmp_path_factory.mktemp("good") / "left.jpg"
+    shutil.copy(GOOD_PHOTO, path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +81,11 @@ def good_rgb(good_photo) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def blurred_photo(tmp_path_factory, good_rgb) -> Path:
-    """The good photograph blurred out of focus: ungradable."""
-    path = tmp_path_factory.mktemp("blurred") / "P900_R.jpg"
-    cv2.imwrite(str(path), cv2.cvtColor(cv2.GaussianBlur(good_rgb, (0, 0), 8), cv2.COLOR_RGB2BGR))
+def blurred_photo(tmp_path_factory) -> Path:
+    """The good photograph's right eye (P001_R.jpg) blurred out of focus: ungradable. A right
+    eye, so that a right-eye file shows one (the window questions a left eye filed as right)."""
+    path = tmp_path_factory.mktemp("blurred") / "blurred-right.jpg"   # the right eye, no patient ID
+    cv2.imwrite(str(path), cv2.GaussianBlur(cv2.imread(str(GOOD_PHOTO.with_name("P001_R.jpg"))), (0, 0), 8))
     return path
 
 

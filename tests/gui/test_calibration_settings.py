@@ -75,7 +75,7 @@ def test_calibrate_in_settings_then_screen_with_the_clinics_point(qtbot, window,
     settings_dialog.accept()
     assert window.settings.site_operating_point == str(op_path)
 
-    qtbot.keyClicks(window.patient_panel.id_edit, "P300")
+    qtbot.keyClicks(window.patient_panel.id_edit, "P001")          # P001_L.jpg: this patient's photograph
     with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
         assert window.screen_paths([FUNDUS_DR / "images" / "P001_L.jpg"]) is not None
     op = saved.args[1].operating_point

@@ -12,6 +12,7 @@ import pytest
 from eyescreen_desktop.core.records import Eye, Queue, Status
 from eyescreen_desktop.gui.app import build_window
 from eyescreen_desktop.gui.capture_panel import CapturePanel, parse_source
+from tests.conftest import FUNDUS_DR
 
 WAIT_MS = 60_000
 FRAMES = 6
@@ -19,12 +20,13 @@ SIZE = (640, 428)   # the 1024x685 photograph scaled down, as a camera preview w
 
 
 @pytest.fixture(scope="module")
-def video(tmp_path_factory, good_rgb):
-    """A short MJPG video of the fundus photograph (slightly changing brightness)."""
+def video(tmp_path_factory):
+    """A short MJPG video of a right eye's fundus photograph (slightly changing brightness):
+    F5 captures the right eye, and the window questions a capture whose disc says the other."""
     path = tmp_path_factory.mktemp("video") / "fundus camera.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, SIZE)
     assert writer.isOpened()
-    frame = cv2.resize(cv2.cvtColor(good_rgb, cv2.COLOR_RGB2BGR), SIZE, interpolation=cv2.INTER_AREA)
+    frame = cv2.resize(cv2.imread(str(FUNDUS_DR / "images" / "P001_R.jpg")), SIZE, interpolation=cv2.INTER_AREA)
     for i in range(FRAMES):
         writer.write(cv2.convertScaleAbs(frame, alpha=1.0, beta=i))
     writer.release()

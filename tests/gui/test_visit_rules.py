@@ -136,7 +136,7 @@ def test_unknown_photos_never_replace_another_and_titles_reset(qtbot, window, tm
     _screen(qtbot, window, [first])
     summary = _screen(qtbot, window, [second])
     view = window.result_view
-    assert view.cards[Eye.LEFT].shown.result.path.endswith("P001_L.jpg")     # nothing replaced
+    assert view.cards[Eye.LEFT].shown.result.path.endswith(good_photo.name)   # nothing replaced
     assert len(view.unknown) == 2 and "1 of 2" in view.unknown_card.title.text()
     assert len(summary.eyes) == 3
     window.start_next_patient()
@@ -150,7 +150,7 @@ def test_override_and_reason_show_after_a_retake(qtbot, window, blurred_photo, g
     window.start_next_patient()
     with qtbot.waitSignal(window.encounterOpened, timeout=WAIT_MS):
         window.open_encounter(first.encounter_id)
-    retake = _unknown_copy(blurred_photo.parent, RIGHT_PHOTO, "retake_R.jpg")
+    retake = _unknown_copy(blurred_photo.parent, RIGHT_PHOTO, "retake-right.jpg")
     summary = _screen(qtbot, window, [retake])
     assert summary.overridden and summary.queue is Queue.ROUTINE
     view = window.result_view
@@ -161,7 +161,7 @@ def test_override_and_reason_show_after_a_retake(qtbot, window, blurred_photo, g
 
 
 def test_an_annual_patient_gets_a_result_letter_from_the_window(qtbot, window, good_photo):
-    summary = _screen(qtbot, window, [good_photo, RIGHT_PHOTO], "DOC1")
+    summary = _screen(qtbot, window, [good_photo, RIGHT_PHOTO], "P001")     # P001_R.jpg: this patient's
     assert summary.queue is Queue.ANNUAL and summary.complete
     assert window.result_view.slip_button.isEnabled()
     window.actions["slip"].trigger()

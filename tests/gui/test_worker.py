@@ -14,6 +14,7 @@ from eyescreen_desktop.core.records import Eye, Patient, Queue, Status
 from eyescreen_desktop.core.screening import Screener, ScreenItem
 from eyescreen_desktop.core.store import ClinicStore, FixedClock
 from eyescreen_desktop.gui.worker import ScreeningEngine
+from tests.gui.conftest import GOOD_PHOTO
 
 WAIT_MS = 60_000
 DAY = dt.date(2026, 3, 16)
@@ -101,7 +102,7 @@ def test_a_retake_replaces_the_ungradable_photo_it_retakes(qtbot, annual_engine,
     assert [(e.eye, e.status) for e in retaken.eyes] == [(Eye.RIGHT, Status.OK)]   # the retake replaced it
     assert retaken.queue is Queue.REVIEW and not retaken.complete                  # one eye is never annual
     with qtbot.waitSignal(annual_engine.encounterSaved, timeout=WAIT_MS) as saved:
-        annual_engine.screen_files([ScreenItem(good_photo.with_name("P001_R.jpg"), Eye.LEFT)], patient, visit="v3")
+        annual_engine.screen_files([ScreenItem(GOOD_PHOTO.with_name("P001_R.jpg"), Eye.LEFT)], patient, visit="v3")
     assert saved.args[1].queue is Queue.ANNUAL and saved.args[1].complete
 
 

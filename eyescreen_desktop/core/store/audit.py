@@ -39,3 +39,10 @@ class AuditLog(StoreBase):
             params.append(limit)
         return [AuditEntry(r["audit_id"], _datetime(r["at"]), r["user"], r["action"],
                            r["entity"], json.loads(r["details"])) for r in self._query(sql, params)]
+
+    def record_photo_check(self, patient_id: str, details: dict[str, Any], user: str | None = None) -> None:
+        """Keep what the photograph checks (core.photo_fit: other eye, other patient)
+        warned about and what staff answered (store anyway / change eye / cancel),
+        so a photograph filed against a warning can be traced to who decided."""
+        with self._tx() as db:
+            self._audit(db, user, "photograph check answered", f"patient:{patient_id}", details)

@@ -1,0 +1,168 @@
+"""Issue 24 item 3 in the window: a photograph of the other eye (camera F6 with a
+right eye on the camera) or of another patient (``P002_R.jpg`` opened for P904)
+is asked about before it is stored, and the answer is in the audit log.
+Real photographs, a real SQLite file, the fixed-output model of conftest.py."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import pytest
+
+from eyescreen_desktop.core.records import Eye, Status
+from eyescreen_desktop.gui.app import build_window
+from eyescreen_desktop.gui.photo_fit_dialog import PhotoFitDialog
+from tests.conftest import FUNDUS_DR
+
+WAIT_MS = 60_000
+RIGHT_PHOTO = FUNDUS_DR / "images" / "P287_R.jpg"     # held-out patient: a right eye, disc on the right
+SIZE = (640, 428)
+FRAMES = 40
+
+
+@pytest.fixture
+def window(qtbot, data_dir, annual_model_dir):
+    win, store = build_window(data_dir, dialogs=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
+        win.start(annual_model_dir)
+    yield win
+    win.close()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def right_eye_camera(tmp_path_factory):
+    """A short MJPG video of a real right-eye photograph: the camera shows a right eye."""
+    path = tmp_path_factory.mktemp("video") / "camera.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, SIZE)
+    frame = cv2.resize(cv2.imread(str(RIGHT_PHOTO)), SIZE, interpolation=cv2.INTER_AREA)
+    for i in range(FRAMES):
+        writer.write(cv2.convertScaleAbs(frame, alpha=1.0, beta=i))
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def other_patients_file(tmp_path):
+    """A real right-eye photograph of patient P002 as the camera names it (the issue's ``P002_R.jpg``)."""
+    path = tmp_path / "P002_R.jpg"
+    shutil.copy(RIGHT_PHOTO, path)
+    return path
+
+
+def _question(qtbot, win) -> PhotoFitDialog:
+    qtbot.waitUntil(lambda: win.photo_guard.dialog is not None and win.photo_guard.dialog.isVisible(),
+                    timeout=WAIT_MS)
+    return win.photo_guard.dialog
+
+
+def _answers(win, patient_id):
+    return [e.details for e in win.store.audit(f"patient:{patient_id}") if e.action == "photograph check answered"]
+
+
+def test_another_patients_file_is_asked_about_and_not_stored_when_cancelled(qtbot, window, other_patients_file):
+    qtbot.keyClicks(window.patient_panel.id_edit, "P904")
+    assert window.screen_paths([other_patients_file]) is None     # held, not screened
+    box = _question(qtbot, window)
+    assert "P002" in box.text() and "P904" in box.text()
+    assert box.change_button is None                      # the side agrees: only store anyway / do not store
+    box.cancel_button.click()
+    qtbot.waitUntil(lambda: window.photo_guard.dialog is None, timeout=WAIT_MS)
+    assert window.store.encounters() == [] and not window.engine.busy
+    assert window.result_view.cards[Eye.RIGHT].shown is None
+    [answer] = _answers(window, "P904")
+    assert answer["answer"] == "cancel" and answer["warnings"] == ["other_patient"]
+    assert answer["name_patient"] == "P002" and answer["stored_as"] == ""
+
+
+def test_another_patients_file_stored_anyway_is_stored_and_the_answer_kept(qtbot, window, other_patients_file):
+    qtbot.keyClicks(window.patient_panel.id_edit, "P904")
+    window.screen_paths([other_patients_file])
+    box = _question(qtbot, window)
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
+        box.anyway_button.click()
+    summary = saved.args[1]
+    assert summary.patient.patient_id == "P904" and [e.eye for e in summary.eyes] == [Eye.RIGHT]
+    assert summary.eyes[0].status is Status.OK                  # the real photograph, graded
+    [answer] = _answers(window, "P904")
+    assert answer["answer"] == "store anyway" and answer["stored_as"] == "R"
+
+
+def test_f6_with_a_right_eye_on_the_camera_asks_and_stores_it_as_the_right_eye(qtbot, window, right_eye_camera):
+    panel = window.capture_panel
+    qtbot.keyClicks(window.patient_panel.id_edit, "CAM1")
+    panel.open_source(str(right_eye_camera))
+    qtbot.waitUntil(lambda: window.actions["left"].isEnabled(), timeout=WAIT_MS)
+    window.actions["left"].trigger()                                          # F6: capture the left eye
+    box = _question(qtbot, window)
+    assert "looks like the right eye" in box.text() and "filed as the left eye" in box.text()
+    assert box.defaultButton() is box.change_button                           # Enter files it as the right eye
+    assert window.store.encounters() == []                                    # nothing stored before the answer
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
+        box.change_button.click()
+    assert [e.eye for e in saved.args[1].eyes] == [Eye.RIGHT]
+    [answer] = _answers(window, "CAM1")
+    assert answer["answer"] == "change eye" and answer["warnings"] == ["other_eye"]
+    assert answer["filed_eye"] == "L" and answer["stored_as"] == "R" and answer["confidence"] >= 0.8
+    panel.stop()
+
+
+def test_a_file_named_for_the_other_eye_is_asked_about(qtbot, window, tmp_path):
+    wrong = tmp_path / "P287_L.jpg"                      # a right-eye photograph saved as the left eye
+    shutil.copy(RIGHT_PHOTO, wrong)
+    qtbot.keyClicks(window.patient_panel.id_edit, "P287")
+    assert window.screen_paths([wrong]) is None
+    box = _question(qtbot, window)
+    assert "looks like the right eye" in box.text() and box.fit.warnings == ("other_eye",)
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS) as saved:
+        box.anyway_button.click()                          # the nurse knows better: stored as filed
+    assert [e.eye for e in saved.args[1].eyes] == [Eye.LEFT]
+    assert _answers(window, "P287")[0]["answer"] == "store anyway"
+
+
+def test_photographs_that_fit_go_straight_on_without_a_question(qtbot, window):
+    qtbot.keyClicks(window.patient_panel.id_edit, "P287")
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS):
+        assert window.screen_paths([RIGHT_PHOTO]) is not None
+    assert window.photo_guard.dialog is None and _answers(window, "P287") == []
+
+
+def test_the_camera_folder_notes_a_photograph_named_for_the_other_eye(tmp_path, urgent_model_dir):
+    """The camera folder cannot ask: the warning goes into the result (results, encounter)."""
+    from eyescreen_desktop.core.classifier import Classifier
+    from eyescreen_desktop.core.store import ClinicStore
+    from eyescreen_desktop.gui.batch_jobs import hot_folder_job
+    from eyescreen_desktop.gui.worker import BatchContext
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    wrong = camera / "P287_L.jpg"                        # a right-eye photograph written under the left eye's name
+    shutil.copy(RIGHT_PHOTO, wrong)
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        ctx = BatchContext(Classifier.load(urgent_model_dir, backend="keras"), store, lambda: False,
+                           lambda *_args: None, lambda _result: None)
+        outcome = hot_folder_job(camera, [wrong])(ctx)
+        [(name, patient_id, result)] = outcome.files
+        assert (name, patient_id, result.eye) == ("P287_L.jpg", "P287", Eye.LEFT)
+        assert "looks like the right eye" in result.message
+        [summary] = store.encounters()
+        stored = store.encounter_summary(summary.encounter_id).eyes
+        assert any("looks like the right eye" in e.message for e in stored)
+
+
+def test_with_both_doubts_enter_does_not_store(qtbot, tmp_path):
+    """A left-eye photograph named P002_R.jpg for patient P904: both warnings, and the
+    default answer is not to store it (the side is no help when the patient is wrong)."""
+    from eyescreen_desktop.core.imageio import read_image
+    from eyescreen_desktop.core.photo_fit import check_photo
+
+    fit = check_photo(read_image(FUNDUS_DR / "images" / "P287_L.jpg", max_side=512), Eye.RIGHT, "P904",
+                      "P002_R.jpg")
+    assert fit.warnings == ("other_eye", "other_patient")
+    box = PhotoFitDialog(fit)
+    qtbot.addWidget(box)
+    assert box.defaultButton() is box.cancel_button and box.change_button is not None
+    assert "left eye" in box.change_button.text()
