@@ -378,8 +378,9 @@ class EyeCheckMode(QObject):
     """The "Eye check" tab of the main window, kept out of the window's own module:
     the engine, the panel (next to fundus screening), the slip, start and shutdown.
 
-    The window needs three lines: ``EyeCheckMode(self)`` after its Screening tab,
-    ``.start()`` with the grader, ``.shutdown()`` with the camera."""
+    The window needs four lines: ``EyeCheckMode(self)``, its ``panel`` among the
+    window's tabs (next to Screening), ``.start()`` with the grader, ``.shutdown()``
+    with the camera."""
 
     slipWritten = Signal(object)    # Path of the eye-check slip just written
 
@@ -388,8 +389,6 @@ class EyeCheckMode(QObject):
         self.window = window
         self.engine = EyeCheckEngine(self, modality_of=_gate_modality)
         self.panel = EyeCheckPanel(self.engine, probe=None)   # the window's capture panel probes once
-        index = window.tabs.indexOf(window.result_view) + 1
-        window.tabs.insertTab(index, self.panel, icon("eye-left"), "Eye check")
         window.tabs.currentChanged.connect(self._tab_changed)
         self.panel.slipRequested.connect(self.write_slip)
         self.panel.problem.connect(lambda text: window.statusBar().showMessage(text, 8000))

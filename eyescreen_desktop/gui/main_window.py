@@ -65,6 +65,22 @@ def eye_from_name(path: Path) -> Eye:
     return Eye.UNKNOWN
 
 
+@dataclasses.dataclass(frozen=True)
+class TabPage:
+    """One tab of the window: ``key`` names its action, ``title`` is the tab's and
+    the menu entry's text (with its mnemonic), ``tip`` the status-bar help."""
+
+    key: str
+    title: str
+    icon_name: str
+    widget: QWidget
+    tip: str = ""
+
+    @property
+    def plain_title(self) -> str:
+        return self.title.replace("&", "")
+
+
 def _stored(store: Any, result: Any) -> Any:
     """The result with its path pointing at the image store's copy, when there is one."""
     stored = store.image_file(result.sha256) if result.sha256 else None
@@ -117,13 +133,13 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.patient_panel)
         column.addWidget(self.capture_panel, 1)
-        self.tabs.addTab(self.result_view, icon("eye-right"), "Screening")
-        self.eye_check = EyeCheckMode(self)      # the "Eye check" tab, next to Screening
-        self.tabs.addTab(self.queues, icon("patient"), "Queues")
+        self.eye_check = EyeCheckMode(self)      # the "Eye check" page, next to Screening
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
-            self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
+        self.pages = self._pages()
+        for page in self.pages:
+            self.tabs.addTab(page.widget, icon(page.icon_name), page.plain_title)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
@@ -133,6 +149,24 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_status)
         self._make_actions()
         self._make_menus()
+
+    def _pages(self) -> list[TabPage]:
+        """The window's tabs, in order: the tab, its View menu entry and its Ctrl+number
+        key all come from this one list, so they can never disagree."""
+        pages = [TabPage("screening", "&Screening", "eye-right", self.result_view),
+                 TabPage("eye_check", "&Eye check", "eye-left", self.eye_check.panel,
+                         "Check the front of the eye, or a selfie"),
+                 TabPage("queues", "&Queues", "patient", self.queues,
+                         "Urgent, routine, annual and review: who still needs something done")]
+        if self.batch_panel is not None:
+            pages.append(TabPage("batch", "&Batch and hot folder", "folder", self.batch_panel,
+                                 "Screen a whole folder, or watch the camera's folder"))
+        return pages
+
+    def tab_shortcut(self, key: str) -> str:
+        """"Ctrl+3": the key that opens the tab ``key`` (as Help names it), or "" when absent."""
+        number = next((i for i, page in enumerate(self.pages, start=1) if page.key == key), 0)
+        return f"Ctrl+{number}" if number else ""
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""
@@ -173,10 +207,11 @@ class MainWindow(QMainWindow):
         self.actions["heatmap"].setCheckable(True)
         self.result_view.heatmap_box.toggled.connect(self.actions["heatmap"].setChecked)
         self._action("find", "&Find patient", self._find_patient, "Ctrl+F")
-        self._action("screening", "&Screening", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
-        self._action("queues", "&Queues", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
-        self._action("batch", "&Batch and hot folder", lambda: self.tabs.setCurrentIndex(2), "Ctrl+3", "folder",
-                     "Screen a whole folder, or watch the camera's folder (Ctrl+3)")
+        for page in self.pages:
+            shortcut = self.tab_shortcut(page.key)
+            self._action(page.key, page.title, lambda _checked=False, w=page.widget: self.tabs.setCurrentWidget(w),
+                         shortcut, page.icon_name if page.key == "batch" else "",
+                         f"{page.tip or page.title.replace('&', '')} ({shortcut})")
         self._action("settings", "S&ettings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         self._action("quit", "&Quit", self.close, "Ctrl+Q")
         self._action("guide", "Quick &guide", self.show_guide, "F1", tip="How a screening day goes (F1)")
@@ -187,7 +222,7 @@ class MainWindow(QMainWindow):
         menus = (("&File", ("open", "slip", None, "settings", None, "quit")),
                  ("&Patient", ("next", "find")),
                  ("&Capture", ("right", "left")),
-                 ("&View", ("screening", "queues", "batch", None, "heatmap")),
+                 ("&View", (*(page.key for page in self.pages), None, "heatmap")),
                  ("&Help", ("guide", "shortcuts", None, "about")))
         for title, keys in menus:
             menu = self.menuBar().addMenu(title)
@@ -512,9 +547,9 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_guide(self) -> None:
         """Help > Quick guide: a screening day, step by step."""
-        from .help import GUIDE
+        from .help import guide_html
 
-        self._help("EyeScreen quick guide", GUIDE)
+        self._help("EyeScreen quick guide", guide_html(self.tab_shortcut))
 
     @Slot()
     def show_shortcuts(self) -> None:
