@@ -56,3 +56,57 @@ def test_the_guide_says_where_the_camera_really_is(qtbot, window):
     assert camera.x() < tabs.x() and camera.y() > patient.y()     # left column, under the patient form
     assert "top left" not in guide
     assert "on the left, under the patient form" in guide
+
+
+# ---------------------------------------------------------------------- item 9: birth dates
+
+
+def _birth_input(panel):
+    """Where the nurse types the birth date (the field's line edit)."""
+    return getattr(panel.birth_edit, "edit", panel.birth_edit)
+
+
+def test_a_typed_iso_birth_date_is_kept(qtbot, window):
+    import datetime as dt
+
+    panel = window.patient_panel
+    qtbot.keyClicks(panel.id_edit, "P924")
+    qtbot.keyClicks(_birth_input(panel), "1958-03-14")
+    assert "not given" not in panel.birth_edit.text()
+    assert panel.patient().birth_date == dt.date(1958, 3, 14)
+
+
+def test_a_birth_date_in_the_clinics_own_format_is_kept(qtbot, window):
+    import datetime as dt
+
+    from PySide6.QtCore import QDate, QLocale
+
+    panel = window.patient_panel
+    qtbot.keyClicks(panel.id_edit, "P925")
+    typed = QLocale().toString(QDate(1958, 3, 14), QLocale.FormatType.ShortFormat)
+    qtbot.keyClicks(_birth_input(panel), typed)
+    assert panel.patient().birth_date == dt.date(1958, 3, 14), typed
+    panel.birth_edit.clear()
+    qtbot.keyClicks(_birth_input(panel), "14/03/1958" if QLocale().dateFormat().startswith("d") else "03/14/1958")
+    assert panel.patient().birth_date == dt.date(1958, 3, 14)
+
+
+def test_the_birth_calendar_opens_near_a_plausible_age_not_in_1900(qtbot, window):
+    import datetime as dt
+
+    panel = window.patient_panel
+    calendar = panel.birth_calendar()
+    assert abs(calendar.yearShown() - (dt.date.today().year - 60)) <= 1
+    calendar.setSelectedDate(calendar.selectedDate().addYears(-2))
+    calendar.clicked.emit(calendar.selectedDate())
+    chosen = calendar.selectedDate()
+    qtbot.keyClicks(panel.id_edit, "P926")
+    assert panel.patient().birth_date == dt.date(chosen.year(), chosen.month(), chosen.day())
+
+
+def test_an_unreadable_birth_date_is_said_not_silently_dropped(qtbot, window):
+    panel = window.patient_panel
+    qtbot.keyClicks(panel.id_edit, "P927")
+    qtbot.keyClicks(_birth_input(panel), "14 Marhc")
+    assert panel.patient().birth_date is None
+    assert "birth date" in panel.hint.text().lower() and panel.hint.isVisible()
