@@ -248,6 +248,7 @@ class EyeCheckPanel(QWidget):
         self.engine = engine
         self.last: tuple[PhotoCheck, np.ndarray] | None = None
         self.pending: int | None = None
+        self.settings: Any = None   # the window's Settings: the open dialog starts in the last folder
         self.camera = EyeCameraPanel(**camera_options)
         self.headline = QLabel("Frame a face or one eye, then capture; or open a photograph.")
         self.headline.setObjectName("decisionBanner")
@@ -313,8 +314,11 @@ class EyeCheckPanel(QWidget):
             return None
 
     def _open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a photograph of the eye or a selfie", "", PHOTO_FILTER)
+        start = self.settings.last_folder if self.settings is not None else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a photograph of the eye or a selfie", start, PHOTO_FILTER)
         if path:
+            if self.settings is not None:
+                self.settings.last_folder = str(Path(path).parent)
             self.open_file(Path(path))
 
     def _print(self) -> None:
@@ -389,6 +393,7 @@ class EyeCheckMode(QObject):
         self.window = window
         self.engine = EyeCheckEngine(self, modality_of=_gate_modality)
         self.panel = EyeCheckPanel(self.engine, probe=None)   # the window's capture panel probes once
+        self.panel.settings = window.settings
         window.tabs.currentChanged.connect(self._tab_changed)
         self.panel.slipRequested.connect(self.write_slip)
         self.panel.problem.connect(lambda text: window.statusBar().showMessage(text, 8000))

@@ -382,8 +382,9 @@ class MainWindow(QMainWindow):
         """Choose photographs in a file dialog and screen them; the patient is asked for first."""
         if self._patient_or_ask() is None:
             return
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", "", IMAGE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", self.settings.last_folder, IMAGE_FILTER)
         if paths:
+            self.settings.last_folder = str(Path(paths[0]).parent)
             self.screen_paths(Path(p) for p in paths)
 
     def _offer_batch(self, folder: Path) -> None:

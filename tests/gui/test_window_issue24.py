@@ -110,3 +110,30 @@ def test_an_unreadable_birth_date_is_said_not_silently_dropped(qtbot, window):
     qtbot.keyClicks(_birth_input(panel), "14 Marhc")
     assert panel.patient().birth_date is None
     assert "birth date" in panel.hint.text().lower() and panel.hint.isVisible()
+
+
+# ---------------------------------------------------------------------- item 11: the last folder
+
+
+def test_the_open_dialog_starts_in_the_last_folder_even_after_a_relaunch(qtbot, data_dir, good_photo,
+                                                                          monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from eyescreen_desktop.gui.app import build_window
+
+    asked: list[str] = []
+
+    def choose(_parent, _title, folder, _filter):
+        asked.append(folder)
+        return [str(good_photo)], ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", choose)
+    for _launch in range(2):
+        win, store = build_window(data_dir, dialogs=False)
+        qtbot.addWidget(win)
+        monkeypatch.setattr(win, "screen_paths", lambda paths: None)
+        qtbot.keyClicks(win.patient_panel.id_edit, "P930")
+        win.open_files()
+        win.close()
+        store.close()
+    assert asked[-1] == str(good_photo.parent)
