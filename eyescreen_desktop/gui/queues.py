@@ -376,23 +376,28 @@ class QueuesWidget(QWidget):
 
     @Slot()
     def mark_referred(self) -> None:
-        """Mark the selected patient referred; without a printed or saved slip, ask
-        first, and the store records "referred without a slip"."""
+        """Mark the selected patient referred, after a confirmation that names who is
+        recorded as doing it (a stray click must not take a patient off the to-do list);
+        without a printed or saved slip the store records "referred without a slip"."""
         summary = self.selected_summary()
         if summary is None:
             return
+        who = f"{summary.patient.patient_id}" + (f" ({summary.patient.name})" if summary.patient.name else "")
+        recorded = f"\n\nThis is recorded as done by {self.user}."
         if summary.slip_issued_at is not None:
-            self._write(lambda: self.store.mark_referred(summary.encounter_id, self.user, summary.version))
-            return
-        box = QMessageBox(QMessageBox.Icon.Question, "No slip yet",
-                          f"No slip was printed or saved for {summary.patient.patient_id}. Mark the patient "
-                          "referred anyway? It will show as 'referred without a slip'.",
-                          QMessageBox.StandardButton.NoButton, self)
-        self.referred_anyway = box.addButton("Mark referred without a slip", QMessageBox.ButtonRole.AcceptRole)
+            title, text, accept = ("Mark referred?", f"Mark {who} referred: the referral has been sent?{recorded}",
+                                   "Mark referred")
+        else:
+            title, text, accept = ("No slip yet", f"No slip was printed or saved for {who}. Mark the patient "
+                                   f"referred anyway? It will show as 'referred without a slip'.{recorded}",
+                                   "Mark referred without a slip")
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton, self)
+        self.referred_anyway = self.confirm_referred = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole))
+        confirm = self.confirm_referred
         box.buttonClicked.connect(lambda button: self._write(
             lambda: self.store.mark_referred(summary.encounter_id, self.user, summary.version))
-            if button is self.referred_anyway
+            if button is confirm
             else None)
         self._show_dialog(box)
 

@@ -9,6 +9,8 @@ import re
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 
+from .clinic_fixtures import filled_store, store  # noqa: F401 - fixtures
+
 
 def _plain(text: str) -> str:
     return text.replace("&", "").rstrip("…")
@@ -137,3 +139,30 @@ def test_the_open_dialog_starts_in_the_last_folder_even_after_a_relaunch(qtbot, 
         win.close()
         store.close()
     assert asked[-1] == str(good_photo.parent)
+
+
+# ---------------------------------------------------------------------- item 11: "Mark referred" asks and records who
+
+
+def test_mark_referred_with_a_slip_asks_first_and_records_who(qtbot, filled_store):
+    from tests.gui.clinic_fixtures import TODAY
+
+    from eyescreen_desktop.gui.queues import QueuesWidget
+
+    clinic, ids = filled_store
+    clinic.mark_slip_printed(ids["P001"], user="nurse.ada")
+    widget = QueuesWidget(clinic, user="coordinator.bo", today=lambda: TODAY)
+    qtbot.addWidget(widget)
+    assert widget.select(ids["P001"])
+    qtbot.mouseClick(widget.buttons["referred"], Qt.MouseButton.LeftButton)
+    assert clinic.encounter_summary(ids["P001"]).state == "open"       # nothing written on one click
+    assert widget.dialog is not None and "coordinator.bo" in widget.dialog.text()
+    widget.dialog.reject()
+    assert clinic.encounter_summary(ids["P001"]).state == "open"       # Cancel keeps it on the list
+    assert widget.select(ids["P001"])
+    qtbot.mouseClick(widget.buttons["referred"], Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(widget.changed):
+        widget.confirm_referred.click()
+    assert clinic.encounter_summary(ids["P001"]).state == "referred"
+    entry = clinic.audit(f"encounter:{ids['P001']}")[-1]
+    assert (entry.action, entry.user) == ("state changed", "coordinator.bo")
