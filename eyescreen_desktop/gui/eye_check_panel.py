@@ -46,7 +46,8 @@ from .result_view import _set_queue_property, overlay_heatmap, to_pixmap
 log = logging.getLogger(__name__)
 
 GUIDES = ("face", "eye")
-CROP_SIDE = 240
+CROP_SIDE = 240        # the largest an eye is shown (logical px)
+MAX_CROP_ZOOM = 3      # an eye is never magnified more than this: a 43-px eye blown up to 240 px is a smear
 PHOTO_FILTER = "Photographs (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
 
 
@@ -198,10 +199,45 @@ class EyeCheckEngine(QObject):
         return self.thread.wait(timeout_ms)
 
 
+def eye_picture(check: EyeCheck, photo: np.ndarray | None) -> np.ndarray | None:
+    """The eye to show, cut from the photograph itself (its own pixels, resampled once
+    for the screen) with the heat map mapped back onto it; the model's square input
+    (``check.crop``, a 43-px selfie eye upscaled 5x with cubic interpolation) only when
+    the photograph is not at hand. Showing that input enlarged again was what made a
+    selfie's eyes look smeared and streaky."""
+    box = check.box
+    region = None if photo is None else np.ascontiguousarray(photo[box.y:box.y + box.h, box.x:box.x + box.w, :3])
+    if region is None or region.size == 0:
+        region = check.crop
+        heat = check.heatmap
+    else:
+        heat = None if check.heatmap is None else _heat_on_box(check.heatmap, box.w, box.h)
+    if region is None:
+        return None
+    shown = check.heatmap is not None and check.checkup   # evidence of a finding: shown for a check-up
+    return overlay_heatmap(region, heat) if shown and heat is not None else region
+
+
+def _heat_on_box(heatmap: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The model's heat map (over the eye padded to a square, ``square_eye``) on the unpadded box."""
+    import cv2
+
+    side = max(w, h)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = cv2.resize(np.asarray(heatmap, np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+    return square[top:top + h, left:left + w]
+
+
+def eye_display_side(picture: np.ndarray) -> int:
+    """Logical pixels the eye is shown at: up to :data:`CROP_SIDE`, magnified at most
+    :data:`MAX_CROP_ZOOM` times (a small eye stays small rather than smeared)."""
+    return int(min(CROP_SIDE, MAX_CROP_ZOOM * max(picture.shape[:2])))
+
+
 class EyeResultCard(QFrame):
     """One eye: the crop with its heat map, the verdict, finding and probability, or the message."""
 
-    def __init__(self, check: EyeCheck, parent: QWidget | None = None):
+    def __init__(self, check: EyeCheck, parent: QWidget | None = None, photo: np.ndarray | None = None):
         super().__init__(parent)
         self.setObjectName("eyeCard")
         self.check = check
@@ -219,10 +255,12 @@ class EyeResultCard(QFrame):
         for widget in (title, self.picture, self.verdict, self.detail):
             layout.addWidget(widget)
         layout.addStretch(1)
-        if check.crop is not None:
-            heat = check.heatmap is not None and check.checkup   # evidence of a finding: shown for a check-up
-            shown = overlay_heatmap(check.crop, check.heatmap) if heat else check.crop
-            self.picture.setPixmap(to_pixmap(shown, CROP_SIDE, self.devicePixelRatioF()))
+        picture = eye_picture(check, photo) if check.crop is not None else None
+        if picture is not None:
+            self.picture.setPixmap(to_pixmap(picture, eye_display_side(picture), self.devicePixelRatioF()))
+            if max(picture.shape[:2]) * MAX_CROP_ZOOM < CROP_SIDE:
+                self.picture.setToolTip(f"This eye is only {max(picture.shape[:2])} px wide in the photograph: "
+                                        "come closer to the camera for a sharper check")
 
     def _detail(self) -> str:
         c = self.check
@@ -344,8 +382,9 @@ class EyeCheckPanel(QWidget):
                               "No verdict: see the message below" if verdict is None else
                               "Go for an eye check-up" if verdict else "Your eye looks healthy")
         _set_queue_property(self.headline, None if verdict is None else Queue.ROUTINE if verdict else Queue.ANNUAL)
+        photo = rgb if isinstance(rgb, np.ndarray) else None
         for eye in check.eyes:
-            self.eyes.addWidget(EyeResultCard(eye))
+            self.eyes.addWidget(EyeResultCard(eye, photo=photo))
         self.last = (check, rgb) if verdict is not None else None
         self.print_button.setEnabled(verdict is not None)
 
