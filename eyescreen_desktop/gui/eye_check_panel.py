@@ -41,12 +41,13 @@ from ..core.imageio import ImageReadError, read_image
 from ..core.records import Eye, Queue
 from .capture_panel import CapturePanel
 from .resources import icon
-from .result_view import _set_queue_property, overlay_heatmap, to_pixmap
+from .result_view import PhotoLabel, _set_queue_property, overlay_heatmap
 
 log = logging.getLogger(__name__)
 
 GUIDES = ("face", "eye")
 CROP_SIDE = 240        # the largest an eye is shown (logical px)
+CROP_MIN = 120         # the smallest, when the window is narrow
 MAX_CROP_ZOOM = 3      # an eye is never magnified more than this: a 43-px eye blown up to 240 px is a smear
 PHOTO_FILTER = "Photographs (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
 
@@ -242,13 +243,15 @@ class EyeResultCard(QFrame):
         self.setObjectName("eyeCard")
         self.check = check
         title = QLabel(f"<b>{check.box.label.capitalize()}</b>")
-        self.picture = QLabel()
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture = PhotoLabel()   # fits the room it is given: two eyes side by side on a 1024-px screen
+        self.picture.setMinimumSize(CROP_MIN, CROP_MIN)
+        self.picture.setObjectName("eyeCrop")
         title.setObjectName("eyeTitle")
         self.verdict = QLabel(check.verdict or "No verdict")
         self.verdict.setObjectName("eyeVerdict")
         _set_queue_property(self.verdict, None if check.checkup is None else
                             Queue.ROUTINE if check.checkup else Queue.ANNUAL)
+        self.verdict.setWordWrap(True)
         self.detail = QLabel(self._detail())
         self.detail.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -257,7 +260,10 @@ class EyeResultCard(QFrame):
         layout.addStretch(1)
         picture = eye_picture(check, photo) if check.crop is not None else None
         if picture is not None:
-            self.picture.setPixmap(to_pixmap(picture, eye_display_side(picture), self.devicePixelRatioF()))
+            side = eye_display_side(picture)
+            self.picture.setMinimumSize(min(CROP_MIN, side), min(CROP_MIN, side))
+            self.picture.setMaximumSize(side, side)
+            self.picture.set_rgb(picture)
             if max(picture.shape[:2]) * MAX_CROP_ZOOM < CROP_SIDE:
                 self.picture.setToolTip(f"This eye is only {max(picture.shape[:2])} px wide in the photograph: "
                                         "come closer to the camera for a sharper check")
@@ -331,8 +337,8 @@ class EyeCheckPanel(QWidget):
         grid = QGridLayout(self)
         grid.addLayout(left, 0, 0)
         grid.addLayout(right, 0, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        grid.setColumnStretch(0, 1)   # the verdict and both eyes get half: on a 1024-px screen they need it
+        grid.setColumnStretch(1, 1)
 
     # ------------------------------------------------------------------ requests
 

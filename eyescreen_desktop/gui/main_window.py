@@ -21,9 +21,11 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -87,6 +89,18 @@ def _stored(store: Any, result: Any) -> Any:
     return result if stored is None else dataclasses.replace(result, path=str(stored))
 
 
+def _vertical_scroll(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless area that scrolls up and down: on a short screen (1024x700,
+    or 150% scaling) its content stays reachable instead of pushing the window taller."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    return area
+
+
 class MainWindow(QMainWindow):
     """The main window. Services come in explicitly: ``settings`` and
     ``window_state`` (gui.settings), the clinic ``store`` and its ``paths``.
@@ -140,10 +154,11 @@ class MainWindow(QMainWindow):
         self.pages = self._pages()
         for page in self.pages:
             self.tabs.addTab(page.widget, icon(page.icon_name), page.plain_title)
-        self.splitter.addWidget(left)
+        self.splitter.addWidget(_vertical_scroll(left))   # a search list or a short screen scrolls, never grows
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([380, 900])
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([340, 1100])   # the left column near its minimum on a 1024-px screen
         self.setCentralWidget(self.splitter)
         self.model_status.setObjectName("modelStatus")
         self.statusBar().addPermanentWidget(self.model_status)

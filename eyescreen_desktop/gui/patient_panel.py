@@ -81,7 +81,7 @@ class BirthDateField(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.edit = QLineEdit(placeholderText=f"not given (e.g. {self._example()})", clearButtonEnabled=True)
+        self.edit = QLineEdit(placeholderText="not given (yyyy-mm-dd)", clearButtonEnabled=True)
         self.edit.setToolTip("Type the date (1958-03-14, or as this computer writes dates: "
                              f"{self._example(QLocale.FormatType.ShortFormat)}), or pick it from the calendar")
         self.calendar = QCalendarWidget()
@@ -179,6 +179,8 @@ class PatientPanel(QGroupBox):
         self.search_edit.textEdited.connect(lambda _text: self._timer.start())
         self.search_edit.returnPressed.connect(self.search)
         self.matches.setMaximumHeight(110)
+        self.matches.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # long names elide
+        self.matches.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.matches.setVisible(False)
         self.matches.itemActivated.connect(self._choose)
         self.matches.itemClicked.connect(self._choose)
@@ -222,6 +224,7 @@ class PatientPanel(QGroupBox):
         found = self.store.find_patients(text, limit=MAX_MATCHES) if text else []
         for patient in found:
             item = QListWidgetItem(patient_label(patient))
+            item.setToolTip(patient_label(patient))
             item.setData(Qt.ItemDataRole.UserRole, patient)
             self.matches.addItem(item)
         if text and not found:
