@@ -151,6 +151,9 @@ class MainWindow(QMainWindow):
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
+            if (interrupted := getattr(self.batch_panel, "interrupted", None)) is not None:
+                self.messages.warning("Batch interrupted", f"Screening the folder {interrupted.inputs[0]} did not "
+                                      "finish. Open the Batch tab and press 'Resume this batch' to screen the rest.")
         self.pages = self._pages()
         for page in self.pages:
             self.tabs.addTab(page.widget, icon(page.icon_name), page.plain_title)

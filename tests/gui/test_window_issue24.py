@@ -202,3 +202,92 @@ def test_a_selfies_eye_crops_are_cut_from_the_photograph_not_blown_up(qtbot):
         region = rgb[eye.box.y:eye.box.y + eye.box.h, eye.box.x:eye.box.x + eye.box.w]
         back = cv2.resize(got, (eye.box.w, eye.box.h), interpolation=cv2.INTER_AREA)
         assert np.abs(back - region.astype(np.float32)).mean() < 6     # the photograph's own eye, not a smear
+
+
+# ---------------------------------------------------------------------- item 10: operating points in the clinic's words
+
+
+def test_settings_name_each_operating_point_for_what_it_does(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from eyescreen_desktop.core.classifier import read_card
+    from eyescreen_desktop.core.paths import default_model_dir
+    from eyescreen_desktop.gui.settings import Settings
+    from eyescreen_desktop.gui.settings_dialog import SettingsDialog
+
+    card = read_card(default_model_dir())
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    dialog = SettingsDialog(settings, card)
+    qtbot.addWidget(dialog)
+    box = dialog.operating_point
+    offered = [box.itemText(i) for i in range(box.count())]
+    developer = ("previous-default", "all-validation", "eyepacs-256", "idrid", "odir-384", "fundus-dr")
+    assert not any(name in text for text in offered for name in developer), offered   # behind "advanced"
+    assert offered[0].startswith("shipped") and "referable sensitivity \u2265 0.90" in offered[0]
+    assert offered[0].endswith("on every camera")
+    # the chosen point's figures, from the model card's per-camera counts
+    per = card.raw["worst_camera"]["per_collection"].values()
+    found = sum(c["referable_sensitivity"]["n"][0] for c in per)
+    referable = sum(c["referable_sensitivity"]["n"][1] for c in per)
+    cleared = sum(c["referable_specificity"]["n"][0] for c in per)
+    others = sum(c["referable_specificity"]["n"][1] for c in per)
+    figures = " ".join(dialog.point_figures.text().split())
+    assert f"{found / referable:.0%} of referable eyes (sensitivity)" in figures
+    assert f"{cleared / others:.0%} of the others (specificity)" in figures
+    assert f"referral rate: {(found + others - cleared) / (referable + others):.0%}" in figures
+    dialog.advanced_points.setChecked(True)
+    offered = [box.itemText(i) for i in range(box.count())]
+    assert any("eyepacs-256" in text and "collection only" in text for text in offered)
+    box.setCurrentIndex(box.findData("all-validation"))
+    assert "no figures" in dialog.point_figures.text()
+    dialog.accept()
+    assert settings.operating_point == "all-validation"
+
+
+def test_a_developer_point_already_chosen_is_shown_with_advanced_on(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from eyescreen_desktop.core.classifier import read_card
+    from eyescreen_desktop.core.paths import default_model_dir
+    from eyescreen_desktop.gui.settings import Settings
+    from eyescreen_desktop.gui.settings_dialog import SettingsDialog
+
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.operating_point = "idrid"
+    dialog = SettingsDialog(settings, read_card(default_model_dir()))
+    qtbot.addWidget(dialog)
+    assert dialog.advanced_points.isChecked() and dialog.operating_point.currentData() == "idrid"
+    dialog.accept()
+    assert settings.operating_point == "idrid"
+
+
+# ---------------------------------------------------------------------- item 11: an interrupted batch is offered again
+
+
+def test_after_a_relaunch_an_interrupted_batch_is_offered_to_resume(qtbot, data_dir, good_photo, monkeypatch):
+    from eyescreen_desktop.gui.app import build_window
+
+    folder = good_photo.parent
+    win, store = build_window(data_dir, dialogs=False)      # the first launch: a batch starts, then EyeScreen dies
+    store.begin_batch("k-interrupted", "icdr-ada", "0" * 64, [str(folder)])
+    store.begin_batch("k-done", "icdr-ada", "0" * 64, [str(folder.parent)])
+    store.finish_batch("k-done")
+    store.begin_batch("hot-camera", "icdr-ada", "0" * 64, [str(folder.parent)])   # a camera folder never "finishes"
+    win.shutdown()
+    win.deleteLater()
+    store.close()
+
+    win, store = build_window(data_dir, dialogs=False)      # the relaunch
+    qtbot.addWidget(win)
+    win.show()
+    panel = win.batch_panel
+    assert panel.resume_box.isVisibleTo(panel)          # on the Batch tab
+    assert "interrupted" in panel.resume_label.text() and folder.name in panel.resume_label.text()
+    assert str(folder.parent) not in panel.resume_label.text().replace(str(folder), "")   # finished and hot: not offered
+    assert any(m.title == "Batch interrupted" for m in win.messages.history)
+    asked: list = []
+    monkeypatch.setattr(panel, "screen_folder", lambda f: asked.append(f) or 1)
+    qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    assert asked == [folder]
+    win.close()
+    store.close()
