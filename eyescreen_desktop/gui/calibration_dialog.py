@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from html import escape
 from pathlib import Path
 from typing import Any
-
-from html import escape
 
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (

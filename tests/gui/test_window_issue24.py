@@ -26,10 +26,10 @@ def test_every_view_entry_and_its_shortcut_open_the_tab_it_names(qtbot, window):
     assert [_plain(a.text()) for a in entries] == titles    # one entry per tab, in the tabs' order
     for number, action in enumerate(entries, start=1):
         assert action.shortcut() == QKeySequence(f"Ctrl+{number}")
-        window.tabs.setCurrentIndex((number % len(titles)))   # somewhere else first
+        window.tabs.setCurrentIndex(number % len(titles))   # somewhere else first
         action.trigger()
         assert window.tabs.tabText(window.tabs.currentIndex()) == _plain(action.text())
-        window.tabs.setCurrentIndex((number % len(titles)))
+        window.tabs.setCurrentIndex(number % len(titles))
         qtbot.keyClick(window, Qt.Key.Key_0 + number, Qt.KeyboardModifier.ControlModifier)
         assert window.tabs.tabText(window.tabs.currentIndex()) == _plain(action.text())
 
@@ -131,13 +131,13 @@ def test_the_open_dialog_starts_in_the_last_folder_even_after_a_relaunch(qtbot, 
 
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", choose)
     for _launch in range(2):
-        win, store = build_window(data_dir, dialogs=False)
+        win, clinic_store = build_window(data_dir, dialogs=False)
         qtbot.addWidget(win)
         monkeypatch.setattr(win, "screen_paths", lambda paths: None)
         qtbot.keyClicks(win.patient_panel.id_edit, "P930")
         win.open_files()
         win.close()
-        store.close()
+        clinic_store.close()
     assert asked[-1] == str(good_photo.parent)
 
 
@@ -145,9 +145,8 @@ def test_the_open_dialog_starts_in_the_last_folder_even_after_a_relaunch(qtbot, 
 
 
 def test_mark_referred_with_a_slip_asks_first_and_records_who(qtbot, filled_store):
-    from tests.gui.clinic_fixtures import TODAY
-
     from eyescreen_desktop.gui.queues import QueuesWidget
+    from tests.gui.clinic_fixtures import TODAY
 
     clinic, ids = filled_store
     clinic.mark_slip_printed(ids["P001"], user="nurse.ada")
@@ -179,7 +178,11 @@ def test_a_selfies_eye_crops_are_cut_from_the_photograph_not_blown_up(qtbot):
     import numpy as np
     from skimage import data
 
-    from eyescreen_desktop.core.external_eye import ExternalEyeModel, check_photo, default_external_model_dir
+    from eyescreen_desktop.core.external_eye import (
+        ExternalEyeModel,
+        check_photo,
+        default_external_model_dir,
+    )
     from eyescreen_desktop.gui import eye_check_panel
     from eyescreen_desktop.gui.eye_check_panel import EyeCheckEngine, EyeCheckPanel
 
@@ -268,16 +271,16 @@ def test_after_a_relaunch_an_interrupted_batch_is_offered_to_resume(qtbot, data_
     from eyescreen_desktop.gui.app import build_window
 
     folder = good_photo.parent
-    win, store = build_window(data_dir, dialogs=False)      # the first launch: a batch starts, then EyeScreen dies
-    store.begin_batch("k-interrupted", "icdr-ada", "0" * 64, [str(folder)])
-    store.begin_batch("k-done", "icdr-ada", "0" * 64, [str(folder.parent)])
-    store.finish_batch("k-done")
-    store.begin_batch("hot-camera", "icdr-ada", "0" * 64, [str(folder.parent)])   # a camera folder never "finishes"
+    win, clinic_store = build_window(data_dir, dialogs=False)      # the first launch: a batch starts, then EyeScreen dies
+    clinic_store.begin_batch("k-interrupted", "icdr-ada", "0" * 64, [str(folder)])
+    clinic_store.begin_batch("k-done", "icdr-ada", "0" * 64, [str(folder.parent)])
+    clinic_store.finish_batch("k-done")
+    clinic_store.begin_batch("hot-camera", "icdr-ada", "0" * 64, [str(folder.parent)])   # a camera folder never "finishes"
     win.shutdown()
     win.deleteLater()
-    store.close()
+    clinic_store.close()
 
-    win, store = build_window(data_dir, dialogs=False)      # the relaunch
+    win, clinic_store = build_window(data_dir, dialogs=False)      # the relaunch
     qtbot.addWidget(win)
     win.show()
     panel = win.batch_panel
@@ -290,4 +293,4 @@ def test_after_a_relaunch_an_interrupted_batch_is_offered_to_resume(qtbot, data_
     qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
     assert asked == [folder]
     win.close()
-    store.close()
+    clinic_store.close()
