@@ -51,6 +51,7 @@ class PointChoice:
     words: str
     advanced: bool
     figures: PointFigures | None = None
+    rule: str = ""              # how the point was chosen, in full (the words are its short form)
 
 
 def figures_from_counts(found: int, referable: int, cleared: int, others: int, source: str) -> PointFigures:
@@ -84,13 +85,19 @@ def _at_least(rule: str, what: str) -> str:
 
 
 def _shipped_words(rule: str) -> str:
-    referable, urgent = _at_least(rule, "referable"), _at_least(rule, "urgent")
+    referable = _at_least(rule, "referable")
     if not referable:
         return "shipped: the model's recommended point"
-    words = f"shipped (recommended): referable sensitivity \u2265 {referable}"
-    if urgent:
-        words += f", urgent \u2265 {urgent}"
-    return words + " on every camera"
+    return f"shipped: referable sensitivity \u2265 {referable} on every camera"
+
+
+def _rule_words(rule: str) -> str:
+    """The card's rule for people: "on every collection: referable sensitivity >= 0.90, ..." ->
+    "Chosen so that on every camera (collection) referable sensitivity is ≥ 0.90, ..."."""
+    if not rule:
+        return ""
+    text = rule.replace(">=", "\u2265").replace("on every collection: ", "")
+    return f"Chosen so that, on every camera (collection) it was checked on: {text}."
 
 
 def describe_points(card: Any) -> list[PointChoice]:
@@ -100,8 +107,9 @@ def describe_points(card: Any) -> list[PointChoice]:
     worst = raw.get("worst_camera") or {}
     per_collection = worst.get("per_collection") or {}
     default = card.default_operating_point
-    choices = [PointChoice(default, _shipped_words(str(worst.get("rule", ""))), False,
-                           _pooled(per_collection, None) if per_collection else None)]
+    rule = str(worst.get("rule", ""))
+    choices = [PointChoice(default, _shipped_words(rule), False,
+                           _pooled(per_collection, None) if per_collection else None, _rule_words(rule))]
     collections = set(per_collection) | set((raw.get("validation") or {}).get("per_collection") or {})
     for name in card.operating_points:
         if name == default:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -20,11 +21,13 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -144,6 +147,8 @@ class SettingsDialog(QDialog):
         self.operating_point.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.point_figures = QLabel(wordWrap=True)
         self.point_figures.setObjectName("hint")
+        # a form squeezes a wrapped label that changes after layout: keep room for the whole paragraph
+        self.point_figures.setMinimumHeight(self.point_figures.fontMetrics().lineSpacing() * 5 + 4)
         chosen = next((p for p in self.points if p.name == settings.operating_point), None)
         self.advanced_points = QCheckBox("Advanced: also offer the developers' points")
         self.advanced_points.setChecked(chosen is not None and chosen.advanced)
@@ -201,10 +206,11 @@ class SettingsDialog(QDialog):
             self.point_figures.setText("The model card has no figures for this point (a developers' point): "
                                        "check it on your own graded photographs before screening with it.")
         else:
-            self.point_figures.setText(point.figures.text())
+            self.point_figures.setText(" ".join(t for t in (point.rule, point.figures.text()) if t))
 
     def _layout(self) -> None:
-        form = QFormLayout(self)
+        page = QWidget()
+        form = QFormLayout(page)
         form.addRow("Protocol:", self.protocol)
         form.addRow("Operating point:", self.operating_point)
         form.addRow("", self.point_figures)
@@ -222,10 +228,22 @@ class SettingsDialog(QDialog):
         note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)
+        # the fields scroll on a short screen (1024x700, 150% scaling); OK and Cancel always show
+        area = QScrollArea()
+        area.setWidget(page)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        box = QVBoxLayout(self)
+        box.addWidget(area, 1)
+        box.addWidget(buttons)
+        height = page.sizeHint().height() + buttons.sizeHint().height() + 24
+        if screen := self.screen():
+            height = min(height, int(screen.availableGeometry().height() * 0.9))
+        self.resize(max(self.minimumWidth(), page.sizeHint().width() + 24), height)
 
     def accept(self) -> None:
         """Write every field to the settings, then close."""

@@ -25,11 +25,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget  # noqa: E402
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QWidget  # noqa: E402
 
 SCREEN = (1024, 700)
 PHOTOS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "fundus-dr" / "images"
 WAIT_MS = 120_000
+COMBO_CHROME = 30   # a combo box's frame and arrow, beside its text
 
 
 def wait_for(signal: Any, timeout_ms: int = WAIT_MS) -> tuple:
@@ -57,6 +58,14 @@ def cut_buttons(root: QWidget) -> list[dict[str, Any]]:
             continue
         if button.sizeHint().width() > button.width() + 1:
             cut.append({"text": button.text(), "width": button.width(), "needs": button.sizeHint().width()})
+    for box in root.findChildren(QComboBox):   # the chosen entry must read whole too
+        if not box.isVisible() or not box.currentText() or root.window() is not box.window():
+            continue
+        needs = box.fontMetrics().horizontalAdvance(box.currentText()) + COMBO_CHROME
+        if box.iconSize().width() and not box.itemIcon(box.currentIndex()).isNull():
+            needs += box.iconSize().width() + 4
+        if needs > box.width():
+            cut.append({"text": box.currentText(), "width": box.width(), "needs": needs})
     return cut
 
 
