@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -255,7 +256,11 @@ class EyeResultCard(QFrame):
         self.detail = QLabel(self._detail())
         self.detail.setWordWrap(True)
         layout = QVBoxLayout(self)
-        for widget in (title, self.picture, self.verdict, self.detail):
+        self.small = QLabel(wordWrap=True, visible=False)
+        self.small.setObjectName("hint")
+        layout.addWidget(title)
+        layout.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignHCenter)
+        for widget in (self.verdict, self.detail, self.small):
             layout.addWidget(widget)
         layout.addStretch(1)
         picture = eye_picture(check, photo) if check.crop is not None else None
@@ -265,8 +270,9 @@ class EyeResultCard(QFrame):
             self.picture.setMaximumSize(side, side)
             self.picture.set_rgb(picture)
             if max(picture.shape[:2]) * MAX_CROP_ZOOM < CROP_SIDE:
-                self.picture.setToolTip(f"This eye is only {max(picture.shape[:2])} px wide in the photograph: "
-                                        "come closer to the camera for a sharper check")
+                self.small.setText(f"This eye is only {max(picture.shape[:2])} px wide in the photograph: "
+                                   "come closer to the camera for a sharper check.")
+                self.small.setVisible(True)
 
     def _detail(self) -> str:
         c = self.check
@@ -327,7 +333,14 @@ class EyeCheckPanel(QWidget):
         buttons.addWidget(self.print_button)
         right = QVBoxLayout()
         right.addWidget(self.headline)
-        right.addLayout(self.eyes, 1)
+        holder = QWidget()
+        holder.setLayout(self.eyes)
+        self.eyes_area = QScrollArea()   # a short screen scrolls the eyes; their words never overlap
+        self.eyes_area.setWidget(holder)
+        self.eyes_area.setWidgetResizable(True)
+        self.eyes_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.eyes_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.addWidget(self.eyes_area, 1)
         note = QLabel("Research and demonstration only: the model learnt from web pictures. "
                       "\"Looks healthy\" is not a diabetic-retinopathy screen.")
         note.setWordWrap(True)
