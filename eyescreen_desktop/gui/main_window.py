@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -152,8 +152,10 @@ class MainWindow(QMainWindow):
         if self.batch_panel is not None:
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
             if (interrupted := getattr(self.batch_panel, "interrupted", None)) is not None:
-                self.messages.warning("Batch interrupted", f"Screening the folder {interrupted.inputs[0]} did not "
-                                      "finish. Open the Batch tab and press 'Resume this batch' to screen the rest.")
+                text = (f"Screening the folder {interrupted.inputs[0]} did not finish. Open the Batch tab and press "
+                        "'Resume this batch' to screen the rest.")
+                # said once the window is up (the event loop runs), not over a window still being built
+                QTimer.singleShot(0, lambda: self.messages.warning("Batch interrupted", text))
         self.pages = self._pages()
         for page in self.pages:
             self.tabs.addTab(page.widget, icon(page.icon_name), page.plain_title)
@@ -280,7 +282,15 @@ class MainWindow(QMainWindow):
     def _restore(self) -> None:
         geometry = self.window_state.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1360, 860)
+            self.resize(self._first_size())
+
+    def _first_size(self) -> QSize:
+        """1360x860, or the screen's free area when that is smaller (a 1024x700 laptop):
+        the first window never starts larger than the screen."""
+        size = QSize(1360, 860)
+        if (screen := self.screen()) is not None:
+            size = size.boundedTo(screen.availableGeometry().size())
+        return size
         if (splitter := self.window_state.splitter()) is not None:
             self.splitter.restoreState(splitter)
 

@@ -119,8 +119,10 @@ def run(out: Path, model: Path, prefix: str) -> dict[str, Any]:
     window, store = build_window(tmp / "data", dialogs=False)
     day = Day(window, out, prefix)
     try:
-        window.resize(*SCREEN)
         window.show()
+        settle()
+        day.report["first_launch"] = [window.width(), window.height()]   # no saved geometry yet
+        window.resize(*SCREEN)
         window.start(model)
         wait_for(window.engine.modelReady)
         day.measure("empty")

@@ -38,6 +38,7 @@ def test_a_screening_day_fits_a_1024x700_screen(tmp_path, scale, prefix):
                            prefix], cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / f"{prefix}-report.json").read_text())
+    assert report["first_launch"][0] <= 1024 and report["first_launch"][1] <= 700   # starts within the screen
     assert set(report["steps"]) >= {"search", "side-unknown", "eye-check", "queues", "document", "settings"}
     for step, seen in report["steps"].items():
         width, height = seen["window"]

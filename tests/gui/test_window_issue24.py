@@ -287,7 +287,7 @@ def test_after_a_relaunch_an_interrupted_batch_is_offered_to_resume(qtbot, data_
     assert panel.resume_box.isVisibleTo(panel)          # on the Batch tab
     assert "interrupted" in panel.resume_label.text() and folder.name in panel.resume_label.text()
     assert str(folder.parent) not in panel.resume_label.text().replace(str(folder), "")   # finished and hot: not offered
-    assert any(m.title == "Batch interrupted" for m in win.messages.history)
+    qtbot.waitUntil(lambda: any(m.title == "Batch interrupted" for m in win.messages.history))
     asked: list = []
     monkeypatch.setattr(panel, "screen_folder", lambda f: asked.append(f) or 1)
     qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
