@@ -94,7 +94,9 @@ class BirthDateField(QWidget):
         holder.setDefaultWidget(self.calendar)
         self.menu.addAction(holder)
         self.menu.aboutToShow.connect(self._open_near_age)
-        self.button = QToolButton(text="\u25be", toolTip="Pick from a calendar")
+        self.button = QToolButton(toolTip="Pick from a calendar")
+        self.button.setArrowType(Qt.ArrowType.DownArrow)
+        self.button.setStyleSheet("QToolButton::menu-indicator { image: none; }")   # one arrow, not two
         self.button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.button.setMenu(self.menu)
         self.edit.textChanged.connect(lambda _text: self.dateChanged.emit())
