@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -235,10 +236,30 @@ class BatchPanel(QWidget):
         self._hot_files: list[Path] = []        # in the hot-folder job now running
         self._hot_failures: dict[Path, int] = {}
         self._done = self._total = 0
+        self.interrupted: Any = None              # the newest unfinished folder batch on record, if any
         self._build_ui()
         self._connect()
+        self.check_interrupted()
 
     # ------------------------------------------------------------------ UI
+
+    def _build_resume(self) -> QFrame:
+        """The banner that offers an interrupted folder batch again (hidden when there is none)."""
+        self.resume_box = QFrame()
+        self.resume_box.setObjectName("resumeBanner")
+        self.resume_box.setFrameShape(QFrame.Shape.StyledPanel)
+        self.resume_label = QLabel(wordWrap=True)
+        self.resume_button = QPushButton("Resume this batch")
+        self.resume_button.setToolTip("Screen the same folder again: what was screened is kept, the rest is done")
+        dismiss = QPushButton("Not now")
+        self.resume_button.clicked.connect(self.resume_interrupted)
+        dismiss.clicked.connect(self.resume_box.hide)
+        row = QHBoxLayout(self.resume_box)
+        row.addWidget(self.resume_label, 1)
+        row.addWidget(self.resume_button)
+        row.addWidget(dismiss)
+        self.resume_box.setVisible(False)
+        return self.resume_box
 
     def _build_ui(self) -> None:
         self.folder_edit = QLineEdit(placeholderText="Folder of eye photographs")
@@ -278,6 +299,7 @@ class BatchPanel(QWidget):
         self.log_list = QListWidget()
         self.log_list.setWordWrap(True)
         layout = QVBoxLayout(self)
+        layout.addWidget(self._build_resume())
         layout.addWidget(batch)
         layout.addWidget(hot)
         layout.addWidget(QLabel("Screened here (newest first):"))
@@ -328,6 +350,36 @@ class BatchPanel(QWidget):
         self.log_list.insertItem(0, f"{dt.datetime.now():%H:%M:%S}  {line}")
         while self.log_list.count() > MAX_LOG_LINES:
             self.log_list.takeItem(self.log_list.count() - 1)
+
+    # ------------------------------------------------------------------ an interrupted batch
+
+    def check_interrupted(self) -> Any:
+        """Read the database for a folder batch that never finished (EyeScreen quit or died,
+        or it was cancelled) and offer it again; returns it, or None."""
+        finder = getattr(self.store, "interrupted_batches", None)
+        batches = [b for b in (finder() if finder else []) if len(b.inputs) == 1]
+        self.interrupted = batches[0] if batches and not self.running else None
+        if self.interrupted is None:
+            self.resume_box.setVisible(False)
+            return None
+        b = self.interrupted
+        folder = Path(b.inputs[0])
+        self.resume_label.setText(
+            f"<b>A batch was interrupted</b>: {folder.name or folder} (started {b.started_at:%d %b %Y %H:%M}, "
+            f"{b.files_done} photograph(s) screened before it stopped). Resume it to screen the rest; what was "
+            f"screened is kept.")
+        self.resume_label.setToolTip(str(folder))
+        self.resume_box.setVisible(True)
+        return b
+
+    @Slot()
+    def resume_interrupted(self) -> int | None:
+        """Screen the interrupted batch's folder again (its done files are skipped)."""
+        if self.interrupted is None:
+            return None
+        folder = Path(self.interrupted.inputs[0])
+        self.resume_box.setVisible(False)
+        return self.screen_folder(folder)
 
     # ------------------------------------------------------------------ folder batch
 
@@ -433,6 +485,7 @@ class BatchPanel(QWidget):
         if rid == self._folder_rid:
             self._folder_rid = None
             self._set_running(False)
+            self.check_interrupted()   # a cancelled batch is offered again; a finished one no longer
             if cancelled:
                 text = (f"Cancelled after {self._done} of {self._total} photographs. Those are saved and in "
                         "the queues; screen the same folder again to finish the rest.")

@@ -12,29 +12,53 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal, Slot
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from ..core import calibration as C
-from ..core.calibrate_cli import run_calibration, summary_text
+from ..core.calibrate_cli import run_calibration
+from ..core.operating_points import calibration_figures
 
 log = logging.getLogger(__name__)
+
+
+def result_html(c: C.Calibration) -> str:
+    """The calibration in the clinic's words: what the chosen point does over all the graded
+    eyes, any caution, then one row per camera or site (percentages, the counts behind them)."""
+    def rate(r: Any) -> str:
+        return f"{r.value:.0%} <small>({r.hits}/{r.total})</small>"
+
+    rows = "".join(
+        f"<tr><td>{escape(f.collection if f is not c.overall else 'all together')}</td>"
+        f"<td align='right'>{f.photographs - f.gated}</td><td align='right'>{rate(f.referable_sensitivity)}</td>"
+        f"<td align='right'>{rate(f.referable_specificity)}</td><td align='right'>{rate(f.urgent_sensitivity)}</td>"
+        f"<td align='right'>{f.urgent_in_annual}</td></tr>" for f in (*c.per_collection, c.overall))
+    cautions = "".join(f"<li>{escape(w)}</li>" for w in c.warnings)
+    rule = escape(c.rule.text().replace(">=", "\u2265"))
+    return (f"<p><b>Chosen referable threshold {c.thresholds.referable:.4f}</b>, urgent threshold "
+            f"{c.thresholds.urgent:.4f}: {rule}.</p>"
+            f"<p>{escape(calibration_figures(c.overall).text())}</p>"
+            + (f"<p><b>Caution</b></p><ul>{cautions}</ul>" if cautions else "")
+            + "<table cellpadding='4' cellspacing='0' border='1' width='100%'><tr><th align='left'>Camera or site</th>"
+              "<th>Eyes graded</th><th>Referable eyes found (sensitivity)</th><th>Other eyes cleared "
+              "(specificity)</th><th>Urgent eyes found</th><th>Urgent eyes in annual</th></tr>"
+            + rows + "</table>")
 
 
 def calibration_job(labels: list[Path], out: Path, min_eyes: int) -> Any:
@@ -74,8 +98,7 @@ class CalibrationDialog(QDialog):
         self.status = QLabel("Add the labels file(s) of photographs your graders have graded (columns: file and "
                              "icdr_grade, or referable and urgent). One file per camera or site: the thresholds "
                              "must hold on each.", wordWrap=True)
-        self.result = QPlainTextEdit(readOnly=True)
-        self.result.setFont(QFont("monospace", 9))
+        self.result = QTextBrowser()   # words and a table, not a wrapped monospace dump
         self.add_button, self.remove_button = QPushButton("Add labels file…"), QPushButton("Remove")
         self.run_button, self.use_button = QPushButton("Calibrate"), QPushButton("Use this operating point")
         self.close_button = QPushButton("Close")
@@ -181,7 +204,7 @@ class CalibrationDialog(QDialog):
             return
         calibration, path = outcome
         self.result_path = Path(path)
-        self.result.setPlainText(summary_text(calibration))
+        self.result.setHtml(result_html(calibration))
         self.status.setText(f"Saved {path.name} and its report {path.with_suffix('.pdf').name} in {path.parent}. "
                             "Read the report, then press \u201cUse this operating point\u201d to screen with it.")
         self.use_button.setEnabled(True)

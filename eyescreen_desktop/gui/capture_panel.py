@@ -232,10 +232,13 @@ class CapturePanel(QGroupBox):
 
     def _build(self) -> None:
         self._fill_chooser()
+        # the longest entry ("No camera found: plug one in…") must not set the panel's width
+        self.chooser.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.chooser.setMinimumContentsLength(16)
         self.chooser.activated.connect(self._chosen)
         self.preview.setObjectName("preview")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(QSize(300, 200))
+        self.preview.setMinimumSize(QSize(240, 150))   # fits the left column of a 1024x700 screen
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.preview.setWordWrap(True)
         buttons = QHBoxLayout()

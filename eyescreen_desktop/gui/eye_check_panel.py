@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -41,12 +42,14 @@ from ..core.imageio import ImageReadError, read_image
 from ..core.records import Eye, Queue
 from .capture_panel import CapturePanel
 from .resources import icon
-from .result_view import _set_queue_property, overlay_heatmap, to_pixmap
+from .result_view import PhotoLabel, _set_queue_property, overlay_heatmap
 
 log = logging.getLogger(__name__)
 
 GUIDES = ("face", "eye")
-CROP_SIDE = 240
+CROP_SIDE = 240        # the largest an eye is shown (logical px)
+CROP_MIN = 120         # the smallest, when the window is narrow
+MAX_CROP_ZOOM = 3      # an eye is never magnified more than this: a 43-px eye blown up to 240 px is a smear
 PHOTO_FILTER = "Photographs (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
 
 
@@ -198,31 +201,78 @@ class EyeCheckEngine(QObject):
         return self.thread.wait(timeout_ms)
 
 
+def eye_picture(check: EyeCheck, photo: np.ndarray | None) -> np.ndarray | None:
+    """The eye to show, cut from the photograph itself (its own pixels, resampled once
+    for the screen) with the heat map mapped back onto it; the model's square input
+    (``check.crop``, a 43-px selfie eye upscaled 5x with cubic interpolation) only when
+    the photograph is not at hand. Showing that input enlarged again was what made a
+    selfie's eyes look smeared and streaky."""
+    box = check.box
+    region = None if photo is None else np.ascontiguousarray(photo[box.y:box.y + box.h, box.x:box.x + box.w, :3])
+    if region is None or region.size == 0:
+        region = check.crop
+        heat = check.heatmap
+    else:
+        heat = None if check.heatmap is None else _heat_on_box(check.heatmap, box.w, box.h)
+    if region is None:
+        return None
+    shown = check.heatmap is not None and check.checkup   # evidence of a finding: shown for a check-up
+    return overlay_heatmap(region, heat) if shown and heat is not None else region
+
+
+def _heat_on_box(heatmap: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The model's heat map (over the eye padded to a square, ``square_eye``) on the unpadded box."""
+    import cv2
+
+    side = max(w, h)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = cv2.resize(np.asarray(heatmap, np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+    return square[top:top + h, left:left + w]
+
+
+def eye_display_side(picture: np.ndarray) -> int:
+    """Logical pixels the eye is shown at: up to :data:`CROP_SIDE`, magnified at most
+    :data:`MAX_CROP_ZOOM` times (a small eye stays small rather than smeared)."""
+    return int(min(CROP_SIDE, MAX_CROP_ZOOM * max(picture.shape[:2])))
+
+
 class EyeResultCard(QFrame):
     """One eye: the crop with its heat map, the verdict, finding and probability, or the message."""
 
-    def __init__(self, check: EyeCheck, parent: QWidget | None = None):
+    def __init__(self, check: EyeCheck, parent: QWidget | None = None, photo: np.ndarray | None = None):
         super().__init__(parent)
         self.setObjectName("eyeCard")
         self.check = check
         title = QLabel(f"<b>{check.box.label.capitalize()}</b>")
-        self.picture = QLabel()
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture = PhotoLabel()   # fits the room it is given: two eyes side by side on a 1024-px screen
+        self.picture.setMinimumSize(CROP_MIN, CROP_MIN)
+        self.picture.setObjectName("eyeCrop")
         title.setObjectName("eyeTitle")
         self.verdict = QLabel(check.verdict or "No verdict")
         self.verdict.setObjectName("eyeVerdict")
         _set_queue_property(self.verdict, None if check.checkup is None else
                             Queue.ROUTINE if check.checkup else Queue.ANNUAL)
+        self.verdict.setWordWrap(True)
         self.detail = QLabel(self._detail())
         self.detail.setWordWrap(True)
         layout = QVBoxLayout(self)
-        for widget in (title, self.picture, self.verdict, self.detail):
+        self.small = QLabel(wordWrap=True, visible=False)
+        self.small.setObjectName("hint")
+        layout.addWidget(title)
+        layout.addWidget(self.picture, 0, Qt.AlignmentFlag.AlignHCenter)
+        for widget in (self.verdict, self.detail, self.small):
             layout.addWidget(widget)
         layout.addStretch(1)
-        if check.crop is not None:
-            heat = check.heatmap is not None and check.checkup   # evidence of a finding: shown for a check-up
-            shown = overlay_heatmap(check.crop, check.heatmap) if heat else check.crop
-            self.picture.setPixmap(to_pixmap(shown, CROP_SIDE, self.devicePixelRatioF()))
+        picture = eye_picture(check, photo) if check.crop is not None else None
+        if picture is not None:
+            side = eye_display_side(picture)
+            self.picture.setMinimumSize(min(CROP_MIN, side), min(CROP_MIN, side))
+            self.picture.setMaximumSize(side, side)
+            self.picture.set_rgb(picture)
+            if max(picture.shape[:2]) * MAX_CROP_ZOOM < CROP_SIDE:
+                self.small.setText(f"This eye is only {max(picture.shape[:2])} px wide in the photograph: "
+                                   "come closer to the camera for a sharper check.")
+                self.small.setVisible(True)
 
     def _detail(self) -> str:
         c = self.check
@@ -248,6 +298,7 @@ class EyeCheckPanel(QWidget):
         self.engine = engine
         self.last: tuple[PhotoCheck, np.ndarray] | None = None
         self.pending: int | None = None
+        self.settings: Any = None   # the window's Settings: the open dialog starts in the last folder
         self.camera = EyeCameraPanel(**camera_options)
         self.headline = QLabel("Frame a face or one eye, then capture; or open a photograph.")
         self.headline.setObjectName("decisionBanner")
@@ -282,7 +333,14 @@ class EyeCheckPanel(QWidget):
         buttons.addWidget(self.print_button)
         right = QVBoxLayout()
         right.addWidget(self.headline)
-        right.addLayout(self.eyes, 1)
+        holder = QWidget()
+        holder.setLayout(self.eyes)
+        self.eyes_area = QScrollArea()   # a short screen scrolls the eyes; their words never overlap
+        self.eyes_area.setWidget(holder)
+        self.eyes_area.setWidgetResizable(True)
+        self.eyes_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.eyes_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.addWidget(self.eyes_area, 1)
         note = QLabel("Research and demonstration only: the model learnt from web pictures. "
                       "\"Looks healthy\" is not a diabetic-retinopathy screen.")
         note.setWordWrap(True)
@@ -292,8 +350,8 @@ class EyeCheckPanel(QWidget):
         grid = QGridLayout(self)
         grid.addLayout(left, 0, 0)
         grid.addLayout(right, 0, 1)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        grid.setColumnStretch(0, 1)   # the verdict and both eyes get half: on a 1024-px screen they need it
+        grid.setColumnStretch(1, 1)
 
     # ------------------------------------------------------------------ requests
 
@@ -313,8 +371,11 @@ class EyeCheckPanel(QWidget):
             return None
 
     def _open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a photograph of the eye or a selfie", "", PHOTO_FILTER)
+        start = self.settings.last_folder if self.settings is not None else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a photograph of the eye or a selfie", start, PHOTO_FILTER)
         if path:
+            if self.settings is not None:
+                self.settings.last_folder = str(Path(path).parent)
             self.open_file(Path(path))
 
     def _print(self) -> None:
@@ -340,8 +401,9 @@ class EyeCheckPanel(QWidget):
                               "No verdict: see the message below" if verdict is None else
                               "Go for an eye check-up" if verdict else "Your eye looks healthy")
         _set_queue_property(self.headline, None if verdict is None else Queue.ROUTINE if verdict else Queue.ANNUAL)
+        photo = rgb if isinstance(rgb, np.ndarray) else None
         for eye in check.eyes:
-            self.eyes.addWidget(EyeResultCard(eye))
+            self.eyes.addWidget(EyeResultCard(eye, photo=photo))
         self.last = (check, rgb) if verdict is not None else None
         self.print_button.setEnabled(verdict is not None)
 
@@ -378,8 +440,9 @@ class EyeCheckMode(QObject):
     """The "Eye check" tab of the main window, kept out of the window's own module:
     the engine, the panel (next to fundus screening), the slip, start and shutdown.
 
-    The window needs three lines: ``EyeCheckMode(self)`` after its Screening tab,
-    ``.start()`` with the grader, ``.shutdown()`` with the camera."""
+    The window needs four lines: ``EyeCheckMode(self)``, its ``panel`` among the
+    window's tabs (next to Screening), ``.start()`` with the grader, ``.shutdown()``
+    with the camera."""
 
     slipWritten = Signal(object)    # Path of the eye-check slip just written
 
@@ -388,8 +451,7 @@ class EyeCheckMode(QObject):
         self.window = window
         self.engine = EyeCheckEngine(self, modality_of=_gate_modality)
         self.panel = EyeCheckPanel(self.engine, probe=None)   # the window's capture panel probes once
-        index = window.tabs.indexOf(window.result_view) + 1
-        window.tabs.insertTab(index, self.panel, icon("eye-left"), "Eye check")
+        self.panel.settings = window.settings
         window.tabs.currentChanged.connect(self._tab_changed)
         self.panel.slipRequested.connect(self.write_slip)
         self.panel.problem.connect(lambda text: window.statusBar().showMessage(text, 8000))

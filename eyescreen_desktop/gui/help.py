@@ -8,7 +8,7 @@ actually work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
 
 from PySide6.QtGui import QAction, QKeySequence
@@ -19,7 +19,7 @@ GUIDE = """
 <ol>
 <li><b>Who is it?</b> Find the patient (Ctrl+F: ID, name or birth date; accents and case do not matter)
 or type a new patient ID. The ID is fixed from the first photograph on; press Ctrl+N for the next patient.</li>
-<li><b>Photograph both eyes.</b> Choose the camera at the top left, then press F5 for the right eye and
+<li><b>Photograph both eyes.</b> Choose the camera in the {camera_place}, then press F5 for the right eye and
 F6 for the left eye: the next picture from the camera is taken. Or open (Ctrl+O) or drop photographs;
 files named ..._R / ..._L tell the eye. If a photograph shows the wrong eye, press
 "This is the right eye" / "This is the left eye" under it, or drag it to the other eye.</li>
@@ -30,15 +30,27 @@ eye's reason is recorded (Record why… under the empty eye).</li>
 screening, or the review slip. Printing or saving it as PDF is recorded in the queues.</li>
 <li><b>Next patient</b> (Ctrl+N). EyeScreen warns if an eye is still missing.</li>
 </ol>
-<h3>Queues (Ctrl+2)</h3>
+<h3>Queues ({queues_key})</h3>
 <p>Urgent, routine, annual and review, most pressing first; overdue rows are red. Open a visit, print its
 document, mark it referred or closed; a clinician can move a patient to another queue with a reason.</p>
-<h3>A whole folder, or the camera's folder (Ctrl+3)</h3>
+<h3>A whole folder, or the camera's folder ({batch_key})</h3>
 <p>"Screen folder" screens every photograph in a folder; "Start watching" screens each new photograph the
 camera saves. Cancel keeps what was screened; screening the same folder again finishes the rest.
 Quitting during a batch asks first, then finishes the photograph in hand.</p>
 <p><i>EyeScreen is a screening aid, not a diagnosis. A clinician decides.</i></p>
 """
+
+
+CAMERA_PLACE = "Camera box on the left, under the patient form"
+"""Where the desk camera sits in the window (main_window puts the capture panel under the
+patient panel, in the left column): the guide says it in these words."""
+
+
+def guide_html(tab_shortcut: Callable[[str], str]) -> str:
+    """The quick guide with the keys the window's tabs really have (``tab_shortcut(key)``
+    gives "Ctrl+3" for the tab ``key``, from the window's one list of tabs)."""
+    return GUIDE.format(camera_place=CAMERA_PLACE, queues_key=tab_shortcut("queues") or "its tab",
+                        batch_key=tab_shortcut("batch") or "its tab")
 
 
 def shortcut_rows(actions: Mapping[str, QAction]) -> list[tuple[str, str]]:

@@ -17,13 +17,15 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -66,10 +68,38 @@ def eye_from_name(path: Path) -> Eye:
     return Eye.UNKNOWN
 
 
+@dataclasses.dataclass(frozen=True)
+class TabPage:
+    """One tab of the window: ``key`` names its action, ``title`` is the tab's and
+    the menu entry's text (with its mnemonic), ``tip`` the status-bar help."""
+
+    key: str
+    title: str
+    icon_name: str
+    widget: QWidget
+    tip: str = ""
+
+    @property
+    def plain_title(self) -> str:
+        return self.title.replace("&", "")
+
+
 def _stored(store: Any, result: Any) -> Any:
     """The result with its path pointing at the image store's copy, when there is one."""
     stored = store.image_file(result.sha256) if result.sha256 else None
     return result if stored is None else dataclasses.replace(result, path=str(stored))
+
+
+def _vertical_scroll(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless area that scrolls up and down: on a short screen (1024x700,
+    or 150% scaling) its content stays reachable instead of pushing the window taller."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    return area
 
 
 class MainWindow(QMainWindow):
@@ -119,22 +149,46 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.patient_panel)
         column.addWidget(self.capture_panel, 1)
-        self.tabs.addTab(self.result_view, icon("eye-right"), "Screening")
-        self.eye_check = EyeCheckMode(self)      # the "Eye check" tab, next to Screening
-        self.tabs.addTab(self.queues, icon("patient"), "Queues")
+        self.eye_check = EyeCheckMode(self)      # the "Eye check" page, next to Screening
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
-            self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
-        self.splitter.addWidget(left)
+            if (interrupted := getattr(self.batch_panel, "interrupted", None)) is not None:
+                text = (f"Screening the folder {interrupted.inputs[0]} did not finish. Open the Batch tab and press "
+                        "'Resume this batch' to screen the rest.")
+                # said once the window is up (the event loop runs), not over a window still being built
+                QTimer.singleShot(0, lambda: self.messages.warning("Batch interrupted", text))
+        self.pages = self._pages()
+        for page in self.pages:
+            self.tabs.addTab(page.widget, icon(page.icon_name), page.plain_title)
+        self.splitter.addWidget(_vertical_scroll(left))   # a search list or a short screen scrolls, never grows
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([380, 900])
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([340, 1100])   # the left column near its minimum on a 1024-px screen
         self.setCentralWidget(self.splitter)
         self.model_status.setObjectName("modelStatus")
         self.statusBar().addPermanentWidget(self.model_status)
         self._make_actions()
         self._make_menus()
+
+    def _pages(self) -> list[TabPage]:
+        """The window's tabs, in order: the tab, its View menu entry and its Ctrl+number
+        key all come from this one list, so they can never disagree."""
+        pages = [TabPage("screening", "&Screening", "eye-right", self.result_view),
+                 TabPage("eye_check", "&Eye check", "eye-left", self.eye_check.panel,
+                         "Check the front of the eye, or a selfie"),
+                 TabPage("queues", "&Queues", "patient", self.queues,
+                         "Urgent, routine, annual and review: who still needs something done")]
+        if self.batch_panel is not None:
+            pages.append(TabPage("batch", "&Batch and hot folder", "folder", self.batch_panel,
+                                 "Screen a whole folder, or watch the camera's folder"))
+        return pages
+
+    def tab_shortcut(self, key: str) -> str:
+        """"Ctrl+3": the key that opens the tab ``key`` (as Help names it), or "" when absent."""
+        number = next((i for i, page in enumerate(self.pages, start=1) if page.key == key), 0)
+        return f"Ctrl+{number}" if number else ""
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""
@@ -175,10 +229,11 @@ class MainWindow(QMainWindow):
         self.actions["heatmap"].setCheckable(True)
         self.result_view.heatmap_box.toggled.connect(self.actions["heatmap"].setChecked)
         self._action("find", "&Find patient", self._find_patient, "Ctrl+F")
-        self._action("screening", "&Screening", lambda: self.tabs.setCurrentIndex(0), "Ctrl+1")
-        self._action("queues", "&Queues", lambda: self.tabs.setCurrentIndex(1), "Ctrl+2")
-        self._action("batch", "&Batch and hot folder", lambda: self.tabs.setCurrentIndex(2), "Ctrl+3", "folder",
-                     "Screen a whole folder, or watch the camera's folder (Ctrl+3)")
+        for page in self.pages:
+            shortcut = self.tab_shortcut(page.key)
+            self._action(page.key, page.title, lambda _checked=False, w=page.widget: self.tabs.setCurrentWidget(w),
+                         shortcut, page.icon_name if page.key == "batch" else "",
+                         f"{page.tip or page.title.replace('&', '')} ({shortcut})")
         self._action("settings", "S&ettings…", self.open_settings, QKeySequence.StandardKey.Preferences)
         self._action("quit", "&Quit", self.close, "Ctrl+Q")
         self._action("guide", "Quick &guide", self.show_guide, "F1", tip="How a screening day goes (F1)")
@@ -189,7 +244,7 @@ class MainWindow(QMainWindow):
         menus = (("&File", ("open", "slip", None, "settings", None, "quit")),
                  ("&Patient", ("next", "find")),
                  ("&Capture", ("right", "left")),
-                 ("&View", ("screening", "queues", "batch", None, "heatmap")),
+                 ("&View", (*(page.key for page in self.pages), None, "heatmap")),
                  ("&Help", ("guide", "shortcuts", None, "about")))
         for title, keys in menus:
             menu = self.menuBar().addMenu(title)
@@ -229,7 +284,15 @@ class MainWindow(QMainWindow):
     def _restore(self) -> None:
         geometry = self.window_state.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1360, 860)
+            self.resize(self._first_size())
+
+    def _first_size(self) -> QSize:
+        """1360x860, or the screen's free area when that is smaller (a 1024x700 laptop):
+        the first window never starts larger than the screen."""
+        size = QSize(1360, 860)
+        if (screen := self.screen()) is not None:
+            size = size.boundedTo(screen.availableGeometry().size())
+        return size
         if (splitter := self.window_state.splitter()) is not None:
             self.splitter.restoreState(splitter)
 
@@ -366,8 +429,9 @@ class MainWindow(QMainWindow):
         """Choose photographs in a file dialog and screen them; the patient is asked for first."""
         if self._patient_or_ask() is None:
             return
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", "", IMAGE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open eye photographs", self.settings.last_folder, IMAGE_FILTER)
         if paths:
+            self.settings.last_folder = str(Path(paths[0]).parent)
             self.screen_paths(Path(p) for p in paths)
 
     def _offer_batch(self, folder: Path) -> None:
@@ -530,9 +594,9 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_guide(self) -> None:
         """Help > Quick guide: a screening day, step by step."""
-        from .help import GUIDE
+        from .help import guide_html
 
-        self._help("EyeScreen quick guide", GUIDE)
+        self._help("EyeScreen quick guide", guide_html(self.tab_shortcut))
 
     @Slot()
     def show_shortcuts(self) -> None:

@@ -12,26 +12,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from PySide6.QtCore import QDate, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QDate, QLocale, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QCalendarWidget,
     QComboBox,
-    QDateEdit,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
+    QWidgetAction,
 )
 
 from ..core.records import Patient
 
 SEXES = ("", "female", "male", "other")
 DIABETES_TYPES = ("", "type 1", "type 2", "gestational", "other")
-NO_DATE = QDate(1900, 1, 1)   # shown as "not given"
+OLDEST_BIRTH_YEAR = 1900
+TYPICAL_AGE_YEARS = 60        # the calendar opens here when no date is given: most patients are 40-80
 SEARCH_DELAY_MS = 250
 MAX_MATCHES = 20
 
@@ -42,6 +47,108 @@ def patient_label(patient: Patient) -> str:
     if patient.birth_date:
         parts.append(f"born {patient.birth_date.isoformat()}")
     return " · ".join(p for p in parts if p)
+
+
+def parse_birth_date(text: str, locale: QLocale | None = None) -> dt.date | None:
+    """A typed birth date: ISO (1958-03-14, 19580314) or the clinic's own short or
+    numeric format (14/03/1958 in a day-first locale); None when it is not one, is in
+    the future or before 1900. Why: staff type the date as their forms print it."""
+    text = text.strip()
+    if not text:
+        return None
+    locale = locale or QLocale()
+    day_first = locale.dateFormat(QLocale.FormatType.ShortFormat).lower().lstrip("'").startswith("d")
+    numeric = ("dd/MM/yyyy", "d/M/yyyy", "dd.MM.yyyy", "d.M.yyyy", "dd-MM-yyyy") if day_first else \
+        ("MM/dd/yyyy", "M/d/yyyy", "MM-dd-yyyy")
+    formats = ("yyyy-MM-dd", "yyyyMMdd", "yyyy/MM/dd", "yyyy.MM.dd", *numeric)
+    candidates = [QDate.fromString(text, f) for f in formats]
+    candidates += [locale.toDate(text, QLocale.FormatType.ShortFormat),
+                   locale.toDate(text, QLocale.FormatType.LongFormat)]
+    for date in candidates:
+        if date.isValid():
+            if 0 < date.year() < 100:          # a two-digit year ("14/03/58") is a birth in the last century
+                date = date.addYears(1900 if date.year() + 2000 > QDate.currentDate().year() else 2000)
+            if OLDEST_BIRTH_YEAR <= date.year() and date <= QDate.currentDate():
+                return dt.date(date.year(), date.month(), date.day())
+    return None
+
+
+class BirthDateField(QWidget):
+    """A birth date typed as the form prints it, or picked from a calendar that opens
+    near a typical patient's age (not January 1900). Empty means "not given"."""
+
+    dateChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.edit = QLineEdit(placeholderText="not given (yyyy-mm-dd)", clearButtonEnabled=True)
+        self.edit.setToolTip("Type the date (1958-03-14, or as this computer writes dates: "
+                             f"{self._example(QLocale.FormatType.ShortFormat)}), or pick it from the calendar")
+        self.calendar = QCalendarWidget()
+        self.calendar.setMinimumDate(QDate(OLDEST_BIRTH_YEAR, 1, 1))
+        self.calendar.setMaximumDate(QDate.currentDate())
+        self.calendar.clicked.connect(self._picked)
+        self.calendar.activated.connect(self._picked)
+        self.menu = QMenu(self)
+        holder = QWidgetAction(self.menu)
+        holder.setDefaultWidget(self.calendar)
+        self.menu.addAction(holder)
+        self.menu.aboutToShow.connect(self._open_near_age)
+        self.button = QToolButton(toolTip="Pick from a calendar")
+        self.button.setArrowType(Qt.ArrowType.DownArrow)
+        self.button.setStyleSheet("QToolButton::menu-indicator { image: none; }")   # one arrow, not two
+        self.button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.button.setMenu(self.menu)
+        self.edit.textChanged.connect(lambda _text: self.dateChanged.emit())
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(2)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.button)
+        self.setFocusProxy(self.edit)
+
+    @staticmethod
+    def _example(kind: QLocale.FormatType | None = None) -> str:
+        sample = QDate(1958, 3, 14)
+        return sample.toString("yyyy-MM-dd") if kind is None else QLocale().toString(sample, kind)
+
+    def date(self) -> dt.date | None:
+        """The date given, or None (empty, or not a date: see :meth:`unreadable`)."""
+        return parse_birth_date(self.edit.text())
+
+    def unreadable(self) -> bool:
+        """True when something is typed that is not a birth date."""
+        return bool(self.edit.text().strip()) and self.date() is None
+
+    def set_date(self, date: dt.date | None) -> None:
+        self.edit.setText(date.isoformat() if date else "")
+
+    def text(self) -> str:
+        return self.edit.text()
+
+    def clear(self) -> None:
+        self.edit.clear()
+
+    def setReadOnly(self, on: bool) -> None:  # noqa: N802 - Qt's name
+        self.edit.setReadOnly(on)
+        self.button.setEnabled(not on)
+
+    def _open_near_age(self) -> None:
+        """The calendar shows the date given, else a month 60 years ago."""
+        given = self.date()
+        start = QDate(given.year, given.month, given.day) if given else \
+            QDate.currentDate().addYears(-TYPICAL_AGE_YEARS)
+        self.calendar.setSelectedDate(start)
+        self.calendar.setCurrentPage(start.year(), start.month())
+
+    def popup_calendar(self) -> QCalendarWidget:
+        """The calendar as it opens (tests and the button's menu)."""
+        self._open_near_age()
+        return self.calendar
+
+    def _picked(self, date: QDate) -> None:
+        self.set_date(dt.date(date.year(), date.month(), date.day()))
+        self.menu.hide()
 
 
 class PatientPanel(QGroupBox):
@@ -61,7 +168,7 @@ class PatientPanel(QGroupBox):
         self.matches = QListWidget()
         self.id_edit = QLineEdit(placeholderText="required, e.g. clinic number")
         self.name_edit = QLineEdit()
-        self.birth_edit = QDateEdit()
+        self.birth_edit = BirthDateField()
         self.sex_box = QComboBox()
         self.type_box = QComboBox()
         self.years_box = QSpinBox()
@@ -74,15 +181,11 @@ class PatientPanel(QGroupBox):
         self.search_edit.textEdited.connect(lambda _text: self._timer.start())
         self.search_edit.returnPressed.connect(self.search)
         self.matches.setMaximumHeight(110)
+        self.matches.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # long names elide
+        self.matches.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.matches.setVisible(False)
         self.matches.itemActivated.connect(self._choose)
         self.matches.itemClicked.connect(self._choose)
-        self.birth_edit.setCalendarPopup(True)
-        self.birth_edit.setDisplayFormat("yyyy-MM-dd")
-        self.birth_edit.setMinimumDate(NO_DATE)
-        self.birth_edit.setMaximumDate(QDate.currentDate())
-        self.birth_edit.setSpecialValueText("not given")
-        self.birth_edit.setDate(NO_DATE)
         self.sex_box.addItems([s or "not given" for s in SEXES])
         self.type_box.addItems([t or "not given" for t in DIABETES_TYPES])
         self.years_box.setRange(-1, 90)
@@ -123,6 +226,7 @@ class PatientPanel(QGroupBox):
         found = self.store.find_patients(text, limit=MAX_MATCHES) if text else []
         for patient in found:
             item = QListWidgetItem(patient_label(patient))
+            item.setToolTip(patient_label(patient))
             item.setData(Qt.ItemDataRole.UserRole, patient)
             self.matches.addItem(item)
         if text and not found:
@@ -153,11 +257,10 @@ class PatientPanel(QGroupBox):
         patient_id = self.id_edit.text().strip()
         if not patient_id:
             return None
-        birth = self.birth_edit.date()
         years = self.years_box.value()
         return Patient(
             patient_id=patient_id, name=self.name_edit.text().strip(),
-            birth_date=None if birth == NO_DATE else dt.date(birth.year(), birth.month(), birth.day()),
+            birth_date=self.birth_edit.date(),
             sex=SEXES[self.sex_box.currentIndex()], diabetes_type=DIABETES_TYPES[self.type_box.currentIndex()],
             diabetes_years=None if years < 0 else years,
         )
@@ -166,8 +269,7 @@ class PatientPanel(QGroupBox):
         """Fill the form with a patient (from the search or a reopened encounter)."""
         self.id_edit.setText(patient.patient_id)
         self.name_edit.setText(patient.name)
-        b = patient.birth_date
-        self.birth_edit.setDate(QDate(b.year, b.month, b.day) if b else NO_DATE)
+        self.birth_edit.set_date(patient.birth_date)
         self.sex_box.setCurrentIndex(SEXES.index(patient.sex) if patient.sex in SEXES else 0)
         t = patient.diabetes_type
         self.type_box.setCurrentIndex(DIABETES_TYPES.index(t) if t in DIABETES_TYPES else 0)
@@ -187,8 +289,17 @@ class PatientPanel(QGroupBox):
         self.id_edit.setReadOnly(locked)
         self.id_edit.setToolTip("Fixed for this visit: press Ctrl+N for the next patient" if locked else "")
 
+    def birth_calendar(self) -> QCalendarWidget:
+        """The birth date's calendar, as it opens (near a typical age when no date is given)."""
+        return self.birth_edit.popup_calendar()
+
     def _changed(self, *_args: object) -> None:
-        self.hint.setText("" if self.id_edit.text().strip() else
-                          "Enter the patient ID (or find the patient above) before adding photographs.")
-        self.hint.setVisible(not self.id_edit.text().strip())
+        hint = ""
+        if not self.id_edit.text().strip():
+            hint = "Enter the patient ID (or find the patient above) before adding photographs."
+        elif self.birth_edit.unreadable():
+            hint = (f"The birth date \"{self.birth_edit.text().strip()}\" is not a date: type it as 1958-03-14 "
+                    "or pick it from the calendar (it is not saved as it is).")
+        self.hint.setText(hint)
+        self.hint.setVisible(bool(hint))
         self.patientChanged.emit()

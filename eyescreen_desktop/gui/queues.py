@@ -22,12 +22,14 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -150,8 +152,9 @@ class QueuesWidget(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.state_box)
-        top.addStretch(1)
-        top.addWidget(QLabel("Red rows are overdue. Double-click a patient to open the visit."))
+        hint = QLabel("Red rows are overdue. Double-click a patient to open the visit.")
+        hint.setWordWrap(True)   # a narrow window wraps it rather than growing
+        top.addWidget(hint, 1)
         for queue in TAB_ORDER:
             self.tabs.addTab(self._make_page(queue), TAB_NAMES[queue])
         self.tabs.currentChanged.connect(self._update_buttons)
@@ -190,27 +193,30 @@ class QueuesWidget(QWidget):
         self.views[queue] = view
         return view
 
-    def _make_buttons(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        for key, text, slot, tip in (
-            ("open", "&Open visit", self.open_selected, "Open this patient's encounter (Enter)"),
-            ("slip", "Patient's &document…", self.open_slip,
-             "Referral slip, review slip or result letter: preview, print or save"),
-            ("printed", "Mark slip &printed", self.mark_slip_printed, "Record that the slip was handed out"),
-            ("referred", "Mark &referred", self.mark_referred, "The referral was sent (asks when no slip was issued)"),
-            ("closed", "Mark &closed", lambda: self.set_state("closed"), "Nothing more to do for this visit"),
-            ("reopen", "Re&open", lambda: self.set_state("open"), "Put the visit back on the to-do list"),
-            ("override", "Change &queue…", self.override_selected, "Clinician: move to another queue (reason required)"),
-        ):
-            button = QPushButton(text)
-            button.setToolTip(tip)
-            button.clicked.connect(slot)
-            self.buttons[key] = button
-            row.addWidget(button)
-            if key in ("slip", "reopen"):
-                row.addSpacing(16)
-        row.addStretch(1)
-        return row
+    def _make_buttons(self) -> QGridLayout:
+        """The actions in two rows (what to do with the visit; what became of it), so each
+        button keeps its whole text on a 1024-px screen ("Open visi" was cut in one row)."""
+        grid = QGridLayout()
+        rows = ((("open", "&Open visit", self.open_selected, "Open this patient's encounter (Enter)"),
+                 ("slip", "Patient's &document…", self.open_slip,
+                  "Referral slip, review slip or result letter: preview, print or save"),
+                 ("printed", "Mark slip &printed", self.mark_slip_printed, "Record that the slip was handed out"),
+                 ("override", "Change &queue…", self.override_selected,
+                  "Clinician: move to another queue (reason required)")),
+                (("referred", "Mark &referred", self.mark_referred,
+                  "The referral was sent (asks first, and records who)"),
+                 ("closed", "Mark &closed", lambda: self.set_state("closed"), "Nothing more to do for this visit"),
+                 ("reopen", "Re&open", lambda: self.set_state("open"), "Put the visit back on the to-do list")))
+        for r, row in enumerate(rows):
+            for c, (key, text, slot, tip) in enumerate(row):
+                button = QPushButton(text)
+                button.setToolTip(tip)
+                button.clicked.connect(slot)
+                button.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
+                self.buttons[key] = button
+                grid.addWidget(button, r, c)
+        grid.setColumnStretch(len(rows[0]), 1)
+        return grid
 
     # ------------------------------------------------------------------ reading
 
@@ -376,23 +382,28 @@ class QueuesWidget(QWidget):
 
     @Slot()
     def mark_referred(self) -> None:
-        """Mark the selected patient referred; without a printed or saved slip, ask
-        first, and the store records "referred without a slip"."""
+        """Mark the selected patient referred, after a confirmation that names who is
+        recorded as doing it (a stray click must not take a patient off the to-do list);
+        without a printed or saved slip the store records "referred without a slip"."""
         summary = self.selected_summary()
         if summary is None:
             return
+        who = f"{summary.patient.patient_id}" + (f" ({summary.patient.name})" if summary.patient.name else "")
+        recorded = f"\n\nThis is recorded as done by {self.user}."
         if summary.slip_issued_at is not None:
-            self._write(lambda: self.store.mark_referred(summary.encounter_id, self.user, summary.version))
-            return
-        box = QMessageBox(QMessageBox.Icon.Question, "No slip yet",
-                          f"No slip was printed or saved for {summary.patient.patient_id}. Mark the patient "
-                          "referred anyway? It will show as 'referred without a slip'.",
-                          QMessageBox.StandardButton.NoButton, self)
-        self.referred_anyway = box.addButton("Mark referred without a slip", QMessageBox.ButtonRole.AcceptRole)
+            title, text, accept = ("Mark referred?", f"Mark {who} referred: the referral has been sent?{recorded}",
+                                   "Mark referred")
+        else:
+            title, text, accept = ("No slip yet", f"No slip was printed or saved for {who}. Mark the patient "
+                                   f"referred anyway? It will show as 'referred without a slip'.{recorded}",
+                                   "Mark referred without a slip")
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton, self)
+        self.referred_anyway = self.confirm_referred = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)
         box.setDefaultButton(box.addButton("Cancel", QMessageBox.ButtonRole.RejectRole))
+        confirm = self.confirm_referred
         box.buttonClicked.connect(lambda button: self._write(
             lambda: self.store.mark_referred(summary.encounter_id, self.user, summary.version))
-            if button is self.referred_anyway
+            if button is confirm
             else None)
         self._show_dialog(box)
 

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -64,7 +65,7 @@ from .resources import icon
 from .worker import ScreenedEye
 
 PHOTO_SIZE = 360        # preferred side of an eye's photograph; it shrinks to PHOTO_MIN on small screens
-PHOTO_MIN = 200
+PHOTO_MIN = 150         # two eyes and their words fit a 1024x700 screen
 PHOTO_MIME = "application/x-eyescreen-photo"   # a photograph dragged to the other eye: its SHA-256
 SIDES = (Eye.RIGHT, Eye.LEFT)
 TITLES = {Eye.RIGHT: "Right eye (OD)", Eye.LEFT: "Left eye (OS)", Eye.UNKNOWN: "Side not known: which eye is this?"}
@@ -165,6 +166,13 @@ class PhotoLabel(QLabel):
     def sizeHint(self) -> QSize:
         return QSize(PHOTO_SIZE, PHOTO_SIZE)
 
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt's name
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt's name
+        """Square: a narrow card (1024-px screen) gets a square photograph, not a tall dark strip."""
+        return max(self.minimumHeight(), width)
+
     def set_rgb(self, rgb: np.ndarray) -> None:
         self.rgb = rgb
         self._render()
@@ -226,6 +234,7 @@ class EyeCard(QFrame):
         self.setAcceptDrops(eye in SIDES)
         self.title = QLabel(TITLES[eye])
         self.title.setObjectName("eyeTitle")
+        self.title.setWordWrap(True)   # "Side not known: which eye is this?" must not widen the window
         self.photo = PhotoLabel()
         self.verdict = QLabel()
         self.verdict.setObjectName("eyeVerdict")
@@ -443,17 +452,24 @@ class ResultView(QWidget):
         tools.addWidget(self.heatmap_box)
         tools.addStretch(1)
         tools.addWidget(self.slip_button)
-        eyes = QHBoxLayout()
-        eyes.addWidget(self.cards[Eye.RIGHT])
-        eyes.addWidget(self.cards[Eye.LEFT])
-        eyes.addWidget(self.unknown_card)
+        row = QWidget()
+        eyes = QHBoxLayout(row)
+        eyes.setContentsMargins(0, 0, 0, 0)
+        for card in (self.cards[Eye.RIGHT], self.cards[Eye.LEFT], self.unknown_card):
+            eyes.addWidget(card, 1)
+        # on a short screen the eyes scroll: each card keeps the room its words need (they overlapped)
+        self.eyes_area = QScrollArea()
+        self.eyes_area.setWidget(row)
+        self.eyes_area.setWidgetResizable(True)
+        self.eyes_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.eyes_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         note = QLabel("EyeScreen is a screening aid, not a diagnosis. A clinician decides.")
         note.setObjectName("hint")
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
         layout.addWidget(self.detail)
         layout.addLayout(tools)
-        layout.addLayout(eyes, 1)
+        layout.addWidget(self.eyes_area, 1)
         layout.addWidget(note)
 
     # ------------------------------------------------------------------ content

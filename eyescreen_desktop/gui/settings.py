@@ -79,6 +79,8 @@ class Settings:
     image_store = Setting("storage/image_store", "",
                           "the clinic's shared image folder ('' = images/ in the data folder)")
     show_heatmap = Setting("view/show_heatmap", False, "overlay the heat map on graded photographs")
+    last_folder = Setting("files/last_folder", "",
+                          "where the last photographs were opened from: the open dialog starts there")
 
     def __init__(self, store: QSettings):
         self.qsettings = store

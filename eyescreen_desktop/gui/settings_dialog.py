@@ -13,21 +13,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from ..core.operating_points import PointChoice, describe_points
 from ..core.protocol import PROTOCOLS
 from .settings import PAGE_SIZES, Settings
 
@@ -137,13 +142,19 @@ class SettingsDialog(QDialog):
         for name, protocol in PROTOCOLS.items():
             self.protocol.addItem(protocol.title, name)
         self.protocol.setCurrentIndex(max(0, self.protocol.findData(settings.protocol)))
+        self.points: list[PointChoice] = describe_points(card) if card is not None else []
         self.operating_point = QComboBox()
-        self.operating_point.addItem("the model's default", "")
-        for name in (card.operating_points if card is not None else {}):
-            self.operating_point.addItem(name, name)
-        if settings.operating_point and self.operating_point.findData(settings.operating_point) < 0:
-            self.operating_point.addItem(f"{settings.operating_point} (not in this model)", settings.operating_point)
-        self.operating_point.setCurrentIndex(max(0, self.operating_point.findData(settings.operating_point)))
+        self.operating_point.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.point_figures = QLabel(wordWrap=True)
+        self.point_figures.setObjectName("hint")
+        # a form squeezes a wrapped label that changes after layout: keep room for the whole paragraph
+        self.point_figures.setMinimumHeight(self.point_figures.fontMetrics().lineSpacing() * 5 + 4)
+        chosen = next((p for p in self.points if p.name == settings.operating_point), None)
+        self.advanced_points = QCheckBox("Advanced: also offer the developers' points")
+        self.advanced_points.setChecked(chosen is not None and chosen.advanced)
+        self.advanced_points.toggled.connect(lambda _on: self._fill_points(self.operating_point.currentData()))
+        self.operating_point.currentIndexChanged.connect(self._show_figures)
+        self._fill_points(settings.operating_point)
         self.site_operating_point = SiteOperatingPointField(settings.site_operating_point, card, engine,
                                                             calibration_folder)
         self.clinic_name = QLineEdit(settings.clinic_name, placeholderText="printed at the top of each slip")
@@ -165,10 +176,45 @@ class SettingsDialog(QDialog):
         self.image_store = PathField(settings.image_store, True, "images/ in the data folder when empty")
         self._layout()
 
+    def _fill_points(self, current: str | None) -> None:
+        """The card's points in words, the shipped one first ("" = the card's default), the
+        developers' only with "advanced"; a stored point this model lacks is kept, said so."""
+        box = self.operating_point
+        box.blockSignals(True)
+        box.clear()
+        for point in self.points:
+            if point.advanced and not self.advanced_points.isChecked():
+                continue
+            box.addItem(point.words, "" if point is self.points[0] else point.name)
+        if not self.points:
+            box.addItem("the model's default", "")
+        if current and box.findData(current) < 0 and current not in (p.name for p in self.points):
+            box.addItem(f"{current} (not in this model)", current)
+        if self.points and current == self.points[0].name:
+            current = ""
+        box.setCurrentIndex(max(0, box.findData(current or "")))
+        box.blockSignals(False)
+        self._show_figures()
+
+    def _show_figures(self, *_args: object) -> None:
+        """What the chosen point does: sensitivity, specificity, expected referral rate."""
+        data = self.operating_point.currentData()
+        point = self.points[0] if self.points and not data else next((p for p in self.points if p.name == data), None)
+        if point is None:
+            self.point_figures.setText("")
+        elif point.figures is None:
+            self.point_figures.setText("The model card has no figures for this point (a developers' point): "
+                                       "check it on your own graded photographs before screening with it.")
+        else:
+            self.point_figures.setText(" ".join(t for t in (point.rule, point.figures.text()) if t))
+
     def _layout(self) -> None:
-        form = QFormLayout(self)
+        page = QWidget()
+        form = QFormLayout(page)
         form.addRow("Protocol:", self.protocol)
         form.addRow("Operating point:", self.operating_point)
+        form.addRow("", self.point_figures)
+        form.addRow("", self.advanced_points)
         form.addRow("Clinic's point:", self.site_operating_point)
         form.addRow("Clinic name:", self.clinic_name)
         form.addRow("Clinic address:", self.clinic_address)
@@ -182,10 +228,22 @@ class SettingsDialog(QDialog):
         note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)
+        # the fields scroll on a short screen (1024x700, 150% scaling); OK and Cancel always show
+        area = QScrollArea()
+        area.setWidget(page)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        box = QVBoxLayout(self)
+        box.addWidget(area, 1)
+        box.addWidget(buttons)
+        height = page.sizeHint().height() + buttons.sizeHint().height() + 24
+        if screen := self.screen():
+            height = min(height, int(screen.availableGeometry().height() * 0.9))
+        self.resize(max(self.minimumWidth(), page.sizeHint().width() + 24), height)
 
     def accept(self) -> None:
         """Write every field to the settings, then close."""

@@ -67,6 +67,9 @@ def test_calibrate_in_settings_then_screen_with_the_clinics_point(qtbot, window,
         assert dialog.start() is not None
     assert dialog.use_button.isEnabled(), dialog.status.text()
     assert "referable threshold" in dialog.result.toPlainText() and "clinic-camera" in dialog.result.toPlainText()
+    # issue 24: in words and a table, not a wrapped monospace dump
+    assert "Referable eyes found (sensitivity)" in dialog.result.toPlainText() and "<table" in dialog.result.toHtml()
+    assert "Expected referral rate" in dialog.result.toPlainText() and "ref sens" not in dialog.result.toPlainText()
     op_path = dialog.result_path
     assert op_path.is_file() and op_path.with_suffix(".pdf").is_file()
     dialog.use_button.click()

@@ -254,7 +254,9 @@ def test_settings_dialog_writes_the_slip_header(qtbot, window, urgent_model_dir)
     _start(qtbot, window, urgent_model_dir)
     dialog = SettingsDialog(window.settings, window.engine.card, window)
     qtbot.addWidget(dialog)
-    assert [dialog.operating_point.itemData(i) for i in range(dialog.operating_point.count())] == ["", "default"]
+    # the card's only point is its shipped default, offered once in words (issue 24)
+    assert [dialog.operating_point.itemData(i) for i in range(dialog.operating_point.count())] == [""]
+    assert dialog.operating_point.itemText(0).startswith("shipped")
     dialog.clinic_name.setText("Riverside Diabetes Clinic")
     dialog.page_size.setCurrentText("Letter")
     dialog.protocol.setCurrentIndex(dialog.protocol.findData("nhs-dess"))

@@ -133,10 +133,13 @@ def test_mark_referred_leaves_the_open_list_and_is_audited(qtbot, filled_store):
     clinic, ids = filled_store
     widget = _widget(qtbot, clinic)
     _select(widget, ids["P001"])
-    clinic.mark_slip_printed(ids["P001"], user="nurse.ada")      # the slip went out: no question asked
+    clinic.mark_slip_printed(ids["P001"], user="nurse.ada")      # the slip went out
     widget.refresh()
+    qtbot.mouseClick(widget.buttons["referred"], Qt.MouseButton.LeftButton)
+    assert clinic.encounter_summary(ids["P001"]).state == "open"       # asked first (issue 24), nothing written yet
+    assert widget.dialog.windowTitle() == "Mark referred?" and "nurse.ada" in widget.dialog.text()
     with qtbot.waitSignal(widget.changed):
-        qtbot.mouseClick(widget.buttons["referred"], Qt.MouseButton.LeftButton)
+        widget.confirm_referred.click()
     assert widget.tabs.tabText(0) == "Urgent (2)"
     assert widget.models[Queue.URGENT].row_of(ids["P001"]) == -1
     assert clinic.encounter_summary(ids["P001"]).state == "referred"

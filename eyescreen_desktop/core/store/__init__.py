@@ -40,8 +40,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from .audit import AuditEntry, AuditLog
-from .base import BUSY_TIMEOUT_MS, Clock, FixedClock, StoreBase, StoreError, SystemClock, default_user, fold_text, search_text
-from .batches import BatchFileRow, BatchLedger
+from .base import (
+    BUSY_TIMEOUT_MS,
+    Clock,
+    FixedClock,
+    StoreBase,
+    StoreError,
+    SystemClock,
+    default_user,
+    fold_text,
+    search_text,
+)
+from .batches import BatchFileRow, BatchLedger, InterruptedBatch
 from .engine import ENV_VAR, add_database_argument, database_url
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
@@ -52,7 +62,9 @@ from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
-    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
+    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "InterruptedBatch",
+    "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url",
+    "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]

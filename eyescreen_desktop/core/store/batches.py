@@ -25,6 +25,17 @@ class BatchFileRow:
     result: EyeResult
 
 
+@dataclass(frozen=True)
+class InterruptedBatch:
+    """A folder batch started and never finished (EyeScreen quit or died, or it was cancelled)."""
+
+    batch_key: str
+    started_at: dt.datetime
+    inputs: tuple[str, ...]
+    protocol: str
+    files_done: int
+
+
 class BatchLedger(ResultStore):
     """Resumable batch runs (``eyescreen screen``, the hot folder): their files and encounters."""
 
@@ -165,6 +176,19 @@ class BatchLedger(ResultStore):
         with self._tx() as db:
             db.execute("UPDATE batches SET finished_at = ? WHERE batch_key = ?", (self._now(), batch_key))
             self._audit(db, user, "batch finished", f"batch:{batch_key}")
+
+    def interrupted_batches(self) -> list[InterruptedBatch]:
+        """Folder batches on record that never finished, newest first, with how many files
+        are done: after a relaunch the window offers to resume them (screening the same
+        folder again picks up where it stopped). Camera-folder batches ("hot-") never
+        finish by design and are not listed."""
+        rows = self._query(
+            "SELECT b.batch_key, b.started_at, b.inputs, b.protocol, "
+            "(SELECT COUNT(*) FROM batch_files f WHERE f.batch_key = b.batch_key) AS done "
+            "FROM batches b WHERE b.finished_at IS NULL AND b.batch_key NOT LIKE 'hot-%' "
+            "ORDER BY b.started_at DESC, b.batch_key")
+        return [InterruptedBatch(str(r[0]), dt.datetime.fromisoformat(str(r[1])), tuple(json.loads(r[2])), str(r[3]),
+                                 int(r[4])) for r in rows]
 
     # ------------------------------------------------------------------ watched camera folders
 
