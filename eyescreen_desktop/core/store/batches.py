@@ -187,7 +187,7 @@ class BatchLedger(ResultStore):
             "(SELECT COUNT(*) FROM batch_files f WHERE f.batch_key = b.batch_key) AS done "
             "FROM batches b WHERE b.finished_at IS NULL AND b.batch_key NOT LIKE 'hot-%' "
             "ORDER BY b.started_at DESC, b.batch_key")
-        return [InterruptedBatch(str(r[0]), dt.datetime.fromisoformat(str(r[1])), tuple(json.loads(r[2])), str(r[3]),
+        return [InterruptedBatch(str(r[0]), _datetime(str(r[1])), tuple(json.loads(r[2])), str(r[3]),
                                  int(r[4])) for r in rows]
 
     # ------------------------------------------------------------------ watched camera folders
