@@ -200,3 +200,23 @@ def test_trimmed_icu_data_answers_qt_as_the_full_data_does(tmp_path):
     assert small["zone name de_DE"] == small["zone name en_US"] == full["zone name en_US"]
     assert small["codec windows-1252"] and small["zone ids"] > 400
     assert full["collation sv_SE"] != full["collation en_US"]   # the Swedish tailoring is still applied
+
+
+def test_the_bundle_report_names_opencvs_parts_and_excuses_only_listed_differences():
+    """packaging/bundle_report.py: OpenCV's FFmpeg and OpenBLAS are counted apart (they are most
+    of its weight), and two builds may differ only in files docs/bundle-size.json lists."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bundle_report", ROOT / "packaging" / "bundle_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    assert report.component("_internal/opencv_python_headless.libs/libavcodec-1.so.59") == \
+        "OpenCV: FFmpeg (video files)"
+    assert report.component("_internal/opencv_python_headless.libs/libopenblas-r0-f.so") == "OpenCV: OpenBLAS"
+    assert report.component("_internal/cv2/cv2.abi3.so") == "OpenCV"
+    allowed = json.loads((ROOT / "docs" / "bundle-size.json").read_text(encoding="utf-8"))["differs_between_builds"]
+    a = {"_internal/numpy-2.4.6.dist-info/RECORD": "1", "eyescreen": "x", "_internal/libfoo.so": "f"}
+    b = {"_internal/numpy-2.4.6.dist-info/RECORD": "2", "eyescreen": "y"}
+    wrong, excused = report.differences(a, b, allowed)
+    assert excused == ["_internal/numpy-2.4.6.dist-info/RECORD"] and wrong == ["_internal/libfoo.so", "eyescreen"]
+    assert all(reason.strip() for reason in allowed.values())   # every exception says why
