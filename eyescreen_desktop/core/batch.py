@@ -44,7 +44,6 @@ import json
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -53,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
+from ..domain.eyes import parse_eye
+from ..domain.eyes import patient_and_eye as name_patient_and_eye
 from .calibration import CalibrationError, load_operating_point
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
 from .imageio import discover
@@ -76,10 +77,6 @@ CSV_COLUMNS = (
     "gate",                    # the learned gate that judged the picture (core.gate), "" for none
 )
 REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
-
-_EYE_WORDS = {"l": Eye.LEFT, "left": Eye.LEFT, "os": Eye.LEFT,
-              "r": Eye.RIGHT, "right": Eye.RIGHT, "od": Eye.RIGHT}
-_NAME_RULE = re.compile(r"^(?P<patient>.+)_(?P<eye>l|r|od|os|left|right)$", re.IGNORECASE)
 
 
 class BatchUsageError(Exception):
@@ -116,11 +113,6 @@ class PatientRow:
 
     patient: Patient
     eye: Eye
-
-
-def parse_eye(text: str) -> Eye:
-    """L/R/OD/OS/left/right (any case) -> Eye; anything else is UNKNOWN."""
-    return _EYE_WORDS.get(text.strip().lower(), Eye.UNKNOWN)
 
 
 def read_patients_csv(path: Path) -> dict[str, PatientRow]:
@@ -173,12 +165,11 @@ def patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) ->
         row = listed.get(rel.as_posix()) or _casefold_lookup(listed, rel)
         if row is not None:
             return row.patient.patient_id, row.eye
-    stem = PurePosixPath(rel.name).stem
-    m = _NAME_RULE.match(stem)
-    if m:
-        return m["patient"], parse_eye(m["eye"])
+    patient, eye = name_patient_and_eye(PurePosixPath(rel.name).stem)
+    if patient is not None:
+        return patient, eye
     if len(rel.parts) >= 2:
-        return rel.parts[-2], parse_eye(stem)
+        return rel.parts[-2], eye
     return None
 
 

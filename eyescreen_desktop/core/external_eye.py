@@ -36,13 +36,14 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from ..domain.vocabulary import Modality
 from .eye_input import square_eye
 from .face_cascade import LBPCascade
 from .paths import resource_file
 
 log = logging.getLogger(__name__)
 
-MODALITY = "external_eye"
+MODALITY = Modality.EXTERNAL_EYE.value
 CLASSES: tuple[str, ...] = ("normal", "cataract", "conjunctivitis", "other")
 VERDICT_HEALTHY = "Your eye looks healthy"
 VERDICT_CHECKUP = "Go for an eye check-up"
@@ -215,9 +216,9 @@ def find_eyes(rgb: np.ndarray, modality: str | None = None) -> EyeSearch:
     first and a close-up must show an iris beside sclera (``find_iris``)."""
     h, w = rgb.shape[:2]
     whole = EyeSearch("close_up", (EyeBox("?", 0, 0, w, h),))
-    if modality == "external_eye":
+    if modality == Modality.EXTERNAL_EYE:
         return whole
-    if modality == "fundus":
+    if modality == Modality.FUNDUS:
         return EyeSearch("fundus")
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     face = find_face(grey)

@@ -52,11 +52,7 @@ class Protocol:
     def decide_unreadable(self, status: Status, reasons: Iterable[str] = ()) -> EyeDecision:
         """Eyes that could not be graded always go to review, never to annual."""
         code = "U" if self.name == "nhs-dess" else "ungradable"
-        words = {
-            Status.UNGRADABLE: "could not be graded",
-            Status.NOT_FUNDUS: "not a fundus photograph",
-            Status.ERROR: "file could not be read",
-        }.get(status, "could not be graded")
+        words = Status.UNGRADABLE.label if status is Status.OK else Status(status).label
         detail = ", ".join(r.replace("_", " ") for r in reasons if r != "not_fundus")  # no echo of the words
         return EyeDecision(Queue.REVIEW, code, f"{words} ({detail})" if detail else words)
 

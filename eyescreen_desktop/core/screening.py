@@ -48,7 +48,7 @@ from .gate import Gate, GateError, decide_gate
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
 from .preprocess import PREPROCESSING_ID, preprocess
 from .protocol import DEFAULT_PROTOCOL, EXTERNAL_EYE_CODES, Protocol, get_protocol
-from .records import Eye, EyeResult, OperatingPoint, Prediction, QualityReport, Status
+from .records import Eye, EyeResult, Modality, OperatingPoint, Prediction, QualityReport, Status
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def eye_check(rgb: np.ndarray, quality: QualityReport, external: ExternalEyeMode
     (the gate says ``external_eye``) or a selfie (``other`` with a face); None for
     a fundus photograph or without the eye-check model. Without the learned gate
     the check's own heuristic decides what the picture is."""
-    if external is None or quality.modality == "fundus":
+    if external is None or quality.modality == Modality.FUNDUS:
         return None
     return check_photo(rgb, external, quality.modality if quality.gate else None)
 
@@ -182,15 +182,15 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
     if gate is None or max(rgb.shape[:2]) < MIN_GATE_SIDE:
         fov = find_field_of_view(rgb)
         q = assess_quality(rgb, fov)
-        modality = "other" if q.status is Status.NOT_FUNDUS else "fundus"
+        modality = (Modality.OTHER if q.status is Status.NOT_FUNDUS else Modality.FUNDUS).value
         return replace(q, modality=modality, gate=gate.version if gate else ""), fov
     work = fundus.work_copy(rgb)        # one 256-px copy for the gate's network and the cropper
     seen = gate.modality(work[0])
     probs = {f"p_{k}": v for k, v in seen.probs.items()}
-    if seen.label == "fundus" and max(rgb.shape[:2]) < fundus.MIN_IMAGE_SIDE_PX:
+    if seen.label == Modality.FUNDUS and max(rgb.shape[:2]) < fundus.MIN_IMAGE_SIDE_PX:
         q = assess_quality(rgb, None)
-        return replace(q, metrics={**q.metrics, **probs}, modality="fundus", gate=gate.version), None
-    if seen.label != "fundus" or seen.doubtful:
+        return replace(q, metrics={**q.metrics, **probs}, modality=Modality.FUNDUS.value, gate=gate.version), None
+    if seen.label != Modality.FUNDUS or seen.doubtful:
         status, reasons = decide_gate(seen.label, "ok", (), None, {}, seen.doubtful)
         q = fundus.report(Status(status), list(reasons), {"width": float(rgb.shape[1]),
                                                           "height": float(rgb.shape[0]), **probs})
@@ -203,11 +203,11 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
         # photograph costs no grader run; the reason is the hand-made measure nearest its limit
         verdict = gate.quality(seen, q.metrics)
         metrics.update(verdict.metrics())
-        status, reasons = decide_gate("fundus", "ok", (), verdict, q.metrics)
+        status, reasons = decide_gate(Modality.FUNDUS, "ok", (), verdict, q.metrics)
         if status != Status.OK.value:
             q = fundus.report(Status(status), list(reasons), metrics)
-            return replace(q, modality="fundus", gate=gate.version), None
-    return replace(q, metrics=metrics, modality="fundus", gate=gate.version), fov
+            return replace(q, modality=Modality.FUNDUS.value, gate=gate.version), None
+    return replace(q, metrics=metrics, modality=Modality.FUNDUS.value, gate=gate.version), fov
 
 
 def _hash_if_readable(path: Path) -> str:
@@ -365,7 +365,7 @@ class Screener:
 
     def model_info(self, result: EyeResult) -> Any:
         """The model a result came from: the eye-check model's for an external-eye record."""
-        external = result.p_checkup is not None or (result.modality == "external_eye" and result.decision
+        external = result.p_checkup is not None or (result.modality == Modality.EXTERNAL_EYE and result.decision
                                                     is not None and result.decision.code in EXTERNAL_EYE_CODES)
         return self.external.info if external and self.external is not None else self.classifier.info
 
@@ -404,8 +404,8 @@ class Screener:
         metrics = {**p.quality.metrics, "gate_distance": distance}
         found = outputs.pop(id(p))
         if self.gate.unfamiliar(distance):
-            status, reasons = decide_gate("fundus", "ok", (), None, metrics, unfamiliar=True)
-            q = replace(fundus.report(Status(status), list(reasons), metrics), modality="fundus",
+            status, reasons = decide_gate(Modality.FUNDUS, "ok", (), None, metrics, unfamiliar=True)
+            q = replace(fundus.report(Status(status), list(reasons), metrics), modality=Modality.FUNDUS.value,
                         gate=self.gate.version)
             return replace(p, quality=q, tensor=None)
         kept = replace(p, quality=replace(p.quality, metrics=metrics))

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.classifier import ModelCard
+from ..domain.eyes import eye_from_name
 from ..core.imageio import SUPPORTED_SUFFIXES
 from ..core.paths import DataPaths
 from ..core.records import EncounterSummary, Eye
@@ -50,19 +51,6 @@ log = logging.getLogger(__name__)
 
 TITLE = "EyeScreen: diabetic eye screening"
 IMAGE_FILTER = "Eye photographs (" + " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES)) + ");;All files (*)"
-_RIGHT_TAGS = ("r", "od", "right")
-_LEFT_TAGS = ("l", "os", "left")
-
-
-def eye_from_name(path: Path) -> Eye:
-    """The eye a file name states (``P001_R.jpg``, ``x-OS.png``, ``left.jpg``), else UNKNOWN."""
-    words = path.stem.lower().replace("-", "_").replace(" ", "_").split("_")
-    last = words[-1] if words else ""
-    if last in _RIGHT_TAGS:
-        return Eye.RIGHT
-    if last in _LEFT_TAGS:
-        return Eye.LEFT
-    return Eye.UNKNOWN
 
 
 def _stored(store: Any, result: Any) -> Any:

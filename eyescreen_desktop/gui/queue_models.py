@@ -106,8 +106,7 @@ def eye_words(eye: EyeResult, short: bool = True) -> str:
         return words
     if eye.decision is not None:
         return eye.decision.finding
-    return {Status.UNGRADABLE: "could not be graded", Status.NOT_FUNDUS: "not a fundus photograph",
-            Status.ERROR: "file could not be read"}.get(eye.status, eye.status.value)
+    return Status(eye.status).label
 
 
 def finding_text(summary: EncounterSummary, short: bool = True) -> str:

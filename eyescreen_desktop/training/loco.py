@@ -57,6 +57,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.thresholds import floor6
 from . import data as D
 from . import metrics as M
 
@@ -293,7 +294,6 @@ def choose_thresholds(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p
                       ) -> dict[str, float]:
     """Referable: the highest threshold with sensitivity >= 0.90. Urgent: the lowest
     urgent probability of an urgent eye (every urgent eye it was chosen on is caught)."""
-    floor6 = lambda t: float(np.floor(float(t) * 1e6) / 1e6)  # noqa: E731 - never round up past an eye
     return {"referable": floor6(M.threshold_for_sensitivity(y_ref, p_ref, REFERABLE_SENSITIVITY)),
             "urgent": floor6(M.threshold_for_sensitivity(y_urg, p_urg, 1.0))}
 

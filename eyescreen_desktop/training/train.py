@@ -44,6 +44,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.thresholds import floor6
 from . import data as D
 from . import metrics as M
 
@@ -812,12 +813,7 @@ def choose_thresholds(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p
         if spec(t) < floor:
             break
         t_ref = float(t)
-    return {"referable": _floor6(t_ref), "urgent": _floor6(t_urg)}
-
-
-def _floor6(t: float) -> float:
-    """Round a threshold down (never up: that would drop the eye that set it)."""
-    return float(np.floor(float(t) * 1e6) / 1e6)
+    return {"referable": floor6(t_ref), "urgent": floor6(t_urg)}
 
 
 def maculopathy_auc(y_mac: np.ndarray, p_mac: np.ndarray) -> float | None:

@@ -36,6 +36,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from ... import __version__
+from ...domain.vocabulary import REASON_WORDS, reason_words  # noqa: F401 - REASON_WORDS re-exported by reports
 from .. import imageio
 from ..fundus import channel_max
 from ..heatmap import NO_AREA_TEXT
@@ -69,19 +70,6 @@ HEADLINES: dict[Queue, str] = {Queue.URGENT: "URGENT REFERRAL", Queue.ROUTINE: "
                                Queue.REVIEW: "REVIEW NEEDED", Queue.ANNUAL: "ANNUAL SCREENING"}
 GREY, RULE, WARN_INK, WARN_BG = "#555555", "#B0B0B0", "#8A4B00", "#FFF8E1"
 
-REASON_WORDS: dict[str, str] = {
-    "blurred": "out of focus",
-    "dark": "too dark",
-    "overexposed": "too bright (washed out)",
-    "small_field": "too little of the retina visible",
-    "low_resolution": "photograph too small",
-    "uneven_illumination": "part of the retina in shadow",
-    "no_field_of_view": "retina not found in the picture",
-    "not_fundus": "not a fundus photograph",
-    "external_eye": "photograph of the front of the eye, not of the retina",
-    "unfamiliar": "unfamiliar photograph: check it by eye",
-    "poor_quality": "not clear enough to grade",
-}
 
 
 # --------------------------------------------------------------------------- settings
@@ -233,11 +221,6 @@ def age_on(birth: dt.date | None, day: dt.date) -> int | None:
     if birth is None:
         return None
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-
-
-def reason_words(reasons: Iterable[str]) -> str:
-    """Quality reason codes in words: ``blurred, dark`` -> ``out of focus, too dark``."""
-    return ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
 
 
 def eye_heading(eye: Eye) -> str:
