@@ -59,9 +59,9 @@ from .classifier import Classifier, ModelError, read_card, resolve_card_path, se
 from .imageio import discover
 from .paths import common_folder, data_paths, default_model_dir
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
+from .recording import record
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
 from .report_names import ReportNames, safe_name
-from .external_eye import default_external_model
 from .protocol import is_external_eye
 from .screening import ScreenItem, Screener
 from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
@@ -418,8 +418,7 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
             if f.patient_id not in encounters:
                 encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
                                                                  started, user)
-            writer.put(store.record_batch_file, key, f.file, encounters[f.patient_id], result,
-                       screener.model_info(result), screener.protocol.name, screener.operating_point, user)
+            writer.put(record, store, screener, encounters[f.patient_id], result, user, (key, f.file))
             if progress:
                 progress(n, total, f.file)
             if n < total:
@@ -553,8 +552,7 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         if first != bf.file:
             message = (message + " " if message else "") + f"(identical to {first})"
     p = r.prediction if r.status is Status.OK else None
-    if is_external_eye(r) and (eye_model := default_external_model()) is not None:
-        info = eye_model.info       # the eye check's own model made this row, not the grader
+    info = row.model or info        # the model stored with the row made it (the eye check's own, for one)
     return {
         "file": bf.file, "patient_id": row.patient_id, "eye": _eye(r.eye), "status": r.status.value,
         "queue": r.queue.value, "grade": "" if r.grade is None else r.grade,

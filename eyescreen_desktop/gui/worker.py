@@ -33,6 +33,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThrea
 
 from ..core.classifier import Classifier, ModelCard, ModelError
 from ..core.records import EncounterSummary, Eye, EyeResult, OperatingPoint, Patient, Status
+from ..core.recording import record
 from ..core.screening import Screener, ScreenItem
 
 log = logging.getLogger(__name__)
@@ -242,8 +243,7 @@ class ScreeningWorker(QObject):
         try:
             for done, result in enumerate(results, 1):
                 if encounter_id is not None:
-                    self.store.save_result(encounter_id, result, screener.classifier.info,
-                                           screener.protocol.name, screener.operating_point)
+                    record(self.store, screener, encounter_id, result)
                 self.eyeScreened.emit(request.request_id, ScreenedEye(result, display_photo(result), encounter_id))
                 self.progress.emit(request.request_id, done, len(items), Path(result.path).name)
                 if request.cancel.is_set() and done < len(items):
