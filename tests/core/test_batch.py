@@ -86,6 +86,20 @@ def test_patient_and_eye_come_from_names_then_folders_then_the_file(tmp_path):
     }
 
 
+def test_the_batch_reads_a_file_name_like_the_window(tmp_path):
+    """``P001-R.jpg`` is patient P001's right eye for the batch and the camera folder,
+    as it is in the window (issue 20: the batch once made it a patient "P001-R")."""
+    from eyescreen_desktop.domain.eyes import eye_from_name
+    from eyescreen_desktop.gui.batch_jobs import file_patient
+
+    touch(tmp_path, "P001-R.jpg", "P001-L.jpg", "P002 OD.jpg", "A-17-os.png")
+    planned = {f.file: (f.patient_id, f.eye) for f in plan_files([tmp_path])}
+    assert planned == {"P001-R.jpg": ("P001", Eye.RIGHT), "P001-L.jpg": ("P001", Eye.LEFT),
+                       "P002 OD.jpg": ("P002", Eye.RIGHT), "A-17-os.png": ("A-17", Eye.LEFT)}
+    assert all(eye_from_name(Path(name)) is eye for name, (_, eye) in planned.items())
+    assert file_patient(tmp_path, tmp_path / "P001-R.jpg") == ("P001-R.jpg", "P001", Eye.RIGHT)
+
+
 def test_patient_list_wins_and_is_read_the_way_spreadsheets_save_it(tmp_path):
     touch(tmp_path, "visit/img1.jpg", "img2.jpg", "P9_R.jpg")
     listing = tmp_path / "patients.csv"
