@@ -134,11 +134,17 @@ def read_patients_csv(path: Path) -> dict[str, PatientRow]:
         raise BatchUsageError(f"the patient list {path.name} has no column {', '.join(missing)}: "
                               "it needs file, patient_id, name, birth_date (and optionally sex, eye)")
     rows: dict[str, PatientRow] = {}
+    lines: dict[str, int] = {}
     for n, raw in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
         if not row.get("file") or not row.get("patient_id"):
             continue
-        rows[_norm(row["file"])] = PatientRow(_patient_from_row(row, path.name, n), parse_eye(row.get("eye", "")))
+        key = _norm(row["file"])
+        if key in lines:   # one would silently replace the other: whose eye is it?
+            raise BatchUsageError(f"the patient list {path.name} names {row['file']} twice (lines {lines[key]} "
+                                  f"and {n}): keep one row per photograph")
+        lines[key] = n
+        rows[key] = PatientRow(_patient_from_row(row, path.name, n), parse_eye(row.get("eye", "")))
     return rows
 
 
@@ -584,7 +590,10 @@ def _write_pdfs(report: BatchReport, cancelled: Callable[[], bool] | None = None
     try:
         from . import reports
     except ImportError as exc:
-        report.pdf_error = f"PDF reports are not available in this installation ({exc}); use --no-pdf"
+        missing = isinstance(exc, ModuleNotFoundError) and not (exc.name or "").startswith("eyescreen_desktop")
+        report.pdf_error = (f"PDF reports are not available in this installation ({exc}); use --no-pdf" if missing
+                            else f"the PDF reports failed to load ({exc}): this installation is damaged; "
+                                 "reinstall EyeScreen")
         log.error(report.pdf_error)
         return
     names = ReportNames()
@@ -705,7 +714,8 @@ def site_operating_point(path: Path, model: Path | None = None) -> OperatingPoin
 def run(args: argparse.Namespace) -> int:
     """Run the command; 0 when the batch completed (even with rejected files),
     2 for a usage error, 3 for an unusable model, 4 when the database or the
-    output folder cannot be used (what was committed stays; run it again)."""
+    output folder cannot be used (what was committed stays; run it again), 5 when
+    everything was screened and saved but some patients' documents (PDFs) failed."""
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
@@ -720,4 +730,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"eyescreen screen: {' '.join(str(exc).split())}", file=sys.stderr)
         return code
     print(format_summary(report))
-    return 0
+    return 5 if report.pdf_error else 0

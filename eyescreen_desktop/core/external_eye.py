@@ -263,13 +263,21 @@ def default_external_model_dir() -> Path:
 
 @functools.cache
 def default_external_model() -> "ExternalEyeModel | None":
-    """The shipped eye-check model, loaded once per process; None (logged) when it is
-    missing or damaged: external-eye photographs then stay "not a fundus photograph"."""
-    try:
-        return ExternalEyeModel.load(default_external_model_dir())
-    except Exception as exc:  # noqa: BLE001 - the fundus screening goes on without it
-        log.warning("external-eye check not available: %s", exc)
+    """The shipped eye-check model, loaded once per process; None (logged) when this
+    installation has none: external-eye photographs then stay "not a fundus
+    photograph". One that is there but damaged is refused with a ModelError that says
+    so, rather than screening on quietly without it."""
+    from .classifier import ModelError
+
+    folder = default_external_model_dir()
+    if not folder.exists():
+        log.warning("no external-eye check model in %s", folder)
         return None
+    try:
+        return ExternalEyeModel.load(folder)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is a damaged model, said as one
+        raise ModelError(f"the eye-check model in {folder} is damaged, so no photograph is graded ({exc}); "
+                         "reinstall EyeScreen or restore that folder") from None
 
 
 class ExternalEyeModel:

@@ -100,12 +100,20 @@ MIN_GATE_SIDE = 64      # px, long side: smaller pictures are "image too small" 
 @functools.cache
 def default_gate() -> Gate | None:
     """The shipped gate (``models/eyescreen-gate``), loaded once per process; None
-    (hand-made rules only, logged) when it is missing or damaged."""
-    try:
-        return Gate.load()
-    except (GateError, OSError) as exc:
-        log.warning("learned gate not available, using the hand-made rules only: %s", exc)
+    (hand-made rules only, logged) when this installation has none. A gate that is
+    there but damaged (hash, card, network) is refused with a ModelError that says
+    so: grading behind a broken gate would pass pictures it should stop."""
+    from .gate import default_gate_dir
+
+    folder = default_gate_dir()
+    if not folder.exists():
+        log.warning("no learned gate in %s: using the hand-made rules only", folder)
         return None
+    try:
+        return Gate.load(folder)
+    except (GateError, OSError) as exc:
+        raise ModelError(f"the learned gate in {folder} is damaged, so no photograph is graded ({exc}); "
+                         "reinstall EyeScreen or restore that folder") from None
 
 
 # ---------------------------------------------------------------------- pre-processing

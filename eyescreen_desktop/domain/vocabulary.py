@@ -116,8 +116,6 @@ def reason_words(reasons: Iterable[str]) -> str:
     return ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
 
 
-#: what a review row says when a file's name gives no patient ID (issue 24)
-NO_PATIENT_ID = "no patient ID in the file name"
 
 ICDR_GRADE_NAMES: tuple[str, ...] = (
     "no diabetic retinopathy",

@@ -124,10 +124,7 @@ class MainWindow(QMainWindow):
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""
-        try:
-            from .batch_panel import BatchPanel
-        except ImportError:
-            return None
+        from .batch_panel import BatchPanel   # part of the window: a failure to import it is a defect, said loudly
         offered = {"engine": self.engine, "store": self.store, "settings": self.settings, "paths": self.paths,
                    "data_paths": self.paths, "messages": self.messages}
         wanted = inspect.signature(BatchPanel).parameters
