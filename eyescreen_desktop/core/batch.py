@@ -613,7 +613,7 @@ def _write_pdfs(report: BatchReport, cancelled: Callable[[], bool] | None = None
     try:
         report.summary_pdf = Path(reports.write_batch_summary(report.encounters, [r for _, r in report.rejected],
                                                               report.out_dir / "summary.pdf"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("batch summary PDF failed")
         failures.append(f"summary.pdf: {exc}")
     if failures:

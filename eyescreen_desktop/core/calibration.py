@@ -27,7 +27,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -295,7 +295,7 @@ def curve(eyes: Sequence[ScreenedEye], decision: str, at: Thresholds, n_points: 
         s, q = _rates(flagged, y, idx)
         boots_s.append(s)
         boots_p.append(q)
-    band = lambda b, v: tuple(np.nanpercentile(np.array(b), [2.5, 97.5], axis=0)) if b else (v, v)  # noqa: E731
+    band = lambda b, v: tuple(np.nanpercentile(np.array(b), [2.5, 97.5], axis=0)) if b else (v, v)  # noqa: E731 - a one-line helper used only here
     return Curve(decision, grid, sens, band(boots_s, sens), spec, band(boots_p, spec))
 
 
@@ -420,7 +420,7 @@ def operating_point_dict(c: Calibration) -> dict[str, Any]:
 
 
 def _figures_dict(f: Figures) -> dict[str, Any]:
-    rate = lambda r: {"value": r.value, "ci95": [r.low, r.high], "n": [r.hits, r.total]}  # noqa: E731
+    rate = lambda r: {"value": r.value, "ci95": [r.low, r.high], "n": [r.hits, r.total]}  # noqa: E731 - a one-line helper used only here
     return {"photographs": f.photographs, "patients": f.patients, "gated": f.gated,
             "referable_eyes": f.referable_eyes, "urgent_eyes": f.urgent_eyes,
             "referable_auc": list(f.referable_auc), "urgent_auc": list(f.urgent_auc),

@@ -147,7 +147,7 @@ def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
     """A cache that fails costs a decode, not the file."""
     try:
         return cache(sha256)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("result cache lookup failed; screening the photograph again")
         return None
 
@@ -160,7 +160,7 @@ def prepare_array(rgb: np.ndarray, item: ScreenItem, input_size: int, sha256: st
         quality, fov = gate_picture(rgb, gate)
         tensor = preprocess(rgb, input_size, fov) if quality.gradable else None
         check = eye_check(rgb, quality, external)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("quality gate failed on %s", item.path)
         return Prepared(item, sha256, w, h,
                         error=f"{Path(item.path).name} could not be analysed ({exc}): retake the photograph")

@@ -193,7 +193,7 @@ class ScreeningWorker(QObject):
             warm = np.zeros((1, size, size, 3), np.float32)
             classifier.predict_with_heatmaps(warm)
             classifier.predict(warm)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
             if isinstance(exc, ModelError):
                 log.error("model %s could not be loaded: %s", path, exc)
             else:

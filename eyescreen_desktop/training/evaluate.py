@@ -111,7 +111,7 @@ class EvalResult:
 
     def subset(self, mask: np.ndarray) -> "EvalResult":
         idx = np.flatnonzero(mask)
-        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731 - a one-line helper used only here
         return EvalResult(pick(self.samples), pick(self.status), pick(self.reasons), self.p_referable[idx],
                           self.p_urgent[idx], self.grade_probs[idx], pick(self.queue),
                           self.threshold_referable, self.threshold_urgent, self.model)

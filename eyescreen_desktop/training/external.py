@@ -511,7 +511,7 @@ def write_card_markdown(folder: Path) -> Path:
 
     card = read_card(folder).raw
     held = card["held_out"]
-    ci = lambda r: f"{r['value']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) [{r['n'][0]}/{r['n'][1]}]"  # noqa: E731
+    ci = lambda r: f"{r['value']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) [{r['n'][0]}/{r['n'][1]}]"  # noqa: E731 - a one-line helper used only here
     lines = [f"# Model card: {card['name']} {card['version']}", "",
              "**Research and demonstration only. The labels are web labels, not clinical grades.**", "",
              "## Intended use", "", card["intended_use"], "",

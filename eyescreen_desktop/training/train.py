@@ -624,7 +624,7 @@ def augment_batch(images: Any, seed: Any, ranges: dict[str, float]) -> Any:
     x = tf.cast(images, tf.float32)
     n = tf.shape(x)[0]
     size = tf.cast(tf.shape(x)[1], tf.float32)
-    u = lambda i, lo, hi: tf.random.stateless_uniform((n,), seed + i, lo, hi)  # noqa: E731
+    u = lambda i, lo, hi: tf.random.stateless_uniform((n,), seed + i, lo, hi)  # noqa: E731 - a one-line helper used only here
     lit = tf.cast(tf.reduce_max(x, axis=-1, keepdims=True) > 0, tf.float32)
     x = tf.where(u(1, 0, 1)[:, None, None, None] < 0.5, x[:, :, ::-1], x)
     x = tf.where(u(2, 0, 1)[:, None, None, None] < 0.5, x[:, ::-1], x)

@@ -314,7 +314,7 @@ def test_slips_of_a_batch_show_heat_maps_kept_in_the_database(tmp_path, tiny_mod
     assert all(e.heatmap is not None for e in summary.eyes)
     assert all(e.heatmap is None for e in listed.eyes)
     plain = dataclasses.replace(summary, eyes=tuple(dataclasses.replace(e, heatmap=None) for e in summary.eyes))
-    images = lambda pdf: sum(len(p.images) for p in PdfReader(pdf).pages)  # noqa: E731
+    images = lambda pdf: sum(len(p.images) for p in PdfReader(pdf).pages)  # noqa: E731 - a one-line helper used only here
     (slip,) = (tmp_path / "out" / "referrals").glob("P001_*.pdf")
     assert images(slip) == images(io.BytesIO(slip_pdf_bytes(plain))) + 2
 
@@ -326,7 +326,7 @@ def test_a_failure_to_save_a_result_stops_the_batch_with_that_error(tmp_path, an
     """Results are committed on a writer thread; its failure must reach the caller."""
     from eyescreen_desktop.core.store import ClinicStore
 
-    folder = photo_folder(tmp_path / "in", {**TWO_PATIENTS, "P004_L.jpg": "P004_L.jpg"})
+    photo_folder(tmp_path / "in", {**TWO_PATIENTS, "P004_L.jpg": "P004_L.jpg"})
     original, calls = ClinicStore.record_batch_file, []
 
     def disk_full_on_the_second(self, *args, **kwargs):
@@ -377,7 +377,7 @@ def test_cancel_is_checked_in_every_phase_and_keeps_what_was_done(tmp_path, annu
                                             for e in "LR"})
     stop = {"now": False}
     if phase == "screening":
-        progress = lambda done, total, file: stop.update(now=done >= 2)  # noqa: E731
+        progress = lambda done, total, file: stop.update(now=done >= 2)  # noqa: E731 - a one-line helper used only here
     else:
         progress = None
         hooks = {"queueing": "queue_batch_encounters", "csv": "write_results_csv", "pdf": "_write_pdfs"}
