@@ -121,8 +121,8 @@ class Gate:
         self.card = dict(card)
         self.folder = folder
         self._session = session
-        self._input = session.get_inputs()[0].name  # type: ignore[attr-defined] - an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
-        self._outputs = [o.name for o in session.get_outputs()]  # type: ignore[attr-defined] - an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
+        self._input = session.get_inputs()[0].name  # type: ignore[attr-defined]  # an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
+        self._outputs = [o.name for o in session.get_outputs()]  # type: ignore[attr-defined]  # an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
         self._heads = {k: np.asarray(v) for k, v in heads.items()}
         self.input_size = int(card["input_size"])
         self.thresholds = dict(card["thresholds"])
@@ -171,7 +171,7 @@ class Gate:
         fundus call is doubtful when weak or when the network's own features
         are far from every fundus picture it was fitted on (a lit round object,
         a clock face: 1.1.0's second check for pictures called fundus)."""
-        outs = dict(zip(self._outputs, self._session.run(  # type: ignore[attr-defined] - an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
+        outs = dict(zip(self._outputs, self._session.run(  # type: ignore[attr-defined]  # an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
             None, {self._input: modality_input(rgb, self.input_size)[None]})))
         distance = ppca_distance(np.asarray(outs["features"][0], np.float64), self._heads, "lite_ood")
         t = self.thresholds

@@ -117,7 +117,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
         # fractional scale factors (125 %, 150 %) as they are: SVG icons stay sharp
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         existing = QApplication(argv or [APP_NAME])
-    app: QApplication = existing  # type: ignore[assignment] - QApplication.instance() is typed as QCoreApplication; it is ours, a QApplication
+    app: QApplication = existing  # type: ignore[assignment]  # QApplication.instance() is typed as QCoreApplication; it is ours, a QApplication
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setApplicationDisplayName("EyeScreen")

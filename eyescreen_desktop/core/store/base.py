@@ -106,7 +106,7 @@ class StoreBase():
         if image_store is None and self.path is None:
             raise StoreError(f"{display_url(self.url)}: say where the image store is (a folder every "
                              "workstation reaches, e.g. the clinic's shared drive)")
-        self.image_store = Path(image_store) if image_store else self.path.parent / "images"  # type: ignore[union-attr] - set above or inside a transaction; mypy cannot see it
+        self.image_store = Path(image_store) if image_store else self.path.parent / "images"  # type: ignore[union-attr]  # set above or inside a transaction; mypy cannot see it
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -115,7 +115,7 @@ class StoreBase():
         self.engine = make_engine(self.url)
         try:
             self._conn = self.engine.connect()
-            self._db: Db = Db(self._conn)  # type: ignore[assignment] - None only once closed; every use checks the lock first
+            self._db: Db = Db(self._conn)  # type: ignore[assignment]  # None only once closed; every use checks the lock first
             migrate(self)
         except Exception as exc:
             if not is_database_error(exc):
@@ -161,7 +161,7 @@ class StoreBase():
             if self._db is not None:
                 self._conn.close()
                 self.engine.dispose()
-                self._db = None  # type: ignore[assignment] - None only once closed; every use checks the lock first
+                self._db = None  # type: ignore[assignment]  # None only once closed; every use checks the lock first
 
     @property
     def schema_version(self) -> int:
@@ -194,7 +194,7 @@ class StoreBase():
                 except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
                     raise driver_error(exc, self._conn) from None
                 finally:
-                    self._conn.eyescreen_write = False  # type: ignore[attr-defined] - our own flag on the SQLAlchemy connection (engine.begin reads it)
+                    self._conn.eyescreen_write = False  # type: ignore[attr-defined]  # our own flag on the SQLAlchemy connection (engine.begin reads it)
             self._depth += 1
             try:
                 yield self._db
@@ -202,7 +202,7 @@ class StoreBase():
                 self._depth -= 1
                 if outer:
                     try:
-                        self._trans.rollback()  # type: ignore[union-attr] - set above or inside a transaction; mypy cannot see it
+                        self._trans.rollback()  # type: ignore[union-attr]  # set above or inside a transaction; mypy cannot see it
                     except sa.exc.DBAPIError:   # the connection is gone: nothing to roll back
                         log.warning("could not roll back on %s", self.where)
                 raise
@@ -211,7 +211,7 @@ class StoreBase():
                 try:
                     if self.dialect == "postgresql":   # other workstations' windows hear of it at commit
                         self._conn.exec_driver_sql(f"NOTIFY {CHANGE_CHANNEL}")
-                    self._trans.commit()  # type: ignore[union-attr] - set above or inside a transaction; mypy cannot see it
+                    self._trans.commit()  # type: ignore[union-attr]  # set above or inside a transaction; mypy cannot see it
                 except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
                     raise driver_error(exc, self._conn) from None
 

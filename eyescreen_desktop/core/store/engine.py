@@ -102,7 +102,7 @@ class Row(tuple):
         row._index = index
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override] - a Row is looked up by column name as well as by index
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]  # a Row is looked up by column name as well as by index
         if isinstance(key, str):
             return tuple.__getitem__(self, self._index[key])
         return tuple.__getitem__(self, key)
@@ -138,7 +138,7 @@ def driver_error(exc: sa.exc.DBAPIError | sa.exc.PendingRollbackError, conn: sa.
     if isinstance(exc, sa.exc.PendingRollbackError) or getattr(exc, "connection_invalidated", False) \
             or server_gone:
         return lost_connection(exc, conn)
-    return exc.orig  # type: ignore[return-value] - the driver's own exception, raised by the caller
+    return exc.orig  # type: ignore[return-value]  # the driver's own exception, raised by the caller
 
 
 def lost_connection(exc: BaseException, conn: sa.Connection | None = None) -> StoreError:
