@@ -46,7 +46,7 @@ from .fundus import assess_quality, find_field_of_view
 from .heatmap import heatmap_to_show
 from .gate import Gate, GateError, decide_gate
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
-from .preprocess import PREPROCESSING_ID, preprocess
+from .preprocess import PREPROCESSING_ID, model_frame, preprocess
 from .protocol import DEFAULT_PROTOCOL, EXTERNAL_EYE_CODES, Protocol, get_protocol
 from .records import Eye, EyeResult, Modality, OperatingPoint, Prediction, QualityReport, Status
 
@@ -203,7 +203,7 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
         q = fundus.report(Status(status), list(reasons), {"width": float(rgb.shape[1]),
                                                           "height": float(rgb.shape[0]), **probs})
         return replace(q, modality=seen.label, gate=gate.version), None
-    fov = fundus.field_of_view_or_frame(rgb, work)
+    fov = model_frame(rgb, work)
     q = assess_quality(rgb, fov, fundus_known=True)
     metrics = {**q.metrics, **probs}
     if q.status is Status.OK:

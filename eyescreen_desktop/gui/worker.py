@@ -338,18 +338,14 @@ def display_photo(result: EyeResult, side: int = PHOTO_SIDE) -> np.ndarray | Non
     picture scaled down; None when the file cannot be read."""
     if result.status is Status.ERROR:
         return None
-    from ..core.fundus import find_field_of_view
     from ..core.imageio import read_image
-    from ..core.preprocess import crop_square
+    from ..core.preprocess import model_square
 
     try:
         rgb = read_image(Path(result.path), max_side=1024)
-        fov = find_field_of_view(rgb) if result.status is not Status.NOT_FUNDUS else None
-        if fov is None or fov.radius <= 0:
+        if result.status is Status.NOT_FUNDUS:
             return _fit(rgb, side)
-        h, w = rgb.shape[:2]
-        sx, sy = w / fov.width, h / fov.height   # the FOV may be measured on a smaller copy
-        return crop_square(rgb, fov.cx * sx, fov.cy * sy, fov.radius * (sx + sy) / 2.0, side)
+        return model_square(rgb, side)     # the model's own frame: the heat map sits where it looked
     except Exception:  # noqa: BLE001 - a missing thumbnail must not lose the result
         log.warning("no thumbnail for %s", result.path, exc_info=True)
         return None

@@ -394,7 +394,7 @@ def prepare_bytes(data: bytes, name: str, size: int) -> Prepared:
     evaluation counts them as gated); an undecodable file gives a black image
     with status ``error``."""
     from ..core import fundus, imageio
-    from ..core.preprocess import preprocess
+    from ..core.preprocess import model_frame, preprocess
     from ..core.screening import decode_side
 
     try:
@@ -404,5 +404,5 @@ def prepare_bytes(data: bytes, name: str, size: int) -> Prepared:
         return Prepared(np.zeros((size, size, 3), np.uint8), "error", ("unreadable",))
     fov = fundus.find_field_of_view(rgb)
     report = fundus.assess_quality(rgb, fov)
-    return Prepared(preprocess(rgb, size, fov), report.status.value, tuple(report.reasons))
+    return Prepared(preprocess(rgb, size, model_frame(rgb)), report.status.value, tuple(report.reasons))
 

@@ -330,13 +330,14 @@ def photo_thumbnail(path: str | os.PathLike[str]) -> np.ndarray | None:
 def heatmap_overlay(photo: np.ndarray, heatmap: Any, px: int = HEATMAP_PX) -> np.ndarray | None:
     """The heat map in colour over the photograph as the model saw it (cropped to
     the field of view and colour-normalised), ``px`` square; None if it fails."""
-    from ..preprocess import MASK_RADIUS, disc_mask, preprocess
+    from ..preprocess import MASK_RADIUS, disc_mask, model_frame, preprocess
 
     try:
         heat = np.nan_to_num(np.asarray(heatmap, np.float32)).clip(0.0, 1.0)
         if heat.ndim != 2 or min(heat.shape) < 1:
             raise ValueError(f"heat map must be a 2-D array, got shape {heat.shape}")
-        base = preprocess(np.asarray(photo), px).astype(np.float32)
+        photo = np.asarray(photo)
+        base = preprocess(photo, px, model_frame(photo)).astype(np.float32)   # framed as the model saw it
     except Exception as exc:  # noqa: BLE001 - a slip without heat map beats no slip
         log.warning("slip: heat map not drawn: %s", exc)
         return None
