@@ -44,6 +44,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.grades import referred_array
 from ..domain.thresholds import thresholds_from_arrays
 from . import data as D
 from . import metrics as M
@@ -859,7 +860,7 @@ def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
     op = ops["default"]
     groups = [s.patient for s in samples]
     summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
-    flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"]) | mac_flag
+    flagged = referred_array(p_ref, p_urg, op["referable"], op["urgent"], mac_flag)
     metrics = {"photographs": len(samples), "patients": len(set(groups)),
                "default_chosen_on": sorted(threshold_collections) or "every collection (worst camera)",
                "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
@@ -878,7 +879,7 @@ def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.nd
         y_ref = np.array([s.referable for s in sub])
         y_urg = np.array([s.urgent for s in sub])
         y_mac = np.array([s.maculopathy for s in sub])
-        flagged = (p_urg[m] >= op["urgent"]) | (p_ref[m] >= op["referable"]) | mac_flag[m]
+        flagged = referred_array(p_ref[m], p_urg[m], op["referable"], op["urgent"], mac_flag[m])
         groups = [s.patient for s in sub]
         auc, lo, hi = M.auc_ci(y_ref, p_ref[m], groups, n_boot=1000)
         out[coll] = {"photographs": int(m.sum()), "patients": len(set(groups)),

@@ -258,8 +258,8 @@ def eye_finding_short(result: EyeResult) -> str:
         reasons = reason_words(result.quality.reasons) if result.quality else ""
         return "ungradable" + (f" ({reasons})" if reasons else "")
     if result.status is Status.NOT_FUNDUS:
-        return "not a fundus photograph"
-    return "file could not be read"
+        return Status.NOT_FUNDUS.label
+    return Status.ERROR.label
 
 
 def due_note(summary: EncounterSummary) -> str:
