@@ -193,6 +193,13 @@ class ScreeningWorker(QObject):
             warm = np.zeros((1, size, size, 3), np.float32)
             classifier.predict_with_heatmaps(warm)
             classifier.predict(warm)
+            # the gate and the eye-check model now too: a damaged one refuses to grade, said on screen
+            # at start (ModelError), not found out at the first photograph
+            from ..core.external_eye import default_external_model
+            from ..core.screening import default_gate
+
+            default_gate()
+            default_external_model()
         except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
             if isinstance(exc, ModelError):
                 log.error("model %s could not be loaded: %s", path, exc)
