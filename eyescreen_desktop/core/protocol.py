@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
+from ..domain.grades import referred
 from .records import (
     ICDR_GRADE_NAMES,
     Eye,
@@ -89,7 +90,8 @@ class _Flags:
 def _flags(p: Prediction, op: OperatingPoint) -> _Flags:
     macula = p.p_maculopathy is not None and p.p_maculopathy >= op.maculopathy
     urgent = p.p_urgent >= op.urgent
-    return _Flags(urgent=urgent, referable=urgent or p.p_referable >= op.referable, maculopathy=macula)
+    referable = referred(p.p_referable, p.p_urgent, op.referable, op.urgent)   # domain's rule, less maculopathy
+    return _Flags(urgent=urgent, referable=referable, maculopathy=macula)
 
 
 def _worst_grade(p: Prediction, lo: int, hi: int) -> int:
