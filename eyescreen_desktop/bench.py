@@ -214,7 +214,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     for name in chosen:
         if name not in REPEATED:
             runs[name].append(_measure(name, cfg, report["notes"]))
-    for name, results in runs.items():
+    for results in runs.values():
         report.update(_median_of(results))
     derive_ratios(report)
     if cfg.repeat > 1:

@@ -15,13 +15,13 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import cv2  # noqa: E402
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QRadioButton  # noqa: E402
+import cv2  # noqa: E402 - imported after the sys.path / environment set-up above
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402 - imported after the sys.path / environment set-up above
+from PySide6.QtWidgets import QApplication, QRadioButton  # noqa: E402 - imported after the sys.path / environment set-up above
 
-from eyescreen_desktop.core.paths import project_root  # noqa: E402
-from eyescreen_desktop.gui.eye_check_panel import EyeCheckEngine, EyeCheckPanel  # noqa: E402
-from eyescreen_desktop.gui.resources import stylesheet  # noqa: E402
+from eyescreen_desktop.core.paths import project_root  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.gui.eye_check_panel import EyeCheckEngine, EyeCheckPanel  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.gui.resources import stylesheet  # noqa: E402 - imported after the sys.path / environment set-up above
 
 
 def wait(signal=None, ms: int = 30_000, until=None) -> None:
@@ -68,7 +68,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "webcam.avi"
         writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (512, 512))
-        for i in range(6):
+        for _ in range(6):
             writer.write(data.astronaut()[..., ::-1])
         writer.release()
         panel.camera.open_source(str(video))

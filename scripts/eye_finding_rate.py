@@ -95,7 +95,7 @@ def main() -> int:
         from eyescreen_desktop.core.gate import Gate
 
         gate = Gate.load()
-        look = lambda rgb: X.find_eyes(rgb, gate.modality(rgb).label)  # noqa: E731
+        look = lambda rgb: X.find_eyes(rgb, gate.modality(rgb).label)  # noqa: E731 - a one-line helper used only here
     variants = astronaut_variants()
     hits = [name for name, img, pts in variants if selfie_hit(img, pts, look)]
     with open(args.split, newline="", encoding="utf-8") as f:

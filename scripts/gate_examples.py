@@ -24,13 +24,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eyescreen_desktop.core.classifier import Classifier  # noqa: E402
-from eyescreen_desktop.core.fundus import field_of_view_or_frame  # noqa: E402
-from eyescreen_desktop.core.imageio import read_image  # noqa: E402
-from eyescreen_desktop.core.records import Status  # noqa: E402
-from eyescreen_desktop.core.screening import Screener  # noqa: E402
-from eyescreen_desktop.training import frames as F  # noqa: E402
-from eyescreen_desktop.training.gate import DATASETS, part_of  # noqa: E402
+from eyescreen_desktop.core.classifier import Classifier  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.fundus import field_of_view_or_frame  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.imageio import read_image  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.records import Status  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.screening import Screener  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.training import frames as F  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.training.gate import DATASETS, part_of  # noqa: E402 - imported after the sys.path / environment set-up above
 
 TILE = 240
 

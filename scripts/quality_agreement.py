@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eyescreen_desktop.core import imageio  # noqa: E402
-from eyescreen_desktop.core.fundus import assess_quality, find_field_of_view  # noqa: E402
+from eyescreen_desktop.core import imageio  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.fundus import assess_quality, find_field_of_view  # noqa: E402 - imported after the sys.path / environment set-up above
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 LABELS = ("good", "usable", "reject")

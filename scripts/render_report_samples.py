@@ -26,10 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eyescreen_desktop.core import reports  # noqa: E402
-from eyescreen_desktop.core.paths import shared_datasets_dir  # noqa: E402
-from eyescreen_desktop.core.protocol import get_protocol, patient_queue  # noqa: E402
-from eyescreen_desktop.core.records import (  # noqa: E402
+from eyescreen_desktop.core import reports  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.paths import shared_datasets_dir  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.protocol import get_protocol, patient_queue  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.records import (  # noqa: E402 - imported after the sys.path / environment set-up above
     EncounterSummary,
     Eye,
     EyeResult,

@@ -31,16 +31,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import cv2  # noqa: E402
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+import cv2  # noqa: E402 - imported after the sys.path / environment set-up above
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402 - imported after the sys.path / environment set-up above
 
-from eyescreen_desktop.core.paths import default_model_dir, shared_datasets_dir  # noqa: E402
-from eyescreen_desktop.core.protocol import get_protocol  # noqa: E402
-from eyescreen_desktop.core.records import (  # noqa: E402
-    Eye, ModelInfo, OperatingPoint, Patient, Prediction, QualityReport, Queue, Status,
+from eyescreen_desktop.core.paths import default_model_dir, shared_datasets_dir  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.protocol import get_protocol  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.core.records import (  # noqa: E402 - imported after the sys.path / environment set-up above
+    Eye, ModelInfo, OperatingPoint, Patient, Prediction, QualityReport, Status,
 )
-from eyescreen_desktop.core.screening import decide  # noqa: E402
-from eyescreen_desktop.gui.app import build_window, make_application  # noqa: E402
+from eyescreen_desktop.core.screening import decide  # noqa: E402 - imported after the sys.path / environment set-up above
+from eyescreen_desktop.gui.app import build_window, make_application  # noqa: E402 - imported after the sys.path / environment set-up above
 
 PHOTOS = shared_datasets_dir() / "fundus-dr" / "images"
 SIZE = tuple(int(v) for v in os.environ.get("EYESCREEN_SHOT_SIZE", "1440x900").split("x"))

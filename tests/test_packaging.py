@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "packaging"))
-import linux_slim  # noqa: E402
+import linux_slim  # noqa: E402 - imported after the sys.path / environment set-up above
 
 
 def _spec_list(name: str) -> list[str]:

@@ -44,7 +44,6 @@ import json
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -53,14 +52,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
+from ..domain.eyes import parse_eye
+from ..domain.eyes import patient_and_eye as name_patient_and_eye
 from .calibration import CalibrationError, load_operating_point
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
 from .imageio import discover
 from .paths import common_folder, data_paths, default_model_dir
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
+from .recording import record
 from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
 from .report_names import ReportNames, safe_name
-from .external_eye import default_external_model
 from .protocol import is_external_eye
 from .photo_fit import noted_result
 from .screening import ScreenItem, Screener
@@ -77,10 +78,6 @@ CSV_COLUMNS = (
     "gate",                    # the learned gate that judged the picture (core.gate), "" for none
 )
 REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
-
-_EYE_WORDS = {"l": Eye.LEFT, "left": Eye.LEFT, "os": Eye.LEFT,
-              "r": Eye.RIGHT, "right": Eye.RIGHT, "od": Eye.RIGHT}
-_NAME_RULE = re.compile(r"^(?P<patient>.+)_(?P<eye>l|r|od|os|left|right)$", re.IGNORECASE)
 
 
 class BatchUsageError(Exception):
@@ -119,11 +116,6 @@ class PatientRow:
     eye: Eye
 
 
-def parse_eye(text: str) -> Eye:
-    """L/R/OD/OS/left/right (any case) -> Eye; anything else is UNKNOWN."""
-    return _EYE_WORDS.get(text.strip().lower(), Eye.UNKNOWN)
-
-
 def read_patients_csv(path: Path) -> dict[str, PatientRow]:
     """The patient list keyed by its ``file`` column (normalised, relative to the
     input folder). Comma, semicolon or tab separated; UTF-8 with or without BOM."""
@@ -143,11 +135,17 @@ def read_patients_csv(path: Path) -> dict[str, PatientRow]:
         raise BatchUsageError(f"the patient list {path.name} has no column {', '.join(missing)}: "
                               "it needs file, patient_id, name, birth_date (and optionally sex, eye)")
     rows: dict[str, PatientRow] = {}
+    lines: dict[str, int] = {}
     for n, raw in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
         if not row.get("file") or not row.get("patient_id"):
             continue
-        rows[_norm(row["file"])] = PatientRow(_patient_from_row(row, path.name, n), parse_eye(row.get("eye", "")))
+        key = _norm(row["file"])
+        if key in lines:   # one would silently replace the other: whose eye is it?
+            raise BatchUsageError(f"the patient list {path.name} names {row['file']} twice (lines {lines[key]} "
+                                  f"and {n}): keep one row per photograph")
+        lines[key] = n
+        rows[key] = PatientRow(_patient_from_row(row, path.name, n), parse_eye(row.get("eye", "")))
     return rows
 
 
@@ -174,12 +172,11 @@ def patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) ->
         row = listed.get(rel.as_posix()) or _casefold_lookup(listed, rel)
         if row is not None:
             return row.patient.patient_id, row.eye
-    stem = PurePosixPath(rel.name).stem
-    m = _NAME_RULE.match(stem)
-    if m:
-        return m["patient"], parse_eye(m["eye"])
+    patient, eye = name_patient_and_eye(PurePosixPath(rel.name).stem)
+    if patient is not None:
+        return patient, eye
     if len(rel.parts) >= 2:
-        return rel.parts[-2], parse_eye(stem)
+        return rel.parts[-2], eye
     return None
 
 
@@ -429,8 +426,7 @@ def _screen_into_store(store: ClinicStore, screener: Screener, key: str, todo: S
                 encounters[f.patient_id] = store.batch_encounter(key, f.patient_id, screener.protocol.name,
                                                                  started, user)
             result = noted_result(result, f.path, f.patient_id, f.file)   # other eye / patient: noted, not asked
-            writer.put(store.record_batch_file, key, f.file, encounters[f.patient_id], result,
-                       screener.model_info(result), screener.protocol.name, screener.operating_point, user)
+            writer.put(record, store, screener, encounters[f.patient_id], result, user, (key, f.file))
             if progress:
                 progress(n, total, f.file)
             if n < total:
@@ -564,8 +560,7 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         if first != bf.file:
             message = (message + " " if message else "") + f"(identical to {first})"
     p = r.prediction if r.status is Status.OK else None
-    if is_external_eye(r) and (eye_model := default_external_model()) is not None:
-        info = eye_model.info       # the eye check's own model made this row, not the grader
+    info = row.model or info        # the model stored with the row made it (the eye check's own, for one)
     return {
         "file": bf.file, "patient_id": row.patient_id, "eye": _eye(r.eye), "status": r.status.value,
         "queue": r.queue.value, "grade": "" if r.grade is None else r.grade,
@@ -597,7 +592,10 @@ def _write_pdfs(report: BatchReport, cancelled: Callable[[], bool] | None = None
     try:
         from . import reports
     except ImportError as exc:
-        report.pdf_error = f"PDF reports are not available in this installation ({exc}); use --no-pdf"
+        missing = isinstance(exc, ModuleNotFoundError) and not (exc.name or "").startswith("eyescreen_desktop")
+        report.pdf_error = (f"PDF reports are not available in this installation ({exc}); use --no-pdf" if missing
+                            else f"the PDF reports failed to load ({exc}): this installation is damaged; "
+                                 "reinstall EyeScreen")
         log.error(report.pdf_error)
         return
     names = ReportNames()
@@ -617,7 +615,7 @@ def _write_pdfs(report: BatchReport, cancelled: Callable[[], bool] | None = None
     try:
         report.summary_pdf = Path(reports.write_batch_summary(report.encounters, [r for _, r in report.rejected],
                                                               report.out_dir / "summary.pdf"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("batch summary PDF failed")
         failures.append(f"summary.pdf: {exc}")
     if failures:
@@ -718,7 +716,8 @@ def site_operating_point(path: Path, model: Path | None = None) -> OperatingPoin
 def run(args: argparse.Namespace) -> int:
     """Run the command; 0 when the batch completed (even with rejected files),
     2 for a usage error, 3 for an unusable model, 4 when the database or the
-    output folder cannot be used (what was committed stays; run it again)."""
+    output folder cannot be used (what was committed stays; run it again), 5 when
+    everything was screened and saved but some patients' documents (PDFs) failed."""
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
@@ -733,4 +732,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"eyescreen screen: {' '.join(str(exc).split())}", file=sys.stderr)
         return code
     print(format_summary(report))
-    return 0
+    return 5 if report.pdf_error else 0

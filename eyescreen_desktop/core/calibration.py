@@ -25,25 +25,21 @@ import csv
 import datetime as dt
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.eyes import parse_eye, patient_and_eye
+from ..domain.grades import is_referable, is_urgent, referred_array
+from ..domain.thresholds import Rule, Thresholds, thresholds_from_arrays
 from . import metrics as M
 from .records import Eye, OperatingPoint, Status
 
 OP_FORMAT = "eyescreen-operating-point/1"
 #: below this many gradable eyes a calibration is refused unless the caller lowers it
 MIN_EYES = 100
-URGENT_GRADE = 3
-REFERABLE_GRADE = 2
-
-_EYE_SUFFIX = re.compile(r"^(?P<patient>.+?)[_\- ](?P<eye>left|right|l|r|od|os)$", re.IGNORECASE)
-_EYE_WORDS = {"l": Eye.LEFT, "left": Eye.LEFT, "os": Eye.LEFT, "r": Eye.RIGHT, "right": Eye.RIGHT,
-              "od": Eye.RIGHT}
 
 Progress = Callable[[int, int], None]      # (photographs done, photographs in all)
 
@@ -113,26 +109,22 @@ def _labelled_eye(row: dict[str, str], labels_csv: Path, collection: str, line: 
                                "or in its images/ folder; fix the name or copy the photograph")
     try:
         grade = int(row["icdr_grade"]) if row.get("icdr_grade", "").strip() != "" else None
-        referable = _flag(row, "referable", grade is not None and grade >= REFERABLE_GRADE)
-        urgent = _flag(row, "urgent", grade is not None and grade >= URGENT_GRADE)
+        referable = _flag(row, "referable", grade is not None and is_referable(grade))
+        urgent = _flag(row, "urgent", grade is not None and is_urgent(grade))
     except ValueError:
         raise CalibrationError(f"{labels_csv} line {line}: grade or flag is not a number") from None
     if grade is not None and not 0 <= grade <= 4:
         raise CalibrationError(f"{labels_csv} line {line}: ICDR grade {grade}, expected 0-4")
-    patient, eye_word = _patient_and_eye(Path(row["file"]).stem)
-    eye = _EYE_WORDS.get((row.get("eye") or eye_word).strip().lower(), Eye.UNKNOWN)
-    return LabelledEye(image, f"{collection}:{row.get('patient') or patient}", eye, referable, urgent,
+    stem = Path(row["file"]).stem
+    patient, named = patient_and_eye(stem)
+    eye = parse_eye(row["eye"]) if (row.get("eye") or "").strip() else named
+    return LabelledEye(image, f"{collection}:{row.get('patient') or patient or stem}", eye, referable, urgent,
                        collection, grade)
 
 
 def _flag(row: dict[str, str], column: str, fallback: bool) -> bool:
     value = row.get(column, "").strip()
     return bool(int(value)) if value != "" else fallback
-
-
-def _patient_and_eye(stem: str) -> tuple[str, str]:
-    m = _EYE_SUFFIX.match(stem)
-    return (m.group("patient"), m.group("eye")) if m else (stem, "")
 
 
 # ---------------------------------------------------------------------- screening them
@@ -178,34 +170,6 @@ def screen_labelled(screener: Any, eyes: Sequence[LabelledEye], progress: Progre
 # ---------------------------------------------------------------------- the rule
 
 
-@dataclass(frozen=True)
-class Rule:
-    """How thresholds are chosen from graded photographs; written into every operating point.
-
-    On **every** collection separately (the worst one sets each threshold):
-    urgent threshold: the highest with urgent sensitivity >= ``urgent_sensitivity``;
-    referable threshold: the highest with referable sensitivity >= ``referable_sensitivity``
-    on p(referable); then, until **no urgent eye of any collection is left in annual**
-    (both thresholds missing it), the referable or the urgent threshold is lowered,
-    whichever refers fewer eyes without disease. Thresholds are rounded down, never up."""
-
-    referable_sensitivity: float = 0.90
-    urgent_sensitivity: float = 0.97
-    name: str = "worst-collection"
-
-    def text(self) -> str:
-        return (f"on every collection: referable sensitivity >= {self.referable_sensitivity:.2f}, urgent "
-                f"sensitivity >= {self.urgent_sensitivity:.2f}, and no urgent eye in annual (worst collection wins)")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The two numbers an operating point is made of."""
-
-    referable: float
-    urgent: float
-
-
 def _arrays(eyes: Sequence[ScreenedEye]) -> dict[str, np.ndarray]:
     ok = [e for e in eyes if e.gradable]
     return {
@@ -231,50 +195,8 @@ def choose_thresholds(eyes: Sequence[ScreenedEye], rule: Rule = Rule()) -> Thres
     return thresholds_from_arrays(a["y_ref"], a["p_ref"], a["y_urg"], a["p_urg"], a["collection"], rule)
 
 
-def thresholds_from_arrays(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p_urg: np.ndarray,
-                           collections: np.ndarray, rule: Rule = Rule(),
-                           also_flagged: np.ndarray | None = None) -> Thresholds:
-    """:class:`Rule` on arrays of gradable eyes (training's default point uses it too).
-
-    Each urgent eye that both thresholds still leave in annual (most probable first)
-    is caught by lowering whichever threshold, referable or urgent, refers fewer
-    eyes without referable disease (referable on a tie: the gentler queue).
-    ``also_flagged`` marks eyes referred anyway (maculopathy above its threshold)."""
-    y_ref, y_urg = np.asarray(y_ref, bool), np.asarray(y_urg, bool)
-    p_ref, p_urg = np.asarray(p_ref, float), np.asarray(p_urg, float)
-    collections = np.asarray(collections)
-    extra = np.zeros(len(y_ref), bool) if also_flagged is None else np.asarray(also_flagged, bool)
-    t_ref, t_urg = math.inf, math.inf
-    for c in np.unique(collections):
-        m = collections == c
-        if y_urg[m].any():
-            t_urg = min(t_urg, M.threshold_for_sensitivity(y_urg[m], p_urg[m], rule.urgent_sensitivity))
-        if y_ref[m].any():
-            t_ref = min(t_ref, M.threshold_for_sensitivity(y_ref[m], p_ref[m], rule.referable_sensitivity))
-    t_urg = 1.0 if math.isinf(t_urg) else _floor6(t_urg)
-    t_ref = 1.0 if math.isinf(t_ref) else _floor6(t_ref)
-
-    def flagged(tr: float, tu: float) -> np.ndarray:
-        return (p_urg >= tu) | (p_ref >= tr) | extra
-
-    def false_alarms(tr: float, tu: float) -> int:
-        return int((flagged(tr, tu) & ~y_ref).sum())
-
-    for i in sorted(np.flatnonzero(y_urg & ~flagged(t_ref, t_urg)), key=lambda i: -p_ref[i]):
-        if flagged(t_ref, t_urg)[i]:
-            continue
-        by_ref, by_urg = (_floor6(min(t_ref, p_ref[i])), t_urg), (t_ref, _floor6(min(t_urg, p_urg[i])))
-        t_ref, t_urg = by_ref if false_alarms(*by_ref) <= false_alarms(*by_urg) else by_urg
-    return Thresholds(t_ref, t_urg)
-
-
 def _maculopathy_kw(value: float | None) -> dict[str, float]:
     return {} if value is None else {"maculopathy": float(value)}
-
-
-def _floor6(t: float) -> float:
-    """Round a threshold down (never up: that would drop the eye that set it)."""
-    return float(np.floor(float(t) * 1e6) / 1e6)
 
 
 # ---------------------------------------------------------------------- figures at a point
@@ -311,13 +233,13 @@ def figures(eyes: Sequence[ScreenedEye], t: Thresholds, rule: Rule = Rule(), n_b
             collection: str = "all") -> Figures:
     """AUCs, sensitivity/specificity (with patient-bootstrap CIs) and urgent eyes in annual at ``t``."""
     a = _arrays(eyes)
-    flag_ref = ((a["p_urg"] >= t.urgent) | (a["p_ref"] >= t.referable)).astype(float)
+    flag_ref = referred_array(a["p_ref"], a["p_urg"], t.referable, t.urgent).astype(float)
     flag_urg = (a["p_urg"] >= t.urgent).astype(float)
     groups = list(a["patient"])
     ref_sens, ref_spec = M.sens_spec_ci(a["y_ref"], flag_ref, 0.5, groups, n_boot)
     urg_sens, urg_spec = M.sens_spec_ci(a["y_urg"], flag_urg, 0.5, groups, n_boot)
     own = choose_thresholds(eyes, rule) if a["y_ref"].any() and (~a["y_ref"]).any() else t
-    own_flag = (a["p_urg"] >= own.urgent) | (a["p_ref"] >= own.referable)
+    own_flag = referred_array(a["p_ref"], a["p_urg"], own.referable, own.urgent)
     return Figures(
         collection=collection, photographs=len(eyes), patients=len({e.eye.patient for e in eyes}),
         gated=sum(not e.gradable for e in eyes), referable_eyes=int(a["y_ref"].sum()),
@@ -373,7 +295,7 @@ def curve(eyes: Sequence[ScreenedEye], decision: str, at: Thresholds, n_points: 
         s, q = _rates(flagged, y, idx)
         boots_s.append(s)
         boots_p.append(q)
-    band = lambda b, v: tuple(np.nanpercentile(np.array(b), [2.5, 97.5], axis=0)) if b else (v, v)  # noqa: E731
+    band = lambda b, v: tuple(np.nanpercentile(np.array(b), [2.5, 97.5], axis=0)) if b else (v, v)  # noqa: E731 - a one-line helper used only here
     return Curve(decision, grid, sens, band(boots_s, sens), spec, band(boots_p, spec))
 
 
@@ -498,7 +420,7 @@ def operating_point_dict(c: Calibration) -> dict[str, Any]:
 
 
 def _figures_dict(f: Figures) -> dict[str, Any]:
-    rate = lambda r: {"value": r.value, "ci95": [r.low, r.high], "n": [r.hits, r.total]}  # noqa: E731
+    rate = lambda r: {"value": r.value, "ci95": [r.low, r.high], "n": [r.hits, r.total]}  # noqa: E731 - a one-line helper used only here
     return {"photographs": f.photographs, "patients": f.patients, "gated": f.gated,
             "referable_eyes": f.referable_eyes, "urgent_eyes": f.urgent_eyes,
             "referable_auc": list(f.referable_auc), "urgent_auc": list(f.urgent_auc),

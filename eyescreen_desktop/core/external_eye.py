@@ -36,13 +36,14 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from ..domain.vocabulary import Modality
 from .eye_input import square_eye
 from .face_cascade import LBPCascade
 from .paths import resource_file
 
 log = logging.getLogger(__name__)
 
-MODALITY = "external_eye"
+MODALITY = Modality.EXTERNAL_EYE.value
 CLASSES: tuple[str, ...] = ("normal", "cataract", "conjunctivitis", "other")
 VERDICT_HEALTHY = "Your eye looks healthy"
 VERDICT_CHECKUP = "Go for an eye check-up"
@@ -215,9 +216,9 @@ def find_eyes(rgb: np.ndarray, modality: str | None = None) -> EyeSearch:
     first and a close-up must show an iris beside sclera (``find_iris``)."""
     h, w = rgb.shape[:2]
     whole = EyeSearch("close_up", (EyeBox("?", 0, 0, w, h),))
-    if modality == "external_eye":
+    if modality == Modality.EXTERNAL_EYE:
         return whole
-    if modality == "fundus":
+    if modality == Modality.FUNDUS:
         return EyeSearch("fundus")
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     face = find_face(grey)
@@ -262,13 +263,21 @@ def default_external_model_dir() -> Path:
 
 @functools.cache
 def default_external_model() -> "ExternalEyeModel | None":
-    """The shipped eye-check model, loaded once per process; None (logged) when it is
-    missing or damaged: external-eye photographs then stay "not a fundus photograph"."""
-    try:
-        return ExternalEyeModel.load(default_external_model_dir())
-    except Exception as exc:  # noqa: BLE001 - the fundus screening goes on without it
-        log.warning("external-eye check not available: %s", exc)
+    """The shipped eye-check model, loaded once per process; None (logged) when this
+    installation has none: external-eye photographs then stay "not a fundus
+    photograph". One that is there but damaged is refused with a ModelError that says
+    so, rather than screening on quietly without it."""
+    from .classifier import ModelError
+
+    folder = default_external_model_dir()
+    if not folder.exists():
+        log.warning("no external-eye check model in %s", folder)
         return None
+    try:
+        return ExternalEyeModel.load(folder)
+    except Exception as exc:  # noqa: BLE001 - any failure to load is a damaged model, said as one
+        raise ModelError(f"the eye-check model in {folder} is damaged, so no photograph is graded ({exc}); "
+                         "reinstall EyeScreen or restore that folder") from None
 
 
 class ExternalEyeModel:

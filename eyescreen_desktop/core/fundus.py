@@ -325,8 +325,8 @@ def _on_long_run(along: np.ndarray, line: np.ndarray, max_run: float) -> np.ndar
     sharing the same ``line`` coordinate (a straight cut)."""
     out = np.zeros(len(along), bool)
     order = np.lexsort((along, line))
-    a, l = along[order], line[order]
-    breaks = np.flatnonzero((np.diff(l) != 0) | (np.diff(a) > 1)) + 1
+    a, ln = along[order], line[order]
+    breaks = np.flatnonzero((np.diff(ln) != 0) | (np.diff(a) > 1)) + 1
     for seg in np.split(np.arange(len(a)), breaks):
         if len(seg) > max_run:
             out[order[seg]] = True

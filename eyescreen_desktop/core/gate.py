@@ -43,6 +43,7 @@ from typing import Mapping
 import cv2
 import numpy as np
 
+from ..domain.vocabulary import Modality
 from . import fundus
 from .classifier import sha256_file
 
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 CARD_FILE = "gate_card.json"
 CARD_FORMAT = "eyescreen-gate-card/2"   # 2: quality read from the modality run (1.2.0)
-MODALITIES = ("fundus", "external_eye", "other")
+MODALITIES = (Modality.FUNDUS.value, Modality.EXTERNAL_EYE.value, Modality.OTHER.value)  # the network's output order
 QUALITY_GRADES = ("good", "usable", "reject")
 # hand-made measures (core.fundus metrics) the quality head reads beside the picture's early-block statistics
 QUALITY_METRICS = ("vessel_contrast", "fine_detail", "dark_fraction", "fov_brightness", "saturated", "coverage")
@@ -120,8 +121,8 @@ class Gate:
         self.card = dict(card)
         self.folder = folder
         self._session = session
-        self._input = session.get_inputs()[0].name  # type: ignore[attr-defined]
-        self._outputs = [o.name for o in session.get_outputs()]  # type: ignore[attr-defined]
+        self._input = session.get_inputs()[0].name  # type: ignore[attr-defined]  # an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
+        self._outputs = [o.name for o in session.get_outputs()]  # type: ignore[attr-defined]  # an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
         self._heads = {k: np.asarray(v) for k, v in heads.items()}
         self.input_size = int(card["input_size"])
         self.thresholds = dict(card["thresholds"])
@@ -170,7 +171,7 @@ class Gate:
         fundus call is doubtful when weak or when the network's own features
         are far from every fundus picture it was fitted on (a lit round object,
         a clock face: 1.1.0's second check for pictures called fundus)."""
-        outs = dict(zip(self._outputs, self._session.run(  # type: ignore[attr-defined]
+        outs = dict(zip(self._outputs, self._session.run(  # type: ignore[attr-defined]  # an onnxruntime InferenceSession, typed as object so onnxruntime loads lazily
             None, {self._input: modality_input(rgb, self.input_size)[None]})))
         distance = ppca_distance(np.asarray(outs["features"][0], np.float64), self._heads, "lite_ood")
         t = self.thresholds
@@ -224,7 +225,7 @@ def verdict_from_probs(probs: np.ndarray, fundus_min_prob: float = 0.0, distance
     there in the check; real fundus photographs rarely do)."""
     named = {m: round(float(p), 4) for m, p in zip(MODALITIES, probs)}
     label = MODALITIES[int(np.argmax(probs))]
-    doubtful = label == "fundus" and (named["fundus"] < fundus_min_prob or distance > max_distance)
+    doubtful = label == Modality.FUNDUS and (named[Modality.FUNDUS] < fundus_min_prob or distance > max_distance)
     return ModalityVerdict(label, named, doubtful, round(float(distance), 4))
 
 
@@ -286,9 +287,9 @@ def decide_gate(modality: str, status: str, reasons: tuple[str, ...], verdict: Q
     features, known after grading) -> ``ungradable``, ``unfamiliar``; else
     ``ok``. ``verdict`` is None when the learned quality is not available (it
     is then skipped)."""
-    if modality == "external_eye":
+    if modality == Modality.EXTERNAL_EYE:
         return "not_fundus", ("external_eye",)
-    if modality != "fundus":
+    if modality != Modality.FUNDUS:
         return "not_fundus", ("not_fundus",)
     if doubtful:
         return "ungradable", ("unfamiliar",)

@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..domain.thresholds import threshold_for_sensitivity  # noqa: F401 - re-exported: metrics is where callers look for it
+
 QUEUE_ORDER: tuple[str, ...] = ("urgent", "routine", "review", "annual")
 
 
@@ -59,17 +61,6 @@ def sens_spec(y: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float
     sens = float((pred & y).sum() / y.sum()) if y.any() else float("nan")
     spec = float((~pred & ~y).sum() / (~y).sum()) if (~y).any() else float("nan")
     return sens, spec
-
-
-def threshold_for_sensitivity(y: np.ndarray, score: np.ndarray, min_sensitivity: float) -> float:
-    """The highest threshold whose sensitivity is at least ``min_sensitivity``
-    (the most specific operating point that still meets the screening target)."""
-    y = np.asarray(y).astype(bool).ravel()
-    pos = np.sort(np.asarray(score, np.float64).ravel()[y])[::-1]
-    if len(pos) == 0:
-        return 0.5
-    k = int(np.ceil(min_sensitivity * len(pos)))  # positives that must score >= t
-    return float(pos[max(k, 1) - 1])
 
 
 def patient_bootstrap(statistic: Callable[[np.ndarray], float], groups: Sequence[str],

@@ -29,7 +29,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .fundus import FieldOfView, channel_max, find_field_of_view
+from .fundus import FieldOfView, channel_max, field_of_view_or_frame, find_field_of_view
 
 PREPROCESSING_ID = "fov-crop-v1"
 
@@ -55,6 +55,23 @@ def preprocess(rgb: np.ndarray, size: int, fov: FieldOfView | None = None) -> np
     out = normalise_colour(square, mask)
     out[~mask | (channel_max(square) <= BLACK_LEVEL)] = 0
     return out
+
+
+def model_frame(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView:
+    """The frame the model sees in a fundus photograph: its round field, or for a
+    rectangular crop from inside the retina the whole frame (``fundus.field_of_view_or_frame``).
+
+    Screening crops the model input to it, and the window's photograph, the slip's
+    heat-map picture and training crop to it too, so a heat map always sits where the
+    model looked (a second cropper once framed a rectangular photograph differently)."""
+    return field_of_view_or_frame(rgb, work)
+
+
+def model_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The photograph cropped to its :func:`model_frame`, ``size`` square, colours as
+    they are: what the window and the slip show under a heat map."""
+    cx, cy, r = _circle(rgb, model_frame(rgb))
+    return crop_square(rgb, cx, cy, r, size)
 
 
 def _circle(rgb: np.ndarray, fov: FieldOfView | None) -> tuple[float, float, float]:

@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
+from ..domain.grades import referred
 from .records import (
     ICDR_GRADE_NAMES,
     Eye,
@@ -53,11 +54,7 @@ class Protocol:
     def decide_unreadable(self, status: Status, reasons: Iterable[str] = ()) -> EyeDecision:
         """Eyes that could not be graded always go to review, never to annual."""
         code = "U" if self.name == "nhs-dess" else "ungradable"
-        words = {
-            Status.UNGRADABLE: "could not be graded",
-            Status.NOT_FUNDUS: "not a fundus photograph",
-            Status.ERROR: "file could not be read",
-        }.get(status, "could not be graded")
+        words = Status.UNGRADABLE.label if status is Status.OK else Status(status).label
         detail = ", ".join(r.replace("_", " ") for r in reasons if r != "not_fundus")  # no echo of the words
         return EyeDecision(Queue.REVIEW, code, f"{words} ({detail})" if detail else words)
 
@@ -94,7 +91,8 @@ class _Flags:
 def _flags(p: Prediction, op: OperatingPoint) -> _Flags:
     macula = p.p_maculopathy is not None and p.p_maculopathy >= op.maculopathy
     urgent = p.p_urgent >= op.urgent
-    return _Flags(urgent=urgent, referable=urgent or p.p_referable >= op.referable, maculopathy=macula)
+    referable = referred(p.p_referable, p.p_urgent, op.referable, op.urgent)   # domain's rule, less maculopathy
+    return _Flags(urgent=urgent, referable=referable, maculopathy=macula)
 
 
 def threshold_flags(p: Prediction, op: OperatingPoint) -> _Flags:

@@ -10,67 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-
-class Status(str, Enum):
-    """What the engine could make of one file."""
-
-    OK = "ok"                    # graded by the model
-    UNGRADABLE = "ungradable"    # a fundus photograph, but not good enough to grade
-    NOT_FUNDUS = "not_fundus"    # not a fundus photograph at all
-    ERROR = "error"              # unreadable file (corrupt, not an image, too large)
-
-
-class Queue(str, Enum):
-    """The four clinic queues, most urgent first."""
-
-    URGENT = "urgent"
-    ROUTINE = "routine"
-    REVIEW = "review"
-    ANNUAL = "annual"
-
-    @property
-    def priority(self) -> int:
-        """Lower is more urgent. Review outranks annual so a photo that could not
-        be graded is never hidden behind a normal fellow eye."""
-        return _QUEUE_PRIORITY[self]
-
-    @property
-    def label(self) -> str:
-        """Words for staff."""
-        return _QUEUE_LABEL[self]
-
-
-_QUEUE_PRIORITY = {Queue.URGENT: 0, Queue.ROUTINE: 1, Queue.REVIEW: 2, Queue.ANNUAL: 3}
-_QUEUE_LABEL = {
-    Queue.URGENT: "Urgent referral",
-    Queue.ROUTINE: "Routine referral",
-    Queue.REVIEW: "Review (retake or examine in person)",
-    Queue.ANNUAL: "Annual screening",
-}
-
-
-class Eye(str, Enum):
-    """Laterality. UNKNOWN when neither the name nor the patient list says."""
-
-    LEFT = "L"
-    RIGHT = "R"
-    UNKNOWN = "?"
-
-    @property
-    def label(self) -> str:
-        return {"L": "left eye", "R": "right eye", "?": "eye (side unknown)"}[self.value]
-
-
-ICDR_GRADE_NAMES: tuple[str, ...] = (
-    "no diabetic retinopathy",
-    "mild non-proliferative diabetic retinopathy",
-    "moderate non-proliferative diabetic retinopathy",
-    "severe non-proliferative diabetic retinopathy",
-    "proliferative diabetic retinopathy",
-)
+# the vocabulary lives in domain; records re-exports it so `from .records import Eye` keeps working
+from ..domain.vocabulary import ICDR_GRADE_NAMES, Eye, Modality, Queue, Status  # noqa: F401 - re-exported
 
 
 # The quality gate's verdict in words (QualityReport.verdict).
@@ -96,7 +39,7 @@ class QualityReport:
     reasons: tuple[str, ...] = ()
     advice: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
-    modality: str = "fundus"    # fundus / external_eye / other (core.gate)
+    modality: str = Modality.FUNDUS.value    # fundus / external_eye / other (core.gate)
     gate: str = ""              # the gate that judged it, "name version" ("" = hand-made rules only)
 
     @property
@@ -175,7 +118,7 @@ class EyeResult:
     heatmap: Any = field(default=None, compare=False, repr=False)
     width: int = 0
     height: int = 0
-    modality: str = "fundus"    # what the gate saw: fundus / external_eye / other; only fundus is graded
+    modality: str = Modality.FUNDUS.value    # what the gate saw: fundus / external_eye / other; only fundus is graded
     gate: str = ""              # the gate's "name version" (core.gate), for the result row and the slip
     # external-eye check (core.external_eye): probability that an eye check-up is needed,
     # 1 - p(normal); None for a fundus photograph. Such a result never has an ICDR grade.

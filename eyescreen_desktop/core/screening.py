@@ -46,9 +46,9 @@ from .fundus import assess_quality, find_field_of_view
 from .heatmap import heatmap_to_show
 from .gate import Gate, GateError, decide_gate
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
-from .preprocess import PREPROCESSING_ID, preprocess
+from .preprocess import PREPROCESSING_ID, model_frame, preprocess
 from .protocol import DEFAULT_PROTOCOL, EXTERNAL_EYE_CODES, Protocol, get_protocol
-from .records import Eye, EyeResult, OperatingPoint, Prediction, QualityReport, Status
+from .records import Eye, EyeResult, Modality, OperatingPoint, Prediction, QualityReport, Status
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,20 @@ MIN_GATE_SIDE = 64      # px, long side: smaller pictures are "image too small" 
 @functools.cache
 def default_gate() -> Gate | None:
     """The shipped gate (``models/eyescreen-gate``), loaded once per process; None
-    (hand-made rules only, logged) when it is missing or damaged."""
-    try:
-        return Gate.load()
-    except (GateError, OSError) as exc:
-        log.warning("learned gate not available, using the hand-made rules only: %s", exc)
+    (hand-made rules only, logged) when this installation has none. A gate that is
+    there but damaged (hash, card, network) is refused with a ModelError that says
+    so: grading behind a broken gate would pass pictures it should stop."""
+    from .gate import default_gate_dir
+
+    folder = default_gate_dir()
+    if not folder.exists():
+        log.warning("no learned gate in %s: using the hand-made rules only", folder)
         return None
+    try:
+        return Gate.load(folder)
+    except (GateError, OSError) as exc:
+        raise ModelError(f"the learned gate in {folder} is damaged, so no photograph is graded ({exc}); "
+                         "reinstall EyeScreen or restore that folder") from None
 
 
 # ---------------------------------------------------------------------- pre-processing
@@ -139,7 +147,7 @@ def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
     """A cache that fails costs a decode, not the file."""
     try:
         return cache(sha256)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("result cache lookup failed; screening the photograph again")
         return None
 
@@ -152,7 +160,7 @@ def prepare_array(rgb: np.ndarray, item: ScreenItem, input_size: int, sha256: st
         quality, fov = gate_picture(rgb, gate)
         tensor = preprocess(rgb, input_size, fov) if quality.gradable else None
         check = eye_check(rgb, quality, external)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("quality gate failed on %s", item.path)
         return Prepared(item, sha256, w, h,
                         error=f"{Path(item.path).name} could not be analysed ({exc}): retake the photograph")
@@ -164,7 +172,7 @@ def eye_check(rgb: np.ndarray, quality: QualityReport, external: ExternalEyeMode
     (the gate says ``external_eye``) or a selfie (``other`` with a face); None for
     a fundus photograph or without the eye-check model. Without the learned gate
     the check's own heuristic decides what the picture is."""
-    if external is None or quality.modality == "fundus":
+    if external is None or quality.modality == Modality.FUNDUS:
         return None
     return check_photo(rgb, external, quality.modality if quality.gate else None)
 
@@ -182,20 +190,20 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
     if gate is None or max(rgb.shape[:2]) < MIN_GATE_SIDE:
         fov = find_field_of_view(rgb)
         q = assess_quality(rgb, fov)
-        modality = "other" if q.status is Status.NOT_FUNDUS else "fundus"
+        modality = (Modality.OTHER if q.status is Status.NOT_FUNDUS else Modality.FUNDUS).value
         return replace(q, modality=modality, gate=gate.version if gate else ""), fov
     work = fundus.work_copy(rgb)        # one 256-px copy for the gate's network and the cropper
     seen = gate.modality(work[0])
     probs = {f"p_{k}": v for k, v in seen.probs.items()}
-    if seen.label == "fundus" and max(rgb.shape[:2]) < fundus.MIN_IMAGE_SIDE_PX:
+    if seen.label == Modality.FUNDUS and max(rgb.shape[:2]) < fundus.MIN_IMAGE_SIDE_PX:
         q = assess_quality(rgb, None)
-        return replace(q, metrics={**q.metrics, **probs}, modality="fundus", gate=gate.version), None
-    if seen.label != "fundus" or seen.doubtful:
+        return replace(q, metrics={**q.metrics, **probs}, modality=Modality.FUNDUS.value, gate=gate.version), None
+    if seen.label != Modality.FUNDUS or seen.doubtful:
         status, reasons = decide_gate(seen.label, "ok", (), None, {}, seen.doubtful)
         q = fundus.report(Status(status), list(reasons), {"width": float(rgb.shape[1]),
                                                           "height": float(rgb.shape[0]), **probs})
         return replace(q, modality=seen.label, gate=gate.version), None
-    fov = fundus.field_of_view_or_frame(rgb, work)
+    fov = model_frame(rgb, work)
     q = assess_quality(rgb, fov, fundus_known=True)
     metrics = {**q.metrics, **probs}
     if q.status is Status.OK:
@@ -203,11 +211,11 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
         # photograph costs no grader run; the reason is the hand-made measure nearest its limit
         verdict = gate.quality(seen, q.metrics)
         metrics.update(verdict.metrics())
-        status, reasons = decide_gate("fundus", "ok", (), verdict, q.metrics)
+        status, reasons = decide_gate(Modality.FUNDUS, "ok", (), verdict, q.metrics)
         if status != Status.OK.value:
             q = fundus.report(Status(status), list(reasons), metrics)
-            return replace(q, modality="fundus", gate=gate.version), None
-    return replace(q, metrics=metrics, modality="fundus", gate=gate.version), fov
+            return replace(q, modality=Modality.FUNDUS.value, gate=gate.version), None
+    return replace(q, metrics=metrics, modality=Modality.FUNDUS.value, gate=gate.version), fov
 
 
 def _hash_if_readable(path: Path) -> str:
@@ -365,7 +373,7 @@ class Screener:
 
     def model_info(self, result: EyeResult) -> Any:
         """The model a result came from: the eye-check model's for an external-eye record."""
-        external = result.p_checkup is not None or (result.modality == "external_eye" and result.decision
+        external = result.p_checkup is not None or (result.modality == Modality.EXTERNAL_EYE and result.decision
                                                     is not None and result.decision.code in EXTERNAL_EYE_CODES)
         return self.external.info if external and self.external is not None else self.classifier.info
 
@@ -404,8 +412,8 @@ class Screener:
         metrics = {**p.quality.metrics, "gate_distance": distance}
         found = outputs.pop(id(p))
         if self.gate.unfamiliar(distance):
-            status, reasons = decide_gate("fundus", "ok", (), None, metrics, unfamiliar=True)
-            q = replace(fundus.report(Status(status), list(reasons), metrics), modality="fundus",
+            status, reasons = decide_gate(Modality.FUNDUS, "ok", (), None, metrics, unfamiliar=True)
+            q = replace(fundus.report(Status(status), list(reasons), metrics), modality=Modality.FUNDUS.value,
                         gate=self.gate.version)
             return replace(p, quality=q, tensor=None)
         kept = replace(p, quality=replace(p.quality, metrics=metrics))

@@ -38,7 +38,7 @@ from .gc_collector import install_garbage_collector
 from .main_window import MainWindow
 from .messages import Messages
 from .resources import icon, stylesheet
-from .settings import Settings, WindowState, open_settings
+from .settings import Settings, open_settings
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
         # fractional scale factors (125 %, 150 %) as they are: SVG icons stay sharp
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         existing = QApplication(argv or [APP_NAME])
-    app: QApplication = existing  # type: ignore[assignment]
+    app: QApplication = existing  # type: ignore[assignment]  # QApplication.instance() is typed as QCoreApplication; it is ours, a QApplication
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setApplicationDisplayName("EyeScreen")

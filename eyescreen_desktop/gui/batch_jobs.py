@@ -32,6 +32,7 @@ from ..core.batch import batch_key, patient_and_eye, queue_batch_encounters, res
 from ..core.photo_fit import noted_result
 from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
+from ..core.recording import record
 from ..core.screening import Screener, ScreenItem
 from .worker import BatchCancelled, BatchContext
 
@@ -128,7 +129,7 @@ def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ad
                 store.ensure_patient(pid, user)
                 eid = encounters.get(pid) or store.batch_encounter(key, pid, proto.name, None, user)
                 encounters[pid] = eid
-                store.record_batch_file(key, rel, eid, result, info, proto.name, screener.operating_point, user)
+                record(store, screener, eid, result, user, batch=(key, rel))
                 screened.append((rel, pid, result))
                 ctx.result(result)
                 ctx.progress_or_stop(n, len(planned), rel)

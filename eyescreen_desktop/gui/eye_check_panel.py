@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QRectF, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -156,7 +156,7 @@ class _EyeCheckWorker(QObject):
                 raise RuntimeError("the eye-check model is not loaded yet: wait a moment and retry")
             modality = self.modality_of(rgb) if self.modality_of else None
             self.checked.emit(request_id, check_photo(rgb, self.model, modality), rgb)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
             log.exception("eye check %d failed", request_id)
             self.failed.emit(request_id, f"The eye check failed: {exc}")
 

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.classifier import ModelCard
+from ..domain.eyes import eye_from_name
 from ..core.imageio import SUPPORTED_SUFFIXES
 from ..core.paths import DataPaths
 from ..core.records import EncounterSummary, Eye
@@ -53,19 +54,6 @@ log = logging.getLogger(__name__)
 
 TITLE = "EyeScreen: diabetic eye screening"
 IMAGE_FILTER = "Eye photographs (" + " ".join(f"*{s}" for s in sorted(SUPPORTED_SUFFIXES)) + ");;All files (*)"
-_RIGHT_TAGS = ("r", "od", "right")
-_LEFT_TAGS = ("l", "os", "left")
-
-
-def eye_from_name(path: Path) -> Eye:
-    """The eye a file name states (``P001_R.jpg``, ``x-OS.png``, ``left.jpg``), else UNKNOWN."""
-    words = path.stem.lower().replace("-", "_").replace(" ", "_").split("_")
-    last = words[-1] if words else ""
-    if last in _RIGHT_TAGS:
-        return Eye.RIGHT
-    if last in _LEFT_TAGS:
-        return Eye.LEFT
-    return Eye.UNKNOWN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,10 +180,7 @@ class MainWindow(QMainWindow):
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""
-        try:
-            from .batch_panel import BatchPanel
-        except ImportError:
-            return None
+        from .batch_panel import BatchPanel   # part of the window: a failure to import it is a defect, said loudly
         offered = {"engine": self.engine, "store": self.store, "settings": self.settings, "paths": self.paths,
                    "data_paths": self.paths, "messages": self.messages}
         wanted = inspect.signature(BatchPanel).parameters

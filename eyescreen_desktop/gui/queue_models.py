@@ -106,8 +106,7 @@ def eye_words(eye: EyeResult, short: bool = True) -> str:
         return words
     if eye.decision is not None:
         return eye.decision.finding
-    return {Status.UNGRADABLE: "could not be graded", Status.NOT_FUNDUS: "not a fundus photograph",
-            Status.ERROR: "file could not be read"}.get(eye.status, eye.status.value)
+    return Status(eye.status).label
 
 
 def finding_text(summary: EncounterSummary, short: bool = True) -> str:
@@ -203,7 +202,7 @@ class QueueTableModel(QAbstractTableModel):
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008, N802 - Qt's API
         return not parent.isValid() and not self._changing and len(self._rows) < self._total
 
-    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008, N802
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008, N802 - Qt's API: Qt's own default parent
         """Read the next page (the view asks when it scrolls near the end)."""
         if not self.canFetchMore(parent):
             return
@@ -243,7 +242,7 @@ class QueueTableModel(QAbstractTableModel):
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's default
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's API: Qt's own default parent
         return 0 if parent.isValid() else len(Column)
 
     def headerData(self, section: int, orientation: Qt.Orientation,

@@ -61,6 +61,7 @@ from ..core.records import (
     Queue,
     Status,
 )
+from ..domain.vocabulary import Modality, reason_words
 from .resources import icon
 from .worker import ScreenedEye
 
@@ -72,16 +73,6 @@ TITLES = {Eye.RIGHT: "Right eye (OD)", Eye.LEFT: "Left eye (OS)", Eye.UNKNOWN: "
 HEAT_ALPHA = 0.55
 HEADLINES = {Queue.URGENT: "URGENT REFERRAL", Queue.ROUTINE: "ROUTINE REFERRAL", Queue.REVIEW: "REVIEW NEEDED",
              Queue.ANNUAL: "NO REFERRAL: ANNUAL SCREENING"}
-REASON_WORDS = {
-    "blurred": "out of focus", "dark": "too dark", "overexposed": "too bright", "small_field": "field too small",
-    "low_resolution": "resolution too low", "no_field_of_view": "no round field of view found",
-    "uneven_illumination": "unevenly lit",
-    "external_eye": "front of the eye, not the retina", "unfamiliar": "unfamiliar photograph",
-    "poor_quality": "not clear enough",
-}
-# what the gate saw (EyeResult.modality, core.gate)
-MODALITY_WORDS = {"fundus": "fundus photograph", "external_eye": "photograph of the front of the eye",
-                  "other": "not an eye photograph"}
 
 
 def _set_queue_property(label: QLabel, queue: Queue | None) -> None:
@@ -131,20 +122,28 @@ def eye_words(result: EyeResult, op: OperatingPoint | None = None) -> tuple[str,
     if result.status is Status.ERROR:
         return "Photograph could not be read", "", result.message
     reasons = result.quality.reasons if result.quality else ()
-    why = ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
+    why = reason_words(reasons)
     verdict = "Cannot be graded"
     if result.status is Status.NOT_FUNDUS:
-        verdict = ("Photograph of the front of the eye" if result.modality == "external_eye"
+        verdict = ("Photograph of the front of the eye" if result.modality == Modality.EXTERNAL_EYE
                    else "Not a fundus photograph")
     advice = (result.quality.advice if result.quality and result.quality.advice else result.message)
     return verdict, f"Photo: {why}" if why else "", advice
+
+
+def _modality_words(modality: str) -> str:
+    """What the gate saw in words; a value this version does not know reads as itself."""
+    try:
+        return Modality(modality).label
+    except ValueError:
+        return modality
 
 
 def seen_as(result: EyeResult) -> str:
     """What the learned gate took the picture for, and which gate ("" when none ran)."""
     if not result.gate or result.status is Status.ERROR:
         return ""
-    return f"\nSeen as: {MODALITY_WORDS.get(result.modality, result.modality)} ({result.gate})"
+    return f"\nSeen as: {_modality_words(result.modality)} ({result.gate})"
 
 
 class PhotoLabel(QLabel):

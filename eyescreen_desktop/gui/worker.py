@@ -33,6 +33,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThrea
 
 from ..core.classifier import Classifier, ModelCard, ModelError
 from ..core.records import EncounterSummary, Eye, EyeResult, OperatingPoint, Patient, Status
+from ..core.recording import record
 from ..core.screening import Screener, ScreenItem
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,14 @@ class ScreeningWorker(QObject):
             warm = np.zeros((1, size, size, 3), np.float32)
             classifier.predict_with_heatmaps(warm)
             classifier.predict(warm)
-        except Exception as exc:  # noqa: BLE001
+            # the gate and the eye-check model now too: a damaged one refuses to grade, said on screen
+            # at start (ModelError), not found out at the first photograph
+            from ..core.external_eye import default_external_model
+            from ..core.screening import default_gate
+
+            default_gate()
+            default_external_model()
+        except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
             if isinstance(exc, ModelError):
                 log.error("model %s could not be loaded: %s", path, exc)
             else:
@@ -242,8 +250,7 @@ class ScreeningWorker(QObject):
         try:
             for done, result in enumerate(results, 1):
                 if encounter_id is not None:
-                    self.store.save_result(encounter_id, result, screener.classifier.info,
-                                           screener.protocol.name, screener.operating_point)
+                    record(self.store, screener, encounter_id, result)
                 self.eyeScreened.emit(request.request_id, ScreenedEye(result, display_photo(result), encounter_id))
                 self.progress.emit(request.request_id, done, len(items), Path(result.path).name)
                 if request.cancel.is_set() and done < len(items):
@@ -338,18 +345,14 @@ def display_photo(result: EyeResult, side: int = PHOTO_SIDE) -> np.ndarray | Non
     picture scaled down; None when the file cannot be read."""
     if result.status is Status.ERROR:
         return None
-    from ..core.fundus import find_field_of_view
     from ..core.imageio import read_image
-    from ..core.preprocess import crop_square
+    from ..core.preprocess import model_square
 
     try:
         rgb = read_image(Path(result.path), max_side=1024)
-        fov = find_field_of_view(rgb) if result.status is not Status.NOT_FUNDUS else None
-        if fov is None or fov.radius <= 0:
+        if result.status is Status.NOT_FUNDUS:
             return _fit(rgb, side)
-        h, w = rgb.shape[:2]
-        sx, sy = w / fov.width, h / fov.height   # the FOV may be measured on a smaller copy
-        return crop_square(rgb, fov.cx * sx, fov.cy * sy, fov.radius * (sx + sy) / 2.0, side)
+        return model_square(rgb, side)     # the model's own frame: the heat map sits where it looked
     except Exception:  # noqa: BLE001 - a missing thumbnail must not lose the result
         log.warning("no thumbnail for %s", result.path, exc_info=True)
         return None

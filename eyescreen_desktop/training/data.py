@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import random
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +35,12 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..domain.eyes import parse_eye, patient_and_eye
+from ..domain.grades import is_referable, is_urgent
+
 log = logging.getLogger(__name__)
 
 N_GRADES = 5
-URGENT_GRADE = 3
-REFERABLE_GRADE = 2
 #: EyeQ verdicts whose photographs are left out of training (see docs/training.md)
 DEFAULT_DROP_QUALITY: tuple[str, ...] = ("reject",)
 
@@ -54,7 +54,6 @@ CLASS_FOLDER_GRADES: dict[str, int] = {
     "proliferative": 4, "proliferative_dr": 4, "pdr": 4, "proliferate_dr": 4,
 }
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
-_EYE_SUFFIX = re.compile(r"^(?P<patient>.+?)[_\- ](?P<eye>left|right|l|r|od|os)$", re.IGNORECASE)
 
 
 class DataError(Exception):
@@ -81,7 +80,7 @@ class Sample:
 
     @property
     def urgent(self) -> int:
-        return int(self.grade >= URGENT_GRADE)
+        return int(is_urgent(self.grade))
 
     @property
     def key(self) -> str:
@@ -116,13 +115,14 @@ def _row_sample(row: dict[str, str], root: Path, collection: str) -> Sample:
     if not 0 <= grade < N_GRADES:
         raise DataError(f"{root / 'labels.csv'}: {row['file']} has ICDR grade {grade}, expected 0-4")
     referable = row.get("referable", "")
-    patient, eye = _patient_and_eye(Path(row["file"]).stem)
+    stem = Path(row["file"]).stem
+    patient, eye = patient_and_eye(stem)
     return Sample(
         path=image,
-        patient=f"{collection}:{row.get('patient') or patient}",
-        eye=(row.get("eye") or eye).upper()[:1] or "?",
+        patient=f"{collection}:{row.get('patient') or patient or stem}",
+        eye=(parse_eye(row["eye"]) if (row.get("eye") or "").strip() else eye).value,
         grade=grade,
-        referable=int(referable) if referable != "" else int(grade >= REFERABLE_GRADE),
+        referable=int(referable) if referable != "" else int(is_referable(grade)),
         collection=collection,
         maculopathy=int(row["maculopathy"]) if row.get("maculopathy", "") != "" else -1,
         quality=row.get("quality", "") or "",
@@ -143,20 +143,12 @@ def read_class_tree(folder: Path) -> list[Sample]:
                             f"one of {', '.join(sorted(k for k in CLASS_FOLDER_GRADES if not k.isdigit()))}")
         for image in sorted(sub.rglob("*")):
             if image.suffix.lower() in IMAGE_SUFFIXES and not image.name.startswith("."):
-                patient, eye = _patient_and_eye(image.stem)
-                samples.append(Sample(image, f"{folder.name}:{patient}", eye, grade,
-                                      int(grade >= REFERABLE_GRADE), folder.name))
+                patient, eye = patient_and_eye(image.stem)
+                samples.append(Sample(image, f"{folder.name}:{patient or image.stem}", eye.value, grade,
+                                      int(is_referable(grade)), folder.name))
     if not samples:
         raise DataError(f"{folder}: no photographs found in class folders")
     return samples
-
-
-def _patient_and_eye(stem: str) -> tuple[str, str]:
-    m = _EYE_SUFFIX.match(stem)
-    if not m:
-        return stem, "?"
-    eye = m.group("eye").lower()
-    return m.group("patient"), "L" if eye in ("left", "l", "os") else "R"
 
 
 def load_samples(sources: Sequence[Path], drop_quality: Iterable[str] = DEFAULT_DROP_QUALITY
@@ -402,7 +394,7 @@ def prepare_bytes(data: bytes, name: str, size: int) -> Prepared:
     evaluation counts them as gated); an undecodable file gives a black image
     with status ``error``."""
     from ..core import fundus, imageio
-    from ..core.preprocess import preprocess
+    from ..core.preprocess import model_frame, preprocess
     from ..core.screening import decode_side
 
     try:
@@ -412,5 +404,5 @@ def prepare_bytes(data: bytes, name: str, size: int) -> Prepared:
         return Prepared(np.zeros((size, size, 3), np.uint8), "error", ("unreadable",))
     fov = fundus.find_field_of_view(rgb)
     report = fundus.assess_quality(rgb, fov)
-    return Prepared(preprocess(rgb, size, fov), report.status.value, tuple(report.reasons))
+    return Prepared(preprocess(rgb, size, model_frame(rgb)), report.status.value, tuple(report.reasons))
 

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..domain.grades import referred_array
 from . import metrics as M
 from .data import ImageCache, Sample, load_samples, read_split, select_part
 
@@ -111,7 +112,7 @@ class EvalResult:
 
     def subset(self, mask: np.ndarray) -> "EvalResult":
         idx = np.flatnonzero(mask)
-        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731 - a one-line helper used only here
         return EvalResult(pick(self.samples), pick(self.status), pick(self.reasons), self.p_referable[idx],
                           self.p_urgent[idx], self.grade_probs[idx], pick(self.queue),
                           self.threshold_referable, self.threshold_urgent, self.model)
@@ -141,7 +142,7 @@ def screening_summary(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p
 
     An eye counts as flagged referable when either threshold fires, as in
     ``core.protocol`` (an urgent eye is always referred)."""
-    flag_ref = np.where((p_urg >= t_urg) | (p_ref >= t_ref), 1.0, 0.0)
+    flag_ref = referred_array(p_ref, p_urg, t_ref, t_urg).astype(float)
     out: dict[str, Any] = {}
     for name, y, p, flagged in (("referable", y_ref, p_ref, flag_ref), ("urgent", y_urg, p_urg, p_urg >= t_urg)):
         auc, lo, hi = M.auc_ci(y, p, groups, n_boot)

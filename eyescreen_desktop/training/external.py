@@ -41,6 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..domain.thresholds import floor6
 from . import metrics as M
 
 log = logging.getLogger(__name__)
@@ -410,7 +411,7 @@ def train_external(labels: Path, out: Path, recipe: ExternalRecipe = ExternalRec
     shipped = max(auc_val, key=lambda k: (auc_val[k], k))
     if shipped == "network1":
         model.set_weights(n1_weights)
-    threshold = _floor6(M.threshold_for_sensitivity(y["val"] != 0, p_checkup(results[shipped]["val"]),
+    threshold = floor6(M.threshold_for_sensitivity(y["val"] != 0, p_checkup(results[shipped]["val"]),
                                                     CHECKUP_SENSITIVITY))
     groups = [p.group for p in parts["test"]]
     comparison = {k: {"validation_auc_checkup": auc_val[k],
@@ -426,10 +427,6 @@ def train_external(labels: Path, out: Path, recipe: ExternalRecipe = ExternalRec
     write_card_markdown(out)
     say(f"done in {(time.time() - t_start) / 60:.1f} min; shipped {shipped}")
     return summary
-
-
-def _floor6(t: float) -> float:
-    return float(np.floor(float(t) * 1e6) / 1e6)
 
 
 def _sayer(out: Path) -> Any:
@@ -514,7 +511,7 @@ def write_card_markdown(folder: Path) -> Path:
 
     card = read_card(folder).raw
     held = card["held_out"]
-    ci = lambda r: f"{r['value']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) [{r['n'][0]}/{r['n'][1]}]"  # noqa: E731
+    ci = lambda r: f"{r['value']:.3f} ({r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}) [{r['n'][0]}/{r['n'][1]}]"  # noqa: E731 - a one-line helper used only here
     lines = [f"# Model card: {card['name']} {card['version']}", "",
              "**Research and demonstration only. The labels are web labels, not clinical grades.**", "",
              "## Intended use", "", card["intended_use"], "",

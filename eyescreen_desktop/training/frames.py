@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -298,7 +298,7 @@ def package_pictures() -> list[tuple[str, np.ndarray]]:
             faces = sk.lfw_subset()
             for i in range(0, len(faces), 10):
                 out.append((f"skimage-face-{i}", as_rgb(faces[i])))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the sample faces are optional: without them the set is smaller
             pass
     import matplotlib
     sample = Path(matplotlib.get_data_path()) / "sample_data"

@@ -57,6 +57,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.thresholds import Rule, thresholds_from_arrays
 from . import data as D
 from . import metrics as M
 
@@ -291,11 +292,10 @@ def predict(head: Any, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def choose_thresholds(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p_urg: np.ndarray
                       ) -> dict[str, float]:
-    """Referable: the highest threshold with sensitivity >= 0.90. Urgent: the lowest
-    urgent probability of an urgent eye (every urgent eye it was chosen on is caught)."""
-    floor6 = lambda t: float(np.floor(float(t) * 1e6) / 1e6)  # noqa: E731 - never round up past an eye
-    return {"referable": floor6(M.threshold_for_sensitivity(y_ref, p_ref, REFERABLE_SENSITIVITY)),
-            "urgent": floor6(M.threshold_for_sensitivity(y_urg, p_urg, 1.0))}
+    """The one threshold rule (domain.thresholds) with referable sensitivity >= 0.90 and
+    every urgent eye it was chosen on caught (urgent sensitivity 1.0)."""
+    rule = Rule(REFERABLE_SENSITIVITY, 1.0, "loco")
+    return vars(thresholds_from_arrays(y_ref, p_ref, y_urg, p_urg, np.zeros(len(p_ref)), rule))
 
 
 # --------------------------------------------------------------------------- metrics

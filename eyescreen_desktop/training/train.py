@@ -44,6 +44,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.grades import referred_array
+from ..domain.thresholds import thresholds_from_arrays
 from . import data as D
 from . import metrics as M
 
@@ -52,9 +54,6 @@ log = logging.getLogger(__name__)
 HEADS: tuple[str, ...] = ("grade", "referable", "urgent", "maculopathy")
 #: maculopathy fires on its own (a routine referral) only above this specificity on labelled validation eyes
 MACULOPATHY_SPECIFICITY = 0.95
-REFERABLE_SENSITIVITY = 0.90
-URGENT_SENSITIVITY = 0.97
-SAFETY_BUDGET = 0.10        # referable specificity given up, at most, to keep urgent eyes out of annual
 INTENDED_USE = ("Research and evaluation; not for clinical use. A screening aid that sorts eyes into "
                 "referral queues; it does not diagnose and is not a medical device.")
 
@@ -626,7 +625,7 @@ def augment_batch(images: Any, seed: Any, ranges: dict[str, float]) -> Any:
     x = tf.cast(images, tf.float32)
     n = tf.shape(x)[0]
     size = tf.cast(tf.shape(x)[1], tf.float32)
-    u = lambda i, lo, hi: tf.random.stateless_uniform((n,), seed + i, lo, hi)  # noqa: E731
+    u = lambda i, lo, hi: tf.random.stateless_uniform((n,), seed + i, lo, hi)  # noqa: E731 - a one-line helper used only here
     lit = tf.cast(tf.reduce_max(x, axis=-1, keepdims=True) > 0, tf.float32)
     x = tf.where(u(1, 0, 1)[:, None, None, None] < 0.5, x[:, :, ::-1], x)
     x = tf.where(u(2, 0, 1)[:, None, None, None] < 0.5, x[:, ::-1], x)
@@ -792,34 +791,6 @@ def export_view(model: Any, outputs: dict[str, str]) -> Any:
     return keras.Model(model.inputs, keep, name="eyescreen")
 
 
-def choose_thresholds(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p_urg: np.ndarray,
-                      safety_budget: float = SAFETY_BUDGET) -> dict[str, float]:
-    """Screening operating point from validation labels and probabilities.
-
-    Urgent: the highest threshold with sensitivity >= 0.97. Referable: the
-    highest with sensitivity >= 0.90 on p(referable) alone (so the routine queue
-    means something; the urgent flag only adds referrals). Then, for the urgent eyes both
-    thresholds miss (they would wait a year), the referable threshold is
-    lowered to catch them one by one, most probable first, for as long as
-    referable specificity falls by no more than ``safety_budget``: safety
-    first, but a few single-grader labels must not make every eye a referral."""
-    y_ref, y_urg = np.asarray(y_ref).astype(bool), np.asarray(y_urg).astype(bool)
-    t_urg = M.threshold_for_sensitivity(y_urg, p_urg, URGENT_SENSITIVITY)
-    t_ref = M.threshold_for_sensitivity(y_ref, p_ref, REFERABLE_SENSITIVITY)
-    spec = lambda t: M.sens_spec(y_ref, np.where((p_urg >= t_urg) | (p_ref >= t), 1.0, 0.0), 0.5)[1]  # noqa: E731
-    floor = spec(t_ref) - safety_budget
-    for t in sorted(p_ref[y_urg & (p_urg < t_urg) & (p_ref < t_ref)], reverse=True):
-        if spec(t) < floor:
-            break
-        t_ref = float(t)
-    return {"referable": _floor6(t_ref), "urgent": _floor6(t_urg)}
-
-
-def _floor6(t: float) -> float:
-    """Round a threshold down (never up: that would drop the eye that set it)."""
-    return float(np.floor(float(t) * 1e6) / 1e6)
-
-
 def maculopathy_auc(y_mac: np.ndarray, p_mac: np.ndarray) -> float | None:
     """AUC of the maculopathy output on the eyes that carry the label (-1 = not
     graded); None unless both classes are among them."""
@@ -849,9 +820,9 @@ def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
 
     ``default`` is chosen on the worst camera, by site calibration's own rule over every
     collection (``core.calibration.Rule``: referable sensitivity >= 0.90 and urgent
-    >= 0.97 on each, no urgent eye in annual), or with :func:`choose_thresholds` on the validation photographs of
-    ``threshold_collections`` when given (the round-1 rule); ``all-validation`` and one
-    point per collection are stored beside it, so a site can switch to the one closest
+    >= 0.97 on each, no urgent eye in annual), or by the same rule on the validation photographs of
+    ``threshold_collections`` when given; ``all-validation`` (all pooled) and one
+    point per collection (each alone), by the same rule, are stored beside it, so a site can switch to the one closest
     to its camera. Every point carries the maculopathy threshold when the model has
     that output. Returns the points and the validation metrics of the default point on
     every validation photograph (with a per-collection breakdown)."""
@@ -869,7 +840,11 @@ def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
     colls = np.array([s.collection for s in samples])
     t_mac = maculopathy_threshold(y_mac, p_mac) if has_mac else None
     mac_flag = p_mac >= t_mac if t_mac is not None else np.zeros(len(samples), bool)
-    pick = lambda m: choose_thresholds(y_ref[m], p_ref[m], y_urg[m], p_urg[m])  # noqa: E731
+    def pick(m: np.ndarray, groups: np.ndarray = colls) -> dict[str, float]:
+        """The one threshold rule (domain.thresholds) on the photographs ``m``."""
+        return vars(thresholds_from_arrays(y_ref[m], p_ref[m], y_urg[m], p_urg[m], groups[m], also_flagged=mac_flag[m]))
+
+    everything = np.ones(len(colls), bool)
     if threshold_collections:
         chosen = np.isin(colls, list(threshold_collections))
         if not chosen.any():
@@ -877,17 +852,15 @@ def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample]
                               "operating points on; check --thresholds-on")
         default = pick(chosen)
     else:
-        from ..core.calibration import thresholds_from_arrays
-
-        default = vars(thresholds_from_arrays(y_ref, p_ref, y_urg, p_urg, colls, also_flagged=mac_flag))
-    ops = {"default": default, "all-validation": pick(np.ones(len(colls), bool)),
+        default = pick(everything)
+    ops = {"default": default, "all-validation": pick(everything, np.full(len(colls), "all")),
            **{c: pick(colls == c) for c in sorted(set(colls))}}
     if t_mac is not None:
         ops = {name: {**op, "maculopathy": t_mac} for name, op in ops.items()}
     op = ops["default"]
     groups = [s.patient for s in samples]
     summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
-    flagged = (p_urg >= op["urgent"]) | (p_ref >= op["referable"]) | mac_flag
+    flagged = referred_array(p_ref, p_urg, op["referable"], op["urgent"], mac_flag)
     metrics = {"photographs": len(samples), "patients": len(set(groups)),
                "default_chosen_on": sorted(threshold_collections) or "every collection (worst camera)",
                "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
@@ -906,7 +879,7 @@ def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.nd
         y_ref = np.array([s.referable for s in sub])
         y_urg = np.array([s.urgent for s in sub])
         y_mac = np.array([s.maculopathy for s in sub])
-        flagged = (p_urg[m] >= op["urgent"]) | (p_ref[m] >= op["referable"]) | mac_flag[m]
+        flagged = referred_array(p_ref[m], p_urg[m], op["referable"], op["urgent"], mac_flag[m])
         groups = [s.patient for s in sub]
         auc, lo, hi = M.auc_ci(y_ref, p_ref[m], groups, n_boot=1000)
         out[coll] = {"photographs": int(m.sum()), "patients": len(set(groups)),

@@ -74,10 +74,10 @@ def collections(datasets: Path, split_csv: Path) -> dict[str, dict[str, list[C.L
         eyes = C.read_labels(datasets / name / "labels.csv")
         if any(e.key in part for e in eyes):         # trained on: its validation patients only
             val = [e for e in eyes if part.get(e.key) == "val"]
-            out[name] = {"calibrate": val, "report": val, "held_out": "validation patients"}  # type: ignore[dict-item]
+            out[name] = {"calibrate": val, "report": val, "held_out": "validation patients"}  # type: ignore[dict-item]  # the result is a JSON-like dict of mixed values
         else:                                        # never seen: calibrate on one half, report the other
             cal, rep = halves(eyes, SEED)
-            out[name] = {"calibrate": cal, "report": rep, "held_out": "report half"}  # type: ignore[dict-item]
+            out[name] = {"calibrate": cal, "report": rep, "held_out": "report half"}  # type: ignore[dict-item]  # the result is a JSON-like dict of mixed values
     return out
 
 
@@ -195,13 +195,13 @@ def variants_table(parts: dict[str, dict[str, list[C.LabelledEye]]], screened: d
 
 def markdown_table(result: dict[str, object]) -> str:
     """The per-collection table for docs/training.md."""
-    def rate(r: dict) -> str:  # type: ignore[type-arg]
+    def rate(r: dict) -> str:  # type: ignore[type-arg]  # the result is a JSON-like dict of mixed values
         return f"{r['value']:.2f} ({r['ci95'][0]:.2f}-{r['ci95'][1]:.2f}) [{r['n'][0]}/{r['n'][1]}]"
 
     lines = ["| collection (held-out photographs) | graded (gated) | patients | referable AUC (95% CI) | referable "
              "sensitivity | referable specificity | urgent sensitivity | urgent specificity | urgent eyes in annual "
              "(previous default) | referable specificity at the previous default: cost |", "|---" * 10 + "|"]
-    for name, v in result["per_collection"].items():  # type: ignore[union-attr]
+    for name, v in result["per_collection"].items():  # type: ignore[union-attr]  # the result is a JSON-like dict of mixed values
         n, o = v["new"], v["old"]
         auc = n["referable_auc"]
         lines.append(
@@ -219,23 +219,23 @@ def card_section(result: dict[str, object]) -> dict[str, object]:
             "referable_sensitivity", "referable_specificity", "urgent_sensitivity", "urgent_specificity",
             "urgent_in_annual")
     per = {}
-    for name, v in result["per_collection"].items():  # type: ignore[union-attr]
+    for name, v in result["per_collection"].items():  # type: ignore[union-attr]  # the result is a JSON-like dict of mixed values
         new, old = v["new"], v["old"]
         per[name] = {"held_out": v["held_out"], **{k: new[k] for k in keep},
                      "previous_default": {k: old[k] for k in ("referable_sensitivity", "referable_specificity",
                                                               "urgent_sensitivity", "urgent_in_annual")},
                      "specificity_cost": old["referable_specificity"]["value"] - new["referable_specificity"]["value"]}
-    return {"rule": result["rule"], "thresholds": result["thresholds"]["new"],  # type: ignore[index]
+    return {"rule": result["rule"], "thresholds": result["thresholds"]["new"],  # type: ignore[index]  # the result is a JSON-like dict of mixed values
             "gate": result.get("gate", {}),
             "chosen_on": {n: f"{c} photographs ({'calibration half' if per[n]['held_out'] == 'report half' else 'validation patients'})"
-                          for n, c in result["calibration_photographs"].items()},  # type: ignore[union-attr]
+                          for n, c in result["calibration_photographs"].items()},  # type: ignore[union-attr]  # the result is a JSON-like dict of mixed values
             "split": ("collections the model trained on: its validation patients (split.csv); others split by "
                       f"patient into halves, stratified by worst label, seed {SEED}"),
             "command": "python -m eyescreen_desktop.training.worst_camera --write-card",
             "per_collection": per,
             "strict_variant": {"rule": "urgent sensitivity 1.00 on every collection (no urgent eye below the "
                                        "urgent threshold)",
-                               "thresholds": result["thresholds"]["strict"]}}  # type: ignore[index]
+                               "thresholds": result["thresholds"]["strict"]}}  # type: ignore[index]  # the result is a JSON-like dict of mixed values
 
 
 def update_card(model_dir: Path, result: dict[str, object]) -> Path:
@@ -246,7 +246,7 @@ def update_card(model_dir: Path, result: dict[str, object]) -> Path:
     path = model_dir / "model_card.json"
     card = json.loads(path.read_text(encoding="utf-8"))
     points = card["operating_points"]
-    new = {**points["default"], **{k: float(v) for k, v in result["thresholds"]["new"].items()}}  # type: ignore[index]
+    new = {**points["default"], **{k: float(v) for k, v in result["thresholds"]["new"].items()}}  # type: ignore[index]  # the result is a JSON-like dict of mixed values
     if new != points["default"]:       # keep what training chose, under its own name
         if "previous-default" not in points:
             points = {"default": points["default"], "previous-default": dict(points["default"]),

@@ -86,6 +86,20 @@ def test_patient_and_eye_come_from_names_then_folders_then_the_file(tmp_path):
     }
 
 
+def test_the_batch_reads_a_file_name_like_the_window(tmp_path):
+    """``P001-R.jpg`` is patient P001's right eye for the batch and the camera folder,
+    as it is in the window (issue 20: the batch once made it a patient "P001-R")."""
+    from eyescreen_desktop.domain.eyes import eye_from_name
+    from eyescreen_desktop.gui.batch_jobs import file_patient
+
+    touch(tmp_path, "P001-R.jpg", "P001-L.jpg", "P002 OD.jpg", "A-17-os.png")
+    planned = {f.file: (f.patient_id, f.eye) for f in plan_files([tmp_path])}
+    assert planned == {"P001-R.jpg": ("P001", Eye.RIGHT), "P001-L.jpg": ("P001", Eye.LEFT),
+                       "P002 OD.jpg": ("P002", Eye.RIGHT), "A-17-os.png": ("A-17", Eye.LEFT)}
+    assert all(eye_from_name(Path(name)) is eye for name, (_, eye) in planned.items())
+    assert file_patient(tmp_path, tmp_path / "P001-R.jpg") == ("P001-R.jpg", "P001", Eye.RIGHT)
+
+
 def test_patient_list_wins_and_is_read_the_way_spreadsheets_save_it(tmp_path):
     touch(tmp_path, "visit/img1.jpg", "img2.jpg", "P9_R.jpg")
     listing = tmp_path / "patients.csv"
@@ -300,7 +314,7 @@ def test_slips_of_a_batch_show_heat_maps_kept_in_the_database(tmp_path, tiny_mod
     assert all(e.heatmap is not None for e in summary.eyes)
     assert all(e.heatmap is None for e in listed.eyes)
     plain = dataclasses.replace(summary, eyes=tuple(dataclasses.replace(e, heatmap=None) for e in summary.eyes))
-    images = lambda pdf: sum(len(p.images) for p in PdfReader(pdf).pages)  # noqa: E731
+    images = lambda pdf: sum(len(p.images) for p in PdfReader(pdf).pages)  # noqa: E731 - a one-line helper used only here
     (slip,) = (tmp_path / "out" / "referrals").glob("P001_*.pdf")
     assert images(slip) == images(io.BytesIO(slip_pdf_bytes(plain))) + 2
 
@@ -312,7 +326,7 @@ def test_a_failure_to_save_a_result_stops_the_batch_with_that_error(tmp_path, an
     """Results are committed on a writer thread; its failure must reach the caller."""
     from eyescreen_desktop.core.store import ClinicStore
 
-    folder = photo_folder(tmp_path / "in", {**TWO_PATIENTS, "P004_L.jpg": "P004_L.jpg"})
+    photo_folder(tmp_path / "in", {**TWO_PATIENTS, "P004_L.jpg": "P004_L.jpg"})
     original, calls = ClinicStore.record_batch_file, []
 
     def disk_full_on_the_second(self, *args, **kwargs):
@@ -363,7 +377,7 @@ def test_cancel_is_checked_in_every_phase_and_keeps_what_was_done(tmp_path, annu
                                             for e in "LR"})
     stop = {"now": False}
     if phase == "screening":
-        progress = lambda done, total, file: stop.update(now=done >= 2)  # noqa: E731
+        progress = lambda done, total, file: stop.update(now=done >= 2)  # noqa: E731 - a one-line helper used only here
     else:
         progress = None
         hooks = {"queueing": "queue_batch_encounters", "csv": "write_results_csv", "pdf": "_write_pdfs"}

@@ -256,7 +256,7 @@ def test_result_cache_keys_on_thresholds_not_the_name(tmp_path):
         result = replace(graded_eye(Eye.LEFT, 2), sha256="cd" * 32)
         info = ModelInfo("m", "1", "f" * 64)
         store.save_result(eid, result, info, "icdr-ada", OperatingPoint("clinic", 0.2, 0.05), copy=False)
-        lookup = lambda op: store.result_for(result.sha256, info.sha256, "icdr-ada", op)  # noqa: E731
+        lookup = lambda op: store.result_for(result.sha256, info.sha256, "icdr-ada", op)  # noqa: E731 - a one-line helper used only here
         assert lookup(OperatingPoint("renamed", 0.2, 0.05)) is not None      # same thresholds, new name
         assert lookup(OperatingPoint("clinic", 0.1, 0.05)) is None           # recalibrated: screen again
         assert lookup("clinic") is not None                                  # by name, as before

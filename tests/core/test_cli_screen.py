@@ -120,7 +120,7 @@ def test_kill_9_mid_batch_then_the_same_command_finishes_it_exactly_once(tmp_pat
     assert sorted(r["file"] for r in rows) == sorted(p.name for p in photos)
     assert {r["status"] for r in rows} <= {"ok", "ungradable"}   # a few real photographs are blurred
     con = sqlite3.connect(db)
-    count = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    count = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731 - a one-line helper used only here
     patients = {p.name.split("_")[0] for p in photos}
     assert count("SELECT COUNT(*) FROM batch_files") == len(photos)
     assert count("SELECT COUNT(*) FROM results") == len(photos)

@@ -71,7 +71,7 @@ def test_cameras_look_alike_after_normalisation(fundus_rgb, eyepacs_rgb):
     done_gap = np.abs(done[0][0] - done[1][0]).max()
     assert raw_gap > 60                      # before: orange raw vs grey enhanced
     assert done_gap < 15                     # after: the same colour statistics
-    for mean, std in done:
+    for mean, _std in done:
         assert np.all(np.abs(mean - TARGET_MEAN) < 20)
     # the contrast-enhanced photo's spread is brought down towards a raw photo's
     assert done[1][1].max() < raw[1][1].max() / 1.5

@@ -371,10 +371,10 @@ def test_dates_and_probabilities_cannot_be_misread():
 
 
 def test_eye_pairs_put_the_right_eye_first_and_unknown_sides_after():
-    r, l = graded("P001_R.jpg", Eye.RIGHT, HEALTHY), graded("P001_L.jpg", Eye.LEFT, HEALTHY)
+    r, left = graded("P001_R.jpg", Eye.RIGHT, HEALTHY), graded("P001_L.jpg", Eye.LEFT, HEALTHY)
     u = graded("P003_R.jpg", Eye.UNKNOWN, HEALTHY)
-    rows = reports.eye_pairs((l, u, r))
-    assert rows[0] == ((r, Eye.RIGHT), (l, Eye.LEFT))
+    rows = reports.eye_pairs((left, u, r))
+    assert rows[0] == ((r, Eye.RIGHT), (left, Eye.LEFT))
     assert rows[1] == ((u, Eye.UNKNOWN), (None, Eye.UNKNOWN))
     assert reports.eye_pairs(()) == [((None, Eye.RIGHT), (None, Eye.LEFT))]
 

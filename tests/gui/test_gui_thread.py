@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 
 from eyescreen_desktop.core.records import Eye
 from eyescreen_desktop.gui import main_window

@@ -3,7 +3,6 @@ comes only after the patient ID; only cameras that open are listed."""
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtWidgets import QFileDialog
 
 from eyescreen_desktop.gui.capture_panel import CapturePanel

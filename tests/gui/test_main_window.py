@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from eyescreen_desktop.core.records import Eye, Queue, Status
 from eyescreen_desktop.gui.app import build_window, install_crash_handler, qt_message_handler
-from eyescreen_desktop.gui.main_window import eye_from_name
+from eyescreen_desktop.domain.eyes import eye_from_name
 from eyescreen_desktop.gui.settings import Settings
 
 WAIT_MS = 60_000

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from ... import __version__
+from ...domain.vocabulary import REASON_WORDS, reason_words  # noqa: F401 - REASON_WORDS re-exported by reports
 from .. import imageio
 from ..evidence import eye_evidence, format_probability, quality_line
 from ..fundus import channel_max
@@ -71,19 +72,6 @@ HEADLINES: dict[Queue, str] = {Queue.URGENT: "URGENT REFERRAL", Queue.ROUTINE: "
                                Queue.REVIEW: "REVIEW NEEDED", Queue.ANNUAL: "ANNUAL SCREENING"}
 GREY, RULE, WARN_INK, WARN_BG = "#555555", "#B0B0B0", "#8A4B00", "#FFF8E1"
 
-REASON_WORDS: dict[str, str] = {
-    "blurred": "out of focus",
-    "dark": "too dark",
-    "overexposed": "too bright (washed out)",
-    "small_field": "too little of the retina visible",
-    "low_resolution": "photograph too small",
-    "uneven_illumination": "part of the retina in shadow",
-    "no_field_of_view": "retina not found in the picture",
-    "not_fundus": "not a fundus photograph",
-    "external_eye": "photograph of the front of the eye, not of the retina",
-    "unfamiliar": "unfamiliar photograph: check it by eye",
-    "poor_quality": "not clear enough to grade",
-}
 
 
 # --------------------------------------------------------------------------- settings
@@ -227,11 +215,6 @@ def age_on(birth: dt.date | None, day: dt.date) -> int | None:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def reason_words(reasons: Iterable[str]) -> str:
-    """Quality reason codes in words: ``blurred, dark`` -> ``out of focus, too dark``."""
-    return ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
-
-
 def eye_heading(eye: Eye) -> str:
     """Column heading for an eye, with the Latin abbreviation clinicians use."""
     return {Eye.RIGHT: "RIGHT EYE (OD)", Eye.LEFT: "LEFT EYE (OS)"}.get(eye, "EYE, SIDE UNKNOWN")
@@ -267,8 +250,8 @@ def eye_finding_short(result: EyeResult) -> str:
         reasons = reason_words(result.quality.reasons) if result.quality else ""
         return "ungradable" + (f" ({reasons})" if reasons else "")
     if result.status is Status.NOT_FUNDUS:
-        return "not a fundus photograph"
-    return "file could not be read"
+        return Status.NOT_FUNDUS.label
+    return Status.ERROR.label
 
 
 def due_note(summary: EncounterSummary) -> str:
@@ -339,13 +322,14 @@ def photo_thumbnail(path: str | os.PathLike[str]) -> np.ndarray | None:
 def heatmap_overlay(photo: np.ndarray, heatmap: Any, px: int = HEATMAP_PX) -> np.ndarray | None:
     """The heat map in colour over the photograph as the model saw it (cropped to
     the field of view and colour-normalised), ``px`` square; None if it fails."""
-    from ..preprocess import MASK_RADIUS, disc_mask, preprocess
+    from ..preprocess import MASK_RADIUS, disc_mask, model_frame, preprocess
 
     try:
         heat = np.nan_to_num(np.asarray(heatmap, np.float32)).clip(0.0, 1.0)
         if heat.ndim != 2 or min(heat.shape) < 1:
             raise ValueError(f"heat map must be a 2-D array, got shape {heat.shape}")
-        base = preprocess(np.asarray(photo), px).astype(np.float32)
+        photo = np.asarray(photo)
+        base = preprocess(photo, px, model_frame(photo)).astype(np.float32)   # framed as the model saw it
     except Exception as exc:  # noqa: BLE001 - a slip without heat map beats no slip
         log.warning("slip: heat map not drawn: %s", exc)
         return None

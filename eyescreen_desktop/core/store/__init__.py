@@ -55,7 +55,7 @@ from .batches import BatchFileRow, BatchLedger, InterruptedBatch
 from .engine import ENV_VAR, add_database_argument, database_url
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
-from .queue_views import PAGE_ROWS, QueueViews
+from .queue_views import PAGE_ROWS
 from .workstations import QueueConflict, SharedClinic, claimant, workstation
 from .results import STATES, ResultStore
 from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap

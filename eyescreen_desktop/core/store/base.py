@@ -155,7 +155,7 @@ class StoreBase():
         if image_store is None and self.path is None:
             raise StoreError(f"{display_url(self.url)}: say where the image store is (a folder every "
                              "workstation reaches, e.g. the clinic's shared drive)")
-        self.image_store = Path(image_store) if image_store else self.path.parent / "images"  # type: ignore[union-attr]
+        self.image_store = Path(image_store) if image_store else self.path.parent / "images"  # type: ignore[union-attr]  # set above or inside a transaction; mypy cannot see it
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -164,7 +164,7 @@ class StoreBase():
         self.engine = make_engine(self.url)
         try:
             self._conn = self.engine.connect()
-            self._db: Db = Db(self._conn)  # type: ignore[assignment]
+            self._db: Db = Db(self._conn)  # type: ignore[assignment]  # None only once closed; every use checks the lock first
             migrate(self)
         except Exception as exc:
             if not is_database_error(exc):
@@ -224,7 +224,7 @@ class StoreBase():
             if self._db is not None:
                 self._conn.close()
                 self.engine.dispose()
-                self._db = None  # type: ignore[assignment]
+                self._db = None  # type: ignore[assignment]  # None only once closed; every use checks the lock first
 
     @property
     def schema_version(self) -> int:
@@ -257,7 +257,7 @@ class StoreBase():
                 except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
                     raise driver_error(exc, self._conn) from None
                 finally:
-                    self._conn.eyescreen_write = False  # type: ignore[attr-defined]
+                    self._conn.eyescreen_write = False  # type: ignore[attr-defined]  # our own flag on the SQLAlchemy connection (engine.begin reads it)
             self._depth += 1
             try:
                 yield self._db
@@ -265,7 +265,7 @@ class StoreBase():
                 self._depth -= 1
                 if outer:
                     try:
-                        self._trans.rollback()  # type: ignore[union-attr]
+                        self._trans.rollback()  # type: ignore[union-attr]  # set above or inside a transaction; mypy cannot see it
                     except sa.exc.DBAPIError:   # the connection is gone: nothing to roll back
                         log.warning("could not roll back on %s", self.where)
                 raise
@@ -274,7 +274,7 @@ class StoreBase():
                 try:
                     if self.dialect == "postgresql":   # other workstations' windows hear of it at commit
                         self._conn.exec_driver_sql(f"NOTIFY {CHANGE_CHANNEL}")
-                    self._trans.commit()  # type: ignore[union-attr]
+                    self._trans.commit()  # type: ignore[union-attr]  # set above or inside a transaction; mypy cannot see it
                 except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
                     raise driver_error(exc, self._conn) from None
 

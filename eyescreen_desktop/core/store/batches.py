@@ -23,6 +23,7 @@ class BatchFileRow:
     encounter_id: str
     patient_id: str
     result: EyeResult
+    model: ModelInfo | None = None      # the model recorded with the result (None: not known)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ class BatchLedger(ResultStore):
             "JOIN encounter_images ei ON ei.encounter_image_id = r.encounter_image_id "
             "JOIN images i ON i.image_id = r.image_id JOIN encounters e ON e.encounter_id = b.encounter_id "
             "WHERE b.batch_key = ? ORDER BY b.file", (batch_key,))
-        return [BatchFileRow(r["batch_file"], r["encounter_id"], r["batch_patient"], _eye_result(r)) for r in rows]
+        return [BatchFileRow(r["batch_file"], r["encounter_id"], r["batch_patient"], _eye_result(r),
+                             ModelInfo(r["model_name"], r["model_version"], r["model_sha"])) for r in rows]
 
     def batch_encounters(self, batch_key: str) -> list[str]:
         """IDs of the batch's encounters: those it started, in the order they were

@@ -11,8 +11,8 @@ hand-written dialects of the clinic's queries.
 
 from __future__ import annotations
 
+import functools
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -102,7 +102,7 @@ class Row(tuple):
         row._index = index
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]  # a Row is looked up by column name as well as by index
         if isinstance(key, str):
             return tuple.__getitem__(self, self._index[key])
         return tuple.__getitem__(self, key)
@@ -138,7 +138,7 @@ def driver_error(exc: sa.exc.DBAPIError | sa.exc.PendingRollbackError, conn: sa.
     if isinstance(exc, sa.exc.PendingRollbackError) or getattr(exc, "connection_invalidated", False) \
             or server_gone:
         return lost_connection(exc, conn)
-    return exc.orig  # type: ignore[return-value]
+    return exc.orig  # type: ignore[return-value]  # the driver's own exception, raised by the caller
 
 
 def lost_connection(exc: BaseException, conn: sa.Connection | None = None) -> StoreError:
@@ -149,7 +149,35 @@ def lost_connection(exc: BaseException, conn: sa.Connection | None = None) -> St
                       "server runs, then run the same command again; everything saved so far is kept")
 
 
-_PLACEHOLDER = re.compile(r"\?")
+@functools.lru_cache(maxsize=2048)
+def bound(sql: str) -> sa.TextClause:
+    """``sql`` with its ``?`` placeholders as SQLAlchemy bound parameters ``:p0, :p1 ...``.
+
+    Only a ``?`` outside quotes is a placeholder: a literal '?' (the value of
+    ``Eye.UNKNOWN``) stays as it is on every driver, and SQLAlchemy itself escapes
+    '%' for psycopg's placeholder style; every ':' of the text is escaped so it is
+    never taken for a parameter. Cached: the store runs the same few statements."""
+    out: list[str] = []
+    quote: str | None = None
+    n = 0
+    for ch in sql:
+        if ch == ":":
+            out.append("\\:")
+            continue
+        if quote is not None:
+            quote = None if ch == quote else quote   # '' inside a literal closes and reopens it
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            out.append(f":p{n}")
+            n += 1
+            continue
+        out.append(ch)
+    return sa.text("".join(out))
+
+
+def _params(values: Sequence[Any]) -> dict[str, Any]:
+    return {f"p{i}": v for i, v in enumerate(values)}
 
 
 class Db:
@@ -160,26 +188,21 @@ class Db:
     def __init__(self, conn: sa.Connection):
         self.conn = conn
         self.dialect = conn.dialect.name
-        self._pyformat = conn.dialect.paramstyle in ("format", "pyformat")
-
-    def sql(self, text: str) -> str:
-        """``text`` in the driver's placeholder style."""
-        if not self._pyformat:
-            return text
-        return _PLACEHOLDER.sub("%s", text.replace("%", "%%"))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """Run one statement with its ``?`` parameters (:func:`bound`)."""
         try:
-            return Cursor(self.conn.exec_driver_sql(self.sql(sql), tuple(params)))
+            return Cursor(self.conn.execute(bound(sql), _params(params)))
         except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
             raise driver_error(exc, self.conn) from None
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Cursor:
-        rows = [tuple(r) for r in rows]
-        if not rows:
+        """Run one statement once per row of parameters."""
+        many = [_params(r) for r in rows]
+        if not many:
             return Cursor(None)
         try:
-            return Cursor(self.conn.exec_driver_sql(self.sql(sql), rows))
+            return Cursor(self.conn.execute(bound(sql), many))
         except (sa.exc.DBAPIError, sa.exc.PendingRollbackError) as exc:
             raise driver_error(exc, self.conn) from None
 
