@@ -44,8 +44,12 @@ MOMENTS: dict[str, tuple[str, ...]] = {
 
 
 def to_utc(text: str) -> str:
-    """A stored moment as UTC text; a naive one is read as this machine's local time."""
-    moment = dt.datetime.fromisoformat(text)
+    """A stored moment as UTC text; a naive one is read as this machine's local time.
+    Text that is no moment at all (hand-edited, or a test's placeholder) is kept as it is."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return moment.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat()
