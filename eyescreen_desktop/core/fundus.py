@@ -260,7 +260,7 @@ def _convex_hull(mask: np.ndarray) -> np.ndarray:
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(np.concatenate(contours))
     out = np.zeros(mask.shape, np.uint8)
-    cv2.fillConvexPoly(out, hull, 1)
+    cv2.fillConvexPoly(out, hull, (1,))
     return out.astype(bool)
 
 
@@ -274,7 +274,7 @@ def _largest_blob(binary: np.ndarray) -> np.ndarray | None:
     # fill holes (dark macula, haemorrhages, vessels) by filling the outer contour
     contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     filled = np.zeros_like(blob)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    cv2.drawContours(filled, contours, -1, (1,), thickness=cv2.FILLED)
     return filled.astype(bool)
 
 

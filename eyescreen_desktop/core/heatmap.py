@@ -39,7 +39,7 @@ def retina_mask(tensor: np.ndarray, margin: float = RIM_MARGIN) -> np.ndarray:
     lit = disc_mask(size, MASK_RADIUS) & (channel_max(tensor) > BLACK_LEVEL)
     k = max(1, int(round(margin * size / 2)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-    return cv2.erode(lit.astype(np.uint8), kernel, borderValue=0).astype(bool)
+    return cv2.erode(lit.astype(np.uint8), kernel, borderValue=(0,)).astype(bool)
 
 
 def mask_to_retina(heatmap: np.ndarray, tensor: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from eyescreen_desktop.core.records import Eye, EyeResult, Patient, Queue
 from eyescreen_desktop.core.store import ClinicStore
 from eyescreen_desktop.core.store.results import ResultStore
 from tests.core.report_fixtures import HEALTHY, MODEL, OP, SEVERE, graded, not_graded
-from tests.core.report_fixtures import photo as shared_photo
 
 DAY = dt.datetime(2025, 3, 12, 9, 30)
 
