@@ -73,6 +73,16 @@ ICDR_GRADE_NAMES: tuple[str, ...] = (
 )
 
 
+# Notes the quality gate adds to a photograph's reasons (codes) and the words staff read.
+# A photograph the gate passes but close to its reject limit is graded with a note; a
+# photograph refused for quality on which the grader still sees severe or proliferative
+# disease with high probability stays ungraded, in review, with a warning to act today.
+REASON_BORDERLINE = "borderline_quality"
+PHOTO_QUALITY_BORDERLINE = "photo quality borderline"
+REASON_URGENT_SIGNS = "urgent_signs_visible"
+URGENT_SIGNS_VISIBLE = "possible urgent disease visible: examine today"
+
+
 @dataclass(frozen=True)
 class QualityReport:
     """Verdict of the image-quality gate and the "is it a fundus photo" check.
@@ -93,6 +103,18 @@ class QualityReport:
     @property
     def gradable(self) -> bool:
         return self.status is Status.OK
+
+    @property
+    def borderline(self) -> bool:
+        """Graded, but the learned gate put it close to its reject limit: the grade is
+        shown with "photo quality borderline"."""
+        return self.gradable and REASON_BORDERLINE in self.reasons
+
+    @property
+    def urgent_signs(self) -> bool:
+        """Refused for quality, yet the grader saw severe or proliferative signs with
+        high probability: "possible urgent disease visible: examine today"."""
+        return not self.gradable and REASON_URGENT_SIGNS in self.reasons
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 
 from ..core.heatmap import NO_AREA_TEXT
 from ..core.protocol import OTHER_EYE_NOT_PHOTOGRAPHED, SIDE_NOT_KNOWN, encounter_decision, get_protocol
-from ..core.records import MISSING_EYE_REASONS, EncounterSummary, Eye, EyeResult, MissingEye, Queue, Status
+from ..core.records import (MISSING_EYE_REASONS, REASON_URGENT_SIGNS, URGENT_SIGNS_VISIBLE, EncounterSummary, Eye, EyeResult, MissingEye, Queue, Status)
 from .resources import icon
 from .worker import ScreenedEye
 
@@ -114,8 +114,10 @@ def eye_words(result: EyeResult) -> tuple[str, str, str]:
     if result.status is Status.ERROR:
         return "Photograph could not be read", "", result.message
     reasons = result.quality.reasons if result.quality else ()
-    why = ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons)
+    why = ", ".join(REASON_WORDS.get(r, r.replace("_", " ")) for r in reasons if r != REASON_URGENT_SIGNS)
     verdict = "Cannot be graded"
+    if result.quality is not None and result.quality.urgent_signs:
+        verdict = f"Cannot be graded: {URGENT_SIGNS_VISIBLE}"
     if result.status is Status.NOT_FUNDUS:
         verdict = ("Photograph of the front of the eye" if result.modality == "external_eye"
                    else "Not a fundus photograph")

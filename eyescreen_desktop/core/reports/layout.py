@@ -41,7 +41,8 @@ from ..fundus import channel_max
 from ..heatmap import NO_AREA_TEXT
 from ..paths import resource_file
 from ..protocol import PROTOCOLS
-from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
+from ..records import (PHOTO_QUALITY_BORDERLINE, REASON_BORDERLINE, REASON_URGENT_SIGNS, URGENT_SIGNS_VISIBLE,
+                       EncounterSummary, Eye, EyeResult, Queue, Status)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ REASON_WORDS: dict[str, str] = {
     "external_eye": "photograph of the front of the eye, not of the retina",
     "unfamiliar": "unfamiliar photograph: check it by eye",
     "poor_quality": "not clear enough to grade",
+    REASON_BORDERLINE: PHOTO_QUALITY_BORDERLINE,
+    REASON_URGENT_SIGNS: URGENT_SIGNS_VISIBLE,
 }
 
 
@@ -658,6 +661,8 @@ def _eye_words(result: EyeResult) -> list[Flowable]:
             out.append(P(escape("Photograph of the front of the eye (eye check, not a diabetic-retinopathy "
                                 f"grade). Probability that an eye check-up is needed: "
                                 f"{format_probability(result.p_checkup)}"), "small"))
+        elif result.quality is not None and result.quality.borderline:
+            out.append(P(f'<font color="{WARN_INK}">Image quality: {PHOTO_QUALITY_BORDERLINE}</font>', "small"))
         else:
             out.append(P('<font color="#1B5E20">Image quality: gradable</font>', "small"))
     else:
