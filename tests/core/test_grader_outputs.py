@@ -169,3 +169,16 @@ def test_the_fhir_export_carries_p_maculopathy_and_the_quality_probability(scree
     assert components["p-quality-reject"] == pytest.approx(border.quality.metrics[QUALITY_PROBABILITY], abs=1e-4)
     assert components["quality-note"] == "borderline_quality"
     assert components["urgent-signs"] == "urgent_signs_visible"
+
+
+def test_the_gate_calls_a_pass_in_its_band_borderline_and_nothing_else():
+    from eyescreen_desktop.core.gate import QualityVerdict, decide_gate
+
+    gate = Gate.load()
+    band = gate.thresholds["borderline"]
+    assert decide_gate("fundus", "ok", (), QualityVerdict("good", band, 0.9, borderline=True), {}) == (
+        "ok", ("borderline_quality",))
+    assert decide_gate("fundus", "ok", (), QualityVerdict("good", band / 2, 0.9), {}) == ("ok", ())
+    # a refusal wins over the band; an unfamiliar photograph is refused whatever its quality
+    assert decide_gate("fundus", "ok", (), QualityVerdict("good", band, 0.9, True), {}, unfamiliar=True)[0] == \
+        "ungradable"
