@@ -320,6 +320,7 @@ def write_cards(model_dir: Path, mac: dict[str, Any], table: list[dict[str, Any]
     ``borderline``; the grader card's record of the gate card's new SHA-256."""
     from ..core.classifier import sha256_file
     from ..core.gate import CARD_FILE, default_gate_dir
+    from .export import write_card
 
     gate_path = default_gate_dir() / CARD_FILE
     gate = json.loads(gate_path.read_text(encoding="utf-8"))
@@ -342,7 +343,7 @@ def write_cards(model_dir: Path, mac: dict[str, Any], table: list[dict[str, Any]
     if behind is not None:
         behind["card_sha256"] = sha256_file(gate_path)
         behind["thresholds"] = gate["thresholds"]
-    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    write_card(model_dir, card)          # the JSON and its Markdown rendering
 
 
 def main(argv: Sequence[str] | None = None) -> int:
