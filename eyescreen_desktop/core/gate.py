@@ -189,7 +189,8 @@ class Gate:
     def quality(self, seen: ModalityVerdict, metrics: Mapping[str, float]) -> QualityVerdict:
         """Learned quality grade of a fundus photograph, from the modality run's
         early-block statistics (``seen.features``) and the hand-made measures:
-        decided before grading, so a refused photograph costs no grader run."""
+        decided before grading, so a refused photograph is never graded (the grader only
+        looks at one refused for quality for urgent signs, ``screening.with_urgent_signs``)."""
         if seen.features is None:
             raise ValueError("the modality verdict carries no quality features (made by Gate.modality)")
         return quality_verdict(self._heads, seen.features, metrics, self.thresholds["reject"],
