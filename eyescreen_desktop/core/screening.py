@@ -48,7 +48,7 @@ from .gate import Gate, GateError, decide_gate
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
 from .preprocess import PREPROCESSING_ID, preprocess
 from .protocol import DEFAULT_PROTOCOL, EXTERNAL_EYE_CODES, Protocol, get_protocol
-from .records import (REASON_URGENT_SIGNS, URGENT_SIGNS_VISIBLE, Eye, EyeResult, OperatingPoint, Prediction,
+from .records import (REASON_URGENT_SIGNS, Eye, EyeResult, OperatingPoint, Prediction,
                       QualityReport, Status)
 
 log = logging.getLogger(__name__)
@@ -185,14 +185,13 @@ def with_urgent_signs(quality: QualityReport, p_urgent: float, threshold: float 
     """The refused photograph's verdict after the grader's look: its p_urgent is kept
     in the metrics (``grader_p_urgent``), and at or above ``threshold`` (the model
     card's ``refused_photographs.urgent_signs``) the reason ``urgent_signs_visible``
-    is added and the advice starts with "possible urgent disease visible: examine
-    today". It stays ungradable: never a grade, always review."""
+    is added: the protocol's finding, the window's verdict and the slip's note then
+    say "possible urgent disease visible: examine today" (the advice stays the
+    reason's). It stays ungradable: never a grade, always review."""
     metrics = {**quality.metrics, "grader_p_urgent": round(float(p_urgent), 4)}
     if threshold is None or p_urgent < threshold:
         return replace(quality, metrics=metrics)
-    words = URGENT_SIGNS_VISIBLE[:1].upper() + URGENT_SIGNS_VISIBLE[1:]
-    advice = f"{words}. {quality.advice}" if quality.advice else f"{words}."
-    return replace(quality, reasons=(*quality.reasons, REASON_URGENT_SIGNS), advice=advice, metrics=metrics)
+    return replace(quality, reasons=(*quality.reasons, REASON_URGENT_SIGNS), metrics=metrics)
 
 
 def eye_check(rgb: np.ndarray, quality: QualityReport, external: ExternalEyeModel | None) -> PhotoCheck | None:

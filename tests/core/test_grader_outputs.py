@@ -86,7 +86,7 @@ def test_a_refused_photograph_with_urgent_signs_says_examine_today_and_stays_ung
     assert r.grade is None and r.prediction is None
     assert r.quality.urgent_signs and r.quality.metrics["grader_p_urgent"] >= urgent_signs_threshold(read_card(GRADER))
     assert URGENT_SIGNS_VISIBLE in r.decision.finding
-    assert r.quality.advice.lower().startswith(URGENT_SIGNS_VISIBLE)
+    assert r.quality.reasons[-1] == "urgent_signs_visible" and r.quality.advice   # the reason's advice stays
 
 
 def test_a_refused_photograph_without_urgent_signs_gets_no_warning(screened):
@@ -150,6 +150,7 @@ def test_results_csv_carries_the_new_columns_and_words(tmp_path, classifier):
     assert len(slips) == 1
     text = pdf_text(slips[0]).lower()
     assert URGENT_SIGNS_VISIBLE in text and PHOTO_QUALITY_BORDERLINE in text
+    assert text.count(URGENT_SIGNS_VISIBLE) == 1          # said once, in the eye's note
 
 
 def test_the_fhir_export_carries_p_maculopathy_and_the_quality_probability(screened):
