@@ -64,6 +64,7 @@ from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint
 from .report_names import ReportNames, safe_name
 from .protocol import is_external_eye
 from .photo_fit import noted_result
+from .gate import QUALITY_PROBABILITY
 from .screening import ScreenItem, Screener
 from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
 
@@ -72,7 +73,10 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]   # (files done, files in the batch, file just done)
 
 CSV_COLUMNS = (
-    "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
+    "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent",
+    "p_maculopathy",           # "" where the model has no maculopathy output or the eye was not graded
+    "p_quality_reject",        # the learned gate's probability that the photograph is not good enough
+    "message",
     "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
     "modality", "p_checkup",   # external-eye photographs: modality external_eye, p_checkup, never a grade
     "gate",                    # the learned gate that judged the picture (core.gate), "" for none
@@ -565,6 +569,8 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         "file": bf.file, "patient_id": row.patient_id, "eye": _eye(r.eye), "status": r.status.value,
         "queue": r.queue.value, "grade": "" if r.grade is None else r.grade,
         "p_referable": f"{p.p_referable:.4f}" if p else "", "p_urgent": f"{p.p_urgent:.4f}" if p else "",
+        "p_maculopathy": f"{p.p_maculopathy:.4f}" if p and p.p_maculopathy is not None else "",
+        "p_quality_reject": _quality_probability(r),
         "message": message, "due_date": enc.due_date.isoformat() if enc else "",
         "patient_queue": enc.queue.value if enc else "",
         "finding": r.decision.finding if r.decision else "", "code": r.decision.code if r.decision else "",
@@ -573,6 +579,13 @@ def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, inf
         "modality": r.modality, "p_checkup": "" if r.p_checkup is None else f"{r.p_checkup:.4f}",
         "gate": r.gate,
     }
+
+
+def _quality_probability(result: EyeResult) -> str:
+    """The learned gate's p_reject as a CSV cell; "" where it did not judge (no gate,
+    not a fundus photograph, or refused before the learned head)."""
+    value = result.quality.metrics.get(QUALITY_PROBABILITY) if result.quality else None
+    return "" if value is None else f"{float(value):.4f}"
 
 
 def _eye(eye: Eye) -> str:

@@ -46,6 +46,7 @@ import numpy as np
 from ..domain.vocabulary import Modality
 from . import fundus
 from .classifier import sha256_file
+from .records import REASON_BORDERLINE
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ MODALITIES = (Modality.FUNDUS.value, Modality.EXTERNAL_EYE.value, Modality.OTHER
 QUALITY_GRADES = ("good", "usable", "reject")
 # hand-made measures (core.fundus metrics) the quality head reads beside the picture's early-block statistics
 QUALITY_METRICS = ("vessel_contrast", "fine_detail", "dark_fraction", "fov_brightness", "saturated", "coverage")
+
+# the metric (QualityReport.metrics) holding the learned quality verdict's probability that the
+# photograph is a reject: results.csv's ``p_quality_reject`` and the FHIR quality observation read it
+QUALITY_PROBABILITY = "gate_p_reject"
 
 HEAD_KEYS = ("q_mean", "q_std", "reject_w1", "reject_b1", "reject_w2", "reject_b2", "good_w", "good_b",
              "ood_mean", "ood_components", "ood_variances", "ood_noise",
@@ -107,10 +112,11 @@ class QualityVerdict:
     quality: str            # good / usable / reject
     p_reject: float
     p_good: float
+    borderline: bool = False    # passed, but p_reject at or above the card's ``borderline`` (not reject)
 
     def metrics(self) -> dict[str, float]:
         """For ``QualityReport.metrics`` (logs and re-tuning)."""
-        return {"gate_p_reject": self.p_reject, "gate_p_good": self.p_good}
+        return {QUALITY_PROBABILITY: self.p_reject, "gate_p_good": self.p_good}
 
 
 class Gate:
@@ -184,10 +190,12 @@ class Gate:
     def quality(self, seen: ModalityVerdict, metrics: Mapping[str, float]) -> QualityVerdict:
         """Learned quality grade of a fundus photograph, from the modality run's
         early-block statistics (``seen.features``) and the hand-made measures:
-        decided before grading, so a refused photograph costs no grader run."""
+        decided before grading, so a refused photograph is never graded (the grader only
+        looks at one refused for quality for urgent signs, ``screening.with_urgent_signs``)."""
         if seen.features is None:
             raise ValueError("the modality verdict carries no quality features (made by Gate.modality)")
-        return quality_verdict(self._heads, seen.features, metrics, self.thresholds["reject"])
+        return quality_verdict(self._heads, seen.features, metrics, self.thresholds["reject"],
+                               self.thresholds.get("borderline", float("inf")))
 
     def familiarity(self, embedding: np.ndarray) -> float:
         """Mahalanobis distance (PPCA, per dimension) of the grader's pooled
@@ -208,11 +216,14 @@ def quality_probabilities(heads: Mapping[str, np.ndarray], features: np.ndarray,
 
 
 def quality_verdict(heads: Mapping[str, np.ndarray], features: np.ndarray, metrics: Mapping[str, float],
-                    reject_at: float) -> QualityVerdict:
-    """The quality heads' verdict (screening and the training report share it)."""
+                    reject_at: float, borderline_at: float = float("inf")) -> QualityVerdict:
+    """The quality heads' verdict (screening and the training report share it).
+    ``borderline_at`` (the card's ``borderline``, below ``reject_at``) starts the band
+    of photographs that pass but are graded with "photo quality borderline"."""
     p_reject, p_good = quality_probabilities(heads, features, metrics)
     quality = "reject" if p_reject >= reject_at else ("good" if p_good >= 0.5 else "usable")
-    return QualityVerdict(quality, round(p_reject, 4), round(p_good, 4))
+    borderline = quality != "reject" and p_reject >= borderline_at
+    return QualityVerdict(quality, round(p_reject, 4), round(p_good, 4), borderline)
 
 
 def verdict_from_probs(probs: np.ndarray, fundus_min_prob: float = 0.0, distance: float = 0.0,
@@ -284,7 +295,9 @@ def decide_gate(modality: str, status: str, reasons: tuple[str, ...], verdict: Q
     dark, out of focus...) -> ``ungradable`` with it; the learned quality head's
     reject -> ``ungradable`` with the nearest hand-made reason in words; far
     from every fundus photograph the gate knows (``unfamiliar``, the grader's
-    features, known after grading) -> ``ungradable``, ``unfamiliar``; else
+    features, known after grading) -> ``ungradable``, ``unfamiliar``; a pass
+    with the learned p_reject in the card's borderline band -> ``ok`` with the
+    reason ``borderline_quality`` (graded, "photo quality borderline"); else
     ``ok``. ``verdict`` is None when the learned quality is not available (it
     is then skipped)."""
     if modality == Modality.EXTERNAL_EYE:
@@ -299,4 +312,6 @@ def decide_gate(modality: str, status: str, reasons: tuple[str, ...], verdict: Q
         return "ungradable", (reject_reason(metrics),)
     if unfamiliar:
         return "ungradable", ("unfamiliar",)
+    if verdict is not None and verdict.borderline:
+        return "ok", (REASON_BORDERLINE,)
     return "ok", ()

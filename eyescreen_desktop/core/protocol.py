@@ -15,6 +15,10 @@ from typing import Iterable, Mapping
 from ..domain.grades import referred
 from .records import (
     ICDR_GRADE_NAMES,
+    PHOTO_QUALITY_BORDERLINE,
+    REASON_BORDERLINE,
+    REASON_URGENT_SIGNS,
+    URGENT_SIGNS_VISIBLE,
     Eye,
     EyeDecision,
     EyeResult,
@@ -46,17 +50,29 @@ class Protocol:
     # a diabetic-retinopathy screen and the patient waits in review for a fundus photograph
     eye_check_alone: bool = False
 
-    def decide_eye(self, prediction: Prediction, op: OperatingPoint) -> EyeDecision:
-        """Queue and code for a gradable eye from the model's probabilities."""
+    def decide_eye(self, prediction: Prediction, op: OperatingPoint, borderline: bool = False) -> EyeDecision:
+        """Queue and code for a gradable eye from the model's probabilities. A photograph
+        the gate passed as borderline (``QualityReport.borderline``) is graded the same
+        way; its finding ends with "photo quality borderline"."""
         flags = _flags(prediction, op)
-        return _DECIDERS[self.name](prediction, flags)
+        decision = _DECIDERS[self.name](prediction, flags)
+        if borderline:
+            decision = replace(decision, finding=f"{decision.finding}; {PHOTO_QUALITY_BORDERLINE}")
+        return decision
 
     def decide_unreadable(self, status: Status, reasons: Iterable[str] = ()) -> EyeDecision:
-        """Eyes that could not be graded always go to review, never to annual."""
+        """Eyes that could not be graded always go to review, never to annual. One refused
+        for quality on which the grader saw urgent signs (reason ``urgent_signs_visible``)
+        stays in review, ungraded, with "possible urgent disease visible: examine today"."""
         code = "U" if self.name == "nhs-dess" else "ungradable"
         words = Status.UNGRADABLE.label if status is Status.OK else Status(status).label
-        detail = ", ".join(r.replace("_", " ") for r in reasons if r != "not_fundus")  # no echo of the words
-        return EyeDecision(Queue.REVIEW, code, f"{words} ({detail})" if detail else words)
+        reasons = tuple(reasons)
+        notes = {"not_fundus", REASON_URGENT_SIGNS, REASON_BORDERLINE}   # no echo of the words
+        detail = ", ".join(r.replace("_", " ") for r in reasons if r not in notes)
+        finding = f"{words} ({detail})" if detail else words
+        if REASON_URGENT_SIGNS in reasons and status is Status.UNGRADABLE:
+            finding += f"; {URGENT_SIGNS_VISIBLE}"
+        return EyeDecision(Queue.REVIEW, code, finding)
 
     def decide_external_eye(self, checkup: bool | None, finding: str = "", message: str = "") -> EyeDecision:
         """Queue for a photograph of the front of the eye (never an ICDR grade).

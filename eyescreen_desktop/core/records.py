@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # the vocabulary lives in domain; records re-exports it so `from .records import Eye` keeps working
-from ..domain.vocabulary import ICDR_GRADE_NAMES, Eye, Modality, Queue, Status  # noqa: F401 - re-exported
+from ..domain.vocabulary import (  # noqa: F401 - re-exported: the vocabulary is stated in domain
+    ICDR_GRADE_NAMES,
+    PHOTO_QUALITY_BORDERLINE,
+    REASON_BORDERLINE,
+    REASON_URGENT_SIGNS,
+    URGENT_SIGNS_VISIBLE,
+    Eye,
+    Modality,
+    Queue,
+    Status,
+)
 
 
 # The quality gate's verdict in words (QualityReport.verdict).
@@ -49,8 +59,20 @@ class QualityReport:
     @property
     def verdict(self) -> str:
         """The gate's verdict in its own words, as the slip and the window print it
-        ("Image quality: gradable"): one place to change when the gate says more."""
-        return QUALITY_VERDICTS[self.status]
+        ("Image quality: gradable", or "photo quality borderline" for a borderline pass)."""
+        return PHOTO_QUALITY_BORDERLINE if self.borderline else QUALITY_VERDICTS[self.status]
+
+    @property
+    def borderline(self) -> bool:
+        """Graded, but the learned gate put it close to its reject limit: the grade is
+        shown with "photo quality borderline"."""
+        return self.gradable and REASON_BORDERLINE in self.reasons
+
+    @property
+    def urgent_signs(self) -> bool:
+        """Refused for quality, yet the grader saw severe or proliferative signs with
+        high probability: "possible urgent disease visible: examine today"."""
+        return not self.gradable and REASON_URGENT_SIGNS in self.reasons
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from .gate import Gate, GateError, decide_gate
 from .imageio import ImageReadError, image_sha256, read_image_with_hash
 from .preprocess import PREPROCESSING_ID, model_frame, preprocess
 from .protocol import DEFAULT_PROTOCOL, EXTERNAL_EYE_CODES, Protocol, get_protocol
-from .records import Eye, EyeResult, Modality, OperatingPoint, Prediction, QualityReport, Status
+from .records import REASON_URGENT_SIGNS, Eye, EyeResult, Modality, OperatingPoint, Prediction, QualityReport, Status
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class Prepared:
     error: str = ""
     cached: EyeResult | None = None
     external: PhotoCheck | None = None     # the eye check of a close-up or selfie (core.external_eye)
+    look: np.ndarray | None = None         # (S, S, 3) uint8 of a fundus photograph refused for quality:
+    #                                        the grader looks for urgent signs, it is never graded
 
 
 DEFAULT_GATE = "default"
@@ -121,11 +123,13 @@ def default_gate() -> Gate | None:
 
 def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
             max_side: int = DECODE_MAX_SIDE, gate: Gate | None = None,
-            external: ExternalEyeModel | None = None) -> Prepared:
+            external: ExternalEyeModel | None = None, look_refused: bool = False) -> Prepared:
     """Read, gate and preprocess one file; never raises for a bad file.
 
     ``cache`` maps a content hash to a result already on record (same model and
-    protocol); on a hit the photograph is not decoded again."""
+    protocol); on a hit the photograph is not decoded again. ``look_refused``:
+    also build the model input of a fundus photograph refused for quality
+    (:func:`refused_for_quality`), for the urgent-signs look."""
     path = Path(item.path)
     try:
         if cache is not None:
@@ -140,7 +144,7 @@ def prepare(item: ScreenItem, input_size: int, cache: CacheLookup | None = None,
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
         log.exception("reading %s failed", path)
         return Prepared(item, error=f"{path.name} could not be read ({exc}): copy it again or report the problem")
-    return prepare_array(rgb, item, input_size, sha, gate, external)
+    return prepare_array(rgb, item, input_size, sha, gate, external, look_refused)
 
 
 def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
@@ -153,18 +157,48 @@ def _lookup(cache: CacheLookup, sha256: str) -> EyeResult | None:
 
 
 def prepare_array(rgb: np.ndarray, item: ScreenItem, input_size: int, sha256: str = "",
-                  gate: Gate | None = None, external: ExternalEyeModel | None = None) -> Prepared:
+                  gate: Gate | None = None, external: ExternalEyeModel | None = None,
+                  look_refused: bool = False) -> Prepared:
     """Quality gate and model input for pixels already in memory (camera captures)."""
     h, w = rgb.shape[:2]
     try:
         quality, fov = gate_picture(rgb, gate)
         tensor = preprocess(rgb, input_size, fov) if quality.gradable else None
+        look = (preprocess(rgb, input_size, fov)
+                if look_refused and fov is not None and refused_for_quality(quality) else None)
         check = eye_check(rgb, quality, external)
     except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("quality gate failed on %s", item.path)
         return Prepared(item, sha256, w, h,
                         error=f"{Path(item.path).name} could not be analysed ({exc}): retake the photograph")
-    return Prepared(item, sha256, w, h, quality, tensor, external=check)
+    return Prepared(item, sha256, w, h, quality, tensor, external=check, look=look)
+
+
+# refusals that say nothing about the photograph's quality: the picture may not be a
+# retina at all (unfamiliar), or is too small for the grader to see anything
+NOT_QUALITY_REASONS = frozenset({"unfamiliar", "low_resolution", "no_field_of_view", "not_fundus", "external_eye"})
+
+
+def refused_for_quality(quality: QualityReport) -> bool:
+    """A fundus photograph the gate refused for its quality (blur, shadow, exposure,
+    small field, the learned reject): the grader still looks at it for urgent signs.
+    Never a picture that is not a fundus photograph, nor one refused as unfamiliar
+    or too small."""
+    return (quality.status is Status.UNGRADABLE and quality.modality == "fundus"
+            and bool(quality.reasons) and not NOT_QUALITY_REASONS.intersection(quality.reasons))
+
+
+def with_urgent_signs(quality: QualityReport, p_urgent: float, threshold: float | None) -> QualityReport:
+    """The refused photograph's verdict after the grader's look: its p_urgent is kept
+    in the metrics (``grader_p_urgent``), and at or above ``threshold`` (the model
+    card's ``refused_photographs.urgent_signs``) the reason ``urgent_signs_visible``
+    is added: the protocol's finding, the window's verdict and the slip's note then
+    say "possible urgent disease visible: examine today" (the advice stays the
+    reason's). It stays ungradable: never a grade, always review."""
+    metrics = {**quality.metrics, "grader_p_urgent": round(float(p_urgent), 4)}
+    if threshold is None or p_urgent < threshold:
+        return replace(quality, metrics=metrics)
+    return replace(quality, reasons=(*quality.reasons, REASON_URGENT_SIGNS), metrics=metrics)
 
 
 def eye_check(rgb: np.ndarray, quality: QualityReport, external: ExternalEyeModel | None) -> PhotoCheck | None:
@@ -207,14 +241,16 @@ def gate_picture(rgb: np.ndarray, gate: Gate | None) -> tuple[QualityReport, fun
     q = assess_quality(rgb, fov, fundus_known=True)
     metrics = {**q.metrics, **probs}
     if q.status is Status.OK:
-        # the learned quality head, on the modality run's early-block statistics: a refused
-        # photograph costs no grader run; the reason is the hand-made measure nearest its limit
+        # the learned quality head, on the modality run's early-block statistics, before grading;
+        # the reason is the hand-made measure nearest its limit. A refused photograph keeps its
+        # field of view: the grader may still look at it for urgent signs (never a grade)
         verdict = gate.quality(seen, q.metrics)
         metrics.update(verdict.metrics())
         status, reasons = decide_gate(Modality.FUNDUS, "ok", (), verdict, q.metrics)
         if status != Status.OK.value:
             q = fundus.report(Status(status), list(reasons), metrics)
-            return replace(q, modality=Modality.FUNDUS.value, gate=gate.version), None
+            return replace(q, modality=Modality.FUNDUS.value, gate=gate.version), fov
+        q = replace(q, reasons=reasons)     # a borderline pass carries ``borderline_quality``
     return replace(q, metrics=metrics, modality=Modality.FUNDUS.value, gate=gate.version), fov
 
 
@@ -248,7 +284,7 @@ def decide(path: str, eye: Eye, quality: QualityReport | None, prediction: Predi
         decision = protocol.decide_unreadable(quality.status, quality.reasons)
         return EyeResult(status=quality.status, message=message or quality.advice, quality=quality,
                          decision=decision, **common)
-    decision = protocol.decide_eye(prediction, operating_point)
+    decision = protocol.decide_eye(prediction, operating_point, borderline=quality.borderline)
     return EyeResult(status=Status.OK, message=message, quality=quality, prediction=prediction,
                      decision=decision, heatmap=heatmap, **common)
 
@@ -301,6 +337,9 @@ class Screener:
         self.gate = default_gate() if gate == DEFAULT_GATE else gate
         self.external = default_external_model() if external == DEFAULT_EXTERNAL else external
         self._familiarity = self.gate is not None and _fitted_on(self.gate, card)
+        # the p_urgent at which a photograph refused for quality still says "possible urgent
+        # disease visible"; None (an older card): refused photographs cost no grader run
+        self.urgent_signs_at = urgent_signs_threshold(card)
 
     @property
     def lookahead(self) -> int:
@@ -332,7 +371,7 @@ class Screener:
         rgb = np.ascontiguousarray(rgb)
         digest = hashlib.sha256(rgb.tobytes() + repr(rgb.shape).encode()).hexdigest()
         prepared = prepare_array(rgb, ScreenItem(Path(name), Eye(eye)), self.classifier.input_size, digest,
-                                 self.gate, self.external)
+                                 self.gate, self.external, self.urgent_signs_at is not None)
         return next(iter(self._finish([prepared])))
 
     def _fill(self, pool: ThreadPoolExecutor, source: Iterator[ScreenItem],
@@ -342,12 +381,13 @@ class Screener:
             if item is None:
                 return
             pending.append(pool.submit(prepare, item, self.classifier.input_size, self.cache, gate=self.gate,
-                                       external=self.external))
+                                       external=self.external, look_refused=self.urgent_signs_at is not None))
 
     def _finish(self, batch: Sequence[Prepared]) -> Iterator[EyeResult]:
         """Predict the gradable ones in one call, then decide every one, in order."""
         gradable = [p for p in batch if p.tensor is not None and p.cached is None]
         outputs, failure, embeddings = self._predict(gradable)
+        batch = self._look_at_refused(batch)
         batch = [self._apply_gate(p, outputs, embeddings) for p in batch]
         for p in batch:
             if p.cached is not None:
@@ -365,6 +405,23 @@ class Screener:
                 # heat maps only on the retina, and only for an eye found referable
                 yield result if heatmap is None else replace(
                     result, heatmap=heatmap_to_show(heatmap, p.tensor, result.queue))
+
+    def _look_at_refused(self, batch: Sequence[Prepared]) -> list[Prepared]:
+        """The grader's look at the fundus photographs refused for quality (one call for
+        the batch): their verdicts gain ``grader_p_urgent`` and, above the card's
+        threshold, "possible urgent disease visible: examine today". A failed look is
+        logged and leaves the refusal as it was."""
+        looked = [p for p in batch if p.look is not None and p.cached is None and p.quality is not None]
+        if not looked:
+            return list(batch)
+        try:
+            preds = self.classifier.predict(np.stack([p.look for p in looked]))
+        except Exception:  # noqa: BLE001 - the refusal stands without the look
+            log.exception("looking at %d refused photographs failed", len(looked))
+            return list(batch)
+        seen = {id(p): with_urgent_signs(p.quality, pred.p_urgent, self.urgent_signs_at)  # type: ignore[arg-type]
+                for p, pred in zip(looked, preds)}
+        return [replace(p, quality=seen[id(p)], look=None) if id(p) in seen else p for p in batch]
 
     def _external_result(self, p: Prepared) -> EyeResult | None:
         """The record of an external-eye photograph (never graded for retinopathy)."""
@@ -430,6 +487,13 @@ def _fitted_on(gate: Gate, card: Any) -> bool:
         return False
     fitted, served = grader.get("runtime_sha256", ""), getattr(card, "runtime_sha256", "")
     return not (fitted and served) or fitted == served
+
+
+def urgent_signs_threshold(card: Any) -> float | None:
+    """The card's ``refused_photographs.urgent_signs`` (a p_urgent chosen on validation
+    patients' refused photographs, docs/training.md), or None when the card has none."""
+    value = (getattr(card, "raw", None) or {}).get("refused_photographs", {}).get("urgent_signs")
+    return None if value is None else float(value)
 
 
 def _operating_point(card: Any, chosen: OperatingPoint | str | None) -> OperatingPoint:

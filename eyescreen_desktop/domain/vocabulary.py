@@ -95,6 +95,16 @@ _MODALITY_LABEL = {
 }
 
 
+# Notes the quality gate adds to a photograph's reasons (codes) and the words staff read.
+# A photograph the gate passes but close to its reject limit is graded with a note; a
+# photograph refused for quality on which the grader still sees severe or proliferative
+# disease with high probability stays ungraded, in review, with a warning to act today.
+REASON_BORDERLINE = "borderline_quality"
+PHOTO_QUALITY_BORDERLINE = "photo quality borderline"
+REASON_URGENT_SIGNS = "urgent_signs_visible"
+URGENT_SIGNS_VISIBLE = "possible urgent disease visible: examine today"
+
+
 #: the quality gate's reason codes (QualityReport.reasons) in words, for the screen and the slip
 REASON_WORDS: dict[str, str] = {
     "blurred": "out of focus",
@@ -108,6 +118,8 @@ REASON_WORDS: dict[str, str] = {
     "external_eye": "photograph of the front of the eye, not of the retina",
     "unfamiliar": "unfamiliar photograph: check it by eye",
     "poor_quality": "not clear enough to grade",
+    REASON_BORDERLINE: PHOTO_QUALITY_BORDERLINE,
+    REASON_URGENT_SIGNS: URGENT_SIGNS_VISIBLE,
 }
 
 

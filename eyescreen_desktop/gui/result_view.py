@@ -58,6 +58,8 @@ from ..core.records import (
     EyeResult,
     MissingEye,
     OperatingPoint,
+    REASON_URGENT_SIGNS,
+    URGENT_SIGNS_VISIBLE,
     Queue,
     Status,
 )
@@ -122,8 +124,10 @@ def eye_words(result: EyeResult, op: OperatingPoint | None = None) -> tuple[str,
     if result.status is Status.ERROR:
         return "Photograph could not be read", "", result.message
     reasons = result.quality.reasons if result.quality else ()
-    why = reason_words(reasons)
+    why = reason_words(r for r in reasons if r != REASON_URGENT_SIGNS)
     verdict = "Cannot be graded"
+    if result.quality is not None and result.quality.urgent_signs:
+        verdict = f"Cannot be graded: {URGENT_SIGNS_VISIBLE}"
     if result.status is Status.NOT_FUNDUS:
         verdict = ("Photograph of the front of the eye" if result.modality == Modality.EXTERNAL_EYE
                    else "Not a fundus photograph")

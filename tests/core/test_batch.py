@@ -24,8 +24,8 @@ from eyescreen_desktop.core.classifier import Classifier, ModelError
 from eyescreen_desktop.core.records import Eye, Queue, Status
 from tests.core.screen_inputs import IMAGES, make_bad_inputs, model_with_thresholds
 
-REQUIRED = ["file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "message",
-            "due_date", "finding", "quality_reasons", "model_version"]
+REQUIRED = ["file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "p_maculopathy",
+            "p_quality_reject", "message", "due_date", "finding", "quality_reasons", "model_version"]
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_a_batch_fills_the_csv_and_the_clinic_database(tmp_path, annual_classifi
     data = tmp_path / "data"
     report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=data, pdf=False)
     rows = read_csv(tmp_path / "out" / "results.csv")
-    assert list(rows[0])[:9] == REQUIRED[:9] and set(REQUIRED) <= set(rows[0])
+    assert list(rows[0])[:11] == REQUIRED[:11] and set(REQUIRED) <= set(rows[0])
     assert sorted(r["file"] for r in rows) == sorted([*TWO_PATIENTS, "zero.jpg", "letter.jpg", "blurred.jpg"])
     by_file = {r["file"]: r for r in rows}
     for name in ("zero.jpg", "letter.jpg", "blurred.jpg"):

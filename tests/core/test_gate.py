@@ -218,13 +218,20 @@ def test_learned_reject_is_said_in_words(gate):
 
 def test_the_learned_quality_is_decided_before_grading(gate, good):
     """With the reject threshold at 0 every fundus photograph is refused by the
-    quality head already in ``gate_picture``: no field to crop, so no model
-    input is made and the grader never runs; the reason is in words."""
+    quality head already in ``gate_picture``: no model input to grade is made;
+    the reason is in words. The field of view is kept (issue 23): the grader
+    looks at a refused fundus photograph for urgent signs only when asked to."""
+    from eyescreen_desktop.core.screening import ScreenItem, prepare_array
+
     strict = Gate(gate.card | {"thresholds": gate.thresholds | {"reject": 0.0}}, gate.folder,
                   gate._session, gate._heads)
     q, fov = gate_picture(good[0], strict)
-    assert q.status is Status.UNGRADABLE and fov is None and q.modality == "fundus"
+    assert q.status is Status.UNGRADABLE and fov is not None and q.modality == "fundus"
     assert q.reasons and q.advice == fundus.ADVICE[q.reasons[0]] and 0 < q.metrics["gate_p_reject"] < 1
+    quiet = prepare_array(good[0], ScreenItem(Path("P001_L.jpg")), 384, gate=strict)
+    assert quiet.tensor is None and quiet.look is None
+    looked = prepare_array(good[0], ScreenItem(Path("P001_L.jpg")), 384, gate=strict, look_refused=True)
+    assert looked.tensor is None and looked.look is not None and looked.look.shape == (384, 384, 3)
     q, fov = gate_picture(good[0], gate)
     assert q.status is Status.OK and fov is not None and q.metrics["gate_p_reject"] < gate.thresholds["reject"]
 

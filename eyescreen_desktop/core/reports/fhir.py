@@ -8,7 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..records import EncounterSummary, Eye, EyeResult, ICDR_GRADE_NAMES, Queue, Status
+from ..gate import QUALITY_PROBABILITY
+from ..records import (REASON_BORDERLINE, REASON_URGENT_SIGNS, EncounterSummary, Eye, EyeResult, ICDR_GRADE_NAMES,
+                       Queue, Status)
 from .layout import (
     SlipSettings,
     _write_atomic,
@@ -170,13 +172,24 @@ def _quality_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, str]
     obs = _observation(s, e, refs, "image-quality", "Fundus photograph quality",
                        {"valueCodeableConcept": _concept(QUALITY_SYSTEM, e.status.value, display)})
     reasons = e.quality.reasons if e.quality else ()
-    if reasons:
-        obs["component"] = [{"code": _concept(OBSERVATION_SYSTEM, "quality-reason", "Reason not gradable"),
-                             "valueCodeableConcept": _concept(QUALITY_REASON_SYSTEM, r, reason_words([r]))}
-                            for r in reasons]
+    components = [{"code": _concept(OBSERVATION_SYSTEM, *_QUALITY_NOTES.get(r, _NOT_GRADABLE)),
+                   "valueCodeableConcept": _concept(QUALITY_REASON_SYSTEM, r, reason_words([r]))} for r in reasons]
+    p_reject = e.quality.metrics.get(QUALITY_PROBABILITY) if e.quality else None
+    if p_reject is not None:
+        components.append({"code": _concept(OBSERVATION_SYSTEM, "p-quality-reject",
+                                            "Probability that the photograph is not good enough to grade"),
+                           "valueQuantity": _probability(float(p_reject))})
+    if components:
+        obs["component"] = components
     if not gradable:
         obs["note"] = [{"text": f"{quality_note(e)}. {quality_advice(e)}"}]
     return obs
+
+
+# reasons that are notes about a photograph, not why it could not be graded
+_NOT_GRADABLE = ("quality-reason", "Reason not gradable")
+_QUALITY_NOTES = {REASON_BORDERLINE: ("quality-note", "Photo quality note"),
+                  REASON_URGENT_SIGNS: ("urgent-signs", "Urgent signs seen on a photograph refused for quality")}
 
 
 def _eye_observations(b: _Bundler, e: EyeResult, index: int, refs: dict[str, str]) -> list[str]:

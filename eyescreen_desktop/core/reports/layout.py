@@ -42,7 +42,7 @@ from ..fundus import channel_max
 from ..heatmap import NO_AREA_TEXT
 from ..paths import resource_file
 from ..protocol import PROTOCOLS
-from ..records import EncounterSummary, Eye, EyeResult, OperatingPoint, Queue, Status
+from ..records import PHOTO_QUALITY_BORDERLINE, EncounterSummary, Eye, EyeResult, OperatingPoint, Queue, Status
 from .scripts import BASE, FAMILIES, register_family, script_markup, text_width
 
 log = logging.getLogger(__name__)
@@ -644,6 +644,8 @@ def _eye_words(result: EyeResult, op: OperatingPoint | None = None) -> list[Flow
             out.append(P(escape("Photograph of the front of the eye (eye check, not a diabetic-retinopathy "
                                 f"grade). Probability that an eye check-up is needed: "
                                 f"{format_probability(result.p_checkup)}"), "small"))
+        elif result.quality is not None and result.quality.borderline:
+            out.append(P(f'<font color="{WARN_INK}">Image quality: {PHOTO_QUALITY_BORDERLINE}</font>', "small"))
         else:
             out.append(P(f'<font color="#1B5E20">{escape(quality_line(result))}</font>', "small"))
     else:
