@@ -50,7 +50,8 @@ def test_a_borderline_photograph_is_graded_and_says_so(qtbot, screened, tmp_path
     card.resize(360, 560)
     card.show_eye(screened["borderline"], heatmap=False)
     assert screened["borderline"].result.status is Status.OK
-    assert card.detail.text().startswith("Grade")
-    assert card.verdict.text().endswith(f"; {PHOTO_QUALITY_BORDERLINE}")
+    assert "Protocol code: ICDR" in card.detail.text()    # graded (issue 24's evidence wording)
+    assert card.detail.text().endswith(f"Image quality: {PHOTO_QUALITY_BORDERLINE}")   # the gate's own words
+    assert card.verdict.text().startswith("Signs of")           # still graded, the evidence in words
     card.show()
     card.grab().save(str(tmp_path / "borderline.png"))
