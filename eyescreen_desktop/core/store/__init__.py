@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .accounts import (AccessRefused, Accounts, NotSignedIn, PasswordRefused, Person, RoleRefused,
+                       SignInRefused)
 from .audit import AuditEntry, AuditLog
 from .base import BUSY_TIMEOUT_MS, StoreBase, StoreError, default_user, fold_text, search_text
 from .batches import BatchFileRow, BatchLedger
@@ -52,13 +54,14 @@ from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
+    "AccessRefused", "NotSignedIn", "PasswordRefused", "Person", "RoleRefused", "SignInRefused",
     "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]
 
 
-class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
+class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, Accounts, AuditLog, StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 

@@ -21,6 +21,8 @@ from .engine import BUSY_TIMEOUT_MS, Db, StoreError, driver_error, Row, database
 from .migrate import is_database_error, migrate, schema_level
 
 if TYPE_CHECKING:
+    from ..roles import Action
+    from .accounts import Person
     from .notify import ChangeWatcher
 
 log = logging.getLogger(__name__)
@@ -260,9 +262,38 @@ class StoreBase():
             db.execute("INSERT INTO store_meta (key, value) VALUES (?, ?) "
                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
+    person: "Person | None" = None
+    """The signed-in person every change is made as (:mod:`.accounts`); None: nobody,
+    which a database without accounts allows and one with accounts refuses."""
+
+    def _who(self, user: str | None) -> str:
+        """Whom a change names (``created_by``, the audit's user): the signed-in person,
+        else ``user``, else the operating-system user (a database without accounts)."""
+        return self.person.name if self.person is not None else (user or default_user())
+
+    def _has_accounts(self) -> bool:
+        """Whether accounts have started on this database (the first admin exists)."""
+        return bool(self._query("SELECT 1 FROM people LIMIT 1"))
+
+    def require(self, action: "Action") -> None:
+        """Refuse ``action`` unless the signed-in person's roles allow it (:data:`roles.PERMISSIONS`);
+        a database without accounts allows everything, as before accounts existed."""
+        from .accounts import check_allowed
+
+        check_allowed(self, action)
+
     def _audit(self, db: Db, user: str | None, action: str, entity: str,
                details: dict[str, Any] | None = None) -> None:
-        db.execute('INSERT INTO audit_log (at, "user", action, entity, details, workstation) '
-                   "VALUES (?, ?, ?, ?, ?, ?)",
-                   (_now(), user or default_user(), action, entity,
-                    json.dumps(details or {}, sort_keys=True, default=str), socket.gethostname() or "unknown"))
+        """Chain one audit entry (:mod:`.chain`) in the caller's transaction: the signed-in
+        person when there is one, else ``user`` or the operating-system user."""
+        from .chain import BEFORE_ACCOUNTS, append, utc_now
+
+        signed_in = self.person is not None
+        append(db, self.dialect, {
+            "at": utc_now().isoformat(timespec="seconds"),
+            "user": self._who(user),
+            "action": action, "entity": entity,
+            "details": json.dumps(details or {}, sort_keys=True, default=str),
+            "workstation": socket.gethostname() or "unknown",
+            "era": "" if signed_in or self._has_accounts() else BEFORE_ACCOUNTS,
+        })

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..roles import Action
 from ..protocol import get_protocol
 from ..records import EyeResult, ModelInfo, OperatingPoint
 from .base import _datetime, _now
@@ -31,6 +32,7 @@ class BatchLedger(ResultStore):
                     user: str | None = None) -> bool:
         """Register a batch run; True when the key is new, False when resuming
         (or re-running) one already on record."""
+        self.require(Action.SCREEN)
         with self._tx() as db:
             if db.execute("SELECT 1 FROM batches WHERE batch_key = ?", (batch_key,)).fetchone():
                 self._audit(db, user, "batch resumed", f"batch:{batch_key}")
@@ -49,6 +51,7 @@ class BatchLedger(ResultStore):
                         started_at: dt.datetime | None = None, user: str | None = None) -> str:
         """The batch's encounter for this patient, started on first use, so a
         resumed batch adds to the same visit instead of counting it twice."""
+        self.require(Action.SCREEN)
         with self._tx():
             rows = self._query("SELECT encounter_id FROM encounters WHERE batch_key = ? AND patient_id = ?",
                                (batch_key, patient_id))
@@ -66,6 +69,7 @@ class BatchLedger(ResultStore):
         """Save one file's result, queue its encounter and mark the file done in the
         batch, atomically; the photograph is copied into the image store first,
         outside the write lock, so the window's reads never wait on a file copy."""
+        self.require(Action.SCREEN)
         get_protocol(protocol_name)
         stored = self._stored_copy(result, None)
         with self._tx() as db:
@@ -96,6 +100,7 @@ class BatchLedger(ResultStore):
 
     def finish_batch(self, batch_key: str, user: str | None = None) -> None:
         """Mark the batch complete."""
+        self.require(Action.SCREEN)
         with self._tx() as db:
             db.execute("UPDATE batches SET finished_at = ? WHERE batch_key = ?", (_now(), batch_key))
             self._audit(db, user, "batch finished", f"batch:{batch_key}")
@@ -107,6 +112,7 @@ class BatchLedger(ResultStore):
         recorded on the first call: photographs older than this were there before
         and are left to "Screen folder"; newer ones, even those that arrived while
         EyeScreen was closed, are screened."""
+        self.require(Action.SCREEN)
         with self._tx() as db:
             row = db.execute("SELECT since FROM watched_folders WHERE folder = ?", (folder,)).fetchone()
             if row is not None:
