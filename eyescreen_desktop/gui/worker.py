@@ -19,6 +19,7 @@ here too, so no database write or fsync ever blocks the window.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import itertools
@@ -111,6 +112,7 @@ class BatchRequest:
     request_id: int
     job: Callable[[BatchContext], Any]
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    person: Any = None   # who started it: the batch runs as them even after Switch person
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,9 @@ class ScreeningWorker(QObject):
             result=lambda result: self.eyeScreened.emit(rid, ScreenedEye(result)),
         )
         try:
-            outcome = request.job(context)
+            acting = getattr(self.store, "acting_as", None)
+            with acting(request.person) if acting is not None else contextlib.nullcontext():
+                outcome = request.job(context)
         except BatchCancelled:
             outcome = None
         self.batchDone.emit(rid, outcome)
@@ -550,7 +554,7 @@ class ScreeningEngine(QObject):
     def run_batch(self, job: Callable[[BatchContext], Any]) -> int:
         """Run ``job(context)`` on the worker thread; returns the request ID."""
         rid, flag = self._new_id()
-        self._batchRequested.emit(BatchRequest(rid, job, flag))
+        self._batchRequested.emit(BatchRequest(rid, job, flag, getattr(self.worker.store, "person", None)))
         return rid
 
     def update_encounter(self, encounter_id: str, change: Callable[[Any], Any], patient_id: str = "") -> int:

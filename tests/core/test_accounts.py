@@ -187,3 +187,27 @@ def test_only_the_applied_operating_point_is_allowed_to_people_who_are_not_admin
     store.check_operating_point("a" * 64)
     with pytest.raises(RoleRefused, match="admin"):
         store.check_operating_point("b" * 64)
+
+
+def test_a_batch_keeps_running_as_the_person_who_started_it_after_switch_person(store):
+    import threading
+
+    with_people(store)
+    nina = store.sign_in("nina", NURSE_PW)
+    started, switched = threading.Event(), threading.Event()
+
+    def batch() -> None:
+        with store.acting_as(nina):
+            store.upsert_patient(Patient("B1", "first"))
+            started.set()
+            switched.wait()
+            store.upsert_patient(Patient("B2", "second"))
+
+    worker = threading.Thread(target=batch)
+    worker.start()
+    started.wait()
+    store.sign_in("cora", "coordinator-pw")           # someone else takes the workstation
+    switched.set()
+    worker.join()
+    assert [e.user for e in store.audit("patient")] == ["nina", "nina"]
+    assert store.person.name == "cora"

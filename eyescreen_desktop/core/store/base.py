@@ -33,6 +33,7 @@ IMAGE_STORE_VAR = "EYESCREEN_IMAGE_STORE"
 """Environment variable naming a shared image store folder; the database keeps
 paths relative to it (``ab/<sha256>.jpg``), so each workstation may mount it anywhere."""
 
+_UNSET = object()
 WRITE_LOCK_KEY = 0x45594553   # "EYES": the advisory lock every write transaction takes on a server
 
 __all__ = ["BUSY_TIMEOUT_MS", "StoreBase", "StoreError", "default_user", "fold_text", "search_text"]
@@ -262,9 +263,36 @@ class StoreBase():
             db.execute("INSERT INTO store_meta (key, value) VALUES (?, ?) "
                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
-    person: "Person | None" = None
-    """The signed-in person every change is made as (:mod:`.accounts`); None: nobody,
-    which a database without accounts allows and one with accounts refuses."""
+    _person: "Person | None" = None
+    _acting: threading.local | None = None
+
+    @property
+    def person(self) -> "Person | None":
+        """The signed-in person every change is made as (:mod:`.accounts`); None: nobody,
+        which a database without accounts allows and one with accounts refuses. A
+        thread inside :meth:`acting_as` sees its own person instead."""
+        acting = self._acting
+        return getattr(acting, "person", self._person) if acting is not None else self._person
+
+    @person.setter
+    def person(self, value: "Person | None") -> None:
+        self._person = value
+
+    @contextmanager
+    def acting_as(self, person: "Person | None") -> Iterator[None]:
+        """Make this thread's changes as ``person`` whoever signs in meanwhile: a batch
+        keeps running under the person who started it while the window switches person."""
+        if self._acting is None:
+            self._acting = threading.local()
+        previous = getattr(self._acting, "person", _UNSET)
+        self._acting.person = person
+        try:
+            yield
+        finally:
+            if previous is _UNSET:
+                del self._acting.person
+            else:
+                self._acting.person = previous
 
     def _who(self, user: str | None) -> str:
         """Whom a change names (``created_by``, the audit's user): the signed-in person,
