@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from ..core.classifier import ModelCard
 from ..core.imageio import SUPPORTED_SUFFIXES
 from ..core.paths import DataPaths
+from ..core.roles import Action
 from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
@@ -108,6 +109,9 @@ class MainWindow(QMainWindow):
         self._build()
         self._connect()
         self._restore()
+        from .access import WindowAccess
+
+        self.access = WindowAccess(self)   # sign-in, lock after idle, Switch person, what each role may do
 
     # ------------------------------------------------------------------ building
 
@@ -184,7 +188,7 @@ class MainWindow(QMainWindow):
         self._action("about", "&About EyeScreen", self.about)
 
     def _make_menus(self) -> None:
-        menus = (("&File", ("open", "slip", None, "settings", None, "quit")),
+        menus = (("&File", ("open", "slip", None, "settings", None, "quit")),   # + Switch person (gui.access)
                  ("&Patient", ("next", "find")),
                  ("&Capture", ("right", "left")),
                  ("&View", ("screening", "queues", "batch", None, "heatmap")),
@@ -442,6 +446,7 @@ class MainWindow(QMainWindow):
 
         def load() -> tuple[int, EncounterSummary, list[Any]]:
             summary = store.encounter_summary(encounter_id)
+            store.open_record(summary.patient.patient_id)   # audited: who viewed whom (refused without the role)
             return ticket, summary, [display_photo(_stored(store, r)) for r in summary.eyes]
 
         run_in_background(load, self._encounter_loaded,
@@ -498,8 +503,9 @@ class MainWindow(QMainWindow):
         self.settings.camera_source = ""
 
     def _camera_live(self, live: bool) -> None:
+        access = getattr(self, "access", None)   # the camera may go live while the window is built
         for key in ("right", "left"):
-            self.actions[key].setEnabled(live)
+            self.actions[key].setEnabled(live and (access is None or access.may(Action.SCREEN)))
 
     def _patient_edited(self) -> None:
         """Another patient in the form: no picture taken before may be captured for them."""
@@ -615,6 +621,8 @@ class MainWindow(QMainWindow):
         application quits without the window being closed)."""
         self.capture_panel.stop()
         self.eye_check.shutdown()
+        if (access := getattr(self, "access", None)) is not None:
+            access.idle.stop()   # the application-wide input filter goes with the window
         watcher = getattr(self.batch_panel, "watcher", None)
         if watcher is not None:
             watcher.stop()            # joins the camera folder's scan thread

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QSpinBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -163,6 +164,9 @@ class SettingsDialog(QDialog):
                                   placeholderText="this computer's own database when empty; "
                                                   "postgresql://eyescreen@server/clinic for a clinic server")
         self.image_store = PathField(settings.image_store, True, "images/ in the data folder when empty")
+        self.idle_lock = QSpinBox(minimum=0, maximum=240, suffix=" min", value=int(settings.idle_lock_minutes))
+        self.idle_lock.setSpecialValueText("never")
+        self.idle_lock.setToolTip(Settings.idle_lock_minutes.doc)
         self._layout()
 
     def _layout(self) -> None:
@@ -179,6 +183,7 @@ class SettingsDialog(QDialog):
         form.addRow("Model folder:", self.model_folder)
         form.addRow("Clinic database:", self.database)
         form.addRow("Shared image folder:", self.image_store)
+        form.addRow("Lock after idle:", self.idle_lock)
         note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)
@@ -202,5 +207,6 @@ class SettingsDialog(QDialog):
         s.model_folder = str(Path(self.model_folder.text())) if self.model_folder.text() else ""
         s.database_url = self.database.text().strip()
         s.image_store = str(Path(self.image_store.text())) if self.image_store.text() else ""
+        s.idle_lock_minutes = self.idle_lock.value()
         s.sync()
         super().accept()

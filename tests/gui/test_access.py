@@ -1,0 +1,121 @@
+"""The window and accounts (issue 21), with pytest-qt on a real clinic database:
+the sign-in page at start hides everything, the first-admin offer and "Not now",
+Switch person in two keystrokes, the lock after idle minutes, and what each
+role may use greyed out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from eyescreen_desktop.core.records import Patient
+from eyescreen_desktop.gui.access import SWITCH_SHORTCUT
+
+ADMIN_PW = "correct horse battery"
+NURSE_PW = "nurse-password-1"
+
+
+def with_people(store) -> None:
+    store.add_person("ada", ADMIN_PW, ["admin"])
+    store.sign_in("ada", ADMIN_PW)
+    store.add_person("nina", NURSE_PW, ["nurse"])
+    store.add_person("cora", "coordinator-pw", ["coordinator"])
+    store.sign_out()
+
+
+def sign_in(qtbot, window, name: str, password: str) -> None:
+    page = window.access.lock_page
+    if not page.name_edit.isReadOnly():
+        page.name_edit.setText(name)
+    page.password_edit.setText(password)
+    qtbot.mouseClick(page.unlock_button, Qt.MouseButton.LeftButton)
+
+
+def test_without_accounts_the_window_works_as_before_and_not_now_stops_the_offer(qtbot, window):
+    assert not window.access.accounts
+    dialog = window.access.offer_first_admin()
+    qtbot.waitUntil(dialog.isVisible)
+    dialog.reject()                                         # "Not now"
+    assert window.settings.offer_first_admin is False
+    window.access.start()
+    assert window.access.first_admin is dialog and not window.access.locked
+    assert window.actions["settings"].isEnabled() and window.actions["open"].isEnabled()
+
+
+def test_the_first_admin_created_in_the_window_starts_accounts_signed_in(qtbot, window):
+    dialog = window.access.offer_first_admin()
+    dialog.name_edit.setText("ada")
+    dialog.password_edit.setText("short")
+    dialog.again_edit.setText("short")
+    dialog.accept()
+    assert "10 characters" in dialog.message.text() and not window.store.has_accounts()
+    dialog.password_edit.setText(ADMIN_PW)
+    dialog.again_edit.setText(ADMIN_PW)
+    dialog.accept()
+    assert window.store.has_accounts() and window.store.person.name == "ada"
+    assert "Signed in: ada (admin)" in window.access.who.text()
+    assert window.actions["settings"].isEnabled() and not window.actions["open"].isEnabled()
+
+
+def test_sign_in_at_start_hides_patients_and_a_nurse_gets_no_coordinator_buttons(qtbot, window):
+    with_people(window.store)
+    window.access.start()
+    assert window.access.locked and not window.splitter.isVisible()
+    assert not window.actions["open"].isEnabled() and not window.actions["find"].isEnabled()
+    sign_in(qtbot, window, "nina", "wrong-password")
+    assert window.access.locked and "wrong name or password" in window.access.lock_page.message.text()
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    assert not window.access.locked and window.splitter.isVisible()
+    assert window.actions["open"].isEnabled() and window.actions["slip"].isEnabled()
+    assert not window.actions["settings"].isEnabled()
+    assert not window.queues.may("referred") and not window.queues.may("override") and window.queues.may("printed")
+
+
+def test_switch_person_takes_two_keystrokes_and_asks_the_next_persons_name(qtbot, window):
+    with_people(window.store)
+    window.access.start()
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert SWITCH_SHORTCUT == "Ctrl+L"
+    assert window.access.locked and window.store.person is None
+    assert not window.access.lock_page.name_edit.isReadOnly()
+    sign_in(qtbot, window, "cora", "coordinator-pw")
+    assert window.queues.may("referred") and not window.actions["open"].isEnabled()
+    assert [e.action for e in window.store.audit("person:nina")][-1] == "signed out"
+
+
+def test_the_window_locks_after_the_idle_minutes_and_the_same_person_unlocks(qtbot, window):
+    with_people(window.store)
+    window.settings.idle_lock_minutes = 10
+    window.access.start()
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    window.store.upsert_patient(Patient("P1", "Ann Example"))
+    window.patient_panel.set_patient(window.store.get_patient("P1"))
+    assert window.access.idle.timer.interval() == 10 * 60_000 and window.access.idle.timer.isActive()
+    with qtbot.waitSignal(window.access.idle.idle):
+        window.access.idle.timer.setInterval(1)          # ten minutes pass
+        window.access.idle.timer.start()
+    assert window.access.locked and not window.patient_panel.isVisible()
+    page = window.access.lock_page
+    assert page.name_edit.text() == "nina" and page.name_edit.isReadOnly()
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    assert not window.access.locked and window.patient_panel.isVisible()
+    window.access.lock("again")
+    qtbot.mouseClick(page.switch_button, Qt.MouseButton.LeftButton)   # someone else, from the lock page
+    assert window.store.person is None and not page.name_edit.isReadOnly()
+    assert page.unlock_button.text() == "&Sign in"
+
+
+def test_screenshots_of_sign_in_and_lock(qtbot, window, tmp_path):
+    """Grabbed every run; SCREENSHOTS_DIR=docs/images keeps them (window-sign-in.png, window-locked.png)."""
+    import os
+
+    with_people(window.store)
+    window.resize(1100, 700)
+    window.access.start()
+    out = Path(os.environ.get("SCREENSHOTS_DIR", tmp_path))
+    assert window.grab().save(str(out / "window-sign-in.png"))
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    window.access.lock("Locked after a while without use: patient data is hidden.")
+    assert window.grab().save(str(out / "window-locked.png"))
