@@ -217,7 +217,12 @@ class WindowAccess(QObject):
         self.switch_action.triggered.connect(self.switch_person)
         window.addAction(self.switch_action)
         window.actions["switch"] = self.switch_action
+        self.people_action = QAction("&People…", window)
+        self.people_action.setStatusTip("Add, disable and reset the clinic's accounts (admins)")
+        self.people_action.triggered.connect(self.open_people)
+        window.actions["people"] = self.people_action
         file_menu = window.menuBar().actions()[0].menu()
+        file_menu.insertAction(window.actions["quit"], self.people_action)
         file_menu.insertAction(window.actions["quit"], self.switch_action)
         self.idle = IdleLock(lambda: int(window.settings.idle_lock_minutes), self)
         self.idle.idle.connect(lambda: self.lock("Locked after a while without use: patient data is hidden."))
@@ -272,6 +277,15 @@ class WindowAccess(QObject):
             self.store.sign_out()
             self.lock(None)
 
+    def open_people(self) -> QDialog:
+        """File > People… (admins)."""
+        from .users_dialog import UsersDialog
+
+        dialog = UsersDialog(self.store, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
     def _unlocked(self, person: "Person | None") -> None:
         self.pages.setCurrentIndex(0)
         self.idle.restart()
@@ -298,6 +312,7 @@ class WindowAccess(QObject):
         window.queues.may = lambda key: self.may(QUEUE_BUTTON_NEEDS.get(key, Action.OPEN_RECORD))
         window.queues._update_buttons()
         self.switch_action.setEnabled(self.accounts)
+        self.people_action.setEnabled(self.accounts and self.may(Action.USERS))
         person = self.store.person
         self.who.setText(f"Signed in: {person.name} ({', '.join(person.roles)})" if person and not self.locked
                          else "")

@@ -487,9 +487,24 @@ class MainWindow(QMainWindow):
 
         dialog = SettingsDialog(self.settings, self.engine.card, self, engine=self.engine,
                                 calibration_folder=self.paths.root / "calibration")
+        before = self.settings.site_operating_point
         dialog.accepted.connect(lambda: setattr(self.result_view, "protocol_name", self.settings.protocol))
+        dialog.accepted.connect(lambda: self._apply_site_point(before))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def _apply_site_point(self, before: str) -> None:
+        """A new clinic operating point chosen in Settings (an admin's) is recorded in the
+        clinic database: the one point ``eyescreen screen --operating-point`` accepts from others."""
+        chosen = self.settings.site_operating_point
+        if not chosen or chosen == before or not Path(chosen).is_file():
+            return
+        from ..core.classifier import sha256_file
+
+        try:
+            self.store.apply_operating_point(sha256_file(Path(chosen)), Path(chosen).name)
+        except Exception as exc:  # noqa: BLE001 - said to the user; the setting stays this workstation's
+            self.messages.error("Operating point not applied for the clinic", str(exc))
 
     def _find_patient(self) -> None:
         self.patient_panel.search_edit.setFocus()

@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from eyescreen_desktop.core.records import Patient
+from eyescreen_desktop.core.roles import Role
 from eyescreen_desktop.gui.access import SWITCH_SHORTCUT
 
 ADMIN_PW = "correct horse battery"
@@ -119,3 +120,46 @@ def test_screenshots_of_sign_in_and_lock(qtbot, window, tmp_path):
     sign_in(qtbot, window, "nina", NURSE_PW)
     window.access.lock("Locked after a while without use: patient data is hidden.")
     assert window.grab().save(str(out / "window-locked.png"))
+
+
+def test_a_clinic_point_an_admin_chooses_in_settings_is_applied_for_every_workstation(qtbot, window, tmp_path):
+    import hashlib
+
+    with_people(window.store)
+    window.access.start()
+    sign_in(qtbot, window, "ada", ADMIN_PW)
+    point = tmp_path / "site-point.json"
+    point.write_text('{"thresholds": "a clinic point"}')
+    window.settings.site_operating_point = str(point)
+    window._apply_site_point("")
+    assert window.store.applied_operating_point() == hashlib.sha256(point.read_bytes()).hexdigest()
+    assert window.store.audit()[-1].action == "operating point applied"
+
+
+def test_an_admin_adds_resets_and_disables_people_in_the_window(qtbot, window):
+    import os
+
+    with_people(window.store)
+    window.access.start()
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    assert not window.actions["people"].isEnabled()              # a nurse manages nobody
+    window.access.switch_person()
+    sign_in(qtbot, window, "ada", ADMIN_PW)
+    assert window.actions["people"].isEnabled()
+    dialog = window.access.open_people()
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 3
+    dialog.name_edit.setText("gary")
+    dialog.roles[Role.GRADER].setChecked(True)
+    dialog.roles[Role.COORDINATOR].setChecked(True)
+    dialog.password_edit.setText("grader-password")
+    dialog.again_edit.setText("grader-password")
+    qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    assert dialog.message.text() == "gary added." and dialog.table.rowCount() == 4
+    dialog.table.selectRow([dialog.table.item(r, 0).text() for r in range(4)].index("nina"))
+    qtbot.mouseClick(dialog.disable_button, Qt.MouseButton.LeftButton)
+    assert dialog.message.text() == "nina disabled."
+    assert window.store.sign_in("gary", "grader-password").roles == (Role.GRADER, Role.COORDINATOR)
+    if out := os.environ.get("SCREENSHOTS_DIR"):
+        dialog.resize(700, 420)
+        assert dialog.grab().save(str(Path(out) / "window-people.png"))
