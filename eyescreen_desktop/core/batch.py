@@ -728,11 +728,11 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     paths = data_paths(args.data_dir)
     try:
-        op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
         with ClinicStore.open(paths, args.database) as store:
             signin.act_as_signed_in(store, paths, args.token_file, Action.SCREEN)   # runs as the signed-in person
-            if args.operating_point:
+            if args.operating_point and args.operating_point.is_file():   # only the point an admin applied, unless an admin screens
                 store.check_operating_point(sha256_file(args.operating_point))
+            op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
             report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
                                protocol=args.protocol, pdf=not args.no_pdf, store=store,
                                progress=bar, backend=args.backend, operating_point=op)

@@ -128,3 +128,20 @@ def test_audit_verify_needs_no_sign_in_and_exits_1_at_the_first_edited_row(clini
 def _rows(url: str, table: str) -> list[tuple]:
     with ClinicStore(url, "/nonexistent-images") as store:
         return [tuple(r) for r in store._query(f"SELECT * FROM {table}")]
+
+
+def test_screen_refuses_an_operating_point_other_than_the_one_an_admin_applied(clinic, tmp_path):
+    import hashlib as h
+
+    started(clinic)
+    point = tmp_path / "my-own-point.json"
+    point.write_text('{"not": "the clinic point"}')
+    assert clinic("login", "--user", "nina", password=NURSE_PW)[0] == 0
+    screen = ("screen", str(photo("P031_R.jpg")), "--out", str(tmp_path / "out"), "--operating-point", str(point))
+    code, said = clinic(*screen)
+    assert code == 6 and "admin" in said
+    with ClinicStore(clinic.url, clinic.data / "images") as store:
+        store.sign_in("ada", ADMIN_PW)
+        store.apply_operating_point(h.sha256(point.read_bytes()).hexdigest(), point.name)
+    code, said = clinic(*screen)          # the applied point passes the check (and is then read as a point file)
+    assert code == 2 and "admin" not in said
