@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         return signin.refuse("report", exc)
     except StoreError as exc:
         print(f"eyescreen report: {exc}", file=sys.stderr)
-        return 2
+        return signin.DATABASE
     except OSError as exc:
         print(f"eyescreen report: could not write to {args.out}: {exc}", file=sys.stderr)
         return 1

@@ -145,3 +145,9 @@ def test_screen_refuses_an_operating_point_other_than_the_one_an_admin_applied(c
         store.apply_operating_point(h.sha256(point.read_bytes()).hexdigest(), point.name)
     code, said = clinic(*screen)          # the applied point passes the check (and is then read as a point file)
     assert code == 2 and "admin" not in said
+
+
+def test_report_on_a_database_it_cannot_reach_exits_4_like_every_command(tmp_path, capsys):
+    code = main(["report", "--data-dir", str(tmp_path / "data"), "--database",
+                 "postgresql://nobody@127.0.0.1:1/clinic", "--out", str(tmp_path / "out")])
+    assert code == 4 and "eyescreen report:" in capsys.readouterr().err
