@@ -163,3 +163,17 @@ def test_an_admin_adds_resets_and_disables_people_in_the_window(qtbot, window):
     if out := os.environ.get("SCREENSHOTS_DIR"):
         dialog.resize(700, 420)
         assert dialog.grab().save(str(Path(out) / "window-people.png"))
+
+
+def test_choosing_a_patient_from_the_search_is_audited_as_who_viewed_whom(qtbot, window):
+    with_people(window.store)
+    window.access.start()
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    window.store.upsert_patient(Patient("P777", "Ann Example"))
+    panel = window.patient_panel
+    panel.search_edit.setText("P777")
+    panel.search()
+    panel.matches.itemClicked.emit(panel.matches.item(0))
+    assert panel.id_edit.text() == "P777"
+    viewed = window.store.audit("patient:P777")[-1]
+    assert (viewed.action, viewed.user) == ("record opened", "nina")
