@@ -15,8 +15,9 @@ photograph, named by the SHA-256 of its bytes. Why it looks the way it does:
   image committed and nothing half-written, so running the batch again finishes
   it (see ``batch.py``: batches and ``batch_files``).
 * **Traceable.** Every change writes an audit row (who, when, action, entity,
-  details) in the same transaction as the change. ``user`` defaults to the
-  operating-system user name.
+  details, workstation) in the same transaction as the change, chained to the
+  one before (:mod:`.chain`). Who: the signed-in person on a database with
+  accounts, else ``user`` or the operating-system user name.
 * **Upgradable.** Alembic migrations (:mod:`.migrate`, ``migrations/``) create
   and upgrade the schema on both engines; a SQLite file from before them is
   brought up by the hand-written ``schema.MIGRATIONS`` list (after a backup copy)
@@ -32,7 +33,8 @@ The package, one module per responsibility, composed by :class:`ClinicStore`:
 ``base`` (connection, transactions, migrations, audit rows), ``schema``,
 ``patients`` (patients and encounters), ``images`` (the image store),
 ``results`` (results and queues), ``queue_views`` (queue views page by page), ``batches`` (the batch ledger), ``audit``
-(reading the log) and ``rows`` (rows <-> records).
+(reading, verifying and exporting the log), ``chain`` (its hash chain), ``accounts`` (people, roles, sign-in,
+sessions; every guarded service calls ``require(action)``) and ``rows`` (rows <-> records).
 """
 
 from __future__ import annotations
