@@ -267,6 +267,9 @@ class WindowAccess(QObject):
             self.lock_page.show_for(None)
         else:
             self.lock_page.show_for(person.name, why)
+        for dialog in self.window.findChildren(QDialog):   # a slip or visit on show goes too
+            if dialog.isVisible():
+                dialog.reject()
         self.pages.setCurrentWidget(self.lock_page)
         self.apply()
 

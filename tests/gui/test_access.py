@@ -94,10 +94,14 @@ def test_the_window_locks_after_the_idle_minutes_and_the_same_person_unlocks(qtb
     window.store.upsert_patient(Patient("P1", "Ann Example"))
     window.patient_panel.set_patient(window.store.get_patient("P1"))
     assert window.access.idle.timer.interval() == 10 * 60_000 and window.access.idle.timer.isActive()
+    from PySide6.QtWidgets import QDialog
+
+    open_dialog = QDialog(window)            # e.g. a patient's slip on show
+    open_dialog.show()
     with qtbot.waitSignal(window.access.idle.idle):
         window.access.idle.timer.setInterval(1)          # ten minutes pass
         window.access.idle.timer.start()
-    assert window.access.locked and not window.patient_panel.isVisible()
+    assert window.access.locked and not window.patient_panel.isVisible() and not open_dialog.isVisible()
     page = window.access.lock_page
     assert page.name_edit.text() == "nina" and page.name_edit.isReadOnly()
     sign_in(qtbot, window, "nina", NURSE_PW)
