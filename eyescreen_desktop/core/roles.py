@@ -12,8 +12,8 @@ before accounts existed (the store decides, :mod:`.store.accounts`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Iterable
 
 
 class Role(StrEnum):

@@ -22,7 +22,13 @@ from pathlib import Path
 
 from .paths import DataPaths
 from .roles import Action
-from .store.accounts import AccessRefused, NotSignedIn, PasswordRefused, RoleRefused, SignInRefused
+from .store.accounts import (
+    AccessRefused,
+    NotSignedIn,
+    PasswordRefused,
+    RoleRefused,
+    SignInRefused,
+)
 from .store.base import StoreBase
 from .store.engine import StoreError
 
@@ -116,5 +122,14 @@ def refuse(command: str, exc: BaseException) -> int:
     return exit_code(exc)
 
 
-__all__ = ["AccessRefused", "DONE", "act_as_signed_in", "add_arguments", "exit_code", "read_password",
-           "refuse", "session_file", "write_session"]
+__all__ = [
+    "DONE",
+    "AccessRefused",
+    "act_as_signed_in",
+    "add_arguments",
+    "exit_code",
+    "read_password",
+    "refuse",
+    "session_file",
+    "write_session",
+]

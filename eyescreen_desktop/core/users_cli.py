@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return signin.refuse("users", exc)
 
 
-def _action(store: "ClinicStore", args: argparse.Namespace) -> int:
+def _action(store: ClinicStore, args: argparse.Namespace) -> int:
     name = getattr(args, "name", "")
     if args.users_command == "add":
         first = not store.has_accounts()

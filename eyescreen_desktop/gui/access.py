@@ -9,12 +9,23 @@ that would be refused. A database without accounts shows none of this.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
-                               QPushButton, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.roles import Action
 from ..core.store import PasswordRefused, SignInRefused, StoreError
@@ -174,7 +185,7 @@ class IdleLock(QObject):
         else:
             self.timer.stop()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Any input restarts the count (cheap: a timer restart)."""
         if event.type() in INPUT_EVENTS and self.timer.isActive():
             self.timer.start()
@@ -188,7 +199,7 @@ class IdleLock(QObject):
             app.removeEventFilter(self)
 
 
-def may(person: "Person | None", action: Action, accounts: bool) -> bool:
+def may(person: Person | None, action: Action, accounts: bool) -> bool:
     """Whether the window offers ``action``: always without accounts, else by the person's roles."""
     return not accounts or (person is not None and person.may(action))
 
@@ -198,7 +209,7 @@ class WindowAccess(QObject):
     minutes, Switch person, and the actions and queue buttons each role may use.
     Without accounts it stays out of the way (and may offer a first admin)."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window, self.store = window, window.store
         self.lock_page = LockPage(self.store)
@@ -289,7 +300,7 @@ class WindowAccess(QObject):
         dialog.open()
         return dialog
 
-    def _unlocked(self, person: "Person | None") -> None:
+    def _unlocked(self, person: Person | None) -> None:
         self.pages.setCurrentIndex(0)
         self.idle.restart()
         self.apply()

@@ -11,8 +11,13 @@ import pytest
 
 from eyescreen_desktop.core.records import Eye, Patient, Queue
 from eyescreen_desktop.core.roles import PERMISSIONS, Action, Role, role_needed
-from eyescreen_desktop.core.store import (ClinicStore, NotSignedIn, PasswordRefused, RoleRefused,
-                                          SignInRefused)
+from eyescreen_desktop.core.store import (
+    ClinicStore,
+    NotSignedIn,
+    PasswordRefused,
+    RoleRefused,
+    SignInRefused,
+)
 from eyescreen_desktop.core.store.accounts import LOCKOUT, MAX_FAILURES
 from tests.core.report_fixtures import MODEL, OP, SEVERE
 from tests.core.test_store_safety import real
@@ -31,7 +36,7 @@ class Clock:
     """The store's clock, moved by hand."""
 
     def __init__(self) -> None:
-        self.now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+        self.now = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
     def __call__(self) -> dt.datetime:
         return self.now

@@ -19,7 +19,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 
 def documented_grants(owner: str, station: str) -> list[str]:
     """The statements of the deployment guide's grant block, for these role names."""
-    blocks = re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    blocks = re.findall(r"```sql\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
     block = next(b for b in blocks if "ON ALL TABLES IN SCHEMA public TO eyescreen_station" in b)
     block = block.replace("eyescreen_station", station).replace("eyescreen_owner", owner)
     lines = [re.sub(r"--.*$", "", line) for line in block.splitlines() if not line.startswith("\\")]

@@ -22,8 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..roles import Action, Role, may, parse_roles, role_needed
 from .base import StoreBase
@@ -109,7 +109,7 @@ def _hasher():  # type: ignore[no-untyped-def]
 
 
 def _stamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def _person(row: Row) -> Person:

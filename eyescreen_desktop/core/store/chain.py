@@ -22,8 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .engine import Db
 
@@ -39,7 +40,7 @@ FIELDS = ("at", "user", "action", "entity", "details", "workstation", "era")
 
 def utc_now() -> dt.datetime:
     """Now, timezone-aware UTC: what an audit entry's time is written in."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def entry_hash(prev_hash: str, entry: Any) -> str:
