@@ -321,8 +321,11 @@ class WindowAccess(QObject):
             window.actions[key].setEnabled(self.may(Action.SCREEN) and window.capture_panel.live)
         for key in ("find", "heatmap", "screening", "queues"):   # nothing that shows a patient while locked
             window.actions[key].setEnabled(not self.locked)
-        if window.batch_panel is not None:
-            window.tabs.setTabEnabled(window.tabs.indexOf(window.batch_panel), self.may(Action.SCREEN))
+        screens = self.may(Action.SCREEN)
+        for tab in (window.batch_panel, getattr(window.eye_check, "panel", None)):
+            if tab is not None:
+                window.tabs.setTabEnabled(window.tabs.indexOf(tab), screens)
+        window.capture_panel.setEnabled(screens)
         window.queues.may = lambda key: self.may(QUEUE_BUTTON_NEEDS.get(key, Action.OPEN_RECORD))
         window.queues._update_buttons()
         self.switch_action.setEnabled(self.accounts)

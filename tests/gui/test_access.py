@@ -83,6 +83,8 @@ def test_switch_person_takes_two_keystrokes_and_asks_the_next_persons_name(qtbot
     assert not window.access.lock_page.name_edit.isReadOnly()
     sign_in(qtbot, window, "cora", "coordinator-pw")
     assert window.queues.may("referred") and not window.actions["open"].isEnabled()
+    assert not window.capture_panel.isEnabled()                       # a coordinator does not screen
+    assert not window.tabs.isTabEnabled(window.tabs.indexOf(window.eye_check.panel))
     assert [e.action for e in window.store.audit("person:nina")][-1] == "signed out"
 
 
