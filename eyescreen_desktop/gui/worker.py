@@ -103,6 +103,10 @@ class BatchContext:
             raise BatchCancelled()
 
 
+SIGNED_IN = object()
+"""``ScreeningEngine.run_batch``'s default person: whoever is signed in when it is asked."""
+
+
 @dataclass(frozen=True)
 class BatchRequest:
     """A batch job: ``job(context)`` runs on the worker thread (typically
@@ -551,10 +555,13 @@ class ScreeningEngine(QObject):
                                                encounter_id, protocol, operating_point, flag))
         return rid
 
-    def run_batch(self, job: Callable[[BatchContext], Any]) -> int:
-        """Run ``job(context)`` on the worker thread; returns the request ID."""
+    def run_batch(self, job: Callable[[BatchContext], Any], person: Any = SIGNED_IN) -> int:
+        """Run ``job(context)`` on the worker thread as ``person`` (default: whoever is
+        signed in now, kept for the whole job); returns the request ID."""
         rid, flag = self._new_id()
-        self._batchRequested.emit(BatchRequest(rid, job, flag, getattr(self.worker.store, "person", None)))
+        if person is SIGNED_IN:
+            person = getattr(self.worker.store, "person", None)
+        self._batchRequested.emit(BatchRequest(rid, job, flag, person))
         return rid
 
     def update_encounter(self, encounter_id: str, change: Callable[[Any], Any], patient_id: str = "") -> int:

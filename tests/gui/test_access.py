@@ -183,3 +183,19 @@ def test_choosing_a_patient_from_the_search_is_audited_as_who_viewed_whom(qtbot,
     assert panel.id_edit.text() == "P777"
     viewed = window.store.audit("patient:P777")[-1]
     assert (viewed.action, viewed.user) == ("record opened", "nina")
+
+
+def test_a_batch_or_camera_folder_keeps_the_person_who_started_it_after_switch_person(qtbot, window):
+    with_people(window.store)
+    window.access.start()
+    sign_in(qtbot, window, "nina", NURSE_PW)
+    sent = []
+    window.engine._batchRequested.connect(sent.append)     # what the worker thread will run, and as whom
+    window.batch_panel.watch(window.paths.root)              # the camera folder, started by nina
+    window.engine.run_batch(lambda ctx: None)
+    window.access.switch_person()
+    sign_in(qtbot, window, "cora", "coordinator-pw")
+    window.batch_panel._hot_pending = [window.paths.root / "new.jpg"]
+    window.batch_panel._start_hot_job()                      # a new photograph arrives after the switch
+    window.batch_panel.stop_watching()
+    assert [request.person.name for request in sent] == ["nina", "nina"]
