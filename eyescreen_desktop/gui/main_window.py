@@ -485,11 +485,13 @@ class MainWindow(QMainWindow):
         """The Settings dialog (window-modal)."""
         from .settings_dialog import SettingsDialog
 
+        people = self.access.open_people if self.access.people_action.isEnabled() else None
         dialog = SettingsDialog(self.settings, self.engine.card, self, engine=self.engine,
-                                calibration_folder=self.paths.root / "calibration")
+                                calibration_folder=self.paths.root / "calibration", people=people)
         before = self.settings.site_operating_point
         dialog.accepted.connect(lambda: setattr(self.result_view, "protocol_name", self.settings.protocol))
         dialog.accepted.connect(lambda: self._apply_site_point(before))
+        dialog.accepted.connect(self.access.idle.restart)   # new idle minutes count from now
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 

@@ -129,9 +129,14 @@ class SettingsDialog(QDialog):
     and ``calibration_folder`` let the clinic calibrate its own."""
 
     def __init__(self, settings: Settings, card: Any = None, parent: QWidget | None = None,
-                 engine: Any = None, calibration_folder: Path | None = None):
+                 engine: Any = None, calibration_folder: Path | None = None, people: Any = None):
         super().__init__(parent)
         self.settings = settings
+        self.people_button = QPushButton("People…")   # the clinic's accounts (admins; gui.users_dialog)
+        self.people_button.setToolTip("Add, disable and reset the people who sign in to this clinic database")
+        self.people_button.setVisible(people is not None)
+        if people is not None:
+            self.people_button.clicked.connect(people)
         self.setWindowTitle("EyeScreen settings")
         self.setMinimumWidth(720)
         self.protocol = QComboBox()
@@ -184,6 +189,7 @@ class SettingsDialog(QDialog):
         form.addRow("Clinic database:", self.database)
         form.addRow("Shared image folder:", self.image_store)
         form.addRow("Lock after idle:", self.idle_lock)
+        form.addRow("Accounts:", self.people_button)
         note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)

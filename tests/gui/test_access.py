@@ -199,3 +199,22 @@ def test_a_batch_or_camera_folder_keeps_the_person_who_started_it_after_switch_p
     window.batch_panel._start_hot_job()                      # a new photograph arrives after the switch
     window.batch_panel.stop_watching()
     assert [request.person.name for request in sent] == ["nina", "nina"]
+
+
+def test_settings_set_the_idle_minutes_and_offer_people_to_an_admin(qtbot, window):
+    from eyescreen_desktop.gui.settings_dialog import SettingsDialog
+    from eyescreen_desktop.gui.users_dialog import UsersDialog
+
+    with_people(window.store)
+    window.access.start()
+    sign_in(qtbot, window, "ada", ADMIN_PW)
+    window.open_settings()
+    dialog = window.findChild(SettingsDialog)
+    qtbot.waitUntil(dialog.isVisible)
+    assert dialog.idle_lock.value() == 10 and dialog.people_button.isVisible()
+    qtbot.mouseClick(dialog.people_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.findChild(UsersDialog) is not None)
+    window.findChild(UsersDialog).reject()
+    dialog.idle_lock.setValue(3)
+    dialog.accept()
+    assert window.settings.idle_lock_minutes == 3 and window.access.idle.timer.interval() == 3 * 60_000
