@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
     "calibrate": ("eyescreen_desktop.core.calibrate_cli",
                   "choose this clinic's operating point on its own graded photographs"),
+    "login": ("eyescreen_desktop.core.login_cli", "sign in for the command line (a session of 8 hours)"),
+    "logout": ("eyescreen_desktop.core.logout_cli", "end the command line's session"),
+    "users": ("eyescreen_desktop.core.users_cli", "add, disable, reset and list the clinic's accounts"),
+    "audit": ("eyescreen_desktop.core.audit_cli", "verify the audit log's hash chain or export it (CSV)"),
     "bench": ("eyescreen_desktop.bench", "measure screening speed and memory"),
     "gui": ("eyescreen_desktop.gui.app", "open the desktop window"),
 }

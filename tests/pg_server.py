@@ -48,6 +48,7 @@ class PostgresServer:
         self.data = self.root / "data"
         self.port = _free_port()
         self.user = "eyescreen"
+        self.options = ""   # extra server settings, e.g. TLS (tests/core/test_pg_tls.py)
         self._as = {}
         if os.geteuid() == 0:
             entry = pwd.getpwnam(UNPRIVILEGED)
@@ -64,7 +65,7 @@ class PostgresServer:
             self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8",
                       "--no-sync", "--locale=C")
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c full_page_writes=off -c max_connections=50")
+                   f"-c full_page_writes=off -c max_connections=50 {self.options}")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-w", "-t", "60",
                   "-l", str(self.root / "server.log"), "start")
         return self

@@ -710,6 +710,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, metavar="PATH", help="model folder (default: the shipped model)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="clinic data folder (database, image store)")
     add_database_argument(parser)
+    from .signin import add_token_argument
+
+    add_token_argument(parser)
     parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=sorted(PROTOCOLS),
                         help=f"screening protocol (default {DEFAULT_PROTOCOL})")
     parser.add_argument("--no-pdf", action="store_true", help="skip the patients' documents and the summary PDF")
@@ -729,14 +732,28 @@ def site_operating_point(path: Path, model: Path | None = None) -> OperatingPoin
 def run(args: argparse.Namespace) -> int:
     """Run the command; 0 when the batch completed (even with rejected files),
     2 for a usage error, 3 for an unusable model, 4 when the database or the
-    output folder cannot be used (what was committed stays; run it again), 5 when
-    everything was screened and saved but some patients' documents (PDFs) failed."""
+    output folder cannot be used (what was committed stays; run it again), 1 when
+    everything was screened and saved but some patients' documents (PDFs) failed,
+    5 when nobody is signed in on a database with accounts, 6 when the person's role
+    may not screen (the exit codes every command shares: core/signin.py)."""
+    from . import signin
+    from .classifier import sha256_file
+    from .roles import Action
+    from .store import AccessRefused
+
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    paths = data_paths(args.data_dir)
     try:
-        op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
-        report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
-                           data_dir=args.data_dir, protocol=args.protocol, pdf=not args.no_pdf,
-                           progress=bar, backend=args.backend, operating_point=op, database=args.database)
+        with ClinicStore.open(paths, args.database) as store:
+            signin.act_as_signed_in(store, paths, args.token_file, Action.SCREEN)   # runs as the signed-in person
+            if args.operating_point and args.operating_point.is_file():   # only the point an admin applied, unless an admin screens
+                store.check_operating_point(sha256_file(args.operating_point))
+            op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
+            report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
+                               protocol=args.protocol, pdf=not args.no_pdf, store=store,
+                               progress=bar, backend=args.backend, operating_point=op)
+    except AccessRefused as exc:
+        return signin.refuse("screen", exc)
     except CalibrationError as exc:
         print(f"eyescreen screen: {exc}", file=sys.stderr)
         return 2
@@ -745,4 +762,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"eyescreen screen: {' '.join(str(exc).split())}", file=sys.stderr)
         return code
     print(format_summary(report))
-    return 5 if report.pdf_error else 0
+    return 1 if report.pdf_error else 0   # screened and saved, but a document is missing: not done

@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .store.engine import add_database_argument
 
     add_database_argument(parser)
+    from .signin import add_token_argument
+
+    add_token_argument(parser)
     parser.add_argument("--out", type=Path, required=True, help="folder to write the exports into")
     parser.add_argument("--since", type=_date, metavar="DATE",
                         help="only encounters screened on or after DATE (YYYY-MM-DD)")
@@ -115,7 +118,9 @@ def export(store: "ClinicStore", encounters: Sequence[EncounterSummary], out: Pa
     """Write the chosen exports of ``encounters`` into ``out``; one failed file is
     recorded and the others still written."""
     from . import reports
+    from .roles import Action
 
+    store.require(Action.EXPORT)   # identifiable data: coordinators only, on a database with accounts
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(encounters=len(encounters))
     names = report_names.ReportNames()
@@ -164,7 +169,9 @@ def _settings(args: argparse.Namespace) -> "SlipSettings":
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``eyescreen report``."""
     from . import reports
-    from .store import ClinicStore, StoreError
+    from . import signin
+    from .roles import Action
+    from .store import AccessRefused, ClinicStore, StoreError
     from .store.engine import database_url, sqlite_file
 
     paths = data_paths(args.data_dir)
@@ -180,13 +187,16 @@ def run(args: argparse.Namespace) -> int:
     queue = Queue(args.queue) if args.queue else None
     try:
         with ClinicStore(url, paths.image_store) as store:
+            signin.act_as_signed_in(store, paths, args.token_file, Action.EXPORT)
             found = store.encounters(queue=queue, state=args.state, since=args.since,
                                      heatmaps=args.format in ("pdf", "all"))
             encounters = [reports.resolve_images(s, store.image_file) for s in found]
             result = export(store, encounters, args.out, args.format, _settings(args), queue, args.mark_printed)
+    except AccessRefused as exc:
+        return signin.refuse("report", exc)
     except StoreError as exc:
         print(f"eyescreen report: {exc}", file=sys.stderr)
-        return 2
+        return signin.DATABASE
     except OSError as exc:
         print(f"eyescreen report: could not write to {args.out}: {exc}", file=sys.stderr)
         return 1

@@ -212,6 +212,7 @@ def _show_and_run(app: QApplication, window: MainWindow, model: Path, settings: 
                   launched: float) -> int:
     app.aboutToQuit.connect(window.shutdown)
     window.show()
+    window.access.start()   # the sign-in page on a database with accounts (or the offer of a first admin)
     log.info("window shown %.2f s after launch", time.time() - launched)
     if smoke:
         _smoke(window)   # its "shown" mark is queued first: it sees what the GUI thread alone imported

@@ -514,6 +514,7 @@ class BatchPanel(QWidget):
             self.watch_button.setChecked(False)
             return False
         self.watch_edit.setText(str(folder))
+        self._watch_person = getattr(self.store, "person", None)   # the camera folder screens as who started it
         self.watcher.start(folder)
         self.watch_button.setChecked(True)
         self.watch_status.setText(f"Watching {folder}: each new photograph is screened as soon as the camera "
@@ -558,5 +559,6 @@ class BatchPanel(QWidget):
         files, self._hot_pending = self._hot_pending, []
         self._hot_files = files
         self._hot_rid = self.engine.run_batch(
-            hot_folder_job(self.watcher.folder, files, self._protocol(), operating_point))
+            hot_folder_job(self.watcher.folder, files, self._protocol(), operating_point),
+            person=getattr(self, "_watch_person", None))
         self.watch_status.setText(f"Screening {len(files)} new photograph(s)…")

@@ -37,6 +37,7 @@ from ..core.classifier import ModelCard
 from ..domain.eyes import eye_from_name
 from ..core.imageio import SUPPORTED_SUFFIXES
 from ..core.paths import DataPaths
+from ..core.roles import Action
 from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
@@ -128,6 +129,9 @@ class MainWindow(QMainWindow):
         self._build()
         self._connect()
         self._restore()
+        from .access import WindowAccess
+
+        self.access = WindowAccess(self)   # sign-in, lock after idle, Switch person, what each role may do
 
     # ------------------------------------------------------------------ building
 
@@ -226,7 +230,7 @@ class MainWindow(QMainWindow):
         self._action("about", "&About EyeScreen", self.about)
 
     def _make_menus(self) -> None:
-        menus = (("&File", ("open", "slip", None, "settings", None, "quit")),
+        menus = (("&File", ("open", "slip", None, "settings", None, "quit")),   # + Switch person (gui.access)
                  ("&Patient", ("next", "find")),
                  ("&Capture", ("right", "left")),
                  ("&View", (*(page.key for page in self.pages), None, "heatmap")),
@@ -509,6 +513,7 @@ class MainWindow(QMainWindow):
 
         def load() -> tuple[int, EncounterSummary, list[Any]]:
             summary = store.encounter_summary(encounter_id)
+            store.open_record(summary.patient.patient_id)   # audited: who viewed whom (refused without the role)
             return ticket, summary, [display_photo(_stored(store, r)) for r in summary.eyes]
 
         run_in_background(load, self._encounter_loaded,
@@ -547,11 +552,28 @@ class MainWindow(QMainWindow):
         """The Settings dialog (window-modal)."""
         from .settings_dialog import SettingsDialog
 
+        people = self.access.open_people if self.access.people_action.isEnabled() else None
         dialog = SettingsDialog(self.settings, self.engine.card, self, engine=self.engine,
-                                calibration_folder=self.paths.root / "calibration")
+                                calibration_folder=self.paths.root / "calibration", people=people)
+        before = self.settings.site_operating_point
         dialog.accepted.connect(lambda: setattr(self.result_view, "protocol_name", self.settings.protocol))
+        dialog.accepted.connect(lambda: self._apply_site_point(before))
+        dialog.accepted.connect(self.access.idle.restart)   # new idle minutes count from now
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def _apply_site_point(self, before: str) -> None:
+        """A new clinic operating point chosen in Settings (an admin's) is recorded in the
+        clinic database: the one point ``eyescreen screen --operating-point`` accepts from others."""
+        chosen = self.settings.site_operating_point
+        if not chosen or chosen == before or not Path(chosen).is_file():
+            return
+        from ..core.classifier import sha256_file
+
+        try:
+            self.store.apply_operating_point(sha256_file(Path(chosen)), Path(chosen).name)
+        except Exception as exc:  # noqa: BLE001 - said to the user; the setting stays this workstation's
+            self.messages.error("Operating point not applied for the clinic", str(exc))
 
     def _find_patient(self) -> None:
         self.patient_panel.search_edit.setFocus()
@@ -565,8 +587,9 @@ class MainWindow(QMainWindow):
         self.settings.camera_source = ""
 
     def _camera_live(self, live: bool) -> None:
+        access = getattr(self, "access", None)   # the camera may go live while the window is built
         for key in ("right", "left"):
-            self.actions[key].setEnabled(live)
+            self.actions[key].setEnabled(live and (access is None or access.may(Action.SCREEN)))
 
     def _patient_edited(self) -> None:
         """Another patient in the form: no picture taken before may be captured for them."""
@@ -682,6 +705,8 @@ class MainWindow(QMainWindow):
         application quits without the window being closed)."""
         self.capture_panel.stop()
         self.eye_check.shutdown()
+        if (access := getattr(self, "access", None)) is not None:
+            access.idle.stop()   # the application-wide input filter goes with the window
         watcher = getattr(self.batch_panel, "watcher", None)
         if watcher is not None:
             watcher.stop()            # joins the camera folder's scan thread

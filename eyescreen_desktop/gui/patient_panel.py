@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.records import Patient
+from ..core.store import StoreError
 
 SEXES = ("", "female", "male", "other")
 DIABETES_TYPES = ("", "type 1", "type 2", "gestational", "other")
@@ -246,6 +247,13 @@ class PatientPanel(QGroupBox):
             self.hint.setVisible(True)
             return
         if isinstance(patient, Patient):
+            opened = getattr(self.store, "open_record", None)   # audited: who viewed whom
+            try:
+                patient = (opened(patient.patient_id) if opened else None) or patient
+            except StoreError as exc:   # e.g. a role that does not open records
+                self.hint.setText(f"{patient.patient_id} not opened: {exc}.")
+                self.hint.setVisible(True)
+                return
             self.set_patient(patient)
             self.matches.setVisible(False)
             self.search_edit.clear()

@@ -129,6 +129,7 @@ class QueuesWidget(QWidget):
         super().__init__(parent)
         self.store = store
         self.user = user or default_user()
+        self.may: Callable[[str], bool] = lambda _button: True   # the signed-in person's roles (gui.access)
         self._slip_settings = slip_settings or (lambda: None)
         extra = {"today": today} if today else {}
         self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
@@ -448,9 +449,9 @@ class QueuesWidget(QWidget):
 
     def _update_buttons(self) -> None:
         summary = self.selected_summary()
-        for button in self.buttons.values():
-            button.setEnabled(summary is not None)
+        for key, button in self.buttons.items():
+            button.setEnabled(summary is not None and self.may(key))
         if summary is not None:
-            self.buttons["referred"].setEnabled(summary.state != "referred")
-            self.buttons["closed"].setEnabled(summary.state != "closed")
-            self.buttons["reopen"].setEnabled(summary.state != "open")
+            self.buttons["referred"].setEnabled(summary.state != "referred" and self.may("referred"))
+            self.buttons["closed"].setEnabled(summary.state != "closed" and self.may("closed"))
+            self.buttons["reopen"].setEnabled(summary.state != "open" and self.may("reopen"))

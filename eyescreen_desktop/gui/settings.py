@@ -76,6 +76,11 @@ class Settings:
     database_url = Setting("storage/database_url", "",
                            "clinic database shared by several workstations, e.g. postgresql://eyescreen@server/clinic "
                            "('' = this computer's own SQLite file in the data folder)")
+    idle_lock_minutes = Setting("access/idle_lock_minutes", 10,
+                                "minutes without a key or click before the window locks and hides every "
+                                "patient (0 = never; only on a database with accounts)")
+    offer_first_admin = Setting("access/offer_first_admin", True,
+                                "offer to create a first admin at start ('Not now' stops offering)")
     image_store = Setting("storage/image_store", "",
                           "the clinic's shared image folder ('' = images/ in the data folder)")
     show_heatmap = Setting("view/show_heatmap", False, "overlay the heat map on graded photographs")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QSpinBox,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -133,9 +134,14 @@ class SettingsDialog(QDialog):
     and ``calibration_folder`` let the clinic calibrate its own."""
 
     def __init__(self, settings: Settings, card: Any = None, parent: QWidget | None = None,
-                 engine: Any = None, calibration_folder: Path | None = None):
+                 engine: Any = None, calibration_folder: Path | None = None, people: Any = None):
         super().__init__(parent)
         self.settings = settings
+        self.people_button = QPushButton("People…")   # the clinic's accounts (admins; gui.users_dialog)
+        self.people_button.setToolTip("Add, disable and reset the people who sign in to this clinic database")
+        self.people_button.setVisible(people is not None)
+        if people is not None:
+            self.people_button.clicked.connect(people)
         self.setWindowTitle("EyeScreen settings")
         self.setMinimumWidth(720)
         self.protocol = QComboBox()
@@ -174,6 +180,9 @@ class SettingsDialog(QDialog):
                                   placeholderText="this computer's own database when empty; "
                                                   "postgresql://eyescreen@server/clinic for a clinic server")
         self.image_store = PathField(settings.image_store, True, "images/ in the data folder when empty")
+        self.idle_lock = QSpinBox(minimum=0, maximum=240, suffix=" min", value=int(settings.idle_lock_minutes))
+        self.idle_lock.setSpecialValueText("never")
+        self.idle_lock.setToolTip(Settings.idle_lock_minutes.doc)
         self._layout()
 
     def _fill_points(self, current: str | None) -> None:
@@ -225,6 +234,8 @@ class SettingsDialog(QDialog):
         form.addRow("Model folder:", self.model_folder)
         form.addRow("Clinic database:", self.database)
         form.addRow("Shared image folder:", self.image_store)
+        form.addRow("Lock after idle:", self.idle_lock)
+        form.addRow("Accounts:", self.people_button)
         note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)
@@ -260,5 +271,6 @@ class SettingsDialog(QDialog):
         s.model_folder = str(Path(self.model_folder.text())) if self.model_folder.text() else ""
         s.database_url = self.database.text().strip()
         s.image_store = str(Path(self.image_store.text())) if self.image_store.text() else ""
+        s.idle_lock_minutes = self.idle_lock.value()
         s.sync()
         super().accept()

@@ -19,6 +19,7 @@ here too, so no database write or fsync ever blocks the window.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import itertools
@@ -103,6 +104,10 @@ class BatchContext:
             raise BatchCancelled()
 
 
+SIGNED_IN = object()
+"""``ScreeningEngine.run_batch``'s default person: whoever is signed in when it is asked."""
+
+
 @dataclass(frozen=True)
 class BatchRequest:
     """A batch job: ``job(context)`` runs on the worker thread (typically
@@ -112,6 +117,7 @@ class BatchRequest:
     request_id: int
     job: Callable[[BatchContext], Any]
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+    person: Any = None   # who started it: the batch runs as them even after Switch person
 
 
 @dataclass(frozen=True)
@@ -314,7 +320,9 @@ class ScreeningWorker(QObject):
             result=lambda result: self.eyeScreened.emit(rid, ScreenedEye(result)),
         )
         try:
-            outcome = request.job(context)
+            acting = getattr(self.store, "acting_as", None)
+            with acting(request.person) if acting is not None else contextlib.nullcontext():
+                outcome = request.job(context)
         except BatchCancelled:
             outcome = None
         self.batchDone.emit(rid, outcome)
@@ -550,10 +558,13 @@ class ScreeningEngine(QObject):
                                                encounter_id, protocol, operating_point, flag))
         return rid
 
-    def run_batch(self, job: Callable[[BatchContext], Any]) -> int:
-        """Run ``job(context)`` on the worker thread; returns the request ID."""
+    def run_batch(self, job: Callable[[BatchContext], Any], person: Any = SIGNED_IN) -> int:
+        """Run ``job(context)`` on the worker thread as ``person`` (default: whoever is
+        signed in now, kept for the whole job); returns the request ID."""
         rid, flag = self._new_id()
-        self._batchRequested.emit(BatchRequest(rid, job, flag))
+        if person is SIGNED_IN:
+            person = getattr(self.worker.store, "person", None)
+        self._batchRequested.emit(BatchRequest(rid, job, flag, person))
         return rid
 
     def update_encounter(self, encounter_id: str, change: Callable[[Any], Any], patient_id: str = "") -> int:

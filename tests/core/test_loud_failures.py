@@ -44,7 +44,7 @@ def test_screen_exits_non_zero_when_documents_failed(two_photos, tmp_path, tiny_
     monkeypatch.setattr(reports, "write_patient_document", disk_full)
     rc = _screen(two_photos, tmp_path, tiny_model_dir)
     out = capsys.readouterr().out
-    assert rc == 5 and "PDF(s) could not be written" in out and "No space left on device" in out
+    assert rc == 1 and "PDF(s) could not be written" in out and "No space left on device" in out
     assert (tmp_path / "out" / "results.csv").exists()      # the screening itself is kept
 
 

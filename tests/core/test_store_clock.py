@@ -66,24 +66,33 @@ def test_audit_times_follow_the_clock_not_the_wall(tmp_path):
 def test_naive_local_times_of_an_older_database_become_utc_on_upgrade(database_url, tmp_path, far_from_utc):
     """A database at revision 0002 wrote naive local times; opening it with this
     EyeScreen converts every moment (not the calendar dates) to UTC, after a backup."""
-    morning = dt.datetime(2026, 1, 16, 9, 30)
-    with ClinicStore(database_url, image_store=tmp_path / "images", clock=FixedClock(morning)) as store:
-        store.upsert_patient(Patient("P1", "Ada"), user="nurse")
-        encounter = store.day_encounter("P1", user="nurse")
-        store.finish_encounter(encounter, Queue.ANNUAL, dt.date(2027, 3, 16), user="nurse")
-        with store.engine.begin() as conn:   # as EyeScreen before this revision wrote them
-            for table, column in (("encounters", "started_at"), ("audit_log", "at"), ("patients", "created_at"),
-                                  ("queue_state", "updated_at")):
-                conn.execute(sa.text(f'UPDATE {table} SET "{column}" = :t'), {"t": "2026-01-16T09:30:00"})
-            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0002'"))
+    from alembic import command
+
+    from eyescreen_desktop.core.store.engine import make_engine
+    from eyescreen_desktop.core.store.migrate import _config, head_revision
+
+    naive = "2026-01-16T09:30:00"            # as EyeScreen before revision 0003 wrote them
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0002")
+        conn.execute(sa.text("INSERT INTO patients (patient_id, name, created_at, updated_at) "
+                             "VALUES ('P1', 'Ada', :t, :t)"), {"t": naive})
+        conn.execute(sa.text("INSERT INTO encounters (encounter_id, patient_id, started_at, protocol, source, "
+                             "created_by, visit_day) VALUES ('e1', 'P1', :t, 'icdr-ada', 'desk', 'nurse', "
+                             "'2026-01-16')"), {"t": naive})
+        conn.execute(sa.text("INSERT INTO queue_state (encounter_id, queue, due_date, updated_at) "
+                             "VALUES ('e1', 'annual', '2027-01-16', :t)"), {"t": naive})
+        conn.execute(sa.text('INSERT INTO audit_log (at, "user", action, entity, details, workstation) '
+                             "VALUES (:t, 'nurse', 'patient created', 'patient:P1', '{}', 'desk-1')"), {"t": naive})
+    engine.dispose()
     with ClinicStore(database_url, image_store=tmp_path / "images") as store:
-        assert _raw(store, "SELECT version_num FROM alembic_version") == [("0003",)]
+        assert _raw(store, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
         assert _raw(store, "SELECT started_at, visit_day FROM encounters") == [
             ("2026-01-16T14:30:00+00:00", "2026-01-16")]
         for table, column in (("audit_log", "at"), ("patients", "created_at"), ("queue_state", "updated_at")):
-            assert {r[0] for r in _raw(store, f'SELECT "{column}" FROM {table}')} <= {
-                "2026-01-16T14:30:00+00:00"}, table
-        assert _raw(store, "SELECT due_date FROM queue_state") == [("2027-03-16",)]   # a date stays a date
-        assert store.encounter_summary(encounter).started_at.strftime("%H:%M") == "09:30"
+            assert _raw(store, f'SELECT "{column}" FROM {table} ORDER BY 1')[0] == ("2026-01-16T14:30:00+00:00",), table
+        assert _raw(store, "SELECT due_date FROM queue_state") == [("2027-01-16",)]   # a date stays a date
+        first = store.audit()[0]
+        assert (first.action, first.at.strftime("%Y-%m-%d %H:%M")) == ("patient created", "2026-01-16 09:30")
     if database_url.startswith("sqlite"):
         assert (tmp_path / "clinic.sqlite3.0002.bak").is_file()   # the upgrade can be undone

@@ -15,8 +15,9 @@ photograph, named by the SHA-256 of its bytes. Why it looks the way it does:
   image committed and nothing half-written, so running the batch again finishes
   it (see ``batch.py``: batches and ``batch_files``).
 * **Traceable.** Every change writes an audit row (who, when, action, entity,
-  details) in the same transaction as the change. ``user`` defaults to the
-  operating-system user name.
+  details, workstation) in the same transaction as the change, chained to the
+  one before (:mod:`.chain`). Who: the signed-in person on a database with
+  accounts, else ``user`` or the operating-system user name.
 * **Upgradable.** Alembic migrations (:mod:`.migrate`, ``migrations/``) create
   and upgrade the schema on both engines; a SQLite file from before them is
   brought up by the hand-written ``schema.MIGRATIONS`` list (after a backup copy)
@@ -32,13 +33,16 @@ The package, one module per responsibility, composed by :class:`ClinicStore`:
 ``base`` (connection, transactions, migrations, audit rows), ``schema``,
 ``patients`` (patients and encounters), ``images`` (the image store),
 ``results`` (results and queues), ``queue_views`` (queue views page by page), ``batches`` (the batch ledger), ``audit``
-(reading the log) and ``rows`` (rows <-> records).
+(reading, verifying and exporting the log), ``chain`` (its hash chain), ``accounts`` (people, roles, sign-in,
+sessions; every guarded service calls ``require(action)``) and ``rows`` (rows <-> records).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .accounts import (AccessRefused, Accounts, NotSignedIn, PasswordRefused, Person, RoleRefused,
+                       SignInRefused)
 from .audit import AuditEntry, AuditLog
 from .base import (
     BUSY_TIMEOUT_MS,
@@ -62,6 +66,7 @@ from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
+    "AccessRefused", "NotSignedIn", "PasswordRefused", "Person", "RoleRefused", "SignInRefused",
     "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "InterruptedBatch",
     "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url",
     "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
@@ -70,7 +75,7 @@ __all__ = [
 ]
 
 
-class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
+class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, Accounts, AuditLog, StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 

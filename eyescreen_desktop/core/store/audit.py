@@ -1,18 +1,27 @@
-"""The audit log: who did what to which record, and when."""
+"""The audit log: who did what to which record, when and from which workstation;
+checked as a hash chain (:mod:`.chain`) and exported as CSV."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from ..roles import Action
 from .base import StoreBase, _datetime
+from .chain import ChainCheck, verify
+
+CSV_COLUMNS = ("audit_id", "at", "user", "workstation", "action", "entity", "details", "era",
+               "prev_hash", "entry_hash")
 
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One line of the audit log: who did what to which record, and when."""
+    """One line of the audit log: who did what to which record, and when
+    (``era`` is "before accounts" for entries written without sign-in)."""
 
     audit_id: int
     at: dt.datetime   # timezone-aware, local time (kept in UTC)
@@ -20,6 +29,8 @@ class AuditEntry:
     action: str
     entity: str
     details: dict[str, Any]
+    workstation: str = ""
+    era: str = ""
 
 
 class AuditLog(StoreBase):
@@ -38,7 +49,28 @@ class AuditLog(StoreBase):
                   "ORDER BY audit_id"
             params.append(limit)
         return [AuditEntry(r["audit_id"], _datetime(r["at"]), r["user"], r["action"],
-                           r["entity"], json.loads(r["details"])) for r in self._query(sql, params)]
+                           r["entity"], json.loads(r["details"]), r["workstation"], r["era"])
+                for r in self._query(sql, params)]
+
+    def verify_audit(self) -> ChainCheck:
+        """Check the whole chain and its head (shows no patient data, so needs no sign-in)."""
+        with self._lock:
+            rows = self._query("SELECT * FROM audit_log ORDER BY audit_id")
+            head = self._query("SELECT entries, last_hash FROM audit_head WHERE head_id = 1")
+        return verify(rows, (int(head[0][0]), str(head[0][1])) if head else None)
+
+    def export_audit(self, out: Path) -> int:
+        """Write the whole log as CSV (it names patients: coordinators only); returns the rows written."""
+        self.require(Action.EXPORT)
+        rows = self._query("SELECT * FROM audit_log ORDER BY audit_id")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(CSV_COLUMNS)
+            writer.writerows([r[c] for c in CSV_COLUMNS] for r in rows)
+        with self._tx() as db:
+            self._audit(db, None, "audit log exported", "audit", {"rows": len(rows), "to": str(out)})
+        return len(rows)
 
     def record_photo_check(self, patient_id: str, details: dict[str, Any], user: str | None = None) -> None:
         """Keep what the photograph checks (core.photo_fit: other eye, other patient)

@@ -21,6 +21,8 @@ from .engine import BUSY_TIMEOUT_MS, Db, StoreError, driver_error, Row, database
 from .migrate import is_database_error, migrate, schema_level
 
 if TYPE_CHECKING:
+    from ..roles import Action
+    from .accounts import Person
     from .notify import ChangeWatcher
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ IMAGE_STORE_VAR = "EYESCREEN_IMAGE_STORE"
 """Environment variable naming a shared image store folder; the database keeps
 paths relative to it (``ab/<sha256>.jpg``), so each workstation may mount it anywhere."""
 
+_UNSET = object()
 WRITE_LOCK_KEY = 0x45594553   # "EYES": the advisory lock every write transaction takes on a server
 
 __all__ = ["BUSY_TIMEOUT_MS", "StoreBase", "StoreError", "default_user", "fold_text", "search_text"]
@@ -323,9 +326,65 @@ class StoreBase():
             db.execute("INSERT INTO store_meta (key, value) VALUES (?, ?) "
                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
+    _person: "Person | None" = None
+    _acting: threading.local | None = None
+
+    @property
+    def person(self) -> "Person | None":
+        """The signed-in person every change is made as (:mod:`.accounts`); None: nobody,
+        which a database without accounts allows and one with accounts refuses. A
+        thread inside :meth:`acting_as` sees its own person instead."""
+        acting = self._acting
+        return getattr(acting, "person", self._person) if acting is not None else self._person
+
+    @person.setter
+    def person(self, value: "Person | None") -> None:
+        self._person = value
+
+    @contextmanager
+    def acting_as(self, person: "Person | None") -> Iterator[None]:
+        """Make this thread's changes as ``person`` whoever signs in meanwhile: a batch
+        keeps running under the person who started it while the window switches person."""
+        if self._acting is None:
+            self._acting = threading.local()
+        previous = getattr(self._acting, "person", _UNSET)
+        self._acting.person = person
+        try:
+            yield
+        finally:
+            if previous is _UNSET:
+                del self._acting.person
+            else:
+                self._acting.person = previous
+
+    def _who(self, user: str | None) -> str:
+        """Whom a change names (``created_by``, the audit's user): the signed-in person,
+        else ``user``, else the operating-system user (a database without accounts)."""
+        return self.person.name if self.person is not None else (user or default_user())
+
+    def _has_accounts(self) -> bool:
+        """Whether accounts have started on this database (the first admin exists)."""
+        return bool(self._query("SELECT 1 FROM people LIMIT 1"))
+
+    def require(self, action: "Action") -> None:
+        """Refuse ``action`` unless the signed-in person's roles allow it (:data:`roles.PERMISSIONS`);
+        a database without accounts allows everything, as before accounts existed."""
+        from .accounts import check_allowed
+
+        check_allowed(self, action)
+
     def _audit(self, db: Db, user: str | None, action: str, entity: str,
                details: dict[str, Any] | None = None) -> None:
-        db.execute('INSERT INTO audit_log (at, "user", action, entity, details, workstation) '
-                   "VALUES (?, ?, ?, ?, ?, ?)",
-                   (self._now(), user or default_user(), action, entity,
-                    json.dumps(details or {}, sort_keys=True, default=str), socket.gethostname() or "unknown"))
+        """Chain one audit entry (:mod:`.chain`) in the caller's transaction: the signed-in
+        person when there is one, else ``user`` or the operating-system user."""
+        from .chain import BEFORE_ACCOUNTS, append
+
+        signed_in = self.person is not None
+        append(db, self.dialect, {
+            "at": self._now(),
+            "user": self._who(user),
+            "action": action, "entity": entity,
+            "details": json.dumps(details or {}, sort_keys=True, default=str),
+            "workstation": socket.gethostname() or "unknown",
+            "era": "" if signed_in or self._has_accounts() else BEFORE_ACCOUNTS,
+        })

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..roles import Action
 from ..protocol import get_protocol
 from ..records import EyeResult, ModelInfo, OperatingPoint, Status
 from .base import _datetime, _iso, default_user
@@ -44,6 +45,7 @@ class BatchLedger(ResultStore):
                     user: str | None = None) -> bool:
         """Register a batch run; True when the key is new, False when resuming
         (or re-running) one already on record."""
+        self.require(Action.SCREEN)
         with self._tx() as db:
             if db.execute("SELECT 1 FROM batches WHERE batch_key = ?", (batch_key,)).fetchone():
                 self._audit(db, user, "batch resumed", f"batch:{batch_key}")
@@ -64,6 +66,7 @@ class BatchLedger(ResultStore):
         one (a resumed batch adds to it), else the visit of that day whichever folder,
         batch, workstation or desk started it (one patient, one visit a day), else a
         new one claiming the day, so a copy of a folder never makes a second visit."""
+        self.require(Action.SCREEN)
         get_protocol(protocol)
         started = (started_at or self.now_local()).replace(microsecond=0)
         day = started.astimezone().date().isoformat()   # the clinic's (local) day
@@ -115,6 +118,7 @@ class BatchLedger(ResultStore):
         or path) is recognised: the file is marked done with the result on record and
         nothing is saved or re-queued, so a copy of a folder screened again changes
         no visit (and never undoes what staff did to it)."""
+        self.require(Action.SCREEN)
         get_protocol(protocol_name)
         with self._tx() as db:
             known = self._known_photo(encounter_id, result)
@@ -175,6 +179,7 @@ class BatchLedger(ResultStore):
 
     def finish_batch(self, batch_key: str, user: str | None = None) -> None:
         """Mark the batch complete."""
+        self.require(Action.SCREEN)
         with self._tx() as db:
             db.execute("UPDATE batches SET finished_at = ? WHERE batch_key = ?", (self._now(), batch_key))
             self._audit(db, user, "batch finished", f"batch:{batch_key}")
@@ -199,6 +204,7 @@ class BatchLedger(ResultStore):
         recorded on the first call: photographs older than this were there before
         and are left to "Screen folder"; newer ones, even those that arrived while
         EyeScreen was closed, are screened."""
+        self.require(Action.SCREEN)
         with self._tx() as db:
             row = db.execute("SELECT since FROM watched_folders WHERE folder = ?", (folder,)).fetchone()
             if row is not None:

@@ -8,6 +8,7 @@ import os
 import threading
 from pathlib import Path
 
+from ..roles import Action
 from ..records import Eye
 from .engine import Db
 from .base import StoreBase
@@ -29,6 +30,7 @@ class ImageStore(StoreBase):
         record survives the camera card being wiped. A file that could not be read
         at all (``sha256`` empty) still gets a row, so its error is on record.
         """
+        self.require(Action.SCREEN)
         stored = self._copy_into_store(Path(path), sha256) if (copy and sha256) else None
         return self._link_image(encounter_id, str(path), sha256, Eye(eye), user, stored)[0]
 

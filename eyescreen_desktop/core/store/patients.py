@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from ..roles import Action
 from .engine import Row
 from ..protocol import DEFAULT_PROTOCOL, get_protocol
 from ..records import Patient
@@ -24,6 +25,7 @@ class PatientStore(StoreBase):
 
     def upsert_patient(self, patient: Patient, user: str | None = None) -> None:
         """Create the patient or update their details (audited with what changed)."""
+        self.require(Action.SCREEN)
         new = {"name": patient.name, "birth_date": _iso(patient.birth_date), "sex": patient.sex,
                "diabetes_type": patient.diabetes_type, "diabetes_years": patient.diabetes_years}
         with self._tx() as db:
@@ -46,6 +48,7 @@ class PatientStore(StoreBase):
 
     def ensure_patient(self, patient_id: str, user: str | None = None) -> Patient:
         """The patient, created with only their ID when unknown (batch without a patient list)."""
+        self.require(Action.SCREEN)
         with self._tx():
             found = self.get_patient(patient_id)
             if found is None:
@@ -57,6 +60,16 @@ class PatientStore(StoreBase):
         """The patient with this clinic ID, or None."""
         rows = self._query("SELECT * FROM patients WHERE patient_id = ?", (patient_id,))
         return _patient(rows[0]) if rows else None
+
+    def open_record(self, patient_id: str) -> Patient | None:
+        """The patient, to show their record: audited ("record opened"), so the log
+        says who viewed whom; None when unknown."""
+        self.require(Action.OPEN_RECORD)
+        patient = self.get_patient(patient_id)
+        if patient is not None:
+            with self._tx() as db:
+                self._audit(db, None, "record opened", f"patient:{patient_id}")
+        return patient
 
     def find_patients(self, text: str = "", limit: int = 50) -> list[Patient]:
         """Patients whose ID, name or birth date contain every word of ``text``, ignoring
@@ -77,6 +90,7 @@ class PatientStore(StoreBase):
                         protocol: str = DEFAULT_PROTOCOL, source: str = "desk",
                         batch_key: str | None = None, user: str | None = None) -> str:
         """Open a visit for a known patient; returns the new encounter ID."""
+        self.require(Action.SCREEN)
         get_protocol(protocol)
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
@@ -85,7 +99,7 @@ class PatientStore(StoreBase):
         with self._tx() as db:
             if self.get_patient(patient_id) is None:
                 raise ValueError(f"unknown patient {patient_id!r}: register the patient first")
-            who = user or default_user()
+            who = self._who(user)
             db.execute("INSERT INTO encounters (encounter_id, patient_id, started_at, protocol, source, "
                        "batch_key, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (encounter_id, patient_id, _iso(started), protocol, source, batch_key, who))

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..roles import Action
 from .engine import Row
 from ..protocol import encounter_queue, get_protocol
 from ..records import (
@@ -71,6 +72,7 @@ class ResultStore(PatientStore, ImageStore):
         copying every file that could be read into the image store; the copy is
         made before the write lock is taken, so readers never wait on file copies.
         """
+        self.require(Action.SCREEN)
         get_protocol(protocol_name)
         stored = self._stored_copy(result, copy)
         with self._tx():
@@ -96,7 +98,7 @@ class ResultStore(PatientStore, ImageStore):
                 f"VALUES (?, ?, ?, {', '.join('?' * len(values))}, ?, ?) "
                 f"ON CONFLICT (encounter_image_id, model_sha, protocol) DO UPDATE SET {updates}, "
                 f"created_at = excluded.created_at, created_by = excluded.created_by RETURNING result_id",
-                (link_id, encounter_id, image_id, *values.values(), self._now(), user or default_user()),
+                (link_id, encounter_id, image_id, *values.values(), self._now(), self._who(user)),
             ).fetchone()
             result_id = int(row[0])
             self._audit(db, user, "result saved", f"result:{result_id}",
@@ -143,6 +145,7 @@ class ResultStore(PatientStore, ImageStore):
         urgent queue (e.g. review for a visit with one eye photographed, where
         ``annual`` was asked for), that queue and its due date are used instead.
         Prefer :meth:`requeue_encounter`, which asks the rule directly."""
+        self.require(Action.SCREEN)
         queue = Queue(queue)
         with self._tx():
             decided = self._rule_queue(encounter_id)
@@ -156,6 +159,7 @@ class ResultStore(PatientStore, ImageStore):
         due date; returns the queue, or None when it has no result yet. Saving a
         result does this already; call it after anything else that changes the rule's
         inputs outside the store."""
+        self.require(Action.SCREEN)
         with self._tx():
             return self._queue_by_rule(encounter_id, user)
 
@@ -226,6 +230,7 @@ class ResultStore(PatientStore, ImageStore):
         ``other`` needs a ``note``), which makes a one-eyed visit complete; audited,
         and the encounter re-queued in the same transaction. Returns the new queue
         (None while it has no result)."""
+        self.require(Action.SCREEN)
         eye = Eye(eye)
         if eye is Eye.UNKNOWN:
             raise ValueError("say which eye was not photographed: right or left")
@@ -239,7 +244,7 @@ class ResultStore(PatientStore, ImageStore):
                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (encounter_id, eye) DO UPDATE SET "
                        "reason = excluded.reason, note = excluded.note, recorded_at = excluded.recorded_at, "
                        "recorded_by = excluded.recorded_by",
-                       (encounter_id, eye.value, reason, note.strip(), self._now(), user or default_user()))
+                       (encounter_id, eye.value, reason, note.strip(), self._now(), self._who(user)))
             self._audit(db, user, "missing eye recorded", f"encounter:{encounter_id}",
                         {"eye": eye.value, "reason": reason, "note": note.strip()})
             return self._queue_by_rule(encounter_id, user)
@@ -247,6 +252,7 @@ class ResultStore(PatientStore, ImageStore):
     def clear_missing_eye(self, encounter_id: str, eye: Eye, user: str | None = None) -> Queue | None:
         """Withdraw a recorded reason (e.g. the eye was photographed after all);
         audited, the encounter re-queued. Returns the new queue (None without result)."""
+        self.require(Action.SCREEN)
         eye = Eye(eye)
         with self._tx() as db:
             self._encounter_row(encounter_id)
@@ -259,6 +265,7 @@ class ResultStore(PatientStore, ImageStore):
     def set_photo_eye(self, encounter_id: str, sha256: str, eye: Eye, user: str | None = None) -> Queue | None:
         """Say which eye a photograph of the encounter shows (staff correcting or
         setting the side); audited, the encounter re-queued. Returns the new queue."""
+        self.require(Action.SCREEN)
         eye = Eye(eye)
         with self._tx() as db:
             rows = db.execute("SELECT ei.encounter_image_id, ei.eye FROM encounter_images ei JOIN images i "
@@ -280,6 +287,7 @@ class ResultStore(PatientStore, ImageStore):
         """Move a queued encounter to open, referred or closed. With ``expected_version``
         (the ``EncounterSummary.version`` the user saw) the change is refused with
         ``QueueConflict`` when another workstation changed the entry meanwhile."""
+        self.require(Action.CHANGE_QUEUE)
         if state not in STATES:
             raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
         with self._tx() as db:
@@ -298,11 +306,13 @@ class ResultStore(PatientStore, ImageStore):
 
     def mark_slip_printed(self, encounter_id: str, user: str | None = None) -> None:
         """Note that the patient's slip (or letter) was printed (shown in the queue views)."""
+        self.require(Action.PRINT_DOCUMENT)
         self._update_queue_state(encounter_id, user, "slip printed", slip_printed_at=self._now())
 
     def mark_slip_saved(self, encounter_id: str, path: str = "", user: str | None = None) -> None:
         """Note that the patient's slip (or letter) was saved as PDF: handing the file
         on counts as issuing the slip, as printing does (``slip_issued_at``)."""
+        self.require(Action.PRINT_DOCUMENT)
         with self._tx() as db:
             self._update_queue_state(encounter_id, user, "slip saved", slip_saved_at=self._now())
             if path:
@@ -312,6 +322,7 @@ class ResultStore(PatientStore, ImageStore):
         """Mark the encounter referred. Allowed without a slip, but then recorded as
         "referred without a slip" (audited, and ``referred_without_slip`` in the
         summary) so the queue can show it. Returns True when a slip had been issued."""
+        self.require(Action.CHANGE_QUEUE)
         self.set_state(encounter_id, "referred", user, expected_version)
         with self._tx() as db:
             row = db.execute("SELECT referred_without_slip FROM queue_state WHERE encounter_id = ?",
@@ -322,6 +333,7 @@ class ResultStore(PatientStore, ImageStore):
                        expected_version: int | None = None) -> None:
         """A clinician moves the encounter to another queue; the reason is required
         and the due date follows the new queue. ``expected_version`` as for :meth:`set_state`."""
+        self.require(Action.CHANGE_QUEUE)
         if not reason or not reason.strip():
             raise ValueError("a reason is required to override the queue")
         queue = Queue(queue)

@@ -21,6 +21,7 @@ import os
 import socket
 from typing import Any
 
+from ..roles import Action
 from ..protocol import DEFAULT_PROTOCOL, get_protocol
 from ..records import EncounterSummary
 from .base import _datetime, _iso, default_user
@@ -74,13 +75,14 @@ class SharedClinic(QueueViews):
                       user: str | None = None) -> str:
         """The patient's desk visit of ``day`` (today): started by whichever
         workstation asks first, found by every other one."""
+        self.require(Action.SCREEN)
         get_protocol(protocol)
         day = day or self.today()
         started = dt.datetime.combine(day, self.now_local().timetz())
         with self._tx() as db:
             if self.get_patient(patient_id) is None:
                 raise ValueError(f"unknown patient {patient_id!r}: register the patient first")
-            who = user or default_user()
+            who = self._who(user)
             encounter_id = os.urandom(16).hex()
             made = db.execute(
                 "INSERT INTO encounters (encounter_id, patient_id, started_at, protocol, source, created_by, "
@@ -115,6 +117,7 @@ class SharedClinic(QueueViews):
         """Claim one photograph of a batch for this process (``by``: its
         :func:`claimant` name); False when another live process holds it (or it
         is done). Insert-on-conflict: two processes can never both win the same file."""
+        self.require(Action.SCREEN)
         me = by or claimant()
         with self._tx() as db:
             won = db.execute("INSERT INTO batch_claims (batch_key, file, claimed_by, claimed_at) "
