@@ -9,7 +9,7 @@ from ..roles import Action
 from .engine import Row
 from ..protocol import DEFAULT_PROTOCOL, get_protocol
 from ..records import Patient
-from .base import StoreBase, _iso, default_user, fold_text, search_text
+from .base import StoreBase, _iso, fold_text, search_text
 from .rows import _patient
 
 SOURCES = ("batch", "desk")

@@ -21,7 +21,7 @@ from ..records import (
     Queue,
     Status,
 )
-from .base import _datetime, _iso, default_user
+from .base import _datetime, _iso
 from .images import ImageStore
 from .patients import PatientStore
 from .rows import _RESULT_SELECT, _eye_result, _patient, _result_values, _summary

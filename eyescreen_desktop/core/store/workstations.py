@@ -24,7 +24,7 @@ from typing import Any
 from ..roles import Action
 from ..protocol import DEFAULT_PROTOCOL, get_protocol
 from ..records import EncounterSummary
-from .base import _datetime, _iso, default_user
+from .base import _datetime, _iso
 from .engine import Db
 from .queue_views import QueueViews
 
