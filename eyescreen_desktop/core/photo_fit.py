@@ -7,7 +7,7 @@ Two mistakes read true on every later page and are caught by nothing else:
   (:mod:`core.laterality`) disagrees with the filed eye, confidently;
 * **another patient**: ``P002_R.jpg`` opened while patient P904 is in the form.
   The file name carries another patient's ID, read by the batch's own file-name
-  rule (:func:`core.batch.patient_and_eye`, the one place that rule lives).
+  rule (:func:`domain.eyes.patient_and_eye`, the one place that rule lives).
 
 :func:`check_photo` answers both as a :class:`PhotoFit`; the window asks the
 nurse (store anyway / change the eye / cancel) and records the answer in the
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import fundus
+from ..domain.eyes import patient_and_eye
 from .imageio import ImageReadError, read_image
 from .laterality import LateralityModel, SideEstimate, default_model, estimate_side
 from .records import Eye, EyeResult, Status
@@ -102,15 +103,10 @@ class PhotoFit:
 
 
 def name_patient_id(file_name: str) -> str:
-    """The patient ID a file's name carries by the batch's rule (``P002_R.jpg`` -> ``P002``), else ""."""
-    from .batch import (
-        patient_and_eye,  # the one file-name rule (core.batch imports this module's users)
-    )
-
+    """The patient ID a file's name carries by the one file-name rule (``P002_R.jpg`` -> ``P002``), else ""."""
     if not file_name:
         return ""
-    found = patient_and_eye(PurePosixPath(PurePosixPath(file_name.replace("\\", "/")).name), None)
-    return found[0] if found else ""
+    return patient_and_eye(PurePosixPath(file_name.replace("\\", "/")).stem)[0] or ""
 
 
 def side_of_fundus(rgb: np.ndarray, model: LateralityModel | None = None) -> SideEstimate | None:

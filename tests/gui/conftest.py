@@ -84,7 +84,7 @@ def good_rgb(good_photo) -> np.ndarray:
 def blurred_photo(tmp_path_factory) -> Path:
     """The good photograph's right eye (P001_R.jpg) blurred out of focus: ungradable. A right
     eye, so that a right-eye file shows one (the window questions a left eye filed as right)."""
-    path = tmp_path_factory.mktemp("blurred") / "blurred-right.jpg"   # the right eye, no patient ID
+    path = tmp_path_factory.mktemp("blurred") / "right.jpg"   # the right eye; the name gives no patient ID
     cv2.imwrite(str(path), cv2.GaussianBlur(cv2.imread(str(GOOD_PHOTO.with_name("P001_R.jpg"))), (0, 0), 8))
     return path
 

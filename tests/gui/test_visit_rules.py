@@ -143,14 +143,14 @@ def test_unknown_photos_never_replace_another_and_titles_reset(qtbot, window, tm
     assert view.cards[Eye.RIGHT].title.text() == "Right eye (OD)" and not view.unknown_card.isVisible()
 
 
-def test_override_and_reason_show_after_a_retake(qtbot, window, blurred_photo, good_photo):
+def test_override_and_reason_show_after_a_retake(qtbot, window, blurred_photo, good_photo, tmp_path):
     first = _screen(qtbot, window, [blurred_photo, good_photo], "OVR1")      # right ungradable, left grade 0
     assert first.queue is Queue.REVIEW and "Retake" in window.result_view.detail.text()
     window.store.override_queue(first.encounter_id, Queue.ROUTINE, "Haemorrhages seen at the slit lamp", "dr.a")
     window.start_next_patient()
     with qtbot.waitSignal(window.encounterOpened, timeout=WAIT_MS):
         window.open_encounter(first.encounter_id)
-    retake = _unknown_copy(blurred_photo.parent, RIGHT_PHOTO, "retake-right.jpg")
+    retake = _unknown_copy(tmp_path, RIGHT_PHOTO, "right.jpg")   # a right eye; the name gives no patient ID
     summary = _screen(qtbot, window, [retake])
     assert summary.overridden and summary.queue is Queue.ROUTINE
     view = window.result_view
