@@ -42,6 +42,7 @@ from pathlib import Path
 from .audit import AuditEntry, AuditLog
 from .base import BUSY_TIMEOUT_MS, Clock, FixedClock, StoreBase, StoreError, SystemClock, default_user, fold_text, search_text
 from .batches import BatchFileRow, BatchLedger
+from .grades import EncounterGrading, GradeConflict, GradeStore, QaDraw
 from .engine import ENV_VAR, add_database_argument, database_url
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
@@ -52,13 +53,13 @@ from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = [
-    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
+    "AuditEntry", "EncounterGrading", "GradeConflict", "QaDraw", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url", "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]
 
 
-class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
+class ClinicStore(GradeStore, BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, AuditLog, StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .engine import Row
+from ..grading import more_urgent
 from ..protocol import encounter_queue, get_protocol
 from ..records import (
     MISSING_EYE_REASONS,
@@ -183,8 +184,25 @@ class ResultStore(PatientStore, ImageStore):
         return orphans
 
     def _rule_queue(self, encounter_id: str) -> tuple[Queue, dt.date] | None:
-        """The queue and due date the rule gives the encounter now; None without results."""
+        """The queue and due date the rule gives the encounter now; None without results.
+        Human grades decide once final; while arbitration is pending the more urgent of
+        the AI's and the grader's outcome stands (:mod:`..grading`)."""
         enc = self._encounter_row(encounter_id)
+        inputs = self._rule_inputs(encounter_id)
+        if inputs is None:
+            return None
+        queue = encounter_queue(*inputs)
+        graded = self._query("SELECT state, graded_queue, final_queue FROM encounter_grading WHERE encounter_id = ?",
+                             (encounter_id,))
+        if graded:
+            _state, graded_queue, final = graded[0]
+            queue = Queue(final) if final is not None else more_urgent(queue, Queue(graded_queue))
+        started = _datetime(enc["started_at"]) or self.now_local()
+        return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
+
+    def _rule_inputs(self, encounter_id: str) -> tuple[list[EyeResult], list[Eye]] | None:
+        """The encounter's newest result per photograph and its eyes recorded as missing
+        (what :func:`protocol.encounter_queue` decides from); None without results."""
         rows = self._query(_RESULT_SELECT + " WHERE r.encounter_id = ? AND r.result_id = (SELECT MAX(result_id) "
                            "FROM results x WHERE x.encounter_image_id = r.encounter_image_id) "
                            "ORDER BY r.encounter_image_id", (encounter_id,))
@@ -192,9 +210,7 @@ class ResultStore(PatientStore, ImageStore):
             return None
         missing = [Eye(r[0]) for r in self._query("SELECT eye FROM missing_eyes WHERE encounter_id = ?",
                                                   (encounter_id,))]
-        queue = encounter_queue([_eye_result(r) for r in rows], missing)
-        started = _datetime(enc["started_at"]) or self.now_local()
-        return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
+        return [_eye_result(r) for r in rows], missing
 
     def _queue_by_rule(self, encounter_id: str, user: str | None, action: str = "encounter queued") -> Queue | None:
         decided = self._rule_queue(encounter_id)
