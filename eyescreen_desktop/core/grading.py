@@ -14,13 +14,21 @@ Pure: no store, no Qt.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable
 
 # issue 20: the grade cut-offs (referable >= 2, urgent >= 3) move to eyescreen_desktop.domain
 from .calibration import REFERABLE_GRADE, URGENT_GRADE
 from .protocol import get_protocol
-from .records import Eye, EyeDecision, EyeResult, OperatingPoint, Prediction, Queue, Status
+from .records import (
+    Eye,
+    EyeDecision,
+    EyeResult,
+    OperatingPoint,
+    Prediction,
+    Queue,
+    Status,
+)
 
 MACULOPATHY = ("yes", "no", "not_assessed")
 """What a grader says about the macula: oedema seen, not seen, or not assessed."""
@@ -93,7 +101,7 @@ class HumanGrade:
     def urgent(self) -> bool:
         return self.icdr_grade is not None and self.icdr_grade >= URGENT_GRADE
 
-    def same_reading(self, other: "HumanGrade") -> bool:
+    def same_reading(self, other: HumanGrade) -> bool:
         """The same grade, maculopathy and findings (a re-import of the same row)."""
         return (self.icdr_grade, self.maculopathy, tuple(sorted(self.findings))) == (
             other.icdr_grade, other.maculopathy, tuple(sorted(other.findings)))

@@ -14,7 +14,7 @@ from eyescreen_desktop.core.records import Eye, Queue
 from eyescreen_desktop.core.store import ClinicStore, FixedClock, GradeConflict
 from tests.core.grading_fixtures import VISIT, screened
 
-NOW = dt.datetime(2026, 5, 6, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 5, 6, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_an_imported_grade_is_final_and_moves_queue_and_due_date(store):
     assert summary.queue is Queue.URGENT
     assert summary.due_date == VISIT.date() + dt.timedelta(days=14)
     graded = store.grades(enc)
-    assert [(g.eye, g.icdr_grade, g.recorded_by, g.graded_at.astimezone(dt.timezone.utc)) for g in graded] == [
+    assert [(g.eye, g.icdr_grade, g.recorded_by, g.graded_at.astimezone(dt.UTC)) for g in graded] == [
         (Eye.RIGHT, 3, "clerk", NOW), (Eye.LEFT, 0, "clerk", NOW)]
     actions = [a.action for a in store.audit(f"encounter:{enc}")]
     assert actions.count("eye graded") == 2 and "grading final" in actions

@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from ..grading import HumanGrade, Resolution, graded_eye_result, resolve
 from ..protocol import encounter_queue, is_external_eye
@@ -226,3 +226,10 @@ class GradeStore(ResultStore):
             "(SELECT 1 FROM qa_sample s WHERE s.encounter_id = e.encounter_id AND s.drawn = 1))) "
             "OR g.state = 'arbitration_pending'")
         return [r[0] for r in sorted(rows, key=lambda r: (Queue(r[1]).priority, r[2], r[0]))]
+
+    def patient_encounters(self, patient_id: str) -> list[tuple[str, dt.datetime]]:
+        """The patient's screened encounters (with a result), oldest first, and when each started (local)."""
+        rows = self._query("SELECT e.encounter_id, e.started_at FROM encounters e WHERE e.patient_id = ? AND EXISTS "
+                           "(SELECT 1 FROM results r WHERE r.encounter_id = e.encounter_id) "
+                           "ORDER BY e.started_at, e.encounter_id", (patient_id,))
+        return [(r[0], _datetime(r[1])) for r in rows]  # type: ignore[misc]
