@@ -166,7 +166,7 @@ class GradeStore(ResultStore):
 
     def draw_qa_sample(self, rate: float, seed: int | None = None, user: str | None = None) -> QaDraw:
         """Draw a quality-assurance sample of the annual encounters no earlier draw
-        considered (each with probability ``rate``, from a recorded ``seed``): every
+        considered (each with probability ``rate``, from a recorded ``seed``, in visit order): every
         encounter considered is recorded, drawn or not, so the draw can be repeated
         and audited, and a drawn eye weighs 1/rate in the clinic's figures."""
         if not 0.0 < rate <= 1.0:
@@ -174,10 +174,11 @@ class GradeStore(ResultStore):
         seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
         with self._tx() as db:
             candidates = [r[0] for r in db.execute(
-                "SELECT q.encounter_id FROM queue_state q WHERE q.queue = 'annual' AND NOT EXISTS "
+                "SELECT q.encounter_id FROM queue_state q JOIN encounters e USING (encounter_id) "
+                "WHERE q.queue = 'annual' AND NOT EXISTS "
                 "(SELECT 1 FROM qa_sample s WHERE s.encounter_id = q.encounter_id) AND NOT EXISTS "
                 "(SELECT 1 FROM encounter_grading g WHERE g.encounter_id = q.encounter_id) "
-                "ORDER BY q.encounter_id").fetchall()]
+                "ORDER BY e.started_at, q.encounter_id").fetchall()]
             rng = random.Random(seed)
             drawn = [e for e in candidates if rng.random() < rate]
             who = user or default_user()
