@@ -70,6 +70,7 @@ class LabelledEye:
     urgent: bool
     collection: str
     grade: int | None = None
+    weight: float = 1.0     # 1 / P(graded): how many eyes this graded one stands for (verification bias)
 
     @property
     def key(self) -> str:
@@ -212,6 +213,7 @@ def _arrays(eyes: Sequence[ScreenedEye]) -> dict[str, np.ndarray]:
         "y_ref": np.array([e.eye.referable for e in ok], bool), "y_urg": np.array([e.eye.urgent for e in ok], bool),
         "p_ref": np.array([e.p_referable for e in ok], float), "p_urg": np.array([e.p_urgent for e in ok], float),
         "patient": np.array([e.eye.patient for e in ok]), "collection": np.array([e.eye.collection for e in ok]),
+        "w": np.array([e.eye.weight for e in ok], float),
     }
 
 
@@ -228,29 +230,33 @@ def choose_thresholds(eyes: Sequence[ScreenedEye], rule: Rule = Rule()) -> Thres
     if not any(e.gradable for e in eyes):
         raise CalibrationError("no gradable photograph to calibrate on: every one was refused by the quality gate")
     a = _arrays(eyes)
-    return thresholds_from_arrays(a["y_ref"], a["p_ref"], a["y_urg"], a["p_urg"], a["collection"], rule)
+    return thresholds_from_arrays(a["y_ref"], a["p_ref"], a["y_urg"], a["p_urg"], a["collection"], rule,
+                                  weights=a["w"])
 
 
 def thresholds_from_arrays(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarray, p_urg: np.ndarray,
                            collections: np.ndarray, rule: Rule = Rule(),
-                           also_flagged: np.ndarray | None = None) -> Thresholds:
+                           also_flagged: np.ndarray | None = None, weights: np.ndarray | None = None) -> Thresholds:
     """:class:`Rule` on arrays of gradable eyes (training's default point uses it too).
 
     Each urgent eye that both thresholds still leave in annual (most probable first)
     is caught by lowering whichever threshold, referable or urgent, refers fewer
     eyes without referable disease (referable on a tie: the gentler queue).
-    ``also_flagged`` marks eyes referred anyway (maculopathy above its threshold)."""
+    ``also_flagged`` marks eyes referred anyway (maculopathy above its threshold).
+    ``weights`` (1 / P(graded) per eye, default 1) weigh sensitivity and the eyes
+    without disease a threshold refers; no urgent eye is left in annual whatever its weight."""
     y_ref, y_urg = np.asarray(y_ref, bool), np.asarray(y_urg, bool)
     p_ref, p_urg = np.asarray(p_ref, float), np.asarray(p_urg, float)
     collections = np.asarray(collections)
     extra = np.zeros(len(y_ref), bool) if also_flagged is None else np.asarray(also_flagged, bool)
+    w = np.ones(len(y_ref)) if weights is None else np.asarray(weights, float)
     t_ref, t_urg = math.inf, math.inf
     for c in np.unique(collections):
         m = collections == c
         if y_urg[m].any():
-            t_urg = min(t_urg, M.threshold_for_sensitivity(y_urg[m], p_urg[m], rule.urgent_sensitivity))
+            t_urg = min(t_urg, M.threshold_for_sensitivity(y_urg[m], p_urg[m], rule.urgent_sensitivity, w[m]))
         if y_ref[m].any():
-            t_ref = min(t_ref, M.threshold_for_sensitivity(y_ref[m], p_ref[m], rule.referable_sensitivity))
+            t_ref = min(t_ref, M.threshold_for_sensitivity(y_ref[m], p_ref[m], rule.referable_sensitivity, w[m]))
     t_urg = 1.0 if math.isinf(t_urg) else _floor6(t_urg)
     t_ref = 1.0 if math.isinf(t_ref) else _floor6(t_ref)
 
@@ -258,7 +264,7 @@ def thresholds_from_arrays(y_ref: np.ndarray, p_ref: np.ndarray, y_urg: np.ndarr
         return (p_urg >= tu) | (p_ref >= tr) | extra
 
     def false_alarms(tr: float, tu: float) -> int:
-        return int((flagged(tr, tu) & ~y_ref).sum())
+        return float(w[flagged(tr, tu) & ~y_ref].sum())
 
     for i in sorted(np.flatnonzero(y_urg & ~flagged(t_ref, t_urg)), key=lambda i: -p_ref[i]):
         if flagged(t_ref, t_urg)[i]:
@@ -314,8 +320,8 @@ def figures(eyes: Sequence[ScreenedEye], t: Thresholds, rule: Rule = Rule(), n_b
     flag_ref = ((a["p_urg"] >= t.urgent) | (a["p_ref"] >= t.referable)).astype(float)
     flag_urg = (a["p_urg"] >= t.urgent).astype(float)
     groups = list(a["patient"])
-    ref_sens, ref_spec = M.sens_spec_ci(a["y_ref"], flag_ref, 0.5, groups, n_boot)
-    urg_sens, urg_spec = M.sens_spec_ci(a["y_urg"], flag_urg, 0.5, groups, n_boot)
+    ref_sens, ref_spec = M.sens_spec_ci(a["y_ref"], flag_ref, 0.5, groups, n_boot, weights=a["w"])
+    urg_sens, urg_spec = M.sens_spec_ci(a["y_urg"], flag_urg, 0.5, groups, n_boot, weights=a["w"])
     own = choose_thresholds(eyes, rule) if a["y_ref"].any() and (~a["y_ref"]).any() else t
     own_flag = (a["p_urg"] >= own.urgent) | (a["p_ref"] >= own.referable)
     return Figures(
@@ -327,7 +333,7 @@ def figures(eyes: Sequence[ScreenedEye], t: Thresholds, rule: Rule = Rule(), n_b
         referable_sensitivity=ref_sens, referable_specificity=ref_spec,
         urgent_sensitivity=urg_sens, urgent_specificity=urg_spec,
         urgent_in_annual=int((a["y_urg"] & (flag_ref == 0)).sum()),
-        own_specificity=M.sens_spec(a["y_ref"], own_flag.astype(float), 0.5)[1],
+        own_specificity=M.weighted_rate(~own_flag, ~a["y_ref"], a["w"]),
     )
 
 
@@ -417,6 +423,7 @@ class Calibration:
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     warnings: tuple[str, ...] = ()
     maculopathy: float | None = None    # the model's own maculopathy threshold, carried over unchanged
+    site: dict[str, Any] = field(default_factory=dict)   # calibrated from the clinic database: what on
 
     @property
     def operating_point(self) -> OperatingPoint:
@@ -453,7 +460,7 @@ def check_size(eyes: Sequence[ScreenedEye], min_eyes: int = MIN_EYES) -> list[st
 
 def calibrate(screened: Sequence[ScreenedEye], model: dict[str, str], sources: Sequence[DataSource],
               rule: Rule = Rule(), name: str = "clinic", min_eyes: int = MIN_EYES, n_boot: int = 1000,
-              maculopathy: float | None = None) -> Calibration:
+              maculopathy: float | None = None, site: dict[str, Any] | None = None) -> Calibration:
     """Choose the thresholds and measure them: the whole calibration, without the screening.
     ``maculopathy`` is the model's own threshold for that output (clinics rarely have
     maculopathy grades, so it is kept, not recalibrated)."""
@@ -464,7 +471,7 @@ def calibrate(screened: Sequence[ScreenedEye], model: dict[str, str], sources: S
         per_collection=tuple(figures_by_collection(screened, t, rule, n_boot)),
         overall=figures(screened, t, rule, n_boot, "all"),
         curves=(curve(screened, "referable", t), curve(screened, "urgent", t)),
-        warnings=tuple(warnings), maculopathy=maculopathy)
+        warnings=tuple(warnings), maculopathy=maculopathy, site=dict(site or {}))
 
 
 def describe_sources(labels: Sequence[Path], screened: Sequence[ScreenedEye]) -> list[DataSource]:
@@ -494,6 +501,7 @@ def operating_point_dict(c: Calibration) -> dict[str, Any]:
         "per_collection": {f.collection: _figures_dict(f) for f in c.per_collection},
         "overall": _figures_dict(c.overall),
         "warnings": list(c.warnings),
+        **({"site": c.site} if c.site else {}),
     }
 
 

@@ -61,15 +61,29 @@ def sens_spec(y: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float
     return sens, spec
 
 
-def threshold_for_sensitivity(y: np.ndarray, score: np.ndarray, min_sensitivity: float) -> float:
+def threshold_for_sensitivity(y: np.ndarray, score: np.ndarray, min_sensitivity: float,
+                              weights: np.ndarray | None = None) -> float:
     """The highest threshold whose sensitivity is at least ``min_sensitivity``
-    (the most specific operating point that still meets the screening target)."""
+    (the most specific operating point that still meets the screening target);
+    with ``weights`` (1 / P(graded)), the weighted sensitivity."""
     y = np.asarray(y).astype(bool).ravel()
+    if weights is not None and not np.all(np.asarray(weights, float) == 1.0):
+        return _weighted_threshold(y, np.asarray(score, np.float64).ravel(), min_sensitivity,
+                                   np.asarray(weights, float).ravel())
     pos = np.sort(np.asarray(score, np.float64).ravel()[y])[::-1]
     if len(pos) == 0:
         return 0.5
     k = int(np.ceil(min_sensitivity * len(pos)))  # positives that must score >= t
     return float(pos[max(k, 1) - 1])
+
+
+def _weighted_threshold(y: np.ndarray, score: np.ndarray, min_sensitivity: float, weights: np.ndarray) -> float:
+    order = np.argsort(-score[y], kind="mergesort")
+    pos, w = score[y][order], weights[y][order]
+    if len(pos) == 0:
+        return 0.5
+    reached = np.cumsum(w) / w.sum() >= min_sensitivity - 1e-12
+    return float(pos[int(np.argmax(reached))])
 
 
 def patient_bootstrap(statistic: Callable[[np.ndarray], float], groups: Sequence[str],
@@ -108,10 +122,14 @@ class RateCI:
 
 
 def sens_spec_ci(y: np.ndarray, score: np.ndarray, threshold: float, groups: Sequence[str],
-                 n_boot: int = 1000, seed: int = 0) -> tuple[RateCI, RateCI]:
-    """Sensitivity and specificity at ``threshold`` with patient-bootstrap CIs."""
+                 n_boot: int = 1000, seed: int = 0, weights: np.ndarray | None = None) -> tuple[RateCI, RateCI]:
+    """Sensitivity and specificity at ``threshold`` with patient-bootstrap CIs; with
+    ``weights`` (1 / P(graded) per eye) weighted for verification bias."""
     y = np.asarray(y).astype(bool).ravel()
     pred = np.asarray(score).ravel() >= threshold
+    if weights is not None and not np.all(np.asarray(weights, float) == 1.0):
+        return (weighted_rate_ci(pred, y, weights, groups, n_boot, seed),
+                weighted_rate_ci(~pred, ~y, weights, groups, n_boot, seed))
     sens, spec = sens_spec(y, score, threshold)
     s_ci = patient_bootstrap(lambda i: _rate(pred[i] & y[i], y[i]), groups, n_boot, seed)
     p_ci = patient_bootstrap(lambda i: _rate(~pred[i] & ~y[i], ~y[i]), groups, n_boot, seed)
