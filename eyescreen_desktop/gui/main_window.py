@@ -38,6 +38,7 @@ from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
 from .eye_check_panel import EyeCheckMode
+from .grading_panel import GradingPanel
 from .messages import Messages
 from .patient_panel import PatientPanel
 from .queues import QueuesWidget
@@ -124,6 +125,11 @@ class MainWindow(QMainWindow):
         if self.batch_panel is not None:
             self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
+        self.grading = GradingPanel(self.store)     # issue 21: only for people with the grader role
+        self.tabs.addTab(self.grading, icon("patient"), "Grading")
+        self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
+        self.tabs.currentChanged.connect(
+            lambda _index: self.grading.refresh() if self.tabs.currentWidget() is self.grading else None)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)

@@ -1,0 +1,62 @@
+"""The Grading tab end to end, keyboard only, on a real SQLite database with real
+photographs: blind until commit, about three keys per eye, the grade recorded under
+the grader's name and the encounter re-queued (arbitration on disagreement)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from eyescreen_desktop.core.records import Eye, Queue
+from eyescreen_desktop.core.store import ClinicStore
+from eyescreen_desktop.gui.grading_panel import GradingPanel
+from tests.core.grading_fixtures import screened
+
+
+def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(qtbot, tmp_path):
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        referral = screened(store, "P003", 2, 0)          # the AI refers the right eye
+        urgent = screened(store, "P006", 4, 0)
+        annual = screened(store, "P001", 0, 0)            # not listed: no QA sample drawn
+        panel = GradingPanel(store, grader="Dr Grey")
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        assert [panel.worklist.item(i).text().split()[0] for i in range(panel.worklist.count())] == ["P006", "P003"]
+        assert panel.counts.text() == "2 encounter(s) to grade"
+        shown = " ".join([panel.revealed.text(), *(panel.entry[s].text() for s in (Eye.RIGHT, Eye.LEFT)),
+                          *(panel.worklist.item(i).text() for i in range(panel.worklist.count()))])
+        assert "ICDR 4" not in shown and "urgent" not in shown.lower() and "routine" not in shown.lower()
+        assert panel.views[Eye.RIGHT].item.pixmap().width() == 1024           # the real photograph, full size
+        # P006: right eye 4 with maculopathy (3 keys), left eye 0 (2 keys): agrees with the AI -> final
+        with qtbot.waitSignal(panel.committed) as done:
+            for key in ("4", "m"):
+                qtbot.keyClicks(panel, key)
+            qtbot.keyClick(panel, Qt.Key.Key_Return)
+            qtbot.keyClicks(panel, "0")
+            qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert done.args == [urgent]
+        assert "The AI had said" in panel.revealed.text() and "ICDR 4" in panel.revealed.text()
+        grades = {g.eye: g for g in store.grades(urgent)}
+        assert (grades[Eye.RIGHT].icdr_grade, grades[Eye.RIGHT].maculopathy, grades[Eye.RIGHT].grader) == (
+            4, "yes", "Dr Grey")
+        assert store.encounter_grading(urgent).state == "final"
+        # P003 comes up next, blind again; grading both eyes 0 disagrees with the AI's referral
+        assert panel.encounter == referral and "ICDR 2" not in panel.entry[Eye.RIGHT].text()
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("0", "0"):
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert store.encounter_grading(referral).state == "arbitration_pending"
+        assert store.encounter_summary(referral).queue is Queue.ROUTINE
+        assert "arbitration" in panel.revealed.text()
+        assert store.audit(f"encounter:{referral}")[-1].user == "Dr Grey"
+        # a different grader arbitrates; the same one would be refused
+        panel.grader_edit.setText("Dr Brown")
+        assert panel.encounter == referral
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("1", "0"):
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert store.encounter_grading(referral).state == "arbitrated"
+        assert store.encounter_summary(referral).queue is Queue.ANNUAL
+        assert panel.counts.text() == "0 encounter(s) to grade" and annual not in store.to_grade()
