@@ -60,3 +60,12 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
         assert store.encounter_grading(referral).state == "arbitrated"
         assert store.encounter_summary(referral).queue is Queue.ANNUAL
         assert panel.counts.text() == "0 encounter(s) to grade" and annual not in store.to_grade()
+
+
+def test_the_window_has_a_grading_tab_read_when_opened(qtbot, window):
+    tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert tabs[-1] == "Grading" and tabs[:3] == ["Screening", "Eye check", "Queues"]
+    screened(window.store, "P003", 2, 0)                  # screened elsewhere meanwhile
+    assert window.grading.worklist.count() == 0
+    window.tabs.setCurrentWidget(window.grading)
+    qtbot.waitUntil(lambda: window.grading.worklist.count() == 1)
