@@ -60,7 +60,7 @@ def _rate(r: object) -> str:
     return f"{value:.2f}{ci} [{hits}/{total}]"
 
 
-def _num(x: float, fmt: str = ".2f") -> str:
+def _num(x: float | None, fmt: str = ".2f") -> str:
     return "\u2013" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
 

@@ -185,7 +185,7 @@ class GradeStore(ResultStore):
             row = db.execute("INSERT INTO qa_draws (drawn_at, drawn_by, rate, seed, considered, drawn) "
                              "VALUES (?, ?, ?, ?, ?, ?) RETURNING draw_id",
                              (self._now(), who, rate, seed, len(candidates), len(drawn))).fetchone()
-            draw_id = int(row[0])
+            draw_id = int(row[0])  # type: ignore[index]  # RETURNING always gives the row
             chosen = set(drawn)
             for encounter_id in candidates:
                 db.execute("INSERT INTO qa_sample (encounter_id, draw_id, drawn) VALUES (?, ?, ?)",
