@@ -109,3 +109,28 @@ def test_the_site_point_is_chosen_on_regraded_stored_photographs_for_the_model_i
     assert saved["site"]["source"] == "clinic database" and saved["site"]["weighted"] == "1/P(graded)"
     assert C.load_operating_point(op, read_card(MODEL)).referable == c.thresholds.referable
     assert c.sources[0].labels == store.where
+
+
+@pytest.mark.skipif(not (MODEL / "model.onnx").is_file(), reason="the shipped model is not in this checkout")
+def test_calibrate_from_database_writes_the_point_and_its_report_and_is_audited(tmp_path, database_url, capsys):
+    """The command end to end at the real minimums: 110 grader-confirmed eyes of real
+    photographs (the most diseased fundus-dr patients, so that >= 30 are referable)."""
+    rows = {(r["patient"], r["eye"]): int(r["icdr_grade"]) for r in read_labels(FUNDUS_DR)}
+    patients = sorted({p for p, _ in rows if (p, "L") in rows and (p, "R") in rows},
+                      key=lambda p: (-max(rows[(p, "R")], rows[(p, "L")]), p))[:55]
+    with ClinicStore(database_url, image_store=tmp_path / "data" / "images") as store:
+        grades = []
+        for p in patients:
+            enc = screened(store, p, 0, 0)
+            grades += [HumanGrade(enc, Eye(side), "Centre", rows[(p, side)], source="import") for side in "RL"]
+        store.record_grades(grades)
+    assert calibrate_cli(tmp_path, database_url, "--site", "north", "--user", "Dr Admin", "--backend", "onnx") == 0
+    printed = capsys.readouterr().out
+    assert "110 grader-confirmed eyes" in printed and "expected referral rate" in printed
+    saved = json.loads((tmp_path / "op.json").read_text())
+    assert saved["site"]["graded_eyes"] == 110 and saved["model"]["weights_sha256"] == read_card(MODEL).weights_sha256
+    assert saved["overall"]["urgent_in_annual"] == 0 and (tmp_path / "op.pdf").is_file()
+    with ClinicStore(database_url, image_store=tmp_path / "data" / "images") as store:
+        audit = store.audit("site:north")
+        assert [(a.action, a.user) for a in audit] == [("site calibrated", "Dr Admin")]
+        assert audit[0].details["thresholds"]["referable"] == saved["thresholds"]["referable"]
