@@ -119,3 +119,26 @@ def test_the_quality_assurance_draw_is_recorded_repeatable_and_weighed(store):
     assert waiting[0] == referral and set(waiting[1:]) == set(draw.drawn)
     weights = store.p_graded([*draw.drawn, referral])
     assert weights == {**{e: 0.5 for e in draw.drawn}, referral: 1.0}
+
+
+def test_the_patients_document_says_who_graded_and_that_arbitration_is_pending(store, tmp_path):
+    from pypdf import PdfReader
+
+    from eyescreen_desktop.core import reports
+
+    def document_text(encounter: str) -> str:
+        summary = reports.resolve_images(store.encounter_summary(encounter), store.image_file)
+        path = reports.write_patient_document(summary, tmp_path / encounter)
+        return " ".join(p.extract_text() for p in PdfReader(path).pages).replace("\n", " ")
+
+    pending = screened(store, "P003", 2, 0)
+    annual = screened(store, "P001", 0, 0)
+    assert "Graded by" not in document_text(pending)
+    store.record_grades(both(pending, 0, 0), user="Dr Grey")
+    store.record_grades(both(annual, 1, 0, grader="Centre", source="import"))
+    text = document_text(pending)
+    assert "Graded by Dr Grey" in text and "second grader will arbitrate" in text and "stands meanwhile" in text
+    assert "Graded by Centre." in document_text(annual)                 # the result letter
+    store.record_grades(both(pending, 2, 0, grader="Dr Brown"), user="Dr Brown")
+    text = document_text(pending)
+    assert "Graded by Dr Brown (arbitration)" in text and "arbitrate." not in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -424,6 +425,26 @@ class ResultStore(PatientStore, ImageStore):
             for r in self._query(f"SELECT * FROM missing_eyes WHERE encounter_id IN ({marks}) ORDER BY eye DESC",
                                  chunk):
                 missing.setdefault(r["encounter_id"], []).append(MissingEye(Eye(r["eye"]), r["reason"], r["note"]))
-            out += [_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, []), heatmaps,
-                             missing.get(e, [])) for e in chunk]
+            grading = self._grading_words(chunk)
+            out += [replace(_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, []), heatmaps,
+                                     missing.get(e, [])), **grading.get(e, {})) for e in chunk]
+        return out
+
+    def _grading_words(self, chunk: list[str]) -> dict[str, dict[str, str]]:
+        """Where each encounter of ``chunk`` stands with human grades, for its summary:
+        the state and the graders whose grades decide (the arbiter once arbitrated)."""
+        marks = ", ".join("?" * len(chunk))
+        states = {r[0]: r[1] for r in self._query(
+            f"SELECT encounter_id, state FROM encounter_grading WHERE encounter_id IN ({marks})", chunk)}
+        graders: dict[str, dict[str, list[str]]] = {}
+        for r in self._query(f"SELECT encounter_id, grader, role FROM human_grades WHERE encounter_id IN ({marks}) "
+                             "ORDER BY grade_id", chunk):
+            names = graders.setdefault(r[0], {}).setdefault(r[2], [])
+            if r[1] not in names:
+                names.append(r[1])
+        out = {}
+        for encounter_id, state in states.items():
+            roles = graders.get(encounter_id, {})
+            who = roles.get("arbitration") if state == "arbitrated" else roles.get("first")
+            out[encounter_id] = {"grading_state": state, "graded_by": ", ".join(who or [])}
         return out
