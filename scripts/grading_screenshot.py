@@ -1,10 +1,13 @@
-"""Screenshots of the Grading tab for docs/images (offscreen): blind, then after commit.
+"""Screenshots of the Grading and Quality assurance tabs for docs/images (offscreen).
 
 A clinic database in a temporary folder with three screened patients (real
 fundus-dr photographs; the AI results as the shipped model would store them),
 graded by keyboard as a grader would.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/grading_screenshot.py [OUT_DIR]
+The Quality assurance tab is shot on a simulated clinic's database
+(scripts/simulated_clinic.py), when its data folder is given.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/grading_screenshot.py [OUT_DIR] [QA_DATA_DIR SITE]
 """
 
 from __future__ import annotations
@@ -58,6 +61,19 @@ def main() -> int:
         QApplication.processEvents()
         panel.grab().save(str(out / "grading-committed.png"))
     print(f"wrote {out / 'grading-blind.png'} and {out / 'grading-committed.png'}")
+    if len(sys.argv) > 3:
+        from eyescreen_desktop.gui.qa_view import QaView
+
+        data = Path(sys.argv[2])
+        with ClinicStore(data / "clinic.sqlite3", image_store=data / "images") as store:
+            view = QaView(store, site=sys.argv[3])
+            view.resize(1280, 760)
+            view.show()
+            view.refresh()
+            view.split_by.setCurrentText("camera")
+            QApplication.processEvents()
+            view.grab().save(str(out / "qa-view.png"))
+        print(f"wrote {out / 'qa-view.png'}")
     return 0
 
 

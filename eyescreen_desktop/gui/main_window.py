@@ -41,6 +41,7 @@ from .eye_check_panel import EyeCheckMode
 from .grading_panel import GradingPanel
 from .messages import Messages
 from .patient_panel import PatientPanel
+from .qa_view import QaView
 from .queues import QueuesWidget
 from .resources import icon
 from .result_view import ResultView
@@ -127,9 +128,10 @@ class MainWindow(QMainWindow):
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
         self.grading = GradingPanel(self.store)     # issue 21: only for people with the grader role
         self.tabs.addTab(self.grading, icon("patient"), "Grading")
+        self.qa_view = QaView(self.store, site=getattr(self.settings, "clinic_name", "") or "clinic")
+        self.tabs.addTab(self.qa_view, icon("patient"), "Quality assurance")
         self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
-        self.tabs.currentChanged.connect(
-            lambda _index: self.grading.refresh() if self.tabs.currentWidget() is self.grading else None)
+        self.tabs.currentChanged.connect(lambda _index: self._tab_opened())
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
@@ -139,6 +141,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_status)
         self._make_actions()
         self._make_menus()
+
+    def _tab_opened(self) -> None:
+        """The grading worklist and the agreement report are read when their tab opens."""
+        if self.tabs.currentWidget() is self.grading:
+            self.grading.refresh()
+        elif self.tabs.currentWidget() is self.qa_view:
+            self.qa_view.refresh()
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""

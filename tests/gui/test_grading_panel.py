@@ -64,8 +64,33 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
 
 def test_the_window_has_a_grading_tab_read_when_opened(qtbot, window):
     tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert tabs[-1] == "Grading" and tabs[:3] == ["Screening", "Eye check", "Queues"]
+    assert tabs[-2:] == ["Grading", "Quality assurance"] and tabs[:3] == ["Screening", "Eye check", "Queues"]
     screened(window.store, "P003", 2, 0)                  # screened elsewhere meanwhile
     assert window.grading.worklist.count() == 0
     window.tabs.setCurrentWidget(window.grading)
     qtbot.waitUntil(lambda: window.grading.worklist.count() == 1)
+
+
+def test_the_quality_assurance_view_shows_the_kappa_and_the_urgent_eyes_in_annual(qtbot, tmp_path):
+    from eyescreen_desktop.core.grading import HumanGrade
+    from eyescreen_desktop.core.qa import agreement, qa_eyes
+    from eyescreen_desktop.gui.qa_view import QaView
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        missed = screened(store, "P214", 0, 0)            # the AI says annual; the reading centre says urgent
+        referral = screened(store, "P003", 2, 0)
+        store.record_grades([HumanGrade(missed, Eye.RIGHT, "Centre", 3, source="import"),
+                             HumanGrade(missed, Eye.LEFT, "Centre", 0, source="import"),
+                             HumanGrade(referral, Eye.RIGHT, "Dr Grey", 2),
+                             HumanGrade(referral, Eye.LEFT, "Dr Grey", 1)])
+        view = QaView(store, site="North", n_boot=50)
+        qtbot.addWidget(view)
+        view.refresh()
+        kappa = agreement(qa_eyes(store, "North"), "all", 50).kappa
+        assert "quadratic-weighted kappa" in view.summary.text() and f"{kappa:.3f}" in view.summary.text()
+        assert view.agreement.item(0, 2).text() == f"{kappa:.2f}"
+        assert (view.missed.rowCount(), view.missed.item(0, 0).text()) == (1, "P214")
+        assert view.confusion.item(3, 0).text() == "1"                 # grader 3, AI 0
+        view.split_by.setCurrentText("grader")
+        assert sorted(view.agreement.item(r, 0).text() for r in range(view.agreement.rowCount())) == [
+            "Centre", "Dr Grey"]
