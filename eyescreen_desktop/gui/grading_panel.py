@@ -98,9 +98,11 @@ class GradingPanel(QWidget):
 
     committed = Signal(str)          # the encounter just graded
 
-    def __init__(self, store: Any, grader: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None) -> None:
+        """``settings`` (the window's): the quality-assurance share of annual encounters
+        drawn at each refresh, and whether a single grader's decision stands."""
         super().__init__(parent)
-        self.store = store
+        self.store, self.settings = store, settings
         self.grader_edit = QLineEdit(grader)
         self.grader_edit.setPlaceholderText("your name (asked once; every grade is audited under it)")
         self.counts = QLabel()
@@ -151,7 +153,11 @@ class GradingPanel(QWidget):
     # ------------------------------------------------------------------ the worklist
 
     def refresh(self) -> None:
-        """Read what needs grading again (most urgent first, then oldest)."""
+        """Draw the quality-assurance sample of annual encounters not yet considered
+        (the Settings' share, recorded), then read what needs grading, most urgent first."""
+        percent = int(getattr(self.settings, "qa_percent", 0) or 0)
+        if percent > 0:
+            self.store.draw_qa_sample(percent / 100.0, user=self.grader_edit.text().strip() or None)
         ids = self.store.to_grade()
         summaries = self.store.encounter_summaries(ids)
         self.worklist.blockSignals(True)
@@ -252,7 +258,8 @@ class GradingPanel(QWidget):
         grades = [HumanGrade(encounter, side, grader, g, ("yes" if self.macula.get(side) else "no")
                              if g is not None else "not_assessed") for side, g in self.grades.items()]
         try:
-            state = self.store.record_grades(grades, user=grader).get(encounter)
+            single = bool(getattr(self.settings, "single_grader_stands", False))
+            state = self.store.record_grades(grades, user=grader, single_grader_stands=single).get(encounter)
         except ValueError as exc:
             self.revealed.setText(str(exc))
             return

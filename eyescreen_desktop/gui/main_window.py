@@ -126,9 +126,9 @@ class MainWindow(QMainWindow):
         if self.batch_panel is not None:
             self.tabs.addTab(self.batch_panel, icon("folder"), "Batch and hot folder")
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
-        self.grading = GradingPanel(self.store)     # issue 21: only for people with the grader role
+        self.grading = GradingPanel(self.store, settings=self.settings)     # issue 21: only for people with the grader role
         self.tabs.addTab(self.grading, icon("patient"), "Grading")
-        self.qa_view = QaView(self.store, site=getattr(self.settings, "clinic_name", "") or "clinic")
+        self.qa_view = QaView(self.store, site=self.settings.site_name or self.settings.clinic_name or "clinic")
         self.tabs.addTab(self.qa_view, icon("patient"), "Quality assurance")
         self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
         self.tabs.currentChanged.connect(lambda _index: self._tab_opened())

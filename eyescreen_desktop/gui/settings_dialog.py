@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -163,6 +165,11 @@ class SettingsDialog(QDialog):
                                   placeholderText="this computer's own database when empty; "
                                                   "postgresql://eyescreen@server/clinic for a clinic server")
         self.image_store = PathField(settings.image_store, True, "images/ in the data folder when empty")
+        self.qa_percent = QSpinBox(minimum=0, maximum=100, suffix=" %", value=int(settings.qa_percent))
+        self.qa_percent.setToolTip("share of annual encounters drawn at random for a grader (recorded, audited)")
+        self.single_grader = QCheckBox("a single grader's decision stands (never downgrading an AI urgent "
+                                       "referral alone)", checked=bool(settings.single_grader_stands))
+        self.site_name = QLineEdit(settings.site_name, placeholderText="the clinic name when empty")
         self._layout()
 
     def _layout(self) -> None:
@@ -179,6 +186,9 @@ class SettingsDialog(QDialog):
         form.addRow("Model folder:", self.model_folder)
         form.addRow("Clinic database:", self.database)
         form.addRow("Shared image folder:", self.image_store)
+        form.addRow("Quality-assurance sample:", self.qa_percent)
+        form.addRow("Disagreements:", self.single_grader)
+        form.addRow("Site name:", self.site_name)
         note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)
@@ -202,5 +212,8 @@ class SettingsDialog(QDialog):
         s.model_folder = str(Path(self.model_folder.text())) if self.model_folder.text() else ""
         s.database_url = self.database.text().strip()
         s.image_store = str(Path(self.image_store.text())) if self.image_store.text() else ""
+        s.qa_percent = self.qa_percent.value()
+        s.single_grader_stands = self.single_grader.isChecked()
+        s.site_name = self.site_name.text().strip()
         s.sync()
         super().accept()

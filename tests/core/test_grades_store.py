@@ -114,7 +114,8 @@ def test_the_quality_assurance_draw_is_recorded_repeatable_and_weighed(store):
     assert list(draw.drawn) == [e for e in sorted(annual) if rng.random() < 0.5]
     audit = store.audit(f"qa_draw:{draw.draw_id}")[0]
     assert audit.details["seed"] == 7 and sorted(audit.details["drawn"]) == sorted(draw.drawn)
-    assert store.draw_qa_sample(0.5, seed=7).considered == 0        # each encounter is considered once
+    assert store.draw_qa_sample(0.5, seed=7) is None                # each encounter is considered once
+    assert len(store.qa_draws()) == 1
     waiting = store.to_grade()
     assert waiting[0] == referral and set(waiting[1:]) == set(draw.drawn)
     weights = store.p_graded([*draw.drawn, referral])

@@ -94,3 +94,28 @@ def test_the_quality_assurance_view_shows_the_kappa_and_the_urgent_eyes_in_annua
         view.split_by.setCurrentText("grader")
         assert sorted(view.agreement.item(r, 0).text() for r in range(view.agreement.rowCount())) == [
             "Centre", "Dr Grey"]
+
+
+def test_the_settings_draw_the_qa_sample_and_may_let_a_single_grader_stand(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from eyescreen_desktop.gui.settings import Settings
+
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.qa_percent, settings.single_grader_stands = 100, True
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        annual = screened(store, "P001", 0, 0)
+        panel = GradingPanel(store, grader="Dr Grey", settings=settings)
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        draw = store.qa_draws()[0]                           # drawn when the tab read its worklist
+        assert (draw.rate, draw.drawn, draw.drawn_by) == (1.0, (annual,), "Dr Grey")
+        assert panel.encounter == annual
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("2", "0"):                          # the grader refers what the AI left in annual
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert store.encounter_grading(annual).state == "final"      # a single grader's decision stands
+        assert store.encounter_summary(annual).queue is Queue.ROUTINE
+        assert len(store.qa_draws()) == 1                    # nothing left to draw: nothing recorded

@@ -164,11 +164,12 @@ class GradeStore(ResultStore):
 
     # ------------------------------------------------------------------ quality-assurance sample
 
-    def draw_qa_sample(self, rate: float, seed: int | None = None, user: str | None = None) -> QaDraw:
+    def draw_qa_sample(self, rate: float, seed: int | None = None, user: str | None = None) -> QaDraw | None:
         """Draw a quality-assurance sample of the annual encounters no earlier draw
         considered (each with probability ``rate``, from a recorded ``seed``, in visit order): every
         encounter considered is recorded, drawn or not, so the draw can be repeated
-        and audited, and a drawn eye weighs 1/rate in the clinic's figures."""
+        and audited, and a drawn eye weighs 1/rate in the clinic's figures. None (and
+        nothing recorded) when no annual encounter is left to consider."""
         if not 0.0 < rate <= 1.0:
             raise ValueError(f"the quality-assurance rate must lie in (0, 1], not {rate}")
         seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
@@ -179,6 +180,8 @@ class GradeStore(ResultStore):
                 "(SELECT 1 FROM qa_sample s WHERE s.encounter_id = q.encounter_id) AND NOT EXISTS "
                 "(SELECT 1 FROM encounter_grading g WHERE g.encounter_id = q.encounter_id) "
                 "ORDER BY e.started_at, q.encounter_id").fetchall()]
+            if not candidates:
+                return None
             rng = random.Random(seed)
             drawn = [e for e in candidates if rng.random() < rate]
             who = user or default_user()
