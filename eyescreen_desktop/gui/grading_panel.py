@@ -8,6 +8,8 @@ dragging, red-free view with R) and, until they commit, nothing of what the AI
 said nor why the encounter is listed (blind first read). Keys, about three per eye:
 
 * 0-4: the ICDR grade of the eye in hand; U: ungradable; M: maculopathy yes/no;
+* other findings, each a toggle: A signs of AMD, G glaucoma suspect, C cataract,
+  V vein occlusion, O other;
 * Enter: the next eye, and after the left eye, commit both (``record_grades``),
   which re-queues the encounter by the protocol (arbitration when grader and AI
   disagree at the decision level) and reveals what the AI had said.
@@ -39,13 +41,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.grading import HumanGrade
+from ..core.grading import FINDINGS, HumanGrade
 from ..core.imageio import ImageReadError, read_image
-from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult
+from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Status
 
 log = logging.getLogger(__name__)
 
 SIDES = (Eye.RIGHT, Eye.LEFT)
+FINDING_KEYS = {"a": "amd", "g": "glaucoma_suspect", "c": "cataract", "v": "vein_occlusion", "o": "other"}
+
+
+def quality_words(photo: EyeResult) -> str:
+    """The photo-quality verdict (the gate's, not a grade: shown during a blind read)."""
+    if photo.status is Status.OK:
+        return "Photo quality: gradable"
+    reasons = ", ".join(r.replace("_", " ") for r in (photo.quality.reasons if photo.quality else ()))
+    return "Photo quality: could not be graded by EyeScreen" + (f" ({reasons})" if reasons else "")
 
 
 def _pixmap(rgb: np.ndarray) -> QPixmap:
@@ -110,8 +121,11 @@ class GradingPanel(QWidget):
         self.worklist.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.views = {side: EyeView() for side in SIDES}
         self.entry = {side: QLabel() for side in SIDES}
+        self.quality = {side: QLabel() for side in SIDES}
         self.help = QLabel("Keys: 0-4 grade \u00b7 U ungradable \u00b7 M maculopathy \u00b7 Enter next eye / commit "
-                           "\u00b7 R red-free")
+                           "\u00b7 R red-free \u00b7 findings: A AMD, G glaucoma suspect, C cataract, V vein occlusion, "
+                           "O other")
+        self.help.setWordWrap(True)
         self.revealed = QLabel()
         self.revealed.setWordWrap(True)
         self.red_free = False
@@ -120,6 +134,7 @@ class GradingPanel(QWidget):
         self.side = Eye.RIGHT
         self.grades: dict[Eye, int | None] = {}
         self.macula: dict[Eye, bool] = {}
+        self.findings: dict[Eye, set[str]] = {}
         self._build()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.worklist.currentRowChanged.connect(self._open_row)
@@ -135,6 +150,7 @@ class GradingPanel(QWidget):
             column = QVBoxLayout()
             column.addWidget(QLabel(f"<b>{side.label.capitalize()}</b>"))
             column.addWidget(self.views[side], 1)
+            column.addWidget(self.quality[side])
             column.addWidget(self.entry[side])
             eyes.addLayout(column, 1)
         right = QWidget()
@@ -179,11 +195,12 @@ class GradingPanel(QWidget):
         self._open(item.data(Qt.ItemDataRole.UserRole) if item is not None else None)
 
     def _open(self, encounter_id: str | None) -> None:
-        self.encounter, self.side, self.grades, self.macula = encounter_id, Eye.RIGHT, {}, {}
+        self.encounter, self.side, self.grades, self.macula, self.findings = encounter_id, Eye.RIGHT, {}, {}, {}
         self.summary = self.store.encounter_summary(encounter_id) if encounter_id else None
         for side in SIDES:
             photo = self._photo(side)
             self.views[side].show_photo(self._read(photo) if photo else None, self.red_free)
+            self.quality[side].setText(quality_words(photo) if photo else "")
         if self.summary is not None and self._photo(Eye.RIGHT) is None:
             self.side = Eye.LEFT
         self._show_entry()
@@ -211,6 +228,8 @@ class GradingPanel(QWidget):
                 g = self.grades[side]
                 text = "ungradable" if g is None else f"ICDR {g}: {ICDR_GRADE_NAMES[g]}"
                 text += " \u00b7 maculopathy " + ("yes" if self.macula.get(side) else "no")
+                if self.findings.get(side):
+                    text += " \u00b7 " + ", ".join(FINDINGS[f] for f in sorted(self.findings[side]))
             marker = "\u25b6 " if side is self.side and self.encounter else ""
             self.entry[side].setText(marker + text)
 
@@ -227,6 +246,8 @@ class GradingPanel(QWidget):
             self.grades[self.side], self.macula[self.side] = None, False
         elif text == "m" and self.grades.get(self.side, -1) is not None and self.side in self.grades:
             self.macula[self.side] = not self.macula.get(self.side, False)
+        elif text in FINDING_KEYS and self.side in self.grades:
+            self.findings.setdefault(self.side, set()).symmetric_difference_update({FINDING_KEYS[text]})
         elif text == "r":
             self.red_free = not self.red_free
             for view in self.views.values():
@@ -256,7 +277,8 @@ class GradingPanel(QWidget):
             return
         encounter, summary = self.encounter, self.summary
         grades = [HumanGrade(encounter, side, grader, g, ("yes" if self.macula.get(side) else "no")
-                             if g is not None else "not_assessed") for side, g in self.grades.items()]
+                             if g is not None else "not_assessed", tuple(sorted(self.findings.get(side, ()))))
+                  for side, g in self.grades.items()]
         try:
             single = bool(getattr(self.settings, "single_grader_stands", False))
             state = self.store.record_grades(grades, user=grader, single_grader_stands=single).get(encounter)

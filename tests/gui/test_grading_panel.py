@@ -27,18 +27,22 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
                           *(panel.worklist.item(i).text() for i in range(panel.worklist.count()))])
         assert "ICDR 4" not in shown and "urgent" not in shown.lower() and "routine" not in shown.lower()
         assert panel.views[Eye.RIGHT].item.pixmap().width() == 1024           # the real photograph, full size
-        # P006: right eye 4 with maculopathy (3 keys), left eye 0 (2 keys): agrees with the AI -> final
+        assert panel.quality[Eye.RIGHT].text() == "Photo quality: gradable"      # the gate's verdict is shown
+        # P006: right eye 4 with maculopathy (3 keys), left eye 0 with cataract (3 keys): agrees with the AI
         with qtbot.waitSignal(panel.committed) as done:
             for key in ("4", "m"):
                 qtbot.keyClicks(panel, key)
             qtbot.keyClick(panel, Qt.Key.Key_Return)
             qtbot.keyClicks(panel, "0")
+            qtbot.keyClicks(panel, "c")
+            assert "cataract" in panel.entry[Eye.LEFT].text()
             qtbot.keyClick(panel, Qt.Key.Key_Return)
         assert done.args == [urgent]
         assert "The AI had said" in panel.revealed.text() and "ICDR 4" in panel.revealed.text()
         grades = {g.eye: g for g in store.grades(urgent)}
         assert (grades[Eye.RIGHT].icdr_grade, grades[Eye.RIGHT].maculopathy, grades[Eye.RIGHT].grader) == (
             4, "yes", "Dr Grey")
+        assert grades[Eye.LEFT].findings == ("cataract",)
         assert store.encounter_grading(urgent).state == "final"
         # P003 comes up next, blind again; grading both eyes 0 disagrees with the AI's referral
         assert panel.encounter == referral and "ICDR 2" not in panel.entry[Eye.RIGHT].text()
