@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "train the external-eye check (eye photographs and selfies) by transfer learning"),
     "train-gate": ("eyescreen_desktop.training.gate", "train the learned gate (modality, photo quality, familiarity)"),
     "evaluate": ("eyescreen_desktop.training.evaluate", "evaluate a model on labelled photographs"),
+    "grades": ("eyescreen_desktop.core.grades_cli",
+               "import a reading centre's grades, or export the photographs that need grading"),
     "calibrate": ("eyescreen_desktop.core.calibrate_cli",
                   "choose this clinic's operating point on its own graded photographs"),
     "login": ("eyescreen_desktop.core.login_cli", "sign in for the command line (a session of 8 hours)"),

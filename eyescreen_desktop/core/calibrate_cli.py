@@ -3,6 +3,11 @@
 ``eyescreen calibrate --data LABELS.csv [--data ...] --out OP.json [--report REPORT.pdf]
 [--model PATH] [--name NAME] [--min-eyes N] [--urgent-sensitivity S]``
 
+``eyescreen calibrate --from-database [--data-dir D | --database URL] --out OP.json``
+chooses it instead from the clinic's own grader-confirmed eyes, weighed
+1/P(graded) (:mod:`.site_calibration`); ``--data`` and ``--from-database`` exclude
+each other.
+
 Screens every listed photograph through the product's path (quality gate,
 preprocessing, the ONNX model), chooses the thresholds by the rule in
 :class:`core.calibration.Rule` (every labels file counts as a collection; the
@@ -24,9 +29,23 @@ from . import calibration as C
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``eyescreen calibrate``."""
-    parser.add_argument("--data", type=Path, action="append", required=True, metavar="LABELS.csv",
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, action="append", metavar="LABELS.csv",
                         help="the clinic's graded photographs: a CSV with file and icdr_grade (or referable and "
                              "urgent) columns; repeat for each camera or site")
+    source.add_argument("--from-database", action="store_true",
+                        help="the clinic database's grader-confirmed eyes (desk grades and reading-centre imports), "
+                             "each weighed 1/P(graded); needs 100 graded and 30 referable eyes")
+    from .store.engine import add_database_argument
+
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="with --from-database: EyeScreen data folder (default: the user's own)")
+    add_database_argument(parser)
+    parser.add_argument("--site", default="clinic", help="with --from-database: the site's name (default: clinic)")
+    parser.add_argument("--user", default=None, help="with --from-database on a database without accounts: who "
+                                                     "calibrates, for the audit log (with accounts: who signed in)")
+    parser.add_argument("--token-file", type=Path, default=None, metavar="FILE",
+                        help="with --from-database: run as the service account whose token this file holds")
     parser.add_argument("--out", type=Path, required=True, metavar="OP.json", help="operating point file to write")
     parser.add_argument("--report", type=Path, default=None, metavar="PDF",
                         help="calibration report (default: beside --out, same name with .pdf)")
@@ -74,9 +93,45 @@ def run_calibration(labels: Sequence[Path], model_dir: Path | None = None, name:
                        name, min_eyes, maculopathy=mac)
 
 
+def run_from_database(args: argparse.Namespace, progress: C.Progress | None = None) -> C.Calibration:
+    """``--from-database``: the site's point from its grader-confirmed eyes, re-screened
+    with the model in force; audited in the clinic database."""
+    from . import signin
+    from .access import require
+    from .classifier import Classifier
+    from .paths import data_paths, default_model_dir
+    from .site_calibration import calibrate_site, check_enough, graded_eyes
+    from .store import ClinicStore, StoreError
+    from .store.engine import database_url, sqlite_file
+
+    paths = data_paths(args.data_dir)
+    url = database_url(args.database, paths.database)
+    local = sqlite_file(url)
+    if local is not None and not local.is_file():
+        raise C.CalibrationError(f"no clinic database in {paths.root}: pass the right --data-dir or --database")
+    rule = C.Rule(args.referable_sensitivity, args.urgent_sensitivity)
+    try:
+        with ClinicStore(url, paths.image_store) as store:
+            signin.act_as_signed_in(store, paths, args.token_file)   # an admin, checked by require below
+            who = require(store, args.user, "admin")
+            check_enough(graded_eyes(store, args.site))          # before the model loads
+            model = Classifier.load(args.model or default_model_dir(), backend=args.backend)
+            c = calibrate_site(store, args.site, args.name or args.out.stem, model, rule, progress=progress)
+            with store.transaction() as s:
+                s._audit(s._db, who, "site calibrated", f"site:{args.site}",
+                         {"out": str(args.out), "thresholds": {"referable": c.thresholds.referable,
+                                                               "urgent": c.thresholds.urgent},
+                          "model": c.model, **c.site})
+            return c
+    except StoreError as exc:
+        raise C.CalibrationError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Calibrate, write OP.json and the report, print the table."""
+    from . import signin
     from .calibration_report import write_calibration_report
+    from .store import AccessRefused
 
     out: Path = args.out
     report = args.report or out.with_suffix(".pdf")
@@ -92,11 +147,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"  screened {done}/{total}", flush=True)
 
     try:
-        c = run_calibration(args.data, args.model, args.name or out.stem, rule, args.min_eyes, args.backend,
-                            progress=progress)
+        if args.from_database:
+            c = run_from_database(args, progress)
+        else:
+            c = run_calibration(args.data, args.model, args.name or out.stem, rule, args.min_eyes, args.backend,
+                                progress=progress)
     except C.CalibrationError as exc:
         print(f"eyescreen calibrate: {exc}", file=sys.stderr)
-        return 2
+        return 1 if args.from_database else 2
+    except AccessRefused as exc:
+        return signin.refuse("calibrate", exc)
     C.write_operating_point(c, out)
     write_calibration_report(c, report)
     print(summary_text(c))
@@ -109,6 +169,13 @@ def summary_text(c: C.Calibration) -> str:
     """The thresholds, the warnings and one line per collection, for the terminal."""
     lines = [f"referable threshold {c.thresholds.referable:.6f}, urgent threshold {c.thresholds.urgent:.6f}",
              f"rule: {c.rule.text()}", *[f"caution: {w}" for w in c.warnings],
+             *([f"from the clinic database: {c.site['graded_eyes']} grader-confirmed eyes "
+                f"({c.site['referable_eyes']} referable), each weighed 1/P(graded); expected referral rate "
+                f"{c.site['expected_referral_rate']:.3f}; referable sensitivity "
+                f"{c.overall.referable_sensitivity.value:.3f} ({c.overall.referable_sensitivity.low:.3f}-"
+                f"{c.overall.referable_sensitivity.high:.3f}), specificity {c.overall.referable_specificity.value:.3f} "
+                f"({c.overall.referable_specificity.low:.3f}-{c.overall.referable_specificity.high:.3f}); "
+                f"model weights SHA-256 {c.model['weights_sha256']}"] if c.site else []),
              f"{'collection':<16} {'gradable':>8} {'ref AUC':>8} {'ref sens':>9} {'ref spec':>9} "
              f"{'urg sens':>9} {'urgent in annual':>17} {'spec cost':>10}"]
     for f in (*c.per_collection, c.overall):

@@ -66,6 +66,7 @@ class LabelledEye:
     urgent: bool
     collection: str
     grade: int | None = None
+    weight: float = 1.0     # 1 / P(graded): how many eyes this graded one stands for (verification bias)
 
     @property
     def key(self) -> str:
@@ -176,6 +177,7 @@ def _arrays(eyes: Sequence[ScreenedEye]) -> dict[str, np.ndarray]:
         "y_ref": np.array([e.eye.referable for e in ok], bool), "y_urg": np.array([e.eye.urgent for e in ok], bool),
         "p_ref": np.array([e.p_referable for e in ok], float), "p_urg": np.array([e.p_urgent for e in ok], float),
         "patient": np.array([e.eye.patient for e in ok]), "collection": np.array([e.eye.collection for e in ok]),
+        "w": np.array([e.eye.weight for e in ok], float),
     }
 
 
@@ -192,7 +194,8 @@ def choose_thresholds(eyes: Sequence[ScreenedEye], rule: Rule = Rule()) -> Thres
     if not any(e.gradable for e in eyes):
         raise CalibrationError("no gradable photograph to calibrate on: every one was refused by the quality gate")
     a = _arrays(eyes)
-    return thresholds_from_arrays(a["y_ref"], a["p_ref"], a["y_urg"], a["p_urg"], a["collection"], rule)
+    return thresholds_from_arrays(a["y_ref"], a["p_ref"], a["y_urg"], a["p_urg"], a["collection"], rule,
+                                  weights=a["w"])
 
 
 def _maculopathy_kw(value: float | None) -> dict[str, float]:
@@ -236,8 +239,8 @@ def figures(eyes: Sequence[ScreenedEye], t: Thresholds, rule: Rule = Rule(), n_b
     flag_ref = referred_array(a["p_ref"], a["p_urg"], t.referable, t.urgent).astype(float)
     flag_urg = (a["p_urg"] >= t.urgent).astype(float)
     groups = list(a["patient"])
-    ref_sens, ref_spec = M.sens_spec_ci(a["y_ref"], flag_ref, 0.5, groups, n_boot)
-    urg_sens, urg_spec = M.sens_spec_ci(a["y_urg"], flag_urg, 0.5, groups, n_boot)
+    ref_sens, ref_spec = M.sens_spec_ci(a["y_ref"], flag_ref, 0.5, groups, n_boot, weights=a["w"])
+    urg_sens, urg_spec = M.sens_spec_ci(a["y_urg"], flag_urg, 0.5, groups, n_boot, weights=a["w"])
     own = choose_thresholds(eyes, rule) if a["y_ref"].any() and (~a["y_ref"]).any() else t
     own_flag = referred_array(a["p_ref"], a["p_urg"], own.referable, own.urgent)
     return Figures(
@@ -249,7 +252,7 @@ def figures(eyes: Sequence[ScreenedEye], t: Thresholds, rule: Rule = Rule(), n_b
         referable_sensitivity=ref_sens, referable_specificity=ref_spec,
         urgent_sensitivity=urg_sens, urgent_specificity=urg_spec,
         urgent_in_annual=int((a["y_urg"] & (flag_ref == 0)).sum()),
-        own_specificity=M.sens_spec(a["y_ref"], own_flag.astype(float), 0.5)[1],
+        own_specificity=M.weighted_rate(~own_flag, ~a["y_ref"], a["w"]),
     )
 
 
@@ -339,6 +342,7 @@ class Calibration:
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     warnings: tuple[str, ...] = ()
     maculopathy: float | None = None    # the model's own maculopathy threshold, carried over unchanged
+    site: dict[str, Any] = field(default_factory=dict)   # calibrated from the clinic database: what on
 
     @property
     def operating_point(self) -> OperatingPoint:
@@ -375,7 +379,7 @@ def check_size(eyes: Sequence[ScreenedEye], min_eyes: int = MIN_EYES) -> list[st
 
 def calibrate(screened: Sequence[ScreenedEye], model: dict[str, str], sources: Sequence[DataSource],
               rule: Rule = Rule(), name: str = "clinic", min_eyes: int = MIN_EYES, n_boot: int = 1000,
-              maculopathy: float | None = None) -> Calibration:
+              maculopathy: float | None = None, site: dict[str, Any] | None = None) -> Calibration:
     """Choose the thresholds and measure them: the whole calibration, without the screening.
     ``maculopathy`` is the model's own threshold for that output (clinics rarely have
     maculopathy grades, so it is kept, not recalibrated)."""
@@ -386,7 +390,7 @@ def calibrate(screened: Sequence[ScreenedEye], model: dict[str, str], sources: S
         per_collection=tuple(figures_by_collection(screened, t, rule, n_boot)),
         overall=figures(screened, t, rule, n_boot, "all"),
         curves=(curve(screened, "referable", t), curve(screened, "urgent", t)),
-        warnings=tuple(warnings), maculopathy=maculopathy)
+        warnings=tuple(warnings), maculopathy=maculopathy, site=dict(site or {}))
 
 
 def describe_sources(labels: Sequence[Path], screened: Sequence[ScreenedEye]) -> list[DataSource]:
@@ -416,6 +420,7 @@ def operating_point_dict(c: Calibration) -> dict[str, Any]:
         "per_collection": {f.collection: _figures_dict(f) for f in c.per_collection},
         "overall": _figures_dict(c.overall),
         "warnings": list(c.warnings),
+        **({"site": c.site} if c.site else {}),
     }
 
 

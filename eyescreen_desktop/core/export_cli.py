@@ -11,7 +11,10 @@ from ``--mark-printed``) and writes into ``--out``:
   ``letters/``, and ``summary.pdf`` over the whole selection;
 * ``--format csv``: ``queues.csv``;
 * ``--format fhir``: ``fhir/<patient>_<encounter>.json``, one Bundle per encounter;
-* ``--format all``: all three.
+* ``--format all``: all three;
+* ``--format qa``: the agreement report of the AI against the clinic's graders,
+  ``qa-report.pdf`` and ``qa-eyes.csv`` (:mod:`.qa`); not part of ``all``: it is
+  for the clinic lead, not for handing patients on.
 
 Photographs are taken from the original path when it still exists, otherwise
 from the database's managed image store, so slips printed weeks later still
@@ -41,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; both are imported when the 
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("pdf", "csv", "fhir", "all")
+FORMATS = ("pdf", "csv", "fhir", "all", "qa")
 
 
 def _date(text: str) -> dt.date:
@@ -68,7 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue", choices=[q.value for q in Queue], help="only this queue")
     parser.add_argument("--state", choices=STATES, help="only encounters in this state (default: every state)")
     parser.add_argument("--format", choices=FORMATS, default="pdf",
-                        help="pdf: slips + summary.pdf; csv: queues.csv; fhir: one JSON bundle per encounter")
+                        help="pdf: slips + summary.pdf; csv: queues.csv; fhir: one JSON bundle per encounter; "
+                             "all: those three; qa: qa-report.pdf + qa-eyes.csv, the AI against the graders")
+    parser.add_argument("--site", default="", help="site name in the quality-assurance report (default: the "
+                                                   "clinic name, else 'clinic')")
     parser.add_argument("--page-size", choices=("A4", "Letter"), default="A4", help="paper size of the PDFs")
     parser.add_argument("--clinic-name", default="", help="clinic name printed at the top of the PDFs")
     parser.add_argument("--clinic-address", default="", help="clinic address printed under the name")
@@ -188,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with ClinicStore(url, paths.image_store) as store:
             signin.act_as_signed_in(store, paths, args.token_file, Action.EXPORT)
+            if args.format == "qa":
+                return _export_qa(store, args)
             found = store.encounters(queue=queue, state=args.state, since=args.since,
                                      heatmaps=args.format in ("pdf", "all"))
             encounters = [reports.resolve_images(s, store.image_file) for s in found]
@@ -202,6 +210,20 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(_closing_message(result, args.out))
     return 1 if result.failures else 0
+
+
+def _export_qa(store: "ClinicStore", args: argparse.Namespace) -> int:
+    """``--format qa``: the agreement report and its per-eye CSV, and the summary line."""
+    from .qa_report import export_qa
+
+    if not store.grades():
+        print("eyescreen report: no human grades yet: grade at the desk or import a reading centre's grades "
+              "(eyescreen grades import FILE.csv) first", file=sys.stderr)
+        return 2
+    site = args.site or args.clinic_name or "clinic"
+    pdf, csv_path, summary = export_qa(store, args.out, site, _settings(args))
+    print(f"{summary}\nwrote {pdf} and {csv_path}")
+    return 0
 
 
 def _closing_message(result: ExportResult, out: Path) -> str:

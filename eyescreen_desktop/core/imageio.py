@@ -405,3 +405,19 @@ def _limit_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     scale = max_side / long_side
     size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def camera_model(path: Path) -> str | None:
+    """The camera model the photograph's EXIF names (make and model), or None when it
+    names none or cannot be read: the agreement report splits by camera with it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+    except Exception:  # noqa: BLE001 - any unreadable or unusual file simply has no model
+        return None
+    make, model = str(exif.get(0x010F, "") or "").strip(" \x00"), str(exif.get(0x0110, "") or "").strip(" \x00")
+    if not model:
+        return None
+    return model if not make or model.lower().startswith(make.lower()) else f"{make} {model}"

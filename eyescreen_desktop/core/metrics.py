@@ -99,10 +99,14 @@ class RateCI:
 
 
 def sens_spec_ci(y: np.ndarray, score: np.ndarray, threshold: float, groups: Sequence[str],
-                 n_boot: int = 1000, seed: int = 0) -> tuple[RateCI, RateCI]:
-    """Sensitivity and specificity at ``threshold`` with patient-bootstrap CIs."""
+                 n_boot: int = 1000, seed: int = 0, weights: np.ndarray | None = None) -> tuple[RateCI, RateCI]:
+    """Sensitivity and specificity at ``threshold`` with patient-bootstrap CIs; with
+    ``weights`` (1 / P(graded) per eye) weighted for verification bias."""
     y = np.asarray(y).astype(bool).ravel()
     pred = np.asarray(score).ravel() >= threshold
+    if weights is not None and not np.all(np.asarray(weights, float) == 1.0):
+        return (weighted_rate_ci(pred, y, weights, groups, n_boot, seed),
+                weighted_rate_ci(~pred, ~y, weights, groups, n_boot, seed))
     sens, spec = sens_spec(y, score, threshold)
     s_ci = patient_bootstrap(lambda i: _rate(pred[i] & y[i], y[i]), groups, n_boot, seed)
     p_ci = patient_bootstrap(lambda i: _rate(~pred[i] & ~y[i], ~y[i]), groups, n_boot, seed)
@@ -144,3 +148,37 @@ def confusion(true: Sequence[str], predicted: Sequence[str],
     for t, p in zip(true, predicted):
         m[index[t], index[p]] += 1
     return m
+
+
+def quadratic_weighted_kappa(a: Sequence[int], b: Sequence[int], n_classes: int = 5) -> float:
+    """Cohen's kappa with quadratic disagreement weights between two raters' ordinal
+    grades (0 .. n_classes-1): 1 = perfect agreement, 0 = chance; a grade two steps
+    apart costs four times one step. NaN with no pairs or no spread."""
+    a, b = np.asarray(a, int).ravel(), np.asarray(b, int).ravel()
+    if len(a) == 0:
+        return float("nan")
+    observed = np.zeros((n_classes, n_classes))
+    np.add.at(observed, (a, b), 1.0)
+    i, j = np.indices((n_classes, n_classes))
+    weights = (i - j) ** 2 / (n_classes - 1) ** 2
+    expected = np.outer(observed.sum(1), observed.sum(0)) / len(a)
+    denominator = float((weights * expected).sum())
+    return float("nan") if denominator == 0 else 1.0 - float((weights * observed).sum()) / denominator
+
+
+def weighted_rate(hits: np.ndarray, of: np.ndarray, weights: np.ndarray) -> float:
+    """sum(w * hits) / sum(w * of): a rate where each eye stands for 1/P(graded) eyes
+    (verification bias). NaN when nothing qualifies."""
+    of = np.asarray(of, bool)
+    total = float(np.asarray(weights, float)[of].sum())
+    return float(np.asarray(weights, float)[of & np.asarray(hits, bool)].sum() / total) if total else float("nan")
+
+
+def weighted_rate_ci(hits: np.ndarray, of: np.ndarray, weights: np.ndarray, groups: Sequence[str],
+                     n_boot: int = 1000, seed: int = 0) -> RateCI:
+    """:func:`weighted_rate` with its patient-bootstrap 95% interval and the raw counts."""
+    hits, of, weights = np.asarray(hits, bool), np.asarray(of, bool), np.asarray(weights, float)
+    value = weighted_rate(hits, of, weights)
+    low, high = patient_bootstrap(lambda i: weighted_rate(hits[i], of[i], weights[i]), groups, n_boot, seed) \
+        if len(hits) else (float("nan"), float("nan"))
+    return RateCI(value, low, high, int((hits & of).sum()), int(of.sum()))

@@ -242,6 +242,10 @@ class EncounterSummary:
     slip_saved_at: dt.datetime | None = None  # the patient's document saved as PDF (counts as issued)
     referred_without_slip: bool = False       # marked referred before any slip was printed or saved
     version: int = 0                          # the queue entry's row version (refuses conflicting changes)
+    # issue 22: human grades. grading_state: "" (no human grade), final, arbitration_pending,
+    # arbitrated; graded_by: the graders whose grades decided, in words ("Dr Grey")
+    grading_state: str = ""
+    graded_by: str = ""
 
     @property
     def overridden(self) -> bool:

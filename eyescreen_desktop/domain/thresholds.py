@@ -23,15 +23,30 @@ def floor6(t: float) -> float:
     return float(np.floor(float(t) * 1e6) / 1e6)
 
 
-def threshold_for_sensitivity(y: npt.ArrayLike, score: npt.ArrayLike, min_sensitivity: float) -> float:
+def threshold_for_sensitivity(y: npt.ArrayLike, score: npt.ArrayLike, min_sensitivity: float,
+                              weights: npt.ArrayLike | None = None) -> float:
     """The highest threshold whose sensitivity is at least ``min_sensitivity``
-    (the most specific operating point that still meets the screening target)."""
+    (the most specific operating point that still meets the screening target); with
+    ``weights`` (1 / P(graded) per eye, site calibration), the weighted sensitivity."""
     pos_mask = np.asarray(y).astype(bool).ravel()
-    pos = np.sort(np.asarray(score, np.float64).ravel()[pos_mask])[::-1]
+    scores = np.asarray(score, np.float64).ravel()
+    if weights is not None and not np.all(np.asarray(weights, float) == 1.0):
+        return _weighted_threshold(pos_mask, scores, min_sensitivity, np.asarray(weights, float).ravel())
+    pos = np.sort(scores[pos_mask])[::-1]
     if len(pos) == 0:
         return 0.5
     k = int(np.ceil(min_sensitivity * len(pos)))  # positives that must score >= t
     return float(pos[max(k, 1) - 1])
+
+
+def _weighted_threshold(y: np.ndarray, score: np.ndarray, min_sensitivity: float, weights: np.ndarray) -> float:
+    """The highest positive's score at which the weighted share of positives reached is enough."""
+    order = np.argsort(-score[y], kind="mergesort")
+    pos, w = score[y][order], weights[y][order]
+    if len(pos) == 0:
+        return 0.5
+    reached = np.cumsum(w) / w.sum() >= min_sensitivity - 1e-12
+    return float(pos[int(np.argmax(reached))])
 
 
 @dataclass(frozen=True)
@@ -65,29 +80,34 @@ class Thresholds:
 
 def thresholds_from_arrays(y_ref: npt.ArrayLike, p_ref: npt.ArrayLike, y_urg: npt.ArrayLike, p_urg: npt.ArrayLike,
                            collections: npt.ArrayLike, rule: Rule = Rule(),
-                           also_flagged: npt.ArrayLike | None = None) -> Thresholds:
+                           also_flagged: npt.ArrayLike | None = None,
+                           weights: npt.ArrayLike | None = None) -> Thresholds:
     """:class:`Rule` on arrays of gradable eyes (calibration and training's points use it).
 
     Each urgent eye that both thresholds still leave in annual (most probable first)
     is caught by lowering whichever threshold, referable or urgent, refers fewer
     eyes without referable disease (referable on a tie: the gentler queue).
-    ``also_flagged`` marks eyes referred anyway (maculopathy above its threshold)."""
+    ``also_flagged`` marks eyes referred anyway (maculopathy above its threshold).
+    ``weights`` (1 / P(graded) per eye, default 1: site calibration from a clinic's own
+    grades, where only some annual eyes are graded) weigh sensitivity and the eyes
+    without disease a threshold refers; no urgent eye is left in annual whatever its weight."""
     yr, yu = np.asarray(y_ref, bool), np.asarray(y_urg, bool)
     pr, pu = np.asarray(p_ref, float), np.asarray(p_urg, float)
     colls = np.asarray(collections)
     extra = np.zeros(len(yr), bool) if also_flagged is None else np.asarray(also_flagged, bool)
+    w = np.ones(len(yr)) if weights is None else np.asarray(weights, float)
     t_ref, t_urg = math.inf, math.inf
     for c in np.unique(colls):
         m = colls == c
         if yu[m].any():
-            t_urg = min(t_urg, threshold_for_sensitivity(yu[m], pu[m], rule.urgent_sensitivity))
+            t_urg = min(t_urg, threshold_for_sensitivity(yu[m], pu[m], rule.urgent_sensitivity, w[m]))
         if yr[m].any():
-            t_ref = min(t_ref, threshold_for_sensitivity(yr[m], pr[m], rule.referable_sensitivity))
+            t_ref = min(t_ref, threshold_for_sensitivity(yr[m], pr[m], rule.referable_sensitivity, w[m]))
     t_urg = 1.0 if math.isinf(t_urg) else floor6(t_urg)
     t_ref = 1.0 if math.isinf(t_ref) else floor6(t_ref)
 
-    def false_alarms(tr: float, tu: float) -> int:
-        return int((referred_array(pr, pu, tr, tu, extra) & ~yr).sum())
+    def false_alarms(tr: float, tu: float) -> float:
+        return float(w[referred_array(pr, pu, tr, tu, extra) & ~yr].sum())
 
     for i in sorted(np.flatnonzero(yu & ~referred_array(pr, pu, t_ref, t_urg, extra)), key=lambda i: -pr[i]):
         if referred_array(pr, pu, t_ref, t_urg, extra)[i]:

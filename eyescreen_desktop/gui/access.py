@@ -325,6 +325,10 @@ class WindowAccess(QObject):
         for tab in (window.batch_panel, getattr(window.eye_check, "panel", None)):
             if tab is not None:
                 window.tabs.setTabEnabled(window.tabs.indexOf(tab), screens)
+        for tab, allowed in ((getattr(window, "grading", None), self.may(Action.GRADE)),
+                             (getattr(window, "qa_view", None), self.may(Action.GRADE) or self.may(Action.EXPORT))):
+            if tab is not None:   # the grading desk for graders; agreement figures for graders and coordinators
+                window.tabs.setTabEnabled(window.tabs.indexOf(tab), allowed)
         window.capture_panel.setEnabled(screens)
         window.queues.may = lambda key: self.may(QUEUE_BUTTON_NEEDS.get(key, Action.OPEN_RECORD))
         window.queues._update_buttons()

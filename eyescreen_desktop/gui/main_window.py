@@ -42,9 +42,11 @@ from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
 from .eye_check_panel import EyeCheckMode
+from .grading_panel import GradingPanel
 from .messages import WARNING, Messages
 from .patient_panel import PatientPanel
 from .photo_fit_dialog import PhotoFitGuard
+from .qa_view import QaView
 from .queues import QueuesWidget
 from .resources import icon
 from .result_view import ResultView
@@ -150,6 +152,10 @@ class MainWindow(QMainWindow):
                         "'Resume this batch' to screen the rest.")
                 # said once the window is up (the event loop runs), not over a window still being built
                 QTimer.singleShot(0, lambda: self.messages.warning("Batch interrupted", text))
+        self.grading = GradingPanel(self.store, settings=self.settings)
+        self.qa_view = QaView(self.store, site=self.settings.site_name or self.settings.clinic_name or "clinic")
+        self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
+        self.tabs.currentChanged.connect(lambda _index: self._tab_opened())
         self.pages = self._pages()
         for page in self.pages:
             self.tabs.addTab(page.widget, icon(page.icon_name), page.plain_title)
@@ -175,12 +181,23 @@ class MainWindow(QMainWindow):
         if self.batch_panel is not None:
             pages.append(TabPage("batch", "&Batch and hot folder", "folder", self.batch_panel,
                                  "Screen a whole folder, or watch the camera's folder"))
+        pages += [TabPage("grading", "&Grading", "patient", self.grading,
+                          "A second reader: grade what needs a human grade, blind to the AI first"),
+                  TabPage("qa", "Quality &assurance", "patient", self.qa_view,
+                          "How the graders and EyeScreen agree, by site, camera, month and grader")]
         return pages
 
     def tab_shortcut(self, key: str) -> str:
         """"Ctrl+3": the key that opens the tab ``key`` (as Help names it), or "" when absent."""
         number = next((i for i, page in enumerate(self.pages, start=1) if page.key == key), 0)
         return f"Ctrl+{number}" if number else ""
+
+    def _tab_opened(self) -> None:
+        """The grading worklist and the agreement report are read when their tab opens."""
+        if self.tabs.currentWidget() is self.grading:
+            self.grading.refresh()
+        elif self.tabs.currentWidget() is self.qa_view:
+            self.qa_view.refresh()
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""

@@ -86,6 +86,12 @@ class Settings:
     show_heatmap = Setting("view/show_heatmap", False, "overlay the heat map on graded photographs")
     last_folder = Setting("files/last_folder", "",
                           "where the last photographs were opened from: the open dialog starts there")
+    qa_percent = Setting("grading/qa_percent", 10, "share of annual encounters drawn for a quality-assurance "
+                                                   "grade, in percent (0 = none); every draw is recorded")
+    single_grader_stands = Setting("grading/single_grader_stands", False,
+                                   "a single grader's decision stands instead of going to arbitration (a single "
+                                   "grader never downgrades an AI urgent referral alone)")
+    site_name = Setting("grading/site_name", "", "site name in the agreement report ('' = the clinic name)")
 
     def __init__(self, store: QSettings):
         self.qsettings = store

@@ -183,6 +183,11 @@ class SettingsDialog(QDialog):
         self.idle_lock = QSpinBox(minimum=0, maximum=240, suffix=" min", value=int(settings.idle_lock_minutes))
         self.idle_lock.setSpecialValueText("never")
         self.idle_lock.setToolTip(Settings.idle_lock_minutes.doc)
+        self.qa_percent = QSpinBox(minimum=0, maximum=100, suffix=" %", value=int(settings.qa_percent))
+        self.qa_percent.setToolTip("share of annual encounters drawn at random for a grader (recorded, audited)")
+        self.single_grader = QCheckBox("a single grader's decision stands (never downgrading an AI urgent "
+                                       "referral alone)", checked=bool(settings.single_grader_stands))
+        self.site_name = QLineEdit(settings.site_name, placeholderText="the clinic name when empty")
         self._layout()
 
     def _fill_points(self, current: str | None) -> None:
@@ -236,6 +241,9 @@ class SettingsDialog(QDialog):
         form.addRow("Shared image folder:", self.image_store)
         form.addRow("Lock after idle:", self.idle_lock)
         form.addRow("Accounts:", self.people_button)
+        form.addRow("Quality-assurance sample:", self.qa_percent)
+        form.addRow("Disagreements:", self.single_grader)
+        form.addRow("Site name:", self.site_name)
         note = QLabel("A new data folder, database, image folder or model is used the next time EyeScreen starts.")
         note.setObjectName("hint")
         form.addRow(note)
@@ -272,5 +280,8 @@ class SettingsDialog(QDialog):
         s.database_url = self.database.text().strip()
         s.image_store = str(Path(self.image_store.text())) if self.image_store.text() else ""
         s.idle_lock_minutes = self.idle_lock.value()
+        s.qa_percent = self.qa_percent.value()
+        s.single_grader_stands = self.single_grader.isChecked()
+        s.site_name = self.site_name.text().strip()
         s.sync()
         super().accept()

@@ -561,9 +561,24 @@ def _decision_block(summary: EncounterSummary, width: float) -> Table:
         left += [Spacer(1, 3), U(f"Queue set by a clinician{was}: {summary.override_reason}", "body")]
     if summary.state != "open":
         left += [Spacer(1, 2), U(f"State: {summary.state}", "small")]
+    if grading_words(summary):
+        left += [Spacer(1, 3), U(grading_words(summary), "body")]
     due = [P(due_label(summary.queue), "due_label"), P(escape(format_date(summary.due_date)), "due"),
            P(escape(due_note(summary)), "due_note")]
     return decision_box(summary.queue, left, due, width)
+
+
+def grading_words(summary: EncounterSummary) -> str:
+    """The "graded by" line of a patient's document, or the note that a second
+    grader has yet to arbitrate (the more urgent outcome stands meanwhile)."""
+    if summary.grading_state == "arbitration_pending":
+        return (f"Graded by {summary.graded_by}; the grader and EyeScreen differ, so a second grader will "
+                "arbitrate. This referral stands meanwhile; you will hear from us if it changes.")
+    if summary.grading_state == "arbitrated":
+        return f"Graded by {summary.graded_by} (arbitration)."
+    if summary.grading_state == "final":
+        return f"Graded by {summary.graded_by}."
+    return ""
 
 
 def decision_box(queue: Queue, left: list[Flowable], due: list[Flowable], width: float) -> Table:

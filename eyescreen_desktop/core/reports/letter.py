@@ -27,6 +27,7 @@ from .layout import (
     _write_atomic,
     decision_box,
     format_date,
+    grading_words,
     missing_words,
     patient_pdf,
 )
@@ -78,6 +79,8 @@ def _result_box(summary: EncounterSummary, width: float) -> Table:
     left = [U("NO REFERRAL NEEDED", "queue"), U(_result_sentence(summary), "action")]
     if summary.override_reason:
         left += [Spacer(1, 3), U(f"Decided by a clinician: {summary.override_reason}", "body")]
+    if grading_words(summary):
+        left += [Spacer(1, 3), U(grading_words(summary), "body")]
     due = [U("NEXT SCREENING BY", "due_label"), U(format_date(summary.due_date), "due"),
            U("you will be invited", "due_note")]
     return decision_box(summary.queue, left, due, width)

@@ -56,6 +56,7 @@ from .base import (
     search_text,
 )
 from .batches import BatchFileRow, BatchLedger, InterruptedBatch
+from .grades import EncounterGrading, GradeConflict, GradeStore, QaDraw
 from .engine import ENV_VAR, add_database_argument, database_url
 from .images import ImageStore
 from .patients import SOURCES, PatientStore
@@ -70,12 +71,14 @@ __all__ = [
     "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "InterruptedBatch",
     "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url",
     "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
+    "EncounterGrading", "GradeConflict", "QaDraw",
     "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
     "fold_text", "search_text",
 ]
 
 
-class ClinicStore(BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, Accounts, AuditLog, StoreBase):
+class ClinicStore(GradeStore, BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, Accounts, AuditLog,
+                  StoreBase):
     """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
     reports); use as a context manager or call :meth:`close`."""
 

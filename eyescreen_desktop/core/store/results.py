@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..roles import Action
 from .engine import Row
+from ..grading import more_urgent
 from ..protocol import encounter_queue, get_protocol
 from ..records import (
     MISSING_EYE_REASONS,
@@ -187,8 +189,25 @@ class ResultStore(PatientStore, ImageStore):
         return orphans
 
     def _rule_queue(self, encounter_id: str) -> tuple[Queue, dt.date] | None:
-        """The queue and due date the rule gives the encounter now; None without results."""
+        """The queue and due date the rule gives the encounter now; None without results.
+        Human grades decide once final; while arbitration is pending the more urgent of
+        the AI's and the grader's outcome stands (:mod:`..grading`)."""
         enc = self._encounter_row(encounter_id)
+        inputs = self._rule_inputs(encounter_id)
+        if inputs is None:
+            return None
+        queue = encounter_queue(*inputs)
+        graded = self._query("SELECT state, graded_queue, final_queue FROM encounter_grading WHERE encounter_id = ?",
+                             (encounter_id,))
+        if graded:
+            _state, graded_queue, final = graded[0]
+            queue = Queue(final) if final is not None else more_urgent(queue, Queue(graded_queue))
+        started = _datetime(enc["started_at"]) or self.now_local()
+        return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
+
+    def _rule_inputs(self, encounter_id: str) -> tuple[list[EyeResult], list[MissingEye]] | None:
+        """The encounter's newest result per photograph and its eyes recorded as missing
+        (what :func:`protocol.encounter_queue` decides from); None without results."""
         rows = self._query(_RESULT_SELECT + " WHERE r.encounter_id = ? AND r.result_id = (SELECT MAX(result_id) "
                            "FROM results x WHERE x.encounter_image_id = r.encounter_image_id) "
                            "ORDER BY r.encounter_image_id", (encounter_id,))
@@ -196,9 +215,7 @@ class ResultStore(PatientStore, ImageStore):
             return None
         missing = [MissingEye(Eye(r[0]), r[1]) for r in self._query(
             "SELECT eye, reason FROM missing_eyes WHERE encounter_id = ?", (encounter_id,))]
-        queue = encounter_queue([_eye_result(r) for r in rows], missing)
-        started = _datetime(enc["started_at"]) or self.now_local()
-        return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
+        return [_eye_result(r) for r in rows], missing
 
     def _queue_by_rule(self, encounter_id: str, user: str | None, action: str = "encounter queued") -> Queue | None:
         decided = self._rule_queue(encounter_id)
@@ -420,6 +437,26 @@ class ResultStore(PatientStore, ImageStore):
             for r in self._query(f"SELECT * FROM missing_eyes WHERE encounter_id IN ({marks}) ORDER BY eye DESC",
                                  chunk):
                 missing.setdefault(r["encounter_id"], []).append(MissingEye(Eye(r["eye"]), r["reason"], r["note"]))
-            out += [_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, []), heatmaps,
-                             missing.get(e, [])) for e in chunk]
+            grading = self._grading_words(chunk)
+            out += [replace(_summary(encs[e], patients[encs[e]["patient_id"]], results.get(e, []), heatmaps,
+                                     missing.get(e, [])), **grading.get(e, {})) for e in chunk]
+        return out
+
+    def _grading_words(self, chunk: list[str]) -> dict[str, dict[str, str]]:
+        """Where each encounter of ``chunk`` stands with human grades, for its summary:
+        the state and the graders whose grades decide (the arbiter once arbitrated)."""
+        marks = ", ".join("?" * len(chunk))
+        states = {r[0]: r[1] for r in self._query(
+            f"SELECT encounter_id, state FROM encounter_grading WHERE encounter_id IN ({marks})", chunk)}
+        graders: dict[str, dict[str, list[str]]] = {}
+        for r in self._query(f"SELECT encounter_id, grader, role FROM human_grades WHERE encounter_id IN ({marks}) "
+                             "ORDER BY grade_id", chunk):
+            names = graders.setdefault(r[0], {}).setdefault(r[2], [])
+            if r[1] not in names:
+                names.append(r[1])
+        out = {}
+        for encounter_id, state in states.items():
+            roles = graders.get(encounter_id, {})
+            who = roles.get("arbitration") if state == "arbitrated" else roles.get("first")
+            out[encounter_id] = {"grading_state": state, "graded_by": ", ".join(who or [])}
         return out

@@ -1,0 +1,302 @@
+"""The "Grading" tab: a second reader grades what EyeScreen decided, blind and by keyboard.
+
+What needs a human grade (every referral and review not yet graded, the
+quality-assurance sample of annual encounters, encounters waiting for
+arbitration: ``ClinicStore.to_grade``) is listed most urgent first, then
+oldest. The grader sees both eyes side by side (zoom with the wheel, pan by
+dragging, red-free view with R) and, until they commit, nothing of what the AI
+said nor why the encounter is listed (blind first read). Keys, about three per eye:
+
+* 0-4: the ICDR grade of the eye in hand; U: ungradable; M: maculopathy yes/no;
+* other findings, each a toggle: A signs of AMD, G glaucoma suspect, C cataract,
+  V vein occlusion, O other;
+* Enter: the next eye, and after the left eye, commit both (``record_grades``),
+  which re-queues the encounter by the protocol (arbitration when grader and AI
+  disagree at the decision level) and reveals what the AI had said.
+
+Until the accounts issue brings sign-in, the grader's name is typed once at the top
+and every grade is audited under it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QKeyEvent, QPixmap, QResizeEvent, QWheelEvent
+from PySide6.QtWidgets import (
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.grading import FINDINGS, HumanGrade
+from ..core.imageio import ImageReadError, read_image
+from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Status
+
+log = logging.getLogger(__name__)
+
+SIDES = (Eye.RIGHT, Eye.LEFT)
+FINDING_KEYS = {"a": "amd", "g": "glaucoma_suspect", "c": "cataract", "v": "vein_occlusion", "o": "other"}
+
+
+def quality_words(photo: EyeResult) -> str:
+    """The photo-quality verdict (the gate's, not a grade: shown during a blind read)."""
+    if photo.status is Status.OK:
+        return "Photo quality: gradable"
+    reasons = ", ".join(r.replace("_", " ") for r in (photo.quality.reasons if photo.quality else ()))
+    return "Photo quality: could not be graded by EyeScreen" + (f" ({reasons})" if reasons else "")
+
+
+def _pixmap(rgb: np.ndarray) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    h, w, _ = rgb.shape
+    return QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+
+
+class EyeView(QGraphicsView):
+    """One eye at full resolution: fit to the view, wheel to zoom, drag to pan."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setScene(QGraphicsScene(self))
+        self.item = QGraphicsPixmapItem()
+        self.scene().addItem(self.item)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)     # keys belong to the panel
+        self.rgb: np.ndarray | None = None
+        self.zoomed = False          # the grader zoomed in: resizing no longer refits
+
+    def show_photo(self, rgb: np.ndarray | None, red_free: bool) -> None:
+        self.rgb, self.zoomed = rgb, False
+        self.redraw(red_free)
+
+    def redraw(self, red_free: bool) -> None:
+        if self.rgb is None:
+            self.item.setPixmap(QPixmap())
+            return
+        shown = np.repeat(self.rgb[:, :, 1:2], 3, axis=2) if red_free else self.rgb
+        self.item.setPixmap(_pixmap(shown))
+        self.scene().setSceneRect(self.item.boundingRect())
+        if not self.zoomed:
+            self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if not self.zoomed and self.rgb is not None:
+            self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        factor = 1.25 if event.angleDelta().y() > 0 else 0.8
+        self.zoomed = True
+        self.scale(factor, factor)
+
+
+class GradingPanel(QWidget):
+    """The grading desk for one grader (see the module's note)."""
+
+    committed = Signal(str)          # the encounter just graded
+
+    def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None) -> None:
+        """``settings`` (the window's): the quality-assurance share of annual encounters
+        drawn at each refresh, and whether a single grader's decision stands."""
+        super().__init__(parent)
+        self.store, self.settings = store, settings
+        self.grader_edit = QLineEdit(grader)
+        self.grader_edit.setPlaceholderText("your name (asked once; every grade is audited under it)")
+        self.counts = QLabel()
+        self.worklist = QListWidget()
+        self.worklist.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.views = {side: EyeView() for side in SIDES}
+        self.entry = {side: QLabel() for side in SIDES}
+        self.quality = {side: QLabel() for side in SIDES}
+        self.help = QLabel("Keys: 0-4 grade \u00b7 U ungradable \u00b7 M maculopathy \u00b7 Enter next eye / commit "
+                           "\u00b7 R red-free \u00b7 findings: A AMD, G glaucoma suspect, C cataract, V vein occlusion, "
+                           "O other")
+        self.help.setWordWrap(True)
+        self.revealed = QLabel()
+        self.revealed.setWordWrap(True)
+        self.red_free = False
+        self.encounter: str | None = None
+        self.summary: Any = None
+        self.side = Eye.RIGHT
+        self.grades: dict[Eye, int | None] = {}
+        self.macula: dict[Eye, bool] = {}
+        self.findings: dict[Eye, set[str]] = {}
+        self._build()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.worklist.currentRowChanged.connect(self._open_row)
+        self.refresh()
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Grader:"))
+        top.addWidget(self.grader_edit, 1)
+        top.addWidget(self.counts)
+        eyes = QHBoxLayout()
+        for side in SIDES:
+            column = QVBoxLayout()
+            column.addWidget(QLabel(f"<b>{side.label.capitalize()}</b>"))
+            column.addWidget(self.views[side], 1)
+            column.addWidget(self.quality[side])
+            column.addWidget(self.entry[side])
+            eyes.addLayout(column, 1)
+        right = QWidget()
+        layout = QVBoxLayout(right)
+        layout.addLayout(eyes, 1)
+        layout.addWidget(self.help)
+        layout.addWidget(self.revealed)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.worklist)
+        splitter.addWidget(right)
+        splitter.setSizes([220, 900])
+        outer = QVBoxLayout(self)
+        outer.addLayout(top)
+        outer.addWidget(splitter, 1)
+
+    # ------------------------------------------------------------------ the worklist
+
+    def refresh(self) -> None:
+        """Draw the quality-assurance sample of annual encounters not yet considered
+        (the Settings' share, recorded), then read what needs grading, most urgent first."""
+        percent = int(getattr(self.settings, "qa_percent", 0) or 0)
+        if percent > 0:
+            self.store.draw_qa_sample(percent / 100.0, user=self.grader_edit.text().strip() or None)
+        ids = self.store.to_grade()
+        summaries = self.store.encounter_summaries(ids)
+        self.worklist.blockSignals(True)
+        self.worklist.clear()
+        for s in summaries:   # blind: no queue, no reason for being listed
+            item = QListWidgetItem(f"{s.patient.patient_id}  \u00b7  {s.started_at:%Y-%m-%d}")
+            item.setData(Qt.ItemDataRole.UserRole, s.encounter_id)
+            self.worklist.addItem(item)
+        self.worklist.blockSignals(False)
+        self.counts.setText(f"{len(ids)} encounter(s) to grade")
+        if ids:
+            self.worklist.setCurrentRow(0)
+            self._open_row(0)
+        else:
+            self._open(None)
+
+    def _open_row(self, row: int) -> None:
+        item = self.worklist.item(row)
+        self._open(item.data(Qt.ItemDataRole.UserRole) if item is not None else None)
+
+    def _open(self, encounter_id: str | None) -> None:
+        self.encounter, self.side, self.grades, self.macula, self.findings = encounter_id, Eye.RIGHT, {}, {}, {}
+        self.summary = self.store.encounter_summary(encounter_id) if encounter_id else None
+        for side in SIDES:
+            photo = self._photo(side)
+            self.views[side].show_photo(self._read(photo) if photo else None, self.red_free)
+            self.quality[side].setText(quality_words(photo) if photo else "")
+        if self.summary is not None and self._photo(Eye.RIGHT) is None:
+            self.side = Eye.LEFT
+        self._show_entry()
+
+    def _photo(self, side: Eye) -> EyeResult | None:
+        if self.summary is None:
+            return None
+        return next((e for e in self.summary.eyes if e.eye is side), None)
+
+    def _read(self, photo: EyeResult) -> np.ndarray | None:
+        path = Path(photo.path) if photo.path and Path(photo.path).is_file() else self.store.image_file(photo.sha256)
+        try:
+            return read_image(path) if path is not None else None
+        except ImageReadError as exc:
+            log.warning("grading view: %s", exc)
+            return None
+
+    def _show_entry(self) -> None:
+        for side in SIDES:
+            if self._photo(side) is None:
+                text = "no photograph"
+            elif side not in self.grades:
+                text = "grade: \u2013"
+            else:
+                g = self.grades[side]
+                text = "ungradable" if g is None else f"ICDR {g}: {ICDR_GRADE_NAMES[g]}"
+                text += " \u00b7 maculopathy " + ("yes" if self.macula.get(side) else "no")
+                if self.findings.get(side):
+                    text += " \u00b7 " + ", ".join(FINDINGS[f] for f in sorted(self.findings[side]))
+            marker = "\u25b6 " if side is self.side and self.encounter else ""
+            self.entry[side].setText(marker + text)
+
+    # ------------------------------------------------------------------ keys
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key, text = event.key(), event.text().lower()
+        if self.encounter is None or self.grader_edit.hasFocus():
+            super().keyPressEvent(event)
+            return
+        if text in "01234" and text:
+            self.grades[self.side] = int(text)
+        elif text == "u":
+            self.grades[self.side], self.macula[self.side] = None, False
+        elif text == "m" and self.grades.get(self.side, -1) is not None and self.side in self.grades:
+            self.macula[self.side] = not self.macula.get(self.side, False)
+        elif text in FINDING_KEYS and self.side in self.grades:
+            self.findings.setdefault(self.side, set()).symmetric_difference_update({FINDING_KEYS[text]})
+        elif text == "r":
+            self.red_free = not self.red_free
+            for view in self.views.values():
+                view.redraw(self.red_free)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._enter()
+        else:
+            super().keyPressEvent(event)
+            return
+        self._show_entry()
+
+    def _enter(self) -> None:
+        """Next eye; after the last photographed eye, commit."""
+        if self.side not in self.grades:
+            return
+        if self.side is Eye.RIGHT and self._photo(Eye.LEFT) is not None:
+            self.side = Eye.LEFT
+            return
+        self.commit()
+
+    def commit(self) -> None:
+        """Record the grades (audited under the grader's name), reveal the AI's, move on."""
+        grader = self.grader_edit.text().strip()
+        if not grader:
+            self.revealed.setText("Type your name at the top first: every grade is recorded under it.")
+            self.grader_edit.setFocus()
+            return
+        encounter, summary = self.encounter, self.summary
+        grades = [HumanGrade(encounter, side, grader, g, ("yes" if self.macula.get(side) else "no")
+                             if g is not None else "not_assessed", tuple(sorted(self.findings.get(side, ()))))
+                  for side, g in self.grades.items()]
+        try:
+            single = bool(getattr(self.settings, "single_grader_stands", False))
+            state = self.store.record_grades(grades, user=grader, single_grader_stands=single).get(encounter)
+        except ValueError as exc:
+            self.revealed.setText(str(exc))
+            return
+        self.revealed.setText(self._reveal(summary, state))
+        self.committed.emit(encounter)
+        self.refresh()
+        self.setFocus()
+
+    @staticmethod
+    def _reveal(summary: Any, state: Any) -> str:
+        """What the AI had said, shown only after the grader committed."""
+        ai = ", ".join(f"{e.eye.label}: {'ICDR ' + str(e.grade) if e.grade is not None else 'not graded'}"
+                       for e in summary.eyes)
+        words = {"final": "final", "arbitration_pending": "goes to arbitration by another grader (the more "
+                 "urgent queue stands meanwhile)", "arbitrated": "arbitrated"}
+        outcome = f"; your outcome {state.graded_queue.value}, {words[state.state]}" if state else ""
+        return (f"Committed {summary.patient.patient_id}. The AI had said {ai} (queue "
+                f"{(state.ai_queue.value if state else summary.queue.value)}){outcome}.")

@@ -1,0 +1,130 @@
+"""The "Quality assurance" tab: how EyeScreen's AI agrees with the clinic's graders.
+
+The same numbers as ``eyescreen report --format qa`` (:mod:`..core.qa`), for the
+clinic lead at the desk: the summary naming the kappa, the agreement table split
+by site, camera, month or grader (referable sensitivity and specificity weighted
+1/P(graded)), the AI-vs-grader confusion table, and every eye a grader called
+urgent that the AI put in annual, by patient, for follow-up.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.qa import (
+    SPLITS,
+    Agreement,
+    agreement,
+    confusion_table,
+    qa_eyes,
+    split,
+    summary_line,
+)
+
+GRADES = ("0", "1", "2", "3", "4", "ungradable")
+AGREEMENT_COLUMNS = ("Group", "Eyes", "Kappa", "Referable sensitivity (95% CI)", "Referable specificity (95% CI)",
+                     "Urgent in annual", "Ungradable agreement", "AI referral rate")
+
+
+def _rate(r: Any) -> str:
+    if r.total == 0 or math.isnan(r.value):
+        return "\u2013"
+    return f"{r.value:.2f} ({r.low:.2f}\u2013{r.high:.2f})"
+
+
+def _num(x: float) -> str:
+    return "\u2013" if math.isnan(x) else f"{x:.2f}"
+
+
+class QaView(QWidget):
+    """The agreement report in the window (see the module's note)."""
+
+    def __init__(self, store: Any, site: str = "clinic", n_boot: int = 300, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store, self.site, self.n_boot = store, site, n_boot
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.split_by = QComboBox()
+        self.split_by.addItems(["all", *SPLITS])
+        self.refresh_button = QPushButton("Refresh")
+        self.agreement = QTableWidget(0, len(AGREEMENT_COLUMNS))
+        self.agreement.setHorizontalHeaderLabels(AGREEMENT_COLUMNS)
+        self.confusion = QTableWidget(6, 6)
+        self.confusion.setHorizontalHeaderLabels([f"AI {g}" for g in GRADES])
+        self.confusion.setVerticalHeaderLabels([f"grader {g}" for g in GRADES])
+        self.missed = QTableWidget(0, 5)
+        self.missed.setHorizontalHeaderLabels(["Patient", "Visit", "Eye", "AI grade", "Grader grade"])
+        for table in (self.agreement, self.confusion, self.missed):
+            table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.missed_title = QLabel()
+        self.eyes: list[Any] = []
+        self._build()
+        self.split_by.currentTextChanged.connect(lambda _t: self._fill_agreement())
+        self.refresh_button.clicked.connect(self.refresh)
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Split by:"))
+        top.addWidget(self.split_by)
+        top.addStretch(1)
+        top.addWidget(self.refresh_button)
+        lower = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(QLabel("<b>AI grade against the grader's (eyes)</b>"))
+        left.addWidget(self.confusion)
+        right = QVBoxLayout()
+        right.addWidget(self.missed_title)
+        right.addWidget(self.missed)
+        lower.addLayout(left, 1)
+        lower.addLayout(right, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addLayout(top)
+        layout.addWidget(self.agreement, 1)
+        layout.addLayout(lower, 1)
+
+    def refresh(self) -> None:
+        """Read the graded eyes again and recompute every table."""
+        self.eyes = qa_eyes(self.store, self.site)
+        if not self.eyes:
+            self.summary.setText("No human grades yet: grade in the Grading tab or import a reading centre's "
+                                 "grades (eyescreen grades import FILE.csv).")
+        else:
+            self.summary.setText(f"<b>{summary_line(agreement(self.eyes, 'all', self.n_boot))}</b>. Each eye counts "
+                                 "1/P(graded) times: an eye of a 10% quality-assurance sample counts 10 times.")
+        self._fill_agreement()
+        table = confusion_table(self.eyes)
+        for i in range(6):
+            for j in range(6):
+                self.confusion.setItem(i, j, QTableWidgetItem(str(int(table[i, j])) if table[i, j] else "\u00b7"))
+        missed = sorted((e for e in self.eyes if e.urgent_in_annual), key=lambda e: (e.patient_id, e.date, e.eye))
+        self.missed_title.setText(f"<b>Grader-urgent eyes the AI put in annual ({len(missed)})</b>: follow them up")
+        self.missed.setRowCount(len(missed))
+        for row, e in enumerate(missed):
+            for col, value in enumerate((e.patient_id, e.date, e.eye, e.ai_grade, e.grader_grade)):
+                self.missed.setItem(row, col, QTableWidgetItem(str(value)))
+
+    def _fill_agreement(self) -> None:
+        by = self.split_by.currentText()
+        rows: list[Agreement] = ([agreement(self.eyes, "all", self.n_boot)] if by == "all" else
+                                 split(self.eyes, by, self.n_boot)) if self.eyes else []
+        self.agreement.setRowCount(len(rows))
+        for row, a in enumerate(rows):
+            values = (a.group, str(a.eyes), _num(a.kappa), _rate(a.sensitivity), _rate(a.specificity),
+                      str(a.urgent_in_annual), _num(a.ungradable_agreement), _num(a.ai_referral_rate))
+            for col, value in enumerate(values):
+                self.agreement.setItem(row, col, QTableWidgetItem(value))

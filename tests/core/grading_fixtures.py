@@ -1,0 +1,61 @@
+"""A clinic database with real photographs from ../shared, screened results written
+as the engine writes them (one per eye), for the grading tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+from eyescreen_desktop.core.records import (
+    Eye,
+    EyeDecision,
+    EyeResult,
+    ModelInfo,
+    OperatingPoint,
+    Patient,
+    Prediction,
+    QualityReport,
+    Queue,
+    Status,
+)
+from eyescreen_desktop.core.store import ClinicStore
+from tests.conftest import FUNDUS_DR
+
+MODEL = ModelInfo("tiny", "0.0.1", "a" * 64)
+OP = OperatingPoint("default", referable=0.5, urgent=0.3)
+VISIT = dt.datetime(2026, 5, 4, 9, 30)
+QUEUE_OF_GRADE = {0: Queue.ANNUAL, 1: Queue.ANNUAL, 2: Queue.ROUTINE, 3: Queue.URGENT, 4: Queue.URGENT}
+
+
+def real_photo(patient: str, eye: Eye) -> tuple[Path, str]:
+    """A fundus-dr photograph and the SHA-256 of its bytes."""
+    path = FUNDUS_DR / "images" / f"{patient}_{eye.value}.jpg"
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ai_result(patient: str, eye: Eye, grade: int | None) -> EyeResult:
+    """What the AI said about a real photograph: ICDR ``grade``, or ungradable (None)."""
+    path, sha = real_photo(patient, eye)
+    if grade is None:
+        q = QualityReport(Status.UNGRADABLE, ("blurred",), "Out of focus: retake", {"sharpness": 0.05})
+        return EyeResult(str(path), eye, Status.UNGRADABLE, q.advice, sha, q, None,
+                         EyeDecision(Queue.REVIEW, "ungradable", "could not be graded (blurred)"),
+                         width=1024, height=685)
+    probs = tuple(0.6 if g == grade else 0.1 for g in range(5))
+    return EyeResult(
+        path=str(path), eye=eye, status=Status.OK, sha256=sha,
+        quality=QualityReport(Status.OK, (), "", {"sharpness": 0.5}),
+        prediction=Prediction(probs, p_referable=sum(probs[2:]), p_urgent=sum(probs[3:])),
+        decision=EyeDecision(QUEUE_OF_GRADE[grade], f"ICDR {grade}", "words", grade), width=1024, height=685)
+
+
+def screened(store: ClinicStore, patient: str, right: int | None, left: int | None = None,
+             started: dt.datetime = VISIT, eyes: tuple[Eye, ...] = (Eye.RIGHT, Eye.LEFT)) -> str:
+    """One encounter of ``patient`` with the AI's grade for each of ``eyes``."""
+    store.upsert_patient(Patient(patient, f"Name {patient}"), user="nurse")
+    encounter = store.start_encounter(patient, started_at=started, user="nurse")
+    for eye in eyes:
+        store.save_result(encounter, ai_result(patient, eye, right if eye is Eye.RIGHT else left), MODEL,
+                          "icdr-ada", OP, user="nurse")
+    return encounter

@@ -1,0 +1,125 @@
+"""The Grading tab end to end, keyboard only, on a real SQLite database with real
+photographs: blind until commit, about three keys per eye, the grade recorded under
+the grader's name and the encounter re-queued (arbitration on disagreement)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from eyescreen_desktop.core.records import Eye, Queue
+from eyescreen_desktop.core.store import ClinicStore
+from eyescreen_desktop.gui.grading_panel import GradingPanel
+from tests.core.grading_fixtures import screened
+
+
+def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(qtbot, tmp_path):
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        referral = screened(store, "P003", 2, 0)          # the AI refers the right eye
+        urgent = screened(store, "P006", 4, 0)
+        annual = screened(store, "P001", 0, 0)            # not listed: no QA sample drawn
+        panel = GradingPanel(store, grader="Dr Grey")
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        assert [panel.worklist.item(i).text().split()[0] for i in range(panel.worklist.count())] == ["P006", "P003"]
+        assert panel.counts.text() == "2 encounter(s) to grade"
+        shown = " ".join([panel.revealed.text(), *(panel.entry[s].text() for s in (Eye.RIGHT, Eye.LEFT)),
+                          *(panel.worklist.item(i).text() for i in range(panel.worklist.count()))])
+        assert "ICDR 4" not in shown and "urgent" not in shown.lower() and "routine" not in shown.lower()
+        assert panel.views[Eye.RIGHT].item.pixmap().width() == 1024           # the real photograph, full size
+        assert panel.quality[Eye.RIGHT].text() == "Photo quality: gradable"      # the gate's verdict is shown
+        # P006: right eye 4 with maculopathy (3 keys), left eye 0 with cataract (3 keys): agrees with the AI
+        with qtbot.waitSignal(panel.committed) as done:
+            for key in ("4", "m"):
+                qtbot.keyClicks(panel, key)
+            qtbot.keyClick(panel, Qt.Key.Key_Return)
+            qtbot.keyClicks(panel, "0")
+            qtbot.keyClicks(panel, "c")
+            assert "cataract" in panel.entry[Eye.LEFT].text()
+            qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert done.args == [urgent]
+        assert "The AI had said" in panel.revealed.text() and "ICDR 4" in panel.revealed.text()
+        grades = {g.eye: g for g in store.grades(urgent)}
+        assert (grades[Eye.RIGHT].icdr_grade, grades[Eye.RIGHT].maculopathy, grades[Eye.RIGHT].grader) == (
+            4, "yes", "Dr Grey")
+        assert grades[Eye.LEFT].findings == ("cataract",)
+        assert store.encounter_grading(urgent).state == "final"
+        # P003 comes up next, blind again; grading both eyes 0 disagrees with the AI's referral
+        assert panel.encounter == referral and "ICDR 2" not in panel.entry[Eye.RIGHT].text()
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("0", "0"):
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert store.encounter_grading(referral).state == "arbitration_pending"
+        assert store.encounter_summary(referral).queue is Queue.ROUTINE
+        assert "arbitration" in panel.revealed.text()
+        assert store.audit(f"encounter:{referral}")[-1].user == "Dr Grey"
+        # a different grader arbitrates; the same one would be refused
+        panel.grader_edit.setText("Dr Brown")
+        assert panel.encounter == referral
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("1", "0"):
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert store.encounter_grading(referral).state == "arbitrated"
+        assert store.encounter_summary(referral).queue is Queue.ANNUAL
+        assert panel.counts.text() == "0 encounter(s) to grade" and annual not in store.to_grade()
+
+
+def test_the_window_has_a_grading_tab_read_when_opened(qtbot, window):
+    tabs = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert tabs[-2:] == ["Grading", "Quality assurance"] and tabs[:3] == ["Screening", "Eye check", "Queues"]
+    screened(window.store, "P003", 2, 0)                  # screened elsewhere meanwhile
+    assert window.grading.worklist.count() == 0
+    window.tabs.setCurrentWidget(window.grading)
+    qtbot.waitUntil(lambda: window.grading.worklist.count() == 1)
+
+
+def test_the_quality_assurance_view_shows_the_kappa_and_the_urgent_eyes_in_annual(qtbot, tmp_path):
+    from eyescreen_desktop.core.grading import HumanGrade
+    from eyescreen_desktop.core.qa import agreement, qa_eyes
+    from eyescreen_desktop.gui.qa_view import QaView
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        missed = screened(store, "P214", 0, 0)            # the AI says annual; the reading centre says urgent
+        referral = screened(store, "P003", 2, 0)
+        store.record_grades([HumanGrade(missed, Eye.RIGHT, "Centre", 3, source="import"),
+                             HumanGrade(missed, Eye.LEFT, "Centre", 0, source="import"),
+                             HumanGrade(referral, Eye.RIGHT, "Dr Grey", 2),
+                             HumanGrade(referral, Eye.LEFT, "Dr Grey", 1)])
+        view = QaView(store, site="North", n_boot=50)
+        qtbot.addWidget(view)
+        view.refresh()
+        kappa = agreement(qa_eyes(store, "North"), "all", 50).kappa
+        assert "quadratic-weighted kappa" in view.summary.text() and f"{kappa:.3f}" in view.summary.text()
+        assert view.agreement.item(0, 2).text() == f"{kappa:.2f}"
+        assert (view.missed.rowCount(), view.missed.item(0, 0).text()) == (1, "P214")
+        assert view.confusion.item(3, 0).text() == "1"                 # grader 3, AI 0
+        view.split_by.setCurrentText("grader")
+        assert sorted(view.agreement.item(r, 0).text() for r in range(view.agreement.rowCount())) == [
+            "Centre", "Dr Grey"]
+
+
+def test_the_settings_draw_the_qa_sample_and_may_let_a_single_grader_stand(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from eyescreen_desktop.gui.settings import Settings
+
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.qa_percent, settings.single_grader_stands = 100, True
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        annual = screened(store, "P001", 0, 0)
+        panel = GradingPanel(store, grader="Dr Grey", settings=settings)
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        draw = store.qa_draws()[0]                           # drawn when the tab read its worklist
+        assert (draw.rate, draw.drawn, draw.drawn_by) == (1.0, (annual,), "Dr Grey")
+        assert panel.encounter == annual
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("2", "0"):                          # the grader refers what the AI left in annual
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert store.encounter_grading(annual).state == "final"      # a single grader's decision stands
+        assert store.encounter_summary(annual).queue is Queue.ROUTINE
+        assert len(store.qa_draws()) == 1                    # nothing left to draw: nothing recorded
