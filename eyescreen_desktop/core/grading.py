@@ -17,8 +17,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-# issue 20: the grade cut-offs (referable >= 2, urgent >= 3) move to eyescreen_desktop.domain
-from .calibration import REFERABLE_GRADE, URGENT_GRADE
+from ..domain.grades import is_referable, is_urgent
 from .protocol import get_protocol
 from .records import (
     Eye,
@@ -95,11 +94,11 @@ class HumanGrade:
     @property
     def referable(self) -> bool:
         """Referable by the grade (or maculopathy seen): what site calibration learns from."""
-        return self.icdr_grade is not None and (self.icdr_grade >= REFERABLE_GRADE or self.maculopathy == "yes")
+        return self.icdr_grade is not None and (is_referable(self.icdr_grade) or self.maculopathy == "yes")
 
     @property
     def urgent(self) -> bool:
-        return self.icdr_grade is not None and self.icdr_grade >= URGENT_GRADE
+        return self.icdr_grade is not None and is_urgent(self.icdr_grade)
 
     def same_reading(self, other: HumanGrade) -> bool:
         """The same grade, maculopathy and findings (a re-import of the same row)."""
@@ -117,8 +116,8 @@ def eye_outcome(grade: HumanGrade, protocol_name: str) -> EyeDecision:
     g = grade.icdr_grade
     probs = tuple(1.0 if i == g else 0.0 for i in range(5))
     macula = {"yes": 1.0, "no": 0.0}.get(grade.maculopathy)
-    prediction = Prediction(probs, p_referable=1.0 if g >= REFERABLE_GRADE else 0.0,
-                            p_urgent=1.0 if g >= URGENT_GRADE else 0.0, p_maculopathy=macula)
+    prediction = Prediction(probs, p_referable=1.0 if is_referable(g) else 0.0,
+                            p_urgent=1.0 if is_urgent(g) else 0.0, p_maculopathy=macula)
     return protocol.decide_eye(prediction, _GRADER_POINT)
 
 
