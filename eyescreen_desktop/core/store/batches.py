@@ -13,7 +13,7 @@ from ..protocol import get_protocol
 from ..records import EyeResult, ModelInfo, OperatingPoint, Status
 from .base import _datetime, _iso, default_user
 from .results import ResultStore
-from .rows import _eye_result
+from .rows import _eye_result, _result_values
 
 
 @dataclass(frozen=True)
@@ -114,14 +114,17 @@ class BatchLedger(ResultStore):
         batch, atomically; the photograph is copied into the image store first,
         outside the write lock, so the window's reads never wait on a file copy.
 
-        A photograph the patient already has on record (same SHA-256, from any folder
-        or path) is recognised: the file is marked done with the result on record and
-        nothing is saved or re-queued, so a copy of a folder screened again changes
-        no visit (and never undoes what staff did to it)."""
+        A photograph the patient already has on record, judged the same way (same
+        SHA-256 from any folder or path, same model, protocol and thresholds), is
+        recognised: the file is marked done with the result on record and nothing is
+        saved or re-queued, so a copy of a folder screened again changes no visit (and
+        never undoes what staff did to it). Judged another way (a new model or the
+        clinic's new operating point), it is a new result, as a batch's own resume is."""
         self.require(Action.SCREEN)
         get_protocol(protocol_name)
         with self._tx() as db:
-            known = self._known_photo(encounter_id, result)
+            known = self._known_photo(encounter_id, result, _result_values(result, model, protocol_name,
+                                                                            operating_point))
             if known is not None:
                 self._mark_batch_file(db, batch_key, file, *known)
                 self._audit(db, user, "photograph already on record", f"encounter:{known[0]}",
@@ -134,18 +137,21 @@ class BatchLedger(ResultStore):
             self._mark_batch_file(db, batch_key, file, encounter_id, result_id)
             return result_id
 
-    def _known_photo(self, encounter_id: str, result: EyeResult) -> tuple[str, int] | None:
+    def _known_photo(self, encounter_id: str, result: EyeResult, judged: dict[str, Any]) -> tuple[str, int] | None:
         """(encounter, newest result) of this photograph among the encounter's patient's
-        visits, this encounter first; None when it is new to the patient (or only an
-        unreadable-file result is on record: that one is tried again)."""
+        visits, this encounter first, judged as ``judged`` says (model, protocol and
+        thresholds: :func:`_result_values`); None when it is new to the patient, or was
+        judged another way (or only an unreadable-file result is on record: tried again)."""
         if not result.sha256 or result.status is Status.ERROR:
             return None
         rows = self._query(
             "SELECT r.encounter_id, r.result_id FROM results r JOIN images i ON i.image_id = r.image_id "
             "JOIN encounters e ON e.encounter_id = r.encounter_id WHERE i.sha256 = ? AND r.status != 'error' "
             "AND e.patient_id = (SELECT patient_id FROM encounters WHERE encounter_id = ?) "
+            "AND r.model_sha = ? AND r.protocol = ? AND COALESCE(r.operating_point, '') = ? "
             "ORDER BY CASE WHEN r.encounter_id = ? THEN 0 ELSE 1 END, r.result_id DESC",
-            (result.sha256, encounter_id, encounter_id))
+            (result.sha256, encounter_id, judged["model_sha"], judged["protocol"], judged["operating_point"] or "",
+             encounter_id))
         return (str(rows[0][0]), int(rows[0][1])) if rows else None
 
     def _mark_batch_file(self, db: Any, batch_key: str, file: str, encounter_id: str, result_id: int) -> None:
