@@ -133,8 +133,9 @@ def _unidentified_section(unidentified: Sequence[tuple[str, EyeResult]], width: 
             _table(["File", "Queue", "Result"], rows, [width * f for f in (0.36, 0.16, 0.48)])]
 
 
-def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: float) -> Table:
-    """Patients per queue with what the queue means, plus the rejected files."""
+def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: float,
+                  unidentified: int = 0) -> Table:
+    """Patients per queue with what the queue means, plus the files with no patient ID and the rejected ones."""
     rows = []
     for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW, Queue.ANNUAL):
         n = sum(1 for e in encounters if e.queue is q)
@@ -142,6 +143,9 @@ def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: 
         rows.append([P(f'<font color="{QUEUE_COLOURS[q][0]}"><b>{escape(q.label)}</b></font>', "body"),
                      P(f"<b>{n}</b>", "body"), P(escape(action), "cell")])
     rows.append([P("<b>Patients in total</b>", "body"), P(f"<b>{len(encounters)}</b>", "body"), ""])
+    if unidentified:
+        rows.append([P(escape(f"Files with {NO_PATIENT_ID}"), "body"), P(str(unidentified), "body"),
+                     P("filed to no patient: listed below, with what to do", "cell")])
     rows.append([P("Files rejected", "body"), P(str(rejected), "body"), P("listed at the end", "cell")])
     table = Table(rows, colWidths=[width * 0.45, width * 0.08, width * 0.47])
     table.setStyle(TableStyle([
@@ -184,7 +188,7 @@ def summary_story(encounters: Sequence[EncounterSummary], rejected: Sequence[Eye
     width = settings.pagesize[0] - 28 * mm
     story: list[Flowable] = [_header(settings, screening_title(settings, "batch summary"), width),
                              Spacer(1, 4), U(_batch_intro(encounters, rejected), "small"), Spacer(1, 6),
-                             _counts_table(encounters, len(rejected), width)]
+                             _counts_table(encounters, len(rejected), width, len(unidentified))]
     for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW):
         story += _queue_section(q, _sorted(encounters, q), width)
     story += _unidentified_section(unidentified, width)
