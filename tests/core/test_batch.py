@@ -486,3 +486,42 @@ def test_photographs_without_a_patient_id_are_grouped_not_made_patients(tmp_path
 
     # the camera folder files them the same way
     assert file_patient(folder, folder / "IMG_0001.jpg") == ("IMG_0001.jpg", NO_PATIENT_ID, Eye.UNKNOWN)
+
+
+def test_the_group_without_a_patient_id_is_never_recalled_as_annual(tmp_path, annual_classifier):
+    """A healthy eye check stands alone under the eye-check protocol (annual), but
+    the group "no patient ID in the file name" is nobody to recall: it stays in
+    review until staff put each photograph with its patient."""
+    import cv2
+    from skimage import data as skdata
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "selfie.jpg"), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    data = tmp_path / "data"
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=data, pdf=False,
+                       protocol="eye-check")
+    row = read_csv(tmp_path / "out" / "results.csv")[0]
+    assert (row["patient_id"], row["modality"], row["queue"]) == (NO_PATIENT_ID, "external_eye", "annual")
+    assert row["patient_queue"] == "review" and report.encounters == []
+    assert db_count(data, "SELECT COUNT(*) FROM queue_state WHERE queue = 'review'") == 1
+    assert db_count(data, "SELECT COUNT(*) FROM queue_state WHERE queue = 'annual'") == 0
+
+
+def test_photographs_without_a_patient_id_on_either_clinic_database(tmp_path, annual_classifier, database_url):
+    """The same grouping on SQLite and PostgreSQL: one review group holding both
+    photographs without an ID, no patient named after a file, and a second batch the
+    same day adds to that group rather than making another."""
+    from eyescreen_desktop.core.paths import DataPaths
+    from eyescreen_desktop.core.store import ClinicStore
+
+    first = photo_folder(tmp_path / "a", {"P001_R.jpg": "P001_R.jpg", "IMG_0001.jpg": "P003_R.jpg"})
+    second = photo_folder(tmp_path / "b", {"scan.jpg": "P004_L.jpg"})
+    with ClinicStore.open(DataPaths(tmp_path / "data"), database_url) as store:
+        run_batch([first], tmp_path / "out-a", model=annual_classifier, store=store, pdf=False)
+        report = run_batch([second], tmp_path / "out-b", model=annual_classifier, store=store, pdf=False)
+        assert store.get_patient("IMG_0001") is None and store.get_patient("scan") is None
+        group = [s for s in store.encounters() if s.patient.patient_id == NO_PATIENT_ID]
+        assert len(group) == 1 and group[0].queue is Queue.REVIEW and len(group[0].eyes) == 2
+        assert group[0].queue_note                    # staff see why it is in review
+    assert [f for f, _ in report.unidentified] == ["scan.jpg"] and report.encounters == []

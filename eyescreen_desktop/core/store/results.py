@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .engine import Row
-from ..protocol import encounter_queue, get_protocol
+from ..protocol import get_protocol, patient_decision
 from ..records import (
     MISSING_EYE_REASONS,
     EncounterSummary,
@@ -192,7 +192,7 @@ class ResultStore(PatientStore, ImageStore):
             return None
         missing = [MissingEye(Eye(r[0]), r[1]) for r in self._query(
             "SELECT eye, reason FROM missing_eyes WHERE encounter_id = ?", (encounter_id,))]
-        queue = encounter_queue([_eye_result(r) for r in rows], missing)
+        queue = patient_decision(enc["patient_id"], [_eye_result(r) for r in rows], missing).queue
         started = _datetime(enc["started_at"]) or self.now_local()
         return queue, get_protocol(enc["protocol"]).due_date(queue, started.date())
 
