@@ -11,7 +11,9 @@ What it does, and why it is built this way:
 * **Who and which eye.** From the ``--patients`` CSV (columns ``file`` relative
   to the input folder, ``patient_id``, ``name``, ``birth_date``, optional ``sex``,
   ``eye``), else from names like ``<patient>_<L|R|OD|OS|left|right>.<ext>``,
-  else from a per-patient sub-folder, else each file is its own patient.
+  else from a per-patient sub-folder. A photograph none of these names is still
+  screened but goes under one heading, "no patient ID in the file name"
+  (``domain.eyes.NO_PATIENT_ID``): never a patient invented from its file name.
 * **Resumable.** The batch is identified by a key (hash of the resolved inputs,
   the protocol and the model's weights hash). Each file's result is committed
   in its own transaction, so after a crash or ``kill -9`` running the same
@@ -52,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
-from ..domain.eyes import parse_eye
+from ..domain.eyes import NO_PATIENT_ID, NO_PATIENT_ID_ADVICE, parse_eye
 from ..domain.eyes import patient_and_eye as name_patient_and_eye
 from .calibration import CalibrationError, load_operating_point
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
@@ -171,7 +173,7 @@ def _norm(file: str) -> str:
 
 def patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) -> tuple[str, Eye] | None:
     """Patient and eye for a file from the rules (list, name, sub-folder); None
-    when only "each file is its own patient" is left."""
+    when none of them names the patient."""
     if listed:
         row = listed.get(rel.as_posix()) or _casefold_lookup(listed, rel)
         if row is not None:
@@ -182,6 +184,14 @@ def patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) ->
     if len(rel.parts) >= 2:
         return rel.parts[-2], eye
     return None
+
+
+def file_patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) -> tuple[str, Eye]:
+    """Patient and eye for a file as the batch and the camera folder file it: by
+    :func:`patient_and_eye`, else :data:`NO_PATIENT_ID` (one group for staff to
+    identify, eye unknown) rather than a patient named after the file: an
+    ``IMG_0001`` patient would be a record nobody can find or merge."""
+    return patient_and_eye(rel, listed) or (NO_PATIENT_ID, Eye.UNKNOWN)
 
 
 def _casefold_lookup(listed: dict[str, PatientRow], rel: PurePosixPath) -> PatientRow | None:
@@ -223,15 +233,7 @@ def plan_files(roots: Sequence[Path], listed: dict[str, PatientRow] | None = Non
             rel = PurePosixPath(path.relative_to(folder).as_posix())
             shown = PurePosixPath(path.relative_to(base).as_posix()).as_posix() if base else rel.as_posix()
             found.append((path, rel, shown))
-    stems = Counter(PurePosixPath(rel.name).stem for _, rel, _ in found if len(rel.parts) == 1)
-    files = []
-    for path, rel, shown in found:
-        who = patient_and_eye(rel, listed)
-        if who is None:
-            stem = PurePosixPath(rel.name).stem
-            who = (stem if stems[stem] == 1 else rel.name), Eye.UNKNOWN
-        files.append(BatchFile(path, shown, who[0], who[1]))
-    return files
+    return [BatchFile(path, shown, *file_patient_and_eye(rel, listed)) for path, rel, shown in found]
 
 
 def batch_key(roots: Sequence[Path], protocol: str, model_sha: str, op: OperatingPoint | None = None) -> str:
@@ -269,6 +271,7 @@ class BatchReport:
     documents: list[Path] = field(default_factory=list)        # every patient's document, slips included
     pdf_error: str = ""
     eye_checks: int = 0                 # external-eye photographs checked (counted among "graded": status ok)
+    unidentified: list[tuple[str, EyeResult]] = field(default_factory=list)   # (file, result): no patient ID
 
     @property
     def patients(self) -> int:
@@ -521,14 +524,16 @@ def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequen
             rows: dict[str, BatchFileRow], summaries: list[EncounterSummary], screened: int,
             resumed: bool) -> BatchReport:
     current = [rows[f.file] for f in files if f.file in rows]
+    patients = [s for s in summaries if s.patient.patient_id != NO_PATIENT_ID]   # the group is nobody's visit
     return BatchReport(
         batch_key=key, out_dir=out, results_csv=out / "results.csv", model=info, protocol=proto.name,
         files=len(files), screened=screened, resumed=resumed, seconds=0.0,
         status_counts=dict(Counter(r.result.status for r in current)),
-        queue_counts={q: sum(s.queue is q for s in summaries) for q in Queue},
-        encounters=summaries,
+        queue_counts={q: sum(s.queue is q for s in patients) for q in Queue},
+        encounters=patients,
         rejected=[(r.file, r.result) for r in current if rejected(r.result)],
         eye_checks=sum(1 for r in current if is_external_eye(r.result) and r.result.status is Status.OK),
+        unidentified=[(r.file, r.result) for r in current if r.patient_id == NO_PATIENT_ID],
     )
 
 
@@ -627,7 +632,8 @@ def _write_pdfs(report: BatchReport, cancelled: Callable[[], bool] | None = None
     _check(cancelled)
     try:
         report.summary_pdf = Path(reports.write_batch_summary(report.encounters, [r for _, r in report.rejected],
-                                                              report.out_dir / "summary.pdf"))
+                                                              report.out_dir / "summary.pdf",
+                                                              unidentified=report.unidentified))
     except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
         log.exception("batch summary PDF failed")
         failures.append(f"summary.pdf: {exc}")
@@ -682,6 +688,7 @@ def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
             lines.append(f"  {file}: {r.message or r.status.value}")
         if len(report.rejected) > max_rejected:
             lines.append(f"  ... and {len(report.rejected) - max_rejected} more (see results.csv)")
+    lines += _unidentified_lines(report.unidentified, max_rejected)
     lines.append(f"Results: {report.results_csv}")
     if report.summary_pdf or report.documents:
         lines.append(f"Patient documents: {len(report.documents)} ({len(report.referral_pdfs)} referral slips in "
@@ -690,6 +697,19 @@ def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
     if report.pdf_error:
         lines.append(f"Warning: {report.pdf_error}")
     return "\n".join(lines)
+
+
+def _unidentified_lines(unidentified: Sequence[tuple[str, EyeResult]], most: int) -> list[str]:
+    """The summary's group of photographs whose name gives no patient ID: how many,
+    what to do, and which (screened, but filed to no patient)."""
+    if not unidentified:
+        return []
+    lines = [f"{NO_PATIENT_ID[0].upper()}{NO_PATIENT_ID[1:]} ({len(unidentified)} file(s)), screened but filed to "
+             f"no patient: {NO_PATIENT_ID_ADVICE}"]
+    lines += [f"  {file}" for file, _ in unidentified[:most]]
+    if len(unidentified) > most:
+        lines.append(f"  ... and {len(unidentified) - most} more (see results.csv)")
+    return lines
 
 
 def _why(r: EyeResult) -> str:

@@ -66,8 +66,9 @@ def discover(inputs: Sequence[Path]) -> list[Path]:
     Folders are searched recursively (following symlinks, each real folder once,
     so loops end); hidden files and folders are skipped. Files given explicitly
     are always included, whatever their suffix, because the user asked for them.
-    Broken files, dangling links and folders named like images are included on
-    purpose so the caller can report them. A missing input raises
+    Broken files and dangling links are included on purpose so the caller can
+    report them. A folder is never a photograph, whatever its name: ``folder.jpg/``
+    is searched like any other folder, never screened as a file. A missing input raises
     FileNotFoundError: that is a usage error, not a bad photograph.
     """
     found: set[Path] = set()
@@ -75,8 +76,6 @@ def discover(inputs: Sequence[Path]) -> list[Path]:
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            if looks_like_image(path):
-                found.add(path)
             found.update(_walk(path, seen_dirs))
         elif path.exists() or path.is_symlink():
             found.add(path)
@@ -106,8 +105,6 @@ def _walk(folder: Path, seen_dirs: set[str]) -> Iterator[Path]:
         except OSError:
             is_dir = False
         if is_dir:
-            if looks_like_image(path):
-                yield path
             yield from _walk(path, seen_dirs)
         elif looks_like_image(path):
             yield path

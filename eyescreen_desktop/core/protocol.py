@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
+from ..domain.eyes import NO_PATIENT_ID, NO_PATIENT_ID_ADVICE
 from ..domain.grades import referred
 from .records import (
     ICDR_GRADE_NAMES,
@@ -346,6 +347,18 @@ def fundus_decision(eyes: Iterable[EyeResult], missing_eyes: Iterable[MissingEye
     if queue is Queue.ANNUAL:
         return EncounterDecision(Queue.REVIEW, False, note)
     return EncounterDecision(queue, False, note)
+
+
+def patient_decision(patient_id: str, eyes: Iterable[EyeResult],
+                     missing_eyes: Iterable[MissingEye] = ()) -> EncounterDecision:
+    """:func:`encounter_decision` for a visit of ``patient_id``: the group of
+    photographs with no patient ID in their names (:data:`NO_PATIENT_ID`) is nobody
+    to recall, so where the rule says annual it stays in review until staff put
+    each photograph with its patient; a referral stands (someone must be found)."""
+    decision = encounter_decision(eyes, missing_eyes)
+    if patient_id != NO_PATIENT_ID or decision.queue is not Queue.ANNUAL:
+        return decision
+    return replace(decision, queue=Queue.REVIEW, complete=False, note=f"{NO_PATIENT_ID}: {NO_PATIENT_ID_ADVICE}")
 
 
 def encounter_queue(eyes: Iterable[EyeResult], missing_eyes: Iterable[MissingEye] = ()) -> Queue:

@@ -17,6 +17,14 @@ from .vocabulary import Eye
 
 _EYE_WORDS: dict[str, Eye] = {"l": Eye.LEFT, "left": Eye.LEFT, "os": Eye.LEFT,
                               "r": Eye.RIGHT, "right": Eye.RIGHT, "od": Eye.RIGHT}
+NO_PATIENT_ID = "no patient ID in the file name"
+"""Where a photograph goes whose name gives no patient ID (``IMG_0001.jpg``, ``scan.png``)
+and that no patient list names: one group under this heading (results.csv's patient
+column, the summary, the review queue), never a patient invented from the file name."""
+NO_PATIENT_ID_ADVICE = ("rename each photograph PATIENTID_R.jpg or PATIENTID_L.jpg (e.g. P001_R.jpg), "
+                        "or list it in a patients CSV, then screen it again")
+"""What staff do about a photograph in the :data:`NO_PATIENT_ID` group."""
+
 _TAGGED = re.compile(r"^(?:(?P<patient>.*?)[_\- ]+)?(?P<eye>left|right|l|r|od|os)$", re.IGNORECASE)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
 from ..core.batch import BatchCancelled as CoreBatchCancelled
-from ..core.batch import batch_key, patient_and_eye, queue_batch_encounters, resolve_inputs, run_batch
+from ..core.batch import batch_key, file_patient_and_eye, queue_batch_encounters, resolve_inputs, run_batch
 from ..core.photo_fit import noted_result
 from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
@@ -83,10 +83,10 @@ def hot_batch_key(folder: Path, protocol: str, model: ModelInfo, day: dt.date) -
 
 def file_patient(folder: Path, path: Path) -> tuple[str, str, Eye]:
     """(name relative to the folder, patient ID, eye) by the batch command's rules:
-    ``<patient>_<L|R|OD|OS>.jpg``, else a per-patient sub-folder, else the file's own name."""
+    ``<patient>_<L|R|OD|OS>.jpg``, else a per-patient sub-folder, else the group
+    "no patient ID in the file name" (never a patient named after the file)."""
     rel = PurePosixPath(Path(path).relative_to(folder).as_posix())
-    who = patient_and_eye(rel, None) or (PurePosixPath(rel.name).stem, Eye.UNKNOWN)
-    return rel.as_posix(), who[0], who[1]
+    return (rel.as_posix(), *file_patient_and_eye(rel, None))
 
 
 def folder_identity(folder: Path) -> str:

@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
 from ..core.imageio import discover
 from ..core.paths import data_paths
 from ..core.protocol import DEFAULT_PROTOCOL
+from ..domain.eyes import NO_PATIENT_ID, NO_PATIENT_ID_ADVICE
 from .batch_jobs import HotFolderOutcome, folder_identity, folder_job, hot_folder_job, pending_hot_files
 
 log = logging.getLogger(__name__)
@@ -448,7 +449,8 @@ class BatchPanel(QWidget):
             self.batchFinished.emit(outcome)
         elif rid == self._hot_rid and isinstance(outcome, HotFolderOutcome):
             for rel, pid, result in outcome.files:
-                self._log(f"{rel}: patient {pid}, {result.queue.label.lower()}"
+                who = f"{NO_PATIENT_ID} ({NO_PATIENT_ID_ADVICE})" if pid == NO_PATIENT_ID else f"patient {pid}"
+                self._log(f"{rel}: {who}, {result.queue.label.lower()}"
                           + (f" ({result.message})" if result.message else ""))
             self.watch_status.setText(f"Watching {self.watcher.folder}: {len(outcome.files)} new "
                                       f"photograph(s) screened at {dt.datetime.now():%H:%M}.")
@@ -460,6 +462,9 @@ class BatchPanel(QWidget):
         earlier = report.files - report.screened
         if earlier:
             rejected += f"; {earlier} had been screened before and were kept"
+        if report.unidentified:
+            rejected += (f"; {len(report.unidentified)} photograph(s) with {NO_PATIENT_ID}, filed to no patient: "
+                         f"{NO_PATIENT_ID_ADVICE}")
         text = (f"Done: {report.files} photographs of {report.patients} patients ({counts}){rejected}. "
                 f"Results are in the queues and in {report.out_dir}.")
         if report.pdf_error:

@@ -15,12 +15,15 @@ from tests.core.conftest import document_rgb
 IMAGES = FUNDUS_DR / "images"
 
 # Expected status of every bad input (file name -> status value).
+NOT_A_FILE = "folder.jpg"
+"""The folder among the bad inputs: ``discover`` searches it, so a batch never lists it as a file."""
+
 BAD_EXPECTED = {
     "zero.jpg": "error",
     "truncated.jpg": "error",
     "notes.jpg": "error",
     "random.png": "error",
-    "folder.jpg": "error",
+    "folder.jpg": "error",      # a folder: an error when screened by name; a batch searches it instead
     "black.png": "not_fundus",
     "white.jpg": "not_fundus",
     "letter.jpg": "not_fundus",

@@ -22,6 +22,7 @@ from eyescreen_desktop.core.batch import (
 )
 from eyescreen_desktop.core.classifier import Classifier, ModelError
 from eyescreen_desktop.core.records import Eye, Queue, Status
+from eyescreen_desktop.domain.eyes import NO_PATIENT_ID
 from tests.core.screen_inputs import IMAGES, make_bad_inputs, model_with_thresholds
 
 REQUIRED = ["file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent", "p_maculopathy",
@@ -81,8 +82,8 @@ def test_patient_and_eye_come_from_names_then_folders_then_the_file(tmp_path):
     assert planned == {
         "P1_L.jpg": ("P1", Eye.LEFT), "p2_od.JPG": ("p2", Eye.RIGHT), "P3_Left.png": ("P3", Eye.LEFT),
         "ab_cd_os.tif": ("ab_cd", Eye.LEFT), "P5/a.jpg": ("P5", Eye.UNKNOWN), "P5/right.jpg": ("P5", Eye.RIGHT),
-        "P6/P6_R.jpg": ("P6", Eye.RIGHT), "scan.jpg": ("scan", Eye.UNKNOWN),
-        "x.jpg": ("x.jpg", Eye.UNKNOWN), "x.png": ("x.png", Eye.UNKNOWN),
+        "P6/P6_R.jpg": ("P6", Eye.RIGHT), "scan.jpg": (NO_PATIENT_ID, Eye.UNKNOWN),
+        "x.jpg": (NO_PATIENT_ID, Eye.UNKNOWN), "x.png": (NO_PATIENT_ID, Eye.UNKNOWN),
     }
 
 
@@ -150,16 +151,16 @@ def test_a_batch_fills_the_csv_and_the_clinic_database(tmp_path, annual_classifi
     for name in ("zero.jpg", "letter.jpg", "blurred.jpg"):
         r = by_file[name]
         assert (r["status"], r["queue"], r["grade"], r["p_referable"]) == (expected_bad[name], "review", "", "")
-        assert r["patient_id"] == name[:-4] and r["message"]
+        assert r["patient_id"] == NO_PATIENT_ID and r["message"]   # filed to no patient named after the file
     for name in TWO_PATIENTS:
         r = by_file[name]
         assert (r["status"], r["queue"], r["eye"], r["model_version"]) == ("ok", "annual", name[5], "0.0.1")
         assert r["grade"] in {"0", "1"} and 0 <= float(r["p_referable"]) <= 1
-    assert report.queue_counts == {Queue.URGENT: 0, Queue.ROUTINE: 0, Queue.REVIEW: 3, Queue.ANNUAL: 2}
+    assert report.queue_counts == {Queue.URGENT: 0, Queue.ROUTINE: 0, Queue.REVIEW: 0, Queue.ANNUAL: 2}
     assert report.status_counts == {Status.OK: 4, Status.ERROR: 1, Status.NOT_FUNDUS: 1, Status.UNGRADABLE: 1}
     assert {f for f, _ in report.rejected} == {"zero.jpg", "letter.jpg", "blurred.jpg"}
-    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 5
-    assert db_count(data, "SELECT COUNT(*) FROM queue_state WHERE state = 'open'") == 5
+    assert db_count(data, "SELECT COUNT(*) FROM encounters") == 3    # 2 patients, 1 group with no patient ID
+    assert db_count(data, "SELECT COUNT(*) FROM queue_state WHERE state = 'open'") == 3
     stored = [p for p in (data / "images").rglob("*") if p.is_file()]
     assert len(stored) == 6   # every readable file is kept; the zero-byte one cannot be
 
@@ -276,9 +277,9 @@ def test_the_one_screen_summary_counts_queues_and_rejections(tmp_path, annual_cl
     make_bad_inputs(folder / "bad")
     report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=False)
     text = batch_mod.format_summary(report, max_rejected=3)
-    assert "12 file(s) of 2 patient(s)" in text
+    assert "11 file(s) of 2 patient(s)" in text    # bad/folder.jpg is a folder, not a file
     assert "annual 1" in text and "review 1" in text
-    assert "Files rejected (10)" in text and "unreadable 5" in text and "... and 7 more" in text
+    assert "Files rejected (9)" in text and "unreadable 4" in text and "... and 6 more" in text
     assert len(text.splitlines()) <= 24
 
 
@@ -413,3 +414,114 @@ def test_rejected_means_the_same_in_the_batch_summary_and_in_eyescreen_report(tm
         from_report = rejected_files(store.encounters())
     assert sorted(Path(r.path).name for _, r in report.rejected) == sorted(Path(r.path).name for r in from_report)
     assert {r.status for r in from_report} == {Status.ERROR, Status.NOT_FUNDUS, Status.UNGRADABLE}
+
+
+# ---------------------------------------------------------------------- issue 24 item 11: names without an ID
+
+
+def test_a_folder_named_like_a_photograph_is_searched_not_screened(tmp_path, annual_classifier):
+    """``folder.jpg/`` is a folder: its photographs are screened like any sub-folder's
+    and the folder itself is neither a file in results.csv nor a patient."""
+    folder = photo_folder(tmp_path / "in", {"P001_R.jpg": "P001_R.jpg", "folder.jpg/P003_L.jpg": "P003_L.jpg",
+                                            "folder.jpg/P003_R.jpg": "P003_R.jpg"})
+    data = tmp_path / "data"
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=data, pdf=False)
+    rows = {r["file"]: r for r in read_csv(tmp_path / "out" / "results.csv")}
+    assert sorted(rows) == ["P001_R.jpg", "folder.jpg/P003_L.jpg", "folder.jpg/P003_R.jpg"]
+    assert all(r["status"] == "ok" for r in rows.values()), rows
+    assert rows["folder.jpg/P003_R.jpg"]["patient_id"] == "P003" and report.files == 3
+    assert db_count(data, "SELECT COUNT(*) FROM patients") == 2
+    assert db_count(data, "SELECT COUNT(*) FROM patients WHERE patient_id LIKE 'folder%'") == 0
+    # the folder given itself, as the only input, is searched too
+    assert [f.file for f in plan_files([folder / "folder.jpg"])] == ["P003_L.jpg", "P003_R.jpg"]
+
+
+def test_photographs_without_a_patient_id_are_grouped_not_made_patients(tmp_path, annual_classifier):
+    """``IMG_0001.jpg`` and ``selfie.jpg`` are still screened (a grade, an eye check) but
+    go under one heading, "no patient ID in the file name", with what to do: in
+    results.csv, the summary PDF, the printed summary and the database (one review
+    group, no patient named after a file)."""
+    import cv2
+    from skimage import data as skdata
+
+    from eyescreen_desktop.gui.batch_jobs import file_patient
+
+    folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg",
+                                            "IMG_0001.jpg": "P003_R.jpg"})
+    cv2.imwrite(str(folder / "selfie.jpg"), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    data, out = tmp_path / "data", tmp_path / "out"
+    report = run_batch([folder], out, model=annual_classifier, data_dir=data, pdf=True)
+
+    rows = {r["file"]: r for r in read_csv(out / "results.csv")}
+    assert rows["IMG_0001.jpg"]["patient_id"] == NO_PATIENT_ID == rows["selfie.jpg"]["patient_id"]
+    assert rows["IMG_0001.jpg"]["status"] == "ok" and rows["IMG_0001.jpg"]["grade"] != ""
+    assert rows["selfie.jpg"]["modality"] == "external_eye" and rows["selfie.jpg"]["p_checkup"] != ""
+    assert rows["P001_R.jpg"]["patient_id"] == "P001"
+
+    con = sqlite3.connect(data / "clinic.sqlite3")
+    try:
+        patients = {r[0] for r in con.execute("SELECT patient_id FROM patients")}
+        grouped = con.execute("SELECT COUNT(*) FROM results r JOIN encounters e USING (encounter_id) "
+                              "WHERE e.patient_id = ?", (NO_PATIENT_ID,)).fetchone()[0]
+        group_queue = con.execute("SELECT q.queue FROM queue_state q JOIN encounters e USING (encounter_id) "
+                                  "WHERE e.patient_id = ?", (NO_PATIENT_ID,)).fetchall()
+    finally:
+        con.close()
+    assert patients == {"P001", NO_PATIENT_ID}      # no patient "IMG_0001" or "selfie"
+    assert grouped == 2 and group_queue == [("review",)]   # one group staff see in review, both files in it
+
+    assert [s.patient.patient_id for s in report.encounters] == ["P001"] and report.patients == 1
+    assert sorted(f for f, _ in report.unidentified) == ["IMG_0001.jpg", "selfie.jpg"]
+    assert [p.name for p in report.documents] == [f"P001_{report.encounters[0].encounter_id[:12]}.pdf"]
+
+    summary = " ".join(" ".join(page.extract_text() for page in PdfReader(out / "summary.pdf").pages).split())
+    assert "No patient ID in the file name (2)" in summary
+    assert "IMG_0001.jpg" in summary and "selfie.jpg" in summary and "PATIENTID_R.jpg" in summary
+    assert "1 patients" in summary
+
+    printed = batch_mod.format_summary(report)
+    assert "4 file(s) of 1 patient(s)" in printed
+    assert "No patient ID in the file name (2 file(s))" in printed and "PATIENTID_R.jpg" in printed
+    assert "  IMG_0001.jpg" in printed and "  selfie.jpg" in printed
+
+    # the camera folder files them the same way
+    assert file_patient(folder, folder / "IMG_0001.jpg") == ("IMG_0001.jpg", NO_PATIENT_ID, Eye.UNKNOWN)
+
+
+def test_the_group_without_a_patient_id_is_never_recalled_as_annual(tmp_path, annual_classifier):
+    """A healthy eye check stands alone under the eye-check protocol (annual), but
+    the group "no patient ID in the file name" is nobody to recall: it stays in
+    review until staff put each photograph with its patient."""
+    import cv2
+    from skimage import data as skdata
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "selfie.jpg"), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    data = tmp_path / "data"
+    report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=data, pdf=False,
+                       protocol="eye-check")
+    row = read_csv(tmp_path / "out" / "results.csv")[0]
+    assert (row["patient_id"], row["modality"], row["queue"]) == (NO_PATIENT_ID, "external_eye", "annual")
+    assert row["patient_queue"] == "review" and report.encounters == []
+    assert db_count(data, "SELECT COUNT(*) FROM queue_state WHERE queue = 'review'") == 1
+    assert db_count(data, "SELECT COUNT(*) FROM queue_state WHERE queue = 'annual'") == 0
+
+
+def test_photographs_without_a_patient_id_on_either_clinic_database(tmp_path, annual_classifier, database_url):
+    """The same grouping on SQLite and PostgreSQL: one review group holding both
+    photographs without an ID, no patient named after a file, and a second batch the
+    same day adds to that group rather than making another."""
+    from eyescreen_desktop.core.paths import DataPaths
+    from eyescreen_desktop.core.store import ClinicStore
+
+    first = photo_folder(tmp_path / "a", {"P001_R.jpg": "P001_R.jpg", "IMG_0001.jpg": "P003_R.jpg"})
+    second = photo_folder(tmp_path / "b", {"scan.jpg": "P004_L.jpg"})
+    with ClinicStore.open(DataPaths(tmp_path / "data"), database_url) as store:
+        run_batch([first], tmp_path / "out-a", model=annual_classifier, store=store, pdf=False)
+        report = run_batch([second], tmp_path / "out-b", model=annual_classifier, store=store, pdf=False)
+        assert store.get_patient("IMG_0001") is None and store.get_patient("scan") is None
+        group = [s for s in store.encounters() if s.patient.patient_id == NO_PATIENT_ID]
+        assert len(group) == 1 and group[0].queue is Queue.REVIEW and len(group[0].eyes) == 2
+        assert group[0].queue_note                    # staff see why it is in review
+    assert [f for f, _ in report.unidentified] == ["scan.jpg"] and report.encounters == []

@@ -16,7 +16,8 @@ import pytest
 
 from eyescreen_desktop import cli
 from tests.core.fault_injection import stopping_env
-from tests.core.screen_inputs import copy_photos, make_bad_inputs, model_with_thresholds, real_photos
+from eyescreen_desktop.domain.eyes import NO_PATIENT_ID
+from tests.core.screen_inputs import NOT_A_FILE, copy_photos, make_bad_inputs, model_with_thresholds, real_photos
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +35,10 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def files_under(folder: Path) -> set[str]:
-    """Every image-like entry below ``folder`` (folders named like images included)."""
+    """Every image-like file below ``folder`` (a folder named like an image is searched, not listed)."""
     suffixes = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm"}
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.suffix.lower() in suffixes}
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.suffix.lower() in suffixes and not p.is_dir()}
 
 
 def test_screen_accounts_for_every_file_and_never_puts_a_bad_one_in_annual(tmp_path, annual_model, capsys):
@@ -48,24 +50,25 @@ def test_screen_accounts_for_every_file_and_never_puts_a_bad_one_in_annual(tmp_p
     printed = capsys.readouterr()
     assert rc == 0, printed.err
     rows = read_csv(out / "results.csv")
-    assert sorted(r["file"] for r in rows) == sorted(files_under(folder)) and len(rows) == 18
+    assert sorted(r["file"] for r in rows) == sorted(files_under(folder)) and len(rows) == 17
+    assert NOT_A_FILE not in {r["file"] for r in rows}
     for r in rows:
         if r["file"] in expected_bad:
             assert r["status"] == expected_bad[r["file"]], r
             assert (r["queue"], r["patient_queue"], r["grade"]) == ("review", "review", ""), r
-            assert r["message"], r
+            assert r["message"] and r["patient_id"] == NO_PATIENT_ID, r   # no patient named after the file
         else:
             assert (r["status"], r["queue"]) == ("ok", "annual"), r
             assert r["eye"] == r["file"][5] and r["patient_id"] == r["file"][:4]
         assert r["status"] == "ok" or r["queue"] != "annual"
-    review = sorted(p.stem.rsplit("_", 1)[0] for p in (out / "review").glob("*.pdf"))
-    assert review == sorted(Path(name).stem for name in expected_bad)   # a review slip per review patient
+    assert not list(out.glob("review/*.pdf"))   # the bad files name no patient: no review slip for nobody
     letters = sorted(p.stem.rsplit("_", 1)[0] for p in (out / "letters").glob("*.pdf"))
     assert letters == sorted({r["patient_id"] for r in rows if r["patient_queue"] == "annual"}) and len(letters) == 4
     assert not list(out.glob("referrals/*.pdf"))  # nobody referred
     assert (out / "summary.pdf").stat().st_size > 1000
-    assert "Patients per queue:" in printed.out and "annual 4" in printed.out and "review 10" in printed.out
-    assert "Files rejected (10)" in printed.out and "Traceback" not in printed.err
+    assert "Patients per queue:" in printed.out and "annual 4" in printed.out and "review 0" in printed.out
+    assert "Files rejected (9)" in printed.out and "Traceback" not in printed.err
+    assert "No patient ID in the file name (9 file(s))" in printed.out
 
 
 def test_usage_errors_exit_non_zero_with_one_line(tmp_path, tiny_model_dir, capsys):

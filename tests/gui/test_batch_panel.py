@@ -291,3 +291,24 @@ def test_folder_batch_in_a_fresh_process_like_the_real_app(tiny_model_dir, tmp_p
                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "patients 4" in run.stdout
+
+
+def test_the_camera_folder_files_a_photograph_without_an_id_under_one_heading(qtbot, panel, clinic, tmp_path):
+    """Issue 24 item 11: ``IMG_0001.jpg`` from the camera is screened but filed under
+    "no patient ID in the file name" with what to do, never as a patient "IMG_0001"."""
+    from eyescreen_desktop.domain.eyes import NO_PATIENT_ID
+
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    panel.watcher.timer.setInterval(20)
+    panel.watcher.settle_s = 0.2
+    assert panel.watch(camera)
+    with qtbot.waitSignal(panel.hotFolderScreened, timeout=WAIT_MS) as signal:
+        shutil.copy(FUNDUS_DR / "images" / "P001_R.jpg", camera / "IMG_0001.jpg")
+    outcome = signal.args[0]
+    assert [(rel, pid) for rel, pid, _ in outcome.files] == [("IMG_0001.jpg", NO_PATIENT_ID)]
+    assert outcome.files[0][2].status is Status.OK                 # still screened
+    assert clinic.get_patient("IMG_0001") is None
+    assert clinic.encounter_summary(outcome.encounter_ids[0]).patient.patient_id == NO_PATIENT_ID
+    logged = panel.log_list.item(0).text()                          # newest first
+    assert f"IMG_0001.jpg: {NO_PATIENT_ID}" in logged and "PATIENTID_R.jpg" in logged

@@ -12,8 +12,9 @@ from reportlab.lib import colors
 from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable, Paragraph, Spacer, Table, TableStyle
 
+from ...domain.eyes import NO_PATIENT_ID, NO_PATIENT_ID_ADVICE
 from ..protocol import PROTOCOLS
-from ..records import EncounterSummary, Eye, EyeResult, Queue
+from ..records import EncounterSummary, Eye, EyeResult, Queue, Status
 from .layout import (
     P,
     QUEUE_COLOURS,
@@ -118,8 +119,23 @@ def _rejected_why(r: EyeResult) -> str:
     return "; ".join(parts) or r.status.value
 
 
-def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: float) -> Table:
-    """Patients per queue with what the queue means, plus the rejected files."""
+def _unidentified_section(unidentified: Sequence[tuple[str, EyeResult]], width: float) -> list[Flowable]:
+    """Photographs whose name gives no patient ID: screened, filed to nobody, listed
+    together with what to do so staff can put each one with its patient."""
+    if not unidentified:
+        return []
+    title = P(f"{escape(NO_PATIENT_ID[0].upper() + NO_PATIENT_ID[1:])} ({len(unidentified)})", "h2")
+    advice = P(escape(f"Screened but filed to no patient: {NO_PATIENT_ID_ADVICE}."), "small")
+    rows = [[U(file, "cell"), P(f'<font color="{QUEUE_COLOURS[r.queue][0]}"><b>{escape(r.queue.label)}</b></font>',
+                                "cell"), U(eye_finding_short(r) if r.status is Status.OK else _rejected_why(r), "cell")]
+            for file, r in unidentified]
+    return [CondPageBreak(30 * mm), title, advice, Spacer(1, 3),
+            _table(["File", "Queue", "Result"], rows, [width * f for f in (0.36, 0.16, 0.48)])]
+
+
+def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: float,
+                  unidentified: int = 0) -> Table:
+    """Patients per queue with what the queue means, plus the files with no patient ID and the rejected ones."""
     rows = []
     for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW, Queue.ANNUAL):
         n = sum(1 for e in encounters if e.queue is q)
@@ -127,6 +143,9 @@ def _counts_table(encounters: Sequence[EncounterSummary], rejected: int, width: 
         rows.append([P(f'<font color="{QUEUE_COLOURS[q][0]}"><b>{escape(q.label)}</b></font>', "body"),
                      P(f"<b>{n}</b>", "body"), P(escape(action), "cell")])
     rows.append([P("<b>Patients in total</b>", "body"), P(f"<b>{len(encounters)}</b>", "body"), ""])
+    if unidentified:
+        rows.append([P(escape(f"Files with {NO_PATIENT_ID}"), "body"), P(str(unidentified), "body"),
+                     P("filed to no patient: listed below, with what to do", "cell")])
     rows.append([P("Files rejected", "body"), P(str(rejected), "body"), P("listed at the end", "cell")])
     table = Table(rows, colWidths=[width * 0.45, width * 0.08, width * 0.47])
     table.setStyle(TableStyle([
@@ -164,14 +183,15 @@ def _batch_intro(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeR
 
 
 def summary_story(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult],
-                  settings: SlipSettings) -> list[Flowable]:
+                  settings: SlipSettings, unidentified: Sequence[tuple[str, EyeResult]] = ()) -> list[Flowable]:
     """The flowables of a batch summary (exposed for tests and previews)."""
     width = settings.pagesize[0] - 28 * mm
     story: list[Flowable] = [_header(settings, screening_title(settings, "batch summary"), width),
                              Spacer(1, 4), U(_batch_intro(encounters, rejected), "small"), Spacer(1, 6),
-                             _counts_table(encounters, len(rejected), width)]
+                             _counts_table(encounters, len(rejected), width, len(unidentified))]
     for q in (Queue.URGENT, Queue.ROUTINE, Queue.REVIEW):
         story += _queue_section(q, _sorted(encounters, q), width)
+    story += _unidentified_section(unidentified, width)
     story += _rejected_section(rejected, width)
     story += _queue_section(Queue.ANNUAL, _sorted(encounters, Queue.ANNUAL), width)
     story += [Spacer(1, 10), _disclaimer(width)]
@@ -179,12 +199,14 @@ def summary_story(encounters: Sequence[EncounterSummary], rejected: Sequence[Eye
 
 
 def write_batch_summary(encounters: Sequence[EncounterSummary], rejected: Sequence[EyeResult], path: Path,
-                        settings: SlipSettings | None = None) -> Path:
+                        settings: SlipSettings | None = None,
+                        unidentified: Sequence[tuple[str, EyeResult]] = ()) -> Path:
     """Write ``summary.pdf``: counts per queue, urgent patients first with due
-    dates, then routine, then review with the reasons, then the rejected files
-    and why, then the annual recalls."""
+    dates, then routine, then review with the reasons, then the photographs with
+    no patient ID in their name (``unidentified``: file, result) and what to do,
+    then the rejected files and why, then the annual recalls."""
     settings = settings or SlipSettings()
-    story = summary_story(encounters, rejected, settings)
+    story = summary_story(encounters, rejected, settings, unidentified)
     footer = "EyeScreen batch summary \u00b7 screening aid, not a diagnosis"
     return _write_atomic(_build_pdf(story, settings, "EyeScreen batch summary", footer), Path(path))
 

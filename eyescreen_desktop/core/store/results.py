@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from ..roles import Action
 from .engine import Row
 from ..grading import more_urgent
-from ..protocol import encounter_queue, get_protocol
+from ..protocol import get_protocol, patient_decision
 from ..records import (
     MISSING_EYE_REASONS,
     EncounterSummary,
@@ -196,7 +196,7 @@ class ResultStore(PatientStore, ImageStore):
         inputs = self._rule_inputs(encounter_id)
         if inputs is None:
             return None
-        queue = encounter_queue(*inputs)
+        queue = patient_decision(enc["patient_id"], *inputs).queue   # the no-ID group is never annual
         graded = self._query("SELECT state, graded_queue, final_queue FROM encounter_grading WHERE encounter_id = ?",
                              (encounter_id,))
         if graded:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .engine import Row
-from ..protocol import current_eyes, encounter_decision, get_protocol
+from ..protocol import current_eyes, get_protocol, patient_decision
 from ..records import (
     EncounterSummary,
     Eye,
@@ -124,7 +124,7 @@ def _summary(enc: Row, patient: Patient, rows: list[Row], heatmaps: bool,
     """One visit from its rows: ``rows`` oldest photograph first, so the rule's
     current photograph of each eye is the last of its side."""
     photos = [_eye_result(r, heatmaps) for r in rows]
-    decision = encounter_decision(photos, missing)
+    decision = patient_decision(patient.patient_id, photos, missing)
     current = current_eyes(photos)
     kept = {id(e) for e in current}
     eyes = tuple(sorted(current, key=lambda e: _EYE_ORDER[e.eye]))
