@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
-from ..core.batch import BatchCancelled as CoreBatchCancelled
-from ..core.batch import batch_key, patient_and_eye, queue_batch_encounters, resolve_inputs, run_batch
 from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
 from ..core.screening import Screener, ScreenItem
@@ -50,6 +48,8 @@ def queue_encounters(store: Any, encounter_ids: Sequence[str], protocol: Protoco
     """Queue encounters by the one rule (``core.batch.queue_batch_encounters``:
     current photograph per eye, never annual without both eyes or a recorded
     reason). ``protocol`` is ignored: each encounter keeps its own."""
+    from ..core.batch import queue_batch_encounters   # core.batch opens stores: imported after the first paint
+
     queue_batch_encounters(store, encounter_ids, user)
 
 
@@ -59,6 +59,9 @@ def folder_job(folder: Path, out_dir: Path, protocol: str = "icdr-ada", pdf: boo
     clinic's chosen ``operating_point`` (None: the model card's default)."""
 
     def job(ctx: BatchContext) -> Any:
+        from ..core.batch import BatchCancelled as CoreBatchCancelled
+        from ..core.batch import batch_key, resolve_inputs, run_batch
+
         try:
             return run_batch([folder], out_dir, model=ctx.classifier, protocol=protocol, pdf=pdf,
                              progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1,
@@ -82,6 +85,8 @@ def hot_batch_key(folder: Path, protocol: str, model: ModelInfo, day: dt.date) -
 def file_patient(folder: Path, path: Path) -> tuple[str, str, Eye]:
     """(name relative to the folder, patient ID, eye) by the batch command's rules:
     ``<patient>_<L|R|OD|OS>.jpg``, else a per-patient sub-folder, else the file's own name."""
+    from ..core.batch import patient_and_eye
+
     rel = PurePosixPath(Path(path).relative_to(folder).as_posix())
     who = patient_and_eye(rel, None) or (PurePosixPath(rel.name).stem, Eye.UNKNOWN)
     return rel.as_posix(), who[0], who[1]
