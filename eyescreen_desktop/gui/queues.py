@@ -141,7 +141,11 @@ class QueuesWidget(QWidget):
         self._changed_at = 0                # a write is on show from this refresh on: then `changed`
         self._today_value = today or dt.date.today
         self._build_ui()
-        if not opening:
+        if opening:
+            for caption in self.captions.values():
+                caption.setText("Opening the clinic database…")
+            self._update_buttons()
+        else:
             self.refresh(reload=False)   # the models read their first page as they were made
 
     # ------------------------------------------------------------------ UI
