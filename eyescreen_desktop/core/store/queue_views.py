@@ -18,7 +18,6 @@ from ..records import EncounterSummary, Queue
 from .names import PAGE_ROWS
 from .results import ResultStore, queue_filter
 
-
 _DUE = "COALESCE(q.override_due_date, q.due_date)"
 _ORDER = f"{_DUE}, e.started_at, e.encounter_id"
 _FROM = "FROM encounters e JOIN queue_state q USING (encounter_id)"
