@@ -16,8 +16,9 @@ Throughput measures run ``--repeat`` times, interleaved, and report the median,
 because the machine is usually shared.
 
 The desktop app's start-up is timed with its own ``--smoke`` flag, which
-prints ``window_shown_at=<unix time>`` once the window is painted and
-``model_done_at=<unix time>`` once the model is ready, then quits.
+prints ``window_shown_at=<unix time>`` just after the window's first paint,
+``store_open_at=<unix time>`` once the clinic database is open (it opens after
+the paint) and ``model_done_at=<unix time>`` once the model is ready, then quits.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ ROWS: tuple[tuple[str, str, str, str], ...] = (
     ("fullres_pipeline_images_per_s", "pipeline on 3872x2592 camera files", "img/s", ""),
     ("fullres_vs_pipeline", "full-res / 1024-px pipeline", "x", ">= 0.5"),
     ("latency_ms", "one photograph, model warm, file to result", "ms", "<= 150"),
-    ("window_shown_s", "launch -> window visible", "s", "<= 1.5"),
+    ("window_shown_s", "launch -> window visible", "s", "<= 1"),
     ("model_ready_s", "launch -> model ready", "s", ""),
     ("max_stall_ms", "longest GUI event-loop block while screening", "ms", "<= 50"),
     ("window_shown_full_s", "launch -> window visible, full clinic database", "s", "<= 1"),
@@ -671,15 +672,17 @@ def measure_window(spec: dict[str, Any]) -> dict[str, Any]:
     and read the times it prints when the window is painted and the model ready."""
     data = Path(tempfile.mkdtemp(dir=spec["workdir"]))
     done, t0 = _launch_smoke(spec, data, EYESCREEN_DATA_DIR=str(data))
-    marks = dict(re.findall(r"(window_shown_at|model_done_at)=([0-9.]+)", done.stdout))
+    marks = dict(re.findall(r"(window_shown_at|model_done_at|store_open_at)=([0-9.]+)", done.stdout))
     status = re.search(r"status=(.*)", done.stdout)
-    if len(marks) < 2:
+    if "window_shown_at" not in marks or "model_done_at" not in marks:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise BenchError(f"the app printed no start-up times (exit {done.returncode}): {tail}")
     return {"window_shown_s": round(float(marks["window_shown_at"]) - t0, 3),
             "model_ready_s": round(float(marks["model_done_at"]) - t0, 3),
+            "window_store_open_s": round(float(marks["store_open_at"]) - t0, 3) if "store_open_at" in marks else None,
             "window_model_status": status.group(1).strip() if status else "",
-            "window_tensorflow_loaded": "tensorflow_loaded=True" in done.stdout}
+            "window_tensorflow_loaded": "tensorflow_loaded=True" in done.stdout,
+            "window_store_imported_at_paint": "sqlalchemy_loaded=True" in done.stdout}
 
 
 def measure_stall(spec: dict[str, Any]) -> dict[str, Any]:

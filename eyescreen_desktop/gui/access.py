@@ -241,9 +241,15 @@ class WindowAccess(QObject):
         self.apply()
 
     @property
+    def opening(self) -> bool:
+        """The clinic database is still being opened (gui.opening_store): nobody is known
+        yet, so nothing is offered, and nothing asks the store (that would wait for it)."""
+        return bool(getattr(self.store, "opening", False))
+
+    @property
     def accounts(self) -> bool:
         """Whether this clinic database asks who is there."""
-        return bool(self.store.has_accounts())
+        return not self.opening and bool(self.store.has_accounts())
 
     @property
     def locked(self) -> bool:
@@ -307,7 +313,7 @@ class WindowAccess(QObject):
 
     def may(self, action: Action) -> bool:
         """Whether the window offers ``action`` now."""
-        if self.locked:
+        if self.locked or self.opening:
             return False
         return may(self.store.person, action, self.accounts)
 
@@ -334,6 +340,6 @@ class WindowAccess(QObject):
         window.queues._update_buttons()
         self.switch_action.setEnabled(self.accounts)
         self.people_action.setEnabled(self.accounts and self.may(Action.USERS))
-        person = self.store.person
+        person = None if self.opening else self.store.person
         self.who.setText(f"Signed in: {person.name} ({', '.join(person.roles)})" if person and not self.locked
                          else "")

@@ -1,10 +1,13 @@
 """``eyescreen gui`` / ``eyescreen-desktop``: start the desktop window.
 
-Start-up is ordered so the window is on screen within about a second: Qt,
-the stylesheet and the clinic database first; the window is shown; only then
-does the worker thread start loading the model (TensorFlow is imported there,
-never on the GUI thread). Until the model is ready the status bar says so and
-everything except grading works.
+Start-up is ordered so the window is on screen within a second, whatever the
+size of the clinic database: Qt, the stylesheet, the settings and the window
+first, and the window is painted. Only then is the clinic database opened on
+the background helper (SQLAlchemy and Alembic are imported there, the schema
+upgraded, unqueued encounters repaired: :mod:`.opening_store`) while the worker
+thread loads the model (ONNX Runtime, or TensorFlow, is imported there, never
+on the GUI thread). Until each is ready the status bar says so; the queues
+appear once the database is open.
 
 Nothing fails silently: an exception nobody caught is logged and shown in a
 crash dialog (the app keeps running), and Qt's own warnings go to the Python
@@ -26,17 +29,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable
 
-from PySide6.QtCore import QMessageLogContext, Qt, QtMsgType, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QEvent, QMessageLogContext, QObject, Qt, QtMsgType, QTimer, qInstallMessageHandler
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.paths import APP_NAME, DataPaths, data_paths, default_model_dir
-from ..core.store import ClinicStore, StoreError, add_database_argument
-from ..core.store import ENV_VAR as DATABASE_ENV_VAR
-from ..core.store.base import IMAGE_STORE_VAR
+from ..core.store.names import ENV_VAR as DATABASE_ENV_VAR
+from ..core.store.names import IMAGE_STORE_VAR, add_database_argument
 from .gc_collector import install_garbage_collector
 from .main_window import MainWindow
 from .messages import Messages
+from .opening_store import OpeningStore
 from .resources import icon, stylesheet
 from .settings import Settings, open_settings
 
@@ -151,10 +154,19 @@ def resolve_model(model: Path | None, settings: Settings) -> Path:
 def build_window(data_dir: Path | None, dialogs: bool = True) -> tuple[MainWindow, Any]:
     """The main window over the clinic database of ``data_dir`` (not shown, no model
     loading yet); returns (window, store). Tests and the screenshot script use it."""
+    from ..core.store import ClinicStore
+
     settings, window_state = open_settings(data_dir)
     paths = resolve_paths(data_dir, settings)
     store = ClinicStore.open(paths)
     return MainWindow(settings, window_state, store, paths, dialogs=dialogs), store
+
+
+def open_store(paths: DataPaths, database: str | None, image_store: str | None) -> Any:
+    """The clinic database, opened (created or upgraded): run on the background helper."""
+    from ..core.store import ClinicStore
+
+    return ClinicStore.open(paths, database, image_store)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,11 +183,11 @@ def run(args: argparse.Namespace) -> int:
         paths = resolve_paths(args.data_dir, settings)
         log_file = setup_logging(paths, getattr(args, "verbose", False))
         database, image_store = resolve_store(getattr(args, "database", None), settings)
-        store = ClinicStore.open(paths, database, image_store)
-    except (OSError, StoreError) as exc:
+    except OSError as exc:
         log.error("EyeScreen cannot start: %s", exc)
         QMessageBox.critical(None, "EyeScreen cannot start", f"{exc}")
         return 1
+    store = OpeningStore(lambda: open_store(paths, database, image_store))   # opened once the window is painted
     install_crash_handler(startup, log_file)
     window = None
     try:
@@ -187,9 +199,8 @@ def run(args: argparse.Namespace) -> int:
                                  f"The window could not be opened: {exc}\n\nThe details are in {log_file}.")
             return 1
         install_crash_handler(window.messages, log_file)
-        watcher = window.queues.follow_other_workstations()   # other windows' results and queue changes
-        app.aboutToQuit.connect(watcher.stop)
-        return _show_and_run(app, window, resolve_model(args.model, settings), settings, args.smoke, launched)
+        return _show_and_run(app, window, store, resolve_model(args.model, settings), settings, args.smoke,
+                             launched)
     finally:
         if window is not None:
             dispose(app, window)
@@ -208,32 +219,90 @@ def dispose(app: QApplication, window: MainWindow) -> None:
     app.processEvents()
 
 
-def _show_and_run(app: QApplication, window: MainWindow, model: Path, settings: Settings, smoke: bool,
-                  launched: float) -> int:
+def _show_and_run(app: QApplication, window: MainWindow, store: OpeningStore, model: Path, settings: Settings,
+                  smoke: bool, launched: float) -> int:
+    """Paint the window, then open the database and load the model, then run."""
+    quitting: list[bool] = []
+    app.aboutToQuit.connect(lambda: quitting.append(True))
     app.aboutToQuit.connect(window.shutdown)
-    window.show()
-    window.access.start()   # the sign-in page on a database with accounts (or the offer of a first admin)
-    log.info("window shown %.2f s after launch", time.time() - launched)
+
+    def painted() -> None:
+        log.info("window shown %.2f s after launch", time.time() - launched)
+        store.start(lambda error: None if quitting else _store_opened(app, window, error))
+        window.start(model)   # the worker imports the model's runtime meanwhile
+        if settings.camera_source:
+            window.capture_panel.open_source(settings.camera_source)
+
+    after_first_paint(window, painted)
     if smoke:
-        _smoke(window)   # its "shown" mark is queued first: it sees what the GUI thread alone imported
-    # the first paint happens before the worker starts importing TensorFlow
-    QTimer.singleShot(0, window, lambda: window.start(model))
-    if settings.camera_source:
-        QTimer.singleShot(0, window, lambda: window.capture_panel.open_source(settings.camera_source))
+        _smoke(window, store)
+    window.statusBar().showMessage("Opening the clinic database…")
+    window.show()
     return app.exec()
 
 
-def _smoke(window: MainWindow) -> None:
-    """--smoke: print when the window was painted and the model ready, then quit."""
+def _store_opened(app: QApplication, window: MainWindow, error: str) -> None:
+    """The clinic database is open: follow other workstations and show the queues;
+    or it cannot be used: say so and quit, as before the window existed."""
+    if error:
+        log.error("EyeScreen cannot start: %s", error)
+        window.statusBar().showMessage("The clinic database could not be opened")
+        QMessageBox.critical(window, "EyeScreen cannot start", error)
+        app.exit(1)
+        return
+    window.access.start()   # the sign-in page on a database with accounts (or the offer of a first admin)
+    window.access.apply()   # what the signed-in person (or, without accounts, anyone) may do
+    watcher = window.queues.follow_other_workstations()   # other windows' results and queue changes
+    app.aboutToQuit.connect(watcher.stop)
+    window.queues.refresh_later()
+    window.statusBar().showMessage("Clinic database open", 4000)
+
+
+class _FirstPaint(QObject):
+    """Calls ``then()`` once, just after the watched widget's first paint."""
+
+    def __init__(self, widget: QObject, then: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._then = then
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint:
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self, self._then)   # after this paint is finished
+        return False
+
+
+def after_first_paint(widget: QObject, then: Callable[[], None]) -> None:
+    """Run ``then()`` on the GUI thread once ``widget`` was first painted: the slow
+    start-up work waits until the user sees the window."""
+    widget.installEventFilter(_FirstPaint(widget, then))
+
+
+def _smoke(window: MainWindow, store: OpeningStore) -> None:
+    """--smoke: print when the window was painted (and what was imported by then),
+    when the clinic database was open and when the model was ready, then quit."""
+    waiting = {"store", "model"}
+
     def shown() -> None:
-        print(f"window_shown_at={time.time():.3f} tensorflow_loaded={'tensorflow' in sys.modules} "
-              f"gc_automatic={gc.isenabled()}", flush=True)
+        loaded = {name: name in sys.modules for name in ("tensorflow", "sqlalchemy", "alembic", "onnxruntime")}
+        print(f"window_shown_at={time.time():.3f} " + " ".join(f"{k}_loaded={v}" for k, v in loaded.items())
+              + f" gc_automatic={gc.isenabled()}", flush=True)
 
-    def done(*_args: object) -> None:
+    def finished(what: str) -> None:
+        waiting.discard(what)
+        if not waiting:
+            window.close()
+
+    def model_done(*_args: object) -> None:
         print(f"model_done_at={time.time():.3f} status={window.model_status.text()!r}", flush=True)
-        window.close()
+        finished("model")
 
-    QTimer.singleShot(0, window, shown)
-    window.engine.modelReady.connect(done)
-    window.engine.modelFailed.connect(done)
+    def store_done() -> None:
+        print(f"store_open_at={time.time():.3f} opened={not store.opening}", flush=True)
+        finished("store")
+
+    after_first_paint(window, shown)   # installed last, so run first: the mark precedes the work after the paint
+    window.queues.refreshed.connect(store_done, Qt.ConnectionType.SingleShotConnection)
+    window.engine.modelReady.connect(model_done)
+    window.engine.modelFailed.connect(model_done)
     window.messages.dialogs = False

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
-from ..core.batch import BatchCancelled as CoreBatchCancelled
-from ..core.batch import batch_key, file_patient_and_eye, queue_batch_encounters, resolve_inputs, run_batch
 from ..core.photo_fit import noted_result
 from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
@@ -52,6 +50,8 @@ def queue_encounters(store: Any, encounter_ids: Sequence[str], protocol: Protoco
     """Queue encounters by the one rule (``core.batch.queue_batch_encounters``:
     current photograph per eye, never annual without both eyes or a recorded
     reason). ``protocol`` is ignored: each encounter keeps its own."""
+    from ..core.batch import queue_batch_encounters   # core.batch opens stores: imported after the first paint
+
     queue_batch_encounters(store, encounter_ids, user)
 
 
@@ -61,6 +61,9 @@ def folder_job(folder: Path, out_dir: Path, protocol: str = "icdr-ada", pdf: boo
     clinic's chosen ``operating_point`` (None: the model card's default)."""
 
     def job(ctx: BatchContext) -> Any:
+        from ..core.batch import BatchCancelled as CoreBatchCancelled
+        from ..core.batch import batch_key, resolve_inputs, run_batch
+
         try:
             return run_batch([folder], out_dir, model=ctx.classifier, protocol=protocol, pdf=pdf,
                              progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1,
@@ -85,6 +88,8 @@ def file_patient(folder: Path, path: Path) -> tuple[str, str, Eye]:
     """(name relative to the folder, patient ID, eye) by the batch command's rules:
     ``<patient>_<L|R|OD|OS>.jpg``, else a per-patient sub-folder, else the group
     "no patient ID in the file name" (never a patient named after the file)."""
+    from ..core.batch import file_patient_and_eye
+
     rel = PurePosixPath(Path(path).relative_to(folder).as_posix())
     return (rel.as_posix(), *file_patient_and_eye(rel, None))
 

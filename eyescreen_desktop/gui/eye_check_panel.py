@@ -299,6 +299,7 @@ class EyeCheckPanel(QWidget):
         self.last: tuple[PhotoCheck, np.ndarray] | None = None
         self.pending: int | None = None
         self.settings: Any = None   # the window's Settings: the open dialog starts in the last folder
+        self._opening = 0     # the latest photograph file being read in the background
         self.camera = EyeCameraPanel(**camera_options)
         self.headline = QLabel("Frame a face or one eye, then capture; or open a photograph.")
         self.headline.setObjectName("decisionBanner")
@@ -359,16 +360,37 @@ class EyeCheckPanel(QWidget):
     def check_image(self, rgb: np.ndarray) -> int:
         """Check a picture (camera frame or file) on the worker."""
         self.headline.setText("Checking…")
+        self._opening += 1   # a file still being read was superseded by this picture
         self.pending = self.engine.check(rgb)
         return self.pending
 
-    def open_file(self, path: Path) -> int | None:
-        """Read a photograph and check it; a clear message when it cannot be read."""
-        try:
-            return self.check_image(read_image(Path(path)))
-        except ImageReadError as exc:
-            self._show_problem(str(exc))
-            return None
+    def open_file(self, path: Path) -> None:
+        """Read a photograph and check it; a clear message when it cannot be read.
+        A camera file takes a while to decode: that happens on the background
+        helper, and the picture opened last is the one checked."""
+        from .worker import run_in_background
+
+        self.headline.setText("Opening the photograph…")
+        self._opening += 1
+        ticket = self._opening
+
+        def read() -> tuple[int, Any]:
+            try:
+                return ticket, read_image(Path(path))
+            except ImageReadError as exc:
+                return ticket, str(exc)
+
+        run_in_background(read, self._file_read, self._show_problem)
+
+    @Slot(object)
+    def _file_read(self, read: tuple[int, Any]) -> None:
+        ticket, rgb = read
+        if ticket != self._opening:
+            return   # another photograph was opened meanwhile
+        if isinstance(rgb, str):
+            self._show_problem(rgb)
+        else:
+            self.check_image(rgb)
 
     def _open(self) -> None:
         start = self.settings.last_folder if self.settings is not None else ""
@@ -476,24 +498,37 @@ class EyeCheckMode(QObject):
     @Slot(object, object)
     def write_slip(self, check: PhotoCheck, _rgb: Any = None) -> Path:
         """The eye-check slip as a PDF under the reports folder, opened for printing
-        (not when the window shows no dialogs: scripts and tests)."""
+        (not when the window shows no dialogs: scripts and tests). The PDF is
+        written on the background helper; ``slipWritten(path)`` fires once it is
+        there. Returns the path it is written to."""
         import datetime as dt
 
-        from PySide6.QtCore import QUrl
-        from PySide6.QtGui import QDesktopServices
-
-        from ..core.reports.eye_check import write_eye_check_slip
+        from .worker import run_in_background
 
         now = dt.datetime.now()
         path = Path(self.window.paths.reports) / f"eye-check-{now:%Y%m%d-%H%M%S}.pdf"
         model = self.engine.worker.model
-        write_eye_check_slip(check, path, self.window.patient_panel.patient(), model.info if model else None, now,
-                             self.window.settings.slip_settings())
+        patient, settings = self.window.patient_panel.patient(), self.window.settings.slip_settings()
+
+        def write() -> Path:
+            from ..core.reports.eye_check import write_eye_check_slip
+
+            write_eye_check_slip(check, path, patient, model.info if model else None, now, settings)
+            return path
+
+        run_in_background(write, self._slip_written,
+                          lambda message: self.window.messages.error("Eye check slip not written", message))
+        return path
+
+    @Slot(object)
+    def _slip_written(self, path: Path) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
         self.window.messages.info("Eye check slip", f"Saved {path.name} in {path.parent}")
         if self.window.messages.dialogs:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
         self.slipWritten.emit(path)
-        return path
 
     def shutdown(self) -> None:
         """Stop the camera and the engine's thread (idempotent)."""

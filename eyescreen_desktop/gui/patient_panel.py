@@ -159,10 +159,12 @@ class PatientPanel(QGroupBox):
     returns the form as a :class:`Patient`, or None while no ID is entered."""
 
     patientChanged = Signal()
+    searched = Signal()   # a search's answer is on show
 
     def __init__(self, store: Any, parent: QWidget | None = None):
         super().__init__("Patient", parent)
         self.store = store
+        self._search_ticket = 0   # the latest search asked of the database
         self._timer = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._timer.timeout.connect(self.search)
         self.search_edit = QLineEdit(placeholderText="Find by patient ID, name or birth date…", clearButtonEnabled=True)
@@ -220,11 +222,28 @@ class PatientPanel(QGroupBox):
 
     @Slot()
     def search(self) -> None:
-        """List the patients on record whose ID or name contains the search text."""
+        """List the patients on record whose ID or name contains the search text.
+        The database is asked on the background helper (a batch may hold it for
+        seconds); ``searched()`` fires once the answer is on show, and an answer
+        to an older search text is dropped."""
+        from .worker import run_in_background
+
         self._timer.stop()
         text = self.search_edit.text().strip()
+        self._search_ticket += 1
+        if not text:
+            self._show_matches((self._search_ticket, text, []))
+            return
+        ticket, store = self._search_ticket, self.store
+        run_in_background(lambda: (ticket, text, store.find_patients(text, limit=MAX_MATCHES)), self._show_matches,
+                          self._search_failed)
+
+    @Slot(object)
+    def _show_matches(self, answer: tuple[int, str, list[Patient]]) -> None:
+        ticket, text, found = answer
+        if ticket != self._search_ticket:
+            return   # the text changed meanwhile: a newer search is on its way
         self.matches.clear()
-        found = self.store.find_patients(text, limit=MAX_MATCHES) if text else []
         for patient in found:
             item = QListWidgetItem(patient_label(patient))
             item.setToolTip(patient_label(patient))
@@ -233,6 +252,14 @@ class PatientPanel(QGroupBox):
         if text and not found:
             self.matches.addItem(QListWidgetItem("No patient found: fill in the form below for a new one"))
         self.matches.setVisible(bool(text))
+        self.searched.emit()
+
+    @Slot(str)
+    def _search_failed(self, message: str) -> None:
+        self.matches.clear()
+        self.matches.addItem(QListWidgetItem(f"The search failed: {message}"))
+        self.matches.setVisible(True)
+        self.searched.emit()
 
     @property
     def locked(self) -> bool:
@@ -287,6 +314,7 @@ class PatientPanel(QGroupBox):
         """An empty form for the next patient."""
         self.set_locked(False)
         self.set_patient(Patient(""))
+        self._search_ticket += 1   # a search still being answered is for the last patient
         self.search_edit.clear()
         self.matches.clear()
         self.matches.setVisible(False)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from ..core.store.queue_views import PAGE_ROWS
+from ..core.store.names import PAGE_ROWS
 from ..core.records import EncounterSummary, Eye, EyeResult, Queue, Status
 
 Index = QModelIndex | QPersistentModelIndex
@@ -139,11 +139,12 @@ class QueueTableModel(QAbstractTableModel):
     a page at a time as the view scrolls.
 
     ``state=None`` shows every state. ``today`` is injectable so tests and
-    screenshots decide what "overdue" means; ``page_rows`` is the page size."""
+    screenshots decide what "overdue" means; ``page_rows`` is the page size;
+    ``load=False`` starts empty, for :meth:`set_rows` to fill from a background read."""
 
     def __init__(self, store: EncounterSource, queue: Queue, state: str | None = "open",
                  parent: QObject | None = None, today: Callable[[], dt.date] = dt.date.today,
-                 page_rows: int = PAGE_ROWS) -> None:
+                 page_rows: int = PAGE_ROWS, load: bool = True) -> None:
         super().__init__(parent)
         self._store = store
         self.queue = queue
@@ -155,7 +156,8 @@ class QueueTableModel(QAbstractTableModel):
         self._changing = False
         self._bold = QFont()
         self._bold.setBold(True)
-        self.refresh()
+        if load:   # else empty until set_rows (a background read: the store may still be opening)
+            self.refresh()
 
     # ------------------------------------------------------------------ reading
 

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.records import EncounterSummary, Queue
-from ..core.store import QueueConflict, default_user
+from ..core.store.names import default_user
 from .queue_models import Column, QueueTableModel
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,8 @@ class QueuesWidget(QWidget):
         self.may: Callable[[str], bool] = lambda _button: True   # the signed-in person's roles (gui.access)
         self._slip_settings = slip_settings or (lambda: None)
         extra = {"today": today} if today else {}
-        self.models = {q: QueueTableModel(store, q, parent=self, **extra) for q in TAB_ORDER}
+        opening = getattr(store, "opening", False)   # the window is painted before the database opens
+        self.models = {q: QueueTableModel(store, q, parent=self, load=not opening, **extra) for q in TAB_ORDER}
         self.views: dict[Queue, QTableView] = {}
         self.captions: dict[Queue, QLabel] = {}
         self.tabs = QTabWidget()
@@ -140,9 +141,15 @@ class QueuesWidget(QWidget):
         self.buttons: dict[str, QPushButton] = {}
         self.dialog: QDialog | None = None  # the override or slip dialog currently open
         self._ticket = 0                    # the latest background refresh
+        self._changed_at = 0                # a write is on show from this refresh on: then `changed`
         self._today_value = today or dt.date.today
         self._build_ui()
-        self.refresh(reload=False)   # the models read their first page as they were made
+        if opening:
+            for caption in self.captions.values():
+                caption.setText("Opening the clinic database…")
+            self._update_buttons()
+        else:
+            self.refresh(reload=False)   # the models read their first page as they were made
 
     # ------------------------------------------------------------------ UI
 
@@ -274,6 +281,9 @@ class QueuesWidget(QWidget):
             self.select(selected)
         self._update_buttons()
         self.refreshed.emit()
+        if self._changed_at and ticket >= self._changed_at:
+            self._changed_at = 0
+            self.changed.emit()
 
     def _fit_current(self) -> None:
         """Fit the columns of the table on show (the others when their tab is chosen)."""
@@ -362,10 +372,13 @@ class QueuesWidget(QWidget):
             return
         shown = self.store.encounter_summary(target)
         dialog = OverrideDialog(shown, self)
-        dialog.accepted.connect(lambda: self._write(
-            lambda: self.store.override_queue(target, dialog.chosen_queue(), dialog.reason(), self.user,
-                                              expected_version=shown.version)))
+        dialog.accepted.connect(lambda: self._override(target, dialog.chosen_queue(), dialog.reason(), shown.version))
         self._show_dialog(dialog)
+
+    def _override(self, encounter_id: str, queue: Queue, reason: str, version: int) -> None:
+        """Save the clinician's choice (read from the dialog here, on the GUI thread)."""
+        user = self.user
+        self._write(lambda: self.store.override_queue(encounter_id, queue, reason, user, expected_version=version))
 
     @Slot()
     def open_slip(self) -> None:
@@ -418,29 +431,44 @@ class QueuesWidget(QWidget):
         """Refresh when another window or workstation changes the clinic database
         (LISTEN/NOTIFY on a server, polling on SQLite; within about two seconds).
         Returns the watcher; stop it when the window closes."""
-        self.changedElsewhere.connect(self.refresh, Qt.ConnectionType.QueuedConnection)
+        self.changedElsewhere.connect(self.refresh_later, Qt.ConnectionType.QueuedConnection)
         return self.store.watch_changes(self.changedElsewhere.emit)
 
     def _write(self, change: Callable[[], Any]) -> None:
-        """Run one store change, then refresh; a failure is logged and shown."""
-        try:
-            change()
-        except QueueConflict as exc:   # another workstation was first: say so and show what it did
-            log.warning("queue change refused: %s", exc)
-            box = QMessageBox(QMessageBox.Icon.Warning, "Changed on another workstation", str(exc), parent=self)
+        """Run one store change on the background helper, then re-read the queues
+        there too (``changed`` fires once the change is on show). A batch may hold
+        SQLite's write lock, and a writer waits up to 10 s for it: the window must
+        not wait with it. A refusal or failure is logged and shown."""
+        from .worker import run_in_background
+
+        def work() -> str:
+            from ..core.store import QueueConflict
+
+            try:
+                change()
+            except QueueConflict as exc:   # another workstation was first: say so and show what it did
+                log.warning("queue change refused: %s", exc)
+                return str(exc)
+            return ""
+
+        run_in_background(work, self._written, self._not_written)
+
+    @Slot(object)
+    def _written(self, refused: str) -> None:
+        if refused:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Changed on another workstation", refused, parent=self)
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.open()
-            self.refresh()
-            return
-        except Exception as exc:
-            log.exception("queue change failed")
-            box = QMessageBox(QMessageBox.Icon.Warning, "Not saved",
-                              f"The change was not saved: {exc}", parent=self)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.open()
-            return
-        self.refresh()
-        self.changed.emit()
+        self.refresh_later()
+        if not refused:
+            self._changed_at = self._ticket
+
+    @Slot(str)
+    def _not_written(self, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Not saved", f"The change was not saved: {message}",
+                          parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     def _state_filter_changed(self) -> None:
         for model in self.models.values():

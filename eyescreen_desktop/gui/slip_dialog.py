@@ -242,15 +242,31 @@ class SlipDialog(QDialog):
         self.print_to(printer)
 
     def print_to(self, printer: QPrinter) -> bool:
-        """Print on an already chosen printer; True when it worked."""
-        try:
-            paint_pages(printer, self.pdf)
-        except Exception as exc:
-            log.exception("printing the slip of encounter %s failed", self.summary.encounter_id)
-            self._warn("Printing failed", f"The slip was not printed: {exc}")
+        """Print on an already chosen printer; True when printing started. The pages
+        are rasterised at the printer's resolution and painted on the background
+        helper (Qt paints on a QPrinter from any thread): seconds for a photo slip
+        at 300 dpi, which the window must not wait for. ``printed`` fires once the
+        printer has every page; a failure is said in a message."""
+        from .worker import run_in_background
+
+        if not self.pdf:
+            self._warn("Printing failed", "The slip is still being made: print it again in a moment.")
             return False
-        self.printed.emit(self.summary.encounter_id)
+        pdf, encounter_id = self.pdf, self.summary.encounter_id
+        self.print_button.setEnabled(False)   # one print job at a time
+        run_in_background(lambda: paint_pages(printer, pdf), self._printed, self._not_printed)
+        log.info("printing the slip of encounter %s", encounter_id)
         return True
+
+    @Slot(object)
+    def _printed(self, _pages: int) -> None:
+        self.print_button.setEnabled(True)
+        self.printed.emit(self.summary.encounter_id)
+
+    @Slot(str)
+    def _not_printed(self, message: str) -> None:
+        self.print_button.setEnabled(True)
+        self._warn("Printing failed", f"The slip was not printed: {message}")
 
     @Slot()
     def save_slip(self) -> None:

@@ -108,7 +108,8 @@ def test_search_match_never_rewrites_a_locked_patient(qtbot, window):
     qtbot.keyClicks(panel.id_edit, "LOCK2")
     panel.set_locked(True)
     qtbot.keyClicks(panel.search_edit, "Someone")
-    panel.search()
+    with qtbot.waitSignal(panel.searched):   # answered off the GUI thread (issue 20, defect 6)
+        panel.search()
     assert "OTHER1" in panel.matches.item(0).text()
     panel.matches.itemClicked.emit(panel.matches.item(0))
     assert panel.patient().patient_id == "LOCK2"

@@ -132,3 +132,42 @@ def test_the_eye_check_refuses_a_fundus_photograph_through_the_gate(qtbot, windo
     panel = window.eye_check.panel
     _check(qtbot, panel, lambda: panel.open_file(FUNDUS_DR / "images" / "P001_L.jpg"))
     assert "fundus photograph" in panel.headline.text() and not panel.print_button.isEnabled()
+
+
+# --------------------------------------------------------------------------- issue 20, defect 6: off the GUI thread
+
+
+def test_an_opened_photograph_is_decoded_off_the_gui_thread(qtbot, panel, monkeypatch):
+    import threading
+
+    from eyescreen_desktop.gui import eye_check_panel
+
+    threads, real = [], eye_check_panel.read_image
+    monkeypatch.setattr(eye_check_panel, "read_image", lambda p: (threads.append(threading.current_thread()), real(p))[1])
+    _check(qtbot, panel, lambda: panel.open_file(CLOSE_UP))
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert panel.headline.text() == "Go for an eye check-up"
+
+
+def test_an_unreadable_photograph_is_said(qtbot, panel, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    panel.open_file(broken)
+    qtbot.waitUntil(lambda: "broken.jpg" in panel.headline.text(), timeout=WAIT_MS)
+    assert not panel.print_button.isEnabled()
+
+
+def test_the_eye_check_slip_is_written_off_the_gui_thread(qtbot, window, monkeypatch):
+    import threading
+
+    from eyescreen_desktop.core.reports import eye_check
+
+    threads, real = [], eye_check.write_eye_check_slip
+    monkeypatch.setattr(eye_check, "write_eye_check_slip",
+                        lambda *a, **k: (threads.append(threading.current_thread()), real(*a, **k))[1])
+    panel = window.eye_check.panel
+    _check(qtbot, panel, lambda: panel.open_file(CLOSE_UP))
+    with qtbot.waitSignal(window.eye_check.slipWritten, timeout=WAIT_MS) as written:
+        panel.print_button.click()
+    assert written.args[0].is_file()
+    assert threads and all(t is not threading.main_thread() for t in threads)

@@ -244,7 +244,8 @@ def test_patient_on_record_is_found_and_filled_in(qtbot, window):
     patient = panel.patient()
     assert patient == Patient("P777", "Katherine Johnson", dt.date(1951, 8, 26), "female", "type 2", 7)
     qtbot.keyClicks(panel.search_edit, "nobody")
-    panel.search()
+    with qtbot.waitSignal(panel.searched):   # answered off the GUI thread (issue 20, defect 6)
+        panel.search()
     assert "No patient found" in panel.matches.item(0).text()
 
 

@@ -194,3 +194,23 @@ def test_mark_referred_without_a_slip_asks_and_is_recorded(qtbot, filled_store):
     row = model.row_of(ids["P001"])
     assert model.data(model.index(row, 4)) == "Referred without a slip"
     assert model.data(model.index(row, 5)) == "No, referred without"
+
+
+def test_printing_rasterises_the_pages_off_the_gui_thread(qtbot, photo_summary, tmp_path, monkeypatch):
+    """Issue 20, defect 6: a photo slip at the printer's resolution takes seconds to
+    rasterise; the window does not wait for it, and the printout is whole."""
+    import threading
+
+    dialog = _dialog(qtbot, photo_summary)
+    threads, real = [], slip_dialog.render_pages
+
+    def recorded(pdf, dpi):
+        threads.append(threading.current_thread())
+        return real(pdf, dpi)
+
+    monkeypatch.setattr(slip_dialog, "render_pages", recorded)
+    out = tmp_path / "printed.pdf"
+    with qtbot.waitSignal(dialog.printed, timeout=60_000):
+        assert dialog.print_to(_pdf_printer(out))
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert len(pypdf.PdfReader(out).pages) == page_count(dialog.pdf) and _ink(out) > 0.02

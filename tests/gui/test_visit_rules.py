@@ -174,5 +174,6 @@ def test_patient_search_folds_accents_and_case(qtbot, window):
     window.store.upsert_patient(Patient("P001", "Zoë Ñúñez"))
     panel = window.patient_panel
     qtbot.keyClicks(panel.search_edit, "nunez")
-    panel.search()
+    with qtbot.waitSignal(panel.searched):   # answered off the GUI thread (issue 20, defect 6)
+        panel.search()
     assert panel.matches.count() == 1 and "Zoë Ñúñez" in panel.matches.item(0).text()

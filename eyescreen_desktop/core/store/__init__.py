@@ -34,59 +34,139 @@ The package, one module per responsibility, composed by :class:`ClinicStore`:
 ``patients`` (patients and encounters), ``images`` (the image store),
 ``results`` (results and queues), ``queue_views`` (queue views page by page), ``batches`` (the batch ledger), ``audit``
 (reading, verifying and exporting the log), ``chain`` (its hash chain), ``accounts`` (people, roles, sign-in,
-sessions; every guarded service calls ``require(action)``) and ``rows`` (rows <-> records).
+sessions; every guarded service calls ``require(action)``), ``grades`` (human grades, arbitration, QA draws)
+and ``rows`` (rows <-> records); :class:`ClinicStore` itself lives in ``clinic``, ``names`` holds what
+names the database without opening it.
+
+Importing this package costs nothing: each name below loads its module (and
+SQLAlchemy with it) when it is first used, so the window is painted before the
+database driver is imported (``gui.app`` opens the store after the first paint).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .accounts import (AccessRefused, Accounts, NotSignedIn, PasswordRefused, Person, RoleRefused,
-                       SignInRefused)
-from .audit import AuditEntry, AuditLog
-from .base import (
-    BUSY_TIMEOUT_MS,
-    Clock,
-    FixedClock,
-    StoreBase,
-    StoreError,
-    SystemClock,
-    default_user,
-    fold_text,
-    search_text,
-)
-from .batches import BatchFileRow, BatchLedger, InterruptedBatch
-from .grades import EncounterGrading, GradeConflict, GradeStore, QaDraw
-from .engine import ENV_VAR, add_database_argument, database_url
-from .images import ImageStore
-from .patients import SOURCES, PatientStore
-from .queue_views import PAGE_ROWS
-from .workstations import QueueConflict, SharedClinic, claimant, workstation
-from .results import STATES, ResultStore
-from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
-from .schema import MIGRATIONS, SCHEMA_VERSION
+# name -> the module of this package that defines it (loaded on first use)
+_HOMES: dict[str, str] = {
+    "AuditEntry": "audit", "AuditLog": "audit",
+    "BUSY_TIMEOUT_MS": "engine", "StoreError": "engine",
+    "Clock": "base", "FixedClock": "base", "StoreBase": "base", "SystemClock": "base", "default_user": "names",
+    "fold_text": "base", "search_text": "base",
+    "BatchFileRow": "batches", "BatchLedger": "batches", "InterruptedBatch": "batches",
+    "AccessRefused": "accounts", "Accounts": "accounts", "NotSignedIn": "accounts", "PasswordRefused": "accounts",
+    "Person": "accounts", "RoleRefused": "accounts", "SignInRefused": "accounts",
+    "EncounterGrading": "grades", "GradeConflict": "grades", "GradeStore": "grades", "QaDraw": "grades",
+    "ClinicStore": "clinic",
+    "ENV_VAR": "names", "IMAGE_STORE_VAR": "names", "PAGE_ROWS": "names", "add_database_argument": "names",
+    "database_url": "names",
+    "ImageStore": "images",
+    "SOURCES": "patients", "PatientStore": "patients",
+    "QueueViews": "queue_views",
+    "QueueConflict": "workstations", "SharedClinic": "workstations", "claimant": "workstations",
+    "workstation": "workstations",
+    "STATES": "results", "ResultStore": "results",
+    "HEATMAP_SIDE": "rows", "decode_heatmap": "rows", "encode_heatmap": "rows",
+    "MIGRATIONS": "schema", "SCHEMA_VERSION": "schema",
+}
 
-__all__ = [
-    "AccessRefused", "NotSignedIn", "PasswordRefused", "Person", "RoleRefused", "SignInRefused",
-    "AuditEntry", "BUSY_TIMEOUT_MS", "BatchFileRow", "ClinicStore", "Clock", "FixedClock", "InterruptedBatch",
-    "SystemClock", "ENV_VAR", "QueueConflict", "claimant", "workstation", "add_database_argument", "database_url",
-    "HEATMAP_SIDE", "MIGRATIONS", "PAGE_ROWS",
-    "EncounterGrading", "GradeConflict", "QaDraw",
-    "SCHEMA_VERSION", "SOURCES", "STATES", "StoreError", "decode_heatmap", "default_user", "encode_heatmap",
-    "fold_text", "search_text",
+__all__ = [   # every name of _HOMES
+    "AccessRefused",
+    "Accounts",
+    "EncounterGrading",
+    "GradeConflict",
+    "GradeStore",
+    "InterruptedBatch",
+    "NotSignedIn",
+    "PasswordRefused",
+    "Person",
+    "QaDraw",
+    "RoleRefused",
+    "SignInRefused",
+    "BUSY_TIMEOUT_MS",
+    "ENV_VAR",
+    "HEATMAP_SIDE",
+    "IMAGE_STORE_VAR",
+    "MIGRATIONS",
+    "PAGE_ROWS",
+    "SCHEMA_VERSION",
+    "SOURCES",
+    "STATES",
+    "AuditEntry",
+    "AuditLog",
+    "BatchFileRow",
+    "BatchLedger",
+    "ClinicStore",
+    "Clock",
+    "FixedClock",
+    "ImageStore",
+    "PatientStore",
+    "QueueConflict",
+    "QueueViews",
+    "ResultStore",
+    "SharedClinic",
+    "StoreBase",
+    "StoreError",
+    "SystemClock",
+    "add_database_argument",
+    "claimant",
+    "database_url",
+    "decode_heatmap",
+    "default_user",
+    "encode_heatmap",
+    "fold_text",
+    "search_text",
+    "workstation",
 ]
 
 
-class ClinicStore(GradeStore, BatchLedger, SharedClinic, ResultStore, PatientStore, ImageStore, Accounts, AuditLog,
-                  StoreBase):
-    """The clinic database. Pass it to whoever needs it (GUI, worker, batch,
-    reports); use as a context manager or call :meth:`close`."""
+def __getattr__(name: str) -> Any:
+    """Load the module that defines ``name`` on first use (PEP 562), and keep it."""
+    home = _HOMES.get(name)
+    try:
+        value = getattr(importlib.import_module(f".{home}", __name__), name) if home else \
+            importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if home or exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
 
-    def __init__(self, path: Path | str, image_store: Path | str | None = None, repair: bool = True,
-                 clock: Clock | None = None):
-        """Open (creating or upgrading) the database at ``path``; ``repair`` queues
-        encounters left with results and no queue entry (:meth:`repair_queues`);
-        ``clock`` gives every timestamp and "today" (the system clock)."""
-        super().__init__(path, image_store, clock)
-        if repair:
-            self.repair_queues()
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
+
+if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
+    from .accounts import (
+        AccessRefused,
+        Accounts,
+        NotSignedIn,
+        PasswordRefused,
+        Person,
+        RoleRefused,
+        SignInRefused,
+    )
+    from .audit import AuditEntry, AuditLog
+    from .base import Clock, FixedClock, StoreBase, SystemClock, fold_text, search_text
+    from .batches import BatchFileRow, BatchLedger, InterruptedBatch
+    from .clinic import ClinicStore
+    from .engine import BUSY_TIMEOUT_MS, StoreError
+    from .grades import EncounterGrading, GradeConflict, GradeStore, QaDraw
+    from .images import ImageStore
+    from .names import (
+        ENV_VAR,
+        IMAGE_STORE_VAR,
+        PAGE_ROWS,
+        add_database_argument,
+        database_url,
+        default_user,
+    )
+    from .patients import SOURCES, PatientStore
+    from .queue_views import QueueViews
+    from .results import STATES, ResultStore
+    from .rows import HEATMAP_SIDE, decode_heatmap, encode_heatmap
+    from .schema import MIGRATIONS, SCHEMA_VERSION
+    from .workstations import QueueConflict, SharedClinic, claimant, workstation

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from ..paths import DataPaths
 from .engine import BUSY_TIMEOUT_MS, Db, StoreError, driver_error, Row, database_url, display_url, sqlite_file, make_engine
 from .migrate import is_database_error, migrate, schema_level
+from .names import IMAGE_STORE_VAR, default_user
 
 if TYPE_CHECKING:
     from ..roles import Action
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANGE_CHANNEL = "eyescreen_changes"   # notify.CHANNEL
-
-IMAGE_STORE_VAR = "EYESCREEN_IMAGE_STORE"
-"""Environment variable naming a shared image store folder; the database keeps
-paths relative to it (``ab/<sha256>.jpg``), so each workstation may mount it anywhere."""
 
 _UNSET = object()
 WRITE_LOCK_KEY = 0x45594553   # "EYES": the advisory lock every write transaction takes on a server
@@ -60,14 +56,6 @@ def search_text(patient_id: str | None, name: str | None, birth_date: str | None
         except ValueError:
             pass
     return fold_text(" | ".join(parts))
-
-
-def default_user() -> str:
-    """The operating-system user name: who an audit row names when no one else is given."""
-    try:
-        return getpass.getuser() or "unknown"
-    except Exception:  # noqa: BLE001 - no login name (e.g. some containers)
-        return "unknown"
 
 
 def _first_line(exc: BaseException) -> str:

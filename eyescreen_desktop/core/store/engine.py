@@ -19,32 +19,13 @@ from typing import Any, Iterable, Iterator, Sequence
 import sqlalchemy as sa
 from sqlalchemy import event
 
-ENV_VAR = "EYESCREEN_DATABASE_URL"
-"""Environment variable naming the clinic database (``--database`` wins over it)."""
+from .names import ENV_VAR, add_database_argument, database_url  # noqa: F401 - re-exported: light, see names.py
 
 BUSY_TIMEOUT_MS = 10_000
 
 
 class StoreError(Exception):
     """The database cannot be used; the message says which file and what to do."""
-
-
-def database_url(database: str | os.PathLike[str] | None, default_file: Path) -> str:
-    """The URL to open: ``database`` (a URL or a SQLite file path), else
-    ``EYESCREEN_DATABASE_URL``, else the SQLite file in the data folder."""
-    chosen = str(database) if database else os.environ.get(ENV_VAR, "").strip()
-    if not chosen:
-        return f"sqlite:///{Path(default_file)}"
-    if "://" not in chosen:
-        return f"sqlite:///{Path(chosen)}"
-    return chosen
-
-
-def add_database_argument(parser: Any) -> None:
-    """``--database URL`` for every command that opens the clinic database."""
-    parser.add_argument("--database", metavar="URL", default=None,
-                        help="clinic database: postgresql://user@host:port/db for a clinic server, or "
-                             f"sqlite:///FILE (default: clinic.sqlite3 in the data folder; also {ENV_VAR})")
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -15,10 +15,8 @@ import datetime as dt
 from typing import Any
 
 from ..records import EncounterSummary, Queue
+from .names import PAGE_ROWS
 from .results import ResultStore, queue_filter
-
-PAGE_ROWS = 100
-"""Rows read per page: a screenful or two."""
 
 _DUE = "COALESCE(q.override_due_date, q.due_date)"
 _ORDER = f"{_DUE}, e.started_at, e.encounter_id"
