@@ -12,7 +12,6 @@ hand-written dialects of the clinic's queries.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
