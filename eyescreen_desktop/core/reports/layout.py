@@ -47,6 +47,20 @@ from .scripts import BASE, FAMILIES, register_family, script_markup, text_width
 
 log = logging.getLogger(__name__)
 
+# what the documents (referral, letter, review, summary, eye check, calibration report, FHIR,
+# CSV) import from here: the shared layout is one import, wherever each helper lives
+__all__ = [
+    "age_on", "_build_pdf", "clean_text", "_decision_block", "decision_box", "default_logo_path", "DISCLAIMER",
+    "_disclaimer", "due_label", "due_note", "eye_finding_short", "eye_heading", "eye_pairs", "_eyes_block",
+    "_field", "fit_text", "FONT", "FONT_BOLD", "format_date", "format_datetime", "format_probability",
+    "gate_text", "GREY", "_header", "HEADLINES", "heatmap_overlay", "HEATMAP_PX", "_image_flowable",
+    "LOGO_MAX_PX", "missing_words", "operating_point_text", "P", "PAGE_SIZES", "para_text", "_patient_block",
+    "patient_pdf", "PHOTO_PX", "photo_thumbnail", "protocol_text", "_provenance_block", "_qr_block", "qr_code",
+    "quality_advice", "quality_note", "QUEUE_COLOURS", "REASON_WORDS", "reason_words", "register_fonts", "RULE",
+    "screening_title", "SERVICE", "sha_markup", "SlipSettings", "_thumbnail_cached", "trim_black", "U",
+    "WARN_BG", "WARN_INK", "_warning_box", "_write_atomic",
+]
+
 PAGE_SIZES: dict[str, tuple[float, float]] = {"A4": A4, "Letter": LETTER}
 SERVICE = "Diabetic eye screening"   # the header's first line when a clinic has not set its name
 FONT, FONT_BOLD = BASE.name, BASE.bold_name
