@@ -9,40 +9,40 @@ document at once."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import io
 import logging
-import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, Paragraph, Spacer, Table, TableStyle
 
 from ... import __version__
 from ...domain.vocabulary import REASON_WORDS, reason_words  # noqa: F401 - REASON_WORDS re-exported by reports
 from ..evidence import eye_evidence, format_probability, quality_line
 from ..heatmap import NO_AREA_TEXT
 from ..records import PHOTO_QUALITY_BORDERLINE, EncounterSummary, Eye, EyeResult, OperatingPoint, Queue, Status
+from .page import (
+    _build_pdf,
+    _header,
+    _write_atomic,
+    fit_text,
+    patient_pdf,
+    screening_title,
+)
 from .pictures import (
     HEATMAP_PX,
     LOGO_MAX_PX,
     PHOTO_PX,
     _image_flowable,
-    _logo,
     _thumbnail_cached,
     heatmap_overlay,
     photo_thumbnail,
     qr_code,
     trim_black,
 )
-from .scripts import text_width
 from .style import (
     FONT,
     FONT_BOLD,
@@ -98,124 +98,6 @@ DISCLAIMER = (
     "does not rule out eye disease: a patient with new visual symptoms needs an eye examination whatever "
     "the screening result."
 )
-
-# --------------------------------------------------------------------------- page furniture
-
-
-class _FooterCanvas(Canvas):
-    """A canvas that writes "page N of M" and a footer line on every page (pages
-    are held until the end so the total is known)."""
-
-    def __init__(self, *args: Any, footer: str = "", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._footer = clean_text(footer)
-        self._pages: list[dict[str, Any]] = []
-
-    def showPage(self) -> None:  # noqa: N802 - reportlab's name
-        """Hold the finished page until the page count is known."""
-        self._pages.append(dict(self.__dict__))
-        self._startPage()
-
-    def save(self) -> None:
-        """Draw every held page with its footer, then write the file."""
-        for state in self._pages:
-            self.__dict__.update(state)
-            self._draw_footer(len(self._pages))
-            super().showPage()
-        super().save()
-
-    def _draw_footer(self, total: int) -> None:
-        width = self._pagesize[0]
-        self.saveState()
-        self.setFont(FONT, 7)
-        self.setFillColor(colors.HexColor(GREY))
-        self.setStrokeColor(colors.HexColor(RULE))
-        self.line(14 * mm, 11 * mm, width - 14 * mm, 11 * mm)
-        page = f"Page {self._pageNumber} of {total}"
-        room = width - 28 * mm - pdfmetrics.stringWidth(page, FONT, 7) - 12
-        footer = P(escape(fit_text(self._footer, FONT, 7, room)), "footer")
-        footer.wrapOn(self, room, 10 * mm)   # a Paragraph, so names in any script print here too
-        footer.drawOn(self, 14 * mm, 7.5 * mm - 1)   # its baseline on the page number's
-        self.drawRightString(width - 14 * mm, 7.5 * mm, page)
-        self.restoreState()
-
-
-def fit_text(text: str, font: str, size: float, width: float) -> str:
-    """``text`` shortened with an ellipsis so it is at most ``width`` points wide
-    in the fallback fonts (``font`` bold or not)."""
-    bold = font == FONT_BOLD
-    if text_width(text, size, bold) <= width:
-        return text
-    while text and text_width(text + "\u2026", size, bold) > width:
-        text = text[:-1]
-    return text + "\u2026"
-
-
-def _build_pdf(story: list[Flowable], settings: SlipSettings, title: str, footer: str) -> bytes:
-    """Lay the story out on pages and return the PDF bytes."""
-    register_fonts()
-    buf = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buf, pagesize=settings.pagesize, leftMargin=14 * mm, rightMargin=14 * mm, topMargin=12 * mm,
-        bottomMargin=16 * mm, title=clean_text(title), author=clean_text(settings.clinic_name),
-        creator=f"EyeScreen {__version__}", subject="Diabetic retinopathy screening",
-    )
-    doc.build(story, canvasmaker=functools.partial(_FooterCanvas, footer=footer))
-    return buf.getvalue()
-
-
-def patient_pdf(summary: EncounterSummary, story: Callable[[EncounterSummary, SlipSettings], list[Flowable]],
-                settings: SlipSettings | None, label: str) -> bytes:
-    """One patient's document as PDF bytes, with the footer and title every such
-    document carries (``label`` names it: "Review slip", "Result letter")."""
-    settings = settings or SlipSettings()
-    footer = (f"{label} \u00b7 patient {summary.patient.patient_id} \u00b7 encounter {summary.encounter_id} "
-              "\u00b7 screening aid, not a diagnosis")
-    return _build_pdf(story(summary, settings), settings, f"EyeScreen {label.lower()} \u2013 patient "
-                      f"{summary.patient.patient_id}", footer)
-
-
-def _write_atomic(data: bytes, path: Path) -> Path:
-    """Write ``data`` to ``path`` via a temporary file, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-def screening_title(settings: SlipSettings, document: str) -> str:
-    """The title under the clinic's name: ``Diabetic eye screening \u2013 referral slip``,
-    or only ``Referral slip`` when the clinic's line already says "diabetic eye
-    screening" (the default header said it twice)."""
-    if SERVICE.lower() in (settings.clinic_name or SERVICE).lower():
-        return document[:1].upper() + document[1:]
-    return f"{SERVICE} \u2013 {document[:1].lower() + document[1:]}"
-
-
-def _header(settings: SlipSettings, title: str, width: float, right: Flowable | None = None) -> Table:
-    """Clinic header: logo, clinic name and address, document title; ``right``
-    (the QR code on a slip) in the top-right corner."""
-    logo = _logo(settings, 26 * mm, 16 * mm)
-    lines = [U(settings.clinic_name or SERVICE, "clinic")]
-    if settings.clinic_address:
-        lines.append(U(settings.clinic_address, "small"))
-    if settings.clinic_phone:
-        lines.append(U(settings.clinic_phone, "small"))
-    lines.append(Spacer(1, 3))
-    lines.append(P(title, "title"))
-    right_w = 30 * mm if right is not None else 0
-    logo_w = 30 * mm if logo is not None else 0
-    table = Table([[logo or "", lines, right or ""]], colWidths=[logo_w, width - logo_w - right_w, right_w])
-    table.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0),
-        ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
-        ("LINEBELOW", (0, 0), (-1, 0), 1.2, colors.HexColor("#333333")),
-    ]))
-    return table
-
 
 # --------------------------------------------------------------------------- referral slip
 
