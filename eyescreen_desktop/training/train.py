@@ -51,6 +51,17 @@ from . import metrics as M
 
 log = logging.getLogger(__name__)
 
+# the command (add_arguments, run) and what loco, external, bench and the tests import from
+# here: one import for the training run, wherever each step lives
+__all__ = [
+    "add_arguments", "config_from_args", "run", "train", "validation_report", "Base", "BaseFactory",
+    "load_base", "build_model", "head_model", "FeatureCache", "sample_weights", "training_targets", "RECIPES",
+    "Recipe", "TrainConfig", "AUGMENT", "CAMERA_AUGMENT", "HEADS", "_tensorflow", "set_fine_tunable",
+    "make_dataset", "augment_batch", "machine_description", "operating_points", "choose_outputs",
+    "maculopathy_threshold", "maculopathy_auc", "model_card", "Progress", "TrainingData", "prepare_data",
+    "fit_head_on_features", "fine_tune", "predict_outputs",
+]
+
 HEADS: tuple[str, ...] = ("grade", "referable", "urgent", "maculopathy")
 #: maculopathy fires on its own (a routine referral) only above this specificity on labelled validation eyes
 MACULOPATHY_SPECIFICITY = 0.95
