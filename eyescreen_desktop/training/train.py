@@ -47,6 +47,17 @@ from ..domain.grades import referred_array
 from ..domain.thresholds import thresholds_from_arrays
 from . import data as D
 from . import metrics as M
+from .model import (
+    Base,
+    BaseFactory,
+    _as_dict,
+    _tensorflow,
+    build_model,
+    compile_model,
+    head_model,
+    load_base,
+    predict_outputs,
+)
 from .recipes import (
     AUGMENT,
     CAMERA_AUGMENT,
@@ -144,31 +155,6 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- base
 
 
-@dataclass
-class Base:
-    """What training needs from an ImageNet base (``bases.BaseSpec`` or a test's tiny one):
-    a Keras model taking float32 RGB 0-255 and ending at the last convolutional
-    activation, the layer-name prefixes to unfreeze, and the heat-map layer."""
-
-    name: str
-    model: Any
-    fine_tune_prefixes: tuple[str, ...]
-    feature_layer: str
-    attribution: str = ""
-
-
-BaseFactory = Callable[[int], Base]
-
-
-def load_base(name: str, input_size: int) -> Base:
-    """The named base from ``training.bases`` (weights converted or loaded offline)."""
-    from . import bases
-
-    spec = bases.get_base(name, input_size)
-    return Base(name=spec.name, model=spec.model, fine_tune_prefixes=tuple(spec.fine_tune_prefixes),
-                feature_layer=spec.feature_layer, attribution=spec.attribution)
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -216,20 +202,6 @@ def validation_report(out: Path, data: "TrainingData") -> Path:
     result = evaluate(classifier, data.val_samples, cache=D.ImageCache(classifier.input_size))
     return write_report(result, out / "validation", title=f"{classifier.card.name} {classifier.card.version} "
                         "on its validation patients")
-
-
-def _tensorflow(threads: int) -> tuple[Any, Any]:
-    """Import TensorFlow lazily, limited to ``threads`` CPU threads."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import keras
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    except RuntimeError:
-        pass  # TensorFlow already initialised in this process (tests)
-    return tf, keras
 
 
 @dataclass
@@ -326,53 +298,7 @@ def _balanced(labels: np.ndarray) -> np.ndarray:
     return np.array([w[x] for x in labels], np.float64)
 
 
-def build_model(base: Base, dropout: float) -> Any:
-    """Base -> global average pooling -> dropout -> dense outputs, one flat Keras graph
-    (so the heat-map layer is reachable by name from the saved model)."""
-    import keras
-
-    feats = base.model.output
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(feats)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.Model(base.model.inputs, head_layers(x), name="eyescreen")
-
-
-def head_layers(x: Any) -> dict[str, Any]:
-    """The outputs on pooled features: ICDR grade (softmax), referable, urgent and
-    maculopathy (sigmoids). The same layer names in the full model and the head alone."""
-    import keras
-
-    return {
-        "grade": keras.layers.Dense(5, activation="softmax", name="grade")(x),
-        "referable": keras.layers.Dense(1, activation="sigmoid", name="referable")(x),
-        "urgent": keras.layers.Dense(1, activation="sigmoid", name="urgent")(x),
-        "maculopathy": keras.layers.Dense(1, activation="sigmoid", name="maculopathy")(x),
-    }
-
-
-def compile_model(model: Any, lr: float, label_smoothing: float, weight_decay: float) -> None:
-    """Adam(W) with the four losses (equal weights). Maculopathy's binary cross-entropy
-    is masked by its sample weights: 0 for photographs of collections that do not grade it."""
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay),
-        loss={"grade": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-              "referable": keras.losses.BinaryCrossentropy(), "urgent": keras.losses.BinaryCrossentropy(),
-              "maculopathy": keras.losses.BinaryCrossentropy()},
-    )
-
-
 # --------------------------------------------------------------------------- recipe 1: features
-
-
-def head_model(n_features: int, dropout: float) -> Any:
-    """The head alone, on pooled features; its Dense layers share names with build_model's."""
-    import keras
-
-    inp = keras.Input((n_features,), name="features")
-    x = keras.layers.Dropout(dropout, name="head_dropout")(inp)
-    return keras.Model(inp, head_layers(x))
 
 
 def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Recipe, progress: Progress,
@@ -588,18 +514,6 @@ def _affine(x: Any, size: Any, angle: Any, zoom: Any, dx: Any, dy: Any) -> Any:
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
         interpolation="BILINEAR", fill_mode="CONSTANT")
-
-
-def predict_outputs(model: Any, images: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
-    """The model's outputs for uint8 images, batch by batch (no training-mode layers)."""
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(images), batch):
-        parts.append(_as_dict(model.predict_on_batch(images[start:start + batch].astype(np.float32))))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def _as_dict(out: Any) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def _callbacks() -> tuple[type, type]:
