@@ -47,6 +47,9 @@ NEEDS_TRAIN_EXTRA: dict[str, tuple[str, ...]] = {
     "train-gate": ("tensorflow", "keras", "scipy"),
 }
 TRAIN_EXTRA = "pip install 'eyescreen-desktop[train]'"
+# Commands whose modules the desktop bundle leaves out (packaging/eyescreen.spec): they run
+# from a source checkout, with the `train` extra
+NOT_IN_BUNDLE: dict[str, str] = {"bench": "measure screening speed"}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -73,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``eyescreen`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _chosen_command(argv)
+    if command is not None and (refusal := not_installed(command)):
+        print(refusal, file=sys.stderr)   # before its module is imported: the bundle has none
+        return 2
     parser = build_parser(command)
     args = parser.parse_args(argv)
     if not args.command:
@@ -83,9 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if missing := missing_modules(NEEDS_TRAIN_EXTRA.get(args.command, ())):
-        print(f"eyescreen {args.command} needs {', '.join(missing)}, which this installation does not have: "
-              f"training is an extra, install it with  {TRAIN_EXTRA}  (the desktop bundle only screens; "
-              "train from a source checkout)", file=sys.stderr)
+        print(needs_extra(args.command, missing), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
@@ -93,6 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was finished is saved; run the same command again to continue", file=sys.stderr)
         return 130
+
+
+def needs_extra(command: str, missing: Sequence[str]) -> str:
+    """What to install for a training command (``missing``: the packages it lacks)."""
+    return (f"eyescreen {command} needs {', '.join(missing)}, which this installation does not have: "
+            f"training is an extra, install it with  {TRAIN_EXTRA}  (the desktop bundle only screens; "
+            "train from a source checkout)")
+
+
+def not_installed(command: str) -> str:
+    """Why ``command`` cannot run here when its own module is not in this installation
+    (the desktop bundle leaves training/ and bench.py out), else ''. Checked before the
+    module is imported, so the bundle says what to install instead of a traceback."""
+    if not missing_modules((COMMANDS[command][0],)):
+        return ""
+    if command in NEEDS_TRAIN_EXTRA:
+        return needs_extra(command, missing_modules(NEEDS_TRAIN_EXTRA[command]) or NEEDS_TRAIN_EXTRA[command])
+    return (f"eyescreen {command} ({NOT_IN_BUNDLE.get(command, command)}) is not part of this installation: "
+            f"the desktop bundle only screens; run it from a source checkout with  {TRAIN_EXTRA}")
 
 
 def missing_modules(names: Sequence[str]) -> list[str]:

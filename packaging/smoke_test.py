@@ -5,7 +5,8 @@ does for its builds: what a clinic unpacks must work with nothing else.
    with broken files into results.csv and referral slips, in a clean
    environment (``env -i PATH=/usr/bin:/bin``: no virtual environment, no
    PYTHONPATH, no HOME);
-2. ``eyescreen train`` says which extra to install (the bundle has no TensorFlow);
+2. ``eyescreen train`` and ``eyescreen bench`` say which extra to install (the bundle has no
+   TensorFlow, training or benchmark);
 3. ``eyescreen-desktop --smoke`` opens the window under Xvfb, loads the shipped
    model and closes cleanly; the times are measured and printed;
 4. nothing of TensorFlow, Keras or matplotlib is inside, and the bundle is at
@@ -135,6 +136,12 @@ def training_says_which_extra(bundle: Path, work: Path) -> None:
                    str(work / "model")], CLEAN_ENV)
     check(done.returncode == 2 and "eyescreen-desktop[train]" in done.stderr,
           f"eyescreen train in the bundle: {done.returncode} {done.stderr}")
+
+
+def bench_says_how(bundle: Path, work: Path) -> None:
+    done, _ = run([str(bundle / "eyescreen"), "bench"], CLEAN_ENV)
+    check(done.returncode == 2 and "eyescreen-desktop[train]" in done.stderr,
+          f"eyescreen bench in the bundle: {done.returncode} {done.stderr}")
 
 
 def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
@@ -282,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             slimmed_parts_work(bundle, work)
             postgresql_screening(bundle, work)
             training_says_which_extra(bundle, work)
+            bench_says_how(bundle, work)
             xvfb, display = start_xvfb()
             try:
                 figures |= window(bundle, work, display)

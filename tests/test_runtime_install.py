@@ -174,6 +174,57 @@ def test_training_without_the_extra_says_which_extra_to_install(no_training_env,
     assert not (tmp_path / "m").exists()
 
 
+# the packages the desktop bundle leaves out (packaging/eyescreen.spec): training and the benchmark
+BUNDLE_LEAVES_OUT = ("eyescreen_desktop.training", "eyescreen_desktop.bench")
+BUNDLE_BLOCKER = BLOCKER + f'''
+
+class _BundleBlocker:
+    def find_spec(self, name, path=None, target=None):
+        if any(name == m or name.startswith(m + ".") for m in {BUNDLE_LEAVES_OUT!r}):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (left out of the bundle)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _BundleBlocker())
+'''
+
+
+@pytest.fixture(scope="module")
+def bundle_like_env(tmp_path_factory) -> dict[str, str]:
+    """A subprocess environment without the training extra, training/ or bench.py: what
+    the desktop bundle holds."""
+    site = tmp_path_factory.mktemp("bundle_site")
+    (site / "sitecustomize.py").write_text(BUNDLE_BLOCKER, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EYESCREEN_MODEL")}
+    return {**env, "PYTHONPATH": str(site), "QT_QPA_PLATFORM": "offscreen"}
+
+
+def test_the_bundle_spec_leaves_training_and_the_benchmark_out():
+    """training/ and bench.py are not on the run-time path (import-linter keeps core and
+    gui off them), so the bundle does not carry them."""
+    spec = (ROOT / "packaging" / "eyescreen.spec").read_text(encoding="utf-8")
+    excludes = ast.literal_eval(spec.split("excludes = ", 1)[1].split("]", 1)[0] + "]")
+    assert set(BUNDLE_LEAVES_OUT) <= set(excludes)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "bench"])
+def test_in_the_bundle_training_and_bench_say_what_to_install(bundle_like_env, tmp_path, command):
+    data = () if command == "bench" else ("--data", str(FUNDUS_DR / "labels.csv"), "--out", str(tmp_path / "m"))
+    out = eyescreen(bundle_like_env, command, *data, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert f"eyescreen {command}" in out.stderr and "pip install 'eyescreen-desktop[train]'" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "m").exists()
+
+
+def test_in_the_bundle_screening_runs_without_training_or_bench(bundle_like_env, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(FUNDUS_DR / "images" / PHOTOS[0], folder)
+    out = eyescreen(bundle_like_env, "screen", str(folder), "--out", str(tmp_path / "out"), "--data-dir",
+                    str(tmp_path / "data"), "--no-pdf", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
 # ---------------------------------------------------------------------- the wheel
 
 WHEEL_CHECK = r'''

@@ -57,6 +57,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 from ..domain.eyes import NO_PATIENT_ID, NO_PATIENT_ID_ADVICE, parse_eye
 from ..domain.eyes import patient_and_eye as name_patient_and_eye
 from .calibration import CalibrationError, load_operating_point
+from .cancel import BatchCancelled
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
 from .imageio import discover
 from .paths import common_folder, data_paths, default_model_dir
@@ -88,11 +89,6 @@ REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a 
 
 class BatchUsageError(Exception):
     """The command cannot start (no such folder, bad patient list, unknown protocol)."""
-
-
-class BatchCancelled(Exception):
-    """The batch was cancelled (``cancelled()`` said so): what was screened stays saved
-    and queued; a rerun of the same batch finishes the rest."""
 
 
 def _check(cancelled: Callable[[], bool] | None) -> None:

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Sequence
 
+from ..core.cancel import BatchCancelled
 from ..core.photo_fit import noted_result
 from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
 from ..core.recording import record
 from ..core.screening import Screener, ScreenItem
-from .worker import BatchCancelled, BatchContext
+from .worker import BatchContext
 
 Job = Callable[[BatchContext], Any]
 
@@ -61,14 +62,13 @@ def folder_job(folder: Path, out_dir: Path, protocol: str = "icdr-ada", pdf: boo
     clinic's chosen ``operating_point`` (None: the model card's default)."""
 
     def job(ctx: BatchContext) -> Any:
-        from ..core.batch import BatchCancelled as CoreBatchCancelled
         from ..core.batch import batch_key, resolve_inputs, run_batch
 
         try:
             return run_batch([folder], out_dir, model=ctx.classifier, protocol=protocol, pdf=pdf,
                              progress=ctx.progress_or_stop, store=ctx.store, user=user, decode_workers=1,
                              cancelled=ctx.cancelled, operating_point=operating_point)
-        except (BatchCancelled, CoreBatchCancelled):
+        except BatchCancelled:
             key = batch_key(resolve_inputs([folder]), protocol, ctx.classifier.info.sha256,
                             operating_point if isinstance(operating_point, OperatingPoint) else None)
             queue_encounters(ctx.store, ctx.store.batch_encounters(key), None, user)

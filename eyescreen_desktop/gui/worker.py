@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
+from ..core.cancel import BatchCancelled
 from ..core.classifier import Classifier, ModelCard, ModelError
 from ..core.records import EncounterSummary, Eye, EyeResult, OperatingPoint, Patient, Status
 from ..core.recording import record
@@ -78,11 +79,6 @@ class FrameRequest:
     protocol: str = "icdr-ada"
     operating_point: OperatingPoint | str | None = None
     cancel: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
-
-
-class BatchCancelled(Exception):
-    """Raised inside a batch job (by :meth:`BatchContext.progress_or_stop`) to stop
-    it at the next file; what was committed stays committed."""
 
 
 @dataclass

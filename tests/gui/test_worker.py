@@ -165,6 +165,24 @@ def test_cancelled_batch_keeps_what_was_done(qtbot, urgent_engine, good_photo):
     assert not urgent_engine.busy
 
 
+def test_a_job_stopped_by_the_cores_cancel_is_a_cancel_not_a_failure(qtbot, urgent_engine):
+    """One BatchCancelled: what core.batch raises when Cancel is pressed ends a window
+    job as cancelled (batchDone with None), never as an error dialog."""
+    from eyescreen_desktop.core import batch
+
+    _ready(qtbot, urgent_engine)
+    failures = []
+    urgent_engine.failed.connect(lambda rid, message: failures.append(message))
+
+    def job(ctx):
+        batch._check(lambda: True)     # what run_batch does between steps once cancelled
+
+    with qtbot.waitSignal(urgent_engine.batchDone, timeout=WAIT_MS) as outcome:
+        rid = urgent_engine.run_batch(job)
+    assert outcome.args == [rid, None]
+    assert failures == []
+
+
 def test_missing_model_is_reported_and_requests_get_a_clear_failure(qtbot, qapp, store, tmp_path, good_photo):
     engine = ScreeningEngine(store, tmp_path / "captures")
     try:

@@ -13,8 +13,10 @@ code of the encounter ID. Every screened patient leaves with a document
 
 The package, one module per document over shared layout helpers:
 
-* ``layout``: fonts, styles, words, photograph and heat-map boxes, header,
-  footer, patient / decision / eyes / provenance blocks, disclaimer;
+* ``layout``: the one import of the shared layout, kept one job per module:
+  ``style`` (settings, fonts, styles), ``words``, ``pictures`` (photograph and
+  heat-map boxes, logo, QR), ``page`` (header, footer, PDF build), ``eyes`` and
+  ``blocks`` (patient, decision, provenance blocks, disclaimer);
 * ``referral``: the referral slip; ``letter``: the result letter for annual
   patients; ``review``: the review slip; ``documents``: which one a patient gets;
 * ``summary``: the batch summary; ``csv_export`` and ``fhir``: the exports.
