@@ -59,7 +59,7 @@ run: $(STAMP)
 
 # the static checks, the suite (both cores), then the frozen smoke test of the desktop bundle
 test: $(STAMP) check
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --durations=25
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 	$(MAKE) bundle-test
 
 # the layers (import-linter contracts), lint (ruff) and types (mypy: strict on domain, core

@@ -218,8 +218,9 @@ def test_a_patient_screened_twice_in_a_day_has_one_visit(qtbot, urgent_engine, g
     _ready(qtbot, urgent_engine)
     patient = Patient(f"W{uuid.uuid4().hex[:6]}")
     ids = []
-    for visit in ("room-1", "room-2"):
-        with qtbot.waitSignal(urgent_engine.encounterSaved, timeout=WAIT_MS) as saved:
+    for visit in ("room-1", "room-2"):   # this patient's saves only: the engine is shared with other tests
+        with qtbot.waitSignal(urgent_engine.encounterSaved, timeout=WAIT_MS,
+                              check_params_cb=lambda _rid, s: s.patient.patient_id == patient.patient_id) as saved:
             urgent_engine.screen_files([ScreenItem(good_photo, Eye.LEFT)], patient, visit=visit)
         ids.append(saved.args[1].encounter_id)
     assert ids[0] == ids[1]
