@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from render_report_samples import encounter, graded  # noqa: E402
+from render_report_samples import encounter, graded  # noqa: E402 - the scripts folder is put on sys.path first
 
-from eyescreen_desktop.core import reports  # noqa: E402
-from eyescreen_desktop.core.records import Eye, Patient  # noqa: E402
+from eyescreen_desktop.core import reports  # noqa: E402 - after the scripts folder is on sys.path
+from eyescreen_desktop.core.records import Eye, Patient  # noqa: E402 - after the scripts folder is on sys.path
 
 NAMES = (
     ("Latin", "Zoë Ñúñez-Łukasz"), ("Greek", "Ελένη Παπαδοπούλου"), ("Cyrillic", "Наталья Иванова"),

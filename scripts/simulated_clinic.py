@@ -144,7 +144,7 @@ def table(runs: list[dict[str, object]]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for run in runs:
         for which in ("default", "site"):
-            f = run[which]  # type: ignore[index]
+            f = run[which]  # type: ignore[index]  # the run's figures by name
             lines.append(f"| {run['collection']} | {which} | {f['eyes']} ({f['eyes'] - f['review']}) | "
                          f"{f['referable']} | {f['sensitivity']:.3f} | {f['specificity']:.3f} | "
                          f"{f['urgent_in_annual']} (of {f['urgent_eyes']}) | {f['referral_rate']:.3f} |")

@@ -142,7 +142,7 @@ class Agreement:
 def agreement(eyes: Sequence[QaEye], group: str = "all", n_boot: int = 1000) -> Agreement:
     """The AI against the graders on ``eyes`` (see the module's note on weights)."""
     both = [e for e in eyes if e.both_graded]
-    kappa = M.quadratic_weighted_kappa([e.grader_grade for e in both], [e.ai_grade for e in both])  # type: ignore[misc]
+    kappa = M.quadratic_weighted_kappa([e.grader_grade for e in both], [e.ai_grade for e in both])  # type: ignore[misc]  # grades of both readers are never None here
     w = np.array([e.weight for e in both], float)
     y = np.array([e.grader_referable for e in both], bool)
     flag = np.array([e.ai_referred for e in both], bool)

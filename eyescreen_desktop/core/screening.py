@@ -419,7 +419,7 @@ class Screener:
         except Exception:  # noqa: BLE001 - the refusal stands without the look
             log.exception("looking at %d refused photographs failed", len(looked))
             return list(batch)
-        seen = {id(p): with_urgent_signs(p.quality, pred.p_urgent, self.urgent_signs_at)  # type: ignore[arg-type]
+        seen = {id(p): with_urgent_signs(p.quality, pred.p_urgent, self.urgent_signs_at)  # type: ignore[arg-type]  # refused photographs carry a quality report
                 for p, pred in zip(looked, preds)}
         return [replace(p, quality=seen[id(p)], look=None) if id(p) in seen else p for p in batch]
 

@@ -87,7 +87,7 @@ def act_as_signed_in(store: StoreBase, paths: DataPaths, token_file: Path | None
         token = source.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         raise NotSignedIn(f"no token in {token_file}" if token_file else "") from None
-    store.resume_session(token)   # type: ignore[attr-defined]
+    store.resume_session(token)   # type: ignore[attr-defined]  # a ClinicStore: StoreBase is the type the CLI passes
     if action is not None:
         store.require(action)
 

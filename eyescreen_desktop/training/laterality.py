@@ -195,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     print(f"weights {dict(zip(L.FEATURES, np.round(w, 3)))}; warn at confidence >= {level:.3f}")
-    print("\nHeld-out patients:\n" + table(measured["held_out"], level))  # type: ignore[arg-type]
-    print("\nTune patients (the warning level was chosen here):\n" + table(measured["tune"], level))  # type: ignore[arg-type]
+    print("\nHeld-out patients:\n" + table(measured["held_out"], level))  # type: ignore[arg-type]  # measured figures are filled in above
+    print("\nTune patients (the warning level was chosen here):\n" + table(measured["tune"], level))  # type: ignore[arg-type]  # measured figures are filled in above
     return 0
 
 

@@ -103,10 +103,10 @@ def long_lived_objects_frozen():
     machine. Frozen once after the imports (gc.freeze, as servers do before they
     fork), collections look only at what the tests make."""
     import keras  # noqa: F401 - imported for its long-lived objects
-    import onnxruntime  # noqa: F401
-    from PySide6 import QtWidgets  # noqa: F401
+    import onnxruntime  # noqa: F401 - imported for its long-lived objects
+    from PySide6 import QtWidgets  # noqa: F401 - imported for its long-lived objects
 
-    import eyescreen_desktop.gui.main_window  # noqa: F401
+    import eyescreen_desktop.gui.main_window  # noqa: F401 - imported for its long-lived objects
 
     gc.collect()
     gc.freeze()

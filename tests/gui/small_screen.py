@@ -24,8 +24,8 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QWidget  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402 - Qt after the platform is chosen above
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QLabel, QWidget  # noqa: E402 - Qt after the platform is chosen above
 
 SCREEN = (1024, 700)
 PHOTOS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "fundus-dr" / "images"

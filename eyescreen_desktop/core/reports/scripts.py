@@ -234,7 +234,7 @@ def install_run_shaping() -> None:
             kwargs.setdefault("features", dict(SHAPING_FEATURES))
         return _shape_runs(original, w, *args, **kwargs)
 
-    shape_runs._eyescreen_runs = True  # type: ignore[attr-defined]
+    shape_runs._eyescreen_runs = True  # type: ignore[attr-defined]  # a marker attribute on reportlab's function, so it is wrapped once
     paragraph.shapeFragWord = shape_runs
 
 

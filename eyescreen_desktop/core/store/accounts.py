@@ -100,7 +100,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _hasher():  # type: ignore[no-untyped-def]
+def _hasher():  # type: ignore[no-untyped-def]  # argon2's hasher, made on first use
     from argon2 import PasswordHasher, Type
 
     return PasswordHasher(type=Type.ID)
@@ -194,7 +194,7 @@ class Accounts(StoreBase):
             refusal = self._sign_in_refusal(row, password, now)
             if refusal is None:
                 db.execute("UPDATE people SET failures = 0, locked_until = NULL WHERE name = ?", (name,))
-                self.person = _person(row)   # type: ignore[arg-type]
+                self.person = _person(row)   # type: ignore[arg-type]  # a row of the people table
                 self._audit(db, None, "signed in", f"person:{name}")
                 return self.person
             self._record_failure(db, name, row, refusal, now)  # committed, then refused

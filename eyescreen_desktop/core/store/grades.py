@@ -202,7 +202,7 @@ class GradeStore(ResultStore):
         drawn: dict[int, list[str]] = {}
         for r in self._query("SELECT draw_id, encounter_id FROM qa_sample WHERE drawn = 1 ORDER BY encounter_id"):
             drawn.setdefault(int(r[0]), []).append(r[1])
-        return [QaDraw(int(r["draw_id"]), _datetime(r["drawn_at"]), r["drawn_by"], float(r["rate"]),  # type: ignore[arg-type]
+        return [QaDraw(int(r["draw_id"]), _datetime(r["drawn_at"]), r["drawn_by"], float(r["rate"]),  # type: ignore[arg-type]  # drawn_at is NOT NULL
                        int(r["seed"]), int(r["considered"]), tuple(drawn.get(int(r["draw_id"]), ())))
                 for r in self._query("SELECT * FROM qa_draws ORDER BY draw_id")]
 
@@ -236,4 +236,4 @@ class GradeStore(ResultStore):
         rows = self._query("SELECT e.encounter_id, e.started_at FROM encounters e WHERE e.patient_id = ? AND EXISTS "
                            "(SELECT 1 FROM results r WHERE r.encounter_id = e.encounter_id) "
                            "ORDER BY e.started_at, e.encounter_id", (patient_id,))
-        return [(r[0], _datetime(r[1])) for r in rows]  # type: ignore[misc]
+        return [(r[0], _datetime(r[1])) for r in rows]  # type: ignore[misc]  # the column is NOT NULL

@@ -131,7 +131,7 @@ class SharedClinic(QueueViews):
                 return True
             done = db.execute("SELECT 1 FROM batch_files WHERE batch_key = ? AND file = ?",
                               (batch_key, file)).fetchone()
-            stale = _datetime(held["claimed_at"]) < self.clock.now() - dt.timedelta(  # type: ignore[operator]
+            stale = _datetime(held["claimed_at"]) < self.clock.now() - dt.timedelta(  # type: ignore[operator]  # claimed_at is NOT NULL
                 seconds=CLAIM_LEASE_S)
             if done is not None or (_alive(held["claimed_by"]) and not stale):
                 return False
