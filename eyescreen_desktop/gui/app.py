@@ -250,6 +250,9 @@ def _store_opened(app: QApplication, window: MainWindow, error: str) -> None:
         QMessageBox.critical(window, "EyeScreen cannot start", error)
         app.exit(1)
         return
+    if window.batch_panel is not None and hasattr(window.batch_panel, "check_interrupted"):
+        window.batch_panel.check_interrupted()   # a folder batch that never finished is offered again
+        window.offer_interrupted_batch()
     window.access.start()   # the sign-in page on a database with accounts (or the offer of a first admin)
     window.access.apply()   # what the signed-in person (or, without accounts, anyone) may do
     watcher = window.queues.follow_other_workstations()   # other windows' results and queue changes

@@ -240,7 +240,8 @@ class BatchPanel(QWidget):
         self.interrupted: Any = None              # the newest unfinished folder batch on record, if any
         self._build_ui()
         self._connect()
-        self.check_interrupted()
+        if not getattr(self.store, "opening", False):   # a database still opening is asked once it is open
+            self.check_interrupted()
 
     # ------------------------------------------------------------------ UI
 

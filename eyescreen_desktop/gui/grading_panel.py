@@ -138,7 +138,8 @@ class GradingPanel(QWidget):
         self._build()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.worklist.currentRowChanged.connect(self._open_row)
-        self.refresh()
+        if not getattr(self.store, "opening", False):   # else read when the tab opens (the window opens it later)
+            self.refresh()
 
     def _build(self) -> None:
         top = QHBoxLayout()

@@ -147,11 +147,9 @@ class MainWindow(QMainWindow):
         self.batch_panel = self._batch_panel()
         if self.batch_panel is not None:
             self.batch_panel.storeChanged.connect(self.queues.refresh_later)
-            if (interrupted := getattr(self.batch_panel, "interrupted", None)) is not None:
-                text = (f"Screening the folder {interrupted.inputs[0]} did not finish. Open the Batch tab and press "
-                        "'Resume this batch' to screen the rest.")
+            if not getattr(self.store, "opening", False):   # else gui.app says it once the database is open
                 # said once the window is up (the event loop runs), not over a window still being built
-                QTimer.singleShot(0, lambda: self.messages.warning("Batch interrupted", text))
+                QTimer.singleShot(0, self.offer_interrupted_batch)
         self.grading = GradingPanel(self.store, settings=self.settings)
         self.qa_view = QaView(self.store, site=self.settings.site_name or self.settings.clinic_name or "clinic")
         self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
@@ -191,6 +189,14 @@ class MainWindow(QMainWindow):
         """"Ctrl+3": the key that opens the tab ``key`` (as Help names it), or "" when absent."""
         number = next((i for i, page in enumerate(self.pages, start=1) if page.key == key), 0)
         return f"Ctrl+{number}" if number else ""
+
+    def offer_interrupted_batch(self) -> None:
+        """A folder batch that never finished (found by the Batch tab in the clinic
+        database) is said once, with what to do."""
+        interrupted = getattr(self.batch_panel, "interrupted", None)
+        if interrupted is not None:
+            self.messages.warning("Batch interrupted", f"Screening the folder {interrupted.inputs[0]} did not finish. "
+                                  "Open the Batch tab and press 'Resume this batch' to screen the rest.")
 
     def _tab_opened(self) -> None:
         """The grading worklist and the agreement report are read when their tab opens."""

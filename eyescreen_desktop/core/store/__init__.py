@@ -51,12 +51,12 @@ from typing import TYPE_CHECKING, Any
 # name -> the module of this package that defines it (loaded on first use)
 _HOMES: dict[str, str] = {
     "AuditEntry": "audit", "AuditLog": "audit",
-    "BUSY_TIMEOUT_MS": "engine", "StoreError": "engine",
+    "BUSY_TIMEOUT_MS": "engine", "StoreError": "names",
     "Clock": "base", "FixedClock": "base", "StoreBase": "base", "SystemClock": "base", "default_user": "names",
     "fold_text": "base", "search_text": "base",
     "BatchFileRow": "batches", "BatchLedger": "batches", "InterruptedBatch": "batches",
-    "AccessRefused": "accounts", "Accounts": "accounts", "NotSignedIn": "accounts", "PasswordRefused": "accounts",
-    "Person": "accounts", "RoleRefused": "accounts", "SignInRefused": "accounts",
+    "AccessRefused": "refusals", "Accounts": "accounts", "NotSignedIn": "refusals", "PasswordRefused": "refusals",
+    "Person": "accounts", "RoleRefused": "refusals", "SignInRefused": "refusals",
     "EncounterGrading": "grades", "GradeConflict": "grades", "GradeStore": "grades", "QaDraw": "grades",
     "ClinicStore": "clinic",
     "ENV_VAR": "names", "IMAGE_STORE_VAR": "names", "PAGE_ROWS": "names", "add_database_argument": "names",
@@ -140,20 +140,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers see: the same names, imported eagerly
-    from .accounts import (
-        AccessRefused,
-        Accounts,
-        NotSignedIn,
-        PasswordRefused,
-        Person,
-        RoleRefused,
-        SignInRefused,
-    )
+    from .accounts import Accounts, Person
+    from .refusals import AccessRefused, NotSignedIn, PasswordRefused, RoleRefused, SignInRefused
     from .audit import AuditEntry, AuditLog
     from .base import Clock, FixedClock, StoreBase, SystemClock, fold_text, search_text
     from .batches import BatchFileRow, BatchLedger, InterruptedBatch
     from .clinic import ClinicStore
-    from .engine import BUSY_TIMEOUT_MS, StoreError
+    from .engine import BUSY_TIMEOUT_MS
+    from .names import StoreError
     from .grades import EncounterGrading, GradeConflict, GradeStore, QaDraw
     from .images import ImageStore
     from .names import (

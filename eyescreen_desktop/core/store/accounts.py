@@ -26,42 +26,21 @@ from dataclasses import dataclass
 
 from ..roles import Action, Role, may, parse_roles, role_needed
 from .base import StoreBase, _datetime
-from .engine import Db, Row, StoreError
+from .engine import Db, Row
+from .refusals import (  # noqa: F401 - re-exported: the refusals live where nothing imports SQLAlchemy
+    SIGN_IN_FIRST,
+    AccessRefused,
+    NotSignedIn,
+    PasswordRefused,
+    RoleRefused,
+    SignInRefused,
+)
 
 MIN_PASSWORD = 10
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(seconds=30)
 SESSION_HOURS = 8
-SIGN_IN_FIRST = "sign in first: eyescreen login"
 APPLIED_POINT_KEY = "applied_operating_point_sha256"
-
-
-class AccessRefused(StoreError):
-    """A guarded service refused: nobody signed in, or a role missing."""
-
-
-class NotSignedIn(AccessRefused):
-    """The database has accounts and nobody is signed in (or the session ended)."""
-
-    def __init__(self, why: str = ""):
-        super().__init__(f"{why}: {SIGN_IN_FIRST}" if why else SIGN_IN_FIRST)
-
-
-class RoleRefused(AccessRefused):
-    """The signed-in person's roles do not allow the action; names the role it needs."""
-
-    def __init__(self, action: Action, role: Role, who: str = ""):
-        self.action, self.role = action, role
-        lead = f"{who} may not {action.value}" if who else f"may not {action.value}"
-        super().__init__(f"{lead}: it needs the {role.value} role")
-
-
-class SignInRefused(StoreError):
-    """Wrong name or password, a disabled account, or one locked after failures."""
-
-
-class PasswordRefused(ValueError):
-    """A new password that does not meet the rule (too short)."""
 
 
 @dataclass(frozen=True)

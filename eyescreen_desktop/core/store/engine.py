@@ -18,13 +18,10 @@ from typing import Any, Iterable, Iterator, Sequence
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .names import ENV_VAR, add_database_argument, database_url  # noqa: F401 - re-exported: light, see names.py
+from .names import ENV_VAR, StoreError, add_database_argument, database_url  # noqa: F401 - re-exported: light, see names.py
 
 BUSY_TIMEOUT_MS = 10_000
 
-
-class StoreError(Exception):
-    """The database cannot be used; the message says which file and what to do."""
 
 
 def sqlite_file(url: str) -> Path | None:

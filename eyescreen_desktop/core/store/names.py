@@ -49,3 +49,9 @@ def default_user() -> str:
         return getpass.getuser() or "unknown"
     except Exception:  # noqa: BLE001 - no login name (e.g. some containers)
         return "unknown"
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says which file and what to do.
+    Defined here, where nothing imports SQLAlchemy, so the window can name it
+    before the first paint (engine re-exports it)."""
