@@ -697,7 +697,7 @@ def measure_stall(spec: dict[str, Any]) -> dict[str, Any]:
     from .gui import app as gui_app
 
     work = Path(tempfile.mkdtemp(dir=spec["workdir"]))
-    files = distinct_copies(spec["images"], spec["stall_images"], work / "in")
+    files = _filed_for(distinct_copies(spec["images"], spec["stall_images"], work / "in"), "BENCH-STALL")
     gui_app.make_application(["eyescreen-bench"])
     window, store = gui_app.build_window(work / "data", dialogs=False)
     try:
@@ -715,6 +715,17 @@ def measure_stall(spec: dict[str, Any]) -> dict[str, Any]:
             "stall_p99_gap_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
             "stall_idle_max_gap_ms": round(max(idle), 1),
             "stall_images": len(files), "stall_screen_s": round(seconds, 2)}
+
+
+def _filed_for(files: list[Path], patient_id: str) -> list[Path]:
+    """The copies renamed ``<patient>_<side>.jpg`` (one folder each), so the desk's photograph
+    check (another patient's ID in the name) lets them through as it would a clinic's own."""
+    out = []
+    for i, f in enumerate(files):
+        target = f.parent / f"{i:04d}" / f"{patient_id}_{f.stem.rsplit('_', 1)[-1]}{f.suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out.append(f.rename(target))
+    return out
 
 
 def _idle_gaps(seconds: float, QEventLoop: Any, QTimer: Any, Qt: Any) -> list[float]:

@@ -178,7 +178,8 @@ def test_choosing_a_patient_from_the_search_is_audited_as_who_viewed_whom(qtbot,
     window.store.upsert_patient(Patient("P777", "Ann Example"))
     panel = window.patient_panel
     panel.search_edit.setText("P777")
-    panel.search()
+    with qtbot.waitSignal(panel.searched, timeout=30_000):   # the search reads the database off the GUI thread
+        panel.search()
     panel.matches.itemClicked.emit(panel.matches.item(0))
     assert panel.id_edit.text() == "P777"
     viewed = window.store.audit("patient:P777")[-1]
