@@ -14,6 +14,7 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..grading import HumanGrade, Resolution, graded_eye_result, resolve
 from ..protocol import encounter_queue, is_external_eye
@@ -141,6 +142,18 @@ class GradeStore(ResultStore):
                     {"ai_queue": ai.value, "graded_queue": graded.value, "queue": settled.queue.value})
         self._queue_by_rule(encounter_id, user, action="encounter queued (graded)")
         return EncounterGrading(encounter_id, settled.state, ai, graded, settled.final)
+
+    def note_document(self, encounter_id: str, path: Path | str, superseded: Sequence[Path | str] = (),
+                      user: str | None = None) -> None:
+        """Audit a patient's document written again after a grade, and each earlier
+        document it superseded (kept, with where it now lies), so the record shows
+        which document a patient may hold and which one replaced it."""
+        with self._tx() as db:
+            for kept in superseded:
+                self._audit(db, user, "document superseded", f"encounter:{encounter_id}",
+                            {"kept_as": str(kept), "replaced_by": str(path)})
+            self._audit(db, user, "document regenerated", f"encounter:{encounter_id}",
+                        {"path": str(path), "supersedes": [str(k) for k in superseded]})
 
     def photographed_eyes(self, encounter_id: str) -> set[Eye]:
         """The sides of the encounter that have a screened photograph."""
