@@ -121,6 +121,35 @@ def eye_outcome(grade: HumanGrade, protocol_name: str) -> EyeDecision:
     return protocol.decide_eye(prediction, _GRADER_POINT)
 
 
+@dataclass(frozen=True)
+class OutcomeRaise:
+    """A grader raising an encounter's outcome above what the protocol makes of their
+    grades (e.g. annual to routine for a finding the ICDR scale does not carry), with
+    the reason, which is required."""
+
+    encounter_id: str
+    grader: str
+    queue: Queue
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise ValueError("raising the outcome needs a reason")
+
+
+def raise_outcome(protocol_outcome: Queue, raised: Queue, reason: str) -> Queue:
+    """The outcome after a grader's raise. The outcome follows from the grades by the
+    protocol; a grader may only make it MORE urgent, and only with a reason. A raise
+    to the same or a less urgent queue is refused (ValueError), never applied as a
+    lowering."""
+    if not reason.strip():
+        raise ValueError("raising the outcome needs a reason")
+    if raised.priority >= protocol_outcome.priority:
+        raise ValueError(f"the grades give {protocol_outcome.label}; a grader may only raise the outcome, "
+                         f"not set it to {raised.label}")
+    return raised
+
+
 def more_urgent(a: Queue, b: Queue) -> Queue:
     """The more urgent of two queues (review outranks annual)."""
     return a if a.priority <= b.priority else b

@@ -143,3 +143,33 @@ def test_the_patients_document_says_who_graded_and_that_arbitration_is_pending(s
     store.record_grades(both(pending, 2, 0, grader="Dr Brown"), user="Dr Brown")
     text = document_text(pending)
     assert "Graded by Dr Brown (arbitration)" in text and "arbitrate." not in text
+
+
+def test_a_grader_may_only_raise_the_protocols_outcome_with_a_reason(store):
+    from eyescreen_desktop.core.grading import OutcomeRaise
+
+    enc = screened(store, "P014", 0, 0)                                   # the AI: annual
+    lower = screened(store, "P015", 2, 0)                                 # the AI: routine
+    with pytest.raises(ValueError, match="needs a reason"):
+        OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, "  ")
+    # grades 0/0 give annual by the protocol: a 'raise' to annual, or a lowering, is refused whole
+    with pytest.raises(ValueError, match="may only raise"):
+        store.record_grades(both(lower, 2, 0), user="Dr Grey",
+                            raises=[OutcomeRaise(lower, "Dr Grey", Queue.ANNUAL, "looks fine to me")])
+    with pytest.raises(ValueError, match="may only raise"):                             # routine is no raise
+        store.record_grades(both(lower, 2, 0), user="Dr Grey",
+                            raises=[OutcomeRaise(lower, "Dr Grey", Queue.ROUTINE, "to be sure")])
+    assert store.grades(lower) == [] and store.encounter_grading(lower) is None       # nothing recorded
+    assert store.encounter_summary(lower).queue is Queue.ROUTINE
+    with pytest.raises(ValueError, match="only its grader"):
+        store.record_grades(both(enc, 0, 0, source="import", grader="Centre"),
+                            raises=[OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, "drusen")])
+    # raised with a reason: the outcome moves up (queue and due date), audited with the reason
+    reason = "large drusen at the right macula"
+    state = store.record_grades(both(enc, 0, 0), user="Dr Grey",
+                                raises=[OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, reason)])[enc]
+    assert (state.ai_queue, state.graded_queue) == (Queue.ANNUAL, Queue.ROUTINE)
+    assert store.encounter_summary(enc).queue is Queue.ROUTINE
+    raised = [a for a in store.audit(f"encounter:{enc}") if a.action == "outcome raised"]
+    assert [(a.user, a.details["to"], a.details["reason"]) for a in raised] == [("Dr Grey", "routine", reason)]
+    assert store.raised_outcomes(enc) == [OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, reason)]

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..grading import HumanGrade, Resolution, graded_eye_result, resolve
+from ..grading import HumanGrade, OutcomeRaise, Resolution, graded_eye_result, raise_outcome, resolve
 from ..protocol import encounter_queue, is_external_eye
 from ..records import Eye, Queue
 from .base import _datetime, default_user
@@ -62,19 +62,26 @@ class GradeStore(ResultStore):
     """Human grades, arbitration state and quality-assurance draws."""
 
     def record_grades(self, grades: Sequence[HumanGrade], user: str | None = None,
-                      single_grader_stands: bool = False) -> dict[str, EncounterGrading]:
+                      single_grader_stands: bool = False,
+                      raises: Sequence[OutcomeRaise] = ()) -> dict[str, EncounterGrading]:
         """Record graders' readings, all in ONE transaction, and re-queue each encounter
         they touch by its graded outcome (:func:`grading.resolve`). A reading identical
         to one the same grader already gave is skipped (re-importing a file changes
         nothing); a different one raises :class:`GradeConflict`. While an encounter
         waits for arbitration, a different grader's desk grade arbitrates it (the
-        same grader is refused). Returns the new state of each encounter that changed."""
+        same grader is refused). ``raises``: a grader raising an encounter's outcome above
+        what the protocol makes of the grades, with a reason (:func:`grading.raise_outcome`:
+        a raise that does not raise is refused and nothing of the call is recorded).
+        Returns the new state of each encounter that changed."""
         out: dict[str, EncounterGrading] = {}
         with self._tx() as db:
             touched: dict[str, str] = {}
             for grade in grades:
                 if self._insert_grade(db, grade, user):
                     touched[grade.encounter_id] = grade.source
+            for raised in raises:
+                if self._insert_raise(db, raised, user):
+                    touched.setdefault(raised.encounter_id, "desk")
             for encounter_id, source in touched.items():
                 out[encounter_id] = self._settle(db, encounter_id, source, single_grader_stands, user)
         return out
@@ -108,6 +115,44 @@ class GradeStore(ResultStore):
                      "role": role})
         return True
 
+    def _insert_raise(self, db: Db, raised: OutcomeRaise, user: str | None) -> bool:
+        """Insert one grader's raise; False when they already raised it exactly so.
+        (Annual raises nothing; whether it raises THIS outcome is checked when settling.)"""
+        raise_outcome(Queue.ANNUAL, raised.queue, raised.reason)
+        old = db.execute("SELECT queue, reason FROM raised_outcomes WHERE encounter_id = ? AND grader = ?",
+                         (raised.encounter_id, raised.grader)).fetchone()
+        if old is not None:
+            if (old[0], old[1]) == (raised.queue.value, raised.reason):
+                return False
+            raise GradeConflict(f"{raised.grader} already raised encounter {raised.encounter_id} to {old[0]}")
+        if not db.execute("SELECT 1 FROM human_grades WHERE encounter_id = ? AND grader = ?",
+                          (raised.encounter_id, raised.grader)).fetchone():
+            raise ValueError(f"{raised.grader} has not graded encounter {raised.encounter_id}: only its grader "
+                             "may raise its outcome")
+        who = user or default_user()
+        db.execute("INSERT INTO raised_outcomes (encounter_id, grader, queue, reason, raised_at, recorded_by) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", (raised.encounter_id, raised.grader, raised.queue.value,
+                                                 raised.reason, self._now(), who))
+        self._audit(db, who, "outcome raised", f"encounter:{raised.encounter_id}",
+                    {"grader": raised.grader, "to": raised.queue.value, "reason": raised.reason})
+        return True
+
+    def raised_outcomes(self, encounter_id: str) -> list[OutcomeRaise]:
+        """The graders' raises of this encounter's outcome, oldest first."""
+        return [OutcomeRaise(r["encounter_id"], r["grader"], Queue(r["queue"]), r["reason"]) for r in self._query(
+            "SELECT * FROM raised_outcomes WHERE encounter_id = ? ORDER BY raise_id", (encounter_id,))]
+
+    def _apply_raises(self, encounter_id: str, deciders: set[str], outcome: Queue) -> Queue:
+        """The protocol's outcome of the deciding graders' grades, raised by their raises
+        (each checked to raise it: :func:`grading.raise_outcome`)."""
+        raised = outcome
+        for r in self.raised_outcomes(encounter_id):
+            if r.grader not in deciders:
+                continue
+            queue = raise_outcome(outcome, r.queue, r.reason)
+            raised = queue if queue.priority < raised.priority else raised
+        return raised
+
     def _first_readers(self, encounter_id: str) -> set[str]:
         return {r[0] for r in self._query("SELECT grader FROM human_grades WHERE encounter_id = ? AND role = 'first'",
                                           (encounter_id,))}
@@ -127,7 +172,8 @@ class GradeStore(ResultStore):
         readings = {**first, **arbitration}
         graded_eyes = [graded_eye_result(e, readings[e.eye], protocol)
                        if e.eye in readings and not is_external_eye(e) else e for e in eyes]
-        graded = encounter_queue(graded_eyes, missing)
+        deciders = {g.grader for g in (arbitration or first).values()}
+        graded = self._apply_raises(encounter_id, deciders, encounter_queue(graded_eyes, missing))
         if arbitration:
             settled = Resolution("arbitrated", graded, graded)
         else:
