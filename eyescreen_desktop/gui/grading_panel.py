@@ -13,6 +13,14 @@ said nor why the encounter is listed (blind first read). Keys, about three per e
 * Enter: the next eye, and after the left eye, commit both (``record_grades``),
   which re-queues the encounter by the protocol (arbitration when grader and AI
   disagree at the decision level) and reveals what the AI had said.
+* The outcome follows from the grades by the clinic's protocol (shown as the
+  grader types). ``+`` raises it one step (annual, review, routine, urgent) and
+  asks for the reason, Enter in the reason commits; ``-`` takes the raise back.
+  It can never be lowered below the protocol's outcome.
+
+After the commit the patient's document is written again (with its "graded by"
+line) into the documents folder, the earlier one kept as superseded
+(``core.regrading``).
 
 Until the accounts issue brings sign-in, the grader's name is typed once at the top
 and every grade is audited under it.
@@ -41,9 +49,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.grading import FINDINGS, HumanGrade
+from ..core.grading import FINDINGS, HumanGrade, OutcomeRaise, next_raise, protocol_outcome
+from ..core.regrading import regenerate_document
 from ..core.imageio import ImageReadError, read_image
-from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Status
+from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Queue, Status
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +118,21 @@ class GradingPanel(QWidget):
 
     committed = Signal(str)          # the encounter just graded
 
-    def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None,
+                 documents_dir: Path | None = None) -> None:
         """``settings`` (the window's): the quality-assurance share of annual encounters
-        drawn at each refresh, and whether a single grader's decision stands."""
+        drawn at each refresh, and whether a single grader's decision stands.
+        ``documents_dir``: where the patient's document is written again after a commit
+        (None: not written)."""
         super().__init__(parent)
-        self.store, self.settings = store, settings
+        self.store, self.settings, self.documents_dir = store, settings, documents_dir
+        self.outcome = QLabel()
+        self.outcome.setWordWrap(True)
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setPlaceholderText("why you raise the outcome (required), then Enter to commit")
+        self.reason_edit.hide()
+        self.reason_edit.returnPressed.connect(self.commit)
+        self.raise_to: Queue | None = None
         self.grader_edit = QLineEdit(grader)
         self.grader_edit.setPlaceholderText("your name (asked once; every grade is audited under it)")
         self.counts = QLabel()
@@ -124,7 +143,7 @@ class GradingPanel(QWidget):
         self.quality = {side: QLabel() for side in SIDES}
         self.help = QLabel("Keys: 0-4 grade \u00b7 U ungradable \u00b7 M maculopathy \u00b7 Enter next eye / commit "
                            "\u00b7 R red-free \u00b7 findings: A AMD, G glaucoma suspect, C cataract, V vein occlusion, "
-                           "O other")
+                           "O other \u00b7 + raise the outcome (with a reason), - take the raise back")
         self.help.setWordWrap(True)
         self.revealed = QLabel()
         self.revealed.setWordWrap(True)
@@ -156,6 +175,8 @@ class GradingPanel(QWidget):
         right = QWidget()
         layout = QVBoxLayout(right)
         layout.addLayout(eyes, 1)
+        layout.addWidget(self.outcome)
+        layout.addWidget(self.reason_edit)
         layout.addWidget(self.help)
         layout.addWidget(self.revealed)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -196,6 +217,9 @@ class GradingPanel(QWidget):
 
     def _open(self, encounter_id: str | None) -> None:
         self.encounter, self.side, self.grades, self.macula, self.findings = encounter_id, Eye.RIGHT, {}, {}, {}
+        self.raise_to = None
+        self.reason_edit.clear()
+        self.reason_edit.hide()
         self.summary = self.store.encounter_summary(encounter_id) if encounter_id else None
         for side in SIDES:
             photo = self._photo(side)
@@ -232,6 +256,46 @@ class GradingPanel(QWidget):
                     text += " \u00b7 " + ", ".join(FINDINGS[f] for f in sorted(self.findings[side]))
             marker = "\u25b6 " if side is self.side and self.encounter else ""
             self.entry[side].setText(marker + text)
+        self._show_outcome()
+
+    def _readings(self, grader: str = "") -> dict[Eye, HumanGrade]:
+        """The grades typed so far, as the grader's readings of each eye."""
+        return {side: HumanGrade(self.encounter or "", side, grader or "grader", g,
+                                 ("yes" if self.macula.get(side) else "no") if g is not None else "not_assessed",
+                                 tuple(sorted(self.findings.get(side, ()))))
+                for side, g in self.grades.items()}
+
+    def protocol_queue(self) -> Queue | None:
+        """The outcome the clinic's protocol gives the grades typed so far (None before any)."""
+        if self.summary is None or not self.grades:
+            return None
+        return protocol_outcome(self.summary.eyes, self._readings(), self.summary.protocol_name,
+                                self.summary.missing_eyes)
+
+    def _show_outcome(self) -> None:
+        queue = self.protocol_queue()
+        if queue is None:
+            self.outcome.setText("")
+            return
+        text = f"Your outcome by the protocol: <b>{queue.label}</b>"
+        if self.raise_to is not None:
+            text += f" \u2192 raised by you to <b>{self.raise_to.label}</b> (type the reason below)"
+        self.outcome.setText(text)
+
+    def _raise(self, up: bool) -> None:
+        """``+``: one step more urgent than the protocol's outcome (or the raise so far); ``-``: no raise."""
+        base = self.protocol_queue()
+        if base is None:
+            return
+        if not up:
+            self.raise_to = None
+            self.reason_edit.hide()
+            return
+        step = next_raise(self.raise_to or base)
+        if step is not None:
+            self.raise_to = step
+            self.reason_edit.show()
+            self.reason_edit.setFocus()
 
     # ------------------------------------------------------------------ keys
 
@@ -252,6 +316,8 @@ class GradingPanel(QWidget):
             self.red_free = not self.red_free
             for view in self.views.values():
                 view.redraw(self.red_free)
+        elif text in ("+", "-"):
+            self._raise(text == "+")
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._enter()
         else:
@@ -276,19 +342,40 @@ class GradingPanel(QWidget):
             self.grader_edit.setFocus()
             return
         encounter, summary = self.encounter, self.summary
-        grades = [HumanGrade(encounter, side, grader, g, ("yes" if self.macula.get(side) else "no")
-                             if g is not None else "not_assessed", tuple(sorted(self.findings.get(side, ()))))
-                  for side, g in self.grades.items()]
+        if encounter is None or not self.grades:
+            return
+        grades = list(self._readings(grader).values())
+        raises = []
+        if self.raise_to is not None:
+            reason = self.reason_edit.text().strip()
+            if not reason:
+                self.revealed.setText("Type why you raise the outcome: a raise is recorded with its reason.")
+                self.reason_edit.setFocus()
+                return
+            raises = [OutcomeRaise(encounter, grader, self.raise_to, reason)]
         try:
             single = bool(getattr(self.settings, "single_grader_stands", False))
-            state = self.store.record_grades(grades, user=grader, single_grader_stands=single).get(encounter)
+            state = self.store.record_grades(grades, user=grader, single_grader_stands=single,
+                                             raises=raises).get(encounter)
         except ValueError as exc:
             self.revealed.setText(str(exc))
             return
-        self.revealed.setText(self._reveal(summary, state))
+        self.revealed.setText(self._reveal(summary, state) + self._rewrite_document(encounter, grader))
         self.committed.emit(encounter)
         self.refresh()
         self.setFocus()
+
+    def _rewrite_document(self, encounter: str, grader: str) -> str:
+        """Write the patient's document again (the earlier one kept as superseded); words for the grader."""
+        if self.documents_dir is None:
+            return ""
+        try:
+            written = regenerate_document(self.store, encounter, self.documents_dir, user=grader)
+        except Exception as exc:  # noqa: BLE001 - the grade is recorded; say the document failed, do not lose it
+            log.exception("the document of encounter %s could not be written again", encounter)
+            return f" The patient's document could not be written again ({exc}): write it from the Queues tab."
+        kept = " (the earlier one kept as superseded)" if written.superseded else ""
+        return f" Patient's document written again: {written.path.name}{kept}."
 
     @staticmethod
     def _reveal(summary: Any, state: Any) -> str:

@@ -152,7 +152,8 @@ class MainWindow(QMainWindow):
                         "'Resume this batch' to screen the rest.")
                 # said once the window is up (the event loop runs), not over a window still being built
                 QTimer.singleShot(0, lambda: self.messages.warning("Batch interrupted", text))
-        self.grading = GradingPanel(self.store, settings=self.settings)
+        self.grading = GradingPanel(self.store, settings=self.settings,
+                                    documents_dir=Path(self.paths.reports) / "documents")
         self.qa_view = QaView(self.store, site=self.settings.site_name or self.settings.clinic_name or "clinic")
         self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
         self.tabs.currentChanged.connect(lambda _index: self._tab_opened())

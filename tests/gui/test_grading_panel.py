@@ -123,3 +123,46 @@ def test_the_settings_draw_the_qa_sample_and_may_let_a_single_grader_stand(qtbot
         assert store.encounter_grading(annual).state == "final"      # a single grader's decision stands
         assert store.encounter_summary(annual).queue is Queue.ROUTINE
         assert len(store.qa_draws()) == 1                    # nothing left to draw: nothing recorded
+
+
+def test_the_grader_raises_the_protocols_outcome_by_keyboard_with_a_reason_and_the_document_is_rewritten(
+        qtbot, tmp_path):
+    from pypdf import PdfReader
+
+    from eyescreen_desktop.core.regrading import regenerate_document
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        review = screened(store, "P007", None, 0)          # the AI could not grade the right eye: review
+        documents = tmp_path / "documents"
+        issued = regenerate_document(store, review, documents, user="nurse").path   # the review slip went out
+        panel = GradingPanel(store, grader="Dr Grey", documents_dir=documents)
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        assert panel.encounter == review and panel.outcome.text() == ""
+        qtbot.keyClicks(panel, "1")                        # grades 1 / 0: annual by the protocol
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
+        qtbot.keyClicks(panel, "0")
+        assert f"protocol: <b>{Queue.ANNUAL.label}</b>" in panel.outcome.text()
+        qtbot.keyClicks(panel, "-")                        # nothing to take back; never below the protocol
+        assert "raised" not in panel.outcome.text()
+        qtbot.keyClicks(panel, "+")                        # annual -> review, the reason asked for
+        assert panel.reason_edit.isVisible() and panel.focusWidget() is panel.reason_edit
+        assert f"raised by you to <b>{Queue.REVIEW.label}</b>" in panel.outcome.text()
+        qtbot.keyClick(panel.reason_edit, Qt.Key.Key_Return)             # no reason: nothing recorded
+        assert store.grades(review) == [] and "Type why" in panel.revealed.text()
+        panel.setFocus()
+        qtbot.keyClicks(panel, "+")                        # review -> routine
+        assert f"raised by you to <b>{Queue.ROUTINE.label}</b>" in panel.outcome.text()
+        with qtbot.waitSignal(panel.committed):
+            qtbot.keyClicks(panel.reason_edit, "possible new vessels on the disc")
+            qtbot.keyClick(panel.reason_edit, Qt.Key.Key_Return)
+        state = store.encounter_grading(review)
+        assert (state.graded_queue, store.encounter_summary(review).queue) == (Queue.ROUTINE, Queue.ROUTINE)
+        assert store.raised_outcomes(review)[0].reason == "possible new vessels on the disc"
+        # the patient's document written again as a referral slip with the graded-by line; the review slip kept
+        slip = documents / "referrals" / issued.name
+        words = " ".join(p.extract_text() for p in PdfReader(slip).pages).replace("\n", " ")
+        assert "Graded by Dr Grey." in words and "replaces an earlier one" in words
+        assert not issued.exists() and (documents / "superseded" / "review").is_dir()
+        assert "written again" in panel.revealed.text() and "superseded" in panel.revealed.text()

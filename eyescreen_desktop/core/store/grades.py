@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..grading import HumanGrade, OutcomeRaise, Resolution, graded_eye_result, raise_outcome, resolve
-from ..protocol import encounter_queue, is_external_eye
+from ..grading import HumanGrade, OutcomeRaise, Resolution, protocol_outcome, raise_outcome, resolve
+from ..protocol import encounter_queue
 from ..records import Eye, Queue
 from .base import _datetime, default_user
 from .engine import Db, Row
@@ -170,10 +170,8 @@ class GradeStore(ResultStore):
         arbitration = {g.eye: g for g in grades if g.role == "arbitration"}
         first = {g.eye: g for g in grades if g.role == "first"}      # newest per eye (grades come oldest first)
         readings = {**first, **arbitration}
-        graded_eyes = [graded_eye_result(e, readings[e.eye], protocol)
-                       if e.eye in readings and not is_external_eye(e) else e for e in eyes]
         deciders = {g.grader for g in (arbitration or first).values()}
-        graded = self._apply_raises(encounter_id, deciders, encounter_queue(graded_eyes, missing))
+        graded = self._apply_raises(encounter_id, deciders, protocol_outcome(eyes, readings, protocol, missing))
         if arbitration:
             settled = Resolution("arbitrated", graded, graded)
         else:
