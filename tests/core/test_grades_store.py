@@ -173,3 +173,27 @@ def test_a_grader_may_only_raise_the_protocols_outcome_with_a_reason(store):
     raised = [a for a in store.audit(f"encounter:{enc}") if a.action == "outcome raised"]
     assert [(a.user, a.details["to"], a.details["reason"]) for a in raised] == [("Dr Grey", "routine", reason)]
     assert store.raised_outcomes(enc) == [OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, reason)]
+
+
+def test_an_encounter_staff_flagged_is_on_the_worklist_until_graded_and_only_staff_may_flag(store):
+    from eyescreen_desktop.core.store import RoleRefused
+
+    annual = screened(store, "P016", 0, 0)                                 # annual: not listed by itself
+    assert annual not in store.to_grade()
+    store.add_person("ada", "admin-password-1", ["admin"])
+    store.sign_in("ada", "admin-password-1")
+    store.add_person("nina", "nurse-password-1", ["nurse"])
+    store.add_person("gus", "grader-password-1", ["grader"])
+    store.sign_in("gus", "grader-password-1")
+    with pytest.raises(RoleRefused, match="nurse"):
+        store.flag_for_grader(annual, "haemorrhage seen at the desk")
+    store.sign_in("nina", "nurse-password-1")
+    assert store.flag_for_grader(annual, "haemorrhage seen at the desk") is True
+    assert store.flag_for_grader(annual, "again") is False                  # already waiting: once
+    assert annual in store.to_grade()
+    assert store.flagged_for_grader() == {annual: "haemorrhage seen at the desk"}
+    audit = [a for a in store.audit(f"encounter:{annual}") if a.action == "flagged for a grader"]
+    assert [(a.user, a.details["reason"]) for a in audit] == [("nina", "haemorrhage seen at the desk")]
+    store.sign_in("gus", "grader-password-1")
+    store.record_grades(both(annual, 0, 0, grader="gus"))
+    assert annual not in store.to_grade() and store.flagged_for_grader() == {}

@@ -185,6 +185,8 @@ class GradeStore(ResultStore):
         self._audit(db, user, "grading " + settled.state.replace("_", " "), f"encounter:{encounter_id}",
                     {"ai_queue": ai.value, "graded_queue": graded.value, "queue": settled.queue.value})
         self._queue_by_rule(encounter_id, user, action="encounter queued (graded)")
+        db.execute("UPDATE grading_flags SET cleared_at = ? WHERE encounter_id = ? AND cleared_at IS NULL",
+                   (self._now(), encounter_id))
         return EncounterGrading(encounter_id, settled.state, ai, graded, settled.final)
 
     def note_document(self, encounter_id: str, path: Path | str, superseded: Sequence[Path | str] = (),
@@ -198,6 +200,29 @@ class GradeStore(ResultStore):
                             {"kept_as": str(kept), "replaced_by": str(path)})
             self._audit(db, user, "document regenerated", f"encounter:{encounter_id}",
                         {"path": str(path), "supersedes": [str(k) for k in superseded]})
+
+    def flag_for_grader(self, encounter_id: str, reason: str = "", user: str | None = None) -> bool:
+        """Put an encounter on the grading worklist because staff want a grader to look
+        (audited, with the reason). Needs the flag permission (nurse, coordinator).
+        False when it is already flagged and waiting."""
+        from ..roles import Action
+
+        self.require(Action.FLAG_FOR_GRADER)
+        self._encounter_row(encounter_id)
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM grading_flags WHERE encounter_id = ? AND cleared_at IS NULL",
+                          (encounter_id,)).fetchone():
+                return False
+            who = self._who(user)
+            db.execute("INSERT INTO grading_flags (encounter_id, flagged_at, flagged_by, reason) VALUES (?, ?, ?, ?)",
+                       (encounter_id, self._now(), who, reason.strip()))
+            self._audit(db, user, "flagged for a grader", f"encounter:{encounter_id}", {"reason": reason.strip()})
+        return True
+
+    def flagged_for_grader(self) -> dict[str, str]:
+        """Encounters flagged for a grader and not yet graded since: encounter -> reason."""
+        return {r[0]: r[1] for r in self._query(
+            "SELECT encounter_id, reason FROM grading_flags WHERE cleared_at IS NULL ORDER BY flag_id")}
 
     def photographed_eyes(self, encounter_id: str) -> set[Eye]:
         """The sides of the encounter that have a screened photograph."""
@@ -279,13 +304,15 @@ class GradeStore(ResultStore):
     def to_grade(self) -> list[str]:
         """Encounters that wait for a human grade, most urgent first, then oldest: every
         referral and review not yet graded, every annual encounter drawn for quality
-        assurance and not yet graded, and every encounter waiting for arbitration."""
+        assurance and not yet graded, every encounter waiting for arbitration, and every
+        encounter staff flagged for a grader since its last grade."""
         rows = self._query(
             "SELECT e.encounter_id, COALESCE(q.override_queue, q.queue) AS queue, e.started_at FROM encounters e "
             "JOIN queue_state q USING (encounter_id) LEFT JOIN encounter_grading g USING (encounter_id) "
             "WHERE (g.encounter_id IS NULL AND (COALESCE(q.override_queue, q.queue) != 'annual' OR EXISTS "
             "(SELECT 1 FROM qa_sample s WHERE s.encounter_id = e.encounter_id AND s.drawn = 1))) "
-            "OR g.state = 'arbitration_pending'")
+            "OR g.state = 'arbitration_pending' OR EXISTS "
+            "(SELECT 1 FROM grading_flags f WHERE f.encounter_id = e.encounter_id AND f.cleared_at IS NULL)")
         return [r[0] for r in sorted(rows, key=lambda r: (Queue(r[1]).priority, r[2], r[0]))]
 
     def patient_encounters(self, patient_id: str) -> list[tuple[str, dt.datetime]]:
