@@ -24,6 +24,9 @@ from .engine import Db, Row
 from .results import ResultStore
 
 
+QUALITY_THRESHOLD_KEY = "applied_quality_reject_threshold"
+
+
 class GradeConflict(ValueError):
     """A grader already gave this eye a different grade (a grade is never silently replaced)."""
 
@@ -223,6 +226,26 @@ class GradeStore(ResultStore):
         """Encounters flagged for a grader and not yet graded since: encounter -> reason."""
         return {r[0]: r[1] for r in self._query(
             "SELECT encounter_id, reason FROM grading_flags WHERE cleared_at IS NULL ORDER BY flag_id")}
+
+    def apply_quality_threshold(self, threshold: float | None, user: str | None = None) -> None:
+        """An admin applies the photo-quality threshold the agreement report suggested
+        for this clinic's camera (None withdraws it: the gate card's threshold again).
+        Screening reads it (``screening.site_gate``); audited with the one before."""
+        from ..roles import Action
+
+        self.require(Action.OPERATING_POINT)
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise ValueError(f"a photo-quality threshold lies strictly between 0 and 1, not {threshold}")
+        before = self.applied_quality_threshold()
+        with self._tx() as db:
+            self._set_meta(QUALITY_THRESHOLD_KEY, "" if threshold is None else repr(float(threshold)))
+            self._audit(db, user, "photo-quality threshold applied" if threshold is not None
+                        else "photo-quality threshold withdrawn", "gate:reject", {"threshold": threshold, "before": before})
+
+    def applied_quality_threshold(self) -> float | None:
+        """The photo-quality threshold an admin applied for this clinic; None: the gate card's."""
+        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (QUALITY_THRESHOLD_KEY,))
+        return float(rows[0][0]) if rows and rows[0][0] else None
 
     def photographed_eyes(self, encounter_id: str) -> set[Eye]:
         """The sides of the encounter that have a screened photograph."""
