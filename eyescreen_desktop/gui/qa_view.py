@@ -24,15 +24,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.gate import card_reject_threshold
 from ..core.qa import (
     SPLITS,
     Agreement,
     agreement,
     confusion_table,
     qa_eyes,
+    quality_suggestions,
     split,
     summary_line,
 )
+from ..core.quality_threshold import QualitySuggestion
+from ..core.roles import Action, may
 
 GRADES = ("0", "1", "2", "3", "4", "ungradable")
 AGREEMENT_COLUMNS = ("Group", "Eyes", "Kappa", "Referable sensitivity (95% CI)", "Referable specificity (95% CI)",
@@ -71,6 +75,12 @@ class QaView(QWidget):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.missed_title = QLabel()
+        self.quality = QLabel()
+        self.quality.setWordWrap(True)
+        self.apply_quality = QPushButton("Apply the suggested photo-quality threshold")
+        self.apply_quality.setToolTip("Admin only: screening then refuses photographs at this threshold (audited)")
+        self.apply_quality.clicked.connect(self.apply_suggestion)
+        self.suggestion: QualitySuggestion | None = None
         self.eyes: list[Any] = []
         self._build()
         self.split_by.currentTextChanged.connect(lambda _t: self._fill_agreement())
@@ -96,6 +106,10 @@ class QaView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.agreement, 1)
         layout.addLayout(lower, 1)
+        quality = QHBoxLayout()
+        quality.addWidget(self.quality, 1)
+        quality.addWidget(self.apply_quality)
+        layout.addLayout(quality)
 
     def refresh(self) -> None:
         """Read the graded eyes again and recompute every table."""
@@ -117,6 +131,29 @@ class QaView(QWidget):
         for row, e in enumerate(missed):
             for col, value in enumerate((e.patient_id, e.date, e.eye, e.ai_grade, e.grader_grade)):
                 self.missed.setItem(row, col, QTableWidgetItem(str(value)))
+        self._show_quality()
+
+    def _show_quality(self) -> None:
+        """The photo-quality threshold suggested from the graders' ungradable calls (per camera);
+        the button applies the suggestion of the camera with the most graded eyes, for an admin."""
+        applied = self.store.applied_quality_threshold()
+        current = applied if applied is not None else card_reject_threshold()
+        suggestions = quality_suggestions(self.eyes, current) if current is not None and self.eyes else []
+        ready = [s for s in suggestions if s.threshold is not None and abs(s.threshold - s.current) > 1e-9]
+        self.suggestion = max(ready, key=lambda s: s.eyes, default=None)
+        in_force = (f"Photo-quality threshold in force: {current:.3f} ("
+                    f"{'applied by an admin' if applied is not None else 'the gate card'}). ") if current else ""
+        self.quality.setText(in_force + " ".join(s.words() for s in suggestions))
+        person = getattr(self.store, "person", None)
+        admin = person is None or may(person.roles, Action.OPERATING_POINT)
+        self.apply_quality.setEnabled(self.suggestion is not None and admin)
+
+    def apply_suggestion(self) -> None:
+        """An admin applies the suggested threshold (the store refuses anyone else, audited)."""
+        if self.suggestion is None or self.suggestion.threshold is None:
+            return
+        self.store.apply_quality_threshold(self.suggestion.threshold)
+        self._show_quality()
 
     def _fill_agreement(self) -> None:
         by = self.split_by.currentText()

@@ -7,20 +7,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
-from dataclasses import replace
 
 import pytest
 
 from eyescreen_desktop.core.classifier import Classifier
-from eyescreen_desktop.core.gate import QUALITY_PROBABILITY, card_reject_threshold
-from eyescreen_desktop.core.grading import HumanGrade
+from eyescreen_desktop.core.gate import card_reject_threshold
 from eyescreen_desktop.core.paths import data_paths
 from eyescreen_desktop.core.qa import qa_eyes, quality_suggestions
 from eyescreen_desktop.core.quality_threshold import QualityEye, suggest_quality_threshold
-from eyescreen_desktop.core.records import Eye
 from eyescreen_desktop.core.store import ClinicStore, FixedClock, RoleRefused
 from tests.conftest import FUNDUS_DR
-from tests.core.grading_fixtures import MODEL, OP, ai_result, screened
+from tests.core.grading_fixtures import quality_graded_clinic
 from tests.core.screen_inputs import model_with_thresholds
 
 NOW = dt.datetime(2026, 5, 6, 12, 0, tzinfo=dt.UTC)
@@ -44,30 +41,18 @@ def store(tmp_path, database_url):
         yield s
 
 
-def _screened_with_p_reject(store, patient: str, p_right: float, p_left: float) -> str:
-    """An annual encounter whose photographs the gate scored ``p_right`` / ``p_left``."""
-    enc = screened(store, patient, 0, 0)
-    for eye, p in ((Eye.RIGHT, p_right), (Eye.LEFT, p_left)):
-        r = ai_result(patient, eye, 0)
-        r = replace(r, quality=replace(r.quality, metrics={**r.quality.metrics, QUALITY_PROBABILITY: p}))
-        store.save_result(enc, r, MODEL, "icdr-ada", OP, user="nurse")
-    return enc
-
-
-def test_the_qa_report_suggests_from_the_database_and_only_an_admin_applies_it(store):
-    patients = ["P001", "P003", "P004", "P006", "P007", "P008", "P009", "P010", "P011", "P014", "P015", "P016",
-                "P017", "P018", "P019"]
-    grades = []
-    for i, patient in enumerate(patients):
-        bad = i < 5                                         # the grader cannot read the right eye of five
-        enc = _screened_with_p_reject(store, patient, 0.35 + 0.01 * i if bad else 0.02 * i, 0.05)
-        grades += [HumanGrade(enc, Eye.RIGHT, "Centre", None if bad else 0, source="import"),
-                   HumanGrade(enc, Eye.LEFT, "Centre", 0, source="import")]
-    store.record_grades(grades, user="clerk")
+def test_the_qa_report_suggests_from_the_database_and_only_an_admin_applies_it(store, tmp_path):
+    quality_graded_clinic(store)
     eyes = qa_eyes(store, "North", camera_of=lambda r: "1024x685")
     assert sum(e.p_quality_reject is not None for e in eyes) == 30
     (suggestion,) = quality_suggestions(eyes, card_reject_threshold())
     assert suggestion.camera == "1024x685" and suggestion.threshold == pytest.approx(0.35)
+    from pypdf import PdfReader
+
+    from eyescreen_desktop.core.qa_report import export_qa
+    pdf, _csv, _summary = export_qa(store, tmp_path / "qa", "North", n_boot=20)
+    words = " ".join(p.extract_text() for p in PdfReader(pdf).pages).replace("\n", " ")
+    assert "Suggested photo-quality threshold" in words and "suggested 0.350" in words
     store.add_person("ada", "admin-password-1", ["admin"])
     store.sign_in("ada", "admin-password-1")
     store.add_person("nina", "nurse-password-1", ["nurse"])

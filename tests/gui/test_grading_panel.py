@@ -166,3 +166,27 @@ def test_the_grader_raises_the_protocols_outcome_by_keyboard_with_a_reason_and_t
         assert "Graded by Dr Grey." in words and "replaces an earlier one" in words
         assert not issued.exists() and (documents / "superseded" / "review").is_dir()
         assert "written again" in panel.revealed.text() and "superseded" in panel.revealed.text()
+
+
+def test_the_qa_view_suggests_a_photo_quality_threshold_that_only_an_admin_applies(qtbot, tmp_path):
+    from eyescreen_desktop.gui.qa_view import QaView
+    from tests.core.grading_fixtures import quality_graded_clinic
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        quality_graded_clinic(store)
+        store.add_person("ada", "admin-password-1", ["admin"])
+        store.sign_in("ada", "admin-password-1")
+        store.add_person("nina", "nurse-password-1", ["nurse"])
+        store.sign_in("nina", "nurse-password-1")
+        view = QaView(store, site="North", n_boot=20)
+        qtbot.addWidget(view)
+        view.refresh()
+        assert "suggested 0.350" in view.quality.text() and "the gate card" in view.quality.text()
+        assert not view.apply_quality.isEnabled()                       # a nurse cannot apply it
+        store.sign_in("ada", "admin-password-1")
+        view.refresh()
+        assert view.apply_quality.isEnabled()
+        view.apply_quality.setFocus()
+        qtbot.keyClick(view.apply_quality, Qt.Key.Key_Space)
+        assert store.applied_quality_threshold() == 0.35
+        assert "0.350 (applied by an admin)" in view.quality.text() and not view.apply_quality.isEnabled()
