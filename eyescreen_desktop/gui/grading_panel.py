@@ -17,6 +17,8 @@ said nor why the encounter is listed (blind first read). Keys, about three per e
   grader types). ``+`` raises it one step (annual, review, routine, urgent) and
   asks for the reason, Enter in the reason commits; ``-`` takes the raise back.
   It can never be lowered below the protocol's outcome.
+* After the commit the encounter stays on show with what the AI said; H toggles
+  the AI's heat map (never before the commit), Enter moves to the next encounter.
 
 After the commit the patient's document is written again (with its "graded by"
 line) into the documents folder, the earlier one kept as superseded
@@ -52,11 +54,14 @@ from PySide6.QtWidgets import (
 from ..core.grading import FINDINGS, HumanGrade, OutcomeRaise, next_raise, protocol_outcome
 from ..core.regrading import regenerate_document
 from ..core.imageio import ImageReadError, read_image
+from ..core.preprocess import model_square
 from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Queue, Status
+from .result_view import overlay_heatmap
 
 log = logging.getLogger(__name__)
 
 SIDES = (Eye.RIGHT, Eye.LEFT)
+HEATMAP_SIDE = 768   # px: the model's square the heat map is drawn over (it is in the model's frame)
 FINDING_KEYS = {"a": "amd", "g": "glaucoma_suspect", "c": "cataract", "v": "vein_occlusion", "o": "other"}
 
 
@@ -86,17 +91,27 @@ class EyeView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)     # keys belong to the panel
         self.rgb: np.ndarray | None = None
+        self.heatmap: np.ndarray | None = None   # shown only after the commit, when toggled on (H)
         self.zoomed = False          # the grader zoomed in: resizing no longer refits
 
     def show_photo(self, rgb: np.ndarray | None, red_free: bool) -> None:
-        self.rgb, self.zoomed = rgb, False
+        self.rgb, self.heatmap, self.zoomed = rgb, None, False
+        self.redraw(red_free)
+
+    def show_heatmap(self, heatmap: np.ndarray | None, red_free: bool) -> None:
+        """Overlay the AI's heat map (None: the photograph alone). The map is in the
+        model's frame, so it is drawn over the model's square of the photograph."""
+        self.heatmap, self.zoomed = heatmap, False
         self.redraw(red_free)
 
     def redraw(self, red_free: bool) -> None:
         if self.rgb is None:
             self.item.setPixmap(QPixmap())
             return
-        shown = np.repeat(self.rgb[:, :, 1:2], 3, axis=2) if red_free else self.rgb
+        if self.heatmap is not None:
+            shown = overlay_heatmap(model_square(self.rgb, HEATMAP_SIDE), self.heatmap)
+        else:
+            shown = np.repeat(self.rgb[:, :, 1:2], 3, axis=2) if red_free else self.rgb
         self.item.setPixmap(_pixmap(shown))
         self.scene().setSceneRect(self.item.boundingRect())
         if not self.zoomed:
@@ -133,6 +148,8 @@ class GradingPanel(QWidget):
         self.reason_edit.hide()
         self.reason_edit.returnPressed.connect(self.commit)
         self.raise_to: Queue | None = None
+        self.revealed_mode = False     # committed: the AI's reading (and heat map, H) may be shown
+        self.heat_on = False
         self.grader_edit = QLineEdit(grader)
         self.grader_edit.setPlaceholderText("your name (asked once; every grade is audited under it)")
         self.counts = QLabel()
@@ -217,7 +234,7 @@ class GradingPanel(QWidget):
 
     def _open(self, encounter_id: str | None) -> None:
         self.encounter, self.side, self.grades, self.macula, self.findings = encounter_id, Eye.RIGHT, {}, {}, {}
-        self.raise_to = None
+        self.raise_to, self.revealed_mode, self.heat_on = None, False, False
         self.reason_edit.clear()
         self.reason_edit.hide()
         self.summary = self.store.encounter_summary(encounter_id) if encounter_id else None
@@ -304,6 +321,18 @@ class GradingPanel(QWidget):
         if self.encounter is None or self.grader_edit.hasFocus():
             super().keyPressEvent(event)
             return
+        if self.revealed_mode:      # committed: H the AI's heat map, R red-free, Enter the next encounter
+            if text == "h":
+                self.toggle_heatmap()
+            elif text == "r":
+                self.red_free = not self.red_free
+                for view in self.views.values():
+                    view.redraw(self.red_free)
+            elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.refresh()
+            else:
+                super().keyPressEvent(event)
+            return
         if text in "01234" and text:
             self.grades[self.side] = int(text)
         elif text == "u":
@@ -360,10 +389,24 @@ class GradingPanel(QWidget):
         except ValueError as exc:
             self.revealed.setText(str(exc))
             return
-        self.revealed.setText(self._reveal(summary, state) + self._rewrite_document(encounter, grader))
+        maps = any(self._heatmap(side) is not None for side in SIDES)
+        self.revealed.setText(self._reveal(summary, state) + self._rewrite_document(encounter, grader)
+                              + (" H: the AI's heat map." if maps else "") + " Enter: the next encounter.")
+        self.revealed_mode = True
         self.committed.emit(encounter)
-        self.refresh()
         self.setFocus()
+
+    def _heatmap(self, side: Eye) -> np.ndarray | None:
+        photo = self._photo(side)
+        return None if photo is None or photo.heatmap is None else np.asarray(photo.heatmap, np.float32)
+
+    def toggle_heatmap(self) -> None:
+        """The AI's heat map over each eye, on and off: only after the commit (blind first read)."""
+        if not self.revealed_mode:
+            return
+        self.heat_on = not self.heat_on
+        for side in SIDES:
+            self.views[side].show_heatmap(self._heatmap(side) if self.heat_on else None, self.red_free)
 
     def _rewrite_document(self, encounter: str, grader: str) -> str:
         """Write the patient's document again (the earlier one kept as superseded); words for the grader."""

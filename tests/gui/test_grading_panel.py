@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from eyescreen_desktop.core.records import Eye, Queue
+from eyescreen_desktop.core.records import Eye, Patient, Queue
 from eyescreen_desktop.core.store import ClinicStore
 from eyescreen_desktop.gui.grading_panel import GradingPanel
 from tests.core.grading_fixtures import screened
@@ -44,6 +44,8 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
             4, "yes", "Dr Grey")
         assert grades[Eye.LEFT].findings == ("cataract",)
         assert store.encounter_grading(urgent).state == "final"
+        assert panel.encounter == urgent                  # committed: stays on show until Enter
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
         # P003 comes up next, blind again; grading both eyes 0 disagrees with the AI's referral
         assert panel.encounter == referral and "ICDR 2" not in panel.entry[Eye.RIGHT].text()
         with qtbot.waitSignal(panel.committed):
@@ -54,6 +56,7 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
         assert store.encounter_summary(referral).queue is Queue.ROUTINE
         assert "arbitration" in panel.revealed.text()
         assert store.audit(f"encounter:{referral}")[-1].user == "Dr Grey"
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
         # a different grader arbitrates; the same one would be refused
         panel.grader_edit.setText("Dr Brown")
         assert panel.encounter == referral
@@ -63,6 +66,7 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
                 qtbot.keyClick(panel, Qt.Key.Key_Return)
         assert store.encounter_grading(referral).state == "arbitrated"
         assert store.encounter_summary(referral).queue is Queue.ANNUAL
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
         assert panel.counts.text() == "0 encounter(s) to grade" and annual not in store.to_grade()
 
 
@@ -190,3 +194,40 @@ def test_the_qa_view_suggests_a_photo_quality_threshold_that_only_an_admin_appli
         qtbot.keyClick(view.apply_quality, Qt.Key.Key_Space)
         assert store.applied_quality_threshold() == 0.35
         assert "0.350 (applied by an admin)" in view.quality.text() and not view.apply_quality.isEnabled()
+
+
+def test_the_heat_map_is_hidden_until_the_commit_then_h_toggles_it(qtbot, tmp_path):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tests.core.grading_fixtures import MODEL, OP, ai_result
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        store.upsert_patient(Patient("P006"))
+        enc = store.start_encounter("P006", user="nurse")
+        heat = np.zeros((16, 16), np.float32)
+        heat[4:8, 4:8] = 1.0                                  # where the network saw signs
+        store.save_result(enc, replace(ai_result("P006", Eye.RIGHT, 3), heatmap=heat), MODEL, "icdr-ada", OP)
+        store.save_result(enc, ai_result("P006", Eye.LEFT, 0), MODEL, "icdr-ada", OP)
+        panel = GradingPanel(store, grader="Dr Grey")
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        photo = panel.views[Eye.RIGHT].item.pixmap().toImage()
+        qtbot.keyClicks(panel, "h")                           # blind first read: no heat map yet
+        assert panel.views[Eye.RIGHT].heatmap is None and panel.views[Eye.RIGHT].item.pixmap().toImage() == photo
+        assert "heat map" not in panel.revealed.text()
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("3", "0"):
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert "H: the AI's heat map" in panel.revealed.text()
+        qtbot.keyClicks(panel, "h")
+        shown = panel.views[Eye.RIGHT].item.pixmap()
+        assert panel.views[Eye.RIGHT].heatmap is not None and shown.width() == shown.height() == 768
+        assert panel.views[Eye.LEFT].heatmap is None          # no map for an eye the AI did not refer
+        qtbot.keyClicks(panel, "h")
+        assert panel.views[Eye.RIGHT].item.pixmap().toImage() == photo
+        qtbot.keyClick(panel, Qt.Key.Key_Return)              # the next encounter (none left)
+        assert panel.encounter is None
