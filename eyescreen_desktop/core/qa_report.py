@@ -21,6 +21,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
 from .gate import card_reject_threshold
+from .qa_plots import confusion_drawing, monthly_drawing
 from .qa import (
     SPLITS,
     Agreement,
@@ -98,7 +99,10 @@ def qa_story(eyes: Sequence[QaEye], arbitration: Sequence[ArbitrationAgreement],
         _table(AGREEMENT_HEADER, _agreement_rows([overall]), widths),
     ]
     for by in SPLITS:
-        story += [P(f"Per {by}", "h2"), _table(AGREEMENT_HEADER, _agreement_rows(split(eyes, by, n_boot // 2)), widths)]
+        rows = split(eyes, by, n_boot // 2)
+        story += [P(f"Per {by}", "h2"), _table(AGREEMENT_HEADER, _agreement_rows(rows), widths)]
+        if by == "month" and rows:
+            story += [Spacer(1, 4), monthly_drawing(rows, width)]
     story += _confusion(eyes, width) + _urgent_in_annual(eyes, width) + _gate(overall, width)
     story += _quality_suggestions(eyes, quality_threshold)
     story += _arbitration(arbitration, width)
@@ -113,8 +117,11 @@ def _confusion(eyes: Sequence[QaEye], width: float) -> list[Flowable]:
     rows.append([P("all", "cell_bold"), *[P(str(int(v)), "cell") for v in table.sum(0)],
                  P(str(int(table.sum())), "cell")])
     header = ["", *[f"AI {g}" for g in GRADE_LABELS], "all"]
-    return [P("AI grade against the grader's (eyes)", "h2"),
-            _table(header, rows, [width * 0.16] + [width * 0.12] * 6 + [width * 0.12])]
+    return [KeepTogether([P("AI grade against the grader's (eyes)", "h2"),
+                          _table(header, rows, [width * 0.16] + [width * 0.12] * 6 + [width * 0.12])]), Spacer(1, 4),
+            KeepTogether([confusion_drawing(table, width * 0.5),
+                          P("Each row shaded by its share of the grader's eyes of that grade: a good agreement "
+                            "is dark on the diagonal.", "small")])]
 
 
 def _urgent_in_annual(eyes: Sequence[QaEye], width: float) -> list[Flowable]:
