@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -53,6 +55,55 @@ def _num(x: float) -> str:
     return "\u2013" if math.isnan(x) else f"{x:.2f}"
 
 
+class MonthlyChart(QWidget):
+    """Referable sensitivity (blue) and specificity (red) per month, 0-1, with their
+    95% intervals as bars: the same figures as the per-month table and the PDF's plot."""
+
+    SENS, SPEC = QColor("#1f5fa8"), QColor("#c0392b")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Agreement] = []
+        self.setMinimumHeight(130)
+
+    def set_rows(self, rows: list[Agreement]) -> None:
+        self.rows = rows
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        left, top, bottom = 34.0, 22.0, 20.0
+        plot = QRectF(left, top, self.width() - left - 8, self.height() - top - bottom)
+        p.setPen(QPen(QColor("#bbbbbb"), 1))
+        for v in (0.0, 0.5, 1.0):
+            y = plot.bottom() - v * plot.height()
+            p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+            p.drawText(QRectF(0, y - 8, left - 4, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       f"{v:.1f}")
+        for k, (colour, words) in enumerate(((self.SENS, "referable sensitivity"),
+                                             (self.SPEC, "specificity (bars: 95% interval)"))):
+            p.fillRect(QRectF(left + k * 170, 4, 8, 8), colour)
+            p.setPen(QColor("#000000"))
+            p.drawText(QPointF(left + k * 170 + 12, 12), words)
+        step = plot.width() / max(len(self.rows), 1)
+        for i, a in enumerate(self.rows):
+            x = plot.left() + (i + 0.5) * step
+            p.setPen(QColor("#000000"))
+            p.drawText(QRectF(x - step / 2, plot.bottom() + 2, step, bottom - 2), Qt.AlignmentFlag.AlignCenter,
+                       a.group)
+            for rate, colour, dx in ((a.sensitivity, self.SENS, -4), (a.specificity, self.SPEC, 4)):
+                if rate.total == 0 or math.isnan(rate.value):
+                    continue
+                p.setPen(QPen(colour, 2))
+                if not (math.isnan(rate.low) or math.isnan(rate.high)):
+                    p.drawLine(QPointF(x + dx, plot.bottom() - rate.low * plot.height()),
+                               QPointF(x + dx, plot.bottom() - rate.high * plot.height()))
+                p.setBrush(QBrush(colour))
+                p.drawEllipse(QPointF(x + dx, plot.bottom() - rate.value * plot.height()), 3.5, 3.5)
+        p.end()
+
+
 class QaView(QWidget):
     """The agreement report in the window (see the module's note)."""
 
@@ -75,6 +126,7 @@ class QaView(QWidget):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.missed_title = QLabel()
+        self.monthly = MonthlyChart()
         self.quality = QLabel()
         self.quality.setWordWrap(True)
         self.apply_quality = QPushButton("Apply the suggested photo-quality threshold")
@@ -99,6 +151,8 @@ class QaView(QWidget):
         right = QVBoxLayout()
         right.addWidget(self.missed_title)
         right.addWidget(self.missed)
+        right.addWidget(QLabel("<b>Per month</b>"))
+        right.addWidget(self.monthly)
         lower.addLayout(left, 1)
         lower.addLayout(right, 1)
         layout = QVBoxLayout(self)
@@ -124,7 +178,13 @@ class QaView(QWidget):
         table = confusion_table(self.eyes)
         for i in range(6):
             for j in range(6):
-                self.confusion.setItem(i, j, QTableWidgetItem(str(int(table[i, j])) if table[i, j] else "\u00b7"))
+                item = QTableWidgetItem(str(int(table[i, j])) if table[i, j] else "\u00b7")
+                share = float(table[i, j] / table[i].sum()) if table[i].sum() else 0.0
+                item.setBackground(QColor.fromRgbF(1 - 0.8 * share, 1 - 0.55 * share, 1 - 0.2 * share))
+                if share > 0.6:
+                    item.setForeground(QColor("#ffffff"))
+                self.confusion.setItem(i, j, item)
+        self.monthly.set_rows(split(self.eyes, "month", self.n_boot) if self.eyes else [])
         missed = sorted((e for e in self.eyes if e.urgent_in_annual), key=lambda e: (e.patient_id, e.date, e.eye))
         self.missed_title.setText(f"<b>Grader-urgent eyes the AI put in annual ({len(missed)})</b>: follow them up")
         self.missed.setRowCount(len(missed))

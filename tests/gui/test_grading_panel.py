@@ -186,6 +186,11 @@ def test_the_qa_view_suggests_a_photo_quality_threshold_that_only_an_admin_appli
         qtbot.addWidget(view)
         view.refresh()
         assert "suggested 0.350" in view.quality.text() and "the gate card" in view.quality.text()
+        assert [a.group for a in view.monthly.rows] == ["2026-05"]          # the per-month chart's points
+        assert view.monthly.rows[0].specificity.total == 25
+        assert view.confusion.item(0, 0).background().color().blueF() < 0.9          # grader 0, AI 0: shaded
+        assert view.confusion.item(0, 1).background().color().name() == "#ffffff"   # no eye there: white
+        assert not view.grab().isNull()                                     # the chart paints
         assert not view.apply_quality.isEnabled()                       # a nurse cannot apply it
         store.sign_in("ada", "admin-password-1")
         view.refresh()
