@@ -146,7 +146,8 @@ class GradingPanel(QWidget):
         self.reason_edit = QLineEdit()
         self.reason_edit.setPlaceholderText("why you raise the outcome (required), then Enter to commit")
         self.reason_edit.hide()
-        self.reason_edit.returnPressed.connect(self.commit)
+        self.reason_edit.returnPressed.connect(self._reason_entered)
+        self._swallow_return = False   # the reason's Enter, which the line edit passes on to the panel too
         self.raise_to: Queue | None = None
         self.revealed_mode = False     # committed: the AI's reading (and heat map, H) may be shown
         self.heat_on = False
@@ -235,6 +236,7 @@ class GradingPanel(QWidget):
     def _open(self, encounter_id: str | None) -> None:
         self.encounter, self.side, self.grades, self.macula, self.findings = encounter_id, Eye.RIGHT, {}, {}, {}
         self.raise_to, self.revealed_mode, self.heat_on = None, False, False
+        self.revealed.clear()          # the last encounter's reveal does not stay beside a blind read
         self.reason_edit.clear()
         self.reason_edit.hide()
         self.summary = self.store.encounter_summary(encounter_id) if encounter_id else None
@@ -283,8 +285,10 @@ class GradingPanel(QWidget):
                 for side, g in self.grades.items()}
 
     def protocol_queue(self) -> Queue | None:
-        """The outcome the clinic's protocol gives the grades typed so far (None before any)."""
-        if self.summary is None or not self.grades:
+        """The outcome the clinic's protocol gives the grader's grades, once every
+        photographed eye is graded (None before: an eye still as the AI read it would
+        reveal the AI's reading before the commit)."""
+        if self.summary is None or any(self._photo(side) is not None and side not in self.grades for side in SIDES):
             return None
         return protocol_outcome(self.summary.eyes, self._readings(), self.summary.protocol_name,
                                 self.summary.missing_eyes)
@@ -316,8 +320,17 @@ class GradingPanel(QWidget):
 
     # ------------------------------------------------------------------ keys
 
+    def _reason_entered(self) -> None:
+        """Enter in the reason commits; the same key press then reaches the panel, and must not move on."""
+        self._swallow_return = True
+        self.commit()
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key, text = event.key(), event.text().lower()
+        if self._swallow_return and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._swallow_return = False
+            return
+        self._swallow_return = False
         if self.encounter is None or self.grader_edit.hasFocus():
             super().keyPressEvent(event)
             return

@@ -146,6 +146,7 @@ def test_the_grader_raises_the_protocols_outcome_by_keyboard_with_a_reason_and_t
         assert panel.encounter == review and panel.outcome.text() == ""
         qtbot.keyClicks(panel, "1")                        # grades 1 / 0: annual by the protocol
         qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert panel.outcome.text() == ""                  # the left eye is still the AI's: nothing shown yet
         qtbot.keyClicks(panel, "0")
         assert f"protocol: <b>{Queue.ANNUAL.label}</b>" in panel.outcome.text()
         qtbot.keyClicks(panel, "-")                        # nothing to take back; never below the protocol
@@ -170,6 +171,9 @@ def test_the_grader_raises_the_protocols_outcome_by_keyboard_with_a_reason_and_t
         assert "Graded by Dr Grey." in words and "replaces an earlier one" in words
         assert not issued.exists() and (documents / "superseded" / "review").is_dir()
         assert "written again" in panel.revealed.text() and "superseded" in panel.revealed.text()
+        assert panel.encounter == review                   # the reason's Enter committed; it did not move on
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert panel.encounter is None and panel.revealed.text() == ""
 
 
 def test_the_qa_view_suggests_a_photo_quality_threshold_that_only_an_admin_applies(qtbot, tmp_path):
