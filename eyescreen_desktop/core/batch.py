@@ -68,7 +68,7 @@ from .report_names import ReportNames, safe_name
 from .protocol import is_external_eye
 from .photo_fit import noted_result
 from .gate import QUALITY_PROBABILITY
-from .screening import ScreenItem, Screener
+from .screening import ScreenItem, Screener, site_gate
 from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
 
 log = logging.getLogger(__name__)
@@ -314,7 +314,7 @@ def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: P
         todo = [f for f in files if f.file not in done]
         if todo:  # a finished batch run again only rewrites its outputs: no model loading
             classifier = model if model_path is None else load_for_batch(model_path, backend)
-            screener = Screener(classifier, proto, operating_point,
+            screener = Screener(classifier, proto, operating_point, gate=site_gate(store.applied_quality_threshold()),
                                 batch_size=batch_size or classifier.preferred_batch,
                                 decode_workers=decode_workers or pipeline_threads()[0],
                                 heatmaps=pdf)  # the slips show where the network looked

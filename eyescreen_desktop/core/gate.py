@@ -34,6 +34,7 @@ Training: ``training/gate.py`` (``eyescreen train-gate``).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -76,6 +77,16 @@ def default_gate_dir() -> Path:
     from .paths import models_dir
 
     return models_dir() / "eyescreen-gate"
+
+
+def card_reject_threshold(folder: Path | None = None) -> float | None:
+    """The shipped gate card's reject threshold on p_reject (None without a readable
+    card): what a site threshold is compared with, read without loading the network."""
+    folder = Path(folder) if folder is not None else default_gate_dir()
+    try:
+        return float(json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))["thresholds"]["reject"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def modality_input(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -132,11 +143,27 @@ class Gate:
         self._heads = {k: np.asarray(v) for k, v in heads.items()}
         self.input_size = int(card["input_size"])
         self.thresholds = dict(card["thresholds"])
+        self.site_reject: float | None = None     # the clinic's own threshold, applied by an admin
 
     @property
     def version(self) -> str:
-        """``name version``: goes on every result row and slip."""
-        return f"{self.card['name']} {self.card['version']}"
+        """``name version``: goes on every result row and slip (with the clinic's own
+        photo-quality threshold when one is applied, so cached results of another
+        threshold are not reused and every result says which threshold judged it)."""
+        site = f" (site photo-quality threshold {self.site_reject:.4f})" if self.site_reject is not None else ""
+        return f"{self.card['name']} {self.card['version']}{site}"
+
+    def with_reject(self, threshold: float) -> "Gate":
+        """This gate judging quality at the clinic's threshold on p_reject (an admin's
+        applied suggestion, :mod:`.quality_threshold`); the borderline band starts no
+        higher than it. The network and heads are shared, not reloaded."""
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"a photo-quality threshold lies strictly between 0 and 1, not {threshold}")
+        site = copy.copy(self)
+        site.thresholds = {**self.thresholds, "reject": float(threshold),
+                           "borderline": min(self.thresholds.get("borderline", float("inf")), float(threshold))}
+        site.site_reject = float(threshold)
+        return site
 
     @classmethod
     def load(cls, folder: Path | None = None) -> "Gate":

@@ -14,13 +14,14 @@ Pure: no store, no Qt.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from ..domain.grades import is_referable, is_urgent
-from .protocol import get_protocol
+from .protocol import encounter_queue, get_protocol, is_external_eye
 from .records import (
     Eye,
+    MissingEye,
     EyeDecision,
     EyeResult,
     OperatingPoint,
@@ -121,6 +122,35 @@ def eye_outcome(grade: HumanGrade, protocol_name: str) -> EyeDecision:
     return protocol.decide_eye(prediction, _GRADER_POINT)
 
 
+@dataclass(frozen=True)
+class OutcomeRaise:
+    """A grader raising an encounter's outcome above what the protocol makes of their
+    grades (e.g. annual to routine for a finding the ICDR scale does not carry), with
+    the reason, which is required."""
+
+    encounter_id: str
+    grader: str
+    queue: Queue
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise ValueError("raising the outcome needs a reason")
+
+
+def raise_outcome(protocol_outcome: Queue, raised: Queue, reason: str) -> Queue:
+    """The outcome after a grader's raise. The outcome follows from the grades by the
+    protocol; a grader may only make it MORE urgent, and only with a reason. A raise
+    to the same or a less urgent queue is refused (ValueError), never applied as a
+    lowering."""
+    if not reason.strip():
+        raise ValueError("raising the outcome needs a reason")
+    if raised.priority >= protocol_outcome.priority:
+        raise ValueError(f"the grades give {protocol_outcome.label}; a grader may only raise the outcome, "
+                         f"not set it to {raised.label}")
+    return raised
+
+
 def more_urgent(a: Queue, b: Queue) -> Queue:
     """The more urgent of two queues (review outranks annual)."""
     return a if a.priority <= b.priority else b
@@ -182,3 +212,24 @@ def graded_eye_result(result: EyeResult, grade: HumanGrade, protocol_name: str) 
     decision = eye_outcome(grade, protocol_name)
     status = Status.OK if grade.gradable else Status.UNGRADABLE
     return replace(result, status=status, decision=decision)
+
+
+def protocol_outcome(eyes: Iterable[EyeResult], readings: Mapping[Eye, HumanGrade], protocol_name: str,
+                     missing: Iterable[MissingEye] = ()) -> Queue:
+    """The encounter's outcome by the clinic's protocol from the graders' readings
+    (each graded eye read as the grader read it, an ungraded or external-eye one as
+    the AI did): the one rule the store settles with and the grading desk shows
+    before the grader commits (or raises it)."""
+    graded = [graded_eye_result(e, readings[e.eye], protocol_name) if e.eye in readings and not is_external_eye(e)
+              else e for e in eyes]
+    return encounter_queue(graded, missing)
+
+
+RAISE_ORDER = (Queue.ANNUAL, Queue.REVIEW, Queue.ROUTINE, Queue.URGENT)
+"""Queues from least to most urgent: the steps a grader's raise moves through."""
+
+
+def next_raise(current: Queue) -> Queue | None:
+    """The next more urgent queue than ``current``; None above urgent."""
+    i = RAISE_ORDER.index(current)
+    return RAISE_ORDER[i + 1] if i + 1 < len(RAISE_ORDER) else None

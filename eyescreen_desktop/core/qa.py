@@ -25,7 +25,9 @@ import numpy as np
 
 from . import metrics as M
 from .grading import HumanGrade, eye_outcome
+from .gate import QUALITY_PROBABILITY
 from .imageio import camera_model
+from .quality_threshold import QualityEye, QualitySuggestion, suggest_quality_threshold
 from .records import Eye, EyeResult, Queue, Status
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class QaEye:
     grader_referable: bool
     grader_urgent: bool
     weight: float               # 1 / P(graded)
+    p_quality_reject: float | None = None   # the gate's p_reject of the photograph (None: it did not judge)
 
     @property
     def month(self) -> str:
@@ -103,8 +106,23 @@ def qa_eyes(store: ClinicStore, site: str, camera_of: Callable[[EyeResult], str]
             s.patient.patient_id, encounter_id, s.started_at.date().isoformat(), site, camera_of(ai), eye.value,
             reading.grader, reading.source, reading.role == "arbitration", ai.status.value, ai.grade, ai.queue.value,
             ai.prediction.p_referable if ai.prediction else None, reading.icdr_grade, graded_queue.value,
-            reading.referable, reading.urgent, 1.0 / p_graded[encounter_id]))
+            reading.referable, reading.urgent, 1.0 / p_graded[encounter_id], _p_reject(ai)))
     return sorted(out, key=lambda q: (q.date, q.patient_id, q.encounter_id, q.eye != "R"))
+
+
+def _p_reject(result: EyeResult) -> float | None:
+    value = result.quality.metrics.get(QUALITY_PROBABILITY) if result.quality else None
+    return None if value is None else float(value)
+
+
+def quality_suggestions(eyes: Sequence[QaEye], current: float) -> list[QualitySuggestion]:
+    """The photo-quality threshold suggested from the graders' ungradable calls, per
+    camera (:func:`quality_threshold.suggest_quality_threshold`), on the eyes whose
+    photograph the gate judged."""
+    cameras = sorted({e.camera for e in eyes})
+    return [suggest_quality_threshold([QualityEye(e.p_quality_reject, e.grader_grade is None, e.weight)
+                                       for e in eyes if e.camera == camera and e.p_quality_reject is not None],
+                                      current, camera) for camera in cameras]
 
 
 def photo_camera(result: EyeResult, store: ClinicStore) -> str:

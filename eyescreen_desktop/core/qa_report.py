@@ -20,6 +20,8 @@ from xml.sax.saxutils import escape
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, Spacer
 
+from .gate import card_reject_threshold
+from .qa_plots import confusion_drawing, monthly_drawing
 from .qa import (
     SPLITS,
     Agreement,
@@ -29,6 +31,7 @@ from .qa import (
     arbitration_agreement,
     confusion_table,
     qa_eyes,
+    quality_suggestions,
     split,
     summary_line,
     write_qa_csv,
@@ -77,8 +80,9 @@ AGREEMENT_WIDTHS = (0.14, 0.06, 0.07, 0.17, 0.17, 0.08, 0.12, 0.09, 0.1)
 
 
 def qa_story(eyes: Sequence[QaEye], arbitration: Sequence[ArbitrationAgreement], settings: SlipSettings,
-             n_boot: int = 1000) -> list[Flowable]:
-    """The report's flowables (exposed for tests and previews)."""
+             n_boot: int = 1000, quality_threshold: float | None = None) -> list[Flowable]:
+    """The report's flowables (exposed for tests and previews). ``quality_threshold``:
+    the photo-quality threshold in force (the admin's, else the gate card's)."""
     width = settings.pagesize[0] - 28 * mm
     overall = agreement(eyes, "all", n_boot)
     widths = [width * f for f in AGREEMENT_WIDTHS]
@@ -95,8 +99,12 @@ def qa_story(eyes: Sequence[QaEye], arbitration: Sequence[ArbitrationAgreement],
         _table(AGREEMENT_HEADER, _agreement_rows([overall]), widths),
     ]
     for by in SPLITS:
-        story += [P(f"Per {by}", "h2"), _table(AGREEMENT_HEADER, _agreement_rows(split(eyes, by, n_boot // 2)), widths)]
+        rows = split(eyes, by, n_boot // 2)
+        story += [P(f"Per {by}", "h2"), _table(AGREEMENT_HEADER, _agreement_rows(rows), widths)]
+        if by == "month" and rows:
+            story += [Spacer(1, 4), monthly_drawing(rows, width)]
     story += _confusion(eyes, width) + _urgent_in_annual(eyes, width) + _gate(overall, width)
+    story += _quality_suggestions(eyes, quality_threshold)
     story += _arbitration(arbitration, width)
     story.append(KeepTogether([Spacer(1, 10), _disclaimer(width)]))
     return story
@@ -109,8 +117,11 @@ def _confusion(eyes: Sequence[QaEye], width: float) -> list[Flowable]:
     rows.append([P("all", "cell_bold"), *[P(str(int(v)), "cell") for v in table.sum(0)],
                  P(str(int(table.sum())), "cell")])
     header = ["", *[f"AI {g}" for g in GRADE_LABELS], "all"]
-    return [P("AI grade against the grader's (eyes)", "h2"),
-            _table(header, rows, [width * 0.16] + [width * 0.12] * 6 + [width * 0.12])]
+    return [KeepTogether([P("AI grade against the grader's (eyes)", "h2"),
+                          _table(header, rows, [width * 0.16] + [width * 0.12] * 6 + [width * 0.12])]), Spacer(1, 4),
+            KeepTogether([confusion_drawing(table, width * 0.5),
+                          P("Each row shaded by its share of the grader's eyes of that grade: a good agreement "
+                            "is dark on the diagonal.", "small")])]
 
 
 def _urgent_in_annual(eyes: Sequence[QaEye], width: float) -> list[Flowable]:
@@ -136,6 +147,15 @@ def _gate(a: Agreement, width: float) -> list[Flowable]:
               "a poor picture.", "small")]
 
 
+def _quality_suggestions(eyes: Sequence[QaEye], current: float | None) -> list[Flowable]:
+    """The photo-quality threshold suggested per camera from the graders' ungradable calls."""
+    current = current if current is not None else card_reject_threshold()
+    if current is None:
+        return []
+    return [P("Suggested photo-quality threshold (from the graders' ungradable calls)", "h2"),
+            *[U(s.words(), "body") for s in quality_suggestions(eyes, current)]]
+
+
 def _arbitration(rows: Sequence[ArbitrationAgreement], width: float) -> list[Flowable]:
     title = P("Per-grader agreement with arbitration", "h2")
     if not rows:
@@ -156,15 +176,17 @@ def export_qa(store: ClinicStore, out: Path, site: str, settings: SlipSettings |
     protocols = {s.encounter_id: s.protocol_name for s in store.encounter_summaries(sorted({g.encounter_id for g in grades}))}
     arbitration = arbitration_agreement(grades, protocols.__getitem__)
     csv_path = write_qa_csv(eyes, out / "qa-eyes.csv")
-    pdf = write_qa_report(eyes, arbitration, out / "qa-report.pdf", settings, n_boot)
+    pdf = write_qa_report(eyes, arbitration, out / "qa-report.pdf", settings, n_boot,
+                          store.applied_quality_threshold())
     return pdf, csv_path, summary_line(agreement(eyes, "all", n_boot))
 
 
 def write_qa_report(eyes: Sequence[QaEye], arbitration: Sequence[ArbitrationAgreement], path: Path,
-                    settings: SlipSettings | None = None, n_boot: int = 1000) -> Path:
+                    settings: SlipSettings | None = None, n_boot: int = 1000,
+                    quality_threshold: float | None = None) -> Path:
     """Write the quality-assurance report PDF to ``path`` (atomically)."""
     settings = settings or SlipSettings()
     footer = f"EyeScreen quality assurance \u00b7 printed {format_datetime(dt.datetime.now())}"
-    return _write_atomic(_build_pdf(qa_story(eyes, arbitration, settings, n_boot), settings, TITLE, footer),
+    return _write_atomic(_build_pdf(qa_story(eyes, arbitration, settings, n_boot, quality_threshold), settings, TITLE, footer),
                          Path(path))
 

@@ -246,6 +246,7 @@ class EncounterSummary:
     # arbitrated; graded_by: the graders whose grades decided, in words ("Dr Grey")
     grading_state: str = ""
     graded_by: str = ""
+    supersedes: str = ""      # on a regenerated document: which earlier file it replaces (kept as superseded)
 
     @property
     def overridden(self) -> bool:

@@ -32,6 +32,7 @@ class Action(StrEnum):
     OPEN_RECORD = "open a patient's record"
     PRINT_DOCUMENT = "print the patient's document"
     GRADE = "grade"                            # the grading desk, arbitration
+    FLAG_FOR_GRADER = "flag an encounter for a grader"   # put a visit on the grading worklist
     CHANGE_QUEUE = "change a queue"            # override, mark referred or seen, close
     EXPORT = "export identifiable data"        # reports, queue CSV, FHIR, grades and audit exports
     OPERATING_POINT = "change the operating point"
@@ -42,9 +43,10 @@ class Action(StrEnum):
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.NURSE: frozenset({Action.SCREEN, Action.OPEN_RECORD, Action.PRINT_DOCUMENT}),
+    Role.NURSE: frozenset({Action.SCREEN, Action.OPEN_RECORD, Action.PRINT_DOCUMENT, Action.FLAG_FOR_GRADER}),
     Role.GRADER: frozenset({Action.GRADE, Action.OPEN_RECORD}),
-    Role.COORDINATOR: frozenset({Action.CHANGE_QUEUE, Action.EXPORT, Action.OPEN_RECORD, Action.PRINT_DOCUMENT}),
+    Role.COORDINATOR: frozenset({Action.CHANGE_QUEUE, Action.EXPORT, Action.OPEN_RECORD, Action.PRINT_DOCUMENT,
+                                 Action.FLAG_FOR_GRADER}),
     Role.ADMIN: frozenset({Action.SETTINGS, Action.OPERATING_POINT, Action.MODELS, Action.USERS,
                            Action.DATABASE}),
 }

@@ -118,6 +118,14 @@ def default_gate() -> Gate | None:
                          "reinstall EyeScreen or restore that folder") from None
 
 
+def site_gate(reject: float | None) -> Gate | None:
+    """The gate screening uses at this clinic: the shipped one, at the photo-quality
+    threshold an admin applied (``ClinicStore.applied_quality_threshold``) when there
+    is one. Every screening path that has the clinic's store passes this as ``gate``."""
+    gate = default_gate()
+    return gate.with_reject(reject) if gate is not None and reject is not None else gate
+
+
 # ---------------------------------------------------------------------- pre-processing
 
 

@@ -46,7 +46,7 @@ ACTION_NEEDS: dict[str, Action] = {
 QUEUE_BUTTON_NEEDS: dict[str, Action] = {
     "open": Action.OPEN_RECORD, "slip": Action.PRINT_DOCUMENT, "printed": Action.PRINT_DOCUMENT,
     "referred": Action.CHANGE_QUEUE, "closed": Action.CHANGE_QUEUE, "reopen": Action.CHANGE_QUEUE,
-    "override": Action.CHANGE_QUEUE,
+    "override": Action.CHANGE_QUEUE, "flag": Action.FLAG_FOR_GRADER,
 }
 """The queue view's buttons and what each needs."""
 

@@ -32,7 +32,7 @@ from ..core.photo_fit import noted_result
 from ..core.protocol import Protocol, get_protocol
 from ..core.records import Eye, EyeResult, ModelInfo, OperatingPoint
 from ..core.recording import record
-from ..core.screening import Screener, ScreenItem
+from ..core.screening import Screener, ScreenItem, site_gate
 from .worker import BatchContext
 
 Job = Callable[[BatchContext], Any]
@@ -118,7 +118,8 @@ def hot_folder_job(folder: Path, files: Sequence[Path], protocol: str = "icdr-ad
 
     def job(ctx: BatchContext) -> HotFolderOutcome:
         store, proto = ctx.store, get_protocol(protocol)
-        screener = Screener(ctx.classifier, proto, operating_point or None, decode_workers=1, batch_size=4)
+        screener = Screener(ctx.classifier, proto, operating_point or None, decode_workers=1, batch_size=4,
+                            gate=site_gate(store.applied_quality_threshold()))
         info = ctx.classifier.info
         key = hot_batch_key(folder, proto.name, info, today())
         if store.batch_started_at(key) is None:

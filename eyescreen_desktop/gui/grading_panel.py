@@ -13,6 +13,16 @@ said nor why the encounter is listed (blind first read). Keys, about three per e
 * Enter: the next eye, and after the left eye, commit both (``record_grades``),
   which re-queues the encounter by the protocol (arbitration when grader and AI
   disagree at the decision level) and reveals what the AI had said.
+* The outcome follows from the grades by the clinic's protocol (shown as the
+  grader types). ``+`` raises it one step (annual, review, routine, urgent) and
+  asks for the reason, Enter in the reason commits; ``-`` takes the raise back.
+  It can never be lowered below the protocol's outcome.
+* After the commit the encounter stays on show with what the AI said; H toggles
+  the AI's heat map (never before the commit), Enter moves to the next encounter.
+
+After the commit the patient's document is written again (with its "graded by"
+line) into the documents folder, the earlier one kept as superseded
+(``core.regrading``).
 
 Until the accounts issue brings sign-in, the grader's name is typed once at the top
 and every grade is audited under it.
@@ -41,13 +51,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.grading import FINDINGS, HumanGrade
+from ..core.grading import FINDINGS, HumanGrade, OutcomeRaise, next_raise, protocol_outcome
+from ..core.regrading import regenerate_document
 from ..core.imageio import ImageReadError, read_image
-from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Status
+from ..core.preprocess import model_square
+from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Queue, Status
+from .result_view import overlay_heatmap
 
 log = logging.getLogger(__name__)
 
 SIDES = (Eye.RIGHT, Eye.LEFT)
+HEATMAP_SIDE = 768   # px: the model's square the heat map is drawn over (it is in the model's frame)
 FINDING_KEYS = {"a": "amd", "g": "glaucoma_suspect", "c": "cataract", "v": "vein_occlusion", "o": "other"}
 
 
@@ -77,17 +91,27 @@ class EyeView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)     # keys belong to the panel
         self.rgb: np.ndarray | None = None
+        self.heatmap: np.ndarray | None = None   # shown only after the commit, when toggled on (H)
         self.zoomed = False          # the grader zoomed in: resizing no longer refits
 
     def show_photo(self, rgb: np.ndarray | None, red_free: bool) -> None:
-        self.rgb, self.zoomed = rgb, False
+        self.rgb, self.heatmap, self.zoomed = rgb, None, False
+        self.redraw(red_free)
+
+    def show_heatmap(self, heatmap: np.ndarray | None, red_free: bool) -> None:
+        """Overlay the AI's heat map (None: the photograph alone). The map is in the
+        model's frame, so it is drawn over the model's square of the photograph."""
+        self.heatmap, self.zoomed = heatmap, False
         self.redraw(red_free)
 
     def redraw(self, red_free: bool) -> None:
         if self.rgb is None:
             self.item.setPixmap(QPixmap())
             return
-        shown = np.repeat(self.rgb[:, :, 1:2], 3, axis=2) if red_free else self.rgb
+        if self.heatmap is not None:
+            shown = overlay_heatmap(model_square(self.rgb, HEATMAP_SIDE), self.heatmap)
+        else:
+            shown = np.repeat(self.rgb[:, :, 1:2], 3, axis=2) if red_free else self.rgb
         self.item.setPixmap(_pixmap(shown))
         self.scene().setSceneRect(self.item.boundingRect())
         if not self.zoomed:
@@ -109,11 +133,24 @@ class GradingPanel(QWidget):
 
     committed = Signal(str)          # the encounter just graded
 
-    def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None,
+                 documents_dir: Path | None = None) -> None:
         """``settings`` (the window's): the quality-assurance share of annual encounters
-        drawn at each refresh, and whether a single grader's decision stands."""
+        drawn at each refresh, and whether a single grader's decision stands.
+        ``documents_dir``: where the patient's document is written again after a commit
+        (None: not written)."""
         super().__init__(parent)
-        self.store, self.settings = store, settings
+        self.store, self.settings, self.documents_dir = store, settings, documents_dir
+        self.outcome = QLabel()
+        self.outcome.setWordWrap(True)
+        self.reason_edit = QLineEdit()
+        self.reason_edit.setPlaceholderText("why you raise the outcome (required), then Enter to commit")
+        self.reason_edit.hide()
+        self.reason_edit.returnPressed.connect(self._reason_entered)
+        self._swallow_return = False   # the reason's Enter, which the line edit passes on to the panel too
+        self.raise_to: Queue | None = None
+        self.revealed_mode = False     # committed: the AI's reading (and heat map, H) may be shown
+        self.heat_on = False
         self.grader_edit = QLineEdit(grader)
         self.grader_edit.setPlaceholderText("your name (asked once; every grade is audited under it)")
         self.counts = QLabel()
@@ -124,7 +161,7 @@ class GradingPanel(QWidget):
         self.quality = {side: QLabel() for side in SIDES}
         self.help = QLabel("Keys: 0-4 grade \u00b7 U ungradable \u00b7 M maculopathy \u00b7 Enter next eye / commit "
                            "\u00b7 R red-free \u00b7 findings: A AMD, G glaucoma suspect, C cataract, V vein occlusion, "
-                           "O other")
+                           "O other \u00b7 + raise the outcome (with a reason), - take the raise back")
         self.help.setWordWrap(True)
         self.revealed = QLabel()
         self.revealed.setWordWrap(True)
@@ -157,6 +194,8 @@ class GradingPanel(QWidget):
         right = QWidget()
         layout = QVBoxLayout(right)
         layout.addLayout(eyes, 1)
+        layout.addWidget(self.outcome)
+        layout.addWidget(self.reason_edit)
         layout.addWidget(self.help)
         layout.addWidget(self.revealed)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -197,6 +236,10 @@ class GradingPanel(QWidget):
 
     def _open(self, encounter_id: str | None) -> None:
         self.encounter, self.side, self.grades, self.macula, self.findings = encounter_id, Eye.RIGHT, {}, {}, {}
+        self.raise_to, self.revealed_mode, self.heat_on = None, False, False
+        self.revealed.clear()          # the last encounter's reveal does not stay beside a blind read
+        self.reason_edit.clear()
+        self.reason_edit.hide()
         self.summary = self.store.encounter_summary(encounter_id) if encounter_id else None
         for side in SIDES:
             photo = self._photo(side)
@@ -233,13 +276,76 @@ class GradingPanel(QWidget):
                     text += " \u00b7 " + ", ".join(FINDINGS[f] for f in sorted(self.findings[side]))
             marker = "\u25b6 " if side is self.side and self.encounter else ""
             self.entry[side].setText(marker + text)
+        self._show_outcome()
+
+    def _readings(self, grader: str = "") -> dict[Eye, HumanGrade]:
+        """The grades typed so far, as the grader's readings of each eye."""
+        return {side: HumanGrade(self.encounter or "", side, grader or "grader", g,
+                                 ("yes" if self.macula.get(side) else "no") if g is not None else "not_assessed",
+                                 tuple(sorted(self.findings.get(side, ()))))
+                for side, g in self.grades.items()}
+
+    def protocol_queue(self) -> Queue | None:
+        """The outcome the clinic's protocol gives the grader's grades, once every
+        photographed eye is graded (None before: an eye still as the AI read it would
+        reveal the AI's reading before the commit)."""
+        if self.summary is None or any(self._photo(side) is not None and side not in self.grades for side in SIDES):
+            return None
+        return protocol_outcome(self.summary.eyes, self._readings(), self.summary.protocol_name,
+                                self.summary.missing_eyes)
+
+    def _show_outcome(self) -> None:
+        queue = self.protocol_queue()
+        if queue is None:
+            self.outcome.setText("")
+            return
+        text = f"Your outcome by the protocol: <b>{queue.label}</b>"
+        if self.raise_to is not None:
+            text += f" \u2192 raised by you to <b>{self.raise_to.label}</b> (type the reason below)"
+        self.outcome.setText(text)
+
+    def _raise(self, up: bool) -> None:
+        """``+``: one step more urgent than the protocol's outcome (or the raise so far); ``-``: no raise."""
+        base = self.protocol_queue()
+        if base is None:
+            return
+        if not up:
+            self.raise_to = None
+            self.reason_edit.hide()
+            return
+        step = next_raise(self.raise_to or base)
+        if step is not None:
+            self.raise_to = step
+            self.reason_edit.show()
+            self.reason_edit.setFocus()
 
     # ------------------------------------------------------------------ keys
 
+    def _reason_entered(self) -> None:
+        """Enter in the reason commits; the same key press then reaches the panel, and must not move on."""
+        self._swallow_return = True
+        self.commit()
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key, text = event.key(), event.text().lower()
+        if self._swallow_return and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._swallow_return = False
+            return
+        self._swallow_return = False
         if self.encounter is None or self.grader_edit.hasFocus():
             super().keyPressEvent(event)
+            return
+        if self.revealed_mode:      # committed: H the AI's heat map, R red-free, Enter the next encounter
+            if text == "h":
+                self.toggle_heatmap()
+            elif text == "r":
+                self.red_free = not self.red_free
+                for view in self.views.values():
+                    view.redraw(self.red_free)
+            elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.refresh()
+            else:
+                super().keyPressEvent(event)
             return
         if text in "01234" and text:
             self.grades[self.side] = int(text)
@@ -253,6 +359,8 @@ class GradingPanel(QWidget):
             self.red_free = not self.red_free
             for view in self.views.values():
                 view.redraw(self.red_free)
+        elif text in ("+", "-"):
+            self._raise(text == "+")
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._enter()
         else:
@@ -277,19 +385,54 @@ class GradingPanel(QWidget):
             self.grader_edit.setFocus()
             return
         encounter, summary = self.encounter, self.summary
-        grades = [HumanGrade(encounter, side, grader, g, ("yes" if self.macula.get(side) else "no")
-                             if g is not None else "not_assessed", tuple(sorted(self.findings.get(side, ()))))
-                  for side, g in self.grades.items()]
+        if encounter is None or not self.grades:
+            return
+        grades = list(self._readings(grader).values())
+        raises = []
+        if self.raise_to is not None:
+            reason = self.reason_edit.text().strip()
+            if not reason:
+                self.revealed.setText("Type why you raise the outcome: a raise is recorded with its reason.")
+                self.reason_edit.setFocus()
+                return
+            raises = [OutcomeRaise(encounter, grader, self.raise_to, reason)]
         try:
             single = bool(getattr(self.settings, "single_grader_stands", False))
-            state = self.store.record_grades(grades, user=grader, single_grader_stands=single).get(encounter)
+            state = self.store.record_grades(grades, user=grader, single_grader_stands=single,
+                                             raises=raises).get(encounter)
         except ValueError as exc:
             self.revealed.setText(str(exc))
             return
-        self.revealed.setText(self._reveal(summary, state))
+        maps = any(self._heatmap(side) is not None for side in SIDES)
+        self.revealed.setText(self._reveal(summary, state) + self._rewrite_document(encounter, grader)
+                              + (" H: the AI's heat map." if maps else "") + " Enter: the next encounter.")
+        self.revealed_mode = True
         self.committed.emit(encounter)
-        self.refresh()
         self.setFocus()
+
+    def _heatmap(self, side: Eye) -> np.ndarray | None:
+        photo = self._photo(side)
+        return None if photo is None or photo.heatmap is None else np.asarray(photo.heatmap, np.float32)
+
+    def toggle_heatmap(self) -> None:
+        """The AI's heat map over each eye, on and off: only after the commit (blind first read)."""
+        if not self.revealed_mode:
+            return
+        self.heat_on = not self.heat_on
+        for side in SIDES:
+            self.views[side].show_heatmap(self._heatmap(side) if self.heat_on else None, self.red_free)
+
+    def _rewrite_document(self, encounter: str, grader: str) -> str:
+        """Write the patient's document again (the earlier one kept as superseded); words for the grader."""
+        if self.documents_dir is None:
+            return ""
+        try:
+            written = regenerate_document(self.store, encounter, self.documents_dir, user=grader)
+        except Exception as exc:  # noqa: BLE001 - the grade is recorded; say the document failed, do not lose it
+            log.exception("the document of encounter %s could not be written again", encounter)
+            return f" The patient's document could not be written again ({exc}): write it from the Queues tab."
+        kept = " (the earlier one kept as superseded)" if written.superseded else ""
+        return f" Patient's document written again: {written.path.name}{kept}."
 
     @staticmethod
     def _reveal(summary: Any, state: Any) -> str:

@@ -150,7 +150,8 @@ class MainWindow(QMainWindow):
             if not getattr(self.store, "opening", False):   # else gui.app says it once the database is open
                 # said once the window is up (the event loop runs), not over a window still being built
                 QTimer.singleShot(0, self.offer_interrupted_batch)
-        self.grading = GradingPanel(self.store, settings=self.settings)
+        self.grading = GradingPanel(self.store, settings=self.settings,
+                                    documents_dir=Path(self.paths.reports) / "documents")
         self.qa_view = QaView(self.store, site=self.settings.site_name or self.settings.clinic_name or "clinic")
         self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
         self.tabs.currentChanged.connect(lambda _index: self._tab_opened())

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -24,15 +26,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.gate import card_reject_threshold
 from ..core.qa import (
     SPLITS,
     Agreement,
     agreement,
     confusion_table,
     qa_eyes,
+    quality_suggestions,
     split,
     summary_line,
 )
+from ..core.quality_threshold import QualitySuggestion
+from ..core.roles import Action, may
 
 GRADES = ("0", "1", "2", "3", "4", "ungradable")
 AGREEMENT_COLUMNS = ("Group", "Eyes", "Kappa", "Referable sensitivity (95% CI)", "Referable specificity (95% CI)",
@@ -47,6 +53,55 @@ def _rate(r: Any) -> str:
 
 def _num(x: float) -> str:
     return "\u2013" if math.isnan(x) else f"{x:.2f}"
+
+
+class MonthlyChart(QWidget):
+    """Referable sensitivity (blue) and specificity (red) per month, 0-1, with their
+    95% intervals as bars: the same figures as the per-month table and the PDF's plot."""
+
+    SENS, SPEC = QColor("#1f5fa8"), QColor("#c0392b")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Agreement] = []
+        self.setMinimumHeight(130)
+
+    def set_rows(self, rows: list[Agreement]) -> None:
+        self.rows = rows
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        left, top, bottom = 34.0, 22.0, 20.0
+        plot = QRectF(left, top, self.width() - left - 8, self.height() - top - bottom)
+        p.setPen(QPen(QColor("#bbbbbb"), 1))
+        for v in (0.0, 0.5, 1.0):
+            y = plot.bottom() - v * plot.height()
+            p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
+            p.drawText(QRectF(0, y - 8, left - 4, 16), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       f"{v:.1f}")
+        for k, (colour, words) in enumerate(((self.SENS, "referable sensitivity"),
+                                             (self.SPEC, "specificity (bars: 95% interval)"))):
+            p.fillRect(QRectF(left + k * 170, 4, 8, 8), colour)
+            p.setPen(QColor("#000000"))
+            p.drawText(QPointF(left + k * 170 + 12, 12), words)
+        step = plot.width() / max(len(self.rows), 1)
+        for i, a in enumerate(self.rows):
+            x = plot.left() + (i + 0.5) * step
+            p.setPen(QColor("#000000"))
+            p.drawText(QRectF(x - step / 2, plot.bottom() + 2, step, bottom - 2), Qt.AlignmentFlag.AlignCenter,
+                       a.group)
+            for rate, colour, dx in ((a.sensitivity, self.SENS, -4), (a.specificity, self.SPEC, 4)):
+                if rate.total == 0 or math.isnan(rate.value):
+                    continue
+                p.setPen(QPen(colour, 2))
+                if not (math.isnan(rate.low) or math.isnan(rate.high)):
+                    p.drawLine(QPointF(x + dx, plot.bottom() - rate.low * plot.height()),
+                               QPointF(x + dx, plot.bottom() - rate.high * plot.height()))
+                p.setBrush(QBrush(colour))
+                p.drawEllipse(QPointF(x + dx, plot.bottom() - rate.value * plot.height()), 3.5, 3.5)
+        p.end()
 
 
 class QaView(QWidget):
@@ -71,6 +126,13 @@ class QaView(QWidget):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.missed_title = QLabel()
+        self.monthly = MonthlyChart()
+        self.quality = QLabel()
+        self.quality.setWordWrap(True)
+        self.apply_quality = QPushButton("Apply the suggested photo-quality threshold")
+        self.apply_quality.setToolTip("Admin only: screening then refuses photographs at this threshold (audited)")
+        self.apply_quality.clicked.connect(self.apply_suggestion)
+        self.suggestion: QualitySuggestion | None = None
         self.eyes: list[Any] = []
         self._build()
         self.split_by.currentTextChanged.connect(lambda _t: self._fill_agreement())
@@ -89,6 +151,8 @@ class QaView(QWidget):
         right = QVBoxLayout()
         right.addWidget(self.missed_title)
         right.addWidget(self.missed)
+        right.addWidget(QLabel("<b>Per month</b>"))
+        right.addWidget(self.monthly)
         lower.addLayout(left, 1)
         lower.addLayout(right, 1)
         layout = QVBoxLayout(self)
@@ -96,6 +160,10 @@ class QaView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.agreement, 1)
         layout.addLayout(lower, 1)
+        quality = QHBoxLayout()
+        quality.addWidget(self.quality, 1)
+        quality.addWidget(self.apply_quality)
+        layout.addLayout(quality)
 
     def refresh(self) -> None:
         """Read the graded eyes again and recompute every table."""
@@ -110,13 +178,42 @@ class QaView(QWidget):
         table = confusion_table(self.eyes)
         for i in range(6):
             for j in range(6):
-                self.confusion.setItem(i, j, QTableWidgetItem(str(int(table[i, j])) if table[i, j] else "\u00b7"))
+                item = QTableWidgetItem(str(int(table[i, j])) if table[i, j] else "\u00b7")
+                share = float(table[i, j] / table[i].sum()) if table[i].sum() else 0.0
+                item.setBackground(QColor.fromRgbF(1 - 0.8 * share, 1 - 0.55 * share, 1 - 0.2 * share))
+                if share > 0.6:
+                    item.setForeground(QColor("#ffffff"))
+                self.confusion.setItem(i, j, item)
+        self.monthly.set_rows(split(self.eyes, "month", self.n_boot) if self.eyes else [])
         missed = sorted((e for e in self.eyes if e.urgent_in_annual), key=lambda e: (e.patient_id, e.date, e.eye))
         self.missed_title.setText(f"<b>Grader-urgent eyes the AI put in annual ({len(missed)})</b>: follow them up")
         self.missed.setRowCount(len(missed))
         for row, e in enumerate(missed):
             for col, value in enumerate((e.patient_id, e.date, e.eye, e.ai_grade, e.grader_grade)):
                 self.missed.setItem(row, col, QTableWidgetItem(str(value)))
+        self._show_quality()
+
+    def _show_quality(self) -> None:
+        """The photo-quality threshold suggested from the graders' ungradable calls (per camera);
+        the button applies the suggestion of the camera with the most graded eyes, for an admin."""
+        applied = self.store.applied_quality_threshold()
+        current = applied if applied is not None else card_reject_threshold()
+        suggestions = quality_suggestions(self.eyes, current) if current is not None and self.eyes else []
+        ready = [s for s in suggestions if s.threshold is not None and abs(s.threshold - s.current) > 1e-9]
+        self.suggestion = max(ready, key=lambda s: s.eyes, default=None)
+        in_force = (f"Photo-quality threshold in force: {current:.3f} ("
+                    f"{'applied by an admin' if applied is not None else 'the gate card'}). ") if current else ""
+        self.quality.setText(in_force + " ".join(s.words() for s in suggestions))
+        person = getattr(self.store, "person", None)
+        admin = person is None or may(person.roles, Action.OPERATING_POINT)
+        self.apply_quality.setEnabled(self.suggestion is not None and admin)
+
+    def apply_suggestion(self) -> None:
+        """An admin applies the suggested threshold (the store refuses anyone else, audited)."""
+        if self.suggestion is None or self.suggestion.threshold is None:
+            return
+        self.store.apply_quality_threshold(self.suggestion.threshold)
+        self._show_quality()
 
     def _fill_agreement(self) -> None:
         by = self.split_by.currentText()

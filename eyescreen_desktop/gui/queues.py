@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
@@ -214,7 +215,9 @@ class QueuesWidget(QWidget):
                 (("referred", "Mark &referred", self.mark_referred,
                   "The referral was sent (asks first, and records who)"),
                  ("closed", "Mark &closed", lambda: self.set_state("closed"), "Nothing more to do for this visit"),
-                 ("reopen", "Re&open", lambda: self.set_state("open"), "Put the visit back on the to-do list")))
+                 ("reopen", "Re&open", lambda: self.set_state("open"), "Put the visit back on the to-do list"),
+                 ("flag", "Flag for a &grader\u2026", self.flag_selected,
+                  "Put this visit on the Grading tab's worklist (asks why; recorded)")))
         for r, row in enumerate(rows):
             for c, (key, text, slot, tip) in enumerate(row):
                 button = QPushButton(text)
@@ -420,6 +423,22 @@ class QueuesWidget(QWidget):
             if button is confirm
             else None)
         self._show_dialog(box)
+
+    @Slot()
+    def flag_selected(self) -> None:
+        """Ask why a grader should look at the selected visit, then put it on the grading
+        worklist (``ClinicStore.flag_for_grader``, audited under who is recorded)."""
+        summary = self.selected_summary()
+        if summary is None:
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Flag for a grader")
+        dialog.setLabelText(f"Why should a grader look at {summary.patient.patient_id}'s visit? "
+                            f"(recorded as flagged by {self.user})")
+        dialog.setOkButtonText("Flag for a grader")
+        dialog.textValueSelected.connect(lambda reason: self._write(
+            lambda: self.store.flag_for_grader(summary.encounter_id, reason, self.user)))
+        self._show_dialog(dialog)
 
     def _show_dialog(self, dialog: QDialog) -> None:
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

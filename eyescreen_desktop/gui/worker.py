@@ -36,7 +36,7 @@ from ..core.cancel import BatchCancelled
 from ..core.classifier import Classifier, ModelCard, ModelError
 from ..core.records import EncounterSummary, Eye, EyeResult, OperatingPoint, Patient, Status
 from ..core.recording import record
-from ..core.screening import Screener, ScreenItem
+from ..core.screening import Screener, ScreenItem, site_gate
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class ScreeningWorker(QObject):
 
     def _screen(self, request: ScreenRequest | FrameRequest, items: Sequence[ScreenItem], heatmaps: bool) -> None:
         screener = Screener(self._model(), request.protocol, request.operating_point or None, decode_workers=1,
-                            batch_size=4, heatmaps=heatmaps)
+                            batch_size=4, heatmaps=heatmaps, gate=site_gate(self.store.applied_quality_threshold()))
         encounter_id = None
         if request.patient is not None:
             encounter_id = self._encounter(request, screener.protocol.name)

@@ -59,3 +59,35 @@ def screened(store: ClinicStore, patient: str, right: int | None, left: int | No
         store.save_result(encounter, ai_result(patient, eye, right if eye is Eye.RIGHT else left), MODEL,
                           "icdr-ada", OP, user="nurse")
     return encounter
+
+
+QUALITY_PATIENTS = ("P001", "P003", "P004", "P006", "P007", "P008", "P009", "P010", "P011", "P014", "P015", "P016",
+                    "P017", "P018", "P019")
+
+
+def screened_with_p_reject(store: ClinicStore, patient: str, p_right: float, p_left: float) -> str:
+    """An annual encounter whose real photographs the gate scored ``p_right`` / ``p_left`` (p_reject)."""
+    from dataclasses import replace
+
+    from eyescreen_desktop.core.gate import QUALITY_PROBABILITY
+
+    enc = screened(store, patient, 0, 0)
+    for eye, p in ((Eye.RIGHT, p_right), (Eye.LEFT, p_left)):
+        r = ai_result(patient, eye, 0)
+        r = replace(r, quality=replace(r.quality, metrics={**r.quality.metrics, QUALITY_PROBABILITY: p}))
+        store.save_result(enc, r, MODEL, "icdr-ada", OP, user="nurse")
+    return enc
+
+
+def quality_graded_clinic(store: ClinicStore) -> None:
+    """15 encounters a reading centre graded: the right eye of the first five ungradable
+    (the gate scored them 0.35-0.39, under the card's threshold), every other eye gradable (<= 0.28)."""
+    from eyescreen_desktop.core.grading import HumanGrade
+
+    grades = []
+    for i, patient in enumerate(QUALITY_PATIENTS):
+        bad = i < 5
+        enc = screened_with_p_reject(store, patient, 0.35 + 0.01 * i if bad else 0.02 * i, 0.05)
+        grades += [HumanGrade(enc, Eye.RIGHT, "Centre", None if bad else 0, source="import"),
+                   HumanGrade(enc, Eye.LEFT, "Centre", 0, source="import")]
+    store.record_grades(grades, user="clerk")

@@ -143,3 +143,57 @@ def test_the_patients_document_says_who_graded_and_that_arbitration_is_pending(s
     store.record_grades(both(pending, 2, 0, grader="Dr Brown"), user="Dr Brown")
     text = document_text(pending)
     assert "Graded by Dr Brown (arbitration)" in text and "arbitrate." not in text
+
+
+def test_a_grader_may_only_raise_the_protocols_outcome_with_a_reason(store):
+    from eyescreen_desktop.core.grading import OutcomeRaise
+
+    enc = screened(store, "P014", 0, 0)                                   # the AI: annual
+    lower = screened(store, "P015", 2, 0)                                 # the AI: routine
+    with pytest.raises(ValueError, match="needs a reason"):
+        OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, "  ")
+    # grades 0/0 give annual by the protocol: a 'raise' to annual, or a lowering, is refused whole
+    with pytest.raises(ValueError, match="may only raise"):
+        store.record_grades(both(lower, 2, 0), user="Dr Grey",
+                            raises=[OutcomeRaise(lower, "Dr Grey", Queue.ANNUAL, "looks fine to me")])
+    with pytest.raises(ValueError, match="may only raise"):                             # routine is no raise
+        store.record_grades(both(lower, 2, 0), user="Dr Grey",
+                            raises=[OutcomeRaise(lower, "Dr Grey", Queue.ROUTINE, "to be sure")])
+    assert store.grades(lower) == [] and store.encounter_grading(lower) is None       # nothing recorded
+    assert store.encounter_summary(lower).queue is Queue.ROUTINE
+    with pytest.raises(ValueError, match="only its grader"):
+        store.record_grades(both(enc, 0, 0, source="import", grader="Centre"),
+                            raises=[OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, "drusen")])
+    # raised with a reason: the outcome moves up (queue and due date), audited with the reason
+    reason = "large drusen at the right macula"
+    state = store.record_grades(both(enc, 0, 0), user="Dr Grey",
+                                raises=[OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, reason)])[enc]
+    assert (state.ai_queue, state.graded_queue) == (Queue.ANNUAL, Queue.ROUTINE)
+    assert store.encounter_summary(enc).queue is Queue.ROUTINE
+    raised = [a for a in store.audit(f"encounter:{enc}") if a.action == "outcome raised"]
+    assert [(a.user, a.details["to"], a.details["reason"]) for a in raised] == [("Dr Grey", "routine", reason)]
+    assert store.raised_outcomes(enc) == [OutcomeRaise(enc, "Dr Grey", Queue.ROUTINE, reason)]
+
+
+def test_an_encounter_staff_flagged_is_on_the_worklist_until_graded_and_only_staff_may_flag(store):
+    from eyescreen_desktop.core.store import RoleRefused
+
+    annual = screened(store, "P016", 0, 0)                                 # annual: not listed by itself
+    assert annual not in store.to_grade()
+    store.add_person("ada", "admin-password-1", ["admin"])
+    store.sign_in("ada", "admin-password-1")
+    store.add_person("nina", "nurse-password-1", ["nurse"])
+    store.add_person("gus", "grader-password-1", ["grader"])
+    store.sign_in("gus", "grader-password-1")
+    with pytest.raises(RoleRefused, match="nurse"):
+        store.flag_for_grader(annual, "haemorrhage seen at the desk")
+    store.sign_in("nina", "nurse-password-1")
+    assert store.flag_for_grader(annual, "haemorrhage seen at the desk") is True
+    assert store.flag_for_grader(annual, "again") is False                  # already waiting: once
+    assert annual in store.to_grade()
+    assert store.flagged_for_grader() == {annual: "haemorrhage seen at the desk"}
+    audit = [a for a in store.audit(f"encounter:{annual}") if a.action == "flagged for a grader"]
+    assert [(a.user, a.details["reason"]) for a in audit] == [("nina", "haemorrhage seen at the desk")]
+    store.sign_in("gus", "grader-password-1")
+    store.record_grades(both(annual, 0, 0, grader="gus"))
+    assert annual not in store.to_grade() and store.flagged_for_grader() == {}

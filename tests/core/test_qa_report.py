@@ -94,3 +94,15 @@ def test_format_all_does_not_include_the_qa_report(tmp_path, clinic):
     url, _ = clinic
     assert report(tmp_path, url, "all", tmp_path / "all") == 0
     assert not (tmp_path / "all" / "qa-report.pdf").exists() and (tmp_path / "all" / "queues.csv").exists()
+
+
+def test_the_qa_report_draws_the_confusion_heat_map_and_the_monthly_rates(tmp_path, clinic):
+    url, _missed = clinic
+    out = tmp_path / "qa"
+    assert report(tmp_path, url, "qa", out) == 0
+    text = " ".join(page.extract_text() for page in PdfReader(out / "qa-report.pdf").pages).replace("\n", " ")
+    assert "Each row shaded by its share" in text                  # the confusion heat map
+    assert "grader U" in text and "AI U" in text
+    assert "specificity (bars: 95% interval)" in text               # the monthly plot's legend
+    monthly = text.split("Per month")[1].split("Per grader")[0]
+    assert "referable sensitivity" in monthly and "2026-05" in monthly

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from eyescreen_desktop.core.records import Eye, Queue
+from eyescreen_desktop.core.records import Eye, Patient, Queue
 from eyescreen_desktop.core.store import ClinicStore
 from eyescreen_desktop.gui.grading_panel import GradingPanel
 from tests.core.grading_fixtures import screened
@@ -44,6 +44,8 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
             4, "yes", "Dr Grey")
         assert grades[Eye.LEFT].findings == ("cataract",)
         assert store.encounter_grading(urgent).state == "final"
+        assert panel.encounter == urgent                  # committed: stays on show until Enter
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
         # P003 comes up next, blind again; grading both eyes 0 disagrees with the AI's referral
         assert panel.encounter == referral and "ICDR 2" not in panel.entry[Eye.RIGHT].text()
         with qtbot.waitSignal(panel.committed):
@@ -54,6 +56,7 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
         assert store.encounter_summary(referral).queue is Queue.ROUTINE
         assert "arbitration" in panel.revealed.text()
         assert store.audit(f"encounter:{referral}")[-1].user == "Dr Grey"
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
         # a different grader arbitrates; the same one would be refused
         panel.grader_edit.setText("Dr Brown")
         assert panel.encounter == referral
@@ -63,6 +66,7 @@ def test_a_grader_grades_blind_by_keyboard_and_disagreement_goes_to_arbitration(
                 qtbot.keyClick(panel, Qt.Key.Key_Return)
         assert store.encounter_grading(referral).state == "arbitrated"
         assert store.encounter_summary(referral).queue is Queue.ANNUAL
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
         assert panel.counts.text() == "0 encounter(s) to grade" and annual not in store.to_grade()
 
 
@@ -123,3 +127,116 @@ def test_the_settings_draw_the_qa_sample_and_may_let_a_single_grader_stand(qtbot
         assert store.encounter_grading(annual).state == "final"      # a single grader's decision stands
         assert store.encounter_summary(annual).queue is Queue.ROUTINE
         assert len(store.qa_draws()) == 1                    # nothing left to draw: nothing recorded
+
+
+def test_the_grader_raises_the_protocols_outcome_by_keyboard_with_a_reason_and_the_document_is_rewritten(
+        qtbot, tmp_path):
+    from pypdf import PdfReader
+
+    from eyescreen_desktop.core.regrading import regenerate_document
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        review = screened(store, "P007", None, 0)          # the AI could not grade the right eye: review
+        documents = tmp_path / "documents"
+        issued = regenerate_document(store, review, documents, user="nurse").path   # the review slip went out
+        panel = GradingPanel(store, grader="Dr Grey", documents_dir=documents)
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        assert panel.encounter == review and panel.outcome.text() == ""
+        qtbot.keyClicks(panel, "1")                        # grades 1 / 0: annual by the protocol
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert panel.outcome.text() == ""                  # the left eye is still the AI's: nothing shown yet
+        qtbot.keyClicks(panel, "0")
+        assert f"protocol: <b>{Queue.ANNUAL.label}</b>" in panel.outcome.text()
+        qtbot.keyClicks(panel, "-")                        # nothing to take back; never below the protocol
+        assert "raised" not in panel.outcome.text()
+        qtbot.keyClicks(panel, "+")                        # annual -> review, the reason asked for
+        assert panel.reason_edit.isVisible() and panel.focusWidget() is panel.reason_edit
+        assert f"raised by you to <b>{Queue.REVIEW.label}</b>" in panel.outcome.text()
+        qtbot.keyClick(panel.reason_edit, Qt.Key.Key_Return)             # no reason: nothing recorded
+        assert store.grades(review) == [] and "Type why" in panel.revealed.text()
+        panel.setFocus()
+        qtbot.keyClicks(panel, "+")                        # review -> routine
+        assert f"raised by you to <b>{Queue.ROUTINE.label}</b>" in panel.outcome.text()
+        with qtbot.waitSignal(panel.committed):
+            qtbot.keyClicks(panel.reason_edit, "possible new vessels on the disc")
+            qtbot.keyClick(panel.reason_edit, Qt.Key.Key_Return)
+        state = store.encounter_grading(review)
+        assert (state.graded_queue, store.encounter_summary(review).queue) == (Queue.ROUTINE, Queue.ROUTINE)
+        assert store.raised_outcomes(review)[0].reason == "possible new vessels on the disc"
+        # the patient's document written again as a referral slip with the graded-by line; the review slip kept
+        slip = documents / "referrals" / issued.name
+        words = " ".join(p.extract_text() for p in PdfReader(slip).pages).replace("\n", " ")
+        assert "Graded by Dr Grey." in words and "replaces an earlier one" in words
+        assert not issued.exists() and (documents / "superseded" / "review").is_dir()
+        assert "written again" in panel.revealed.text() and "superseded" in panel.revealed.text()
+        assert panel.encounter == review                   # the reason's Enter committed; it did not move on
+        qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert panel.encounter is None and panel.revealed.text() == ""
+
+
+def test_the_qa_view_suggests_a_photo_quality_threshold_that_only_an_admin_applies(qtbot, tmp_path):
+    from eyescreen_desktop.gui.qa_view import QaView
+    from tests.core.grading_fixtures import quality_graded_clinic
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        quality_graded_clinic(store)
+        store.add_person("ada", "admin-password-1", ["admin"])
+        store.sign_in("ada", "admin-password-1")
+        store.add_person("nina", "nurse-password-1", ["nurse"])
+        store.sign_in("nina", "nurse-password-1")
+        view = QaView(store, site="North", n_boot=20)
+        qtbot.addWidget(view)
+        view.refresh()
+        assert "suggested 0.350" in view.quality.text() and "the gate card" in view.quality.text()
+        assert [a.group for a in view.monthly.rows] == ["2026-05"]          # the per-month chart's points
+        assert view.monthly.rows[0].specificity.total == 25
+        assert view.confusion.item(0, 0).background().color().blueF() < 0.9          # grader 0, AI 0: shaded
+        assert view.confusion.item(0, 1).background().color().name() == "#ffffff"   # no eye there: white
+        assert not view.grab().isNull()                                     # the chart paints
+        assert not view.apply_quality.isEnabled()                       # a nurse cannot apply it
+        store.sign_in("ada", "admin-password-1")
+        view.refresh()
+        assert view.apply_quality.isEnabled()
+        view.apply_quality.setFocus()
+        qtbot.keyClick(view.apply_quality, Qt.Key.Key_Space)
+        assert store.applied_quality_threshold() == 0.35
+        assert "0.350 (applied by an admin)" in view.quality.text() and not view.apply_quality.isEnabled()
+
+
+def test_the_heat_map_is_hidden_until_the_commit_then_h_toggles_it(qtbot, tmp_path):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tests.core.grading_fixtures import MODEL, OP, ai_result
+
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        store.upsert_patient(Patient("P006"))
+        enc = store.start_encounter("P006", user="nurse")
+        heat = np.zeros((16, 16), np.float32)
+        heat[4:8, 4:8] = 1.0                                  # where the network saw signs
+        store.save_result(enc, replace(ai_result("P006", Eye.RIGHT, 3), heatmap=heat), MODEL, "icdr-ada", OP)
+        store.save_result(enc, ai_result("P006", Eye.LEFT, 0), MODEL, "icdr-ada", OP)
+        panel = GradingPanel(store, grader="Dr Grey")
+        qtbot.addWidget(panel)
+        panel.show()
+        panel.setFocus()
+        photo = panel.views[Eye.RIGHT].item.pixmap().toImage()
+        qtbot.keyClicks(panel, "h")                           # blind first read: no heat map yet
+        assert panel.views[Eye.RIGHT].heatmap is None and panel.views[Eye.RIGHT].item.pixmap().toImage() == photo
+        assert "heat map" not in panel.revealed.text()
+        with qtbot.waitSignal(panel.committed):
+            for keys in ("3", "0"):
+                qtbot.keyClicks(panel, keys)
+                qtbot.keyClick(panel, Qt.Key.Key_Return)
+        assert "H: the AI's heat map" in panel.revealed.text()
+        qtbot.keyClicks(panel, "h")
+        shown = panel.views[Eye.RIGHT].item.pixmap()
+        assert panel.views[Eye.RIGHT].heatmap is not None and shown.width() == shown.height() == 768
+        assert panel.views[Eye.LEFT].heatmap is None          # no map for an eye the AI did not refer
+        qtbot.keyClicks(panel, "h")
+        assert panel.views[Eye.RIGHT].item.pixmap().toImage() == photo
+        qtbot.keyClick(panel, Qt.Key.Key_Return)              # the next encounter (none left)
+        assert panel.encounter is None

@@ -289,3 +289,33 @@ def test_the_queues_follow_another_workstations_changes(qtbot, tmp_path):
             qtbot.waitUntil(lambda: widget.models[Queue.URGENT].total == before + 1, timeout=30_000)
         finally:
             watcher.stop()
+
+
+def test_flag_for_a_grader_by_keyboard_puts_an_annual_visit_on_the_grading_worklist(qtbot, filled_store):
+    from PySide6.QtWidgets import QLineEdit
+
+    from eyescreen_desktop.gui.grading_panel import GradingPanel
+
+    clinic, ids = filled_store
+    annual = ids["P004"]
+    assert annual not in clinic.to_grade()                       # annual, no QA sample: not for a grader
+    widget = _widget(qtbot, clinic)
+    widget.show()
+    widget.tabs.setCurrentIndex(widget.tabs.indexOf(widget.views[Queue.ANNUAL].parentWidget()))
+    _select(widget, annual)
+    assert widget.buttons["flag"].isEnabled() and widget.buttons["flag"].text() == "Flag for a &grader\u2026"
+    qtbot.keyClick(widget.buttons["flag"], Qt.Key.Key_Space)      # the button in focus, by keyboard
+    assert widget.dialog is not None and "P004" in widget.dialog.labelText()
+    assert annual not in clinic.to_grade()                        # asked first: nothing recorded yet
+    edit = widget.dialog.findChild(QLineEdit)
+    with qtbot.waitSignal(widget.changed):
+        qtbot.keyClicks(edit, "dot haemorrhages seen on the monitor")
+        qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert clinic.flagged_for_grader() == {annual: "dot haemorrhages seen on the monitor"}
+    entry = clinic.audit(f"encounter:{annual}")[-1]
+    assert (entry.action, entry.user) == ("flagged for a grader", "nurse.ada")
+    panel = GradingPanel(clinic, grader="Dr Grey")
+    qtbot.addWidget(panel)
+    listed = [panel.worklist.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.worklist.count())]
+    assert annual in listed
+    assert "haemorrhage" not in " ".join(panel.worklist.item(i).text() for i in range(panel.worklist.count()))

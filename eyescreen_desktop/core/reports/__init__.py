@@ -109,6 +109,8 @@ from .documents import (
     document_kind,
     document_path,
     patient_document,
+    WrittenDocument,
+    write_document,
     write_patient_document,
 )
 from .letter import letter_pdf_bytes, letter_story, write_result_letter
@@ -128,6 +130,6 @@ __all__ = [
     "queue_row", "QUEUE_SYSTEM", "queues_csv", "REASON_WORDS", "reason_words", "REFERRAL", "register_fonts",
     "resolve_images", "REVIEW", "review_pdf_bytes", "review_reasons", "review_story", "slip_pdf_bytes",
     "slip_story", "SlipSettings", "SNOMED", "summary_story", "SYSTEM", "trim_black", "U",
-    "write_batch_summary", "write_fhir", "write_patient_document", "write_referral_slip",
+    "write_batch_summary", "write_fhir", "write_document", "write_patient_document", "WrittenDocument", "write_referral_slip",
     "write_result_letter", "write_review_slip",
 ]

@@ -69,6 +69,8 @@ def _decision_block(summary: EncounterSummary, width: float) -> Table:
         left += [Spacer(1, 2), U(f"State: {summary.state}", "small")]
     if grading_words(summary):
         left += [Spacer(1, 3), U(grading_words(summary), "body")]
+    if summary.supersedes:
+        left += [Spacer(1, 2), U(summary.supersedes, "small")]
     due = [P(due_label(summary.queue), "due_label"), P(escape(format_date(summary.due_date)), "due"),
            P(escape(due_note(summary)), "due_note")]
     return decision_box(summary.queue, left, due, width)

@@ -8,16 +8,17 @@ so the same patient never gets a letter from one and a slip from another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from ..records import EncounterSummary, Queue
-from ..report_names import ReportNames, remove_stale, report_path
+from ..report_names import ReportNames, report_path
 from .layout import SlipSettings, _write_atomic
 from .letter import letter_pdf_bytes
 from .referral import slip_pdf_bytes
 from .review import review_pdf_bytes
+from .superseded import keep_superseded, replaces_words
 
 REFERRAL, REVIEW, LETTER = "referral", "review", "letter"
 # kind -> (folder under an output folder, title for staff)
@@ -64,16 +65,39 @@ def document_path(out_dir: Path, summary: EncounterSummary, names: ReportNames |
     return report_path(folder, summary.patient.patient_id, summary.encounter_id, names=names)
 
 
-def write_patient_document(summary: EncounterSummary, out_dir: Path, settings: SlipSettings | None = None,
-                           names: ReportNames | None = None) -> Path:
-    """Write the patient's document under ``out_dir`` and remove this encounter's
-    document of another kind left by an earlier run (a patient moved from review
-    to referral keeps only the referral slip); never touches another encounter's."""
-    document = patient_document(summary, settings)
+@dataclass(frozen=True)
+class WrittenDocument:
+    """Where a patient's document was written, and the earlier documents of the same
+    encounter it superseded (kept, moved under ``superseded/``)."""
+
+    path: Path
+    superseded: tuple[Path, ...] = ()
+
+
+def write_document(summary: EncounterSummary, out_dir: Path, settings: SlipSettings | None = None,
+                   names: ReportNames | None = None) -> WrittenDocument:
+    """Write the patient's document under ``out_dir``. An earlier document of THIS
+    encounter (of any kind: the letter of a patient a grader now refers) is never
+    overwritten or deleted: it is kept as superseded (:mod:`.superseded`) and the new
+    document says which file it replaces. Another encounter's document is never touched."""
+    out_dir = Path(out_dir)
     path = document_path(out_dir, summary, names)
+    kept = []
+    for folder, _title in DOCUMENT_KINDS.values():
+        earlier = path.parent.parent / folder / path.name if folder != path.parent.name else path
+        moved = keep_superseded(out_dir, earlier)
+        if moved is not None:
+            kept.append(moved)
+    if kept:
+        summary = replace(summary, supersedes=" ".join(replaces_words(out_dir, k) for k in kept))
+    document = patient_document(summary, settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(document.data, path)
-    for kind, (folder, _title) in DOCUMENT_KINDS.items():
-        if kind != document.kind:
-            remove_stale(Path(out_dir) / folder, path, summary.patient.patient_id, summary.encounter_id)
-    return path
+    return WrittenDocument(path, tuple(kept))
+
+
+def write_patient_document(summary: EncounterSummary, out_dir: Path, settings: SlipSettings | None = None,
+                           names: ReportNames | None = None) -> Path:
+    """Write the patient's document under ``out_dir`` (:func:`write_document`: an
+    earlier one of this encounter is kept as superseded) and return its path."""
+    return write_document(summary, out_dir, settings, names).path

@@ -81,6 +81,8 @@ def _result_box(summary: EncounterSummary, width: float) -> Table:
         left += [Spacer(1, 3), U(f"Decided by a clinician: {summary.override_reason}", "body")]
     if grading_words(summary):
         left += [Spacer(1, 3), U(grading_words(summary), "body")]
+    if summary.supersedes:
+        left += [Spacer(1, 2), U(summary.supersedes, "small")]
     due = [U("NEXT SCREENING BY", "due_label"), U(format_date(summary.due_date), "due"),
            U("you will be invited", "due_note")]
     return decision_box(summary.queue, left, due, width)

@@ -14,13 +14,17 @@ import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..grading import HumanGrade, Resolution, graded_eye_result, resolve
-from ..protocol import encounter_queue, is_external_eye
+from ..grading import HumanGrade, OutcomeRaise, Resolution, protocol_outcome, raise_outcome, resolve
+from ..protocol import encounter_queue
 from ..records import Eye, Queue
 from .base import _datetime, default_user
 from .engine import Db, Row
 from .results import ResultStore
+
+
+QUALITY_THRESHOLD_KEY = "applied_quality_reject_threshold"
 
 
 class GradeConflict(ValueError):
@@ -61,19 +65,26 @@ class GradeStore(ResultStore):
     """Human grades, arbitration state and quality-assurance draws."""
 
     def record_grades(self, grades: Sequence[HumanGrade], user: str | None = None,
-                      single_grader_stands: bool = False) -> dict[str, EncounterGrading]:
+                      single_grader_stands: bool = False,
+                      raises: Sequence[OutcomeRaise] = ()) -> dict[str, EncounterGrading]:
         """Record graders' readings, all in ONE transaction, and re-queue each encounter
         they touch by its graded outcome (:func:`grading.resolve`). A reading identical
         to one the same grader already gave is skipped (re-importing a file changes
         nothing); a different one raises :class:`GradeConflict`. While an encounter
         waits for arbitration, a different grader's desk grade arbitrates it (the
-        same grader is refused). Returns the new state of each encounter that changed."""
+        same grader is refused). ``raises``: a grader raising an encounter's outcome above
+        what the protocol makes of the grades, with a reason (:func:`grading.raise_outcome`:
+        a raise that does not raise is refused and nothing of the call is recorded).
+        Returns the new state of each encounter that changed."""
         out: dict[str, EncounterGrading] = {}
         with self._tx() as db:
             touched: dict[str, str] = {}
             for grade in grades:
                 if self._insert_grade(db, grade, user):
                     touched[grade.encounter_id] = grade.source
+            for raised in raises:
+                if self._insert_raise(db, raised, user):
+                    touched.setdefault(raised.encounter_id, "desk")
             for encounter_id, source in touched.items():
                 out[encounter_id] = self._settle(db, encounter_id, source, single_grader_stands, user)
         return out
@@ -107,6 +118,44 @@ class GradeStore(ResultStore):
                      "role": role})
         return True
 
+    def _insert_raise(self, db: Db, raised: OutcomeRaise, user: str | None) -> bool:
+        """Insert one grader's raise; False when they already raised it exactly so.
+        (Annual raises nothing; whether it raises THIS outcome is checked when settling.)"""
+        raise_outcome(Queue.ANNUAL, raised.queue, raised.reason)
+        old = db.execute("SELECT queue, reason FROM raised_outcomes WHERE encounter_id = ? AND grader = ?",
+                         (raised.encounter_id, raised.grader)).fetchone()
+        if old is not None:
+            if (old[0], old[1]) == (raised.queue.value, raised.reason):
+                return False
+            raise GradeConflict(f"{raised.grader} already raised encounter {raised.encounter_id} to {old[0]}")
+        if not db.execute("SELECT 1 FROM human_grades WHERE encounter_id = ? AND grader = ?",
+                          (raised.encounter_id, raised.grader)).fetchone():
+            raise ValueError(f"{raised.grader} has not graded encounter {raised.encounter_id}: only its grader "
+                             "may raise its outcome")
+        who = user or default_user()
+        db.execute("INSERT INTO raised_outcomes (encounter_id, grader, queue, reason, raised_at, recorded_by) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", (raised.encounter_id, raised.grader, raised.queue.value,
+                                                 raised.reason, self._now(), who))
+        self._audit(db, who, "outcome raised", f"encounter:{raised.encounter_id}",
+                    {"grader": raised.grader, "to": raised.queue.value, "reason": raised.reason})
+        return True
+
+    def raised_outcomes(self, encounter_id: str) -> list[OutcomeRaise]:
+        """The graders' raises of this encounter's outcome, oldest first."""
+        return [OutcomeRaise(r["encounter_id"], r["grader"], Queue(r["queue"]), r["reason"]) for r in self._query(
+            "SELECT * FROM raised_outcomes WHERE encounter_id = ? ORDER BY raise_id", (encounter_id,))]
+
+    def _apply_raises(self, encounter_id: str, deciders: set[str], outcome: Queue) -> Queue:
+        """The protocol's outcome of the deciding graders' grades, raised by their raises
+        (each checked to raise it: :func:`grading.raise_outcome`)."""
+        raised = outcome
+        for r in self.raised_outcomes(encounter_id):
+            if r.grader not in deciders:
+                continue
+            queue = raise_outcome(outcome, r.queue, r.reason)
+            raised = queue if queue.priority < raised.priority else raised
+        return raised
+
     def _first_readers(self, encounter_id: str) -> set[str]:
         return {r[0] for r in self._query("SELECT grader FROM human_grades WHERE encounter_id = ? AND role = 'first'",
                                           (encounter_id,))}
@@ -124,9 +173,8 @@ class GradeStore(ResultStore):
         arbitration = {g.eye: g for g in grades if g.role == "arbitration"}
         first = {g.eye: g for g in grades if g.role == "first"}      # newest per eye (grades come oldest first)
         readings = {**first, **arbitration}
-        graded_eyes = [graded_eye_result(e, readings[e.eye], protocol)
-                       if e.eye in readings and not is_external_eye(e) else e for e in eyes]
-        graded = encounter_queue(graded_eyes, missing)
+        deciders = {g.grader for g in (arbitration or first).values()}
+        graded = self._apply_raises(encounter_id, deciders, protocol_outcome(eyes, readings, protocol, missing))
         if arbitration:
             settled = Resolution("arbitrated", graded, graded)
         else:
@@ -140,7 +188,64 @@ class GradeStore(ResultStore):
         self._audit(db, user, "grading " + settled.state.replace("_", " "), f"encounter:{encounter_id}",
                     {"ai_queue": ai.value, "graded_queue": graded.value, "queue": settled.queue.value})
         self._queue_by_rule(encounter_id, user, action="encounter queued (graded)")
+        db.execute("UPDATE grading_flags SET cleared_at = ? WHERE encounter_id = ? AND cleared_at IS NULL",
+                   (self._now(), encounter_id))
         return EncounterGrading(encounter_id, settled.state, ai, graded, settled.final)
+
+    def note_document(self, encounter_id: str, path: Path | str, superseded: Sequence[Path | str] = (),
+                      user: str | None = None) -> None:
+        """Audit a patient's document written again after a grade, and each earlier
+        document it superseded (kept, with where it now lies), so the record shows
+        which document a patient may hold and which one replaced it."""
+        with self._tx() as db:
+            for kept in superseded:
+                self._audit(db, user, "document superseded", f"encounter:{encounter_id}",
+                            {"kept_as": str(kept), "replaced_by": str(path)})
+            self._audit(db, user, "document regenerated", f"encounter:{encounter_id}",
+                        {"path": str(path), "supersedes": [str(k) for k in superseded]})
+
+    def flag_for_grader(self, encounter_id: str, reason: str = "", user: str | None = None) -> bool:
+        """Put an encounter on the grading worklist because staff want a grader to look
+        (audited, with the reason). Needs the flag permission (nurse, coordinator).
+        False when it is already flagged and waiting."""
+        from ..roles import Action
+
+        self.require(Action.FLAG_FOR_GRADER)
+        self._encounter_row(encounter_id)
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM grading_flags WHERE encounter_id = ? AND cleared_at IS NULL",
+                          (encounter_id,)).fetchone():
+                return False
+            who = self._who(user)
+            db.execute("INSERT INTO grading_flags (encounter_id, flagged_at, flagged_by, reason) VALUES (?, ?, ?, ?)",
+                       (encounter_id, self._now(), who, reason.strip()))
+            self._audit(db, user, "flagged for a grader", f"encounter:{encounter_id}", {"reason": reason.strip()})
+        return True
+
+    def flagged_for_grader(self) -> dict[str, str]:
+        """Encounters flagged for a grader and not yet graded since: encounter -> reason."""
+        return {r[0]: r[1] for r in self._query(
+            "SELECT encounter_id, reason FROM grading_flags WHERE cleared_at IS NULL ORDER BY flag_id")}
+
+    def apply_quality_threshold(self, threshold: float | None, user: str | None = None) -> None:
+        """An admin applies the photo-quality threshold the agreement report suggested
+        for this clinic's camera (None withdraws it: the gate card's threshold again).
+        Screening reads it (``screening.site_gate``); audited with the one before."""
+        from ..roles import Action
+
+        self.require(Action.OPERATING_POINT)
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise ValueError(f"a photo-quality threshold lies strictly between 0 and 1, not {threshold}")
+        before = self.applied_quality_threshold()
+        with self._tx() as db:
+            self._set_meta(QUALITY_THRESHOLD_KEY, "" if threshold is None else repr(float(threshold)))
+            self._audit(db, user, "photo-quality threshold applied" if threshold is not None
+                        else "photo-quality threshold withdrawn", "gate:reject", {"threshold": threshold, "before": before})
+
+    def applied_quality_threshold(self) -> float | None:
+        """The photo-quality threshold an admin applied for this clinic; None: the gate card's."""
+        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (QUALITY_THRESHOLD_KEY,))
+        return float(rows[0][0]) if rows and rows[0][0] else None
 
     def photographed_eyes(self, encounter_id: str) -> set[Eye]:
         """The sides of the encounter that have a screened photograph."""
@@ -222,13 +327,15 @@ class GradeStore(ResultStore):
     def to_grade(self) -> list[str]:
         """Encounters that wait for a human grade, most urgent first, then oldest: every
         referral and review not yet graded, every annual encounter drawn for quality
-        assurance and not yet graded, and every encounter waiting for arbitration."""
+        assurance and not yet graded, every encounter waiting for arbitration, and every
+        encounter staff flagged for a grader since its last grade."""
         rows = self._query(
             "SELECT e.encounter_id, COALESCE(q.override_queue, q.queue) AS queue, e.started_at FROM encounters e "
             "JOIN queue_state q USING (encounter_id) LEFT JOIN encounter_grading g USING (encounter_id) "
             "WHERE (g.encounter_id IS NULL AND (COALESCE(q.override_queue, q.queue) != 'annual' OR EXISTS "
             "(SELECT 1 FROM qa_sample s WHERE s.encounter_id = e.encounter_id AND s.drawn = 1))) "
-            "OR g.state = 'arbitration_pending'")
+            "OR g.state = 'arbitration_pending' OR EXISTS "
+            "(SELECT 1 FROM grading_flags f WHERE f.encounter_id = e.encounter_id AND f.cleared_at IS NULL)")
         return [r[0] for r in sorted(rows, key=lambda r: (Queue(r[1]).priority, r[2], r[0]))]
 
     def patient_encounters(self, patient_id: str) -> list[tuple[str, dt.datetime]]:
