@@ -2,8 +2,9 @@
 the accounts' permission table (:mod:`.roles`).
 
 The grades import and export, and calibration from the clinic database, call
-:func:`require` with the permission they need ("grade": import, export or enter
-grades; "admin": calibrate the site's operating point). On a database with accounts
+:func:`require` with the permission they need ("grade": import or enter grades;
+"export": photographs and names for a reading centre, a coordinator's; "admin":
+calibrate the site's operating point). On a database with accounts
 it refuses whoever is not signed in or lacks the role (``store.require``: the one
 table in :data:`.roles.PERMISSIONS`); on a database without accounts everything is
 allowed, as before accounts. It returns the name the audit rows carry: the
@@ -20,7 +21,7 @@ from .store.base import default_user
 
 log = logging.getLogger(__name__)
 
-PERMISSIONS: dict[str, Action] = {"grade": Action.GRADE, "admin": Action.OPERATING_POINT}
+PERMISSIONS: dict[str, Action] = {"grade": Action.GRADE, "export": Action.EXPORT, "admin": Action.OPERATING_POINT}
 """The permission a grading command names -> the action the roles table guards."""
 
 

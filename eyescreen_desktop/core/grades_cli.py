@@ -215,7 +215,7 @@ def export_to_grade(store: ClinicStore, out: Path, qa_rate: float, seed: int | N
                     ) -> list[dict[str, str]]:
     """Draw the quality-assurance sample (when ``qa_rate`` > 0), then write every
     photograph that needs grading into ``out/photos`` and ``out/to-grade.csv``."""
-    who = require(store, person, "grade")
+    who = require(store, person, "export")   # photographs and names leave the clinic: coordinators
     if qa_rate > 0:
         store.draw_qa_sample(qa_rate, seed, user=who)
     photos = out / "photos"
@@ -253,7 +253,9 @@ def run(args: argparse.Namespace) -> int:
     paths = data_paths(args.data_dir)
     try:
         with ClinicStore(database_url(args.database, paths.database), paths.image_store) as store:
-            signin.act_as_signed_in(store, paths, args.token_file, Action.GRADE)   # as the signed-in grader
+            # as the signed-in person: a grader imports grades; exporting identifiable photographs is a coordinator's
+            signin.act_as_signed_in(store, paths, args.token_file,
+                                    Action.GRADE if args.action == "import" else Action.EXPORT)
             if args.action == "import":
                 return _run_import(store, args)
             rows = export_to_grade(store, args.out, args.qa_rate, args.seed, args.user)

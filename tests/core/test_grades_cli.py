@@ -127,3 +127,37 @@ def test_an_export_filled_in_by_a_reading_centre_imports_back(tmp_path, clinic):
         assert store.encounter_summary(ids["P006"]).queue is Queue.ANNUAL     # imported grades are final
         assert store.encounter_summary(ids["P004"]).queue is Queue.REVIEW     # one eye only: never annual
         assert store.to_grade() == []
+
+
+def test_with_accounts_a_grader_imports_but_only_a_coordinator_exports(tmp_path):
+    """`grades export` writes identifiable photographs for a reading centre: the
+    coordinator's role (issue 21), while a grader imports; each refused with exit 6."""
+    from eyescreen_desktop import cli
+    from eyescreen_desktop.core.paths import data_paths
+    from eyescreen_desktop.core.store import ClinicStore
+
+    data = tmp_path / "data"
+    with ClinicStore.open(data_paths(data)) as store:
+        store.add_person("ada", "admin-password-1", ["admin"])
+        store.sign_in("ada", "admin-password-1")
+        store.add_person("gina", "grader-password-1", ["grader"])
+        store.add_person("cora", "coordinator-pw-1", ["coordinator"])
+    csv_file = tmp_path / "empty.csv"
+    csv_file.write_text("patient_id,eye,icdr_grade,maculopathy,gradable,grader\n", encoding="utf-8")
+
+    def as_person(name: str, password: str, *args: str) -> int:
+        import io
+        import sys
+
+        stdin = sys.stdin
+        sys.stdin = io.StringIO(password + "\n")
+        try:
+            assert cli.main(["login", "--user", name, "--password-stdin", "--data-dir", str(data)]) == 0
+        finally:
+            sys.stdin = stdin
+        return cli.main([*args, "--data-dir", str(data)])
+
+    assert as_person("gina", "grader-password-1", "grades", "export", "--out", str(tmp_path / "g")) == 6
+    assert as_person("cora", "coordinator-pw-1", "grades", "import", str(csv_file)) == 6
+    assert as_person("cora", "coordinator-pw-1", "grades", "export", "--out", str(tmp_path / "c")) == 0
+    assert as_person("gina", "grader-password-1", "grades", "import", str(csv_file)) == 0
