@@ -432,7 +432,7 @@ class MainWindow(QMainWindow):
         if rid in self._requests:
             self._requests.discard(rid)
             for card in self.result_view.cards.values():
-                if card.shown is None and card.photo.text() == "Grading…":
+                if card.shown is None and card.pending:   # its request ended without a photograph to show
                     card.clear()
 
     # ------------------------------------------------------------------ user actions

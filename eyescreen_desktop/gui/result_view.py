@@ -231,6 +231,7 @@ class EyeCard(QFrame):
         super().__init__(parent)
         self.eye = eye
         self.shown: ScreenedEye | None = None
+        self.pending = False   # a photograph of this eye is being graded (set_pending), not read back from a label
         self.op: OperatingPoint | None = None     # the thresholds the eye on show was decided with
         self.missing: MissingEye | None = None
         self.setObjectName("eyeCard")
@@ -277,6 +278,7 @@ class EyeCard(QFrame):
     def clear(self) -> None:
         """Empty, with the slot's own title (a new patient starts from scratch)."""
         self.shown = None
+        self.pending = False
         self.title.setText(TITLES[self.eye])
         self.photo.drag_key = ""
         if self.missing is not None:
@@ -296,12 +298,14 @@ class EyeCard(QFrame):
         """The recorded reason this eye was not photographed (None: none)."""
         self.missing = missing
         self._saved = encounter_saved
-        if self.shown is None and self.photo.text() != "Grading…":
+        if self.shown is None and not self.pending:
             self.clear()
         self._update_buttons()
 
     def set_pending(self) -> None:
+        """A photograph for this eye is being graded (``pending`` until it is shown or cleared)."""
         self.clear()
+        self.pending = True
         self.photo.set_message("Grading…")
 
     def show_eye(self, screened: ScreenedEye, heatmap: bool, title: str = "",
@@ -309,6 +313,7 @@ class EyeCard(QFrame):
         """Show one screened photograph (``heatmap``: overlay it when there is one;
         ``op``: the thresholds it was decided with, when known)."""
         self.shown = screened
+        self.pending = False
         self.op = op
         result = screened.result
         self.title.setText(title or TITLES[self.eye])
