@@ -244,8 +244,8 @@ class GradeStore(ResultStore):
 
     def applied_quality_threshold(self) -> float | None:
         """The photo-quality threshold an admin applied for this clinic; None: the gate card's."""
-        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (QUALITY_THRESHOLD_KEY,))
-        return float(rows[0][0]) if rows and rows[0][0] else None
+        value = self._meta(QUALITY_THRESHOLD_KEY)
+        return float(value) if value else None
 
     def photographed_eyes(self, encounter_id: str) -> set[Eye]:
         """The sides of the encounter that have a screened photograph."""
