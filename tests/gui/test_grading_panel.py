@@ -240,3 +240,16 @@ def test_the_heat_map_is_hidden_until_the_commit_then_h_toggles_it(qtbot, tmp_pa
         assert panel.views[Eye.RIGHT].item.pixmap().toImage() == photo
         qtbot.keyClick(panel, Qt.Key.Key_Return)              # the next encounter (none left)
         assert panel.encounter is None
+
+
+def test_the_desk_says_why_eyescreen_refused_a_photograph_in_the_clinics_words():
+    """The grader reads the gate's reasons in the words the window and the slip use
+    (domain.vocabulary.REASON_WORDS: "blurred" is "out of focus"), not the raw codes."""
+    from eyescreen_desktop.core.records import Status
+    from eyescreen_desktop.gui.grading_panel import quality_words
+    from tests.core.report_fixtures import not_graded
+
+    refused = not_graded("P001_R.jpg", Eye.RIGHT, Status.UNGRADABLE, ("blurred", "small_field"))
+    assert quality_words(refused) == ("Photo quality: could not be graded by EyeScreen "
+                                      "(out of focus, too little of the retina visible)")
+
