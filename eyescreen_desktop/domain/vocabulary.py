@@ -32,6 +32,14 @@ _STATUS_LABEL = {
     Status.ERROR: "file could not be read",
 }
 
+#: the quality gate's verdict in words (``QualityReport.verdict``), for the screen and the slip
+QUALITY_VERDICTS: dict[Status, str] = {
+    Status.OK: "gradable",
+    Status.UNGRADABLE: "ungradable",
+    Status.NOT_FUNDUS: "not a fundus photograph",
+    Status.ERROR: "unreadable",
+}
+
 
 class Queue(str, Enum):
     """The four clinic queues, most urgent first."""
