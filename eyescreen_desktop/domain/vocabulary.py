@@ -69,6 +69,10 @@ _QUEUE_LABEL = {
     Queue.ANNUAL: "Annual screening",
 }
 
+#: the queues that refer the patient to an ophthalmologist (review and annual do not):
+#: what QA counts as an AI or graded referral, the FHIR export's referable flag, the heat map's eyes
+REFERRAL_QUEUES: tuple[Queue, ...] = (Queue.URGENT, Queue.ROUTINE)
+
 
 class Eye(str, Enum):
     """Laterality. UNKNOWN when neither the name nor the patient list says."""

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..core.paths import default_model_dir, project_root, shared_datasets_dir
 from ..domain.grades import is_referable, is_urgent
-from ..domain.vocabulary import Queue
+from ..domain.vocabulary import REFERRAL_QUEUES, Queue
 
 COLLECTIONS = ("fundus-dr", "eyepacs-256", "odir-384", "idrid")
 MACULOPATHY_LABELLED = ("fundus-dr", "idrid")
@@ -255,7 +255,7 @@ def referral_check(val: Sequence[dict[str, str]], op: Any, maculopathy: float) -
             old = proto.decide_eye(pred, op).queue
             referable = _referable(lab, lab["icdr_grade"])
             ref += referable
-            sens += referable and queue in (Queue.URGENT, Queue.ROUTINE)
+            sens += referable and queue in REFERRAL_QUEUES
             annual_urgent += is_urgent(int(lab["icdr_grade"])) and queue is Queue.ANNUAL
             by_flag += old is Queue.ANNUAL and queue is Queue.ROUTINE
         out[coll] = {"graded": len(rows), "referable_sensitivity": sens / max(ref, 1), "referable": ref,
