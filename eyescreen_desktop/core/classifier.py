@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..domain.grades import risks_from_grades
 from .records import ModelInfo, OperatingPoint, Prediction
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,7 @@ def predictions_from_outputs(outputs: dict[str, np.ndarray]) -> list[Prediction]
     if grade.ndim != 2 or grade.shape[1] != N_GRADES:
         raise ModelError(f"model 'grade' output has shape {grade.shape}, expected (N, {N_GRADES})")
     grade = grade / np.clip(grade.sum(axis=1, keepdims=True), 1e-12, None)
-    derived_ref = grade[:, 2:].sum(axis=1)
-    derived_urg = grade[:, 3:].sum(axis=1)
+    derived_ref, derived_urg = risks_from_grades(grade)
     ref = _column(outputs, "referable", derived_ref)
     urg = _column(outputs, "urgent", derived_urg)
     mac = outputs.get("maculopathy")

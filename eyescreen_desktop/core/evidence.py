@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..domain.grades import is_referable, is_urgent
 from .protocol import threshold_flags
 from .records import EyeResult, OperatingPoint, Status
 
@@ -66,7 +67,7 @@ def eye_evidence(result: EyeResult, op: OperatingPoint | None) -> list[Evidence]
         urgent, referable, macula = flags.urgent, flags.referable, flags.maculopathy
     else:
         grade = d.grade if d.grade is not None else p.grade
-        urgent, referable, macula = grade >= 3, grade >= 2, "maculopathy" in d.finding
+        urgent, referable, macula = is_urgent(grade), is_referable(grade), "maculopathy" in d.finding
     if urgent:
         out = [Evidence("Signs of sight-threatening retinopathy",
                         _basis(p.p_urgent, op.urgent if op else None, "urgent referral"))]

@@ -156,14 +156,6 @@ def more_urgent(a: Queue, b: Queue) -> Queue:
     return a if a.priority <= b.priority else b
 
 
-def most_urgent(queues: Iterable[Queue]) -> Queue:
-    """The most urgent of several queues; review when there are none."""
-    out: Queue | None = None
-    for q in queues:
-        out = q if out is None else more_urgent(out, q)
-    return out if out is not None else Queue.REVIEW
-
-
 def disagree(ai: Queue, graded: Queue) -> bool:
     """Grader and AI disagree at the decision level: annual vs referral, or urgent vs
     routine. A review (a photograph the AI could not grade, or an eye the grader
@@ -225,8 +217,9 @@ def protocol_outcome(eyes: Iterable[EyeResult], readings: Mapping[Eye, HumanGrad
     return encounter_queue(graded, missing)
 
 
-RAISE_ORDER = (Queue.ANNUAL, Queue.REVIEW, Queue.ROUTINE, Queue.URGENT)
-"""Queues from least to most urgent: the steps a grader's raise moves through."""
+RAISE_ORDER = tuple(sorted(Queue, key=lambda q: q.priority, reverse=True))
+"""Queues from least to most urgent (annual, review, routine, urgent: ``Queue.priority``
+reversed): the steps a grader's raise moves through."""
 
 
 def next_raise(current: Queue) -> Queue | None:

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..domain.vocabulary import REFERRAL_QUEUES
 from .fundus import channel_max
 from .preprocess import BLACK_LEVEL, MASK_RADIUS, disc_mask
 from .records import Queue
@@ -29,7 +30,7 @@ NO_AREA_TEXT = "Heat map: no area stood out"
 #: fraction of the radius trimmed off the field of view's edge (the rim glows in CAMs)
 RIM_MARGIN = 0.06
 #: queues whose eyes get a heat map: something referable was found
-REFERRED = (Queue.URGENT, Queue.ROUTINE)
+REFERRED = REFERRAL_QUEUES
 
 
 def retina_mask(tensor: np.ndarray, margin: float = RIM_MARGIN) -> np.ndarray:

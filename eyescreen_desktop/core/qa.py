@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..domain.vocabulary import REFERRAL_QUEUES
 from . import metrics as M
 from .grading import HumanGrade, eye_outcome
 from .gate import QUALITY_PROBABILITY
@@ -33,7 +34,7 @@ from .records import Eye, EyeResult, Queue, Status
 if TYPE_CHECKING:
     from .store import ClinicStore
 
-REFERRED = (Queue.URGENT, Queue.ROUTINE)
+REFERRED = REFERRAL_QUEUES
 
 
 @dataclass(frozen=True)

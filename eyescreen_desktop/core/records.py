@@ -16,6 +16,7 @@ from typing import Any
 from ..domain.vocabulary import (  # noqa: F401 - re-exported: the vocabulary is stated in domain
     ICDR_GRADE_NAMES,
     PHOTO_QUALITY_BORDERLINE,
+    QUALITY_VERDICTS,
     REASON_BORDERLINE,
     REASON_URGENT_SIGNS,
     URGENT_SIGNS_VISIBLE,
@@ -24,15 +25,6 @@ from ..domain.vocabulary import (  # noqa: F401 - re-exported: the vocabulary is
     Queue,
     Status,
 )
-
-
-# The quality gate's verdict in words (QualityReport.verdict).
-QUALITY_VERDICTS: dict[Status, str] = {
-    Status.OK: "gradable",
-    Status.UNGRADABLE: "ungradable",
-    Status.NOT_FUNDUS: "not a fundus photograph",
-    Status.ERROR: "unreadable",
-}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..domain.grades import referred
 from . import calibration as C
 from . import metrics as M
 from .qa import reference_readings
@@ -88,9 +89,9 @@ def expected_referral_rate(screened: list[C.ScreenedEye], t: C.Thresholds) -> fl
     """The share of eyes the point refers, weighed 1/P(graded) (photographs the gate
     refuses go to review, not referral)."""
     w = np.array([e.eye.weight for e in screened], float)
-    referred = np.array([e.gradable and (e.p_urgent >= t.urgent or e.p_referable >= t.referable)
-                         for e in screened], bool)
-    return M.weighted_rate(referred, np.ones(len(screened), bool), w)
+    flagged = np.array([e.gradable and referred(e.p_referable, e.p_urgent, t.referable, t.urgent)
+                        for e in screened], bool)
+    return M.weighted_rate(flagged, np.ones(len(screened), bool), w)
 
 
 def calibrate_site(store: ClinicStore, site: str, name: str, classifier: Any, rule: C.Rule = C.Rule(),

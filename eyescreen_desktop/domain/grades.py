@@ -26,6 +26,14 @@ def is_urgent(grade: int) -> bool:
     return grade >= URGENT_GRADE
 
 
+def risks_from_grades(grade_probs: npt.ArrayLike) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+    """p(referable) and p(urgent) that a grade softmax implies, one row per eye: the
+    probability of ICDR grade 2 or worse and of 3 or worse (the classifier's fallback
+    when a model has no referable/urgent head, and training's comparison with the heads)."""
+    g = np.asarray(grade_probs)
+    return g[:, REFERABLE_GRADE:].sum(axis=1), g[:, URGENT_GRADE:].sum(axis=1)
+
+
 def referred(p_referable: float, p_urgent: float, t_referable: float, t_urgent: float,
              maculopathy: bool = False) -> bool:
     """One eye: is it referred at these thresholds (urgent or routine, not annual)?"""

@@ -32,6 +32,14 @@ _STATUS_LABEL = {
     Status.ERROR: "file could not be read",
 }
 
+#: the quality gate's verdict in words (``QualityReport.verdict``), for the screen and the slip
+QUALITY_VERDICTS: dict[Status, str] = {
+    Status.OK: "gradable",
+    Status.UNGRADABLE: "ungradable",
+    Status.NOT_FUNDUS: "not a fundus photograph",
+    Status.ERROR: "unreadable",
+}
+
 
 class Queue(str, Enum):
     """The four clinic queues, most urgent first."""
@@ -60,6 +68,10 @@ _QUEUE_LABEL = {
     Queue.REVIEW: "Review (retake or examine in person)",
     Queue.ANNUAL: "Annual screening",
 }
+
+#: the queues that refer the patient to an ophthalmologist (review and annual do not):
+#: what QA counts as an AI or graded referral, the FHIR export's referable flag, the heat map's eyes
+REFERRAL_QUEUES: tuple[Queue, ...] = (Queue.URGENT, Queue.ROUTINE)
 
 
 class Eye(str, Enum):

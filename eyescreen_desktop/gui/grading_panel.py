@@ -56,6 +56,7 @@ from ..core.regrading import regenerate_document
 from ..core.imageio import ImageReadError, read_image
 from ..core.preprocess import model_square
 from ..core.records import ICDR_GRADE_NAMES, Eye, EyeResult, Queue, Status
+from ..domain.vocabulary import reason_words
 from .result_view import overlay_heatmap
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def quality_words(photo: EyeResult) -> str:
     """The photo-quality verdict (the gate's, not a grade: shown during a blind read)."""
     if photo.status is Status.OK:
         return "Photo quality: gradable"
-    reasons = ", ".join(r.replace("_", " ") for r in (photo.quality.reasons if photo.quality else ()))
+    reasons = reason_words(photo.quality.reasons if photo.quality else ())
     return "Photo quality: could not be graded by EyeScreen" + (f" ({reasons})" if reasons else "")
 
 

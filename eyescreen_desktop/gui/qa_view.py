@@ -134,6 +134,7 @@ class QaView(QWidget):
         self.apply_quality.clicked.connect(self.apply_suggestion)
         self.suggestion: QualitySuggestion | None = None
         self.eyes: list[Any] = []
+        self.overall: Agreement | None = None   # every eye's agreement: the summary line and the "all" row
         self._build()
         self.split_by.currentTextChanged.connect(lambda _t: self._fill_agreement())
         self.refresh_button.clicked.connect(self.refresh)
@@ -168,11 +169,12 @@ class QaView(QWidget):
     def refresh(self) -> None:
         """Read the graded eyes again and recompute every table."""
         self.eyes = qa_eyes(self.store, self.site)
-        if not self.eyes:
+        self.overall = agreement(self.eyes, "all", self.n_boot) if self.eyes else None
+        if self.overall is None:
             self.summary.setText("No human grades yet: grade in the Grading tab or import a reading centre's "
                                  "grades (eyescreen grades import FILE.csv).")
         else:
-            self.summary.setText(f"<b>{summary_line(agreement(self.eyes, 'all', self.n_boot))}</b>. Each eye counts "
+            self.summary.setText(f"<b>{summary_line(self.overall)}</b>. Each eye counts "
                                  "1/P(graded) times: an eye of a 10% quality-assurance sample counts 10 times.")
         self._fill_agreement()
         table = confusion_table(self.eyes)
@@ -217,8 +219,8 @@ class QaView(QWidget):
 
     def _fill_agreement(self) -> None:
         by = self.split_by.currentText()
-        rows: list[Agreement] = ([agreement(self.eyes, "all", self.n_boot)] if by == "all" else
-                                 split(self.eyes, by, self.n_boot)) if self.eyes else []
+        rows: list[Agreement] = ([self.overall] if by == "all" else
+                                 split(self.eyes, by, self.n_boot)) if self.overall is not None else []
         self.agreement.setRowCount(len(rows))
         for row, a in enumerate(rows):
             values = (a.group, str(a.eyes), _num(a.kappa), _rate(a.sensitivity), _rate(a.specificity),

@@ -41,6 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.paths import default_model_dir, project_root, shared_datasets_dir
+from ..domain.grades import is_referable, is_urgent
+from ..domain.vocabulary import REFERRAL_QUEUES, Queue
 
 COLLECTIONS = ("fundus-dr", "eyepacs-256", "odir-384", "idrid")
 MACULOPATHY_LABELLED = ("fundus-dr", "idrid")
@@ -217,6 +219,20 @@ def maculopathy_table(val: Sequence[dict[str, str]], thresholds: dict[str, float
     return out
 
 
+def _labels() -> dict[str, dict[str, str]]:
+    """Every collection's labels.csv row by key (``collection/file``): read once per check."""
+    labels = {}
+    for coll in COLLECTIONS:
+        with open(shared_datasets_dir() / coll / "labels.csv", newline="", encoding="utf-8") as f:
+            labels.update({f"{coll}/{r['file']}": r for r in csv.DictReader(f)})
+    return labels
+
+
+def _referable(label: dict[str, str], grade: int | str) -> bool:
+    """Referable by the collection's own column, or by the grade (domain's cut-off)."""
+    return label.get("referable") == "1" or is_referable(int(grade))
+
+
 def referral_check(val: Sequence[dict[str, str]], op: Any, maculopathy: float) -> dict[str, Any]:
     """The default point's guarantees with the new flag: per collection, referable
     sensitivity, urgent eyes in annual, and the share of eyes the flag alone refers."""
@@ -226,10 +242,7 @@ def referral_check(val: Sequence[dict[str, str]], op: Any, maculopathy: float) -
     from ..core.records import Prediction
 
     proto, point = get_protocol("icdr-ada"), replace(op, maculopathy=maculopathy)
-    labels = {}
-    for coll in COLLECTIONS:
-        with open(shared_datasets_dir() / coll / "labels.csv", newline="", encoding="utf-8") as f:
-            labels.update({f"{coll}/{r['file']}": r for r in csv.DictReader(f)})
+    labels = _labels()
     out = {}
     for coll in COLLECTIONS:
         rows = [r for r in val if r["collection"] == coll and r["status"] == "ok" and r["part"] == "val"]
@@ -238,13 +251,13 @@ def referral_check(val: Sequence[dict[str, str]], op: Any, maculopathy: float) -
             lab = labels[r["key"]]
             pred = Prediction((0.2,) * 5, float(r["p_referable"]), float(r["p_urgent"]),
                               float(r["p_maculopathy"]) if r["p_maculopathy"] else None)
-            queue = proto.decide_eye(pred, point).queue.value
-            old = proto.decide_eye(pred, op).queue.value
-            referable = lab.get("referable") == "1" or int(lab["icdr_grade"]) >= 2
+            queue = proto.decide_eye(pred, point).queue
+            old = proto.decide_eye(pred, op).queue
+            referable = _referable(lab, lab["icdr_grade"])
             ref += referable
-            sens += referable and queue in ("urgent", "routine")
-            annual_urgent += int(lab["icdr_grade"]) >= 3 and queue == "annual"
-            by_flag += old == "annual" and queue == "routine"
+            sens += referable and queue in REFERRAL_QUEUES
+            annual_urgent += is_urgent(int(lab["icdr_grade"])) and queue is Queue.ANNUAL
+            by_flag += old is Queue.ANNUAL and queue is Queue.ROUTINE
         out[coll] = {"graded": len(rows), "referable_sensitivity": sens / max(ref, 1), "referable": ref,
                      "urgent_in_annual": annual_urgent, "annual_to_routine_by_flag": by_flag}
     return out
@@ -272,15 +285,12 @@ def borderline_grading(val: Sequence[dict[str, str]], borderline: float) -> dict
     """How the graded validation photographs split at the band, and the referable AUC in each."""
     from ..core.metrics import roc_auc
 
-    labels = {}
-    for coll in COLLECTIONS:
-        with open(shared_datasets_dir() / coll / "labels.csv", newline="", encoding="utf-8") as f:
-            labels.update({f"{coll}/{r['file']}": r for r in csv.DictReader(f)})
+    labels = _labels()
     ok = [r for r in val if r["status"] == "ok" and r["part"] == "val" and r["p_reject"]]
     out = {}
     for name, sel in (("borderline", lambda v: v >= borderline), ("clear", lambda v: v < borderline)):
         rows = [r for r in ok if sel(float(r["p_reject"]))]
-        y = np.array([labels[r["key"]].get("referable") == "1" or int(r["grade"]) >= 2 for r in rows])
+        y = np.array([_referable(labels[r["key"]], r["grade"]) for r in rows])
         per = {c: sum(r["collection"] == c for r in rows) for c in COLLECTIONS}
         out[name] = {"photographs": len(rows), "per_collection": per,
                      "referable_auc": roc_auc(y, _num(rows, "p_referable")) if 0 < y.sum() < len(y) else None}
@@ -291,7 +301,7 @@ def urgent_signs_choice(val: Sequence[dict[str, str]], urgent_at: float) -> dict
     """The p_urgent at which a refused photograph says "possible urgent disease visible"."""
     refused = [r for r in val if r["part"] == "val" and r["grader_p_urgent"]]
     p = _num(refused, "grader_p_urgent")
-    urgent = np.array([int(r["grade"]) >= 3 for r in refused])
+    urgent = np.array([is_urgent(int(r["grade"])) for r in refused])
     threshold = max(lowest_threshold(p[~urgent], MAX_FALSE_FLAGS, 4), urgent_at)
     per = {}
     for coll in COLLECTIONS:

@@ -57,6 +57,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.grades import referred_array
 from ..domain.thresholds import Rule, thresholds_from_arrays
 from . import data as D
 from . import metrics as M
@@ -309,7 +310,7 @@ def fold_metrics(samples: Sequence[D.Sample], pred: dict[str, np.ndarray], op: d
     y_urg = np.array([s.urgent for s in samples])
     y_mac = np.array([s.maculopathy for s in samples])
     p_ref, p_urg = pred["referable"], pred["urgent"]
-    referred = (p_ref >= op["referable"]) | (p_urg >= op["urgent"])
+    referred = referred_array(p_ref, p_urg, op["referable"], op["urgent"])
     out: dict[str, Any] = {"photographs": len(samples), "patients": len(set(groups)),
                            "referable": int(y_ref.sum()), "urgent": int(y_urg.sum())}
     for name, y, p in (("referable", y_ref, p_ref), ("urgent", y_urg, p_urg)):

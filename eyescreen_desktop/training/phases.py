@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..domain.grades import risks_from_grades
 from . import data as D
 from . import metrics as M
 from .augment import make_dataset
@@ -190,12 +191,12 @@ def _callbacks() -> tuple[type, type]:
             self.best, self.best_weights = -np.inf, None
 
         def scores(self, out: dict[str, np.ndarray]) -> dict[str, float]:
-            g = out["grade"]
+            from_grade = risks_from_grades(out["grade"])
             mac = maculopathy_auc(self.y_mac, np.ravel(out["maculopathy"])) if "maculopathy" in out else None
             return {"val_referable_auc": M.roc_auc(self.y_ref, out["referable"]),
                     "val_urgent_auc": M.roc_auc(self.y_urg, out["urgent"]),
-                    "val_referable_auc_from_grade": M.roc_auc(self.y_ref, g[:, 2:].sum(1)),
-                    "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, g[:, 3:].sum(1)),
+                    "val_referable_auc_from_grade": M.roc_auc(self.y_ref, from_grade[0]),
+                    "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, from_grade[1]),
                     "val_maculopathy_auc": float("nan") if mac is None else mac}
 
         def score_now(self) -> float:

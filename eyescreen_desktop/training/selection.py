@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..domain.grades import referred_array
+from ..domain.grades import referred_array, risks_from_grades
 from ..domain.thresholds import thresholds_from_arrays
 from . import data as D
 from . import metrics as M
@@ -25,7 +25,7 @@ def choose_outputs(pred: dict[str, np.ndarray], targets: dict[str, np.ndarray]) 
     the grade (the classifier sums the softmax when a head is absent)."""
     g = pred["grade"]
     chosen = {}
-    for name, derived in (("referable", g[:, 2:].sum(1)), ("urgent", g[:, 3:].sum(1))):
+    for name, derived in zip(("referable", "urgent"), risks_from_grades(g)):
         y = targets[name].ravel()
         chosen[name] = "head" if M.roc_auc(y, pred[name]) >= M.roc_auc(y, derived) else "grade"
     mac = targets.get("maculopathy")

@@ -134,3 +134,21 @@ def test_calibrate_from_database_writes_the_point_and_its_report_and_is_audited(
         audit = store.audit("site:north")
         assert [(a.action, a.user) for a in audit] == [("site calibrated", "Dr Admin")]
         assert audit[0].details["thresholds"]["referable"] == saved["thresholds"]["referable"]
+
+
+def test_the_expected_referral_rate_refers_by_either_threshold_weighs_eyes_and_leaves_refused_ones_out():
+    """The point refers an eye when p(urgent) or p(referable) reaches its threshold
+    (domain's rule, at the threshold itself too); an eye stands for 1/P(graded) eyes;
+    a photograph the gate refused goes to review, never counted as referred."""
+    from eyescreen_desktop.core.site_calibration import expected_referral_rate
+
+    def eye(weight: float, status: str, p_ref: float, p_urg: float) -> C.ScreenedEye:
+        labelled = C.LabelledEye(FUNDUS_DR / "P001_R.jpg", "P001", Eye.RIGHT, False, False, "site", 0, weight)
+        return C.ScreenedEye(labelled, status, p_ref, p_urg)
+
+    t = C.Thresholds(referable=0.4, urgent=0.6)
+    screened = [eye(1.0, "ok", 0.4, 0.0),          # referable threshold reached exactly
+                eye(1.0, "ok", 0.1, 0.6),          # urgent threshold alone
+                eye(6.0, "ok", 0.39, 0.59),        # neither, and it stands for 6 eyes
+                eye(2.0, "ungradable", float("nan"), float("nan"))]   # refused: review, not referral
+    assert expected_referral_rate(screened, t) == pytest.approx(2 / 10)

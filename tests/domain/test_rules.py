@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eyescreen_desktop.domain.grades import is_referable, is_urgent, referred, referred_array
+from eyescreen_desktop.domain.grades import is_referable, is_urgent, referred, referred_array, risks_from_grades
 from eyescreen_desktop.domain.thresholds import Rule, floor6, threshold_for_sensitivity, thresholds_from_arrays
 from eyescreen_desktop.domain.vocabulary import REASON_WORDS, Eye, Modality, Queue, Status, reason_words
 
@@ -13,6 +13,13 @@ from eyescreen_desktop.domain.vocabulary import REASON_WORDS, Eye, Modality, Que
 def test_grade_cut_offs():
     assert [is_referable(g) for g in range(5)] == [False, False, True, True, True]
     assert [is_urgent(g) for g in range(5)] == [False, False, False, True, True]
+
+
+def test_a_grade_softmax_implies_referable_from_grade_2_and_urgent_from_grade_3():
+    """The classifier's fallback without heads and training's comparison with them."""
+    grades = np.array([[0.5, 0.2, 0.15, 0.1, 0.05], [0.0, 0.0, 0.0, 0.0, 1.0]])
+    p_ref, p_urg = risks_from_grades(grades)
+    assert p_ref == pytest.approx([0.3, 1.0]) and p_urg == pytest.approx([0.15, 1.0])
 
 
 def test_referral_flag_scalar_and_numpy_agree():

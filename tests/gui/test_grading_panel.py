@@ -240,3 +240,38 @@ def test_the_heat_map_is_hidden_until_the_commit_then_h_toggles_it(qtbot, tmp_pa
         assert panel.views[Eye.RIGHT].item.pixmap().toImage() == photo
         qtbot.keyClick(panel, Qt.Key.Key_Return)              # the next encounter (none left)
         assert panel.encounter is None
+
+
+def test_the_desk_says_why_eyescreen_refused_a_photograph_in_the_clinics_words():
+    """The grader reads the gate's reasons in the words the window and the slip use
+    (domain.vocabulary.REASON_WORDS: "blurred" is "out of focus"), not the raw codes."""
+    from eyescreen_desktop.core.records import Status
+    from eyescreen_desktop.gui.grading_panel import quality_words
+    from tests.core.report_fixtures import not_graded
+
+    refused = not_graded("P001_R.jpg", Eye.RIGHT, Status.UNGRADABLE, ("blurred", "small_field"))
+    assert quality_words(refused) == ("Photo quality: could not be graded by EyeScreen "
+                                      "(out of focus, too little of the retina visible)")
+
+
+def test_the_qa_view_bootstraps_every_eyes_agreement_once_per_refresh(qtbot, tmp_path, monkeypatch):
+    """The summary line and the "all" row are the same figures: one patient bootstrap
+    per refresh, not one for each (nor another when the split returns to "all")."""
+    from eyescreen_desktop.core.grading import HumanGrade
+    from eyescreen_desktop.gui import qa_view
+
+    calls = []
+    real = qa_view.agreement
+    monkeypatch.setattr(qa_view, "agreement", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    with ClinicStore(tmp_path / "clinic.sqlite3") as store:
+        referral = screened(store, "P003", 2, 0)
+        store.record_grades([HumanGrade(referral, Eye.RIGHT, "Dr Grey", 2),
+                             HumanGrade(referral, Eye.LEFT, "Dr Grey", 1)])
+        view = qa_view.QaView(store, site="North", n_boot=20)
+        qtbot.addWidget(view)
+        view.refresh()
+        assert calls == [("all", 20)]
+        assert view.agreement.item(0, 0).text() == "all" and view.overall is not None
+        view.split_by.setCurrentText("grader")
+        view.split_by.setCurrentText("all")
+        assert calls == [("all", 20)] and view.agreement.item(0, 0).text() == "all"

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ...domain.vocabulary import REFERRAL_QUEUES
 from ..gate import QUALITY_PROBABILITY
 from ..records import (REASON_BORDERLINE, REASON_URGENT_SIGNS, EncounterSummary, Eye, EyeResult, ICDR_GRADE_NAMES,
                        Queue, Status)
@@ -156,7 +157,7 @@ def _referable_observation(s: EncounterSummary, e: EyeResult, refs: dict[str, st
     p = e.prediction
     assert p is not None
     obs = _observation(s, e, refs, "dr-referable", "Referable diabetic retinopathy",
-                       {"valueBoolean": e.queue in (Queue.URGENT, Queue.ROUTINE)})
+                       {"valueBoolean": e.queue in REFERRAL_QUEUES})
     obs["component"] = [{"code": _concept(OBSERVATION_SYSTEM, "p-referable", "Probability of referable DR"),
                          "valueQuantity": _probability(p.p_referable)}]
     if s.operating_point is not None:

@@ -273,8 +273,7 @@ class Accounts(StoreBase):
 
     def applied_operating_point(self) -> str | None:
         """The SHA-256 of the operating point an admin applied, None when none was."""
-        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (APPLIED_POINT_KEY,))
-        return str(rows[0][0]) if rows else None
+        return self._meta(APPLIED_POINT_KEY)
 
     def check_operating_point(self, sha256: str) -> None:
         """Refuse screening with an operating point other than the applied one,

@@ -304,10 +304,17 @@ class StoreBase():
                     raise driver_error(exc, self._conn) from None
             return rows
 
+    def _meta(self, key: str) -> str | None:
+        """A value the store keeps in ``store_meta`` (None when unset): the one read of
+        that table, for the repair watermark, the applied operating point and the
+        applied photo-quality threshold."""
+        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
     def _meta_int(self, key: str, default: int = 0) -> int:
         """An integer the store keeps in ``store_meta`` (``default`` when unset)."""
-        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (key,))
-        return int(rows[0][0]) if rows else default
+        value = self._meta(key)
+        return int(value) if value is not None else default
 
     def _set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:

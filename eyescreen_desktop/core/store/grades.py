@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..grading import HumanGrade, OutcomeRaise, Resolution, protocol_outcome, raise_outcome, resolve
+from ..grading import HumanGrade, OutcomeRaise, Resolution, more_urgent, protocol_outcome, raise_outcome, resolve
 from ..protocol import encounter_queue
 from ..records import Eye, Queue
 from .base import _datetime, default_user
@@ -153,7 +153,7 @@ class GradeStore(ResultStore):
             if r.grader not in deciders:
                 continue
             queue = raise_outcome(outcome, r.queue, r.reason)
-            raised = queue if queue.priority < raised.priority else raised
+            raised = more_urgent(raised, queue)
         return raised
 
     def _first_readers(self, encounter_id: str) -> set[str]:
@@ -244,8 +244,8 @@ class GradeStore(ResultStore):
 
     def applied_quality_threshold(self) -> float | None:
         """The photo-quality threshold an admin applied for this clinic; None: the gate card's."""
-        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (QUALITY_THRESHOLD_KEY,))
-        return float(rows[0][0]) if rows and rows[0][0] else None
+        value = self._meta(QUALITY_THRESHOLD_KEY)
+        return float(value) if value else None
 
     def photographed_eyes(self, encounter_id: str) -> set[Eye]:
         """The sides of the encounter that have a screened photograph."""
