@@ -212,3 +212,14 @@ def test_a_batch_keeps_running_as_the_person_who_started_it_after_switch_person(
     worker.join()
     assert [e.user for e in store.audit("patient")] == ["nina", "nina"]
     assert store.person.name == "cora"
+
+
+def test_a_batch_visit_names_the_signed_in_person_not_the_user_it_was_given(store):
+    """created_by (like the audit entry beside it) is who signed in, whatever name the caller passed."""
+    with_people(store)
+    store.sign_in("nina", NURSE_PW)
+    store.upsert_patient(Patient("P2", "Bea"))
+    enc = store.batch_encounter("batch-1", "P2", "icdr-ada", dt.datetime(2025, 3, 12, 9), user="os-login")
+    row = store._query("SELECT created_by FROM encounters WHERE encounter_id = ?", (enc,))[0]
+    assert row[0] == "nina"
+    assert store.audit(f"encounter:{enc}")[-1].user == "nina"

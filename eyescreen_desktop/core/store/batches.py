@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from ..roles import Action
 from ..protocol import get_protocol
 from ..records import EyeResult, ModelInfo, OperatingPoint, Status
-from .base import _datetime, _iso, default_user
+from .base import _datetime, _iso
 from .results import ResultStore
 from .rows import _eye_result, _result_values
 
@@ -80,7 +80,7 @@ class BatchLedger(ResultStore):
                 return found
             if self.get_patient(patient_id) is None:
                 raise ValueError(f"unknown patient {patient_id!r}: register the patient first")
-            who = user or default_user()
+            who = self._who(user)   # the signed-in person, as the audit entry names
             made = db.execute(
                 "INSERT INTO encounters (encounter_id, patient_id, started_at, protocol, source, batch_key, "
                 "created_by, visit_day) VALUES (?, ?, ?, ?, 'batch', ?, ?, ?) ON CONFLICT (patient_id, visit_day) "

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..grading import HumanGrade, OutcomeRaise, Resolution, more_urgent, protocol_outcome, raise_outcome, resolve
 from ..protocol import encounter_queue
 from ..records import Eye, Queue
-from .base import _datetime, default_user
+from .base import _datetime
 from .engine import Db, Row
 from .results import ResultStore
 
@@ -107,7 +107,7 @@ class GradeStore(ResultStore):
                 return False
             raise GradeConflict(f"{grade.grader} already graded the {grade.eye.label} of encounter "
                                 f"{grade.encounter_id} differently (ICDR {old['icdr_grade']})")
-        who = user or default_user()
+        who = self._who(user)   # the signed-in person, as the audit entry names
         db.execute("INSERT INTO human_grades (encounter_id, eye, grader, icdr_grade, maculopathy, findings, note, "
                    "source, role, graded_at, recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (grade.encounter_id, grade.eye.value, grade.grader, grade.icdr_grade, grade.maculopathy,
@@ -132,7 +132,7 @@ class GradeStore(ResultStore):
                           (raised.encounter_id, raised.grader)).fetchone():
             raise ValueError(f"{raised.grader} has not graded encounter {raised.encounter_id}: only its grader "
                              "may raise its outcome")
-        who = user or default_user()
+        who = self._who(user)   # the signed-in person, as the audit entry names
         db.execute("INSERT INTO raised_outcomes (encounter_id, grader, queue, reason, raised_at, recorded_by) "
                    "VALUES (?, ?, ?, ?, ?, ?)", (raised.encounter_id, raised.grader, raised.queue.value,
                                                  raised.reason, self._now(), who))
@@ -289,7 +289,7 @@ class GradeStore(ResultStore):
                 return None
             rng = random.Random(seed)
             drawn = [e for e in candidates if rng.random() < rate]
-            who = user or default_user()
+            who = self._who(user)   # the signed-in person, as the audit entry names
             row = db.execute("INSERT INTO qa_draws (drawn_at, drawn_by, rate, seed, considered, drawn) "
                              "VALUES (?, ?, ?, ?, ?, ?) RETURNING draw_id",
                              (self._now(), who, rate, seed, len(candidates), len(drawn))).fetchone()
