@@ -73,6 +73,15 @@ from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument,
 
 log = logging.getLogger(__name__)
 
+# what the command, the window's batch jobs, the benchmark and the tests import from here: the
+# batch is one import, wherever each of its parts lives
+__all__ = [
+    "BatchCancelled", "BatchFile", "BatchReport", "BatchUsageError", "_check", "batch_key", "CSV_COLUMNS",
+    "file_patient_and_eye", "load_for_batch", "patient_and_eye", "PatientRow", "pipeline_threads", "plan_files",
+    "Progress", "queue_batch_encounters", "read_patients_csv", "resolve_inputs", "run_batch", "safe_file_name",
+    "write_results_csv",
+]
+
 Progress = Callable[[int, int, str], None]   # (files done, files in the batch, file just done)
 
 CSV_COLUMNS = (
