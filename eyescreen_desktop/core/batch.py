@@ -41,9 +41,7 @@ import contextlib
 import csv
 import logging
 import os
-import queue
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,6 +60,7 @@ from .batch_plan import (
     read_patients_csv,
     resolve_inputs,
 )
+from .batch_writer import _Writer
 from .calibration import CalibrationError, load_operating_point
 from .cancel import BatchCancelled
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
@@ -321,45 +320,6 @@ def _await_other_workstations(store: ClinicStore, screener: Screener, key: str, 
         _screen_into_store(store, screener, key, missing, before, len(files), progress, user, cancelled)
         if len(store.batch_done_files(key)) == before:
             time.sleep(AWAIT_POLL_S)
-
-
-class _Writer:
-    """Runs calls in order on one background thread (at most ``depth`` waiting).
-    The first failure stops the rest and is raised in the caller's thread, at
-    its next ``put`` or on leaving the ``with`` block, which waits for the rest."""
-
-    def __init__(self, depth: int):
-        self._jobs: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(max(1, depth))
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="eyescreen-store-writer", daemon=True)
-
-    def __enter__(self) -> "_Writer":
-        self._thread.start()
-        return self
-
-    def put(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._raise()
-        self._jobs.put((fn, args))
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-        if exc_type is None:
-            self._raise()
-        elif self._error is not None:
-            log.error("saving a result failed as well: %s", self._error)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._error is None:
-                try:
-                    job[0](*job[1])
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                    self._error = exc
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
 
 
 def queue_batch_encounters(store: ClinicStore, encounter_ids: Sequence[str], user: str | None = None,
