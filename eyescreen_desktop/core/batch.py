@@ -62,7 +62,7 @@ from .batch_plan import (
 )
 from .batch_writer import _Writer
 from .calibration import CalibrationError, load_operating_point
-from .cancel import BatchCancelled
+from .cancel import BatchCancelled, _check
 from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
 from .paths import data_paths, default_model_dir
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
@@ -98,12 +98,6 @@ CSV_COLUMNS = (
     "gate",                    # the learned gate that judged the picture (core.gate), "" for none
 )
 REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
-
-
-def _check(cancelled: Callable[[], bool] | None) -> None:
-    """Raise BatchCancelled when asked to stop: called between steps of every phase."""
-    if cancelled is not None and cancelled():
-        raise BatchCancelled("batch cancelled: what was screened is saved and queued")
 
 
 # ---------------------------------------------------------------------- the run
