@@ -20,7 +20,7 @@ from . import __version__
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "screen": ("eyescreen_desktop.core.batch", "screen image files or folders into the clinic queues"),
+    "screen": ("eyescreen_desktop.core.batch_cli", "screen image files or folders into the clinic queues"),
     "report": ("eyescreen_desktop.core.export_cli", "export patients' documents, queues (CSV) or FHIR from the clinic database"),
     "train": ("eyescreen_desktop.training.train", "train a grading model by transfer learning"),
     "train-external": ("eyescreen_desktop.training.external",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from eyescreen_desktop.core import batch, paths
+from eyescreen_desktop.core import batch, batch_plan, paths
 from eyescreen_desktop.core.reports import default_logo_path, register_fonts
 
 from .conftest import FUNDUS_DR, ROOT
@@ -107,7 +107,7 @@ def test_a_batch_over_folders_sharing_no_parent_names_files_by_their_own_folder(
     for folder, name in ((left, "P001_L.jpg"), (right, "P001_R.jpg")):
         folder.mkdir(parents=True)
         shutil.copy(FUNDUS_DR / "images" / name, folder / name)
-    monkeypatch.setattr(batch, "common_folder", lambda folders: None)  # as on two Windows drives
+    monkeypatch.setattr(batch_plan, "common_folder", lambda folders: None)  # as on two Windows drives (plan_files looks it up there)
     planned = batch.plan_files(batch.resolve_inputs([left, right]))
     assert sorted(f.file for f in planned) == ["P001_L.jpg", "P001_R.jpg"]
     assert {f.patient_id for f in planned} == {"P001"}

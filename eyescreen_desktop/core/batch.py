@@ -30,248 +30,71 @@ What it does, and why it is built this way:
   never annual without both eyes or a recorded reason), as in the window.
 
 ``run_batch`` is the callable behind the command (used by tests, the benchmark
-and the GUI); ``run`` adds the progress bar and the one-screen summary.
+and the GUI); ``core.batch_cli.run`` adds the progress bar and the one-screen
+summary. This module is the run (screening into the store, claims shared with
+other workstations, queueing by the rule) and the batch's one import; each other
+job lives in its own module:
+
+* ``batch_plan``: the ``--patients`` list, the files with their patient and eye, the batch key;
+* ``batch_writer``: the writer thread that commits results beside the model;
+* ``batch_outputs``: the run's report, ``results.csv`` and the patients' PDFs;
+* ``batch_cli``: the ``eyescreen screen`` command (arguments, progress bar, summary, exit codes).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
-import csv
-import datetime as dt
-import hashlib
-import io
-import json
-import logging
 import os
-import queue
-import sys
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
-from ..domain.eyes import NO_PATIENT_ID, NO_PATIENT_ID_ADVICE, parse_eye
-from ..domain.eyes import patient_and_eye as name_patient_and_eye
-from .calibration import CalibrationError, load_operating_point
-from .cancel import BatchCancelled
-from .classifier import Classifier, ModelError, read_card, resolve_card_path, served_weights, verify_file
-from .imageio import discover
-from .paths import common_folder, data_paths, default_model_dir
-from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, rejected
+from ..domain.eyes import NO_PATIENT_ID
+from .batch_plan import (
+    BatchFile,
+    BatchUsageError,
+    PatientRow,
+    batch_key,
+    file_patient_and_eye,
+    patient_and_eye,
+    plan_files,
+    read_patients_csv,
+    resolve_inputs,
+)
+from .batch_outputs import (
+    CSV_COLUMNS,
+    BatchReport,
+    _write_pdfs,
+    safe_file_name,
+    write_results_csv,
+)
+from .batch_writer import _Writer
+from .cancel import BatchCancelled, _check
+from .classifier import Classifier, read_card, resolve_card_path, served_weights, verify_file
+from .paths import data_paths, default_model_dir
+from .protocol import DEFAULT_PROTOCOL, Protocol, get_protocol, rejected
 from .recording import record
-from .records import EncounterSummary, Eye, EyeResult, ModelInfo, OperatingPoint, Patient, Queue, Status
-from .report_names import ReportNames, safe_name
+from .records import EncounterSummary, ModelInfo, OperatingPoint, Queue, Status
 from .protocol import is_external_eye
 from .photo_fit import noted_result
-from .gate import QUALITY_PROBABILITY
 from .screening import ScreenItem, Screener, site_gate
-from .store import BatchFileRow, ClinicStore, StoreError, add_database_argument, claimant
+from .store import BatchFileRow, ClinicStore, claimant
 
-log = logging.getLogger(__name__)
+# what the command, the window's batch jobs, the benchmark and the tests import from here: the
+# batch is one import, wherever each of its parts lives
+__all__ = [
+    "BatchCancelled", "BatchFile", "BatchReport", "BatchUsageError", "_check", "batch_key", "CSV_COLUMNS",
+    "file_patient_and_eye", "load_for_batch", "patient_and_eye", "PatientRow", "pipeline_threads", "plan_files",
+    "Progress", "queue_batch_encounters", "read_patients_csv", "resolve_inputs", "run_batch", "safe_file_name",
+    "write_results_csv",
+]
 
 Progress = Callable[[int, int, str], None]   # (files done, files in the batch, file just done)
 
-CSV_COLUMNS = (
-    "file", "patient_id", "eye", "status", "queue", "grade", "p_referable", "p_urgent",
-    "p_maculopathy",           # "" where the model has no maculopathy output or the eye was not graded
-    "p_quality_reject",        # the learned gate's probability that the photograph is not good enough
-    "message",
-    "due_date", "patient_queue", "finding", "code", "quality_reasons", "model", "model_version", "protocol",
-    "modality", "p_checkup",   # external-eye photographs: modality external_eye, p_checkup, never a grade
-    "gate",                    # the learned gate that judged the picture (core.gate), "" for none
-)
-REFERRED_QUEUES = (Queue.URGENT, Queue.ROUTINE)   # queues whose patients get a referral slip
-
-
-class BatchUsageError(Exception):
-    """The command cannot start (no such folder, bad patient list, unknown protocol)."""
-
-
-def _check(cancelled: Callable[[], bool] | None) -> None:
-    """Raise BatchCancelled when asked to stop: called between steps of every phase."""
-    if cancelled is not None and cancelled():
-        raise BatchCancelled("batch cancelled: what was screened is saved and queued")
-
-
-# ---------------------------------------------------------------------- planning: files and patients
-
-
-@dataclass(frozen=True)
-class BatchFile:
-    """One file to account for: where it is, its name in results.csv, whose eye it is."""
-
-    path: Path
-    file: str
-    patient_id: str
-    eye: Eye
-
-
-@dataclass(frozen=True)
-class PatientRow:
-    """One row of the ``--patients`` list."""
-
-    patient: Patient
-    eye: Eye
-
-
-def read_patients_csv(path: Path) -> dict[str, PatientRow]:
-    """The patient list keyed by its ``file`` column (normalised, relative to the
-    input folder). Comma, semicolon or tab separated; UTF-8 with or without BOM."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BatchUsageError(f"cannot read the patient list {path}: {exc}") from None
-    try:
-        dialect: Any = csv.Sniffer().sniff(text.splitlines()[0] if text else "", delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = {(h or "").strip().lower() for h in reader.fieldnames or []}
-    missing = [c for c in ("file", "patient_id") if c not in header]
-    if missing:
-        raise BatchUsageError(f"the patient list {path.name} has no column {', '.join(missing)}: "
-                              "it needs file, patient_id, name, birth_date (and optionally sex, eye)")
-    rows: dict[str, PatientRow] = {}
-    lines: dict[str, int] = {}
-    for n, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k}
-        if not row.get("file") or not row.get("patient_id"):
-            continue
-        key = _norm(row["file"])
-        if key in lines:   # one would silently replace the other: whose eye is it?
-            raise BatchUsageError(f"the patient list {path.name} names {row['file']} twice (lines {lines[key]} "
-                                  f"and {n}): keep one row per photograph")
-        lines[key] = n
-        rows[key] = PatientRow(_patient_from_row(row, path.name, n), parse_eye(row.get("eye", "")))
-    return rows
-
-
-def _patient_from_row(row: dict[str, str], name: str, line: int) -> Patient:
-    birth = None
-    if row.get("birth_date"):
-        try:
-            birth = dt.date.fromisoformat(row["birth_date"])
-        except ValueError:
-            raise BatchUsageError(f"{name} line {line}: birth_date {row['birth_date']!r} is not a date "
-                                  "like 1956-03-21") from None
-    return Patient(row["patient_id"], row.get("name", ""), birth, row.get("sex", ""))
-
-
-def _norm(file: str) -> str:
-    """``./a\\b.jpg`` -> ``a/b.jpg``: how a list typed on any system names a file."""
-    return PurePosixPath(file.strip().replace("\\", "/")).as_posix()
-
-
-def patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) -> tuple[str, Eye] | None:
-    """Patient and eye for a file from the rules (list, name, sub-folder); None
-    when none of them names the patient."""
-    if listed:
-        row = listed.get(rel.as_posix()) or _casefold_lookup(listed, rel)
-        if row is not None:
-            return row.patient.patient_id, row.eye
-    patient, eye = name_patient_and_eye(PurePosixPath(rel.name).stem)
-    if patient is not None:
-        return patient, eye
-    if len(rel.parts) >= 2:
-        return rel.parts[-2], eye
-    return None
-
-
-def file_patient_and_eye(rel: PurePosixPath, listed: dict[str, PatientRow] | None) -> tuple[str, Eye]:
-    """Patient and eye for a file as the batch and the camera folder file it: by
-    :func:`patient_and_eye`, else :data:`NO_PATIENT_ID` (one group for staff to
-    identify, eye unknown) rather than a patient named after the file: an
-    ``IMG_0001`` patient would be a record nobody can find or merge."""
-    return patient_and_eye(rel, listed) or (NO_PATIENT_ID, Eye.UNKNOWN)
-
-
-def _casefold_lookup(listed: dict[str, PatientRow], rel: PurePosixPath) -> PatientRow | None:
-    key = rel.as_posix().casefold()
-    for name, row in listed.items():
-        if name.casefold() == key:
-            return row
-    by_name = [row for name, row in listed.items() if "/" not in name and name.casefold() == rel.name.casefold()]
-    return by_name[0] if len(by_name) == 1 else None
-
-
-def resolve_inputs(inputs: Iterable[Path | str]) -> list[Path]:
-    """Resolved, de-duplicated inputs; a missing one is a usage error."""
-    roots: list[Path] = []
-    for raw in inputs:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise BatchUsageError(f"no such file or folder: {raw}")
-        resolved = path.resolve()
-        if resolved not in roots:
-            roots.append(resolved)
-    if not roots:
-        raise BatchUsageError("give at least one folder or photograph to screen")
-    return roots
-
-
-def plan_files(roots: Sequence[Path], listed: dict[str, PatientRow] | None = None) -> list[BatchFile]:
-    """Every image-like file under the inputs with its results.csv name, patient and eye."""
-    base = common_folder([r if r.is_dir() else r.parent for r in roots]) if len(roots) > 1 else None
-    found: list[tuple[Path, PurePosixPath, str]] = []
-    seen: set[str] = set()
-    for root in roots:
-        folder = root if root.is_dir() else root.parent
-        for path in discover([root]):
-            key = os.path.realpath(path) if not path.is_symlink() else str(path)
-            if key in seen:
-                continue
-            seen.add(key)
-            rel = PurePosixPath(path.relative_to(folder).as_posix())
-            shown = PurePosixPath(path.relative_to(base).as_posix()).as_posix() if base else rel.as_posix()
-            found.append((path, rel, shown))
-    return [BatchFile(path, shown, *file_patient_and_eye(rel, listed)) for path, rel, shown in found]
-
-
-def batch_key(roots: Sequence[Path], protocol: str, model_sha: str, op: OperatingPoint | None = None) -> str:
-    """The batch's identity: the same inputs, protocol, model (and a clinic's own
-    thresholds, when chosen) are the same batch."""
-    ident = {"inputs": sorted(str(r) for r in roots), "protocol": protocol, "model": model_sha}
-    if op is not None:  # only then, so batches at the model's own points keep their keys
-        ident["thresholds"] = [op.referable, op.urgent]
-    blob = json.dumps(ident, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
 
 # ---------------------------------------------------------------------- the run
-
-
-@dataclass
-class BatchReport:
-    """What a batch run did: counts for the summary screen and the files written."""
-
-    batch_key: str
-    out_dir: Path
-    results_csv: Path
-    model: ModelInfo
-    protocol: str
-    files: int
-    screened: int                       # files screened in this run (the rest were on record)
-    resumed: bool                       # the batch was on record before this run
-    seconds: float
-    status_counts: dict[Status, int]
-    queue_counts: dict[Queue, int]      # patients per queue
-    encounters: list[EncounterSummary]
-    rejected: list[tuple[str, EyeResult]]   # (file, result) for every file not graded
-    summary_pdf: Path | None = None
-    referral_pdfs: list[Path] = field(default_factory=list)    # referral slips (urgent, routine)
-    documents: list[Path] = field(default_factory=list)        # every patient's document, slips included
-    pdf_error: str = ""
-    eye_checks: int = 0                 # external-eye photographs checked (counted among "graded": status ok)
-    unidentified: list[tuple[str, EyeResult]] = field(default_factory=list)   # (file, result): no patient ID
-
-    @property
-    def patients(self) -> int:
-        return len(self.encounters)
 
 
 def run_batch(inputs: Sequence[Path | str], out_dir: Path | str, patients_csv: Path | str | None = None,
@@ -458,45 +281,6 @@ def _await_other_workstations(store: ClinicStore, screener: Screener, key: str, 
             time.sleep(AWAIT_POLL_S)
 
 
-class _Writer:
-    """Runs calls in order on one background thread (at most ``depth`` waiting).
-    The first failure stops the rest and is raised in the caller's thread, at
-    its next ``put`` or on leaving the ``with`` block, which waits for the rest."""
-
-    def __init__(self, depth: int):
-        self._jobs: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue(max(1, depth))
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="eyescreen-store-writer", daemon=True)
-
-    def __enter__(self) -> "_Writer":
-        self._thread.start()
-        return self
-
-    def put(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._raise()
-        self._jobs.put((fn, args))
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-        if exc_type is None:
-            self._raise()
-        elif self._error is not None:
-            log.error("saving a result failed as well: %s", self._error)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._error is None:
-                try:
-                    job[0](*job[1])
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                    self._error = exc
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-
 def queue_batch_encounters(store: ClinicStore, encounter_ids: Sequence[str], user: str | None = None,
                            cancelled: Callable[[], bool] | None = None) -> None:
     """Queue encounters by the one rule (``protocol.encounter_decision`` through
@@ -531,251 +315,3 @@ def _report(key: str, out: Path, info: ModelInfo, proto: Protocol, files: Sequen
         eye_checks=sum(1 for r in current if is_external_eye(r.result) and r.result.status is Status.OK),
         unidentified=[(r.file, r.result) for r in current if r.patient_id == NO_PATIENT_ID],
     )
-
-
-# ---------------------------------------------------------------------- outputs
-
-
-def write_results_csv(path: Path, files: Sequence[BatchFile], rows: dict[str, BatchFileRow],
-                      encounters: dict[str, EncounterSummary], info: ModelInfo, protocol: str) -> Path:
-    """One row per file found, written atomically (a crash never leaves half a CSV)."""
-    first_of: dict[str, str] = {}
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for bf in files:
-            row = rows.get(bf.file)
-            if row is None:  # cannot happen after a completed run; never drop a file silently
-                writer.writerow({"file": bf.file, "patient_id": bf.patient_id, "eye": _eye(bf.eye),
-                                 "status": Status.ERROR.value, "queue": Queue.REVIEW.value,
-                                 "message": "not screened: run the command again"})
-                continue
-            writer.writerow(_csv_row(bf, row, encounters.get(row.encounter_id), info, protocol, first_of))
-    os.replace(tmp, path)
-    return path
-
-
-def _csv_row(bf: BatchFile, row: BatchFileRow, enc: EncounterSummary | None, info: ModelInfo, protocol: str,
-             first_of: dict[str, str]) -> dict[str, Any]:
-    r = row.result
-    message = r.message
-    if r.sha256 and r.status is not Status.ERROR:
-        first = first_of.setdefault(r.sha256, bf.file)
-        if first != bf.file:
-            message = (message + " " if message else "") + f"(identical to {first})"
-    p = r.prediction if r.status is Status.OK else None
-    info = row.model or info        # the model stored with the row made it (the eye check's own, for one)
-    return {
-        "file": bf.file, "patient_id": row.patient_id, "eye": _eye(r.eye), "status": r.status.value,
-        "queue": r.queue.value, "grade": "" if r.grade is None else r.grade,
-        "p_referable": f"{p.p_referable:.4f}" if p else "", "p_urgent": f"{p.p_urgent:.4f}" if p else "",
-        "p_maculopathy": f"{p.p_maculopathy:.4f}" if p and p.p_maculopathy is not None else "",
-        "p_quality_reject": _quality_probability(r),
-        "message": message, "due_date": enc.due_date.isoformat() if enc else "",
-        "patient_queue": enc.queue.value if enc else "",
-        "finding": r.decision.finding if r.decision else "", "code": r.decision.code if r.decision else "",
-        "quality_reasons": " ".join(r.quality.reasons) if r.quality else "",
-        "model": info.name, "model_version": info.version, "protocol": protocol,
-        "modality": r.modality, "p_checkup": "" if r.p_checkup is None else f"{r.p_checkup:.4f}",
-        "gate": r.gate,
-    }
-
-
-def _quality_probability(result: EyeResult) -> str:
-    """The learned gate's p_reject as a CSV cell; "" where it did not judge (no gate,
-    not a fundus photograph, or refused before the learned head)."""
-    value = result.quality.metrics.get(QUALITY_PROBABILITY) if result.quality else None
-    return "" if value is None else f"{float(value):.4f}"
-
-
-def _eye(eye: Eye) -> str:
-    return "" if eye is Eye.UNKNOWN else eye.value
-
-
-def safe_file_name(text: str) -> str:
-    """A patient ID made safe as a file name on every platform (``report_names.safe_name``)."""
-    return safe_name(text)
-
-
-def _write_pdfs(report: BatchReport, cancelled: Callable[[], bool] | None = None) -> None:
-    """Every patient's document (referral slip, review slip or result letter) and the
-    batch summary through core.reports; a failure here is reported but does not
-    undo the screening (the database and CSV are complete). Cancelling stops
-    between documents; those written stay."""
-    try:
-        from . import reports
-    except ImportError as exc:
-        missing = isinstance(exc, ModuleNotFoundError) and not (exc.name or "").startswith("eyescreen_desktop")
-        report.pdf_error = (f"PDF reports are not available in this installation ({exc}); use --no-pdf" if missing
-                            else f"the PDF reports failed to load ({exc}): this installation is damaged; "
-                                 "reinstall EyeScreen")
-        log.error(report.pdf_error)
-        return
-    names = ReportNames()
-    failures = []
-    for s in report.encounters:
-        _check(cancelled)
-        try:
-            path = Path(reports.write_patient_document(s, report.out_dir, names=names))
-        except Exception as exc:  # noqa: BLE001 - one document must not cost the others
-            log.exception("document for %s failed", s.patient.patient_id)
-            failures.append(f"{s.patient.patient_id}: {exc}")
-            continue
-        report.documents.append(path)
-        if reports.document_kind(s) == reports.REFERRAL:
-            report.referral_pdfs.append(path)
-    _check(cancelled)
-    try:
-        report.summary_pdf = Path(reports.write_batch_summary(report.encounters, [r for _, r in report.rejected],
-                                                              report.out_dir / "summary.pdf",
-                                                              unidentified=report.unidentified))
-    except Exception as exc:  # noqa: BLE001 - any failure here is logged or reported, and must not stop the rest
-        log.exception("batch summary PDF failed")
-        failures.append(f"summary.pdf: {exc}")
-    if failures:
-        report.pdf_error = f"{len(failures)} PDF(s) could not be written: " + "; ".join(failures[:3])
-
-
-# ---------------------------------------------------------------------- terminal
-
-
-class ProgressBar:
-    """A plain one-line progress bar for a terminal (no extra dependency), redrawn
-    at most ten times a second."""
-
-    def __init__(self, stream: TextIO, width: int = 30):
-        self.stream, self.width, self._last = stream, width, 0.0
-
-    def __call__(self, done: int, total: int, file: str) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
-        filled = self.width * done // max(total, 1)
-        name = file if len(file) <= 32 else "..." + file[-29:]
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {name:<32}")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-def format_summary(report: BatchReport, max_rejected: int = 8) -> str:
-    """The one-screen summary printed at the end of a run."""
-    s = report.status_counts
-    lines = [
-        f"{report.files} file(s) of {report.patients} patient(s): {report.screened} screened now in "
-        f"{report.seconds:.1f} s" + (f", {report.files - report.screened} already on record"
-                                     if report.files != report.screened else "")
-        + f" (model {report.model.name} {report.model.version}, protocol {report.protocol})",
-        "Patients per queue:   " + "   ".join(f"{q.value} {report.queue_counts.get(q, 0)}" for q in Queue),
-        f"Files: graded {s.get(Status.OK, 0)}, ungradable {s.get(Status.UNGRADABLE, 0)}, "
-        f"not a fundus photo {s.get(Status.NOT_FUNDUS, 0)}, unreadable {s.get(Status.ERROR, 0)}"
-        + (f" (of the graded, {report.eye_checks} external-eye photograph(s) had the eye check, no retinopathy "
-           "grade)" if report.eye_checks else ""),
-    ]
-    if report.files == 0:
-        lines.append("No photographs were found in the inputs (looked for JPEG, PNG, TIFF, BMP, WebP, DICOM).")
-    if report.rejected:
-        reasons = Counter(_why(r) for _, r in report.rejected)
-        lines.append(f"Files rejected ({len(report.rejected)}), sent to review: "
-                     + ", ".join(f"{why} {n}" for why, n in reasons.most_common()))
-        for file, r in report.rejected[:max_rejected]:
-            lines.append(f"  {file}: {r.message or r.status.value}")
-        if len(report.rejected) > max_rejected:
-            lines.append(f"  ... and {len(report.rejected) - max_rejected} more (see results.csv)")
-    lines += _unidentified_lines(report.unidentified, max_rejected)
-    lines.append(f"Results: {report.results_csv}")
-    if report.summary_pdf or report.documents:
-        lines.append(f"Patient documents: {len(report.documents)} ({len(report.referral_pdfs)} referral slips in "
-                     f"referrals/, review slips in review/, result letters in letters/) under {report.out_dir}; "
-                     f"summary: {report.summary_pdf}")
-    if report.pdf_error:
-        lines.append(f"Warning: {report.pdf_error}")
-    return "\n".join(lines)
-
-
-def _unidentified_lines(unidentified: Sequence[tuple[str, EyeResult]], most: int) -> list[str]:
-    """The summary's group of photographs whose name gives no patient ID: how many,
-    what to do, and which (screened, but filed to no patient)."""
-    if not unidentified:
-        return []
-    lines = [f"{NO_PATIENT_ID[0].upper()}{NO_PATIENT_ID[1:]} ({len(unidentified)} file(s)), screened but filed to "
-             f"no patient: {NO_PATIENT_ID_ADVICE}"]
-    lines += [f"  {file}" for file, _ in unidentified[:most]]
-    if len(unidentified) > most:
-        lines.append(f"  ... and {len(unidentified) - most} more (see results.csv)")
-    return lines
-
-
-def _why(r: EyeResult) -> str:
-    if r.status is Status.ERROR:
-        return "unreadable"
-    if r.status is Status.NOT_FUNDUS:
-        return "not a fundus photo"
-    return " ".join(x.replace("_", " ") for x in (r.quality.reasons if r.quality else ())) or "ungradable"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``eyescreen screen``."""
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photographs or folders (recursive)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="folder for results.csv, the patients' documents (referrals/, review/, letters/) and summary.pdf")
-    parser.add_argument("--patients", type=Path, metavar="CSV",
-                        help="patient list: file, patient_id, name, birth_date[, sex, eye]")
-    parser.add_argument("--model", type=Path, metavar="PATH", help="model folder (default: the shipped model)")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="clinic data folder (database, image store)")
-    add_database_argument(parser)
-    from .signin import add_token_argument
-
-    add_token_argument(parser)
-    parser.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=sorted(PROTOCOLS),
-                        help=f"screening protocol (default {DEFAULT_PROTOCOL})")
-    parser.add_argument("--no-pdf", action="store_true", help="skip the patients' documents and the summary PDF")
-    parser.add_argument("--backend", default="auto", choices=("auto", "keras", "onnx"),
-                        help="inference runtime (auto: ONNX when the model ships one)")
-    parser.add_argument("--operating-point", type=Path, metavar="OP.json",
-                        help="this clinic's operating point from `eyescreen calibrate` (default: the model's)")
-
-
-def site_operating_point(path: Path, model: Path | None = None) -> OperatingPoint:
-    """A clinic's operating point file, refused when it was calibrated for other weights."""
-    op = load_operating_point(path)
-    op.check_model(read_card(Path(model or default_model_dir())))
-    return op.operating_point
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the command; 0 when the batch completed (even with rejected files),
-    2 for a usage error, 3 for an unusable model, 4 when the database or the
-    output folder cannot be used (what was committed stays; run it again), 1 when
-    everything was screened and saved but some patients' documents (PDFs) failed,
-    5 when nobody is signed in on a database with accounts, 6 when the person's role
-    may not screen (the exit codes every command shares: core/signin.py)."""
-    from . import signin
-    from .classifier import sha256_file
-    from .roles import Action
-    from .store import AccessRefused
-
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    paths = data_paths(args.data_dir)
-    try:
-        with ClinicStore.open(paths, args.database) as store:
-            signin.act_as_signed_in(store, paths, args.token_file, Action.SCREEN)   # runs as the signed-in person
-            if args.operating_point and args.operating_point.is_file():   # only the point an admin applied, unless an admin screens
-                store.check_operating_point(sha256_file(args.operating_point))
-            op = site_operating_point(args.operating_point, args.model) if args.operating_point else None
-            report = run_batch(args.inputs, args.out, patients_csv=args.patients, model=args.model,
-                               protocol=args.protocol, pdf=not args.no_pdf, store=store,
-                               progress=bar, backend=args.backend, operating_point=op)
-    except AccessRefused as exc:
-        return signin.refuse("screen", exc)
-    except CalibrationError as exc:
-        print(f"eyescreen screen: {exc}", file=sys.stderr)
-        return 2
-    except (BatchUsageError, ModelError, StoreError, OSError) as exc:
-        code = 2 if isinstance(exc, BatchUsageError) else 3 if isinstance(exc, ModelError) else 4
-        print(f"eyescreen screen: {' '.join(str(exc).split())}", file=sys.stderr)
-        return code
-    print(format_summary(report))
-    return 1 if report.pdf_error else 0   # screened and saved, but a document is missing: not done

@@ -12,6 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from eyescreen_desktop.core import batch as batch_mod
+from eyescreen_desktop.core import batch_cli
 from eyescreen_desktop.core.batch import (
     BatchUsageError,
     batch_key,
@@ -276,7 +277,7 @@ def test_the_one_screen_summary_counts_queues_and_rejections(tmp_path, annual_cl
     folder = photo_folder(tmp_path / "in", {"P001_L.jpg": "P001_L.jpg", "P001_R.jpg": "P001_R.jpg"})
     make_bad_inputs(folder / "bad")
     report = run_batch([folder], tmp_path / "out", model=annual_classifier, data_dir=tmp_path / "d", pdf=False)
-    text = batch_mod.format_summary(report, max_rejected=3)
+    text = batch_cli.format_summary(report, max_rejected=3)
     assert "11 file(s) of 2 patient(s)" in text    # bad/folder.jpg is a folder, not a file
     assert "annual 1" in text and "review 1" in text
     assert "Files rejected (9)" in text and "unreadable 4" in text and "... and 6 more" in text
@@ -479,7 +480,7 @@ def test_photographs_without_a_patient_id_are_grouped_not_made_patients(tmp_path
     assert "IMG_0001.jpg" in summary and "selfie.jpg" in summary and "PATIENTID_R.jpg" in summary
     assert "1 patients" in summary
 
-    printed = batch_mod.format_summary(report)
+    printed = batch_cli.format_summary(report)
     assert "4 file(s) of 1 patient(s)" in printed
     assert "No patient ID in the file name (2 file(s))" in printed and "PATIENTID_R.jpg" in printed
     assert "  IMG_0001.jpg" in printed and "  selfie.jpg" in printed
