@@ -15,6 +15,9 @@ import sys
 from PySide6.QtCore import QObject, Signal
 
 
+EMISSIONS = 1000
+
+
 class _Emitter(QObject):
     flag = Signal(bool)
     number = Signal(int)
@@ -27,10 +30,13 @@ def test_emitting_signals_keeps_true_and_false_alive(qapp):
     emitter.flag.connect(received.append)
     emitter.anything.connect(received.append)
     before = sys.getrefcount(True), sys.getrefcount(False)
-    for _ in range(200):
+    for _ in range(EMISSIONS):
         emitter.flag.emit(True)
         emitter.anything.emit(False)
         emitter.number.emit(1)       # no receiver: the bug did not need one
     received.clear()
     after = sys.getrefcount(True), sys.getrefcount(False)
-    assert after == before, f"refcount of True/False moved from {before} to {after}"
+    # the bug loses one reference per emission (-1000 here); threads other tests left running
+    # (a background store, a worker) may take or drop a few references meanwhile
+    drift = (after[0] - before[0], after[1] - before[1])
+    assert all(abs(d) < EMISSIONS // 10 for d in drift), f"refcount of True/False moved from {before} to {after}"
