@@ -223,14 +223,23 @@ SHARED_COPIES = (
 )
 
 
+def _so_major(name: str) -> str:
+    """``libgfortran-91cc3cb1.so.3.0.0`` -> "3": the ABI a shared library's SONAME promises."""
+    m = re.search(r"\.so\.(\d+)", name)
+    return m.group(1) if m else ""
+
+
 def share_duplicate_libs(binaries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     """PyInstaller TOC entries with each SHARED_COPIES duplicate replaced by a
-    relative symbolic link to the copy that stays (dests use "/")."""
+    relative symbolic link to the copy that stays (dests use "/"). Only a copy of
+    the same major version (``.so.N``) may stand in: OpenCV 4.11's OpenBLAS needs
+    libgfortran.so.3 (GFORTRAN_1.0), which NumPy's libgfortran.so.5 does not give."""
     dests = sorted(d for d, _, _ in binaries)
     out = []
     for dest, src, typecode in binaries:
         for gone, kept in SHARED_COPIES:
-            target = next((d for d in dests if d.startswith(kept)), None) if dest.startswith(gone) else None
+            target = next((d for d in dests if d.startswith(kept) and _so_major(d) == _so_major(dest)), None) \
+                if dest.startswith(gone) else None
             if target is not None:
                 rel = Path(*[".."] * dest.count("/"), target).as_posix()
                 dest, src, typecode = dest, rel, "SYMLINK"

@@ -112,6 +112,15 @@ def test_duplicate_libraries_become_relative_links_to_the_copy_that_stays():
     assert out["cv2/cv2.abi3.so"] == ("/v/cv2.so", "EXTENSION")
 
 
+def test_a_library_of_another_major_version_is_never_shared():
+    """OpenCV 4.11's OpenBLAS needs libgfortran.so.3 (GFORTRAN_1.0): linked to NumPy's
+    libgfortran.so.5, the bundle's cv2 failed to import ('version GFORTRAN_1.0 not found')."""
+    toc = [("numpy.libs/libgfortran-040039e1-0352e75f.so.5.0.0", "/v/numpy.libs/g", "BINARY"),
+           ("opencv_python_headless.libs/libgfortran-91cc3cb1.so.3.0.0", "/v/cv/g3", "BINARY")]
+    out = dict((d, (s, t)) for d, s, t in linux_slim.share_duplicate_libs(toc))
+    assert out["opencv_python_headless.libs/libgfortran-91cc3cb1.so.3.0.0"] == ("/v/cv/g3", "BINARY")
+
+
 def test_only_libraries_outside_the_wheels_libs_folders_are_stripped():
     assert linux_slim.in_wheel_libs("numpy.libs/libscipy_openblas64_-32a4b2a6.so")
     assert linux_slim.in_wheel_libs("opencv_python_headless.libs/libaom-a0d22147.so.3.14.1")
