@@ -100,7 +100,7 @@ def run_from_database(args: argparse.Namespace, progress: C.Progress | None = No
     from .access import require
     from .classifier import Classifier
     from .paths import data_paths, default_model_dir
-    from .site_calibration import calibrate_site, check_enough, graded_eyes
+    from .site_calibration import calibrate_site, check_enough, graded_eyes, record_site_calibration
     from .store import ClinicStore, StoreError
     from .store.engine import database_url, sqlite_file
 
@@ -117,11 +117,7 @@ def run_from_database(args: argparse.Namespace, progress: C.Progress | None = No
             check_enough(graded_eyes(store, args.site))          # before the model loads
             model = Classifier.load(args.model or default_model_dir(), backend=args.backend)
             c = calibrate_site(store, args.site, args.name or args.out.stem, model, rule, progress=progress)
-            with store.transaction() as s:
-                s._audit(s._db, who, "site calibrated", f"site:{args.site}",
-                         {"out": str(args.out), "thresholds": {"referable": c.thresholds.referable,
-                                                               "urgent": c.thresholds.urgent},
-                          "model": c.model, **c.site})
+            record_site_calibration(store, who, args.site, args.out, c)
             return c
     except StoreError as exc:
         raise C.CalibrationError(str(exc)) from None

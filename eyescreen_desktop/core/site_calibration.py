@@ -119,3 +119,12 @@ def calibrate_site(store: ClinicStore, site: str, name: str, classifier: Any, ru
                  "weight_total": float(sum(e.eye.weight for e in screened)),
                  "expected_referral_rate": expected_referral_rate(screened, c.thresholds)}
     return replace(c, site=site_info)
+
+
+def record_site_calibration(store: ClinicStore, who: str | None, site: str, out: Path, c: C.Calibration) -> None:
+    """Audit a site point written to ``out``: its thresholds, model and what it rests on
+    (the one record the command and the window's Settings both write)."""
+    with store.transaction() as s:
+        s._audit(s._db, who, "site calibrated", f"site:{site}",
+                 {"out": str(out), "thresholds": {"referable": c.thresholds.referable, "urgent": c.thresholds.urgent},
+                  "model": c.model, **(c.site or {})})

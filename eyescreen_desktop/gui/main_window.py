@@ -578,7 +578,8 @@ class MainWindow(QMainWindow):
 
         people = self.access.open_people if self.access.people_action.isEnabled() else None
         dialog = SettingsDialog(self.settings, self.engine.card, self, engine=self.engine,
-                                calibration_folder=self.paths.root / "calibration", people=people)
+                                calibration_folder=self.paths.root / "calibration", people=people,
+                                store=self.store)
         before = self.settings.site_operating_point
         dialog.accepted.connect(lambda: setattr(self.result_view, "protocol_name", self.settings.protocol))
         dialog.accepted.connect(lambda: self._apply_site_point(before))

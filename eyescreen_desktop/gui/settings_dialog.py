@@ -69,9 +69,10 @@ class SiteOperatingPointField(QWidget):
     """The clinic's calibrated operating point: what it is, and buttons to calibrate,
     choose a saved file or go back to the model card's point."""
 
-    def __init__(self, path: str, card: Any, engine: Any, folder: Path | None, parent: QWidget | None = None):
+    def __init__(self, path: str, card: Any, engine: Any, folder: Path | None, parent: QWidget | None = None,
+                 store: Any = None):
         super().__init__(parent)
-        self.card, self.engine, self.folder = card, engine, folder
+        self.card, self.engine, self.folder, self.store = card, engine, folder, store
         self.path = path
         self.summary = QLabel()  # one line (a wrapped label overlaps the buttons in a form); details in the tooltip
         self.calibrate = QPushButton("Calibrate on this clinic's graded photographs…")
@@ -116,7 +117,7 @@ class SiteOperatingPointField(QWidget):
         """Open the calibration dialog (returned, so tests can drive it)."""
         from .calibration_dialog import CalibrationDialog
 
-        dialog = CalibrationDialog(self.engine, self.folder, self)
+        dialog = CalibrationDialog(self.engine, self.folder, self, store=self.store)
         dialog.chosen.connect(self.set_path)
         dialog.open()
         return dialog
@@ -131,10 +132,12 @@ class SiteOperatingPointField(QWidget):
 class SettingsDialog(QDialog):
     """Edit the clinic's preferences; ``card`` (the loaded ModelCard, or None)
     supplies the operating points to choose from; ``engine`` (the screening engine)
-    and ``calibration_folder`` let the clinic calibrate its own."""
+    and ``calibration_folder`` let the clinic calibrate its own, ``store`` (the clinic
+    database) from its graders' confirmed eyes."""
 
     def __init__(self, settings: Settings, card: Any = None, parent: QWidget | None = None,
-                 engine: Any = None, calibration_folder: Path | None = None, people: Any = None):
+                 engine: Any = None, calibration_folder: Path | None = None, people: Any = None,
+                 store: Any = None):
         super().__init__(parent)
         self.settings = settings
         self.people_button = QPushButton("People…")   # the clinic's accounts (admins; gui.users_dialog)
@@ -162,7 +165,7 @@ class SettingsDialog(QDialog):
         self.operating_point.currentIndexChanged.connect(self._show_figures)
         self._fill_points(settings.operating_point)
         self.site_operating_point = SiteOperatingPointField(settings.site_operating_point, card, engine,
-                                                            calibration_folder)
+                                                            calibration_folder, store=store)
         self.clinic_name = QLineEdit(settings.clinic_name, placeholderText="printed at the top of each slip")
         self.clinic_address = QPlainTextEdit(settings.clinic_address)
         self.clinic_address.setFixedHeight(70)
