@@ -322,6 +322,25 @@ class MainWindow(QMainWindow):
         self.model_status.setText(f"Model: {card.name} {card.version}")
         self.model_status.setToolTip(f"{card.name} {card.version}, weights SHA-256 {card.weights_sha256[:12]}…")
         self.messages.info("Model ready", f"{card.name} {card.version} is ready: photographs can be graded")
+        self._withdraw_foreign_point(card)
+
+    def _withdraw_foreign_point(self, card: ModelCard) -> None:
+        """An operating point belongs to the weights it was chosen on (issue 22): when the model
+        in force is another one, say at once that the clinic's point is withdrawn, not only
+        when the next screening is refused (``_options``)."""
+        from ..core.calibration import CalibrationError
+
+        if not self.settings.site_operating_point:
+            return
+        try:
+            self.settings.chosen_operating_point(card)
+        except CalibrationError as exc:
+            name = Path(self.settings.site_operating_point).stem
+            self.model_status.setText(f"Model: {card.name} {card.version} (clinic's point withdrawn)")
+            self.messages.warning("Clinic's operating point withdrawn",
+                                  f"The clinic's operating point {name} is not used: {exc}. Screening is refused "
+                                  "until, in File > Settings, the clinic calibrates again (from this clinic's "
+                                  "grades) or clears its point.")
 
     @Slot(str)
     def _model_failed(self, message: str) -> None:

@@ -114,3 +114,38 @@ def test_with_accounts_a_nurse_sees_the_suggestion_but_cannot_apply_it(qtbot, wi
     assert dialog.apply_suggestion() is None and "Not applied" in dialog.status.text()
     assert not (tmp_path / "calibration").exists() and store.audit("site:clinic") == []
     assert store.applied_operating_point() is None
+
+
+def test_a_site_point_for_other_weights_is_withdrawn_visibly_when_the_model_loads(qtbot, data_dir, tmp_path):
+    """A new model installed: the window says at once, not only at the next screening,
+    that the clinic's point belongs to other weights and is not used."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from eyescreen_desktop.core.calibration import OP_FORMAT
+    from eyescreen_desktop.gui.app import build_window
+
+    other = tmp_path / "north-old-model.json"
+    other.write_text(json.dumps({"format": OP_FORMAT, "name": "north-old-model",
+                                 "thresholds": {"referable": 0.1, "urgent": 0.05},
+                                 "model": {"name": "x", "version": "9", "weights_sha256": "0" * 64}}))
+    win, store = build_window(data_dir, dialogs=False)
+    win.settings.site_operating_point = str(other)
+    said: list[tuple[str, str, str]] = []
+    win.messages.shown.connect(lambda *args: said.append(args))
+    win.show()
+    try:
+        with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
+            win.start(MODEL)
+        qtbot.waitUntil(lambda: any(t == "Clinic's operating point withdrawn" for _, t, _ in said))
+        level, _title, text = next(m for m in said if m[1] == "Clinic's operating point withdrawn")
+        assert level == "warning" and "north-old-model" in text and "calibrate again with this model" in text
+        assert "withdrawn" in win.model_status.text()
+    finally:
+        win.close()
+        assert win.engine.stop()
+        win.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        gc.collect()
+        store.close()
