@@ -38,7 +38,7 @@ def _grade_clinic(store) -> int:
     return sum(rows[(p, s)] >= 2 for p in chosen for s in "RL")
 
 
-def _dialog(qtbot, window, tmp_path):  # noqa: F811
+def _dialog(qtbot, window, tmp_path):  # noqa: F811 - pytest fixture passed by name, shadowing the imported one
     from eyescreen_desktop.gui.settings_dialog import SettingsDialog
 
     settings = SettingsDialog(window.settings, window.engine.card, window, engine=window.engine,
@@ -50,7 +50,7 @@ def _dialog(qtbot, window, tmp_path):  # noqa: F811
     return settings, dialog
 
 
-def test_the_clinics_grades_suggest_a_point_an_admin_applies_audited(qtbot, window, tmp_path):  # noqa: F811
+def test_the_clinics_grades_suggest_a_point_an_admin_applies_audited(qtbot, window, tmp_path):  # noqa: F811 - pytest fixture passed by name, shadowing the imported one
     referable = _grade_clinic(window.store)
     settings, dialog = _dialog(qtbot, window, tmp_path)
     with qtbot.waitSignal(window.engine.batchDone, timeout=WAIT_MS):
@@ -84,7 +84,7 @@ def test_the_clinics_grades_suggest_a_point_an_admin_applies_audited(qtbot, wind
     assert window.store.applied_operating_point() == sha256_file(op_path)
 
 
-def test_below_the_minimum_it_says_how_many_more_eyes_and_offers_nothing(qtbot, window, tmp_path):  # noqa: F811
+def test_below_the_minimum_it_says_how_many_more_eyes_and_offers_nothing(qtbot, window, tmp_path):  # noqa: F811 - pytest fixture passed by name, shadowing the imported one
     store = window.store
     enc = screened(store, "P001", 2, 0)
     store.record_grades([HumanGrade(enc, Eye.RIGHT, "Dr A", 3, source="import"),
@@ -99,7 +99,7 @@ def test_below_the_minimum_it_says_how_many_more_eyes_and_offers_nothing(qtbot, 
     assert not (tmp_path / "calibration").exists()
 
 
-def test_with_accounts_a_nurse_sees_the_suggestion_but_cannot_apply_it(qtbot, window, tmp_path):  # noqa: F811
+def test_with_accounts_a_nurse_sees_the_suggestion_but_cannot_apply_it(qtbot, window, tmp_path):  # noqa: F811 - pytest fixture passed by name, shadowing the imported one
     store = window.store
     _grade_clinic(store)
     store.add_person("ada", "admin-password-1", ["admin"])
