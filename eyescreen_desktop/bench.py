@@ -780,7 +780,14 @@ def _heartbeat_while(window: Any, start: Callable[[], Any], QEventLoop: Any, QTi
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(HEARTBEAT_MS)
     timer.timeout.connect(beat)
-    window.engine.requestDone.connect(lambda _rid, _cancelled: loop.quit())
+    def finished(_rid: int, _cancelled: bool) -> None:
+        # the desk checks a large drop's photographs in the background and screens them in
+        # a second request: the measure ends when nothing the window asked for is left
+        guard = getattr(window, "photo_guard", None)
+        if not getattr(window, "_requests", None) and not (guard is not None and guard.checking):
+            loop.quit()
+
+    window.engine.requestDone.connect(finished)
     QTimer.singleShot(MEASURE_TIMEOUT_S * 1000, loop.quit)
     timer.start()
     last[0] = t0 = time.perf_counter()

@@ -29,6 +29,7 @@ from ..core.imageio import ImageReadError, read_image
 from ..core.photo_fit import PhotoFit, check_photo
 from ..core.records import Eye
 from ..core.screening import ScreenItem
+from .worker import run_in_background
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class PhotoFitDialog(QMessageBox):
             self.answer = CANCEL
 
 
+CHECKED_AT_ONCE = 2
+"""Photographs checked on the GUI thread when several are opened at once (a patient's
+two eyes, about 30 ms); more are checked on the background helper."""
+
+
 class PhotoFitGuard(QObject):
     """Checks the window's photographs before they are filed and asks about the doubtful
     ones, one question at a time. ``store`` records the answers; ``dialog`` is the
@@ -81,19 +87,61 @@ class PhotoFitGuard(QObject):
         self.store, self._parent = store, parent
         self.dialog: PhotoFitDialog | None = None
         self._waiting: deque[tuple[PhotoFit, Callable[[Eye], None]]] = deque()
+        self._later: dict[int, Callable[[list[ScreenItem]], Any]] = {}   # background checks not yet answered
+        self._ticket = 0
 
     def files(self, items: Sequence[ScreenItem], patient_id: str,
               screen: Callable[[list[ScreenItem]], Any]) -> list[ScreenItem]:
         """The items to screen now; the others are asked about, and ``screen([item])``
-        runs for each once the answer says to store it."""
+        runs for each once the answer says to store it.
+
+        Each check decodes its photograph (about 14 ms for a 1024-px one), so only the
+        first :data:`CHECKED_AT_ONCE` (a patient's two eyes) are checked here, on the GUI
+        thread; the rest of a larger drop are checked on the background helper and
+        ``screen(items)`` runs for those that pass when the answer comes back (the
+        doubtful ones are asked about as usual), so the window never freezes."""
+        first, rest = list(items[:CHECKED_AT_ONCE]), list(items[CHECKED_AT_ONCE:])
+        if rest:
+            self._ticket += 1
+            self._later[self._ticket] = screen
+            ticket = self._ticket
+
+            def check_rest() -> tuple[int, list[tuple[ScreenItem, PhotoFit | None]]]:
+                return ticket, [(item, _checked(_decoded(item.path), item.eye, patient_id, item.path.name))
+                                for item in rest]
+
+            run_in_background(check_rest, self._rest_checked, lambda message: self._rest_failed(ticket, rest, message))
+        return self._sorted([(item, _checked(_decoded(item.path), item.eye, patient_id, item.path.name))
+                             for item in first], screen)
+
+    @property
+    def checking(self) -> bool:
+        """Photographs of a large drop are still being checked in the background."""
+        return bool(self._later)
+
+    def _sorted(self, checked: list[tuple[ScreenItem, PhotoFit | None]],
+                screen: Callable[[list[ScreenItem]], Any]) -> list[ScreenItem]:
+        """The checked items that may be screened now; the doubtful ones are asked about."""
         now = []
-        for item in items:
-            fit = _checked(_decoded(item.path), item.eye, patient_id, item.path.name)
+        for item, fit in checked:
             if fit is None or not fit.warnings:
                 now.append(item)
             else:
                 self._ask(fit, lambda eye, path=item.path: screen([ScreenItem(path, eye)]))
         return now
+
+    def _rest_checked(self, result: tuple[int, list[tuple[ScreenItem, PhotoFit | None]]]) -> None:
+        ticket, checked = result
+        screen = self._later.pop(ticket, None)
+        if screen is not None and (now := self._sorted(checked, screen)):
+            screen(now)
+
+    def _rest_failed(self, ticket: int, rest: list[ScreenItem], message: str) -> None:
+        """A check that cannot run lets the photographs through, as ``_checked`` does: screened, not lost."""
+        log.error("photograph checks failed in the background (%s): screening them unchecked", message)
+        screen = self._later.pop(ticket, None)
+        if screen is not None:
+            screen(rest)
 
     def frame(self, rgb: np.ndarray, eye: Eye, patient_id: str, screen: Callable[[np.ndarray, Eye], Any]) -> bool:
         """True when the camera frame may be screened now; else it is asked about and

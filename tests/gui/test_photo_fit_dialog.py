@@ -166,3 +166,35 @@ def test_with_both_doubts_enter_does_not_store(qtbot, tmp_path):
     qtbot.addWidget(box)
     assert box.defaultButton() is box.cancel_button and box.change_button is not None
     assert "left eye" in box.change_button.text()
+
+
+def test_a_large_drop_is_checked_off_the_gui_thread_and_every_photograph_is_filed_or_asked(
+        qtbot, window, tmp_path, other_patients_file, monkeypatch):
+    """Each check decodes its photograph: only the first two are checked on the GUI thread;
+    the rest go to the background helper, pass into a second request, and a doubtful one
+    among them (another patient's file) is still asked about, never filed silently."""
+    import threading
+
+    from eyescreen_desktop.gui import photo_fit_dialog
+
+    checked_on: list[bool] = []
+    real = photo_fit_dialog._checked
+    monkeypatch.setattr(photo_fit_dialog, "_checked", lambda *a: (
+        checked_on.append(threading.current_thread() is threading.main_thread()), real(*a))[1])
+    files = []
+    right = cv2.imread(str(RIGHT_PHOTO))
+    for i in range(4):   # four right-eye photographs of this patient (other bytes each), a folder each
+        folder = tmp_path / f"r{i}"
+        folder.mkdir()
+        cv2.imwrite(str(folder / "P904_R.jpg"), right, [cv2.IMWRITE_JPEG_QUALITY, 90 - i])
+        files.append(folder / "P904_R.jpg")
+    qtbot.keyClicks(window.patient_panel.id_edit, "P904")
+    saved = []
+    window.engine.encounterSaved.connect(lambda _rid, summary: saved.append(summary))
+    assert window.screen_paths([*files, other_patients_file]) is not None
+    box = _question(qtbot, window)                                  # P002's file, checked in the background
+    assert "P002" in box.text()
+    assert len(checked_on) == 5 and checked_on.count(True) == 2      # two on the GUI thread, three off it
+    qtbot.waitUntil(lambda: not window.photo_guard.checking and not window._requests, timeout=WAIT_MS)
+    stored = window.store.encounter_summary(saved[-1].encounter_id)
+    assert len([e for e in stored.eyes + stored.retaken if e.eye is Eye.RIGHT]) == 4
