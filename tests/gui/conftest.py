@@ -139,3 +139,19 @@ def window(qtbot, data_dir):
     yield win
     win.close()
     store.close()
+
+
+@pytest.fixture
+def annual_window(qtbot, data_dir, annual_model_dir):
+    """The main window over a fresh data folder, no dialogs, with the fixed annual model
+    loaded (tests that screen photographs through the desk)."""
+    from eyescreen_desktop.gui.app import build_window
+
+    win, store = build_window(data_dir, dialogs=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.engine.modelReady, timeout=60_000):
+        win.start(annual_model_dir)
+    yield win
+    win.close()
+    store.close()

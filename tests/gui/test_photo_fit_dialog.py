@@ -11,7 +11,6 @@ import cv2
 import pytest
 
 from eyescreen_desktop.core.records import Eye, Status
-from eyescreen_desktop.gui.app import build_window
 from eyescreen_desktop.gui.photo_fit_dialog import PhotoFitDialog
 from tests.conftest import FUNDUS_DR
 
@@ -22,15 +21,9 @@ FRAMES = 40
 
 
 @pytest.fixture
-def window(qtbot, data_dir, annual_model_dir):
-    win, store = build_window(data_dir, dialogs=False)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
-        win.start(annual_model_dir)
-    yield win
-    win.close()
-    store.close()
+def window(annual_window):
+    """The window with the fixed annual model loaded (tests/gui/conftest.py)."""
+    return annual_window
 
 
 @pytest.fixture(scope="module")

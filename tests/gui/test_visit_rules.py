@@ -15,7 +15,6 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from eyescreen_desktop.core.records import Eye, Patient, Queue
-from eyescreen_desktop.gui.app import build_window
 from eyescreen_desktop.gui.result_view import photo_mime
 from tests.conftest import FUNDUS_DR
 
@@ -24,15 +23,9 @@ RIGHT_PHOTO = FUNDUS_DR / "images" / "P001_R.jpg"
 
 
 @pytest.fixture
-def window(qtbot, data_dir, annual_model_dir):
-    win, store = build_window(data_dir, dialogs=False)
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.engine.modelReady, timeout=WAIT_MS):
-        win.start(annual_model_dir)
-    yield win
-    win.close()
-    store.close()
+def window(annual_window):
+    """The window with the fixed annual model loaded (tests/gui/conftest.py)."""
+    return annual_window
 
 
 def _screen(qtbot, win, paths, patient_id=""):
