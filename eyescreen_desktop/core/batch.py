@@ -74,10 +74,9 @@ from .batch_writer import _Writer
 from .cancel import BatchCancelled, _check
 from .classifier import Classifier, read_card, resolve_card_path, served_weights, verify_file
 from .paths import data_paths, default_model_dir
-from .protocol import DEFAULT_PROTOCOL, Protocol, get_protocol, rejected
+from .protocol import DEFAULT_PROTOCOL, Protocol, get_protocol, is_external_eye, rejected
 from .recording import record
 from .records import EncounterSummary, ModelInfo, OperatingPoint, Queue, Status
-from .protocol import is_external_eye
 from .photo_fit import noted_result
 from .screening import ScreenItem, Screener, site_gate
 from .store import BatchFileRow, ClinicStore, claimant
