@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,17 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         "intended_use": "tests only",
     })
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model as a clinic install has it, with its ONNX runtime beside the
+    Keras file: a process that screens with it never imports TensorFlow, which
+    spares each subprocess test seconds. Tests of the Keras path keep
+    ``tiny_model_dir``."""
+    from eyescreen_desktop.training.onnx_export import add_onnx_runtime
+
+    folder = tmp_path_factory.mktemp("tiny_onnx_model") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    add_onnx_runtime(folder)
+    return folder

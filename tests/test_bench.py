@@ -27,14 +27,9 @@ GUI_KEYS = ("window_shown_s", "model_ready_s", "max_stall_ms", "window_shown_ful
 
 
 @pytest.fixture(scope="module")
-def onnx_model(tiny_model_dir, tmp_path_factory) -> Path:
+def onnx_model(tiny_onnx_model_dir) -> Path:
     """The tiny model as the clinic gets it: with its ONNX runtime."""
-    from eyescreen_desktop.training.onnx_export import add_onnx_runtime
-
-    folder = tmp_path_factory.mktemp("bench_model") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    add_onnx_runtime(folder)
-    return folder
+    return tiny_onnx_model_dir
 
 
 @pytest.fixture

@@ -98,14 +98,14 @@ def _committed(db: Path) -> int:
         return 0
 
 
-def test_kill_9_mid_batch_then_the_same_command_finishes_it_exactly_once(tmp_path, tiny_model_dir):
+def test_kill_9_mid_batch_then_the_same_command_finishes_it_exactly_once(tmp_path, tiny_onnx_model_dir):
     photos = real_photos(16)   # the batch stops at an exact commit: a few more than that point suffice
     folder = tmp_path / "in"
     copy_photos(photos, folder)
     out, data = tmp_path / "out", tmp_path / "data"
     db = data / "clinic.sqlite3"
     cmd = [sys.executable, "-m", "eyescreen_desktop", "screen", str(folder), "--out", str(out),
-           "--model", str(tiny_model_dir), "--data-dir", str(data), "--no-pdf"]
+           "--model", str(tiny_onnx_model_dir), "--data-dir", str(data), "--no-pdf"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     before = 3   # the power goes right after the third photograph is committed
     with open(tmp_path / "first.log", "wb") as log:

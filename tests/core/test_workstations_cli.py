@@ -23,7 +23,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 @pytest.fixture
-def clinic(pg_server, tmp_path, tiny_model_dir):
+def clinic(pg_server, tmp_path, tiny_onnx_model_dir):
     """A folder of real photographs, a fresh server database and the command that screens it."""
     photos = real_photos(16)   # the batch stops at an exact commit: a few more than that point suffice
     folder = tmp_path / "camera"
@@ -32,7 +32,7 @@ def clinic(pg_server, tmp_path, tiny_model_dir):
 
     def command(out: str) -> list[str]:
         return [sys.executable, "-m", "eyescreen_desktop", "screen", str(folder), "--out", str(tmp_path / out),
-                "--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "shared"), "--database", url, "--no-pdf"]
+                "--model", str(tiny_onnx_model_dir), "--data-dir", str(tmp_path / "shared"), "--database", url, "--no-pdf"]
 
     return photos, url, command
 

@@ -59,6 +59,19 @@ def urgent_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def urgent_onnx_model_dir(urgent_model_dir, tmp_path_factory) -> Path:
+    """The fixed-urgent model with its ONNX runtime, as a clinic install has it: a
+    fresh ``eyescreen gui`` process loads it without TensorFlow (seconds sooner).
+    The Keras path in a fresh process keeps its own test (test_batch_panel)."""
+    from eyescreen_desktop.training.onnx_export import add_onnx_runtime
+
+    folder = tmp_path_factory.mktemp("urgent_onnx") / "model"
+    shutil.copytree(urgent_model_dir, folder)
+    add_onnx_runtime(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def annual_model_dir(tmp_path_factory) -> Path:
     """Grades every gradable photograph ICDR 0 (annual)."""
     return build_fixed_model(tmp_path_factory.mktemp("annual_model"), urgent=False)

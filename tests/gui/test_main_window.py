@@ -214,12 +214,12 @@ def test_eye_from_name():
     assert eye_from_name(Path("left.jpg")) is Eye.LEFT and eye_from_name(Path("fundus.jpg")) is Eye.UNKNOWN
 
 
-def test_launch_shows_the_window_then_loads_the_model_without_tensorflow(tmp_path, urgent_model_dir):
+def test_launch_shows_the_window_then_loads_the_model_without_tensorflow(tmp_path, urgent_onnx_model_dir):
     """The real ``eyescreen gui`` process: window painted, then the model loaded, with
     no TensorFlow. How fast is measured by `eyescreen bench` (window_shown_s), not here."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     out = subprocess.run([sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(tmp_path / "d"),
-                          "--model", str(urgent_model_dir), "--smoke"],
+                          "--model", str(urgent_onnx_model_dir), "--smoke"],
                          capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     fields = dict(part.split("=", 1) for line in out.stdout.split("\n") for part in line.split(" ", 1)[:1] if "=" in part)

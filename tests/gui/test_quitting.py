@@ -34,14 +34,9 @@ def batch_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def onnx_model(urgent_model_dir, tmp_path_factory) -> Path:
+def onnx_model(urgent_onnx_model_dir) -> Path:
     """The fixed-urgent model with its ONNX runtime: a fresh process loads it without TensorFlow."""
-    from eyescreen_desktop.training.onnx_export import add_onnx_runtime
-
-    folder = tmp_path_factory.mktemp("onnx") / "model"
-    shutil.copytree(urgent_model_dir, folder)
-    add_onnx_runtime(folder)
-    return folder
+    return urgent_onnx_model_dir
 
 
 def test_quitting_mid_batch_asks_then_finishes_and_keeps_the_work(qtbot, data_dir, urgent_model_dir, batch_folder):

@@ -45,7 +45,7 @@ def test_command_line_then_environment_then_settings(tmp_path, monkeypatch):
     assert resolve_store(None, settings) == (None, None)    # the data folder's own SQLite file and images
 
 
-def test_the_window_opens_the_database_chosen_in_settings(tmp_path, urgent_model_dir):
+def test_the_window_opens_the_database_chosen_in_settings(tmp_path, urgent_onnx_model_dir):
     data, clinic, share = tmp_path / "d", tmp_path / "server" / "clinic.sqlite3", tmp_path / "share"
     clinic.parent.mkdir()
     share.mkdir()
@@ -54,7 +54,7 @@ def test_the_window_opens_the_database_chosen_in_settings(tmp_path, urgent_model
     settings.sync()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EYESCREEN_")}
     out = subprocess.run([sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(data), "--model",
-                          str(urgent_model_dir), "--smoke"], capture_output=True, text=True, timeout=120,
+                          str(urgent_onnx_model_dir), "--smoke"], capture_output=True, text=True, timeout=120,
                          env={**env, "QT_QPA_PLATFORM": "offscreen"}, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert clinic.is_file() and not (data / "clinic.sqlite3").exists()   # the chosen database, not the default

@@ -90,7 +90,7 @@ def _smoke_fields(out: str) -> dict[str, str]:
             (part.partition("=") for part in line.split(" ")) if value}
 
 
-def test_the_window_is_painted_before_the_database_and_the_model_are_opened(tmp_path, urgent_model_dir):
+def test_the_window_is_painted_before_the_database_and_the_model_are_opened(tmp_path, urgent_onnx_model_dir):
     """The real ``eyescreen gui`` process over a clinic database: at the first paint
     neither SQLAlchemy nor Alembic nor ONNX Runtime is imported; the database opens
     after it (migrations on the background helper), and the queues show it. How
@@ -109,7 +109,7 @@ def test_the_window_is_painted_before_the_database_and_the_model_are_opened(tmp_
                       dt.datetime.combine(TODAY, dt.time(9)))
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(data / "config")}
     out = subprocess.run([sys.executable, "-m", "eyescreen_desktop", "gui", "--data-dir", str(data),
-                          "--model", str(urgent_model_dir), "--smoke"], capture_output=True, text=True,
+                          "--model", str(urgent_onnx_model_dir), "--smoke"], capture_output=True, text=True,
                          check=False, timeout=120, env=env, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-2000:]
     fields = _smoke_fields(out.stdout)
