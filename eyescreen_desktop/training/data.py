@@ -107,6 +107,15 @@ def read_manifest(path: Path) -> list[Sample]:
     return [_row_sample(row, path.parent, collection) for row in rows]
 
 
+def label_referable(row: dict[str, str], grade: int) -> bool:
+    """A labelled eye's referable target: the collection's own ``referable``
+    column when it has one (fundus-dr counts mild NPDR with maculopathy as
+    referable), else the grade by the domain's cut-off. Training and every
+    evaluation read it from here."""
+    column = (row.get("referable") or "").strip()
+    return column == "1" if column else is_referable(grade)
+
+
 def _row_sample(row: dict[str, str], root: Path, collection: str) -> Sample:
     image = root / "images" / row["file"]
     if not image.exists():
@@ -114,7 +123,6 @@ def _row_sample(row: dict[str, str], root: Path, collection: str) -> Sample:
     grade = int(row["icdr_grade"])
     if not 0 <= grade < N_GRADES:
         raise DataError(f"{root / 'labels.csv'}: {row['file']} has ICDR grade {grade}, expected 0-4")
-    referable = row.get("referable", "")
     stem = Path(row["file"]).stem
     patient, eye = patient_and_eye(stem)
     return Sample(
@@ -122,7 +130,7 @@ def _row_sample(row: dict[str, str], root: Path, collection: str) -> Sample:
         patient=f"{collection}:{row.get('patient') or patient or stem}",
         eye=(parse_eye(row["eye"]) if (row.get("eye") or "").strip() else eye).value,
         grade=grade,
-        referable=int(referable) if referable != "" else int(is_referable(grade)),
+        referable=int(label_referable(row, grade)),
         collection=collection,
         maculopathy=int(row["maculopathy"]) if row.get("maculopathy", "") != "" else -1,
         quality=row.get("quality", "") or "",

@@ -41,8 +41,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.paths import default_model_dir, project_root, shared_datasets_dir
-from ..domain.grades import is_referable, is_urgent
+from ..domain.grades import is_urgent
 from ..domain.vocabulary import REFERRAL_QUEUES, Queue
+from .data import label_referable
 
 COLLECTIONS = ("fundus-dr", "eyepacs-256", "odir-384", "idrid")
 MACULOPATHY_LABELLED = ("fundus-dr", "idrid")
@@ -229,8 +230,8 @@ def _labels() -> dict[str, dict[str, str]]:
 
 
 def _referable(label: dict[str, str], grade: int | str) -> bool:
-    """Referable by the collection's own column, or by the grade (domain's cut-off)."""
-    return label.get("referable") == "1" or is_referable(int(grade))
+    """The labelled eye's referable target, by training's one rule."""
+    return label_referable(label, int(grade))
 
 
 def referral_check(val: Sequence[dict[str, str]], op: Any, maculopathy: float) -> dict[str, Any]:

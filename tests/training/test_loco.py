@@ -156,3 +156,24 @@ def test_config_names_base_and_pixels():
     assert loco.parse_config("efficientnet-lite1@448") == ("efficientnet-lite1", 448)
     with pytest.raises(Exception, match="BASE@PIXELS"):
         loco.parse_config("efficientnet-lite1")
+
+
+def test_one_referable_label_rule_for_training_and_the_grader_outputs_report():
+    """Training's targets and the grader-outputs report read an eye's referable
+    label by one rule: the collection's own column when it has one (fundus-dr's
+    mild NPDR with maculopathy counts), else ICDR >= 2."""
+    import csv
+
+    from eyescreen_desktop.training import grader_outputs
+    from tests.conftest import FUNDUS_DR
+
+    assert D.label_referable({"referable": "1"}, 1) is True       # the column wins over the grade
+    assert D.label_referable({"referable": "0"}, 0) is False
+    assert D.label_referable({}, 2) is True and D.label_referable({"referable": ""}, 1) is False
+    with open(FUNDUS_DR / "labels.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    mild_but_referable = [r for r in rows if r["referable"] == "1" and int(r["icdr_grade"]) < 2]
+    assert mild_but_referable                                        # the case the column exists for
+    samples = {s.path.name: s for s in D.read_manifest(FUNDUS_DR / "labels.csv")}
+    for r in rows:
+        assert grader_outputs._referable(r, r["icdr_grade"]) == bool(samples[r["file"]].referable), r["file"]
