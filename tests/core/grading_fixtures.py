@@ -20,12 +20,15 @@ from eyescreen_desktop.core.records import (
     Status,
 )
 from eyescreen_desktop.core.store import ClinicStore
+from eyescreen_desktop.domain.grades import is_referable, is_urgent
 from tests.conftest import FUNDUS_DR
 
 MODEL = ModelInfo("tiny", "0.0.1", "a" * 64)
 OP = OperatingPoint("default", referable=0.5, urgent=0.3)
 VISIT = dt.datetime(2026, 5, 4, 9, 30)
-QUEUE_OF_GRADE = {0: Queue.ANNUAL, 1: Queue.ANNUAL, 2: Queue.ROUTINE, 3: Queue.URGENT, 4: Queue.URGENT}
+# the AI's queue for a bare grade, from the domain's cut-offs (no maculopathy, default point)
+QUEUE_OF_GRADE = {g: Queue.URGENT if is_urgent(g) else Queue.ROUTINE if is_referable(g) else Queue.ANNUAL
+                  for g in range(5)}
 
 
 def real_photo(patient: str, eye: Eye) -> tuple[Path, str]:

@@ -281,10 +281,10 @@ class GradeStore(ResultStore):
         with self._tx() as db:
             candidates = [r[0] for r in db.execute(
                 "SELECT q.encounter_id FROM queue_state q JOIN encounters e USING (encounter_id) "
-                "WHERE q.queue = 'annual' AND NOT EXISTS "
+                "WHERE q.queue = ? AND NOT EXISTS "
                 "(SELECT 1 FROM qa_sample s WHERE s.encounter_id = q.encounter_id) AND NOT EXISTS "
                 "(SELECT 1 FROM encounter_grading g WHERE g.encounter_id = q.encounter_id) "
-                "ORDER BY e.started_at, q.encounter_id").fetchall()]
+                "ORDER BY e.started_at, q.encounter_id", (Queue.ANNUAL.value,)).fetchall()]
             if not candidates:
                 return None
             rng = random.Random(seed)
@@ -332,10 +332,11 @@ class GradeStore(ResultStore):
         rows = self._query(
             "SELECT e.encounter_id, COALESCE(q.override_queue, q.queue) AS queue, e.started_at FROM encounters e "
             "JOIN queue_state q USING (encounter_id) LEFT JOIN encounter_grading g USING (encounter_id) "
-            "WHERE (g.encounter_id IS NULL AND (COALESCE(q.override_queue, q.queue) != 'annual' OR EXISTS "
+            "WHERE (g.encounter_id IS NULL AND (COALESCE(q.override_queue, q.queue) != ? OR EXISTS "
             "(SELECT 1 FROM qa_sample s WHERE s.encounter_id = e.encounter_id AND s.drawn = 1))) "
             "OR g.state = 'arbitration_pending' OR EXISTS "
-            "(SELECT 1 FROM grading_flags f WHERE f.encounter_id = e.encounter_id AND f.cleared_at IS NULL)")
+            "(SELECT 1 FROM grading_flags f WHERE f.encounter_id = e.encounter_id AND f.cleared_at IS NULL)",
+            (Queue.ANNUAL.value,))
         return [r[0] for r in sorted(rows, key=lambda r: (Queue(r[1]).priority, r[2], r[0]))]
 
     def patient_encounters(self, patient_id: str) -> list[tuple[str, dt.datetime]]:
