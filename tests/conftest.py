@@ -112,3 +112,28 @@ def tiny_onnx_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     shutil.copytree(tiny_model_dir, folder)
     add_onnx_runtime(folder)
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing():
+    """In this test process, passwords are hashed with argon2id at its lowest cost:
+    at the production cost (64 MiB, 3 passes, ~0.2 s of CPU a hash) the account,
+    grading and calibration tests spent a minute of the suite hashing. The
+    production cost keeps its own test (test_accounts); subprocesses (the CLI run
+    as a clinic runs it) hash at the real cost."""
+    from argon2 import PasswordHasher, Type
+
+    from eyescreen_desktop.core.store import accounts
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_hasher", lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1,
+                                                                  type=Type.ID))
+        yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """The costly test files first (tests/file_costs.py says why), so that with
+    ``-n 2 --dist loadfile --no-loadscope-reorder`` no one-minute file starts last."""
+    from tests.file_costs import costly_files_first, read_costs
+
+    costly_files_first(items, read_costs())

@@ -73,12 +73,15 @@ def test_the_first_account_must_be_an_admin_and_starts_accounts(store):
         store.add_person("eve", "another-password", ["admin"])
 
 
-def test_passwords_are_argon2id_and_at_least_ten_characters(store):
+def test_passwords_are_argon2id_at_the_production_cost_and_at_least_ten_characters(store, monkeypatch):
+    from eyescreen_desktop.core.store import accounts
+
+    monkeypatch.setattr(accounts, "_hasher", accounts.password_hasher)   # not the suite's cheap one
     with pytest.raises(PasswordRefused, match="10 characters"):
         store.add_person("ada", "short-pw", ["admin"])
     store.add_person("ada", ADMIN_PW, ["admin"])
     stored = store._query("SELECT password_hash FROM people WHERE name = 'ada'")[0][0]
-    assert stored.startswith("$argon2id$") and ADMIN_PW not in stored
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$") and ADMIN_PW not in stored
     with pytest.raises(SignInRefused, match="wrong name or password"):
         store.sign_in("ada", ADMIN_PW.upper())
     assert store.sign_in("ada", ADMIN_PW).roles == (Role.ADMIN,)
