@@ -18,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # every extra and the dev group: run time, tests, static checks, training and the bundle
 SYNC := $(UV) sync --locked --all-extras --python $(PY)
 
-.PHONY: run test system-deps check venv lock bundle-size model bench screenshots clean bundle bundle-test bundle-tarball
+.PHONY: run test test-costs system-deps check venv lock bundle-size model bench screenshots clean bundle bundle-test bundle-tarball
 
 $(UV): packaging/tools/uv.txt
 	$(PY) -m venv $(TOOLS)
@@ -58,9 +58,17 @@ run: $(STAMP)
 	$(BIN)/eyescreen-desktop $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 # the static checks, the suite (both cores), then the frozen smoke test of the desktop bundle
+# (whole files per worker, the costly ones first: tests/file_costs.py)
+PYTEST_PARALLEL = -n 2 --dist loadfile --no-loadscope-reorder
 test: $(STAMP) check
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_PARALLEL) --durations=25
 	$(MAKE) bundle-test
+
+# refresh tests/file_costs.json (seconds per test file) from a full run; commit it
+test-costs: $(STAMP)
+	mkdir -p build
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_PARALLEL) --junitxml=build/junit.xml
+	$(BIN)/python -m tests.file_costs build/junit.xml
 
 # the layers (import-linter contracts), lint (ruff) and types (mypy: strict on domain, core
 # checked), all configured in pyproject.toml; about 40 s from cold, a few seconds after
