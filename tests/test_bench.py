@@ -49,7 +49,7 @@ def test_small_run_writes_every_figure(onnx_model, photo_folders, tmp_path, caps
     out = tmp_path / "bench.json"
     rc = cli.main(["bench", "--images", str(images), "--fullres", str(fullres), "--model", str(onnx_model),
                    "--json", str(out), "--rss-images", "8", "--stall-images", "4", "--fullres-images", "2",
-                   "--baseline-images", "3", "--encounters", "300"])
+                   "--baseline-images", "3", "--encounters", "300", "--timing-scale", "0.05"])
     assert rc == 0
     report = json.loads(out.read_text())
     assert set(bench.KEYS) <= set(report)
