@@ -1,0 +1,107 @@
+"""Issue 23 item 3: the gate's quality labels from more than one camera (EyeQ for
+eyepacs-256, the graders' keyword remarks for odir-384, on their real labels.csv
+rows) and the leave-one-camera-out report's lines."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from eyescreen_desktop.training.gate import (KEYWORD_QUALITY, fundus_items, part_of, remark_quality,
+                                             row_quality)
+from eyescreen_desktop.training.gate_eval import OUTCOMES, loco_row, loco_table
+from tests.conftest import EYEPACS, SHARED, read_labels
+
+ODIR = SHARED / "odir-384"
+GATE = Path(__file__).resolve().parents[2] / "models" / "eyescreen-gate"
+
+
+def test_odir_keyword_remarks_give_quality_labels_worst_remark_first():
+    rows = {r["file"]: r for r in read_labels(ODIR)}
+    low = rows["372_left.jpg"]                       # "low image quality,maculopathy"
+    assert "low image quality" in low["keywords"] and row_quality(low) == "reject"
+    dust = [r for r in rows.values() if "lens dust" in r["keywords"]]
+    assert dust and {row_quality(r) for r in dust} == {"usable"}      # dust on a graded photograph: usable
+    plain = next(r for r in rows.values() if r["keywords"] == "normal fundus")
+    assert row_quality(plain) == "gradable"
+    disease = next(r for r in rows.values() if r["keywords"] == "moderate non proliferative retinopathy")
+    assert remark_quality(disease["keywords"]) == "" and row_quality(disease) == "gradable"
+    # the worst remark wins when a photograph carries two
+    assert remark_quality("lens dust,low image quality") == "reject"
+    assert remark_quality("image offset, lens dust") == "usable"
+    assert remark_quality("optic disk photographically invisible") == "reject"
+
+
+def test_the_remark_counts_of_odir_384_are_what_its_readme_says():
+    """110 eyes carry "lens dust" or "low image quality" (README); no other remark
+    of KEYWORD_QUALITY occurs in this copy."""
+    labels = Counter(remark_quality(r["keywords"]) for r in read_labels(ODIR))
+    assert labels["reject"] == 1 and labels["usable"] == 109 and labels["reject"] + labels["usable"] == 110
+    found = Counter(k.strip() for r in read_labels(ODIR) for k in r["keywords"].split(",")
+                    if k.strip() in KEYWORD_QUALITY)
+    assert found == {"lens dust": 109, "low image quality": 1}
+
+
+def test_eyeq_grades_win_over_keywords_and_eyepacs_keeps_them():
+    eyeq = next(r for r in read_labels(EYEPACS) if r["quality"] == "reject")
+    assert row_quality(eyeq) == "reject"
+    assert row_quality({"quality": "good", "keywords": "low image quality"}) == "good"
+
+
+def test_every_remarked_odir_photograph_is_described_split_by_patient():
+    """All 110 remarked photographs join the 600 sampled ones, each in its
+    patient's part (both eyes of a patient in the same part); with 1.2.0's rule
+    (keyword_labels=False) the same photographs carry no quality label."""
+    items = [it for it in fundus_items(np.random.default_rng(42), 600) if it.source == "odir-384"]
+    remarked = [it for it in items if it.remark]
+    assert len(remarked) == 110 and {it.quality for it in remarked} == {"reject", "usable"}
+    patient = {f"odir-384/{r['file']}": r["patient"] for r in read_labels(ODIR)}
+    assert all(it.part == part_of(f"odir-384:{patient[it.key]}") for it in items)
+    old = [it for it in fundus_items(np.random.default_rng(42), 600, keyword_labels=False)
+           if it.source == "odir-384"]
+    assert [it.key for it in old] == [it.key for it in items]
+    assert {it.quality for it in old if it.remark} == {""}
+    assert {it.quality for it in old if not it.remark} == {"gradable"}
+
+
+def _metrics(by_label: dict, degraded: dict, other: dict) -> dict:
+    return {"by_label": by_label, "degraded_from": degraded, "gate": {"other": other}}
+
+
+def test_a_loco_line_counts_the_left_out_cameras_rejects_and_good_photographs():
+    m = _metrics({"eyepacs-256": {"reject": {"graded": 20, "learned_reject": 70, "ungradable": 10},
+                                  "good": {"graded": 96, "learned_reject": 4},
+                                  "usable": {"graded": 8, "unfamiliar": 2}},
+                  "odir-384": {"gradable": {"graded": 90, "ungradable": 10}, "usable": {"graded": 3, "ungradable": 2}},
+                  "idrid": {"gradable": {"graded": 81}}},
+                 {"eyepacs-256": {"graded": 1, "ungradable": 9}}, {"not_fundus": 350})
+    row = loco_row(m, "eyepacs-256")
+    assert row["eyepacs-256"]["rejects_caught"] == [80, 100]
+    assert row["eyepacs-256"]["good_pass"] == [96, 100] and row["eyepacs-256"]["usable_pass"] == [8, 10]
+    assert row["eyepacs-256"]["degraded_refused"] == [9, 10]
+    assert row["meets_target"] is True                      # 80% caught at 96% good passed
+    assert row["odir-384"]["good_pass"] == [90, 100] and row["odir-384"]["rejects_caught"] == [0, 0]
+    assert row["other_graded"] == [0, 350]
+    assert loco_row(m, "odir-384")["meets_target"] is None   # no reject among its check photographs: no verdict
+    missed = _metrics({"eyepacs-256": {"reject": {"graded": 30, "learned_reject": 70}, "good": {"graded": 100}}},
+                      {}, {})
+    assert loco_row(missed, "eyepacs-256")["meets_target"] is False
+    table = loco_table([loco_row(m, ""), row]).splitlines()
+    assert len(table) == 4 and table[2].startswith("| none |")
+    assert "80/100 = 80.0%" in table[3] and "odir-384 90/100 = 90.0%" in table[3]
+    assert set(OUTCOMES[1:]) >= {"learned_reject", "ungradable", "unfamiliar"}
+
+
+def test_the_shipped_gates_report_counts_every_collection_by_label():
+    """metrics.json of the shipped gate holds the per-label outcomes its LOCO
+    line reads, for the four collections, and they add up to its check photographs."""
+    m = json.loads((GATE / "metrics.json").read_text(encoding="utf-8"))
+    assert set(m["by_label"]) == {"fundus-dr", "eyepacs-256", "odir-384", "idrid"}
+    for coll, table in m["by_label"].items():
+        assert sum(sum(c.values()) for c in table.values()) == sum(m["gate"][coll].values()), coll
+    assert set(m["by_label"]["odir-384"]) == {"gradable", "usable"}      # no keyword reject in its check part
+    assert set(m["by_label"]["eyepacs-256"]) == {"good", "usable", "reject"}
+    assert {"fundus-dr", "idrid", "odir-384", "eyepacs-256"} <= set(m["degraded_from"])
