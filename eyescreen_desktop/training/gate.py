@@ -614,7 +614,8 @@ def leave_one_camera_out(items: list[Item], desc: dict[str, dict[str, Any]], rep
         heads, thresholds, mod_w, mod_b = fit_heads(fold, desc)
         metrics = gate_eval.evaluate(fold, desc, heads, thresholds, mod_w, mod_b)
         rows.append({**gate_eval.loco_row(metrics, left_out), "thresholds": thresholds,
-                     "eyeq": metrics["eyeq"], "gate": metrics["gate"]})
+                     "eyeq": metrics["eyeq"], "gate": metrics["gate"],
+                     "its_mistakes": [e for e in metrics["mistakes"] if left_out and e["source"] == left_out]})
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(rows, indent=1, default=float) + "\n", encoding="utf-8")
     print(gate_eval.loco_table(rows))
