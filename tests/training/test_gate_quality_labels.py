@@ -105,3 +105,52 @@ def test_the_shipped_gates_report_counts_every_collection_by_label():
     assert set(m["by_label"]["odir-384"]) == {"gradable", "usable"}      # no keyword reject in its check part
     assert set(m["by_label"]["eyepacs-256"]) == {"good", "usable", "reject"}
     assert {"fundus-dr", "idrid", "odir-384", "eyepacs-256"} <= set(m["degraded_from"])
+
+
+def test_a_tiny_loco_run_writes_one_line_per_fold(tmp_path):
+    """``train-gate --loco`` on a small stand-in: pictures of every collection,
+    part and kind with made-up features (rejects shifted in the quality
+    features) and one real photograph's hand-made measures; the report has a
+    fold with nothing left out then one per collection, each line counting its
+    left-out camera's check photographs, and writes no gate."""
+    from eyescreen_desktop.core.fundus import assess_quality, field_of_view_or_frame
+    from eyescreen_desktop.core.imageio import read_image
+    from eyescreen_desktop.training.gate import FUNDUS_COLLECTIONS, Item, leave_one_camera_out
+
+    rgb = read_image(SHARED / "idrid" / "images" / "IDRiD_001.jpg", max_side=768)
+    measured = assess_quality(rgb, field_of_view_or_frame(rgb), fundus_known=True)
+    assert measured.status.value == "ok"
+    rng = np.random.default_rng(0)
+    items, desc = [], {}
+    centre = {"fundus": 0.0, "external_eye": 4.0, "other": -4.0}
+
+    def add(key: str, source: str, modality: str, part: str, quality: str = "") -> None:
+        bad = quality == "reject"
+        items.append(Item(key, source, modality, part, lambda: rgb, quality=quality, grade=True))
+        desc[key] = {"lite": rng.normal(centre[modality], 1, 40).astype(np.float16), "kind": "",
+                     "lite_q": rng.normal(3.0 if bad else 0.0, 1, 6).astype(np.float32),
+                     "embedding": rng.normal(0, 1, 70).astype(np.float32),
+                     "metrics": dict(measured.metrics), "reasons": (), "status": "ok"}
+
+    for part, n in (("fit", 24), ("tune", 12), ("check", 12)):
+        for coll in FUNDUS_COLLECTIONS:
+            for i in range(n):
+                quality = ("good", "usable", "reject")[i % 3] if coll == "eyepacs-256" else "gradable"
+                add(f"{coll}/{part}{i}.jpg", coll, "fundus", part, quality)
+                if i % 4 == 0:
+                    add(f"degraded:blur:full_circle:{coll}/{part}{i}.jpg:1", "degraded:blur", "fundus", part, "reject")
+        for i in range(n):
+            add(f"external-eye/{part}{i}.jpg", "external-eye", "external_eye", part)
+            add(f"other2:{part}:{i}", "other", "other", part)
+    report = tmp_path / "loco.json"
+    assert leave_one_camera_out(items, desc, report) == 0
+    rows = json.loads(report.read_text(encoding="utf-8"))
+    assert [r["left_out"] for r in rows] == ["none", *FUNDUS_COLLECTIONS]
+    for r in rows:
+        assert set(FUNDUS_COLLECTIONS) <= set(r) and r["other_graded"][1] == 12
+        assert r["eyepacs-256"]["rejects_caught"][1] == 4 and r["eyepacs-256"]["good_pass"][1] == 4
+        assert r["idrid"]["good_pass"][1] == 12 and r["idrid"]["degraded_refused"][1] == 3
+        assert 0 < r["thresholds"]["reject"] <= 1
+    assert "meets_target" not in rows[0] and rows[2]["meets_target"] in (True, False)
+    assert all(m["source"] == "eyepacs-256" for m in rows[2]["its_mistakes"])
+    assert list(tmp_path.iterdir()) == [report]                 # a report, no gate files
