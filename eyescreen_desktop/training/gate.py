@@ -16,12 +16,16 @@ made here (``training.frames``), on a 2-core CPU in minutes:
    sample pictures that ``fit`` never saw.
 3. Heads (numpy/scipy, seconds): a softmax over fundus / external_eye /
    other on the Lite0 features; logistic reject and good-vs-usable heads on
-   the grader's features + measures (EyeQ labels of eyepacs-256, other
-   collections' photographs as gradable, synthetic degradations as rejects);
+   the early blocks' statistics + measures (EyeQ labels of eyepacs-256,
+   odir-384's keyword remarks (``KEYWORD_QUALITY``; ``--quality-labels eyeq``
+   for 1.2.0's rule without them), other collections' photographs as gradable,
+   synthetic degradations as rejects);
    a probabilistic-PCA Mahalanobis model of the grader's features of ``fit``
    fundus photographs, its threshold at the 99.5th percentile of ``tune``.
 4. The modality network = the base's ONNX graph + the softmax head, written
    with the heads, the card (SHA-256 of every file) and ``metrics.json``.
+   ``--loco FILE`` instead fits once with nothing and once without each
+   collection left out, and writes the quality report per camera left out.
 """
 
 from __future__ import annotations
