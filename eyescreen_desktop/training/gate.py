@@ -24,8 +24,8 @@ made here (``training.frames``), on a 2-core CPU in minutes:
    fundus photographs, its threshold at the 99.5th percentile of ``tune``.
 4. The modality network = the base's ONNX graph + the softmax head, written
    with the heads, the card (SHA-256 of every file) and ``metrics.json``.
-   ``--loco FILE`` instead fits once with nothing and once without each
-   collection left out, and writes the quality report per camera left out.
+   ``--loco FILE`` instead fits with nothing left out, then without each
+   collection in turn, and writes the quality report per camera left out.
 """
 
 from __future__ import annotations
