@@ -16,12 +16,16 @@ made here (``training.frames``), on a 2-core CPU in minutes:
    sample pictures that ``fit`` never saw.
 3. Heads (numpy/scipy, seconds): a softmax over fundus / external_eye /
    other on the Lite0 features; logistic reject and good-vs-usable heads on
-   the grader's features + measures (EyeQ labels of eyepacs-256, other
-   collections' photographs as gradable, synthetic degradations as rejects);
+   the early blocks' statistics + measures (EyeQ labels of eyepacs-256,
+   odir-384's keyword remarks (``KEYWORD_QUALITY``; ``--quality-labels eyeq``
+   for 1.2.0's rule without them), other collections' photographs as gradable,
+   synthetic degradations as rejects);
    a probabilistic-PCA Mahalanobis model of the grader's features of ``fit``
    fundus photographs, its threshold at the 99.5th percentile of ``tune``.
 4. The modality network = the base's ONNX graph + the softmax head, written
    with the heads, the card (SHA-256 of every file) and ``metrics.json``.
+   ``--loco FILE`` instead fits with nothing left out, then without each
+   collection in turn, and writes the quality report per camera left out.
 """
 
 from __future__ import annotations
@@ -94,6 +98,33 @@ class Item:
     quality: str = ""        # EyeQ grade, "reject" for degradations, "" when unknown
     reason: str = ""         # expected reason of a degradation
     grade: bool = False      # describe with the grader too
+    remark: bool = False     # its quality comes from a grader's keyword remark (odir-384)
+
+
+# odir-384's photo-quality remarks (its `keywords`, read by the collection's graders) -> quality label. Only a
+# remark that says the photograph cannot be read is a reject; "lens dust" marks a few spots on an otherwise
+# graded photograph (98 of its 109 eyes have a grade, most "normal fundus"): usable, the label borderline
+# photographs carry. A photograph without a remark is "gradable" (graded by the collection's graders).
+KEYWORD_QUALITY = {
+    "low image quality": "reject",
+    "optic disk photographically invisible": "reject",
+    "image offset": "usable",
+    "lens dust": "usable",
+}
+
+
+def remark_quality(keywords: str) -> str:
+    """The quality label a collection's keywords give a photograph ("" when
+    they carry no photo-quality remark): the worst of its remarks, so a
+    photograph with dust and low quality is a reject."""
+    found = {KEYWORD_QUALITY[k.strip()] for k in keywords.split(",") if k.strip() in KEYWORD_QUALITY}
+    return "reject" if "reject" in found else ("usable" if found else "")
+
+
+def row_quality(row: dict[str, str]) -> str:
+    """A labels.csv row's quality label: EyeQ's grade where the collection has
+    one (eyepacs-256), else the keywords' remark, else "gradable"."""
+    return row.get("quality", "") or remark_quality(row.get("keywords", "")) or "gradable"
 
 
 def part_of(name: str) -> str:
@@ -117,21 +148,27 @@ def made_from(it: Item) -> str:
     return next((c for c in FUNDUS_COLLECTIONS if f"{c}/" in it.key), "")
 
 
-def fundus_items(rng: np.random.Generator, per_source: int) -> list[Item]:
+def fundus_items(rng: np.random.Generator, per_source: int, keyword_labels: bool = True) -> list[Item]:
     """The fundus photographs of each collection (at most ``per_source`` each;
-    all the EyeQ-labelled eyepacs-256 ones)."""
+    all the EyeQ-labelled eyepacs-256 ones; every odir-384 one its graders
+    remarked on). ``keyword_labels=False`` is 1.2.0's rule, for comparison: a
+    remarked photograph has no quality label (it is described, not fitted on)."""
     items: list[Item] = []
     for coll in FUNDUS_COLLECTIONS:
         rows = _rows(coll)
         if coll == "eyepacs-256":
             rows = [r for r in rows if r.get("quality")]
         elif len(rows) > per_source:
-            rows = [rows[i] for i in sorted(rng.choice(len(rows), per_source, replace=False))]
+            # the sample, plus every photograph the collection's graders remarked on (odir-384's few
+            # quality labels: all of them, split by patient like the rest)
+            chosen = set(int(i) for i in rng.choice(len(rows), per_source, replace=False))
+            rows = [r for i, r in enumerate(rows) if i in chosen or remark_quality(r.get("keywords", ""))]
         for r in rows:
-            kw = r.get("keywords", "")
-            quality = r.get("quality", "") or ("" if ("low image quality" in kw or "lens dust" in kw) else "gradable")
             items.append(Item(f"{coll}/{r['file']}", coll, "fundus", part_of(f"{coll}:{r['patient']}"),
-                              _reader(DATASETS / coll / "images" / r["file"]), quality=quality, grade=True))
+                              _reader(DATASETS / coll / "images" / r["file"]),
+                              quality=row_quality(r) if keyword_labels or not remark_quality(r.get("keywords", ""))
+                              else "", grade=True,
+                              remark=bool(remark_quality(r.get("keywords", "")))))
     for p in sorted((DATASETS / "fundus-dr-fullres").glob("*.jp*g")):
         items.append(Item(f"fullres/{p.name}", "fundus-dr-fullres", "fundus", "check", _reader(p),
                           quality="gradable", grade=True))
@@ -142,7 +179,7 @@ def frame_items(base: list[Item], rng: np.random.Generator, n_fit: int, per_form
     """Synthetic camera frames of fundus photographs: one random format per
     ``fit``/``tune`` photograph (``n_fit`` of them); every format for
     ``per_format_check`` ``check`` photographs."""
-    usable = [b for b in base if b.quality not in ("reject", "") and b.source != "fundus-dr-fullres"]
+    usable = [b for b in base if b.quality not in ("reject", "") and b.source != "fundus-dr-fullres" and not b.remark]
     fit = [b for b in usable if b.part != "check"]
     chk = [b for b in usable if b.part == "check"]
     out = []
@@ -517,11 +554,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--leave-out", choices=FUNDUS_COLLECTIONS, default=None,
                    help="fit and tune without this collection and every frame or degradation made from it (its "
                         "check pictures stay): how the gate does on a camera it has never seen. Use with --out")
+    p.add_argument("--loco", type=Path, default=None,
+                   help="write the leave-one-camera-out report here (JSON; the table is printed): a fold with "
+                        "nothing left out and one per collection, each fitted and tuned without it; writes no gate")
+    p.add_argument("--quality-labels", choices=("eyeq+keywords", "eyeq"), default="eyeq+keywords",
+                   help="quality labels: EyeQ's and odir-384's keyword remarks (1.3.0), or EyeQ's only (1.2.0)")
 
 
 def collect(args: argparse.Namespace) -> list[Item]:
     rng = np.random.default_rng(args.seed)
-    base = fundus_items(rng, args.per_source)
+    base = fundus_items(rng, args.per_source, args.quality_labels == "eyeq+keywords")
     return (base + frame_items(base, rng, args.frames, args.frames_check) + degraded_items(base, rng, args.degraded)
             + external_items() + other_items(args.other, args.other // 4, args.seed, base)
             + eyeq_frame_items(base, np.random.default_rng(args.seed + 1), args.eyeq_frames))
@@ -541,6 +583,8 @@ def run(args: argparse.Namespace) -> int:
     items = [it for it in items if it.key in desc]
     if args.describe_only:
         return 0
+    if args.loco:
+        return leave_one_camera_out(items, desc, args.loco)
     if args.leave_out:
         items = [it for it in items if it.part == "check" or made_from(it) != args.leave_out]
         print(f"left out {args.leave_out} from fit and tune: {len(items)} pictures", flush=True)
@@ -557,6 +601,28 @@ def run(args: argparse.Namespace) -> int:
     write_card_md(args.out, gate_eval.summary(metrics))
     print(gate_eval.summary(metrics))
     print(f"gate written to {args.out} in {minutes:.1f} min")
+    return 0
+
+
+def leave_one_camera_out(items: list[Item], desc: dict[str, dict[str, Any]], report: Path) -> int:
+    """The quality report per camera left out (``--loco``): the gate fitted and
+    tuned with nothing left out, then without each collection in turn (its check
+    pictures stay), each fold's line from ``gate_eval.loco_row``; JSON to
+    ``report``, the table printed. Nothing is written to a model folder."""
+    from . import gate_eval
+
+    rows = []
+    for left_out in ("",) + FUNDUS_COLLECTIONS:
+        fold = [it for it in items if it.part == "check" or not left_out or made_from(it) != left_out]
+        print(f"fold: {left_out or 'nothing'} left out, {len(fold)} pictures", flush=True)
+        heads, thresholds, mod_w, mod_b = fit_heads(fold, desc)
+        metrics = gate_eval.evaluate(fold, desc, heads, thresholds, mod_w, mod_b)
+        rows.append({**gate_eval.loco_row(metrics, left_out), "thresholds": thresholds,
+                     "eyeq": metrics["eyeq"], "gate": metrics["gate"],
+                     "its_mistakes": [e for e in metrics["mistakes"] if left_out and e["source"] == left_out]})
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(rows, indent=1, default=float) + "\n", encoding="utf-8")
+    print(gate_eval.loco_table(rows))
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core import fundus
+from .gate import FUNDUS_COLLECTIONS, made_from
 from ..core.gate import MODALITIES, QualityVerdict, decide_gate, ppca_distance, quality_verdict, verdict_from_probs
 
 GRADABILITY_MEASURES = ("fov_diameter", "width", "height", "coverage", "fov_brightness", "saturated", "dark_fraction",
@@ -96,6 +97,8 @@ def evaluate(items: list, desc: dict, heads: dict, thresholds: dict, mod_w: np.n
     gate_table: dict[str, Counter] = defaultdict(Counter)
     eyeq: dict[str, Counter] = defaultdict(Counter)
     reasons_ok: dict[str, Counter] = defaultdict(Counter)
+    by_label: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    degraded_from: dict[str, Counter] = defaultdict(Counter)
     refused: list[dict[str, Any]] = []
     for it in chk:
         d = desc[it.key]
@@ -106,6 +109,10 @@ def evaluate(items: list, desc: dict, heads: dict, thresholds: dict, mod_w: np.n
         gate_table[src][out] += 1
         if src == "eyepacs-256":
             eyeq[it.quality][out] += 1
+        if src in FUNDUS_COLLECTIONS:
+            by_label[src][it.quality or "unlabelled"][out] += 1
+        elif src.startswith("degraded") and made_from(it):
+            degraded_from[made_from(it)][out] += 1
         if src.startswith("degraded"):
             reasons_ok[src]["expected" if it.reason in why else (why[0] if why else out)] += 1
         if (out != "graded") == (it.modality == "fundus" and it.quality != "reject"):
@@ -119,6 +126,8 @@ def evaluate(items: list, desc: dict, heads: dict, thresholds: dict, mod_w: np.n
             "gate": {k: dict(v) for k, v in sorted(gate_table.items())},
             "eyeq": {k: dict(v) for k, v in eyeq.items()},
             "degraded_reasons": {k: dict(v) for k, v in reasons_ok.items()},
+            "by_label": {c: {q: dict(v) for q, v in sorted(t.items())} for c, t in sorted(by_label.items())},
+            "degraded_from": {c: dict(v) for c, v in sorted(degraded_from.items())},
             "thresholds": thresholds, "mistakes": refused}
 
 
@@ -160,6 +169,65 @@ def summary(m: dict[str, Any]) -> str:
               + f", graded {ext.get('graded', 0)}); other never graded (graded {oth.get('graded', 0)} of "
               + f"{sum(oth.values())})",
               "Thresholds: " + ", ".join(f"{k} {v:.4g}" for k, v in m["thresholds"].items())]
+    return "\n".join(lines)
+
+
+# What a camera's check photographs stand for in the leave-one-camera-out report: the labels that mean
+# "should be refused" and "should pass" (eyepacs-256: EyeQ; odir-384: its graders' keyword remarks, see
+# gate.KEYWORD_QUALITY; fundus-dr and idrid carry no quality label: every photograph is gradable)
+REJECT_LABELS = ("reject",)
+GOOD_LABELS = ("good", "gradable")
+LOCO_TARGET = {"rejects_caught": 0.75, "good_pass": 0.95}
+
+
+def _share(table: dict[str, dict[str, int]], labels: tuple[str, ...], outcomes: tuple[str, ...]) -> list[int]:
+    """[how many of the photographs with these labels had these outcomes, how many there were]."""
+    rows = [table.get(q, {}) for q in labels]
+    return [sum(r.get(o, 0) for r in rows for o in outcomes), sum(sum(r.values()) for r in rows)]
+
+
+def loco_row(m: dict[str, Any], left_out: str) -> dict[str, Any]:
+    """One line of the leave-one-camera-out report, from a fold's ``evaluate``
+    result: on the left-out camera's check photographs, the rejects caught (any
+    outcome but graded) and the good photographs passed (graded), its usable
+    ones passed, the synthetic degradations made from its photographs refused;
+    on every other collection, the share of its gradable photographs still graded
+    (a fold must not refuse another camera en masse). Pairs are [count, of]."""
+    by = m.get("by_label", {})
+    row: dict[str, Any] = {"left_out": left_out or "none"}
+    for coll, table in by.items():
+        row[coll] = {"rejects_caught": _share(table, REJECT_LABELS, OUTCOMES[1:]),
+                     "good_pass": _share(table, GOOD_LABELS, ("graded",)),
+                     "usable_pass": _share(table, ("usable",), ("graded",)),
+                     "degraded_refused": _share({"d": m.get("degraded_from", {}).get(coll, {})}, ("d",),
+                                                OUTCOMES[1:])}
+    if left_out:
+        own = row.get(left_out, {})
+        caught, good = own.get("rejects_caught", [0, 0]), own.get("good_pass", [0, 0])
+        row["meets_target"] = (None if not caught[1] else caught[0] >= LOCO_TARGET["rejects_caught"] * caught[1]
+                               and good[0] >= LOCO_TARGET["good_pass"] * good[1])
+    oth = m.get("gate", {}).get("other", {})
+    row["other_graded"] = [oth.get("graded", 0), sum(oth.values())]
+    return row
+
+
+def _pct(pair: list[int]) -> str:
+    return "-" if not pair[1] else f"{pair[0]}/{pair[1]} = {100 * pair[0] / pair[1]:.1f}%"
+
+
+def loco_table(rows: list[dict[str, Any]]) -> str:
+    """The leave-one-camera-out report as Markdown: a line per fold."""
+    lines = ["| left out | its rejects caught | its good passed | its usable passed | its degradations refused "
+             "| other collections' good passed (lowest) | `other` graded |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        colls = [c for c in FUNDUS_COLLECTIONS if c in r]
+        own = r.get(r["left_out"], {})
+        rest = [(c, r[c]["good_pass"]) for c in colls if c != r["left_out"] and r[c]["good_pass"][1]]
+        low = min(rest, key=lambda cp: cp[1][0] / cp[1][1]) if rest else None
+        lines.append(f"| {r['left_out']} | {_pct(own.get('rejects_caught', [0, 0]))} | "
+                     f"{_pct(own.get('good_pass', [0, 0]))} | {_pct(own.get('usable_pass', [0, 0]))} | "
+                     f"{_pct(own.get('degraded_refused', [0, 0]))} | "
+                     f"{(low[0] + ' ' + _pct(low[1])) if low else '-'} | {_pct(r['other_graded'])} |")
     return "\n".join(lines)
 
 

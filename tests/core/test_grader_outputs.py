@@ -183,3 +183,22 @@ def test_the_gate_calls_a_pass_in_its_band_borderline_and_nothing_else():
     # a refusal wins over the band; an unfamiliar photograph is refused whatever its quality
     assert decide_gate("fundus", "ok", (), QualityVerdict("good", band, 0.9, True), {}, unfamiliar=True)[0] == \
         "ungradable"
+
+
+def test_a_lens_dust_photograph_of_another_camera_is_graded_with_the_note(classifier):
+    """Issue 23 item 3: an odir-384 photograph its graders remarked "lens dust"
+    on (usable by training.gate's keyword rule; "normal fundus") passes the
+    shipped gate inside the borderline band (p_reject 0.051) and is graded with
+    the note, through the product's path, and so to the window, results.csv and slip."""
+    from eyescreen_desktop.training.gate import row_quality
+    from tests.conftest import read_labels
+
+    row = next(r for r in read_labels(SHARED / "odir-384") if r["file"] == "3300_left.jpg")
+    assert row["keywords"] == "normal fundus,lens dust" and row_quality(row) == "usable"
+    r = next(iter(Screener(classifier, external=None).screen(
+        [ScreenItem(SHARED / "odir-384" / "images" / "3300_left.jpg", Eye.LEFT)])))
+    gate = Gate.load()
+    assert r.status is Status.OK and r.grade is not None and r.quality.borderline
+    assert gate.thresholds["borderline"] <= r.quality.metrics[QUALITY_PROBABILITY] < gate.thresholds["reject"]
+    assert r.decision.finding.endswith(f"; {PHOTO_QUALITY_BORDERLINE}")
+    assert r.quality.verdict == PHOTO_QUALITY_BORDERLINE           # what the window and the slip print
