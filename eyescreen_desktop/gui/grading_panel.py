@@ -135,11 +135,12 @@ class GradingPanel(QWidget):
     committed = Signal(str)          # the encounter just graded
 
     def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None,
-                 documents_dir: Path | None = None) -> None:
+                 documents_dir: Path | None = None, read_now: bool = True) -> None:
         """``settings`` (the window's): the quality-assurance share of annual encounters
         drawn at each refresh, and whether a single grader's decision stands.
         ``documents_dir``: where the patient's document is written again after a commit
-        (None: not written)."""
+        (None: not written). ``read_now`` False: the worklist is read at the first
+        :meth:`refresh` (the window's, when the tab opens), not here."""
         super().__init__(parent)
         self.store, self.settings, self.documents_dir = store, settings, documents_dir
         self.outcome = QLabel()
@@ -176,7 +177,7 @@ class GradingPanel(QWidget):
         self._build()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.worklist.currentRowChanged.connect(self._open_row)
-        if not getattr(self.store, "opening", False):   # else read when the tab opens (the window opens it later)
+        if read_now and not getattr(self.store, "opening", False):   # else read when the tab opens
             self.refresh()
 
     def _build(self) -> None:
