@@ -45,6 +45,7 @@ from .eye_check_panel import EyeCheckMode
 from .messages import WARNING, Messages
 from .patient_panel import PatientPanel
 from .photo_fit_dialog import PhotoFitGuard
+from .gc_collector import freeze_startup
 from .lazy_tabs import LazyTabs
 from .queues import QueuesWidget
 from .resources import icon
@@ -357,6 +358,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _model_ready(self, card: ModelCard) -> None:
+        freeze_startup()   # what start-up made lives as long as the app: full collections skip it
         self.model_status.setText(f"Model: {card.name} {card.version}")
         self.model_status.setToolTip(f"{card.name} {card.version}, weights SHA-256 {card.weights_sha256[:12]}…")
         self.messages.info("Model ready", f"{card.name} {card.version} is ready: photographs can be graded")
