@@ -355,6 +355,7 @@ class MainWindow(QMainWindow):
         self.model_status.setText(f"Loading model… ({model_path.name})")
         self.engine.start(model_path)
         self.eye_check.start()
+        self.photo_guard.prepare()   # the photograph checks' first-time work, off the GUI thread
 
     @Slot(object)
     def _model_ready(self, card: ModelCard) -> None:
