@@ -56,7 +56,6 @@ class GarbageCollector(QObject):
     def stop(self) -> None:
         """Collect everything here, now, then hand collection back to Python."""
         self._timer.stop()
-        gc.unfreeze()
         gc.collect()
         gc.enable()
 

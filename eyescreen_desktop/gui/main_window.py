@@ -239,11 +239,12 @@ class MainWindow(QMainWindow):
                                   "Open the Batch tab and press 'Resume this batch' to screen the rest.")
 
     def _tab_opened(self, widget: QWidget) -> None:
-        """The grading worklist and the agreement report are read when their tab opens."""
+        """The grading worklist and the agreement report are read when their tab opens,
+        on the background helper (the sample draw writes; the agreement bootstraps)."""
         if widget is self.lazy_tabs.built("grading"):
-            self.grading.refresh()
+            self.grading.refresh_later()
         elif widget is self.lazy_tabs.built("qa"):
-            self.qa_view.refresh()
+            self.qa_view.refresh_later()
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""

@@ -61,3 +61,33 @@ def test_each_tick_collects_young_cycles_and_stop_hands_collection_back(gui_thre
     assert gc.isenabled()
     gc_collector.install_garbage_collector(collector.parent())  # the same collector, started again
     assert not gc.isenabled()
+
+
+def test_freezing_the_start_up_objects_keeps_them_out_of_later_collections(gui_thread_garbage_collection,
+                                                                         monkeypatch):
+    """Once the model is loaded the window freezes what start-up made (gc.freeze): a full
+    collection then walks only what came after. Once per process, and only while the
+    GUI-thread collector runs."""
+    monkeypatch.setattr(gc_collector, "_frozen", False)
+    long_lived = [[i] for i in range(1000)]   # lists: always tracked by the collector
+    before = gc.get_freeze_count()
+    gc_collector.freeze_startup()
+    assert gc.get_freeze_count() >= before + len(long_lived)
+    assert not any(d is long_lived[0] for d in gc.get_objects())   # no longer seen by any collection
+    frozen = gc.get_freeze_count()
+    made_later = [[i] for i in range(1000)]
+    gc_collector.freeze_startup()                                      # the second call does nothing
+    assert gc.get_freeze_count() == frozen and any(d is made_later[0] for d in gc.get_objects())
+
+
+def test_freezing_is_left_alone_where_python_collects_by_itself(monkeypatch):
+    monkeypatch.setattr(gc_collector, "_frozen", False)
+    enabled = gc.isenabled()
+    gc.enable()
+    try:
+        before = gc.get_freeze_count()
+        gc_collector.freeze_startup()
+        assert gc.get_freeze_count() == before and not gc_collector._frozen
+    finally:
+        if not enabled:
+            gc.disable()
