@@ -125,6 +125,27 @@ def check_photo(rgb: np.ndarray | None, filed_eye: Eye, patient_id: str, file_na
     return PhotoFit(file_name, Eye(filed_eye), patient_id, side, name_patient_id(file_name), model.warn_confidence)
 
 
+def prepare_checks() -> LateralityModel:
+    """Read the laterality card and run every step of a check once, on a made-up
+    photograph (a bright round field with a disc, encoded and decoded as a JPEG):
+    a process's first check pays for the card, the image decoder's import and
+    OpenCV's first calls (about 200 ms, where later checks take 20). The window
+    runs this on its background helper as it starts, so the first photographs a
+    nurse drops are checked at the warm speed. Returns the card's model."""
+    import cv2
+
+    from .imageio import decode_image
+
+    model = default_model()
+    side = CHECK_SIDE
+    picture = np.zeros((side, side, 3), np.uint8)
+    cv2.circle(picture, (side // 2, side // 2), side * 2 // 5, (40, 80, 170), -1)
+    cv2.circle(picture, (side * 2 // 3, side // 2), side // 14, (200, 220, 240), -1)
+    _encoded, jpeg = cv2.imencode(".jpg", picture)
+    check_photo(decode_image(jpeg.tobytes(), "start-up check", side), Eye.RIGHT, "", "", model)
+    return model
+
+
 def noted_result(result: EyeResult, path: Path, patient_id: str, file_name: str,
                  model: LateralityModel | None = None) -> EyeResult:
     """The batch's and the camera folder's answer, which cannot ask anyone: the

@@ -212,13 +212,8 @@ class WindowAccess(QObject):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window, self.store = window, window.store
-        self.lock_page = LockPage(self.store)
-        self.lock_page.unlocked.connect(self._unlocked)
-        self.lock_page.switch_button.clicked.connect(self.switch_person)
-        self.pages = QStackedWidget()
-        self.pages.addWidget(window.takeCentralWidget())
-        self.pages.addWidget(self.lock_page)
-        window.setCentralWidget(self.pages)
+        self.pages: QStackedWidget = window.central   # the desk; the sign-in page joins it when first needed
+        self._lock_page: LockPage | None = None
         self.who = QLabel("")
         self.who.setObjectName("signedIn")
         window.statusBar().addPermanentWidget(self.who)
@@ -252,9 +247,20 @@ class WindowAccess(QObject):
         return not self.opening and bool(self.store.has_accounts())
 
     @property
+    def lock_page(self) -> LockPage:
+        """The sign-in page, built the first time the window locks (most clinics have no
+        accounts: the window is painted without it)."""
+        if self._lock_page is None:
+            self._lock_page = LockPage(self.store)
+            self._lock_page.unlocked.connect(self._unlocked)
+            self._lock_page.switch_button.clicked.connect(self.switch_person)
+            self.pages.addWidget(self._lock_page)
+        return self._lock_page
+
+    @property
     def locked(self) -> bool:
         """Whether patient data is hidden behind the sign-in page."""
-        return self.pages.currentWidget() is self.lock_page
+        return self._lock_page is not None and self.pages.currentWidget() is self._lock_page
 
     def start(self) -> None:
         """At start: the sign-in page on a database with accounts; else, unless declined
@@ -331,8 +337,8 @@ class WindowAccess(QObject):
         for tab in (window.batch_panel, getattr(window.eye_check, "panel", None)):
             if tab is not None:
                 window.tabs.setTabEnabled(window.tabs.indexOf(tab), screens)
-        for tab, allowed in ((getattr(window, "grading", None), self.may(Action.GRADE)),
-                             (getattr(window, "qa_view", None), self.may(Action.GRADE) or self.may(Action.EXPORT))):
+        for tab, allowed in ((window.tab_page("grading"), self.may(Action.GRADE)),
+                             (window.tab_page("qa"), self.may(Action.GRADE) or self.may(Action.EXPORT))):
             if tab is not None:   # the grading desk for graders; agreement figures for graders and coordinators
                 window.tabs.setTabEnabled(window.tabs.indexOf(tab), allowed)
         window.capture_panel.setEnabled(screens)

@@ -287,7 +287,8 @@ def _smoke(window: MainWindow, store: OpeningStore) -> None:
     waiting = {"store", "model"}
 
     def shown() -> None:
-        loaded = {name: name in sys.modules for name in ("tensorflow", "sqlalchemy", "alembic", "onnxruntime")}
+        loaded = {name: name in sys.modules
+                  for name in ("tensorflow", "sqlalchemy", "alembic", "onnxruntime", "reportlab")}
         print(f"window_shown_at={time.time():.3f} " + " ".join(f"{k}_loaded={v}" for k, v in loaded.items())
               + f" gc_automatic={gc.isenabled()}", flush=True)
 

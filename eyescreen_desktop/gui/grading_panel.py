@@ -135,11 +135,12 @@ class GradingPanel(QWidget):
     committed = Signal(str)          # the encounter just graded
 
     def __init__(self, store: Any, grader: str = "", settings: Any = None, parent: QWidget | None = None,
-                 documents_dir: Path | None = None) -> None:
+                 documents_dir: Path | None = None, read_now: bool = True) -> None:
         """``settings`` (the window's): the quality-assurance share of annual encounters
         drawn at each refresh, and whether a single grader's decision stands.
         ``documents_dir``: where the patient's document is written again after a commit
-        (None: not written)."""
+        (None: not written). ``read_now`` False: the worklist is read at the first
+        :meth:`refresh` (the window's, when the tab opens), not here."""
         super().__init__(parent)
         self.store, self.settings, self.documents_dir = store, settings, documents_dir
         self.outcome = QLabel()
@@ -173,10 +174,11 @@ class GradingPanel(QWidget):
         self.grades: dict[Eye, int | None] = {}
         self.macula: dict[Eye, bool] = {}
         self.findings: dict[Eye, set[str]] = {}
+        self._ticket = 0   # the latest background refresh
         self._build()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.worklist.currentRowChanged.connect(self._open_row)
-        if not getattr(self.store, "opening", False):   # else read when the tab opens (the window opens it later)
+        if read_now and not getattr(self.store, "opening", False):   # else read when the tab opens
             self.refresh()
 
     def _build(self) -> None:
@@ -212,11 +214,38 @@ class GradingPanel(QWidget):
     def refresh(self) -> None:
         """Draw the quality-assurance sample of annual encounters not yet considered
         (the Settings' share, recorded), then read what needs grading, most urgent first."""
-        percent = int(getattr(self.settings, "qa_percent", 0) or 0)
-        if percent > 0:
-            self.store.draw_qa_sample(percent / 100.0, user=self.grader_edit.text().strip() or None)
-        ids = self.store.to_grade()
-        summaries = self.store.encounter_summaries(ids)
+        self._show_worklist(self._worklist_reader()())
+
+    def refresh_later(self) -> None:
+        """:meth:`refresh` with the database work (the sample is written, the worklist
+        read) on the background helper: what the window does when the tab opens, so it
+        never waits for a database a batch may be writing to."""
+        from .worker import run_in_background
+
+        self._ticket += 1
+        ticket, read = self._ticket, self._worklist_reader()
+        run_in_background(lambda: (ticket, read()), self._worklist_read)
+
+    def _worklist_reader(self) -> Any:
+        """The database work of a refresh, as a function that touches no widget."""
+        store, percent = self.store, int(getattr(self.settings, "qa_percent", 0) or 0)
+        grader = self.grader_edit.text().strip() or None
+
+        def read() -> tuple[list[str], list[Any]]:
+            if percent > 0:
+                store.draw_qa_sample(percent / 100.0, user=grader)
+            ids = store.to_grade()
+            return ids, store.encounter_summaries(ids)
+
+        return read
+
+    def _worklist_read(self, loaded: tuple[int, tuple[list[str], list[Any]]]) -> None:
+        ticket, worklist = loaded
+        if ticket == self._ticket:   # else a newer refresh is on its way
+            self._show_worklist(worklist)
+
+    def _show_worklist(self, worklist: tuple[list[str], list[Any]]) -> None:
+        ids, summaries = worklist
         self.worklist.blockSignals(True)
         self.worklist.clear()
         for s in summaries:   # blind: no queue, no reason for being listed

@@ -15,7 +15,7 @@ import inspect
 import logging
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.classifier import ModelCard
 from ..domain.eyes import eye_from_name
 from ..core.imageio import SUPPORTED_SUFFIXES
 from ..core.paths import DataPaths
@@ -42,16 +42,21 @@ from ..core.records import EncounterSummary, Eye
 from ..core.screening import ScreenItem
 from .capture_panel import CapturePanel
 from .eye_check_panel import EyeCheckMode
-from .grading_panel import GradingPanel
 from .messages import WARNING, Messages
 from .patient_panel import PatientPanel
 from .photo_fit_dialog import PhotoFitGuard
-from .qa_view import QaView
+from .gc_collector import freeze_startup
+from .lazy_tabs import LazyTabs
 from .queues import QueuesWidget
 from .resources import icon
 from .result_view import ResultView
 from .settings import Settings, WindowState
 from .worker import ScreenedEye, ScreeningEngine, display_photo, run_in_background, wait_for_background
+
+if TYPE_CHECKING:
+    from ..core.classifier import ModelCard
+    from .grading_panel import GradingPanel
+    from .qa_view import QaView
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +67,16 @@ IMAGE_FILTER = "Eye photographs (" + " ".join(f"*{s}" for s in sorted(SUPPORTED_
 @dataclasses.dataclass(frozen=True)
 class TabPage:
     """One tab of the window: ``key`` names its action, ``title`` is the tab's and
-    the menu entry's text (with its mnemonic), ``tip`` the status-bar help."""
+    the menu entry's text (with its mnemonic), ``tip`` the status-bar help. A tab
+    nobody sees at start has no ``widget`` but ``build``, run when it is first shown
+    (:mod:`.lazy_tabs`): the window is painted sooner."""
 
     key: str
     title: str
     icon_name: str
-    widget: QWidget
+    widget: QWidget | None
     tip: str = ""
+    build: Callable[[], QWidget] | None = None
 
     @property
     def plain_title(self) -> str:
@@ -125,7 +133,9 @@ class MainWindow(QMainWindow):
         self.result_view.protocol_name = settings.protocol
         self.queues = QueuesWidget(store, user=None, slip_settings=settings.slip_settings)
         self.tabs = QTabWidget()
+        self.lazy_tabs = LazyTabs(self.tabs)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.central = QStackedWidget()   # the desk; gui.access adds the sign-in page when it is needed
         self.model_status = QLabel("Loading model…")
         self.actions: dict[str, QAction] = {}
         self._build()
@@ -138,9 +148,15 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ building
 
     def _build(self) -> None:
+        # built from the window down: each widget is parented (and styled) once, not again
+        # with every container it is moved into
+        self.setCentralWidget(self.central)
+        self.central.addWidget(self.splitter)
         left = QWidget()
         column = QVBoxLayout(left)
         column.setContentsMargins(0, 0, 0, 0)
+        self.splitter.addWidget(_vertical_scroll(left))   # a search list or a short screen scrolls, never grows
+        self.splitter.addWidget(self.tabs)
         column.addWidget(self.patient_panel)
         column.addWidget(self.capture_panel, 1)
         self.eye_check = EyeCheckMode(self)      # the "Eye check" page, next to Screening
@@ -150,20 +166,13 @@ class MainWindow(QMainWindow):
             if not getattr(self.store, "opening", False):   # else gui.app says it once the database is open
                 # said once the window is up (the event loop runs), not over a window still being built
                 QTimer.singleShot(0, self.offer_interrupted_batch)
-        self.grading = GradingPanel(self.store, settings=self.settings,
-                                    documents_dir=Path(self.paths.reports) / "documents")
-        self.qa_view = QaView(self.store, site=self.settings.site_name or self.settings.clinic_name or "clinic")
-        self.grading.committed.connect(lambda _encounter: self.queues.refresh_later())
-        self.tabs.currentChanged.connect(lambda _index: self._tab_opened())
+        self.lazy_tabs.shown.connect(self._tab_opened)
         self.pages = self._pages()
         for page in self.pages:
-            self.tabs.addTab(page.widget, icon(page.icon_name), page.plain_title)
-        self.splitter.addWidget(_vertical_scroll(left))   # a search list or a short screen scrolls, never grows
-        self.splitter.addWidget(self.tabs)
+            self.lazy_tabs.add(page.key, page.widget, icon(page.icon_name), page.plain_title, page.build)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setSizes([340, 1100])   # the left column near its minimum on a 1024-px screen
-        self.setCentralWidget(self.splitter)
         self.model_status.setObjectName("modelStatus")
         self.statusBar().addPermanentWidget(self.model_status)
         self._make_actions()
@@ -180,11 +189,41 @@ class MainWindow(QMainWindow):
         if self.batch_panel is not None:
             pages.append(TabPage("batch", "&Batch and hot folder", "folder", self.batch_panel,
                                  "Screen a whole folder, or watch the camera's folder"))
-        pages += [TabPage("grading", "&Grading", "patient", self.grading,
-                          "A second reader: grade what needs a human grade, blind to the AI first"),
-                  TabPage("qa", "Quality &assurance", "patient", self.qa_view,
-                          "How the graders and EyeScreen agree, by site, camera, month and grader")]
+        pages += [TabPage("grading", "&Grading", "patient", None,
+                          "A second reader: grade what needs a human grade, blind to the AI first",
+                          self._build_grading),
+                  TabPage("qa", "Quality &assurance", "patient", None,
+                          "How the graders and EyeScreen agree, by site, camera, month and grader",
+                          self._build_qa_view)]
         return pages
+
+    def _build_grading(self) -> QWidget:
+        from .grading_panel import GradingPanel
+
+        panel = GradingPanel(self.store, settings=self.settings, documents_dir=Path(self.paths.reports) / "documents",
+                             read_now=False)   # read by _tab_opened when the tab is shown
+        panel.committed.connect(lambda _encounter: self.queues.refresh_later())
+        return panel
+
+    def _build_qa_view(self) -> QWidget:
+        from .qa_view import QaView
+
+        return QaView(self.store, site=self.settings.site_name or self.settings.clinic_name or "clinic")
+
+    @property
+    def grading(self) -> GradingPanel:
+        """The Grading tab's panel (built now if its tab was never shown)."""
+        return cast("GradingPanel", self.lazy_tabs.widget("grading"))
+
+    @property
+    def qa_view(self) -> QaView:
+        """The Quality assurance tab's view (built now if its tab was never shown)."""
+        return cast("QaView", self.lazy_tabs.widget("qa"))
+
+    def tab_page(self, key: str) -> QWidget | None:
+        """What the tab ``key`` holds now, built or not (None when absent): for the tab's
+        own state (enabled, current) without building it."""
+        return self.lazy_tabs.page(key)
 
     def tab_shortcut(self, key: str) -> str:
         """"Ctrl+3": the key that opens the tab ``key`` (as Help names it), or "" when absent."""
@@ -199,12 +238,13 @@ class MainWindow(QMainWindow):
             self.messages.warning("Batch interrupted", f"Screening the folder {interrupted.inputs[0]} did not finish. "
                                   "Open the Batch tab and press 'Resume this batch' to screen the rest.")
 
-    def _tab_opened(self) -> None:
-        """The grading worklist and the agreement report are read when their tab opens."""
-        if self.tabs.currentWidget() is self.grading:
-            self.grading.refresh()
-        elif self.tabs.currentWidget() is self.qa_view:
-            self.qa_view.refresh()
+    def _tab_opened(self, widget: QWidget) -> None:
+        """The grading worklist and the agreement report are read when their tab opens,
+        on the background helper (the sample draw writes; the agreement bootstraps)."""
+        if widget is self.lazy_tabs.built("grading"):
+            self.grading.refresh_later()
+        elif widget is self.lazy_tabs.built("qa"):
+            self.qa_view.refresh_later()
 
     def _batch_panel(self) -> QWidget | None:
         """The batch / hot-folder panel, given the services its constructor names."""
@@ -244,7 +284,7 @@ class MainWindow(QMainWindow):
         self._action("find", "&Find patient", self._find_patient, "Ctrl+F")
         for page in self.pages:
             shortcut = self.tab_shortcut(page.key)
-            self._action(page.key, page.title, lambda _checked=False, w=page.widget: self.tabs.setCurrentWidget(w),
+            self._action(page.key, page.title, lambda _checked=False, key=page.key: self.lazy_tabs.show(key),
                          shortcut, page.icon_name if page.key == "batch" else "",
                          f"{page.tip or page.title.replace('&', '')} ({shortcut})")
         self._action("settings", "S&ettings…", self.open_settings, QKeySequence.StandardKey.Preferences)
@@ -316,9 +356,11 @@ class MainWindow(QMainWindow):
         self.model_status.setText(f"Loading model… ({model_path.name})")
         self.engine.start(model_path)
         self.eye_check.start()
+        self.photo_guard.prepare()   # the photograph checks' first-time work, off the GUI thread
 
     @Slot(object)
     def _model_ready(self, card: ModelCard) -> None:
+        freeze_startup()   # what start-up made lives as long as the app: full collections skip it
         self.model_status.setText(f"Model: {card.name} {card.version}")
         self.model_status.setToolTip(f"{card.name} {card.version}, weights SHA-256 {card.weights_sha256[:12]}…")
         self.messages.info("Model ready", f"{card.name} {card.version} is ready: photographs can be graded")

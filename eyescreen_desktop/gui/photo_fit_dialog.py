@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QAbstractButton, QMessageBox, QWidget
 
 from ..core.imageio import ImageReadError, read_image
-from ..core.photo_fit import PhotoFit, check_photo
+from ..core.photo_fit import PhotoFit, check_photo, prepare_checks
 from ..core.records import Eye
 from ..core.screening import ScreenItem
 from .worker import run_in_background
@@ -101,6 +101,8 @@ class PhotoFitGuard(QObject):
         ``screen(items)`` runs for those that pass when the answer comes back (the
         doubtful ones are asked about as usual), so the window never freezes."""
         first, rest = list(items[:CHECKED_AT_ONCE]), list(items[CHECKED_AT_ONCE:])
+        # the first ones before the rest's checks start: on two cores they would share the CPU
+        checked = [(item, _checked(_decoded(item.path), item.eye, patient_id, item.path.name)) for item in first]
         if rest:
             self._ticket += 1
             self._later[self._ticket] = screen
@@ -111,8 +113,15 @@ class PhotoFitGuard(QObject):
                                 for item in rest]
 
             run_in_background(check_rest, self._rest_checked, lambda message: self._rest_failed(ticket, rest, message))
-        return self._sorted([(item, _checked(_decoded(item.path), item.eye, patient_id, item.path.name))
-                             for item in first], screen)
+        return self._sorted(checked, screen)
+
+    def prepare(self) -> None:
+        """Read the laterality card and warm the checks on the background helper (the
+        window calls it as it starts): else the first drop's check would pay ~200 ms of
+        first-time work on the GUI thread. A card that cannot be read is said then, by
+        the first check (``_checked``), as before."""
+        run_in_background(prepare_checks, lambda _model: None,
+                          lambda message: log.warning("photograph checks not prepared: %s", message))
 
     @property
     def checking(self) -> bool:

@@ -10,6 +10,7 @@ urgent that the AI put in annual, by patient, for follow-up.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -104,6 +105,17 @@ class MonthlyChart(QWidget):
         p.end()
 
 
+@dataclass(frozen=True)
+class _Figures:
+    """What one refresh of the view shows, computed off the GUI thread."""
+
+    eyes: list[Any]
+    overall: Agreement | None
+    confusion: Any                 # confusion_table's 6x6 counts
+    monthly: list[Agreement]
+    quality: tuple[float | None, float | None, list[QualitySuggestion]]
+
+
 class QaView(QWidget):
     """The agreement report in the window (see the module's note)."""
 
@@ -135,6 +147,7 @@ class QaView(QWidget):
         self.suggestion: QualitySuggestion | None = None
         self.eyes: list[Any] = []
         self.overall: Agreement | None = None   # every eye's agreement: the summary line and the "all" row
+        self._ticket = 0                         # the latest background refresh
         self._build()
         self.split_by.currentTextChanged.connect(lambda _t: self._fill_agreement())
         self.refresh_button.clicked.connect(self.refresh)
@@ -168,8 +181,30 @@ class QaView(QWidget):
 
     def refresh(self) -> None:
         """Read the graded eyes again and recompute every table."""
-        self.eyes = qa_eyes(self.store, self.site)
-        self.overall = agreement(self.eyes, "all", self.n_boot) if self.eyes else None
+        self._show(self._read())
+
+    def refresh_later(self) -> None:
+        """:meth:`refresh` with the reading and the patient bootstraps (seconds with
+        years of grades) on the background helper: the window opens the tab at once."""
+        from .worker import run_in_background
+
+        self._ticket += 1
+        ticket = self._ticket
+        run_in_background(lambda: (ticket, self._read()), self._read_back)
+
+    def _read(self) -> _Figures:
+        """Everything a refresh shows, read and computed without touching a widget."""
+        eyes = qa_eyes(self.store, self.site)
+        return _Figures(eyes, agreement(eyes, "all", self.n_boot) if eyes else None, confusion_table(eyes),
+                        split(eyes, "month", self.n_boot) if eyes else [], self._quality_figures(eyes))
+
+    def _read_back(self, loaded: tuple[int, _Figures]) -> None:
+        ticket, figures = loaded
+        if ticket == self._ticket:   # else a newer refresh is on its way
+            self._show(figures)
+
+    def _show(self, figures: _Figures) -> None:
+        self.eyes, self.overall = figures.eyes, figures.overall
         if self.overall is None:
             self.summary.setText("No human grades yet: grade in the Grading tab or import a reading centre's "
                                  "grades (eyescreen grades import FILE.csv).")
@@ -177,7 +212,7 @@ class QaView(QWidget):
             self.summary.setText(f"<b>{summary_line(self.overall)}</b>. Each eye counts "
                                  "1/P(graded) times: an eye of a 10% quality-assurance sample counts 10 times.")
         self._fill_agreement()
-        table = confusion_table(self.eyes)
+        table = figures.confusion
         for i in range(6):
             for j in range(6):
                 item = QTableWidgetItem(str(int(table[i, j])) if table[i, j] else "\u00b7")
@@ -186,21 +221,26 @@ class QaView(QWidget):
                 if share > 0.6:
                     item.setForeground(QColor("#ffffff"))
                 self.confusion.setItem(i, j, item)
-        self.monthly.set_rows(split(self.eyes, "month", self.n_boot) if self.eyes else [])
+        self.monthly.set_rows(figures.monthly)
         missed = sorted((e for e in self.eyes if e.urgent_in_annual), key=lambda e: (e.patient_id, e.date, e.eye))
         self.missed_title.setText(f"<b>Grader-urgent eyes the AI put in annual ({len(missed)})</b>: follow them up")
         self.missed.setRowCount(len(missed))
         for row, e in enumerate(missed):
             for col, value in enumerate((e.patient_id, e.date, e.eye, e.ai_grade, e.grader_grade)):
                 self.missed.setItem(row, col, QTableWidgetItem(str(value)))
-        self._show_quality()
+        self._show_quality(figures.quality)
 
-    def _show_quality(self) -> None:
-        """The photo-quality threshold suggested from the graders' ungradable calls (per camera);
-        the button applies the suggestion of the camera with the most graded eyes, for an admin."""
+    def _quality_figures(self, eyes: list[Any]) -> tuple[float | None, float | None, list[QualitySuggestion]]:
+        """(threshold an admin applied, threshold in force, suggestions per camera): database and sums only."""
         applied = self.store.applied_quality_threshold()
         current = applied if applied is not None else card_reject_threshold()
-        suggestions = quality_suggestions(self.eyes, current) if current is not None and self.eyes else []
+        return applied, current, quality_suggestions(eyes, current) if current is not None and eyes else []
+
+    def _show_quality(self, figures: tuple[float | None, float | None, list[QualitySuggestion]] | None = None
+                      ) -> None:
+        """The photo-quality threshold suggested from the graders' ungradable calls (per camera);
+        the button applies the suggestion of the camera with the most graded eyes, for an admin."""
+        applied, current, suggestions = figures or self._quality_figures(self.eyes)
         ready = [s for s in suggestions if s.threshold is not None and abs(s.threshold - s.current) > 1e-9]
         self.suggestion = max(ready, key=lambda s: s.eyes, default=None)
         in_force = (f"Photo-quality threshold in force: {current:.3f} ("

@@ -78,8 +78,12 @@ HEADLINES = {Queue.URGENT: "URGENT REFERRAL", Queue.ROUTINE: "ROUTINE REFERRAL",
 
 
 def _set_queue_property(label: QLabel, queue: Queue | None) -> None:
-    """Colour a label by queue through the stylesheet's ``[queue="..."]`` rules."""
-    label.setProperty("queue", queue.value if queue else "none")
+    """Colour a label by queue through the stylesheet's ``[queue="..."]`` rules (restyled
+    only when the queue changed: restyling is the costly part, paid per photograph shown)."""
+    value = queue.value if queue else "none"
+    if label.property("queue") == value:
+        return
+    label.setProperty("queue", value)
     label.style().unpolish(label)
     label.style().polish(label)
 
@@ -158,6 +162,7 @@ class PhotoLabel(QLabel):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.rgb: np.ndarray | None = None
+        self._drawn: tuple[Any, int, float] | None = None   # (rgb, side, ratio) of the pixmap on show
         self.drag_key = ""
         self._press: QPoint | None = None
         self.setObjectName("photo")
@@ -181,7 +186,7 @@ class PhotoLabel(QLabel):
         self._render()
 
     def set_message(self, text: str) -> None:
-        self.rgb = None
+        self.rgb = self._drawn = None
         self.clear()
         self.setText(text)
 
@@ -191,9 +196,15 @@ class PhotoLabel(QLabel):
             self._render()
 
     def _render(self) -> None:
+        """Scale the photograph to the label (smooth scaling is the costly part): not again
+        for a resize that leaves its side as it was."""
         if self.rgb is not None:
-            side = max(1, min(self.width(), self.height()))
-            self.setPixmap(to_pixmap(self.rgb, side, self.devicePixelRatioF()))
+            side, ratio = max(1, min(self.width(), self.height())), self.devicePixelRatioF()
+            drawn = self._drawn
+            if drawn is not None and drawn[0] is self.rgb and drawn[1:] == (side, ratio):
+                return
+            self._drawn = (self.rgb, side, ratio)
+            self.setPixmap(to_pixmap(self.rgb, side, ratio))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self._press = event.position().toPoint()

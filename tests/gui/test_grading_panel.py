@@ -275,3 +275,30 @@ def test_the_qa_view_bootstraps_every_eyes_agreement_once_per_refresh(qtbot, tmp
         view.split_by.setCurrentText("grader")
         view.split_by.setCurrentText("all")
         assert calls == [("all", 20)] and view.agreement.item(0, 0).text() == "all"
+
+
+def test_opening_the_grading_and_qa_tabs_reads_the_database_off_the_gui_thread(qtbot, window, monkeypatch):
+    """The sample draw (a write), the worklist and the agreement's bootstraps run on the
+    background helper when a tab opens: a batch holding the database, or years of
+    grades, never freeze the window; what they read is then on show."""
+    import threading
+
+    from eyescreen_desktop.core.grading import HumanGrade
+    from eyescreen_desktop.gui import qa_view
+
+    referral = screened(window.store, "P003", 2, 0)
+    window.store.record_grades([HumanGrade(referral, Eye.RIGHT, "Dr Grey", 2),
+                                HumanGrade(referral, Eye.LEFT, "Dr Grey", 1)])
+    on_gui: dict[str, bool] = {}
+    real_to_grade, real_qa_eyes = window.store.to_grade, qa_view.qa_eyes
+    monkeypatch.setattr(window.store, "to_grade", lambda *a, **k: (
+        on_gui.setdefault("worklist", threading.current_thread() is threading.main_thread()),
+        real_to_grade(*a, **k))[1])
+    monkeypatch.setattr(qa_view, "qa_eyes", lambda *a, **k: (
+        on_gui.setdefault("agreement", threading.current_thread() is threading.main_thread()),
+        real_qa_eyes(*a, **k))[1])
+    window.tabs.setCurrentWidget(window.grading)
+    qtbot.waitUntil(lambda: window.grading.counts.text() != "")
+    window.tabs.setCurrentWidget(window.qa_view)
+    qtbot.waitUntil(lambda: "kappa" in window.qa_view.summary.text())
+    assert on_gui == {"worklist": False, "agreement": False}

@@ -225,6 +225,7 @@ def test_launch_shows_the_window_then_loads_the_model_without_tensorflow(tmp_pat
     fields = dict(part.split("=", 1) for line in out.stdout.split("\n") for part in line.split(" ", 1)[:1] if "=" in part)
     assert float(fields["window_shown_at"]) <= float(fields["model_done_at"])   # shown first, model after
     assert "tensorflow_loaded=False" in out.stdout
+    assert "reportlab_loaded=False" in out.stdout   # the grading tab (slips) is built when first shown
     assert "gc_automatic=False" in out.stdout   # cycles collected on the GUI thread only (gc_collector)
     assert "Model: fixed-urgent 1.0.0" in out.stdout
     assert (tmp_path / "d" / "logs" / "eyescreen.log").is_file()
@@ -275,3 +276,38 @@ def test_dropped_folder_goes_to_the_batch_panel(qtbot, window, good_photo):
     assert window.tabs.currentWidget() is window.batch_panel
     assert window.batch_panel.folder_edit.text() == str(good_photo.parent)
     assert not window.engine.busy                                    # nothing started by itself
+
+
+def test_tabs_nobody_sees_at_start_are_built_when_first_shown_with_their_rows(qtbot, window):
+    """Grading and Quality assurance are built on first show (the window paints sooner);
+    the built tab takes the placeholder's place, title, tip and enabled state, and
+    reads its rows when it opens."""
+    from tests.core.grading_fixtures import screened
+
+    tabs = window.tabs
+    assert window.lazy_tabs.built("grading") is None and window.lazy_tabs.built("qa") is None
+    titles = [tabs.tabText(i) for i in range(tabs.count())]
+    index = tabs.indexOf(window.tab_page("grading"))
+    tabs.setTabEnabled(index, False)          # as gui.access does for someone who may not grade
+    tabs.setTabEnabled(index, True)
+    screened(window.store, "P003", 2, 0)
+    window.actions["grading"].trigger()       # View > Grading (Ctrl+number)
+    panel = window.lazy_tabs.built("grading")
+    assert panel is window.grading and tabs.currentWidget() is panel and tabs.indexOf(panel) == index
+    assert [tabs.tabText(i) for i in range(tabs.count())] == titles
+    qtbot.waitUntil(lambda: panel.worklist.count() == 1)
+    assert "P003" in panel.worklist.item(0).text()
+    qa_index = tabs.indexOf(window.tab_page("qa"))
+    tabs.setTabEnabled(qa_index, False)
+    qa = window.qa_view                       # asked for by code: built, not shown, still disabled
+    assert tabs.indexOf(qa) == qa_index and not tabs.isTabEnabled(qa_index) and tabs.currentWidget() is panel
+
+
+def test_the_sign_in_page_is_built_only_when_the_window_first_locks(qtbot, window):
+    """A database without accounts never builds the sign-in page (one less page before
+    the first paint); the window's pages are the desk alone until then."""
+    access = window.access
+    assert access._lock_page is None and not access.locked
+    assert window.centralWidget() is access.pages and access.pages.count() == 1
+    page = access.lock_page                   # built on demand (gui.access.lock), once
+    assert access.pages.count() == 2 and access.lock_page is page and not access.locked

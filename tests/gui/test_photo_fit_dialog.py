@@ -191,3 +191,26 @@ def test_a_large_drop_is_checked_off_the_gui_thread_and_every_photograph_is_file
     qtbot.waitUntil(lambda: not window.photo_guard.checking and not window._requests, timeout=WAIT_MS)
     stored = window.store.encounter_summary(saved[-1].encounter_id)
     assert len([e for e in stored.eyes + stored.retaken if e.eye is Eye.RIGHT]) == 4
+
+
+def test_the_checks_are_prepared_off_the_gui_thread_when_the_window_starts(qtbot, window, monkeypatch):
+    """The laterality card is read, and the checks' first-time work done, on the background
+    helper: the first photographs dropped are not checked at a cold start on the GUI thread."""
+    import threading
+
+    from eyescreen_desktop.core import laterality, photo_fit
+    from eyescreen_desktop.gui.worker import wait_for_background
+
+    wait_for_background()                          # the fixture's own start-up preparation is over
+    monkeypatch.setattr(laterality, "_DEFAULT", None)
+    read_on: list[bool] = []
+    checked_on: list[bool] = []
+    real_load, real_check = laterality.LateralityModel.load.__func__, photo_fit.check_photo
+    monkeypatch.setattr(laterality.LateralityModel, "load", classmethod(lambda cls, path=None: (
+        read_on.append(threading.current_thread() is threading.main_thread()), real_load(cls, path))[1]))
+    monkeypatch.setattr(photo_fit, "check_photo", lambda *a: (
+        checked_on.append(threading.current_thread() is threading.main_thread()), real_check(*a))[1])
+    window.photo_guard.prepare()
+    qtbot.waitUntil(lambda: checked_on != [], timeout=WAIT_MS)
+    assert read_on == [False] and checked_on == [False]
+    assert laterality._DEFAULT is not None          # the first real check finds the card read
