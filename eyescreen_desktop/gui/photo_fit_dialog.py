@@ -73,8 +73,9 @@ class PhotoFitDialog(QMessageBox):
 
 
 CHECKED_AT_ONCE = 2
-"""Photographs checked on the GUI thread when several are opened at once (a patient's
-two eyes, about 30 ms); more are checked on the background helper."""
+"""Photographs checked on the GUI thread when opened together (a patient's two eyes,
+about 30 ms). Of a larger drop only the first is checked there (one check, 15-35 ms,
+so the screening starts at once) and the rest on the background helper."""
 
 
 class PhotoFitGuard(QObject):
@@ -95,12 +96,13 @@ class PhotoFitGuard(QObject):
         """The items to screen now; the others are asked about, and ``screen([item])``
         runs for each once the answer says to store it.
 
-        Each check decodes its photograph (about 14 ms for a 1024-px one), so only the
-        first :data:`CHECKED_AT_ONCE` (a patient's two eyes) are checked here, on the GUI
-        thread; the rest of a larger drop are checked on the background helper and
+        Each check decodes its photograph (about 14 ms for a 1024-px one), so a patient's
+        two eyes (:data:`CHECKED_AT_ONCE`) are checked here, on the GUI thread, but of a
+        larger drop only the first is; the rest are checked on the background helper and
         ``screen(items)`` runs for those that pass when the answer comes back (the
         doubtful ones are asked about as usual), so the window never freezes."""
-        first, rest = list(items[:CHECKED_AT_ONCE]), list(items[CHECKED_AT_ONCE:])
+        at_once = len(items) if len(items) <= CHECKED_AT_ONCE else 1
+        first, rest = list(items[:at_once]), list(items[at_once:])
         # the first ones before the rest's checks start: on two cores they would share the CPU
         checked = [(item, _checked(_decoded(item.path), item.eye, patient_id, item.path.name)) for item in first]
         if rest:

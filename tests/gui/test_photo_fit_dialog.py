@@ -123,6 +123,24 @@ def test_photographs_that_fit_go_straight_on_without_a_question(qtbot, window):
     assert window.photo_guard.dialog is None and _answers(window, "P287") == []
 
 
+def test_a_patients_two_eyes_are_both_checked_at_once_on_the_gui_thread(qtbot, window, monkeypatch):
+    """Two photographs (a patient's eyes) are checked at once, so a doubtful one is asked
+    about straight away; only a larger drop leaves all but its first to the background."""
+    import threading
+
+    from eyescreen_desktop.gui import photo_fit_dialog
+
+    checked_on: list[bool] = []
+    real = photo_fit_dialog._checked
+    monkeypatch.setattr(photo_fit_dialog, "_checked", lambda *a: (
+        checked_on.append(threading.current_thread() is threading.main_thread()), real(*a))[1])
+    qtbot.keyClicks(window.patient_panel.id_edit, "P287")
+    left = FUNDUS_DR / "images" / "P287_L.jpg"
+    with qtbot.waitSignal(window.engine.encounterSaved, timeout=WAIT_MS):
+        assert window.screen_paths([RIGHT_PHOTO, left]) is not None
+    assert checked_on == [True, True] and not window.photo_guard.checking
+
+
 def test_the_camera_folder_notes_a_photograph_named_for_the_other_eye(tmp_path, urgent_model_dir):
     """The camera folder cannot ask: the warning goes into the result (results, encounter)."""
     from eyescreen_desktop.core.classifier import Classifier
@@ -163,8 +181,8 @@ def test_with_both_doubts_enter_does_not_store(qtbot, tmp_path):
 
 def test_a_large_drop_is_checked_off_the_gui_thread_and_every_photograph_is_filed_or_asked(
         qtbot, window, tmp_path, other_patients_file, monkeypatch):
-    """Each check decodes its photograph: only the first two are checked on the GUI thread;
-    the rest go to the background helper, pass into a second request, and a doubtful one
+    """Each check decodes its photograph: of a drop larger than a patient's two eyes only
+    the first is checked on the GUI thread; the rest go to the background helper, pass into a second request, and a doubtful one
     among them (another patient's file) is still asked about, never filed silently."""
     import threading
 
@@ -187,7 +205,7 @@ def test_a_large_drop_is_checked_off_the_gui_thread_and_every_photograph_is_file
     assert window.screen_paths([*files, other_patients_file]) is not None
     box = _question(qtbot, window)                                  # P002's file, checked in the background
     assert "P002" in box.text()
-    assert len(checked_on) == 5 and checked_on.count(True) == 2      # two on the GUI thread, three off it
+    assert len(checked_on) == 5 and checked_on.count(True) == 1      # one on the GUI thread, four off it
     qtbot.waitUntil(lambda: not window.photo_guard.checking and not window._requests, timeout=WAIT_MS)
     stored = window.store.encounter_summary(saved[-1].encounter_id)
     assert len([e for e in stored.eyes + stored.retaken if e.eye is Eye.RIGHT]) == 4
