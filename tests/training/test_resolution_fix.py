@@ -114,3 +114,49 @@ def test_resumed_run_draws_the_same_next_epoch_as_an_uninterrupted_one(shipped, 
     card = json.loads((killed.out / "model_card.json").read_text())
     assert card["input_size"] == LARGER and card["recipe"]["start_from"] == str(shipped)
     assert card["outputs"] == json.loads((shipped / "model_card.json").read_text())["outputs"]
+
+
+# --------------------------------------------------------------------------- paired scorings
+
+
+def test_paired_auc_difference_sees_a_better_scoring_and_none_between_equals():
+    from eyescreen_desktop.core.metrics import paired_auc_difference
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 150)
+    groups = [f"p{i // 2}" for i in range(len(y))]          # two eyes per patient
+    weak = y * 0.5 + rng.normal(0, 1, len(y))
+    strong = y * 1.5 + rng.normal(0, 1, len(y))
+    diff, lo, hi = paired_auc_difference(y, weak, strong, groups, n_boot=500)
+    assert 0 < lo < diff < hi
+    assert paired_auc_difference(y, weak, weak, groups, n_boot=200) == (0.0, 0.0, 0.0)
+
+
+def test_paired_scorings_average_mirrors_and_models_and_reuse_saved_scores(shipped, small_manifests, tmp_path,
+                                                                          monkeypatch):
+    from eyescreen_desktop.core.classifier import Classifier
+    from eyescreen_desktop.training import data as D
+    from eyescreen_desktop.training import paired as P
+
+    samples = P.validation_photographs(small_manifests, shipped / "split.csv", SHIPPED)
+    split = D.read_split(shipped / "split.csv")
+    assert samples and all(split[s.key] == "val" and s.quality != "reject" for s in samples)
+    scorings = [P.parse_scoring(f"base={shipped}"), P.parse_scoring(f"flip={shipped}+flip"),
+                P.parse_scoring(f"large={shipped}@{LARGER}")]
+    assert scorings[1].flip and scorings[2].size == LARGER
+    twice = P.parse_ensemble("twice=base,base")
+    result = P.run_all(scorings, [twice], samples, tmp_path, "base", [], n_boot=50, backend="keras",
+                       base_factory=tiny_base)
+
+    clf = Classifier.load(shipped, backend="keras")
+    x = np.stack([D.ImageCache(SHIPPED).get(s.path).image for s in samples]).astype(np.float32)
+    want = (clf.raw_outputs(x)["grade"] + clf.raw_outputs(np.ascontiguousarray(x[:, :, ::-1]))["grade"]) / 2
+    with np.load(tmp_path / "scores" / "flip.npz") as z:
+        np.testing.assert_allclose(z["grade"], want, atol=1e-5)
+    assert result["differences"]["twice - base"]["all"] == [0.0, 0.0, 0.0]   # an ensemble of one model is that model
+    assert set(result["scorings"]) == {"base", "flip", "large", "twice"}
+    assert "| base | all |" in P.markdown(result)
+
+    monkeypatch.setattr(P, "score", lambda *a, **k: pytest.fail("saved scores were not reused"))
+    again = P.run_all(scorings, [twice], samples, tmp_path, "base", [], n_boot=50, backend="keras")
+    assert again["differences"] == result["differences"]
