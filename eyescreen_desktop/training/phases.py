@@ -145,14 +145,16 @@ def fine_tune(model: Any, base: Base, data: TrainingData, recipe: Recipe, progre
     compile_model(model, schedule, recipe.label_smoothing, recipe.weight_decay, heads)
     EpochTimer, ValidationMonitor = _callbacks()
     monitor = ValidationMonitor(lambda: predict_outputs(model, data.val_images), data.val_samples, progress,
-                                "fine-tune", keep_best=model)
+                                "fine-tune", keep_best=model,
+                                only_after=None if recipe.validate_each_epoch else recipe.fine_tune_epochs)
     saver = Checkpoints(checkpoints) if checkpoints is not None else None
     start = 0
     if saver is not None and saver.latest() > 0:
         start, state = saver.restore(model)
         monitor.load_state(state)
         progress.say(f"resumed from {checkpoints} after epoch {start}")
-    else:
+    elif recipe.validate_each_epoch and not recipe.start_from:
+        # a trained model's starting score is training.paired's scoring at the new size, not paid for again here
         monitor.initial = monitor.score_now()
     for epoch in range(start, recipe.fine_tune_epochs):
         ds = make_dataset(data.train_images, {k: v for k, v in data.train_targets.items() if k in heads},
@@ -205,9 +207,10 @@ def _callbacks() -> tuple[type, type]:
         epoch's weights (score = referable AUC + urgent AUC)."""
 
         def __init__(self, predict: Callable[[], dict[str, np.ndarray]], samples: Sequence[D.Sample],
-                     progress: Progress, phase: str, keep_best: Any = None):
+                     progress: Progress, phase: str, keep_best: Any = None, only_after: int | None = None):
             super().__init__()
             self.predict_fn, self.progress, self.phase, self.keep = predict, progress, phase, keep_best
+            self.only_after = only_after        # validate after this epoch only (a fixed schedule)
             self.y_ref = np.array([s.referable for s in samples])
             self.y_urg = np.array([s.urgent for s in samples])
             self.y_mac = np.array([s.maculopathy for s in samples])
@@ -249,6 +252,9 @@ def _callbacks() -> tuple[type, type]:
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
+            if self.only_after is not None and epoch + 1 != self.only_after:
+                self.progress.say(f"{self.phase} epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}")
+                return
             out = self.predict_fn()
             s = self.scores(out)
             s.update({k: float(v) for k, v in logs.items()})

@@ -39,6 +39,7 @@ class Recipe:
     augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
     start_from: str = ""                # a model folder: fine-tune its weights, rebuilt at input_size, on its split
     epoch_photographs: int = 0          # photographs drawn anew each fine-tuning epoch (0 = all of them)
+    validate_each_epoch: bool = True    # False: a fixed schedule, validated (and kept) after its last epoch only
 
 
 #: augmentation ranges: rotation in degrees, shift and zoom as fractions, brightness/contrast gains,
@@ -61,12 +62,14 @@ RECIPES: dict[str, Recipe] = {
 RECIPES["final"] = replace(RECIPES["camera"], name="final")
 # round 3 (docs/hires-experiment.md): the train-test resolution fix. Grader 2.0.0's weights, rebuilt at
 # 512 px (the base is fully convolutional with global pooling), fine-tuned on exactly its training
-# patients at half its learning rate for two short epochs (each a fresh draw of 1000 photographs: what 2 shared cores allow in 100 minutes), so 2.0.0's validation patients
-# stay unseen and the comparison stays paired. Camera copies are off (computing them again at 512
-# px costs more than the run's budget); their gamma jitter stays.
+# patients at half its learning rate, so 2.0.0's validation patients stay unseen and the comparison
+# stays paired. What 2 shared cores allow (at 512 px one validation pass costs as much as training on
+# ~800 photographs): two epochs of 600 photographs each (a fresh draw per epoch), a fixed schedule
+# validated after its last epoch. Camera copies are off (computing them again at 512 px costs more
+# than the run's budget); their gamma jitter stays.
 RECIPES["resfix-512"] = Recipe("resfix-512", input_size=512, fine_tune=True, start_from="models/eyescreen-dr",
                                fine_tune_epochs=2, fine_tune_lr=1e-4, collection_balance=0.5,
-                               augment=dict(CAMERA_AUGMENT), epoch_photographs=1000)
+                               augment=dict(CAMERA_AUGMENT), epoch_photographs=600, validate_each_epoch=False)
 
 
 @dataclass

@@ -227,7 +227,8 @@ def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[
     save_model(exported, out, card)
     D.write_split(out / "split.csv", data.split)
     write_run_json(out, config, outputs, ops, val_metrics, minutes, progress)
-    validation_report(out, data)
+    if not recipe.start_from:   # a fine-tuned model's report is training.paired's, beside the model it started from
+        validation_report(out, data)
     progress.say(f"saved {out}")
     return {"out": str(out), "minutes": minutes, "validation": val_metrics, "operating_point": ops["default"],
             "outputs": outputs}
