@@ -40,9 +40,12 @@ class MonitorState:
 class Checkpoints:
     """The ``epoch-NNN`` folders of one fine-tuning run."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, plan: dict[str, Any] | None = None):
+        """``plan``: what the run was asked to do (recipe, seed); resuming under another
+        plan would silently mix two schedules, so it is refused."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.plan = json.loads(json.dumps(plan or {}, default=str))
 
     def latest(self) -> int:
         """The last completed epoch (0 when none was saved)."""
@@ -62,7 +65,7 @@ class Checkpoints:
         if state.best_outputs is not None:
             np.savez(tmp / "best_outputs.npz", **state.best_outputs)
         (tmp / "state.json").write_text(json.dumps(
-            {"epoch": epoch, "initial": state.initial, "best": state.best, "best_epoch": state.best_epoch,
+            {"epoch": epoch, "plan": self.plan, "initial": state.initial, "best": state.best, "best_epoch": state.best_epoch,
              "history": state.history}, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -75,12 +78,15 @@ class Checkpoints:
         here if it is not yet) and return its epoch and the monitor's state."""
         epoch = self.latest()
         path = self.folder / f"epoch-{epoch:03d}"
+        info = json.loads((path / "state.json").read_text())
+        if info.get("plan", {}) != self.plan:
+            raise ValueError(f"{self.folder} holds checkpoints of another plan ({info.get('plan')}); "
+                             "delete the folder to start this run afresh, or rerun the command that wrote it")
         optimizer = model.optimizer
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         _assign(model.variables, _load_arrays(path / "model.npz"), "model")
         _assign(optimizer.variables, _load_arrays(path / "optimizer.npz"), "optimizer")
-        info = json.loads((path / "state.json").read_text())
         best = _load_arrays(path / "best.npz") if (path / "best.npz").exists() else None
         outputs = None
         if (path / "best_outputs.npz").exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -147,7 +148,7 @@ def fine_tune(model: Any, base: Base, data: TrainingData, recipe: Recipe, progre
     monitor = ValidationMonitor(lambda: predict_outputs(model, data.val_images), data.val_samples, progress,
                                 "fine-tune", keep_best=model,
                                 only_after=None if recipe.validate_each_epoch else recipe.fine_tune_epochs)
-    saver = Checkpoints(checkpoints) if checkpoints is not None else None
+    saver = Checkpoints(checkpoints, {"recipe": asdict(recipe), "seed": seed}) if checkpoints is not None else None
     start = 0
     if saver is not None and saver.latest() > 0:
         start, state = saver.restore(model)

@@ -63,13 +63,13 @@ RECIPES["final"] = replace(RECIPES["camera"], name="final")
 # round 3 (docs/hires-experiment.md): the train-test resolution fix. Grader 2.0.0's weights, rebuilt at
 # 512 px (the base is fully convolutional with global pooling), fine-tuned on exactly its training
 # patients at half its learning rate, so 2.0.0's validation patients stay unseen and the comparison
-# stays paired. What 2 shared cores allow (at 512 px one validation pass costs as much as training on
-# ~800 photographs): two epochs of 600 photographs each (a fresh draw per epoch), a fixed schedule
-# validated after its last epoch. Camera copies are off (computing them again at 512 px costs more
+# stays paired. What 2 shared cores allow (measured at a load of 9: 600 photographs in 6.3 min, and
+# one validation pass at 512 px costs about as much as training on ~700): three epochs of 800
+# photographs each (a fresh draw per epoch), a fixed schedule validated after its last epoch. Camera copies are off (computing them again at 512 px costs more
 # than the run's budget); their gamma jitter stays.
 RECIPES["resfix-512"] = Recipe("resfix-512", input_size=512, fine_tune=True, start_from="models/eyescreen-dr",
-                               fine_tune_epochs=2, fine_tune_lr=1e-4, collection_balance=0.5,
-                               augment=dict(CAMERA_AUGMENT), epoch_photographs=600, validate_each_epoch=False)
+                               fine_tune_epochs=3, fine_tune_lr=1e-4, collection_balance=0.5,
+                               augment=dict(CAMERA_AUGMENT), epoch_photographs=800, validate_each_epoch=False)
 
 
 @dataclass

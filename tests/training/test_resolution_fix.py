@@ -108,6 +108,10 @@ def test_resumed_run_draws_the_same_next_epoch_as_an_uninterrupted_one(shipped, 
     history = [json.loads((c.checkpoints / "epoch-002" / "state.json").read_text())["history"] for c in (whole, killed)]
     assert [h["loss"] for h in history[0]] == pytest.approx([h["loss"] for h in history[1]], rel=1e-5)
 
+    other_plan = dataclasses.replace(killed, recipe=dataclasses.replace(killed.recipe, fine_tune_lr=1e-3))
+    with pytest.raises(ValueError, match="another plan"):   # never resume one schedule under another
+        train(other_plan, base_factory=tiny_base)
+
     split = {r["key"]: r["part"] for r in csv.DictReader(open(shipped / "split.csv"))}
     kept = {r["key"]: r["part"] for r in csv.DictReader(open(killed.out / "split.csv"))}
     assert kept == {k: p for k, p in split.items() if k in kept} and set(kept.values()) == {"train", "val"}
