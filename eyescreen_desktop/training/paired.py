@@ -260,29 +260,34 @@ def _mac(m: dict[str, Any] | None) -> str:
     return "-" if not m else f"{m['sensitivity']:.2f} ({m['false_flags']:.0%} ff, {m['eyes']} eyes)"
 
 
-def onnx_ms_per_photograph(folder: Path, repeats: int = 20, batch: int = 8) -> dict[str, float]:
-    """Median milliseconds for one photograph alone and per photograph in a batch, on the
-    model's ONNX runtime at its own size (the clinic's path); the machine's load is reported beside it."""
+def onnx_ms_per_photograph(folders: Sequence[Path], repeats: int = 30, batch: int = 8) -> dict[str, dict[str, float]]:
+    """Median milliseconds for one photograph alone and per photograph in a batch, on each
+    model's ONNX runtime at its own size (the clinic's path). The models are timed in
+    turn, round after round, so a machine whose load drifts (others share it) weighs on
+    all of them alike; the load average is reported beside the figures."""
     import os
 
     from ..core.classifier import Classifier
 
-    clf = Classifier.load(folder, backend="onnx")
-    s = clf.input_size
-    x = np.random.default_rng(0).integers(0, 255, (batch, s, s, 3)).astype(np.float32)
-    clf.predict(x[:1])
-    clf.predict(x)
-    one, many = [], []
+    models = {str(f): Classifier.load(f, backend="onnx") for f in folders}
+    rng = np.random.default_rng(0)
+    probes = {k: rng.integers(0, 255, (batch, c.input_size, c.input_size, 3)).astype(np.float32)
+              for k, c in models.items()}
+    one: dict[str, list[float]] = {k: [] for k in models}
+    many: dict[str, list[float]] = {k: [] for k in models}
+    for k, c in models.items():
+        c.predict(probes[k])                       # warm
     for _ in range(repeats):
-        t = time.perf_counter()
-        clf.predict(x[:1])
-        one.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        clf.predict(x)
-        many.append((time.perf_counter() - t) / batch)
-    return {"input_size": s, "one_photograph_ms": 1000 * float(np.median(one)),
-            f"per_photograph_in_batch_of_{batch}_ms": 1000 * float(np.median(many)),
-            "load_average": os.getloadavg()[0]}
+        for k, c in models.items():
+            t = time.perf_counter()
+            c.predict(probes[k][:1])
+            one[k].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            c.predict(probes[k])
+            many[k].append((time.perf_counter() - t) / batch)
+    return {k: {"input_size": c.input_size, "one_photograph_ms": 1000 * float(np.median(one[k])),
+                f"per_photograph_in_batch_of_{batch}_ms": 1000 * float(np.median(many[k])),
+                "load_average_1min": os.getloadavg()[0]} for k, c in models.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap draws")
     p.add_argument("--backend", default="auto", choices=("auto", "onnx", "keras"))
     p.add_argument("--timing", type=Path, action="append", default=[], metavar="FOLDER",
-                   help="also time this model's ONNX runtime per photograph (repeatable)")
+                   help="also time this model's ONNX runtime per photograph (repeatable; timed in turn)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     from ..core.classifier import read_card
@@ -307,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     samples = validation_photographs(args.data, args.split, base.size or read_card(base.folder).input_size)
     pairs = [tuple(x.split(":", 1)) for x in args.pair]
     result = run_all(args.score, args.ensemble, samples, args.out, args.baseline, pairs, args.bootstrap, args.backend)
-    result["onnx_timing"] = {str(f): onnx_ms_per_photograph(f) for f in args.timing}
+    result["onnx_timing"] = onnx_ms_per_photograph(args.timing) if args.timing else {}
     (args.out / "paired.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     (args.out / "paired.md").write_text(markdown(result))
     print(markdown(result))
