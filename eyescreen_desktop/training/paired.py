@@ -102,15 +102,17 @@ def model_runner(scoring: Scoring, backend: str = "auto", base_factory: Any = No
 
 
 def score(scoring: Scoring, samples: Sequence[D.Sample], backend: str = "auto",
-          batch: int = 16, base_factory: Any = None) -> tuple[dict[str, np.ndarray], float]:
-    """Raw outputs for every photograph (mirror-averaged with ``flip``) and the
-    milliseconds per photograph it took."""
+          batch: int = 16, base_factory: Any = None, mirrored: bool = False) -> tuple[dict[str, np.ndarray], float]:
+    """Raw outputs for every photograph (mirror-averaged with ``flip``; of the mirror
+    images alone with ``mirrored``) and the milliseconds per photograph it took."""
     run, size = model_runner(scoring, backend, base_factory)
     cache = D.ImageCache(size)
     parts: list[dict[str, np.ndarray]] = []
     t0 = time.perf_counter()
     for start in range(0, len(samples), batch):
         x = np.stack([cache.get(s.path).image for s in samples[start:start + batch]]).astype(np.float32)
+        if mirrored:
+            x = np.ascontiguousarray(x[:, :, ::-1])
         out = run(x)
         if scoring.flip:
             mirrored = run(np.ascontiguousarray(x[:, :, ::-1]))
@@ -205,7 +207,14 @@ def run_all(scorings: Sequence[Scoring], ensembles: Sequence[Scoring], samples: 
     for s in scorings:
         found = _saved(out, s, samples)
         if found is None:
-            found, timing[s.name] = score(s, samples, backend, base_factory=base_factory)
+            twin = next((outputs[t.name] for t in scorings if t.name in outputs and s.flip and not t.flip
+                         and (t.folder, t.size) == (s.folder, s.size)), None)
+            if twin is not None:     # the unflipped pass is done: only the mirror images are new
+                mirror, timing[s.name] = score(Scoring(s.name, s.folder, s.size), samples, backend,
+                                               base_factory=base_factory, mirrored=True)
+                found = average([twin, mirror])
+            else:
+                found, timing[s.name] = score(s, samples, backend, base_factory=base_factory)
             np.savez(out / "scores" / f"{s.name}.npz", **found)
             (out / "scores" / f"{s.name}.json").write_text(json.dumps(_identity(s, samples)))
             print(f"scored {s.name}: {timing[s.name]:.0f} ms per photograph", flush=True)
