@@ -164,3 +164,20 @@ def test_paired_scorings_average_mirrors_and_models_and_reuse_saved_scores(shipp
     monkeypatch.setattr(P, "score", lambda *a, **k: pytest.fail("saved scores were not reused"))
     again = P.run_all(scorings, [twice], samples, tmp_path, "base", [], n_boot=50, backend="keras")
     assert again["differences"] == result["differences"]
+
+
+def test_cli_names_the_model_to_start_from_and_the_checkpoint_folder():
+    import argparse
+
+    from eyescreen_desktop.training import train
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    config = train.config_from_args(parser.parse_args(
+        ["--data", "a.csv", "--out", "runs/fix", "--recipe", "resfix-512", "--checkpoints", ".cache/ck",
+         "--epoch-photographs", "50", "--start-from", "runs/other"]))
+    assert config.recipe.input_size == 512 and config.recipe.fine_tune
+    assert config.recipe.start_from == "runs/other" and config.recipe.epoch_photographs == 50
+    assert config.checkpoints == Path(".cache/ck")
+    default = train.config_from_args(parser.parse_args(["--data", "a.csv", "--out", "x", "--recipe", "resfix-512"]))
+    assert default.recipe.start_from == "models/eyescreen-dr" and default.checkpoints is None
