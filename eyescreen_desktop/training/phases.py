@@ -272,7 +272,8 @@ def _callbacks() -> tuple[type, type]:
         def restore_best(self, initial: float) -> None:
             if self.keep is not None and self.best_weights is not None:
                 self.keep.set_weights(self.best_weights)
-                self.progress.say(f"kept epoch {self.best_epoch} (score {self.best:.4f}; before fine-tuning {initial:.4f})")
+                before = f"before fine-tuning {initial:.4f}" if np.isfinite(initial) else "not scored before fine-tuning"
+                self.progress.say(f"kept epoch {self.best_epoch} (score {self.best:.4f}; {before})")
 
     _CALLBACKS = (EpochTimer, ValidationMonitor)
     return _CALLBACKS
