@@ -13,23 +13,30 @@ import numpy as np
 
 def make_dataset(images: np.ndarray, targets: dict[str, np.ndarray], weights: dict[str, np.ndarray],
                  batch: int, seed: int, augment: dict[str, float], alternates: np.ndarray | None = None,
-                 alternate_used: np.ndarray | None = None) -> Any:
+                 alternate_used: np.ndarray | None = None, epoch: int | None = None, limit: int = 0) -> Any:
     """tf.data pipeline: shuffled batches (new order every epoch, fixed by ``seed``),
     augmented on the fly, prefetched while the model trains. With ``alternates``
     (camera copies, same order as ``images``), each photograph is drawn as itself or
-    as its copy with equal chance, every epoch anew (only where ``alternate_used``)."""
+    as its copy with equal chance, every epoch anew (only where ``alternate_used``).
+
+    With ``epoch`` the dataset is that one epoch alone, its order, copies and
+    augmentation a function of (``seed``, ``epoch``) only: a run resumed from a
+    checkpoint draws exactly the epoch it would have drawn. ``limit`` keeps the
+    first ``limit`` photographs of each epoch's order (a fresh subset every epoch)."""
     import tensorflow as tf
 
-    rng = np.random.default_rng(seed)
-    counter = iter(range(1 << 62))
+    rng = np.random.default_rng(seed if epoch is None else [seed, epoch])
     n, size = len(images), images.shape[1]
+    drawn = min(n, limit) if limit > 0 else n
+    counter = iter(range(0 if epoch is None else epoch * int(np.ceil(drawn / batch)), 1 << 62))
     can_swap = np.zeros(n, bool) if alternates is None else (
         np.ones(n, bool) if alternate_used is None else np.asarray(alternate_used, bool))
 
     def batches():
         order = rng.permutation(n)
         swap = can_swap & (rng.random(n) < 0.5)
-        for start in range(0, n, batch):
+        order = order[:drawn]
+        for start in range(0, drawn, batch):
             idx = np.sort(order[start:start + batch])
             x = images[idx]
             if swap[idx].any():
@@ -43,7 +50,7 @@ def make_dataset(images: np.ndarray, targets: dict[str, np.ndarray], weights: di
            {k: tf.TensorSpec((None,), tf.float32) for k in weights},
            tf.TensorSpec((), tf.int64))
     ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
-    ds = ds.apply(tf.data.experimental.assert_cardinality(int(np.ceil(n / batch))))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(int(np.ceil(drawn / batch))))
     @tf.autograph.experimental.do_not_convert
     def augment_step(x: Any, y: Any, w: Any, k: Any) -> tuple[Any, Any, Any]:
         return augment_batch(x, tf.stack([tf.constant(seed, tf.int64), k]), augment), y, w

@@ -5,9 +5,11 @@ imported lazily with a bounded number of threads."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -75,17 +77,52 @@ def head_layers(x: Any) -> dict[str, Any]:
     }
 
 
-def compile_model(model: Any, lr: float, label_smoothing: float, weight_decay: float) -> None:
-    """Adam(W) with the four losses (equal weights). Maculopathy's binary cross-entropy
+def compile_model(model: Any, lr: Any, label_smoothing: float, weight_decay: float,
+                  heads: Sequence[str] = ("grade", "referable", "urgent", "maculopathy")) -> None:
+    """Adam(W) with the losses of ``heads`` (equal weights; all four by default, a
+    shipped model's own outputs when fine-tuning it). Maculopathy's binary cross-entropy
     is masked by its sample weights: 0 for photographs of collections that do not grade it."""
     import keras
 
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay),
-        loss={"grade": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+    losses = {"grade": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
               "referable": keras.losses.BinaryCrossentropy(), "urgent": keras.losses.BinaryCrossentropy(),
-              "maculopathy": keras.losses.BinaryCrossentropy()},
-    )
+              "maculopathy": keras.losses.BinaryCrossentropy()}
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay),
+                  loss={k: losses[k] for k in heads})
+
+
+def rebuild_at_size(folder: Path, input_size: int, base_factory: "BaseFactory | None" = None) -> tuple[Any, Base]:
+    """A saved model folder's network rebuilt for ``input_size`` px with its weights.
+
+    The base is fully convolutional and ends in global average pooling, so every
+    weight carries over unchanged (the train-test resolution fix starts here). The
+    network is built afresh (the card's base at the new size, untrained, then the
+    same head and outputs) and each layer takes the saved layer's weights by name;
+    a layer with weights that the saved model lacks is an error, not a random start."""
+    import keras
+
+    from .selection import export_view
+
+    folder = Path(folder)
+    saved = keras.models.load_model(folder / "model.keras", compile=False)
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    if base_factory is not None:
+        base = base_factory(input_size)
+    else:
+        from . import bases
+
+        spec = bases.get_base(card["base"]["name"], input_size, imagenet=False)
+        base = Base(name=spec.name, model=spec.model, fine_tune_prefixes=tuple(spec.fine_tune_prefixes),
+                    feature_layer=spec.feature_layer, attribution=spec.attribution)
+    shipped = saved.output.keys() if isinstance(saved.output, dict) else saved.output_names
+    outputs = {k: ("head" if k in shipped else "grade") for k in ("referable", "urgent", "maculopathy")}
+    if "maculopathy" not in shipped:
+        del outputs["maculopathy"]
+    model = export_view(build_model(base, saved.get_layer("head_dropout").rate), outputs)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(saved.get_layer(layer.name).get_weights())
+    return model, base
 
 
 def head_model(n_features: int, dropout: float) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -18,6 +20,7 @@ from ..domain.grades import risks_from_grades
 from . import data as D
 from . import metrics as M
 from .augment import make_dataset
+from .checkpoints import Checkpoints, MonitorState
 from .model import Base, _as_dict, compile_model, head_model, predict_outputs
 from .recipes import HEADS, Progress, Recipe
 from .selection import maculopathy_auc
@@ -125,28 +128,52 @@ def set_fine_tunable(model: Any, prefixes: Sequence[str]) -> int:
 
 
 def fine_tune(model: Any, base: Base, data: TrainingData, recipe: Recipe, progress: Progress,
-              seed: int) -> dict[str, np.ndarray]:
+              seed: int, checkpoints: Path | None = None) -> dict[str, np.ndarray]:
     """Recipe (2): unfreeze the last blocks and train on augmented photographs at a
-    low learning rate; keeps the epoch with the best validation AUCs."""
+    low learning rate; keeps the epoch with the best validation AUCs. Trains only
+    the heads ``model`` has (a shipped model may lack some). With ``checkpoints``,
+    every epoch is saved there and a rerun resumes after the last saved epoch."""
     import keras
 
+    heads = [h for h in HEADS if h in _output_names(model)]
     n = set_fine_tunable(model, base.fine_tune_prefixes)
+    drawn = min(len(data.train_samples), recipe.epoch_photographs or len(data.train_samples))
     progress.say(f"fine-tuning {n:,} weights ({', '.join(base.fine_tune_prefixes)}; BatchNorm frozen), "
-                 f"{recipe.fine_tune_epochs} epochs at lr {recipe.fine_tune_lr:g}")
-    steps = int(np.ceil(len(data.train_samples) / recipe.fine_tune_batch))
+                 f"{recipe.fine_tune_epochs} epochs of {drawn} photographs at lr {recipe.fine_tune_lr:g}")
+    steps = int(np.ceil(drawn / recipe.fine_tune_batch))
     schedule = keras.optimizers.schedules.CosineDecay(recipe.fine_tune_lr, steps * recipe.fine_tune_epochs,
                                                       alpha=0.1)
-    compile_model(model, schedule, recipe.label_smoothing, recipe.weight_decay)
-    ds = make_dataset(data.train_images, {k: v for k, v in data.train_targets.items() if k in HEADS},
-                      data.train_weights, recipe.fine_tune_batch, seed, recipe.augment,
-                      alternates=data.train_copies, alternate_used=data.copy_used)
+    compile_model(model, schedule, recipe.label_smoothing, recipe.weight_decay, heads)
     EpochTimer, ValidationMonitor = _callbacks()
     monitor = ValidationMonitor(lambda: predict_outputs(model, data.val_images), data.val_samples, progress,
-                                "fine-tune", keep_best=model)
-    initial = monitor.score_now()
-    model.fit(ds, epochs=recipe.fine_tune_epochs, verbose=0, shuffle=False, callbacks=[EpochTimer(progress), monitor])
-    monitor.restore_best(initial)
+                                "fine-tune", keep_best=model,
+                                only_after=None if recipe.validate_each_epoch else recipe.fine_tune_epochs)
+    saver = Checkpoints(checkpoints, {"recipe": asdict(recipe), "seed": seed}) if checkpoints is not None else None
+    start = 0
+    if saver is not None and saver.latest() > 0:
+        start, state = saver.restore(model)
+        monitor.load_state(state)
+        progress.say(f"resumed from {checkpoints} after epoch {start}")
+    elif recipe.validate_each_epoch and not recipe.start_from:
+        # a trained model's starting score is training.paired's scoring at the new size, not paid for again here
+        monitor.initial = monitor.score_now()
+    for epoch in range(start, recipe.fine_tune_epochs):
+        ds = make_dataset(data.train_images, {k: v for k, v in data.train_targets.items() if k in heads},
+                          {k: v for k, v in data.train_weights.items() if k in heads}, recipe.fine_tune_batch,
+                          seed, recipe.augment, alternates=data.train_copies, alternate_used=data.copy_used,
+                          epoch=epoch, limit=recipe.epoch_photographs)
+        model.fit(ds, initial_epoch=epoch, epochs=epoch + 1, verbose=0, shuffle=False,
+                  callbacks=[EpochTimer(progress), monitor])
+        if saver is not None:
+            saver.save(epoch + 1, model, monitor.state())
+    monitor.restore_best(monitor.initial)
+    if monitor.best_outputs is not None:     # the kept epoch's validation outputs, already computed
+        return monitor.best_outputs
     return predict_outputs(model, data.val_images)
+
+
+def _output_names(model: Any) -> list[str]:
+    return list(model.output.keys()) if isinstance(model.output, dict) else list(model.output_names)
 
 
 def _callbacks() -> tuple[type, type]:
@@ -181,42 +208,59 @@ def _callbacks() -> tuple[type, type]:
         epoch's weights (score = referable AUC + urgent AUC)."""
 
         def __init__(self, predict: Callable[[], dict[str, np.ndarray]], samples: Sequence[D.Sample],
-                     progress: Progress, phase: str, keep_best: Any = None):
+                     progress: Progress, phase: str, keep_best: Any = None, only_after: int | None = None):
             super().__init__()
             self.predict_fn, self.progress, self.phase, self.keep = predict, progress, phase, keep_best
+            self.only_after = only_after        # validate after this epoch only (a fixed schedule)
             self.y_ref = np.array([s.referable for s in samples])
             self.y_urg = np.array([s.urgent for s in samples])
             self.y_mac = np.array([s.maculopathy for s in samples])
             self.history: list[dict[str, float]] = []
-            self.best, self.best_weights = -np.inf, None
+            self.best, self.best_weights, self.best_epoch, self.initial = -np.inf, None, 0, -np.inf
+            self.best_outputs: dict[str, np.ndarray] | None = None
+
+        def state(self) -> MonitorState:
+            """What a checkpoint keeps of this monitor."""
+            return MonitorState(self.initial, float(self.best), self.best_epoch, self.best_weights, self.history,
+                                self.best_outputs)
+
+        def load_state(self, state: MonitorState) -> None:
+            """Continue from a checkpoint's state."""
+            self.initial, self.best, self.best_epoch = state.initial, state.best, state.best_epoch
+            self.best_weights, self.history = state.best_weights, list(state.history)
+            self.best_outputs = state.best_outputs
 
         def scores(self, out: dict[str, np.ndarray]) -> dict[str, float]:
             from_grade = risks_from_grades(out["grade"])
             mac = maculopathy_auc(self.y_mac, np.ravel(out["maculopathy"])) if "maculopathy" in out else None
-            return {"val_referable_auc": M.roc_auc(self.y_ref, out["referable"]),
-                    "val_urgent_auc": M.roc_auc(self.y_urg, out["urgent"]),
+            return {"val_referable_auc": M.roc_auc(self.y_ref, out.get("referable", from_grade[0])),
+                    "val_urgent_auc": M.roc_auc(self.y_urg, out.get("urgent", from_grade[1])),
                     "val_referable_auc_from_grade": M.roc_auc(self.y_ref, from_grade[0]),
                     "val_urgent_auc_from_grade": M.roc_auc(self.y_urg, from_grade[1]),
                     "val_maculopathy_auc": float("nan") if mac is None else mac}
 
         def score_now(self) -> float:
-            s = self.scores(self.predict_fn())
-            return self._consider(s, epoch=0)
+            out = self.predict_fn()
+            return self._consider(self.scores(out), epoch=0, out=out)
 
-        def _consider(self, s: dict[str, float], epoch: int) -> float:
+        def _consider(self, s: dict[str, float], epoch: int, out: dict[str, np.ndarray] | None = None) -> float:
             score = max(s["val_referable_auc"], s["val_referable_auc_from_grade"]) + \
                 max(s["val_urgent_auc"], s["val_urgent_auc_from_grade"])
             if self.keep is not None and score > self.best:
                 self.best, self.best_weights = score, [w.copy() for w in self.keep.get_weights()]
-                self.best_epoch = epoch
+                self.best_epoch, self.best_outputs = epoch, out
             return score
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
-            s = self.scores(self.predict_fn())
+            if self.only_after is not None and epoch + 1 != self.only_after:
+                self.progress.say(f"{self.phase} epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}")
+                return
+            out = self.predict_fn()
+            s = self.scores(out)
             s.update({k: float(v) for k, v in logs.items()})
             self.history.append(s)
-            self._consider(s, epoch + 1)
+            self._consider(s, epoch + 1, out)
             self.progress.record(self.phase, epoch + 1, s)
             if self.phase != "head" or (epoch + 1) % 10 == 0:
                 self.progress.say(f"{self.phase} epoch {epoch + 1}: loss {s.get('loss', float('nan')):.4f}, val AUC "
@@ -228,7 +272,8 @@ def _callbacks() -> tuple[type, type]:
         def restore_best(self, initial: float) -> None:
             if self.keep is not None and self.best_weights is not None:
                 self.keep.set_weights(self.best_weights)
-                self.progress.say(f"kept epoch {self.best_epoch} (score {self.best:.4f}; before fine-tuning {initial:.4f})")
+                before = f"before fine-tuning {initial:.4f}" if np.isfinite(initial) else "not scored before fine-tuning"
+                self.progress.say(f"kept epoch {self.best_epoch} (score {self.best:.4f}; {before})")
 
     _CALLBACKS = (EpochTimer, ValidationMonitor)
     return _CALLBACKS

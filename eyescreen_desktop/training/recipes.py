@@ -37,6 +37,9 @@ class Recipe:
     collection_balance: float = 0.0     # 0 = none, 1 = every collection weighs the same in the loss
     camera_copies: bool = False         # add one camera copy of each training photograph (training.camera_aug)
     augment: dict[str, float] = field(default_factory=lambda: dict(AUGMENT))
+    start_from: str = ""                # a model folder: fine-tune its weights, rebuilt at input_size, on its split
+    epoch_photographs: int = 0          # photographs drawn anew each fine-tuning epoch (0 = all of them)
+    validate_each_epoch: bool = True    # False: a fixed schedule, validated (and kept) after its last epoch only
 
 
 #: augmentation ranges: rotation in degrees, shift and zoom as fractions, brightness/contrast gains,
@@ -57,6 +60,16 @@ RECIPES: dict[str, Recipe] = {
     "feature-camera": Recipe("feature-camera", camera_copies=True, augment=dict(CAMERA_AUGMENT)),
 }
 RECIPES["final"] = replace(RECIPES["camera"], name="final")
+# round 3 (docs/hires-experiment.md): the train-test resolution fix. Grader 2.0.0's weights, rebuilt at
+# 512 px (the base is fully convolutional with global pooling), fine-tuned on exactly its training
+# patients at half its learning rate, so 2.0.0's validation patients stay unseen and the comparison
+# stays paired. What 2 shared cores allow (measured at a load of 9: 600 photographs in 6.3 min, and
+# one validation pass at 512 px costs about as much as training on ~700): three epochs of 800
+# photographs each (a fresh draw per epoch), a fixed schedule validated after its last epoch. Camera copies are off (computing them again at 512 px costs more
+# than the run's budget); their gamma jitter stays.
+RECIPES["resfix-512"] = Recipe("resfix-512", input_size=512, fine_tune=True, start_from="models/eyescreen-dr",
+                               fine_tune_epochs=3, fine_tune_lr=1e-4, collection_balance=0.5,
+                               augment=dict(CAMERA_AUGMENT), epoch_photographs=800, validate_each_epoch=False)
 
 
 @dataclass
@@ -74,18 +87,20 @@ class TrainConfig:
     name: str = ""
     version: str = "1.0.0"
     threshold_collections: tuple[str, ...] = ()     # choose the default operating point on these (all if empty)
+    checkpoints: Path | None = None     # fine-tuning saves every epoch here and resumes from the last one
 
 
 class Progress:
     """One line per step of the run, with elapsed minutes; also kept for the log."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, append: bool = False):
         self.t0 = time.time()
         self.events: list[dict[str, Any]] = []
         self.path = out / "training_log.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "w", newline="") as f:
-            csv.writer(f).writerow(["elapsed_s", "phase", "epoch", "metric", "value"])
+        if not (append and self.path.exists()):     # a resumed run keeps the epochs already logged
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(["elapsed_s", "phase", "epoch", "metric", "value"])
 
     @property
     def elapsed(self) -> float:

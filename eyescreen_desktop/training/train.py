@@ -62,6 +62,7 @@ from .model import (
     head_model,
     load_base,
     predict_outputs,
+    rebuild_at_size,
 )
 from .phases import (
     FeatureCache,
@@ -132,6 +133,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "collection (repeatable; default: all)")
     parser.add_argument("--name", default="", help="model name in the card (default: the folder's name)")
     parser.add_argument("--version", default="1.0.0", help="model version in the card")
+    parser.add_argument("--start-from", type=Path, default=None, metavar="MODEL_FOLDER",
+                        help="fine-tune this trained model's weights, rebuilt at the input size, on its own "
+                             "split.csv (default: the recipe's; resfix-512 starts from models/eyescreen-dr)")
+    parser.add_argument("--epoch-photographs", type=int, default=None,
+                        help="photographs drawn anew for each fine-tuning epoch (default: the recipe's; 0 = all)")
+    parser.add_argument("--checkpoints", type=Path, default=None, metavar="FOLDER",
+                        help="save fine-tuning after every epoch here; the same command resumes after a kill")
     parser.add_argument("--no-onnx", action="store_true",
                         help="skip the ONNX Runtime twin the clinic grades with (it then falls back to Keras)")
 
@@ -146,11 +154,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         overrides["fine_tune_epochs"] = args.epochs
     if args.head_epochs is not None:
         overrides["head_epochs"] = args.head_epochs
+    if args.start_from is not None:
+        overrides["start_from"] = str(args.start_from)
+    if args.epoch_photographs is not None:
+        overrides["epoch_photographs"] = args.epoch_photographs
     return TrainConfig(data=list(args.data), out=args.out, base=args.base, recipe=replace(recipe, **overrides),
                        seed=args.seed, val_fraction=args.val_fraction,
                        drop_quality=() if args.keep_quality else D.DEFAULT_DROP_QUALITY,
                        threads=args.threads, name=args.name or Path(args.out).name, version=args.version,
-                       threshold_collections=tuple(args.thresholds_on))
+                       threshold_collections=tuple(args.thresholds_on),
+                       checkpoints=args.checkpoints)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,18 +196,29 @@ def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[
     _, keras = _tensorflow(config.threads)
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
-    progress = Progress(out)
+    progress = Progress(out, append=config.checkpoints is not None)
     recipe = config.recipe
     data = prepare_data(config, progress)
-    base = base_factory(recipe.input_size) if base_factory else load_base(config.base, recipe.input_size)
-    progress.say(f"base {base.name} at {recipe.input_size} px, recipe {recipe.name}")
-    model = build_model(base, recipe.dropout)
-    val_pred = fit_head_on_features(model, base, data, recipe, progress, seed=config.seed)
-    if recipe.fine_tune:
-        val_pred = fine_tune(model, base, data, recipe, progress, seed=config.seed)
-    outputs = choose_outputs(val_pred, data.val_targets)
-    exported = export_view(model, outputs)
-    final_pred = predict_outputs(exported, data.val_images)
+    if recipe.start_from:
+        # the train-test resolution fix: a trained model's own network and outputs at the recipe's size
+        exported, base = rebuild_at_size(Path(recipe.start_from), recipe.input_size, base_factory)
+        progress.say(f"{recipe.start_from} rebuilt at {recipe.input_size} px, recipe {recipe.name}")
+        val_pred = fine_tune(exported, base, data, recipe, progress, seed=config.seed,
+                             checkpoints=config.checkpoints)
+        outputs = {k: ("head" if k in exported.output else "grade") for k in ("referable", "urgent")}
+        outputs.update({"maculopathy": "head"} if "maculopathy" in exported.output else {})
+    else:
+        base = base_factory(recipe.input_size) if base_factory else load_base(config.base, recipe.input_size)
+        progress.say(f"base {base.name} at {recipe.input_size} px, recipe {recipe.name}")
+        model = build_model(base, recipe.dropout)
+        val_pred = fit_head_on_features(model, base, data, recipe, progress, seed=config.seed)
+        if recipe.fine_tune:
+            val_pred = fine_tune(model, base, data, recipe, progress, seed=config.seed,
+                                 checkpoints=config.checkpoints)
+        outputs = choose_outputs(val_pred, data.val_targets)
+        exported = export_view(model, outputs)
+    # the fine-tuned model is the exported one: its kept epoch's validation outputs are final
+    final_pred = val_pred if recipe.start_from else predict_outputs(exported, data.val_images)
     ops, val_metrics = operating_points(final_pred, data.val_samples, config.threshold_collections)
     minutes = progress.elapsed / 60
     card = model_card(config, base, data, outputs, ops, val_metrics, minutes)
@@ -203,7 +227,8 @@ def train(config: TrainConfig, base_factory: BaseFactory | None = None) -> dict[
     save_model(exported, out, card)
     D.write_split(out / "split.csv", data.split)
     write_run_json(out, config, outputs, ops, val_metrics, minutes, progress)
-    validation_report(out, data)
+    if not recipe.start_from:   # a fine-tuned model's report is training.paired's, beside the model it started from
+        validation_report(out, data)
     progress.say(f"saved {out}")
     return {"out": str(out), "minutes": minutes, "validation": val_metrics, "operating_point": ops["default"],
             "outputs": outputs}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -40,7 +41,11 @@ class TrainingData:
 def prepare_data(config: TrainConfig, progress: Progress) -> TrainingData:
     """Read manifests, split by patient, preprocess (cached), keep what the gate passes."""
     samples, _ = D.load_samples(config.data, drop_quality=())  # dropped after the split, per side
-    split = D.patient_split(samples, config.val_fraction, config.seed)
+    if config.recipe.start_from:     # fine-tuning a model: exactly its split, so its validation stays unseen
+        saved = D.read_split(Path(config.recipe.start_from) / "split.csv")
+        split = {part: D.select_part(samples, saved, part) for part in ("train", "val")}
+    else:
+        split = D.patient_split(samples, config.val_fraction, config.seed)
     progress.say("photographs:\n" + D.describe(samples))
     cache = D.ImageCache(config.recipe.input_size)
     parts: dict[str, tuple[list[D.Sample], np.ndarray]] = {}
