@@ -72,6 +72,7 @@ test: $(STAMP) check
 # refresh tests/file_costs.json (seconds per test file) from a full run; commit it
 test-costs: $(STAMP)
 	mkdir -p build
+	$(BIN)/python -m compileall -q eyescreen_desktop tests >/dev/null
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_PARALLEL) --junitxml=build/junit.xml
 	$(BIN)/python -m tests.file_costs build/junit.xml
 
