@@ -95,10 +95,17 @@ def test_a_workstation_killed_mid_batch_loses_nothing_and_its_work_is_reclaimed(
     assert_each_once(url, photos, tmp_path)
 
 
-def test_the_server_restarted_mid_batch_gives_a_clear_error_and_the_rerun_resumes(clinic, tmp_path, pg_server):
+def test_the_server_restarted_mid_batch_stops_clearly_or_carries_on_and_the_rerun_leaves_each_photo_once(
+        clinic, tmp_path, pg_server):
+    """The server restarts while the workstation's writer is paused after its first
+    commit. The statement that meets the dead connection decides what follows: the
+    writer's ends the batch with one clear line (exit 4); another thread's (a result
+    cache lookup, which only costs a decode) renews the connection pool, and the
+    writer then carries on (exit 0). Which comes first is timing, so either outcome
+    is accepted here, but each must be clean, and the rerun must leave every
+    photograph stored exactly once (docs/deployment.md)."""
     photos, url, command = clinic
     log, hook = tmp_path / "restarted.log", tmp_path / "hook"
-    # the workstation pauses after its first committed photograph while the server restarts under it
     proc = subprocess.Popen(command("out"), cwd=ROOT, env=stopping_env(ENV, hook, 1, "pause"), stdout=open(log, "wb"),
                             stderr=subprocess.STDOUT)
     wait_paused(proc, hook, log)
@@ -107,8 +114,13 @@ def test_the_server_restarted_mid_batch_gives_a_clear_error_and_the_rerun_resume
     rc = proc.wait(timeout=300)
     printed = log.read_text(errors="replace")
     last = printed.strip().splitlines()[-1]   # the one line the user reads (tracebacks only in the log)
-    assert rc == 4 and last.startswith("eyescreen screen: lost the connection to the clinic database"), printed
-    assert "run the same command again" in last
+    assert "lost the connection to the clinic database" in printed, printed   # the restart was met mid-batch
+    if rc == 4:
+        assert last.startswith("eyescreen screen: lost the connection to the clinic database"), printed
+        assert "run the same command again" in last
+    else:
+        assert rc == 0 and last.startswith("Results: "), printed
+        assert "result cache lookup failed" in printed      # the thread that met it, and renewed the pool
     rerun = subprocess.run(command("out"), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_each_once(url, photos, tmp_path)
