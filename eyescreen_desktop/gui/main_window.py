@@ -335,9 +335,12 @@ class MainWindow(QMainWindow):
         self.result_view.heatmap_box.toggled.connect(self._remember_heatmap)
 
     def _restore(self) -> None:
+        """The window's last size and place, and how its panes were divided."""
         geometry = self.window_state.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(self._first_size())
+        if (splitter := self.window_state.splitter()) is not None:
+            self.splitter.restoreState(splitter)
 
     def _first_size(self) -> QSize:
         """1360x860, or the screen's free area when that is smaller (a 1024x700 laptop):
@@ -346,8 +349,6 @@ class MainWindow(QMainWindow):
         if (screen := self.screen()) is not None:
             size = size.boundedTo(screen.availableGeometry().size())
         return size
-        if (splitter := self.window_state.splitter()) is not None:
-            self.splitter.restoreState(splitter)
 
     # ------------------------------------------------------------------ model
 

@@ -294,3 +294,24 @@ def test_after_a_relaunch_an_interrupted_batch_is_offered_to_resume(qtbot, data_
     assert asked == [folder]
     win.close()
     clinic_store.close()
+
+
+def test_how_the_panes_were_divided_is_kept_after_a_relaunch(qtbot, data_dir):
+    """The splitter between the desk and the result is saved on close and restored on
+    the next launch (the restore had ended up after a ``return`` and never ran)."""
+    from eyescreen_desktop.gui.app import build_window
+
+    sizes = []
+    for launch in range(2):
+        win, clinic_store = build_window(data_dir, dialogs=False)
+        qtbot.addWidget(win)
+        win.resize(1200, 800)
+        win.show()
+        qtbot.waitExposed(win)
+        if launch == 0:
+            total = sum(win.splitter.sizes())
+            win.splitter.setSizes([total // 4, total - total // 4])
+        sizes.append(win.splitter.sizes())
+        win.close()
+        clinic_store.close()
+    assert sizes[1] == sizes[0] and sizes[0][0] < sizes[0][1] // 2
