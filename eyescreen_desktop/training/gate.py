@@ -56,7 +56,7 @@ from . import frames as F
 log = logging.getLogger(__name__)
 
 GATE_NAME = "eyescreen-gate"
-GATE_VERSION = "1.2.0"
+GATE_VERSION = "1.3.0"
 DEFAULT_SIZE = 128
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = REPO.parent / "shared" / "datasets"

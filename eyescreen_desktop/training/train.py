@@ -135,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default="1.0.0", help="model version in the card")
     parser.add_argument("--start-from", type=Path, default=None, metavar="MODEL_FOLDER",
                         help="fine-tune this trained model's weights, rebuilt at the input size, on its own "
-                             "split.csv (default: the recipe's; resfix-512 starts from models/eyescreen-dr)")
+                             "split.csv (default: the recipe's; resfix-512 starts from 2.0.0 as `make model` trains it)")
     parser.add_argument("--epoch-photographs", type=int, default=None,
                         help="photographs drawn anew for each fine-tuning epoch (default: the recipe's; 0 = all)")
     parser.add_argument("--checkpoints", type=Path, default=None, metavar="FOLDER",

@@ -77,7 +77,10 @@ def test_the_cards_hold_the_thresholds_chosen_on_validation_patients():
     gate = Gate.load()
     assert 0.5 < urgent_signs_threshold(card) < 1       # "with high probability"
     assert 0 < gate.thresholds["borderline"] < gate.thresholds["reject"]
-    assert card.operating_point.maculopathy < 0.826511  # lower than 2.0.0's flag
+    flag = card.raw["maculopathy_flag"]
+    assert card.operating_point.maculopathy == flag["threshold"]
+    pooled = next(row["chosen"] for row in flag["table"] if row["group"] == "fundus-dr + idrid")
+    assert pooled["false_flags"] <= 0.05 * pooled["of_negatives"]     # the rule's limit, on validation eyes
 
 
 def test_a_refused_photograph_with_urgent_signs_says_examine_today_and_stays_ungraded(screened):

@@ -180,4 +180,4 @@ def test_cli_names_the_model_to_start_from_and_the_checkpoint_folder():
     assert config.recipe.start_from == "runs/other" and config.recipe.epoch_photographs == 50
     assert config.checkpoints == Path(".cache/ck")
     default = train.config_from_args(parser.parse_args(["--data", "a.csv", "--out", "x", "--recipe", "resfix-512"]))
-    assert default.recipe.start_from == "models/eyescreen-dr" and default.checkpoints is None
+    assert default.recipe.start_from == ".cache/eyescreen-dr-2.0.0" and default.checkpoints is None
