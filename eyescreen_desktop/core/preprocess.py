@@ -52,9 +52,10 @@ def preprocess(rgb: np.ndarray, size: int, fov: FieldOfView | None = None) -> np
     cx, cy, r = _circle(rgb, fov)
     square = crop_square(rgb, cx, cy, r, size)
     mask = disc_mask(size, MASK_RADIUS)
-    out = normalise_colour(square, mask)
-    out[~mask | (channel_max(square) <= BLACK_LEVEL)] = 0
-    return out
+    brightest = channel_max(square)
+    out = normalise_colour(square, mask, brightest)
+    keep = (mask & (brightest > BLACK_LEVEL)).view(np.uint8)     # 1 where the picture stays
+    return cv2.multiply(out, cv2.merge((keep, keep, keep)))      # the rest black (a boolean index: 3x slower)
 
 
 def model_frame(rgb: np.ndarray, work: tuple[np.ndarray, float] | None = None) -> FieldOfView:
@@ -121,21 +122,18 @@ def disc_mask(size: int, radius_fraction: float = MASK_RADIUS) -> np.ndarray:
     return _MASKS[key]
 
 
-def normalise_colour(square: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def normalise_colour(square: np.ndarray, mask: np.ndarray, brightest: np.ndarray | None = None) -> np.ndarray:
     """Per-channel mean/std transfer inside ``mask`` to the typical raw fundus look.
 
     Pixels that are black in the crop (outside the camera's circle, padding)
     are left out of the statistics so a cut-off circle does not darken the rest."""
-    lit = mask & (channel_max(square) > 10)
-    if lit.sum() < 16:
+    lit = mask & ((channel_max(square) if brightest is None else brightest) > 10)
+    if np.count_nonzero(lit) < 16:
         return square.copy()
-    mean, std = cv2.meanStdDev(square, mask=lit.astype(np.uint8))
+    mean, std = cv2.meanStdDev(square, mask=lit.view(np.uint8))
     mean, std = mean.ravel().astype(np.float32), std.ravel().astype(np.float32)
     gain = np.clip(TARGET_STD / np.maximum(std, 1e-3), MIN_GAIN, MAX_GAIN)
     offset = TARGET_MEAN - mean * gain
     lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * gain + offset, 0, 255)
     lut = (lut + 0.5).astype(np.uint8)
-    out = np.empty_like(square)
-    for c in range(3):
-        out[:, :, c] = cv2.LUT(square[:, :, c], lut[:, c])
-    return out
+    return cv2.LUT(square, lut.reshape(256, 1, 3))      # one table per channel, in one pass
