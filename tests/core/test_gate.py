@@ -202,6 +202,19 @@ def test_an_unfamiliar_photograph_goes_to_review_ungraded(gate, good):
     assert result.grade is None and "check it by eye" in result.message
 
 
+@pytest.mark.parametrize("photo", ["fundus-dr/images/P123_R.jpg", "idrid/images/IDRiD_089.jpg",
+                                   "idrid/images/IDRiD_122.jpg",
+                                   "odir-384/images/907_right.jpg"])
+def test_clear_photographs_of_a_fitted_camera_are_not_unfamiliar(photo, screener):
+    """Gradable photographs of the gate's own check patients, farthest from the fit
+    photographs on grader 3.0.0's features: the 99.8th percentile +5% rule (one
+    tune photograph set it, at 2.092) called all four "unfamiliar" and sent them to
+    review; the 99th percentile x1.5 grades them."""
+    result = screener.screen_array(read_image(SHARED / photo, max_side=1024))
+    assert result.status is Status.OK and result.grade is not None
+    assert 2.092 < result.quality.metrics["gate_distance"] < screener.gate.thresholds["unfamiliar"]
+
+
 def test_learned_reject_is_said_in_words(gate):
     v = QualityVerdict("reject", 0.9, 0.1)
     assert decide_gate("fundus", "ok", (), v, {"vessel_contrast": 0.085, "fine_detail": 0.2}) == \
