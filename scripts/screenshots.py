@@ -161,8 +161,9 @@ def shoot(window, store, model: Path, tmp: Path, out: Path) -> None:
     window.result_view.set_heatmap(False)
     first = window.encounter_id
     window.start_next_patient()
-    panel.set_patient(Patient("P002", "Mary Somerville", dt.date(1962, 4, 1), "female", "type 2", 4))
-    window.screen_paths([PHOTOS / "P003_L.jpg"])
+    # a photograph named for the patient: another patient's ID in the name stops at the photograph check
+    panel.set_patient(Patient("P006", "Mary Somerville", dt.date(1962, 4, 1), "female", "type 2", 4))
+    window.screen_paths([PHOTOS / "P006_L.jpg"])
     wait_for(window.engine.encounterSaved)
     grab(window, out / "window-one-eye.png")
     window.start_next_patient()
