@@ -31,10 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from eyescreen_desktop.core.calibration import (  # issue 20: grade cut-offs move
-    REFERABLE_GRADE,
-    URGENT_GRADE,
-)
+from eyescreen_desktop.domain.grades import REFERABLE_GRADE, URGENT_GRADE
 from eyescreen_desktop.core.paths import project_root
 
 ROOT = project_root()
