@@ -32,6 +32,9 @@ def read(folder: Path) -> dict[str, dict[str, str]]:
 
 
 def summary(rows: list[dict[str, str]]) -> dict[str, object]:
+    """Referred = the queue ``evaluate`` chose (urgent or routine), not the CSV's
+    probabilities thresholded again: they are rounded to 5 decimals, and an eye at
+    the threshold would move (odir-384: 913 instead of the report's 914 of 1025)."""
     ok = [r for r in rows if r["status"] == "ok"]
     y_ref = np.array([int(r["referable"]) for r in ok])
     y_urg = np.array([int(r["urgent"]) for r in ok])

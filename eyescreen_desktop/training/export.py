@@ -8,7 +8,6 @@ for people.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,9 @@ def save_model(model: Any, out_dir: Path, card: dict[str, Any]) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / WEIGHTS_FILE
+    if getattr(model, "optimizer", None) is not None:    # compiled: Keras 3 ignores include_optimizer
+        model = _without_optimizer(model)
     model.save(weights)
-    if _saved_optimizer(weights):
-        _without_optimizer(model).save(weights)
     full = {
         "format": CARD_FORMAT,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -38,18 +37,6 @@ def save_model(model: Any, out_dir: Path, card: dict[str, Any]) -> Path:
         "weights_sha256": sha256_file(weights),
     }
     return write_card(out_dir, full)
-
-
-def _saved_optimizer(weights: Path) -> bool:
-    """Whether a saved ``.keras`` archive carries optimizer state (Keras 3 saves it
-    with any compiled model and ignores ``include_optimizer``)."""
-    import zipfile
-
-    import h5py
-
-    with zipfile.ZipFile(weights) as archive, archive.open("model.weights.h5") as raw:
-        with h5py.File(io.BytesIO(raw.read()), "r") as h5:
-            return "optimizer" in h5
 
 
 def _without_optimizer(model: Any) -> Any:
